@@ -1,0 +1,46 @@
+// Checked allocation and internal errors (see common.h).
+#include "common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+_Noreturn void damc_internal_error(const char *file, int line, const char *msg) {
+  fprintf(stderr, "damc: internal error at %s:%d: %s\n", file, line, msg);
+  abort();
+}
+
+void *xmalloc(size_t size) {
+  void *p = malloc(size ? size : 1);
+  if (!p) damc_internal_error(__FILE__, __LINE__, "out of memory");
+  return p;
+}
+
+void *xcalloc(size_t count, size_t size) {
+  void *p = calloc(count ? count : 1, size ? size : 1);
+  if (!p) damc_internal_error(__FILE__, __LINE__, "out of memory");
+  return p;
+}
+
+void *xrealloc(void *ptr, size_t size) {
+  void *p = realloc(ptr, size ? size : 1);
+  if (!p) damc_internal_error(__FILE__, __LINE__, "out of memory");
+  return p;
+}
+
+char *xstrndup(const char *s, size_t n) {
+  char *p = xmalloc(n + 1);
+  memcpy(p, s, n);
+  p[n] = '\0';
+  return p;
+}
+
+char *xstrdup(const char *s) { return xstrndup(s, strlen(s)); }
+
+void grow_array(void **items, size_t *cap, size_t need, size_t elem) {
+  if (need <= *cap) return;
+  size_t n = *cap ? *cap : 8;
+  while (n < need) n *= 2;
+  *items = xrealloc(*items, n * elem);
+  *cap = n;
+}

@@ -1,0 +1,40 @@
+// Common definitions for every compiler layer: checked allocation and internal-error macros.
+//
+// The compiler treats running out of memory and broken invariants as internal errors: it
+// prints where and aborts (exit status 70 through the driver's SIGABRT handler is not
+// attempted; abort() keeps the core). User errors never come here; they go to a DiagSink.
+#ifndef DAMC_COMMON_H
+#define DAMC_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+// Prints "damc: internal error at FILE:LINE: MSG" and aborts.
+_Noreturn void damc_internal_error(const char *file, int line, const char *msg);
+
+#define DAMC_ASSERT(cond)                                                      \
+  do {                                                                         \
+    if (!(cond))                                                               \
+      damc_internal_error(__FILE__, __LINE__, "assertion failed: " #cond);     \
+  } while (0)
+#define damc_unreachable() damc_internal_error(__FILE__, __LINE__, "unreachable")
+
+// Allocation that never returns NULL: failure is an internal error.
+void *xmalloc(size_t size);
+void *xcalloc(size_t count, size_t size);
+void *xrealloc(void *ptr, size_t size);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+// Grows `*items` (an array of `*cap` elements of `elem` bytes) to hold at least `need`.
+void grow_array(void **items, size_t *cap, size_t need, size_t elem);
+#define VEC_PUSH(items, count, cap, value)                                     \
+  do {                                                                         \
+    grow_array((void **)&(items), &(cap), (count) + 1, sizeof(*(items)));      \
+    (items)[(count)++] = (value);                                              \
+  } while (0)
+
+#endif

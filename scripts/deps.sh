@@ -1,0 +1,29 @@
+#!/bin/sh
+# Installs the Debian packages damc needs to build and test, and nothing else.
+# Called by `make demo`, `make test` and `make check-asan`; safe to run again (it only
+# installs what dpkg says is missing). Uses apt-get directly as root, sudo otherwise,
+# and prints the exact command when neither is possible.
+set -eu
+
+PACKAGES="cmake make gcc clang libclang-rt-14-dev flex bison llvm-19-dev \
+libopenblas-dev liblapacke-dev zlib1g-dev libzip-dev python3-numpy"
+
+missing=""
+for p in $PACKAGES; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing="$missing $p"
+  fi
+done
+[ -z "$missing" ] && exit 0
+
+cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends$missing"
+echo "damc: installing missing Debian packages:$missing"
+if [ "$(id -u)" -eq 0 ]; then
+  sh -c "$cmd"
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+  sudo sh -c "$cmd"
+else
+  echo "damc: cannot install packages (not root, no sudo). Run as root:" >&2
+  echo "  $cmd" >&2
+  exit 1
+fi
