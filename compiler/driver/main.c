@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "derive/network.h"
 #include "front/ast_dump.h"
 #include "front/front.h"
 #include "support/common.h"
@@ -107,6 +108,74 @@ static int cmd_parse(int argc, char **argv) {
   return status;
 }
 
+// ---- damc explain ----
+
+static int cmd_explain(int argc, char **argv) {
+  const Command *self = find_command("explain");
+  const char *file = NULL;
+  bool latex = false;
+  const char **eliminate = xcalloc((size_t)argc + 1, sizeof *eliminate);
+  int neliminate = 0, status = 0;
+  for (int i = 1; i < argc; i++) {
+    if (is_help(argv[i])) {
+      print_command_help(self);
+      printf("\noptions:\n  --latex            print the equations as LaTeX (align* "
+             "environments)\n  --eliminate LAYER  integrate LAYER out (as if its tau were 0) "
+             "and print the\n                     reduced model; repeatable\n");
+      free(eliminate);
+      return 0;
+    }
+    if (strcmp(argv[i], "--latex") == 0) {
+      latex = true;
+    } else if (strcmp(argv[i], "--eliminate") == 0) {
+      if (i + 1 == argc) {
+        free(eliminate);
+        return usage_error("explain", "'--eliminate' needs a layer name%s", "");
+      }
+      eliminate[neliminate++] = argv[++i];
+    } else if (argv[i][0] == '-' && argv[i][1]) {
+      free(eliminate);
+      return usage_error("explain", "unknown option '%s'", argv[i]);
+    } else if (file) {
+      free(eliminate);
+      return usage_error("explain", "more than one model file ('%s')", argv[i]);
+    } else {
+      file = argv[i];
+    }
+  }
+  if (!file) {
+    free(eliminate);
+    return usage_error("explain", "no model file given%s", "");
+  }
+  Session *s = session_new(stderr);
+  Model *m = load_model(s, file);
+  int *layers = xcalloc((size_t)neliminate + 1, sizeof *layers);
+  for (int i = 0; m && i < neliminate; i++) {
+    layers[i] = -1;
+    for (int a = 0; a < m->nlayers; a++)
+      if (strcmp(m->layers[a].name, eliminate[i]) == 0) layers[i] = a;
+    if (layers[i] < 0) {
+      fprintf(stderr, "damc explain: error: '--eliminate %s': the model has no layer '%s'\n",
+              eliminate[i], eliminate[i]);
+      status = EXIT_USAGE;
+    }
+  }
+  Network *net = m && !status ? network_derive(s, m, layers, neliminate) : NULL;
+  if (net) {
+    StrBuf out = {0};
+    network_explain(&out, net, latex ? PRINT_LATEX : PRINT_PRETTY);
+    fputs(sb_str(&out), stdout);
+    sb_free(&out);
+  } else if (!status) {
+    status = EXIT_MODEL;
+  }
+  network_free(net);
+  free(layers);
+  free(eliminate);
+  session_free(s);
+  return status;
+}
+
 // ---- Subcommands still to come ----
 
 static int cmd_missing(int argc, char **argv) {
@@ -122,7 +191,7 @@ static const Command commands[] = {
      "FILE [--ast]", cmd_parse},
     {"explain", "Print what was derived: each layer's L, g, Hessian structure and Lagrange "
      "term,\nthe energy, the currents and the dynamics.",
-     "FILE [--latex] [--eliminate LAYER]...", cmd_missing},
+     "FILE [--latex] [--eliminate LAYER]...", cmd_explain},
     {"eval", "Evaluate the energy, activations, currents and dx/dt at given states.",
      "FILE TENSORS... --state A=FILE.npy... [--input A=FILE.npy...] [--precision f32|f64] "
      "[--out OUT.npz]", cmd_missing},

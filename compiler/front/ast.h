@@ -65,6 +65,7 @@ struct AstExpr {
   };
   AstArg *args;  // AST_CALL
   int nargs;
+  AstExpr **bound_args;  // sema, calls of defs: the argument (or default) of each parameter
   AstBinOp op;   // AST_BINARY
   Span op_span;  // AST_BINARY
   AstExpr *lhs;  // AST_BINARY; AST_NEG and AST_TRANSPOSE use lhs as the operand

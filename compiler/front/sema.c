@@ -522,6 +522,7 @@ static Shape check_def_call(Checker *c, AstExpr *e, const Ctx *ctx) {
     ok &= args[i].rank != SHAPE_ERROR;
   }
   if (!ok || def->unusable) return ERROR_SHAPE;
+  e->bound_args = bound;
   Frame frame = {def, args, e->span, ctx->frame};
   Ctx inner = *ctx;
   inner.frame = &frame;

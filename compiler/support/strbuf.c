@@ -50,10 +50,22 @@ void sb_double(StrBuf *sb, double v) {
     sb_append(sb, v < 0 ? "-inf" : "inf");
     return;
   }
+  if (v == floor(v) && fabs(v) < 1e15) {
+    sb_printf(sb, "%.0f", v);
+    return;
+  }
   char buf[40];
   for (int prec = 1; prec <= 17; prec++) {
     snprintf(buf, sizeof buf, "%.*g", prec, v);
     if (strtod(buf, NULL) == v) break;
+  }
+  // "1e-05" -> "1e-5", "2.5e+17" -> "2.5e17": the same number, as a person writes it.
+  char *e = strchr(buf, 'e');
+  if (e) {
+    int exponent = atoi(e + 1);
+    *e = '\0';
+    sb_printf(sb, "%se%d", buf, exponent);
+    return;
   }
   sb_append(sb, buf);
 }

@@ -1,0 +1,194 @@
+// `damc explain`: the derived equations as text or LaTeX (see network_explain).
+#include <string.h>
+
+#include "derive/network.h"
+#include "support/common.h"
+
+typedef struct {
+  StrBuf *out;
+  const Network *net;
+  PrintStyle style;
+} Explainer;
+
+static bool tex(const Explainer *x) { return x->style == PRINT_LATEX; }
+
+static void expr(Explainer *x, ExprId e) {
+  expr_print(x->out, x->net->pool, e, &x->net->names, x->style);
+}
+
+// One "name = expression" line: plain text, or one row of a LaTeX align environment.
+static void line(Explainer *x, const char *text_lhs, const char *tex_lhs, ExprId e,
+                 const char *note) {
+  if (tex(x)) {
+    sb_printf(x->out, "  %s &= ", tex_lhs);
+    expr(x, e);
+    if (note) sb_printf(x->out, " && \\text{%s}", note);
+    sb_append(x->out, " \\\\\n");
+  } else {
+    sb_printf(x->out, "  %-10s = ", text_lhs);
+    expr(x, e);
+    if (note) sb_printf(x->out, "    [%s]", note);
+    sb_putc(x->out, '\n');
+  }
+}
+
+static void heading(Explainer *x, const char *title) {
+  if (tex(x)) sb_printf(x->out, "\\paragraph{%s}\n", title);
+  else sb_printf(x->out, "\n%s\n", title);
+}
+
+static void begin_align(Explainer *x) {
+  if (tex(x)) sb_append(x->out, "\\begin{align*}\n");
+}
+static void end_align(Explainer *x) {
+  if (tex(x)) sb_append(x->out, "\\end{align*}\n");
+}
+
+static void structure_text(const StructJac *h, char *buf, size_t n) {
+  if (h->dense) snprintf(buf, n, "dense");
+  else if (h->nterms == 0) snprintf(buf, n, "diagonal");
+  else snprintf(buf, n, "diagonal + rank %d", h->nterms);
+}
+
+static void layer_section(Explainer *x, int a) {
+  const Network *net = x->net;
+  const LayerEq *l = &net->layers[a];
+  const char *name = net->model->layers[a].name;
+  char title[256], lhs[128], tlhs[128], st[64];
+  StrBuf dims = {0};
+  sb_append(&dims, net->names.dims[net->model->layers[a].dim]);
+  snprintf(title, sizeof title, "layer %s[%s]%s", name, sb_str(&dims),
+           l->eliminated ? " (eliminated: x = u at every instant)" : "");
+  sb_free(&dims);
+  heading(x, title);
+  begin_align(x);
+  snprintf(tlhs, sizeof tlhs, "L_{%s}", name);
+  line(x, "L", tlhs, l->L, NULL);
+  snprintf(lhs, sizeof lhs, "g(%s)", name);
+  snprintf(tlhs, sizeof tlhs, "g_{%s}", name);
+  line(x, lhs, tlhs, l->g, NULL);
+  structure_text(&l->hess, st, sizeof st);
+  snprintf(tlhs, sizeof tlhs, "H_{%s} d", name);
+  if (!l->hess.dense) {
+    if (l->hess.diag) {
+      snprintf(tlhs, sizeof tlhs, "\\operatorname{diag} H_{%s}", name);
+      line(x, "diag H", tlhs, l->hess.diag, st);
+    }
+    for (int k = 0; k < l->hess.nterms; k++) {
+      char t[64], tt[96];
+      snprintf(t, sizeof t, "H u%d", k + 1);
+      snprintf(tt, sizeof tt, "u_{%d}", k + 1);
+      line(x, t, tt, l->hess.u[k], k == 0 && !l->hess.diag ? st : "rank-one term u v'");
+      snprintf(t, sizeof t, "H v%d", k + 1);
+      snprintf(tt, sizeof tt, "v_{%d}", k + 1);
+      line(x, t, tt, l->hess.v[k], NULL);
+    }
+  }
+  snprintf(tlhs, sizeof tlhs, "H_{%s} d", name);
+  line(x, "H d", tlhs, l->hvp, l->hess.dense ? "dense: Hessian-vector product" : NULL);
+  snprintf(tlhs, sizeof tlhs, "\\Lambda_{%s}", name);
+  line(x, "Lambda", tlhs, l->lagrange, "x . g - L");
+  snprintf(tlhs, sizeof tlhs, "\\tau_{%s}", name);
+  line(x, "tau", tlhs, l->tau, NULL);
+  end_align(x);
+}
+
+// E = sum_A Lambda_A - sum_A I_A . g_A + E_int, with the Lambda_A named (they are printed
+// in the layer sections) so the coupling terms stand out.
+static void energy_line(Explainer *x) {
+  const Network *net = x->net;
+  const Model *m = net->model;
+  sb_append(x->out, tex(x) ? "  E &= " : "  E          = ");
+  for (int a = 0; a < net->nlayers; a++) {
+    const char *name = m->layers[a].name;
+    if (tex(x)) sb_printf(x->out, "%s\\Lambda_{%s}", a ? " + " : "", name);
+    else sb_printf(x->out, "%sLambda_%s", a ? " + " : "", name);
+  }
+  for (int a = 0; a < net->nlayers; a++) {
+    if (!net->layers[a].input) continue;
+    const char *name = m->layers[a].name;
+    if (tex(x)) sb_printf(x->out, " - I_{%s} \\cdot g_{%s}", name, name);
+    else sb_printf(x->out, " - dot(I_%s, g(%s))", name, name);
+  }
+  if (!expr_is_const(net->pool, net->energy_int, 0)) {
+    StrBuf e = {0};
+    expr_print(&e, net->pool, net->energy_int, &net->names, x->style);
+    const char *text = sb_str(&e);
+    if (text[0] == '-') sb_printf(x->out, " - %s", text + 1);
+    else sb_printf(x->out, " + %s", text);
+    sb_free(&e);
+  }
+  sb_append(x->out, tex(x) ? " \\\\\n" : "\n");
+}
+
+// tau_A dx_A/dt = u_A - x_A (or x_A = u_A for an eliminated layer).
+static void dynamics_line(Explainer *x, int a) {
+  const Network *net = x->net;
+  const LayerEq *l = &net->layers[a];
+  const char *name = net->model->layers[a].name;
+  char lhs[160], tlhs[160];
+  if (l->eliminated) {
+    snprintf(lhs, sizeof lhs, "%s", name);
+    snprintf(tlhs, sizeof tlhs, "x_{%s}", name);
+    line(x, lhs, tlhs, l->u, "tau = 0: solved instantly");
+    return;
+  }
+  StrBuf tau = {0};
+  expr_print(&tau, net->pool, l->tau, &net->names, x->style);
+  if (tex(x)) sb_printf(x->out, "  %s \\frac{dx_{%s}}{dt} &= ", sb_str(&tau), name);
+  else sb_printf(x->out, "  %s d%s/dt = ", sb_str(&tau), name);
+  sb_free(&tau);
+  expr(x, l->u);
+  sb_printf(x->out, tex(x) ? " - x_{%s} \\\\\n" : " - %s\n", name);
+}
+
+void network_explain(StrBuf *out, const Network *net, PrintStyle style) {
+  Explainer x = {out, net, style};
+  const Model *m = net->model;
+  if (tex(&x)) sb_printf(out, "%% damc explain: model %s\n", m->name);
+  else sb_printf(out, "model %s\n", m->name);
+  for (int a = 0; a < net->nlayers; a++) layer_section(&x, a);
+
+  heading(&x, "energy");
+  begin_align(&x);
+  energy_line(&x);
+  end_align(&x);
+  if (net->has_directed && !tex(&x))
+    sb_append(out, "  (a directed synapse adds to the currents without energy: E is not "
+                   "guaranteed to decrease)\n");
+
+  heading(&x, "currents");
+  begin_align(&x);
+  for (int a = 0; a < net->nlayers; a++) {
+    char lhs[128], tlhs[128];
+    snprintf(lhs, sizeof lhs, "u_%s", m->layers[a].name);
+    snprintf(tlhs, sizeof tlhs, "u_{%s}", m->layers[a].name);
+    line(&x, lhs, tlhs, net->layers[a].u, NULL);
+  }
+  end_align(&x);
+
+  heading(&x, "dynamics");
+  begin_align(&x);
+  for (int a = 0; a < net->nlayers; a++) dynamics_line(&x, a);
+  end_align(&x);
+
+  if (!net->reduced) return;
+  heading(&x, "reduced model (eliminated layers integrated out)");
+  begin_align(&x);
+  line(&x, "E", "E_{\\mathrm{eff}}", net->reduced_energy, NULL);
+  for (int a = 0; a < net->nlayers; a++) {
+    if (net->layers[a].eliminated) continue;
+    const char *name = m->layers[a].name;
+    char lhs[160], tlhs[160];
+    snprintf(lhs, sizeof lhs, "%s <-", name);
+    snprintf(tlhs, sizeof tlhs, "x_{%s} &\\leftarrow", name);
+    if (tex(&x)) {
+      sb_printf(out, "  x_{%s} &\\leftarrow ", name);
+      expr(&x, net->reduced_u[a]);
+      sb_append(out, " \\\\\n");
+    } else {
+      line(&x, lhs, tlhs, net->reduced_u[a], "the update x <- u, one Euler step with dt = tau");
+    }
+  }
+  end_align(&x);
+}

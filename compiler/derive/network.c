@@ -1,0 +1,301 @@
+// Network derivation (see network.h).
+#include "derive/network.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "support/common.h"
+#include "sym/builtins.h"
+
+_Static_assert((int)FN_EXP == (int)EF_EXP && (int)FN_SECH2 == (int)EF_SECH2,
+               "the elementwise rows of func_table.def follow ElemFn");
+
+// ---- From syntax to the DAG ----
+
+typedef struct {
+  Network *net;
+  ExprPool *pool;
+  const Model *m;
+} Lower;
+
+static ExprShape weight_shape(const ModelWeight *w) {
+  return (ExprShape){(int8_t)w->rank, {w->dims[0], w->dims[1]}};
+}
+
+// Lowers an expression; `args` binds the parameters of the def being inlined.
+static ExprId lower(Lower *lw, const AstExpr *e, const ExprId *args) {
+  ExprPool *p = lw->pool;
+  const Model *m = lw->m;
+  switch (e->kind) {
+  case AST_NUM: return expr_const(p, e->num);
+  case AST_NAME:
+    switch (e->ref) {
+    case REF_DIM: return expr_leaf(p, EX_DIM, e->ref_index, expr_shape_scalar());
+    case REF_PARAM: return expr_leaf(p, EX_PARAM, e->ref_index, expr_shape_scalar());
+    case REF_STATE: return lw->net->layers[e->ref_index].state;
+    case REF_WEIGHT:
+      return expr_leaf(p, EX_WEIGHT, e->ref_index, weight_shape(&m->weights[e->ref_index]));
+    case REF_ARG: return args[e->ref_index];
+    default: damc_unreachable();
+    }
+  case AST_ACT: return lw->net->layers[e->ref_index].act;
+  case AST_NEG: return expr_neg(p, lower(lw, e->lhs, args));
+  case AST_TRANSPOSE: return expr_transpose(p, lower(lw, e->lhs, args));
+  case AST_BINARY: {
+    ExprId a = lower(lw, e->lhs, args), b = lower(lw, e->rhs, args);
+    switch (e->op) {
+    case OP_ADD: return expr_add(p, a, b);
+    case OP_SUB: return expr_sub(p, a, b);
+    case OP_MUL: return expr_mul(p, a, b);
+    case OP_DIV: return expr_div(p, a, b);
+    case OP_MATMUL: return expr_matmul(p, a, b);
+    case OP_POW: return expr_pow(p, a, b);
+    }
+    damc_unreachable();
+  }
+  case AST_CALL:
+    if (e->ref == REF_DEF) {
+      const AstDecl *def = e->ref_def;
+      ExprId *bound = xmalloc(((size_t)def->nparams + 1) * sizeof *bound);
+      // An argument is lowered where it is written; a default has no arguments to bind.
+      for (int i = 0; i < def->nparams; i++) bound[i] = lower(lw, e->bound_args[i], args);
+      ExprId r = lower(lw, def->value, bound);
+      free(bound);
+      return r;
+    }
+    {
+      const BuiltinInfo *fn = &builtin_info[e->ref_index];
+      ExprId a = lower(lw, e->args->value, args);
+      switch (fn->kind) {
+      case FNK_ELEM: return expr_fn(p, (ElemFn)e->ref_index, a);
+      case FNK_DOT: return expr_dot(p, a, lower(lw, e->args->next->value, args));
+      case FNK_TRANSPOSE: return expr_transpose(p, a);
+      case FNK_LEN: return expr_numel(p, expr_get(p, a)->shape);
+      case FNK_REDUCE:
+        switch ((BuiltinFn)e->ref_index) {
+        case FN_SUM: return expr_sum(p, a);
+        case FN_MEAN: return expr_div(p, expr_sum(p, a), expr_numel(p, expr_get(p, a)->shape));
+        case FN_LOGSUMEXP: return expr_lse(p, a);
+        case FN_NORM: return expr_fn(p, EF_SQRT, expr_sum(p, expr_pow(p, a, expr_const(p, 2))));
+        default: damc_unreachable();
+        }
+      }
+      damc_unreachable();
+    }
+  }
+  damc_unreachable();
+}
+
+// ---- Substitutions ----
+
+typedef struct {
+  const Network *net;
+  const ExprId *act_value;  // per layer: what g(A) stands for, or 0 to keep the leaf
+  const ExprId *state_value;  // per layer: what x_A stands for, or 0
+} LeafValues;
+
+static ExprId map_leaves(void *ctx, ExprPool *pool, const Expr *leaf) {
+  (void)pool;
+  const LeafValues *v = ctx;
+  if (leaf->kind == EX_ACT && v->act_value) return v->act_value[leaf->index];
+  if (leaf->kind == EX_STATE && v->state_value) return v->state_value[leaf->index];
+  return 0;
+}
+
+static ExprId substitute(Network *net, ExprId e, const ExprId *acts, const ExprId *states) {
+  LeafValues v = {net, acts, states};
+  return expr_substitute(net->pool, e, map_leaves, &v);
+}
+
+// ---- Derivation ----
+
+static void derive_layer(Lower *lw, int a) {
+  Network *net = lw->net;
+  ExprPool *p = net->pool;
+  const ModelLayer *ml = &lw->m->layers[a];
+  LayerEq *l = &net->layers[a];
+  l->L = lower(lw, ml->lagrangian, NULL);
+  l->g = diff_grad(p, l->L, l->state);
+  l->hess = diff_jacobian(p, l->g, l->state);
+  l->hvp = l->hess.dense ? diff_jvp(p, l->g, l->state, l->dir) : diff_jac_apply(p, &l->hess, l->dir);
+  l->lagrange = expr_sub(p, expr_dot(p, l->state, l->g), l->L);
+  l->tau = ml->tau ? lower(lw, ml->tau, NULL) : expr_const(p, 1);
+}
+
+// The interaction energy and the currents (in activation leaves).
+static void derive_couplings(Lower *lw) {
+  Network *net = lw->net;
+  ExprPool *p = net->pool;
+  const Model *m = lw->m;
+  ExprId energy_terms = expr_const(p, 0);
+  for (int i = 0; i < m->nenergies; i++)
+    energy_terms = expr_add(p, energy_terms, lower(lw, m->energies[i].expr, NULL));
+  ExprId e_int = energy_terms;
+  for (int a = 0; a < net->nlayers; a++) {
+    LayerEq *l = &net->layers[a];
+    // -dE/dg(A) of the general energy terms, derived symbolically.
+    l->u = expr_neg(p, diff_grad(p, energy_terms, l->act));
+    if (l->input) l->u = expr_add(p, l->u, l->input);
+  }
+  for (int i = 0; i < m->nsynapses; i++) {
+    const ModelSynapse *s = &m->synapses[i];
+    ExprId w = expr_leaf(p, EX_WEIGHT, s->weight, weight_shape(&m->weights[s->weight]));
+    LayerEq *la = &net->layers[s->a], *lb = &net->layers[s->b];
+    la->u = expr_add(p, la->u, expr_matmul(p, w, lb->act));
+    if (s->directed) {
+      net->has_directed = true;
+      continue;
+    }
+    ExprId term = expr_dot(p, la->act, expr_matmul(p, w, lb->act));
+    if (s->a == s->b) {
+      e_int = expr_sub(p, e_int, expr_scale(p, 0.5, term));
+    } else {
+      e_int = expr_sub(p, e_int, term);
+      lb->u = expr_add(p, lb->u, expr_matmul(p, expr_transpose(p, w), la->act));
+    }
+  }
+  net->energy_int = e_int;
+}
+
+static const char *layer_name(const Network *net, int a) { return net->model->layers[a].name; }
+
+// Checks that eliminated layers are solvable in closed form: u_h may not depend on g(h)
+// or on the activation of another eliminated layer.
+static bool check_eliminable(Session *s, const Network *net) {
+  bool ok = true;
+  for (int h = 0; h < net->nlayers; h++) {
+    const LayerEq *l = &net->layers[h];
+    if (!l->eliminated) continue;
+    uint64_t acts = expr_get(net->pool, l->u)->acts;
+    for (int k = 0; k < net->nlayers; k++) {
+      if (!net->layers[k].eliminated || !(acts >> (k < 63 ? k : 63) & 1)) continue;
+      const ModelLayer *ml = &net->model->layers[h];
+      Span where = ml->tau ? ml->tau->span : ml->span;
+      if (k == h)
+        diag_error(s->diag, where, "layer '%s' cannot be eliminated (x = u solved "
+                   "instantly): its current depends on its own activation g(%s)",
+                   layer_name(net, h), layer_name(net, h));
+      else
+        diag_error(s->diag, where, "layer '%s' cannot be eliminated: its current depends on "
+                   "g(%s), and '%s' is eliminated too", layer_name(net, h),
+                   layer_name(net, k), layer_name(net, k));
+      ok = false;
+      break;
+    }
+  }
+  return ok;
+}
+
+// The reduced model of theory.md §2 (eq. 2.1).
+static void derive_reduced(Network *net) {
+  ExprPool *p = net->pool;
+  int n = net->nlayers;
+  ExprId *acts = xcalloc((size_t)n, sizeof *acts), *states = xcalloc((size_t)n, sizeof *states);
+  ExprId e_int = net->energy_int, energy = expr_const(p, 0);
+  for (int h = 0; h < n; h++) {
+    LayerEq *l = &net->layers[h];
+    if (!l->eliminated) continue;
+    // g_h at x_h = u_h, where u_h depends only on layers that stay.
+    states[h] = l->u;
+    acts[h] = substitute(net, l->g, NULL, states);
+    states[h] = 0;
+    e_int = expr_at_zero(p, e_int, l->act);
+    ExprId *at_u = xcalloc((size_t)n, sizeof *at_u);
+    at_u[h] = l->u;
+    energy = expr_sub(p, energy, substitute(net, l->L, NULL, at_u));
+    free(at_u);
+  }
+  for (int a = 0; a < n; a++) {
+    const LayerEq *l = &net->layers[a];
+    if (l->eliminated) continue;
+    energy = expr_add(p, energy, l->lagrange);
+    if (l->input) energy = expr_sub(p, energy, expr_dot(p, l->input, l->act));
+    net->reduced_u[a] = substitute(net, l->u, acts, NULL);
+  }
+  net->reduced_energy = expr_add(p, energy, e_int);
+  free(acts);
+  free(states);
+}
+
+static void make_names(Session *s, Network *net) {
+  const Model *m = net->model;
+  const char **params = arena_alloc(s->arena, sizeof(char *) * (size_t)(m->nparams + 1));
+  const char **dims = arena_alloc(s->arena, sizeof(char *) * (size_t)(m->ndims + 1));
+  const char **layers = arena_alloc(s->arena, sizeof(char *) * (size_t)(m->nlayers + 1));
+  const char **weights = arena_alloc(s->arena, sizeof(char *) * (size_t)(m->nweights + 1));
+  for (int i = 0; i < m->nparams; i++) params[i] = m->params[i].name;
+  for (int i = 0; i < m->ndims; i++) {
+    if (m->dims[i].name) {
+      dims[i] = m->dims[i].name;
+    } else {
+      char buf[32];
+      snprintf(buf, sizeof buf, "%lld", (long long)m->dims[i].value);
+      dims[i] = arena_strndup(s->arena, buf, strlen(buf));
+    }
+  }
+  for (int i = 0; i < m->nlayers; i++) layers[i] = m->layers[i].name;
+  for (int i = 0; i < m->nweights; i++) weights[i] = m->weights[i].name;
+  net->names = (ExprNames){params, dims, layers, weights};
+}
+
+Network *network_derive(Session *s, const Model *m, const int *eliminate, int neliminate) {
+  Network *net = xcalloc(1, sizeof *net);
+  net->model = m;
+  net->pool = expr_pool_new();
+  net->nlayers = m->nlayers;
+  net->layers = xcalloc((size_t)m->nlayers + 1, sizeof *net->layers);
+  net->reduced_u = xcalloc((size_t)m->nlayers + 1, sizeof *net->reduced_u);
+  make_names(s, net);
+  ExprPool *p = net->pool;
+  for (int a = 0; a < m->nlayers; a++) {
+    LayerEq *l = &net->layers[a];
+    ExprShape shape = expr_shape_vec(m->layers[a].dim);
+    l->state = expr_leaf(p, EX_STATE, a, shape);
+    l->act = expr_leaf(p, EX_ACT, a, shape);
+    l->dir = expr_leaf(p, EX_DIR, a, shape);
+    if (m->layers[a].has_input) l->input = expr_leaf(p, EX_INPUT, a, shape);
+  }
+  Lower lw = {net, p, m};
+  for (int a = 0; a < m->nlayers; a++) derive_layer(&lw, a);
+  for (int i = 0; i < neliminate; i++) net->layers[eliminate[i]].eliminated = true;
+  for (int a = 0; a < m->nlayers; a++)
+    if (expr_is_const(p, net->layers[a].tau, 0)) net->layers[a].eliminated = true;
+  derive_couplings(&lw);
+
+  ExprId *acts = xcalloc((size_t)m->nlayers + 1, sizeof *acts);
+  ExprId energy = net->energy_int;
+  for (int a = 0; a < m->nlayers; a++) {
+    LayerEq *l = &net->layers[a];
+    acts[a] = l->g;
+    energy = expr_add(p, energy, l->lagrange);
+    if (l->input) energy = expr_sub(p, energy, expr_dot(p, l->input, l->act));
+  }
+  net->energy = energy;
+  net->energy_x = substitute(net, energy, acts, NULL);
+  for (int a = 0; a < m->nlayers; a++) {
+    LayerEq *l = &net->layers[a];
+    l->u_x = substitute(net, l->u, acts, NULL);
+    // An eliminated layer does not move on its own: it is set to x = u at every instant.
+    l->dxdt = l->eliminated ? expr_bcast(p, expr_const(p, 0), expr_get(p, l->state)->shape)
+                            : expr_div(p, expr_sub(p, l->u_x, l->state), l->tau);
+  }
+  free(acts);
+
+  bool ok = check_eliminable(s, net);
+  for (int a = 0; a < m->nlayers && ok; a++)
+    if (net->layers[a].eliminated) net->reduced = true;
+  if (net->reduced) derive_reduced(net);
+  if (!ok) {
+    network_free(net);
+    return NULL;
+  }
+  return net;
+}
+
+void network_free(Network *net) {
+  if (!net) return;
+  expr_pool_free(net->pool);
+  free(net->layers);
+  free(net->reduced_u);
+  free(net);
+}

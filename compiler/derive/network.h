@@ -1,0 +1,72 @@
+// Network derivation: from a checked Model to the equations of the network, symbolically.
+//
+// For each layer A it derives the activation g_A = dL_A/dx_A, the Hessian H_A with its
+// structure (diagonal, diagonal plus low rank, or dense) and the Hessian-vector product,
+// and the Lagrange term Lambda_A = x_A . g_A - L_A. For the network it builds the energy of
+// theory.md eq. (1.1) (every synapse, energy term and input; 1/2 on self-synapses), the
+// currents u_A = I_A - dE_int/dg_A (a synapse gives W @ g(B) and W' @ g(A); directed
+// synapses add to u without energy) and the dynamics tau_A dx_A/dt = u_A - x_A.
+//
+// Interaction terms are expressions of activation leaves g(A) (EX_ACT), so the equations
+// read as in the papers and each g is computed once; the `_x` forms substitute g_A(x_A)
+// for every leaf and are functions of the states alone (for checks and finite differences).
+//
+// Elimination (theory.md §2): a layer with tau = 0, or one named with --eliminate, is
+// solved instantly, x_h = u_h. The reduced model has the energy
+// E_eff = sum_{A != h} (Lambda_A - I_A . g_A) + E_int(g_h = 0) - L_h(u_h) and the currents
+// of the other layers with g_h = g_h(u_h). It requires u_h not to depend on g(h).
+#ifndef DAMC_NETWORK_H
+#define DAMC_NETWORK_H
+
+#include "front/ast.h"
+#include "support/session.h"
+#include "sym/diff.h"
+#include "sym/expr.h"
+#include "sym/expr_print.h"
+
+typedef struct {
+  ExprId state;     // leaf x_A
+  ExprId act;       // leaf g(A), as used in interaction terms
+  ExprId input;     // leaf I_A, or 0 without `input`
+  ExprId dir;       // leaf d_A, the direction of Hessian-vector products
+  ExprId L;         // L_A(x_A)
+  ExprId g;         // dL_A/dx_A
+  StructJac hess;   // H_A = dg_A/dx_A with its structure
+  ExprId hvp;       // H_A d_A
+  ExprId lagrange;  // Lambda_A = x_A . g_A - L_A
+  ExprId tau;       // scalar expression (constants and params)
+  ExprId u;         // the current, in activation leaves and inputs
+  ExprId u_x;       // the current with g = g(x) substituted
+  ExprId dxdt;      // (u_x - x_A) / tau_A; 0 for an eliminated layer
+  bool eliminated;  // tau = 0 or --eliminate: x_A = u_A at every instant
+} LayerEq;
+
+typedef struct {
+  const Model *model;
+  ExprPool *pool;
+  ExprNames names;
+  LayerEq *layers;  // one per model layer
+  int nlayers;
+  ExprId energy_int;  // interaction energy: -synapse terms + energy terms - I . g
+  ExprId energy;      // E, in activation leaves
+  ExprId energy_x;    // E with g = g(x) substituted
+  bool has_directed;  // a directed synapse: no guaranteed Lyapunov function
+  // The reduced model, when some layer is eliminated: its energy and the fixed-point
+  // update x_A <- u_A of each remaining layer, in leaves of the remaining layers.
+  bool reduced;
+  ExprId reduced_energy;
+  ExprId *reduced_u;  // per layer; 0 for eliminated layers
+} Network;
+
+// Derives the network of `m`. `eliminate` lists extra layers to eliminate (by index, or
+// NULL). Returns NULL after reporting errors (e.g. an eliminated layer whose current
+// depends on its own activation). The network lives until network_free.
+Network *network_derive(Session *s, const Model *m, const int *eliminate, int neliminate);
+void network_free(Network *net);
+
+// Prints what was derived (damc explain): per layer L, g, H with its structure and the
+// Hessian-vector product, Lambda; the energy; the currents; the dynamics; and the reduced
+// model when a layer is eliminated.
+void network_explain(StrBuf *out, const Network *net, PrintStyle style);
+
+#endif

@@ -1,0 +1,683 @@
+// The hash-consed expression DAG and its canonicalising constructors (see expr.h).
+#include "sym/expr.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "support/arena.h"
+#include "support/common.h"
+
+const char *const elem_fn_name[EF_COUNT] = {
+    "exp",   "log",   "sqrt", "abs",     "tanh", "sigmoid", "softplus", "relu", "log1p",
+    "expm1", "cosh",  "sinh", "logcosh", "step", "sign",    "sech2",
+};
+
+struct ExprPool {
+  Arena *arena;  // nodes and child arrays: addresses stay valid as the pool grows
+  Expr **nodes;  // nodes[id]; nodes[0] is unused
+  size_t count, cap;
+  ExprId *table;  // open addressing over structural hashes; 0 is empty
+  size_t table_cap;
+};
+
+ExprPool *expr_pool_new(void) {
+  ExprPool *p = xcalloc(1, sizeof *p);
+  p->arena = arena_new();
+  p->count = 1;
+  p->cap = 1024;
+  p->nodes = xcalloc(p->cap, sizeof *p->nodes);
+  p->table_cap = 2048;
+  p->table = xcalloc(p->table_cap, sizeof *p->table);
+  return p;
+}
+
+void expr_pool_free(ExprPool *pool) {
+  if (!pool) return;
+  arena_free(pool->arena);
+  free(pool->nodes);
+  free(pool->table);
+  free(pool);
+}
+
+const Expr *expr_get(const ExprPool *pool, ExprId id) {
+  DAMC_ASSERT(id > 0 && id < pool->count);
+  return pool->nodes[id];
+}
+
+uint32_t expr_count(const ExprPool *pool) { return (uint32_t)pool->count; }
+
+// ---- Interning ----
+
+static uint64_t mix(uint64_t h, uint64_t v) {
+  h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+  return h * 0xFF51AFD7ED558CCDull;
+}
+
+static uint64_t value_bits(double v) {
+  if (isnan(v)) v = NAN;  // one NaN
+  if (v == 0) v = signbit(v) ? -0.0 : 0.0;
+  uint64_t bits;
+  memcpy(&bits, &v, sizeof bits);
+  return bits;
+}
+
+static bool same_node(const Expr *e, ExprKind kind, ExprShape shape, const ExprId *kids,
+                      uint32_t nkids, double value, int index) {
+  if (e->kind != kind || e->nkids != nkids || e->index != index ||
+      !expr_shape_eq(e->shape, shape) || value_bits(e->value) != value_bits(value))
+    return false;
+  return nkids == 0 || memcmp(e->kids, kids, nkids * sizeof *kids) == 0;
+}
+
+static void rehash(ExprPool *p) {
+  size_t cap = p->table_cap * 2;
+  ExprId *table = xcalloc(cap, sizeof *table);
+  for (size_t id = 1; id < p->count; id++) {
+    size_t i = p->nodes[id]->hash & (cap - 1);
+    while (table[i]) i = (i + 1) & (cap - 1);
+    table[i] = (ExprId)id;
+  }
+  free(p->table);
+  p->table = table;
+  p->table_cap = cap;
+}
+
+static ExprId intern(ExprPool *p, ExprKind kind, ExprShape shape, const ExprId *kids,
+                     uint32_t nkids, double value, int index) {
+  uint64_t h = mix(mix(mix(kind, (uint64_t)index), value_bits(value)), (uint64_t)shape.rank);
+  for (int i = 0; i < shape.rank; i++) h = mix(h, (uint64_t)shape.dims[i]);
+  for (uint32_t i = 0; i < nkids; i++) h = mix(h, p->nodes[kids[i]]->hash);
+  size_t i = h & (p->table_cap - 1);
+  for (; p->table[i]; i = (i + 1) & (p->table_cap - 1)) {
+    const Expr *e = p->nodes[p->table[i]];
+    if (e->hash == h && same_node(e, kind, shape, kids, nkids, value, index)) return p->table[i];
+  }
+  if (p->count >= UINT32_MAX - 1) damc_internal_error(__FILE__, __LINE__, "expression pool full");
+  Expr *e = arena_alloc(p->arena, sizeof *e);
+  e->kind = kind;
+  e->shape = shape;
+  e->nkids = nkids;
+  if (nkids) {
+    ExprId *copy = arena_alloc(p->arena, nkids * sizeof *copy);
+    memcpy(copy, kids, nkids * sizeof *copy);
+    e->kids = copy;
+  }
+  e->value = kind == EX_CONST ? value : 0;
+  e->index = index;
+  e->hash = h;
+  uint64_t size = 1;
+  e->finite = kind == EX_CONST ? isfinite(value) : kind == EX_PARAM || kind == EX_DIM;
+  if (kind == EX_ADD || kind == EX_MUL) e->finite = true;
+  for (uint32_t k = 0; k < nkids; k++) {
+    const Expr *kid = p->nodes[kids[k]];
+    e->states |= kid->states;
+    e->acts |= kid->acts;
+    size += kid->size;
+    if (!kid->finite) e->finite = false;
+  }
+  e->size = size > 1000000000 ? 1000000000 : (uint32_t)size;
+  int bit = index < 63 ? index : 63;
+  if (kind == EX_STATE) e->states |= 1ull << bit;
+  if (kind == EX_ACT) e->acts |= 1ull << bit;
+
+  if (p->count == p->cap) grow_array((void **)&p->nodes, &p->cap, p->count + 1, sizeof *p->nodes);
+  ExprId id = (ExprId)p->count++;
+  p->nodes[id] = e;
+  p->table[i] = id;
+  if (p->count * 10 > p->table_cap * 7) rehash(p);
+  return id;
+}
+
+// ---- Shapes ----
+
+ExprShape expr_shape_scalar(void) { return (ExprShape){0, {0, 0}}; }
+ExprShape expr_shape_vec(int dim) { return (ExprShape){1, {dim, 0}}; }
+
+bool expr_shape_eq(ExprShape a, ExprShape b) {
+  if (a.rank != b.rank) return false;
+  for (int i = 0; i < a.rank; i++)
+    if (a.dims[i] != b.dims[i]) return false;
+  return true;
+}
+
+static ExprShape shape_of(const ExprPool *p, ExprId e) { return p->nodes[e]->shape; }
+static const Expr *node(const ExprPool *p, ExprId e) { return p->nodes[e]; }
+
+// The shape of an elementwise combination: the first operand that is not a scalar.
+static ExprShape common_shape(const ExprPool *p, const ExprId *xs, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++)
+    if (node(p, xs[i])->shape.rank > 0) return node(p, xs[i])->shape;
+  return expr_shape_scalar();
+}
+
+// ---- Structural order ----
+
+int expr_compare(const ExprPool *pool, ExprId a, ExprId b) {
+  if (a == b) return 0;
+  const Expr *x = node(pool, a), *y = node(pool, b);
+  if (x->kind != y->kind) return x->kind < y->kind ? -1 : 1;
+  if (x->kind == EX_CONST) return x->value < y->value ? -1 : x->value > y->value ? 1 : 0;
+  if (x->index != y->index) return x->index < y->index ? -1 : 1;
+  if (x->shape.rank != y->shape.rank) return x->shape.rank < y->shape.rank ? -1 : 1;
+  for (int i = 0; i < x->shape.rank; i++)
+    if (x->shape.dims[i] != y->shape.dims[i]) return x->shape.dims[i] < y->shape.dims[i] ? -1 : 1;
+  if (x->nkids != y->nkids) return x->nkids < y->nkids ? -1 : 1;
+  for (uint32_t i = 0; i < x->nkids; i++) {
+    int c = expr_compare(pool, x->kids[i], y->kids[i]);
+    if (c) return c;
+  }
+  return 0;
+}
+
+// Insertion sort: operand lists are short, and qsort would need global state for the pool.
+static void sort_ids(const ExprPool *p, ExprId *ids, uint32_t n) {
+  for (uint32_t i = 1; i < n; i++) {
+    ExprId x = ids[i];
+    uint32_t j = i;
+    for (; j > 0 && expr_compare(p, ids[j - 1], x) > 0; j--) ids[j] = ids[j - 1];
+    ids[j] = x;
+  }
+}
+
+// ---- Leaves ----
+
+ExprId expr_const(ExprPool *pool, double value) {
+  return intern(pool, EX_CONST, expr_shape_scalar(), NULL, 0, value, 0);
+}
+
+ExprId expr_leaf(ExprPool *pool, ExprKind kind, int index, ExprShape shape) {
+  return intern(pool, kind, shape, NULL, 0, 0, index);
+}
+
+bool expr_is_const(const ExprPool *pool, ExprId e, double value) {
+  const Expr *x = node(pool, e);
+  return x->kind == EX_CONST && x->value == value;
+}
+
+static bool const_value(const ExprPool *p, ExprId e, double *v) {
+  const Expr *x = node(p, e);
+  if (x->kind != EX_CONST) return false;
+  *v = x->value;
+  return true;
+}
+
+ExprId expr_bcast(ExprPool *pool, ExprId scalar, ExprShape shape) {
+  if (expr_shape_eq(node(pool, scalar)->shape, shape)) return scalar;
+  DAMC_ASSERT(node(pool, scalar)->shape.rank == 0);
+  return intern(pool, EX_BCAST, shape, &scalar, 1, 0, 0);
+}
+
+// A broadcast operand inside an elementwise operation is just its scalar.
+static ExprId unbroadcast(const ExprPool *p, ExprId e) {
+  return node(p, e)->kind == EX_BCAST ? node(p, e)->kids[0] : e;
+}
+
+// ---- Sums ----
+
+typedef struct {
+  ExprId *items;
+  size_t n, cap;
+} IdVec;
+
+static void idvec_push(IdVec *v, ExprId id) { VEC_PUSH(v->items, v->n, v->cap, id); }
+
+// Splits a term into a constant coefficient and the rest: 3*x -> (3, x); x -> (1, x).
+static ExprId split_coefficient(ExprPool *p, ExprId term, double *coef) {
+  const Expr *e = node(p, term);
+  *coef = 1;
+  if (e->kind != EX_MUL || node(p, e->kids[0])->kind != EX_CONST) return term;
+  *coef = node(p, e->kids[0])->value;
+  if (e->nkids == 2) return e->kids[1];
+  return expr_mul_n(p, e->kids + 1, e->nkids - 1);
+}
+
+static void flatten(const ExprPool *p, ExprKind kind, const ExprId *xs, uint32_t n, IdVec *out) {
+  for (uint32_t i = 0; i < n; i++) {
+    ExprId x = unbroadcast(p, xs[i]);
+    const Expr *e = node(p, x);
+    if (e->kind == kind) flatten(p, kind, e->kids, e->nkids, out);
+    else idvec_push(out, x);
+  }
+}
+
+ExprId expr_add_n(ExprPool *pool, const ExprId *terms, uint32_t n) {
+  ExprShape shape = common_shape(pool, terms, n);
+  IdVec flat = {0};
+  flatten(pool, EX_ADD, terms, n, &flat);
+  // Collect like terms: each base with the sum of its coefficients.
+  double constant = 0;
+  ExprId *bases = xmalloc((flat.n + 1) * sizeof *bases);
+  double *coefs = xmalloc((flat.n + 1) * sizeof *coefs);
+  uint32_t nb = 0;
+  for (size_t i = 0; i < flat.n; i++) {
+    double c;
+    if (const_value(pool, flat.items[i], &c)) {
+      constant += c;
+      continue;
+    }
+    ExprId base = split_coefficient(pool, flat.items[i], &c);
+    uint32_t k = 0;
+    while (k < nb && bases[k] != base) k++;
+    if (k == nb) {
+      bases[nb] = base;
+      coefs[nb++] = 0;
+    }
+    coefs[k] += c;
+  }
+  free(flat.items);
+  // exp(z) - 1 -> expm1(z): exact where exp(z) - 1 cancels.
+  if (constant == -1)
+    for (uint32_t k = 0; k < nb; k++) {
+      const Expr *b = node(pool, bases[k]);
+      if (coefs[k] == 1 && b->kind == EX_FN && b->index == EF_EXP) {
+        bases[k] = expr_fn(pool, EF_EXPM1, b->kids[0]);
+        constant = 0;
+        break;
+      }
+    }
+  IdVec out = {0};
+  for (uint32_t k = 0; k < nb; k++) {
+    // x - x is 0 only when x is finite (inf - inf is NaN).
+    if (coefs[k] == 0 && node(pool, bases[k])->finite) continue;
+    idvec_push(&out, coefs[k] == 1 ? bases[k] : expr_scale(pool, coefs[k], bases[k]));
+  }
+  free(bases);
+  free(coefs);
+  if (constant != 0 || out.n == 0) idvec_push(&out, expr_const(pool, constant));
+  ExprId r;
+  if (out.n == 1) {
+    r = out.items[0];
+  } else {
+    sort_ids(pool, out.items, (uint32_t)out.n);
+    r = intern(pool, EX_ADD, common_shape(pool, out.items, (uint32_t)out.n), out.items,
+               (uint32_t)out.n, 0, 0);
+  }
+  free(out.items);
+  if (node(pool, r)->shape.rank == 0 && shape.rank > 0) r = expr_bcast(pool, r, shape);
+  return r;
+}
+
+ExprId expr_add(ExprPool *pool, ExprId a, ExprId b) {
+  ExprId t[2] = {a, b};
+  return expr_add_n(pool, t, 2);
+}
+
+ExprId expr_neg(ExprPool *pool, ExprId a) { return expr_scale(pool, -1, a); }
+
+ExprId expr_sub(ExprPool *pool, ExprId a, ExprId b) {
+  return expr_add(pool, a, expr_neg(pool, b));
+}
+
+ExprId expr_scale(ExprPool *pool, double c, ExprId a) {
+  ExprId t[2] = {expr_const(pool, c), a};
+  return expr_mul_n(pool, t, 2);
+}
+
+// ---- Products ----
+
+// Splits a factor into base and constant exponent: x^3 -> (x, 3); x -> (x, 1).
+static ExprId split_power(const ExprPool *p, ExprId f, double *exponent) {
+  const Expr *e = node(p, f);
+  *exponent = 1;
+  if (e->kind == EX_POW && const_value(p, e->kids[1], exponent)) return e->kids[0];
+  *exponent = 1;
+  return f;
+}
+
+ExprId expr_mul_n(ExprPool *pool, const ExprId *factors, uint32_t n) {
+  ExprShape shape = common_shape(pool, factors, n);
+  IdVec flat = {0};
+  flatten(pool, EX_MUL, factors, n, &flat);
+  double coef = 1;
+  bool all_finite = true;
+  ExprId *bases = xmalloc((flat.n + 1) * sizeof *bases);
+  double *exps = xmalloc((flat.n + 1) * sizeof *exps);
+  uint32_t nb = 0;
+  for (size_t i = 0; i < flat.n; i++) {
+    double c;
+    if (const_value(pool, flat.items[i], &c)) {
+      coef *= c;
+      continue;
+    }
+    double e;
+    ExprId base = split_power(pool, flat.items[i], &e);
+    all_finite &= node(pool, flat.items[i])->finite;
+    uint32_t k = 0;
+    // Merging x^a * x^b is exact in meaning when a and b have one sign, or when x is a
+    // param, dim or constant (finite and, where it divides, nonzero by the model's own
+    // terms). x * x^-1 for a state x stays as it is: it is NaN at 0.
+    while (k < nb && !(bases[k] == base &&
+                       (exps[k] * e > 0 || node(pool, base)->finite)))
+      k++;
+    if (k == nb) {
+      bases[nb] = base;
+      exps[nb++] = 0;
+    }
+    exps[k] += e;
+  }
+  free(flat.items);
+  IdVec out = {0};
+  if (coef == 0 && all_finite) {
+    nb = 0;
+  }
+  for (uint32_t k = 0; k < nb; k++) {
+    if (exps[k] == 0) continue;
+    idvec_push(&out, exps[k] == 1 ? bases[k] : expr_pow(pool, bases[k], expr_const(pool, exps[k])));
+  }
+  free(bases);
+  free(exps);
+  ExprId r;
+  if (out.n == 1 && coef != 1 && node(pool, out.items[0])->kind == EX_ADD) {
+    // c (a + b) -> c a + c b: one canonical form for scaled sums (exact for c = -1).
+    const Expr *sum = node(pool, out.items[0]);
+    uint32_t nt = sum->nkids;
+    ExprId *terms = xmalloc(nt * sizeof *terms);
+    for (uint32_t i = 0; i < nt; i++) terms[i] = expr_scale(pool, coef, node(pool, out.items[0])->kids[i]);
+    r = expr_add_n(pool, terms, nt);
+    free(terms);
+  } else if (out.n == 0) {
+    r = expr_const(pool, coef);
+  } else {
+    sort_ids(pool, out.items, (uint32_t)out.n);
+    if (coef != 1) {
+      idvec_push(&out, 0);
+      memmove(out.items + 1, out.items, (out.n - 1) * sizeof *out.items);
+      out.items[0] = expr_const(pool, coef);
+    }
+    r = out.n == 1 ? out.items[0]
+                   : intern(pool, EX_MUL, common_shape(pool, out.items, (uint32_t)out.n),
+                            out.items, (uint32_t)out.n, 0, 0);
+  }
+  free(out.items);
+  if (node(pool, r)->shape.rank == 0 && shape.rank > 0) r = expr_bcast(pool, r, shape);
+  return r;
+}
+
+ExprId expr_mul(ExprPool *pool, ExprId a, ExprId b) {
+  ExprId t[2] = {a, b};
+  return expr_mul_n(pool, t, 2);
+}
+
+ExprId expr_div(ExprPool *pool, ExprId a, ExprId b) {
+  return expr_mul(pool, a, expr_pow(pool, b, expr_const(pool, -1)));
+}
+
+static bool is_integer(double v) { return v == floor(v) && fabs(v) < 1e15; }
+
+ExprId expr_pow(ExprPool *pool, ExprId base, ExprId exponent) {
+  base = unbroadcast(pool, base);
+  ExprShape shape = node(pool, base)->shape;
+  if (node(pool, exponent)->shape.rank > shape.rank) shape = node(pool, exponent)->shape;
+  exponent = unbroadcast(pool, exponent);
+  double e, b;
+  if (const_value(pool, exponent, &e)) {
+    if (e == 1) return base;
+    if (e == 0) return expr_bcast(pool, expr_const(pool, 1), shape);  // pow(x, 0) is 1, even for NaN
+    if (const_value(pool, base, &b) && isfinite(pow(b, e))) return expr_const(pool, pow(b, e));
+    const Expr *x = node(pool, base);
+    // (x^a)^k = x^(a k) for an integer k.
+    double inner;
+    if (x->kind == EX_POW && is_integer(e) && const_value(pool, x->kids[1], &inner))
+      return expr_pow(pool, x->kids[0], expr_const(pool, inner * e));
+    // (c y)^k = c^k y^k for an integer k, so constant coefficients stay in front.
+    if (x->kind == EX_MUL && is_integer(e) && node(pool, x->kids[0])->kind == EX_CONST) {
+      double c = node(pool, x->kids[0])->value;
+      ExprId rest = x->nkids == 2 ? x->kids[1] : expr_mul_n(pool, x->kids + 1, x->nkids - 1);
+      if (isfinite(pow(c, e)) && pow(c, e) != 0)
+        return expr_scale(pool, pow(c, e), expr_pow(pool, rest, exponent));
+    }
+    // 1 / (1 + exp(-z)) -> sigmoid(z), which never overflows.
+    if (e == -1 && x->kind == EX_ADD && x->nkids == 2 && expr_is_const(pool, x->kids[0], 1)) {
+      const Expr *t = node(pool, x->kids[1]);
+      if (t->kind == EX_FN && t->index == EF_EXP)
+        return expr_fn(pool, EF_SIGMOID, expr_neg(pool, t->kids[0]));
+    }
+  }
+  ExprId kids[2] = {base, exponent};
+  return intern(pool, EX_POW, shape, kids, 2, 0, 0);
+}
+
+// ---- Functions ----
+
+
+ExprId expr_fn(ExprPool *pool, ElemFn fn, ExprId a) {
+  ExprShape shape = node(pool, a)->shape;
+  a = unbroadcast(pool, a);
+  const Expr *x = node(pool, a);
+  double v;
+  if (const_value(pool, a, &v)) {
+    double r = expr_eval_fn(fn, v);
+    if (isfinite(r)) return expr_bcast(pool, expr_const(pool, r), shape);
+  }
+  if (fn == EF_LOG) {
+    // log(cosh z) -> logcosh z;  log(sum(exp z)) -> lse z;  log(exp z) -> z.
+    if (x->kind == EX_FN && x->index == EF_COSH)
+      return expr_bcast(pool, expr_fn(pool, EF_LOGCOSH, x->kids[0]), shape);
+    if (x->kind == EX_FN && x->index == EF_EXP) return expr_bcast(pool, x->kids[0], shape);
+    if (x->kind == EX_SUM && node(pool, x->kids[0])->kind == EX_FN &&
+        node(pool, x->kids[0])->index == EF_EXP)
+      return expr_lse(pool, node(pool, x->kids[0])->kids[0]);
+    // log(1 + y): softplus for y = exp z, lse1 for y = sum(exp z), else log1p(y).
+    if (x->kind == EX_ADD && x->nkids == 2 && expr_is_const(pool, x->kids[0], 1)) {
+      ExprId y = x->kids[1];
+      const Expr *t = node(pool, y);
+      if (t->kind == EX_FN && t->index == EF_EXP)
+        return expr_bcast(pool, expr_fn(pool, EF_SOFTPLUS, t->kids[0]), shape);
+      if (t->kind == EX_SUM && node(pool, t->kids[0])->kind == EX_FN &&
+          node(pool, t->kids[0])->index == EF_EXP)
+        return expr_lse1(pool, node(pool, t->kids[0])->kids[0]);
+      return expr_bcast(pool, expr_fn(pool, EF_LOG1P, y), shape);
+    }
+  }
+  return expr_bcast(pool, intern(pool, EX_FN, node(pool, a)->shape, &a, 1, 0, (int)fn), shape);
+}
+
+double expr_eval_fn(ElemFn fn, double x) {
+  switch (fn) {
+  case EF_EXP: return exp(x);
+  case EF_LOG: return log(x);
+  case EF_SQRT: return sqrt(x);
+  case EF_ABS: return fabs(x);
+  case EF_TANH: return tanh(x);
+  case EF_SIGMOID: return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x));
+  case EF_SOFTPLUS: return fmax(x, 0) + log1p(exp(-fabs(x)));
+  case EF_RELU: return x > 0 ? x : 0;
+  case EF_LOG1P: return log1p(x);
+  case EF_EXPM1: return expm1(x);
+  case EF_COSH: return cosh(x);
+  case EF_SINH: return sinh(x);
+  case EF_LOGCOSH: return fabs(x) + log1p(exp(-2 * fabs(x))) - 0.69314718055994530942;
+  case EF_STEP: return x > 0 ? 1 : 0;
+  case EF_SIGN: return x > 0 ? 1 : x < 0 ? -1 : x;
+  case EF_SECH2: {
+    double t = exp(-2 * fabs(x));
+    return 4 * t / ((1 + t) * (1 + t));
+  }
+  case EF_COUNT: break;
+  }
+  damc_unreachable();
+}
+
+
+// ---- Reductions and products of arrays ----
+
+// Splits the factors of a product into the scalar ones and the rest.
+static void split_scalar_factors(ExprPool *p, ExprId a, ExprId *scalar, ExprId *rest) {
+  const Expr *e = node(p, a);
+  if (e->kind != EX_MUL) {
+    *scalar = expr_const(p, 1);
+    *rest = a;
+    return;
+  }
+  IdVec s = {0}, r = {0};
+  for (uint32_t i = 0; i < e->nkids; i++)
+    idvec_push(node(p, e->kids[i])->shape.rank == 0 ? &s : &r, e->kids[i]);
+  *scalar = expr_mul_n(p, s.items, (uint32_t)s.n);
+  *rest = expr_mul_n(p, r.items, (uint32_t)r.n);
+  free(s.items);
+  free(r.items);
+}
+
+ExprId expr_sum(ExprPool *pool, ExprId a) {
+  const Expr *e = node(pool, a);
+  if (e->shape.rank == 0) return a;
+  if (e->kind == EX_BCAST) return expr_mul(pool, e->kids[0], expr_numel(pool, e->shape));
+  // sum(c x) = c sum(x) for scalar factors c.
+  ExprId scalar, rest;
+  split_scalar_factors(pool, a, &scalar, &rest);
+  if (!expr_is_const(pool, scalar, 1)) return expr_mul(pool, scalar, expr_sum(pool, rest));
+  return intern(pool, EX_SUM, expr_shape_scalar(), &a, 1, 0, 0);
+}
+
+ExprId expr_lse(ExprPool *pool, ExprId a) {
+  if (node(pool, a)->shape.rank == 0) return a;
+  return intern(pool, EX_LSE, expr_shape_scalar(), &a, 1, 0, 0);
+}
+
+ExprId expr_lse1(ExprPool *pool, ExprId a) {
+  if (node(pool, a)->shape.rank == 0) return expr_fn(pool, EF_SOFTPLUS, a);
+  return intern(pool, EX_LSE1, expr_shape_scalar(), &a, 1, 0, 0);
+}
+
+ExprId expr_dot(ExprPool *pool, ExprId a, ExprId b) {
+  return expr_sum(pool, expr_mul(pool, a, b));
+}
+
+ExprId expr_transpose(ExprPool *pool, ExprId a) {
+  const Expr *e = node(pool, a);
+  if (e->shape.rank < 2) return a;
+  if (e->kind == EX_TRANSPOSE) return e->kids[0];
+  ExprShape s = {2, {e->shape.dims[1], e->shape.dims[0]}};
+  return intern(pool, EX_TRANSPOSE, s, &a, 1, 0, 0);
+}
+
+ExprId expr_matmul(ExprPool *pool, ExprId a, ExprId b) {
+  ExprShape sa = shape_of(pool, a), sb = shape_of(pool, b);
+  DAMC_ASSERT(sa.rank >= 1 && sb.rank >= 1);
+  // Pull scalar factors out, so that (beta * W) @ v and beta * (W @ v) are one node.
+  ExprId ca, ra, cb, rb;
+  split_scalar_factors(pool, a, &ca, &ra);
+  split_scalar_factors(pool, b, &cb, &rb);
+  ExprId scale = expr_mul(pool, ca, cb);
+  if (!expr_is_const(pool, scale, 1))
+    return expr_mul(pool, scale, expr_matmul(pool, ra, rb));
+  if (sa.rank == 1 && sb.rank == 1) return expr_dot(pool, a, b);
+  // v @ W is W' @ v: one form for vector-matrix products.
+  if (sa.rank == 1) return expr_matmul(pool, expr_transpose(pool, b), a);
+  ExprShape s = {0, {0, 0}};
+  s.dims[s.rank++] = sa.dims[0];
+  if (sb.rank == 2) s.dims[s.rank++] = sb.dims[1];
+  ExprId kids[2] = {a, b};
+  return intern(pool, EX_MATMUL, s, kids, 2, 0, 0);
+}
+
+ExprId expr_outer(ExprPool *pool, ExprId u, ExprId v) {
+  ExprShape s = {2, {shape_of(pool, u).dims[0], shape_of(pool, v).dims[0]}};
+  ExprId kids[2] = {u, v};
+  return intern(pool, EX_OUTER, s, kids, 2, 0, 0);
+}
+
+ExprId expr_numel(ExprPool *pool, ExprShape shape) {
+  ExprId n = expr_const(pool, 1);
+  for (int i = 0; i < shape.rank; i++)
+    n = expr_mul(pool, n, expr_leaf(pool, EX_DIM, shape.dims[i], expr_shape_scalar()));
+  return n;
+}
+
+// ---- Substitution ----
+
+typedef struct {
+  ExprLeafMap map;
+  void *ctx;
+  ExprId *memo;  // indexed by id; 0 when not yet rebuilt
+  uint32_t memo_len;
+} Subst;
+
+static ExprId rebuild(ExprPool *p, const Expr *e, const ExprId *k) {
+  switch (e->kind) {
+  case EX_ADD: return expr_add_n(p, k, e->nkids);
+  case EX_MUL: return expr_mul_n(p, k, e->nkids);
+  case EX_POW: return expr_pow(p, k[0], k[1]);
+  case EX_FN: return expr_fn(p, (ElemFn)e->index, k[0]);
+  case EX_BCAST: return expr_bcast(p, k[0], e->shape);
+  case EX_SUM: return expr_sum(p, k[0]);
+  case EX_LSE: return expr_lse(p, k[0]);
+  case EX_LSE1: return expr_lse1(p, k[0]);
+  case EX_MATMUL: return expr_matmul(p, k[0], k[1]);
+  case EX_TRANSPOSE: return expr_transpose(p, k[0]);
+  case EX_OUTER: return expr_outer(p, k[0], k[1]);
+  default: damc_unreachable();
+  }
+}
+
+static ExprId subst_rec(ExprPool *p, Subst *s, ExprId id) {
+  if (id < s->memo_len && s->memo[id]) return s->memo[id];
+  const Expr *e = p->nodes[id];
+  ExprId r = id;
+  if (e->nkids == 0) {
+    ExprId m = s->map(s->ctx, p, e);
+    if (m) r = m;
+  } else {
+    ExprId *kids = xmalloc(e->nkids * sizeof *kids);
+    bool changed = false;
+    for (uint32_t i = 0; i < e->nkids; i++) {
+      kids[i] = subst_rec(p, s, e->kids[i]);
+      changed |= kids[i] != e->kids[i];
+    }
+    e = p->nodes[id];
+    if (changed) r = rebuild(p, e, kids);
+    free(kids);
+  }
+  if (id < s->memo_len) s->memo[id] = r;
+  return r;
+}
+
+ExprId expr_substitute(ExprPool *pool, ExprId root, ExprLeafMap map, void *ctx) {
+  Subst s = {map, ctx, NULL, (uint32_t)pool->count};
+  s.memo = xcalloc(s.memo_len, sizeof *s.memo);
+  ExprId r = subst_rec(pool, &s, root);
+  free(s.memo);
+  return r;
+}
+
+// ---- Setting a leaf to zero ----
+
+static bool is_zero(const ExprPool *p, ExprId e) {
+  e = unbroadcast(p, e);
+  return node(p, e)->kind == EX_CONST && node(p, e)->value == 0;
+}
+
+static ExprId zero_rec(ExprPool *p, ExprId id, ExprId leaf, ExprId *memo) {
+  if (memo[id]) return memo[id];
+  const Expr *e = node(p, id);
+  ExprShape shape = e->shape;
+  ExprId r = id;
+  if (id == leaf) {
+    r = expr_bcast(p, expr_const(p, 0), shape);
+  } else if (e->nkids) {
+    uint32_t n = e->nkids;
+    ExprId *kids = xmalloc(n * sizeof *kids);
+    bool changed = false, any_zero = false;
+    for (uint32_t i = 0; i < n; i++) {
+      kids[i] = zero_rec(p, node(p, id)->kids[i], leaf, memo);
+      changed |= kids[i] != node(p, id)->kids[i];
+      any_zero |= is_zero(p, kids[i]);
+    }
+    e = node(p, id);
+    bool annihilates = e->kind == EX_MUL || e->kind == EX_MATMUL || e->kind == EX_OUTER ||
+                       e->kind == EX_SUM || e->kind == EX_TRANSPOSE || e->kind == EX_BCAST;
+    if (any_zero && annihilates) r = expr_bcast(p, expr_const(p, 0), shape);
+    else if (changed) r = rebuild(p, e, kids);
+    free(kids);
+  }
+  memo[id] = r;
+  return r;
+}
+
+ExprId expr_at_zero(ExprPool *pool, ExprId root, ExprId leaf) {
+  ExprId *memo = xcalloc(pool->count, sizeof *memo);
+  ExprId r = zero_rec(pool, root, leaf, memo);
+  free(memo);
+  return r;
+}

@@ -1,0 +1,402 @@
+// Expression printing (see expr_print.h).
+//
+// One walker serves text and LaTeX: each construct asks `style` for its spelling.
+// Precedence levels: 1 sums, 2 products and @, 3 unary minus, 4 powers, 5 atoms.
+#include "sym/expr_print.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct {
+  StrBuf *out;
+  const ExprPool *pool;
+  const ExprNames *names;
+  PrintStyle style;
+} Printer;
+
+static void print(Printer *p, ExprId e, int outer);
+
+static bool latex(const Printer *p) { return p->style == PRINT_LATEX; }
+static const Expr *node(const Printer *p, ExprId e) { return expr_get(p->pool, e); }
+
+// A name in LaTeX: Greek letter names become the letters; others are upright text.
+static void put_name(Printer *p, const char *name) {
+  static const char *const greek[] = {"alpha", "beta", "gamma", "delta", "epsilon", "eps",
+                                      "zeta", "eta", "theta", "kappa", "lambda", "mu", "nu",
+                                      "xi", "Xi", "rho", "sigma", "tau", "phi", "chi", "psi",
+                                      "omega", "Omega", "Lambda", "Gamma", "Delta", "Phi", NULL};
+  if (!latex(p)) {
+    sb_append(p->out, name);
+    return;
+  }
+  for (int i = 0; greek[i]; i++)
+    if (strcmp(name, greek[i]) == 0) {
+      sb_printf(p->out, "\\%s", strcmp(name, "eps") == 0 ? "epsilon" : name);
+      return;
+    }
+  sb_append(p->out, "\\mathrm{");
+  for (const char *c = name; *c; c++) {
+    if (*c == '_') sb_putc(p->out, '\\');
+    sb_putc(p->out, *c);
+  }
+  sb_putc(p->out, '}');
+}
+
+static void put_number(Printer *p, double v) {
+  if (latex(p) && fabs(v) > 0 && (fabs(v) < 1e-4 || fabs(v) >= 1e6)) {
+    int ex = (int)floor(log10(fabs(v)));
+    StrBuf m = {0};
+    sb_double(&m, v / pow(10, ex));
+    sb_printf(p->out, "%s \\cdot 10^{%d}", sb_str(&m), ex);
+    sb_free(&m);
+    return;
+  }
+  sb_double(p->out, v);
+}
+
+static void open_paren(Printer *p, bool yes) {
+  if (yes) sb_append(p->out, latex(p) ? "\\left(" : "(");
+}
+static void close_paren(Printer *p, bool yes) {
+  if (yes) sb_append(p->out, latex(p) ? "\\right)" : ")");
+}
+
+static void call(Printer *p, const char *text_name, const char *latex_name, ExprId arg) {
+  sb_append(p->out, latex(p) ? latex_name : text_name);
+  open_paren(p, true);
+  print(p, arg, 0);
+  close_paren(p, true);
+}
+
+static double coefficient(const Printer *p, ExprId e) {
+  const Expr *x = node(p, e);
+  if (x->kind == EX_CONST) return x->value;
+  if (x->kind == EX_MUL && node(p, x->kids[0])->kind == EX_CONST) return node(p, x->kids[0])->value;
+  return 1;
+}
+
+// Prints a product with its constant coefficient replaced by `coef`.
+static void print_product(Printer *p, ExprId e, double coef, int outer);
+
+// A sum with each term's sign pulled out ("a - 2 * b") and constants last.
+static void print_sum(Printer *p, ExprId e, int outer) {
+  const Expr *x = node(p, e);
+  bool paren = outer > 1, first = true;
+  open_paren(p, paren);
+  for (int pass = 0; pass < 2; pass++)
+    for (uint32_t i = 0; i < x->nkids; i++) {
+      ExprId t = x->kids[i];
+      if ((node(p, t)->kind == EX_CONST) != (pass == 1)) continue;
+      double c = coefficient(p, t);
+      if (first) {
+        print_product(p, t, c, 1);
+      } else {
+        sb_append(p->out, c < 0 ? " - " : " + ");
+        print_product(p, t, fabs(c), 2);
+      }
+      first = false;
+    }
+  close_paren(p, paren);
+}
+
+// exp(a - lse(a)) (or lse1) printed as softmax(a) (ghostmax(a)) in the pretty styles.
+static bool print_softmax(Printer *p, const Expr *x) {
+  if (p->style == PRINT_TEXT || x->kind != EX_FN || x->index != EF_EXP) return false;
+  const Expr *s = node(p, x->kids[0]);
+  if (s->kind != EX_ADD) return false;
+  for (uint32_t i = 0; i < s->nkids; i++) {
+    const Expr *t = node(p, s->kids[i]);
+    if (t->kind != EX_MUL || t->nkids != 2 || !expr_is_const(p->pool, t->kids[0], -1)) continue;
+    const Expr *l = node(p, t->kids[1]);
+    if (l->kind != EX_LSE && l->kind != EX_LSE1) continue;
+    // The other terms must add up to the logits of the lse.
+    ExprId logits = l->kids[0];
+    const Expr *lg = node(p, logits);
+    bool match = false;
+    if (s->nkids == 2) match = s->kids[1 - i] == logits;
+    else if (lg->kind == EX_ADD && lg->nkids == s->nkids - 1) {
+      match = true;
+      for (uint32_t j = 0, k = 0; j < s->nkids; j++)
+        if (j != i) match &= s->kids[j] == lg->kids[k++];
+    }
+    if (!match) return false;
+    const char *name = l->kind == EX_LSE ? "softmax" : "ghostmax";
+    if (latex(p)) sb_printf(p->out, "\\operatorname{%s}", name);
+    else sb_append(p->out, name);
+    open_paren(p, true);
+    print(p, logits, 0);
+    close_paren(p, true);
+    return true;
+  }
+  return false;
+}
+
+static void print_factor_list(Printer *p, const ExprId *f, uint32_t n, bool negate_exp) {
+  for (uint32_t i = 0; i < n; i++) {
+    if (i) sb_append(p->out, latex(p) ? " \\, " : " * ");
+    const Expr *x = node(p, f[i]);
+    double e;
+    if (negate_exp && x->kind == EX_POW && node(p, x->kids[1])->kind == EX_CONST &&
+        (e = -node(p, x->kids[1])->value) != 1) {
+      print(p, x->kids[0], 5);
+      sb_append(p->out, latex(p) ? "^{" : "^");
+      put_number(p, e);
+      if (latex(p)) sb_putc(p->out, '}');
+    } else if (negate_exp && x->kind == EX_POW) {
+      print(p, x->kids[0], 3);
+    } else {
+      print(p, f[i], 3);
+    }
+  }
+}
+
+static void print_product(Printer *p, ExprId e, double coef, int outer) {
+  const Expr *x = node(p, e);
+  if (x->kind == EX_CONST) {
+    put_number(p, coef);
+    return;
+  }
+  if (x->kind != EX_MUL) {
+    if (coef == 1) {
+      print(p, e, outer);
+    } else if (coef == -1) {
+      // -a @ b is (-a) @ b, the same value: no parentheses needed around products.
+      open_paren(p, outer > 2);
+      sb_putc(p->out, '-');
+      print(p, e, 2);
+      close_paren(p, outer > 2);
+    } else {
+      open_paren(p, outer > 2);
+      put_number(p, coef);
+      sb_append(p->out, latex(p) ? " \\, " : " * ");
+      print(p, e, 3);
+      close_paren(p, outer > 2);
+    }
+    return;
+  }
+  // Split the factors into numerator and denominator (negative constant powers).
+  ExprId num[64], den[64];
+  uint32_t nn = 0, nd = 0;
+  for (uint32_t i = node(p, x->kids[0])->kind == EX_CONST ? 1 : 0; i < x->nkids && nn < 64 && nd < 64; i++) {
+    const Expr *f = node(p, x->kids[i]);
+    if (f->kind == EX_POW && node(p, f->kids[1])->kind == EX_CONST && node(p, f->kids[1])->value < 0)
+      den[nd++] = x->kids[i];
+    else
+      num[nn++] = x->kids[i];
+  }
+  bool paren = outer > (coef == -1 ? 3 : 2);
+  open_paren(p, paren);
+  if (coef == -1) sb_putc(p->out, '-');
+  if (latex(p) && nd) {
+    if (coef != 1 && coef != -1) {
+      put_number(p, coef);
+      sb_append(p->out, " \\, ");
+    }
+    sb_append(p->out, "\\frac{");
+    if (nn) print_factor_list(p, num, nn, false);
+    else sb_putc(p->out, '1');
+    sb_append(p->out, "}{");
+    print_factor_list(p, den, nd, true);
+    sb_putc(p->out, '}');
+  } else {
+    bool wrote = false;
+    if (coef != 1 && coef != -1) {
+      put_number(p, coef);
+      wrote = true;
+    }
+    if (nn) {
+      if (wrote) sb_append(p->out, latex(p) ? " \\, " : " * ");
+      print_factor_list(p, num, nn, false);
+      wrote = true;
+    }
+    if (!wrote) sb_putc(p->out, '1');
+    if (nd) {
+      sb_append(p->out, " / ");
+      bool group = nd > 1 || node(p, den[0])->kind == EX_POW;
+      if (nd == 1) {
+        const Expr *f = node(p, den[0]);
+        double ex = -node(p, f->kids[1])->value;
+        group = false;
+        if (ex == 1) print(p, f->kids[0], 5);
+        else {
+          print(p, f->kids[0], 5);
+          sb_putc(p->out, '^');
+          put_number(p, ex);
+        }
+      } else {
+        open_paren(p, group);
+        print_factor_list(p, den, nd, true);
+        close_paren(p, group);
+      }
+    }
+  }
+  close_paren(p, paren);
+}
+
+static void print_leaf(Printer *p, const Expr *x) {
+  const ExprNames *n = p->names;
+  switch (x->kind) {
+  case EX_CONST: put_number(p, x->value); break;
+  case EX_PARAM: put_name(p, n->params[x->index]); break;
+  case EX_DIM: put_name(p, n->dims[x->index]); break;
+  case EX_STATE:
+    if (latex(p)) {
+      sb_append(p->out, "x_{");
+      put_name(p, n->layers[x->index]);
+      sb_putc(p->out, '}');
+    } else {
+      sb_append(p->out, n->layers[x->index]);
+    }
+    break;
+  case EX_ACT:
+    sb_append(p->out, latex(p) ? "g_{" : "g(");
+    put_name(p, n->layers[x->index]);
+    sb_putc(p->out, latex(p) ? '}' : ')');
+    break;
+  case EX_INPUT:
+    sb_append(p->out, latex(p) ? "I_{" : "I_");
+    put_name(p, n->layers[x->index]);
+    if (latex(p)) sb_putc(p->out, '}');
+    break;
+  case EX_WEIGHT: put_name(p, n->weights[x->index]); break;
+  case EX_DIR:
+    sb_append(p->out, latex(p) ? "d_{" : "d_");
+    put_name(p, n->layers[x->index]);
+    if (latex(p)) sb_putc(p->out, '}');
+    break;
+  default: break;
+  }
+}
+
+static void print(Printer *p, ExprId e, int outer) {
+  const Expr *x = node(p, e);
+  switch (x->kind) {
+  case EX_CONST:
+    open_paren(p, x->value < 0 && outer > 2);
+    put_number(p, x->value);
+    close_paren(p, x->value < 0 && outer > 2);
+    return;
+  case EX_ADD: print_sum(p, e, outer); return;
+  case EX_MUL: print_product(p, e, coefficient(p, e), outer); return;
+  case EX_POW: {
+    bool paren = outer > 4;
+    open_paren(p, paren);
+    print(p, x->kids[0], 5);
+    const Expr *q = node(p, x->kids[1]);
+    if (latex(p)) {
+      sb_append(p->out, "^{");
+      print(p, x->kids[1], 0);
+      sb_putc(p->out, '}');
+    } else {
+      sb_putc(p->out, '^');
+      if (q->kind == EX_CONST) put_number(p, q->value);
+      else print(p, x->kids[1], 4);
+    }
+    close_paren(p, paren);
+    return;
+  }
+  case EX_FN:
+    if (print_softmax(p, x)) return;
+    if (latex(p)) {
+      static const char *const tex[EF_COUNT] = {
+          "\\exp", "\\log", "\\sqrt", "\\left|", "\\tanh", "\\sigma", "\\operatorname{softplus}",
+          "\\operatorname{relu}", "\\operatorname{log1p}", "\\operatorname{expm1}", "\\cosh",
+          "\\sinh", "\\operatorname{logcosh}", "\\Theta", "\\operatorname{sign}",
+          "\\operatorname{sech}^2"};
+      if (x->index == EF_ABS) {
+        sb_append(p->out, "\\left|");
+        print(p, x->kids[0], 0);
+        sb_append(p->out, "\\right|");
+      } else if (x->index == EF_SQRT) {
+        sb_append(p->out, "\\sqrt{");
+        print(p, x->kids[0], 0);
+        sb_putc(p->out, '}');
+      } else {
+        call(p, "", tex[x->index], x->kids[0]);
+      }
+    } else {
+      call(p, elem_fn_name[x->index], "", x->kids[0]);
+    }
+    return;
+  case EX_BCAST: print(p, x->kids[0], outer); return;
+  case EX_SUM: {
+    const Expr *a = node(p, x->kids[0]);
+    if (a->kind == EX_MUL && a->nkids == 2 && node(p, a->kids[0])->shape.rank > 0 &&
+        node(p, a->kids[1])->shape.rank > 0) {
+      if (latex(p)) {
+        bool pa = outer > 2;
+        open_paren(p, pa);
+        print(p, a->kids[0], 5);
+        sb_append(p->out, " \\cdot ");
+        print(p, a->kids[1], 5);
+        close_paren(p, pa);
+      } else {
+        sb_append(p->out, "dot(");
+        print(p, a->kids[0], 0);
+        sb_append(p->out, ", ");
+        print(p, a->kids[1], 0);
+        sb_putc(p->out, ')');
+      }
+      return;
+    }
+    if (latex(p)) {
+      bool pa = outer > 2;
+      open_paren(p, pa);
+      sb_append(p->out, "\\sum ");
+      print(p, x->kids[0], 5);
+      close_paren(p, pa);
+    } else {
+      call(p, "sum", "", x->kids[0]);
+    }
+    return;
+  }
+  case EX_LSE: call(p, "logsumexp", "\\operatorname{lse}", x->kids[0]); return;
+  case EX_LSE1:
+    if (latex(p)) {
+      sb_append(p->out, "\\log\\left(1 + \\sum \\exp");
+      open_paren(p, true);
+      print(p, x->kids[0], 0);
+      close_paren(p, true);
+      sb_append(p->out, "\\right)");
+    } else {
+      sb_append(p->out, "log(1 + sum(exp(");
+      print(p, x->kids[0], 0);
+      sb_append(p->out, ")))");
+    }
+    return;
+  case EX_MATMUL: {
+    bool paren = outer > 2;
+    open_paren(p, paren);
+    print(p, x->kids[0], 2);
+    sb_append(p->out, latex(p) ? " " : " @ ");
+    print(p, x->kids[1], 3);
+    close_paren(p, paren);
+    return;
+  }
+  case EX_TRANSPOSE:
+    print(p, x->kids[0], 5);
+    sb_append(p->out, latex(p) ? "^\\top" : "'");
+    return;
+  case EX_OUTER:
+    if (latex(p)) {
+      print(p, x->kids[0], 5);
+      sb_append(p->out, " ");
+      print(p, x->kids[1], 5);
+      sb_append(p->out, "^\\top");
+    } else {
+      sb_append(p->out, "outer(");
+      print(p, x->kids[0], 0);
+      sb_append(p->out, ", ");
+      print(p, x->kids[1], 0);
+      sb_putc(p->out, ')');
+    }
+    return;
+  default: print_leaf(p, x); return;
+  }
+}
+
+void expr_print(StrBuf *out, const ExprPool *pool, ExprId e, const ExprNames *names,
+                PrintStyle style) {
+  Printer p = {out, pool, names, style};
+  print(&p, e, 0);
+}
