@@ -54,7 +54,7 @@ void yyerror(Span *loc, void *scanner, Parser *p, const char *msg);
 %token BOTH "'<->'" ARROW "'->'"
 %token SEMI "';'" COMMA "','" LPAREN "'('" RPAREN "')'" LBRACK "'['" RBRACK "']'"
        LBRACE "'{'" RBRACE "'}'" ASSIGN "'='" COLON "':'" PLUS "'+'" MINUS "'-'"
-       STAR "'*'" SLASH "'/'" AT "'@'" CARET "'^'" QUOTE "'''"
+       STAR "'*'" SLASH "'/'" AT "'@'" CARET "'^'" QUOTE "transpose '''"
 
 %type <expr> expr term unary power postfix primary
 %type <arg> args arg
@@ -100,6 +100,9 @@ stmt:
   | ENERGY expr SEMI {
       AstDecl *d = ast_decl(p, DECL_ENERGY, @$, NULL, @1); d->value = $2; ast_add_decl(p, d); }
   | INPUT IDENT SEMI          { ast_add_decl(p, ast_decl(p, DECL_INPUT, @$, $2, @2)); }
+  | SEMI                      { }
+  | LAYER IDENT LBRACK sizes RBRACK LBRACE layer_items error RBRACE { yyerrok; }
+  | LAYER error RBRACE        { yyerrok; }
   | error SEMI                { yyerrok; }
   | error RBRACE              { yyerrok; }
   ;
@@ -107,8 +110,10 @@ stmt:
 /* The items of a layer body, collected into one decl. */
 layer_items:
     %empty                         { $$ = ast_layer_body(p); }
-  | layer_items LAGR ASSIGN expr SEMI { $$ = $1; ast_layer_set_L(p, $1, @$, $4); }
-  | layer_items TAU ASSIGN expr SEMI  { $$ = $1; ast_layer_set_tau(p, $1, @$, $4); }
+  | layer_items LAGR ASSIGN expr SEMI {
+      $$ = $1; ast_layer_set_L(p, $1, span_join(@2, @5), $4); }
+  | layer_items TAU ASSIGN expr SEMI  {
+      $$ = $1; ast_layer_set_tau(p, $1, span_join(@2, @5), $4); }
   | layer_items error SEMI         { $$ = $1; yyerrok; }
   ;
 
@@ -135,26 +140,26 @@ param:
    2^9. */
 expr:
     term                 { $$ = $1; }
-  | expr PLUS term       { $$ = ast_binary(p, @$, OP_ADD, @2, $1, $3); }
-  | expr MINUS term      { $$ = ast_binary(p, @$, OP_SUB, @2, $1, $3); }
+  | expr PLUS term       { $$ = ast_binary(p, @$, OP_ADD, @2, $1, $3); if (p->too_deep) YYABORT; }
+  | expr MINUS term      { $$ = ast_binary(p, @$, OP_SUB, @2, $1, $3); if (p->too_deep) YYABORT; }
   ;
 term:
     unary                { $$ = $1; }
-  | term STAR unary      { $$ = ast_binary(p, @$, OP_MUL, @2, $1, $3); }
-  | term SLASH unary     { $$ = ast_binary(p, @$, OP_DIV, @2, $1, $3); }
-  | term AT unary        { $$ = ast_binary(p, @$, OP_MATMUL, @2, $1, $3); }
+  | term STAR unary      { $$ = ast_binary(p, @$, OP_MUL, @2, $1, $3); if (p->too_deep) YYABORT; }
+  | term SLASH unary     { $$ = ast_binary(p, @$, OP_DIV, @2, $1, $3); if (p->too_deep) YYABORT; }
+  | term AT unary        { $$ = ast_binary(p, @$, OP_MATMUL, @2, $1, $3); if (p->too_deep) YYABORT; }
   ;
 unary:
     power                { $$ = $1; }
-  | MINUS unary          { $$ = ast_unary(p, @$, AST_NEG, $2); }
+  | MINUS unary          { $$ = ast_unary(p, @$, AST_NEG, $2); if (p->too_deep) YYABORT; }
   ;
 power:
     postfix              { $$ = $1; }
-  | postfix CARET unary  { $$ = ast_binary(p, @$, OP_POW, @2, $1, $3); }
+  | postfix CARET unary  { $$ = ast_binary(p, @$, OP_POW, @2, $1, $3); if (p->too_deep) YYABORT; }
   ;
 postfix:
     primary              { $$ = $1; }
-  | postfix QUOTE        { $$ = ast_unary(p, @$, AST_TRANSPOSE, $1); }
+  | postfix QUOTE        { $$ = ast_unary(p, @$, AST_TRANSPOSE, $1); if (p->too_deep) YYABORT; }
   ;
 primary:
     NUMBER                         { $$ = ast_num(p, @$, $1); }

@@ -213,6 +213,17 @@ static void derive_reduced(Network *net) {
     net->reduced_u[a] = substitute(net, l->u, acts, NULL);
   }
   net->reduced_energy = expr_add(p, energy, e_int);
+  ExprId *g_of_x = xcalloc((size_t)n, sizeof *g_of_x);
+  for (int a = 0; a < n; a++)
+    if (!net->layers[a].eliminated) g_of_x[a] = net->layers[a].g;
+  net->reduced_energy_x = substitute(net, net->reduced_energy, g_of_x, NULL);
+  for (int a = 0; a < n; a++) {
+    const LayerEq *l = &net->layers[a];
+    if (l->eliminated) continue;
+    ExprId u_x = substitute(net, net->reduced_u[a], g_of_x, NULL);
+    net->reduced_dxdt[a] = expr_div(p, expr_sub(p, u_x, l->state), l->tau);
+  }
+  free(g_of_x);
   free(acts);
   free(states);
 }
@@ -245,6 +256,7 @@ Network *network_derive(Session *s, const Model *m, const int *eliminate, int ne
   net->nlayers = m->nlayers;
   net->layers = xcalloc((size_t)m->nlayers + 1, sizeof *net->layers);
   net->reduced_u = xcalloc((size_t)m->nlayers + 1, sizeof *net->reduced_u);
+  net->reduced_dxdt = xcalloc((size_t)m->nlayers + 1, sizeof *net->reduced_dxdt);
   make_names(s, net);
   ExprPool *p = net->pool;
   for (int a = 0; a < m->nlayers; a++) {
@@ -297,5 +309,6 @@ void network_free(Network *net) {
   expr_pool_free(net->pool);
   free(net->layers);
   free(net->reduced_u);
+  free(net->reduced_dxdt);
   free(net);
 }

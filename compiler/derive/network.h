@@ -56,6 +56,10 @@ typedef struct {
   bool reduced;
   ExprId reduced_energy;
   ExprId *reduced_u;  // per layer; 0 for eliminated layers
+  // The same in states alone (g = g(x) for the remaining layers), and the reduced
+  // dynamics (u - x) / tau of each remaining layer: what a run integrates.
+  ExprId reduced_energy_x;
+  ExprId *reduced_dxdt;  // per layer; 0 for eliminated layers
 } Network;
 
 // Derives the network of `m`. `eliminate` lists extra layers to eliminate (by index, or

@@ -40,9 +40,41 @@ void parser_close(Parser *p, char ch) {
     }
 }
 
-// A ';' cannot stand inside parentheses or brackets, so it ends any left open.
-void parser_end_statement(Parser *p) {
+// A ';' cannot stand inside parentheses or brackets, so it ends any left open. The count
+// before it is kept: when the ';' itself is the unexpected token, those are still open.
+void parser_end_statement(Parser *p, Span semi) {
+  p->semi = semi;
+  p->open_before_semi = p->nopen;
   while (p->nopen && p->open[p->nopen - 1].ch != '{') p->nopen--;
+}
+
+// After a syntax error the parser resynchronises at the next ';' or '}'. A '{' met first
+// belongs to the broken statement (a layer whose header is wrong), so its whole block is
+// skipped and only its closing '}' is returned: otherwise the ';'s inside the block would
+// resynchronise the parser in the middle of the block and its '}' would be a second error.
+bool parser_keep_token(Parser *p, int token) {
+  if (p->skip_depth) {
+    if (token == LBRACE) p->skip_depth++;
+    else if (token == RBRACE && --p->skip_depth == 0) return true;
+    return false;
+  }
+  if (p->skip_armed) {
+    if (token == LBRACE) {
+      p->skip_armed = false;
+      p->skip_depth = 1;
+      return false;
+    }
+    if (token == SEMI || token == RBRACE) p->skip_armed = false;
+  }
+  return true;
+}
+
+// Arms the skipping after an error whose unexpected token is `found` at `loc`.
+static void arm_recovery(Parser *p, Span loc) {
+  const char *t = p->text + loc.begin;
+  if (loc.end == loc.begin) return;  // end of input
+  if (*t == '{') p->skip_depth = 1;  // the unexpected token opened the block to skip
+  else if (*t != ';' && *t != '}') p->skip_armed = true;
 }
 
 // ---- AST builders ----
@@ -52,10 +84,10 @@ static AstExpr *new_expr(Parser *p, AstExprKind kind, Span span, int depth) {
   e->kind = kind;
   e->span = span;
   e->depth = depth;
-  if (depth > AST_MAX_DEPTH && !p->depth_reported) {
-    p->depth_reported = true;
-    diag_error(p->s->diag, span, "expression is nested too deeply (more than %d levels)",
-               AST_MAX_DEPTH);
+  if (depth > AST_MAX_DEPTH && !p->too_deep) {
+    p->too_deep = true;
+    diag_error(p->s->diag, span, "expression is nested too deeply (more than %d levels); "
+               "damc stops reading the file here", AST_MAX_DEPTH);
   }
   return e;
 }
@@ -198,11 +230,12 @@ void ast_layer_set_tau(Parser *p, AstDecl *layer, Span item_span, AstExpr *e) {
 
 void parser_report_invalid(Parser *p, Span loc) {
   diag_error(p->s->diag, loc, "%s", p->lex_error ? p->lex_error : "invalid token");
+  arm_recovery(p, loc);
 }
 
 void parser_report_exhausted(Parser *p, Span loc, const char *msg) {
   if (strcmp(msg, "memory exhausted") == 0)
-    diag_error(p->s->diag, loc, "the program is nested too deeply to parse");
+    diag_error(p->s->diag, loc, "expression is nested too deeply to parse");
   else
     diag_error(p->s->diag, loc, "%s", msg);
 }
@@ -240,6 +273,7 @@ void parser_report_syntax(Parser *p, Span loc, const char *found, const char **e
                                              "'energy'", "'input'", NULL};
   static const char *const expressions[] = {"number", "name", "'('", "'-'", "'g'", NULL};
   static const char *const operators[] = {"'+'", "'*'", "'/'", "'@'", "'^'", NULL};
+  static const char *const implied_by_operators[] = {"'-'", "transpose '''", NULL};
   StrBuf msg = {0};
 
   sb_append(&msg, "unexpected ");
@@ -247,41 +281,44 @@ void parser_report_syntax(Parser *p, Span loc, const char *found, const char **e
   if (strcmp(found, "name") == 0 || strcmp(found, "number") == 0)
     sb_printf(&msg, "%s '%.*s%s'", found, len > 40 ? 40 : (int)len, p->text + loc.begin,
               len > 40 ? "..." : "");
-  else if (found[0] == '\'' && found[1] >= 'a' && found[1] <= 'z')
-    sb_printf(&msg, "keyword %s", found);
-  else if (strcmp(found, "'L'") == 0)
+  else if (found[0] == '\'' && ((found[1] >= 'a' && found[1] <= 'z') || found[1] == 'L'))
     sb_printf(&msg, "keyword %s", found);
   else
     sb_append(&msg, found);
 
-  const char *phrases[52];
+  // Group the expected tokens into phrases; `names` is a copy, `expected` stays whole.
+  const char *names[64];
+  int nn = n < 64 ? n : 64;
+  memcpy(names, expected, (size_t)nn * sizeof *names);
+  const char *phrases[68];
   int np = 0;
-  const char **names = expected;
-  if (take_group(names, &n, declarations)) phrases[np++] = "a declaration";
-  if (take_group(names, &n, expressions)) phrases[np++] = "an expression";
-  bool ops = take_group(names, &n, operators);
-  if (ops) {
-    // With the binary operators, '-' and the transpose are always expected too.
-    static const char *const rest[] = {"'-'", "'''", NULL};
-    take_group(names, &n, rest);
-  }
-  for (int i = 0; i < n; i++) phrases[np++] = describe_expected(names[i]);
+  if (take_group(names, &nn, declarations)) phrases[np++] = "a declaration";
+  if (take_group(names, &nn, expressions)) phrases[np++] = "an expression";
+  bool ops = take_group(names, &nn, operators);
+  if (ops) take_group(names, &nn, implied_by_operators);
+  for (int i = 0; i < nn; i++) phrases[np++] = describe_expected(names[i]);
   if (ops) phrases[np++] = "an operator";
   for (int i = 0; i < np; i++)
     sb_printf(&msg, "%s%s", i == 0 ? "; expected " : i == np - 1 ? " or " : ", ", phrases[i]);
-  if (strcmp(found, "'g'") == 0 || strcmp(found, "'L'") == 0 || strcmp(found, "'tau'") == 0) {
-    if (has(expected, n, "a name") || has(expected, n, "name"))
-      sb_printf(&msg, " (%s is a keyword)", found);
-  }
+  if ((strcmp(found, "'g'") == 0 || strcmp(found, "'L'") == 0 || strcmp(found, "'tau'") == 0) &&
+      has(expected, n, "name"))
+    sb_printf(&msg, " (%s is a keyword)", found);
   diag_error(p->s->diag, loc, "%s", sb_str(&msg));
   sb_free(&msg);
+  arm_recovery(p, loc);
 
-  // Point at the delimiter that is still open when its closer is what was expected.
-  if (p->nopen) {
-    OpenDelim *d = &p->open[p->nopen - 1];
+  // Point at the innermost delimiter still open whose closer is what was expected. An
+  // opener that is itself the unexpected token does not count; when the unexpected token
+  // is a ';', the delimiters it closed are still open.
+  size_t depth = loc.begin == p->semi.begin && loc.end == p->semi.end ? p->open_before_semi
+                                                                      : p->nopen;
+  for (size_t i = depth; i-- > 0;) {
+    OpenDelim *d = &p->open[i];
+    if (d->span.begin == loc.begin) continue;
     const char *closer = d->ch == '(' ? "')'" : d->ch == '[' ? "']'" : "'}'";
     if (has(expected, n, closer) || (ops && d->ch == '('))
       diag_note(p->s->diag, d->span, "to match this '%c'", d->ch);
+    break;
   }
 }
 

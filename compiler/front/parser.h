@@ -27,12 +27,19 @@ typedef struct Parser {
   size_t nopen, open_cap;
   const char *lex_error;  // message for the invalid token just returned, or NULL
   Span open_comment;      // where the comment being skipped began
-  bool depth_reported;    // "nested too deeply" is said once per file
+  bool too_deep;          // an expression passed AST_MAX_DEPTH: the parse stops there
+  Span semi;              // the last ';' read, and how many delimiters were open before it
+  size_t open_before_semi;
+  // Recovery from a syntax error: a braced block met before the next ';' is skipped whole
+  // (`skip_armed`), and `skip_depth` counts the braces of the block being skipped.
+  bool skip_armed;
+  int skip_depth;
 } Parser;
 
 // Expressions deeper than this are rejected, so that recursive walks of the tree cannot
-// exhaust the stack on adversarial input (no real model comes near it).
-enum { AST_MAX_DEPTH = 400 };
+// exhaust the stack on adversarial input (no real model comes near it; a sum of 1000 terms
+// written out is 1000 deep). The parse stops at the first such expression.
+enum { AST_MAX_DEPTH = 1000 };
 
 
 AstExpr *ast_num(Parser *p, Span span, double value);
@@ -62,7 +69,9 @@ __attribute__((format(printf, 2, 3))) const char *parser_format(Parser *p, const
                                                                ...);
 void parser_open(Parser *p, char ch, Span span);
 void parser_close(Parser *p, char ch);
-void parser_end_statement(Parser *p);
+void parser_end_statement(Parser *p, Span semi);
+// Whether the scanner should return `token`, or swallow it as part of a skipped block.
+bool parser_keep_token(Parser *p, int token);
 
 // Syntax errors (called from the grammar): an INVALID token from the scanner, a token the
 // grammar cannot take (`found` and `expected` are user-facing token names), and bison's

@@ -39,7 +39,8 @@ static const Shape SCALAR = {0, {0, 0}};
 static const Shape ERROR_SHAPE = {SHAPE_ERROR, {0, 0}};
 
 typedef enum {
-  CTX_CONST,       // a dim's value or a param's default: numbers only
+  CTX_DIM_SIZE,    // a dim's value: numbers and earlier dims
+  CTX_PARAM_DEFAULT,  // a param's default: numbers and dims
   CTX_DEFAULT,     // a def parameter's default: numbers, params, dims
   CTX_DEF,         // resolving a def body's names (no shapes yet)
   CTX_LAGRANGIAN,  // layer `layer`'s L
@@ -88,25 +89,25 @@ static Symbol *lookup(const Checker *c, const char *name) {
   }
 }
 
-// Levenshtein distance, capped: names longer than 64 are never suggested.
+// Optimal-string-alignment distance (Levenshtein plus adjacent swaps, so 'scael' is one
+// step from 'scale'); names longer than 64 are never suggested.
 static int edit_distance(const char *a, const char *b) {
   size_t la = strlen(a), lb = strlen(b);
   if (la > 64 || lb > 64) return 99;
-  int row[65];
-  for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
-  for (size_t i = 1; i <= la; i++) {
-    int diag = row[0];
-    row[0] = (int)i;
+  int d[65][65];
+  for (size_t i = 0; i <= la; i++) d[i][0] = (int)i;
+  for (size_t j = 0; j <= lb; j++) d[0][j] = (int)j;
+  for (size_t i = 1; i <= la; i++)
     for (size_t j = 1; j <= lb; j++) {
-      int up = row[j];
-      int best = diag + (a[i - 1] != b[j - 1]);
-      if (up + 1 < best) best = up + 1;
-      if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-      row[j] = best;
-      diag = up;
+      int best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+      if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
+      if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+          d[i - 2][j - 2] + 1 < best)
+        best = d[i - 2][j - 2] + 1;
+      d[i][j] = best;
     }
-  }
-  return row[lb];
+  return d[la][lb];
 }
 
 typedef struct {
@@ -115,12 +116,15 @@ typedef struct {
   const char *target;
 } Suggestion;
 
+// Keeps the closest candidate; ties go to the alphabetically first, so the suggestion does
+// not depend on hash-table order. One-letter names are never "close" to one another.
 static void consider(Suggestion *s, const char *candidate) {
-  int limit = (int)strlen(s->target) / 3;
-  if (limit < 1) limit = 1;
+  int limit = ((int)strlen(s->target) + 1) / 3;
   if (limit > 3) limit = 3;
+  if (candidate == s->target) return;
   int d = edit_distance(s->target, candidate);
-  if (d <= limit && d < s->dist && candidate != s->target) {
+  if (d > limit) return;
+  if (d < s->dist || (d == s->dist && strcmp(candidate, s->best) < 0)) {
     s->best = candidate;
     s->dist = d;
   }
@@ -270,7 +274,8 @@ static Shape check(Checker *c, AstExpr *e, const Ctx *ctx);
 
 static const char *ctx_place(const Ctx *ctx) {
   switch (ctx->kind) {
-  case CTX_CONST: return "a dim's size or a param's default";
+  case CTX_DIM_SIZE: return "a dim's size";
+  case CTX_PARAM_DEFAULT: return "a param's default";
   case CTX_DEFAULT: return "a default argument";
   case CTX_LAGRANGIAN: return "a Lagrangian";
   case CTX_TAU: return "'tau'";
@@ -372,11 +377,10 @@ static Shape check_name(Checker *c, AstExpr *e, const Ctx *ctx) {
   switch (e->ref) {
   case REF_NONE: return ERROR_SHAPE;
   case REF_ARG: return ctx->frame ? ctx->frame->args[e->ref_index] : ERROR_SHAPE;
-  case REF_DIM:
-    if (ctx->kind == CTX_CONST) break;
-    return SCALAR;
+  case REF_DIM: return SCALAR;
   case REF_PARAM:
-    if (ctx->kind == CTX_CONST) break;
+    // A param changes at run time; sizes and other defaults are fixed at compile time.
+    if (ctx->kind == CTX_DIM_SIZE || ctx->kind == CTX_PARAM_DEFAULT) break;
     c->param_used[e->ref_index] = true;
     return SCALAR;
   case REF_WEIGHT: {
@@ -406,8 +410,8 @@ static Shape check_name(Checker *c, AstExpr *e, const Ctx *ctx) {
   }
   default: damc_unreachable();
   }
-  error_at(c, ctx, e->span, "'%s' cannot be used in %s: it must be a number", e->name.name,
-           ctx_place(ctx));
+  error_at(c, ctx, e->span, "param '%s' cannot be used in %s, which is fixed when the model "
+           "is compiled", e->name.name, ctx_place(ctx));
   return ERROR_SHAPE;
 }
 
@@ -461,8 +465,9 @@ static bool bind_arguments(Checker *c, AstExpr *call, const Ctx *ctx, AstDecl *d
         return false;
       }
       if (pos >= np) {
-        error_at(c, ctx, arg->value->span, "'%s' takes %d argument%s, but %d were given",
-                 def->name, np, np == 1 ? "" : "s", call->nargs);
+        error_at(c, ctx, arg->value->span, "'%s' takes %d argument%s, but %d %s given",
+                 def->name, np, np == 1 ? "" : "s", call->nargs,
+                 call->nargs == 1 ? "was" : "were");
         diag_note(c->d, def->name_span, "'%s' is defined here", def->name);
         return false;
       }
@@ -508,7 +513,7 @@ static bool bind_arguments(Checker *c, AstExpr *call, const Ctx *ctx, AstDecl *d
 static Shape check_def_call(Checker *c, AstExpr *e, const Ctx *ctx) {
   AstDecl *def = e->ref_def;
   AstExpr **bound = arena_alloc(c->s->arena, sizeof *bound * (size_t)(def->nparams + 1));
-  if (!bind_arguments(c, e, ctx, def, bound)) {
+  if (def->unusable || !bind_arguments(c, e, ctx, def, bound)) {
     for (AstArg *a = e->args; a; a = a->next) check(c, a->value, ctx);
     return ERROR_SHAPE;
   }
@@ -611,7 +616,7 @@ static Shape check(Checker *c, AstExpr *e, const Ctx *ctx) {
       for (AstArg *a = e->args; a; a = a->next) check(c, a->value, ctx);
       return ERROR_SHAPE;
     }
-    if (ctx->kind == CTX_CONST || ctx->kind == CTX_DEFAULT) {
+    if (ctx->kind == CTX_DIM_SIZE || ctx->kind == CTX_PARAM_DEFAULT || ctx->kind == CTX_DEFAULT) {
       error_at(c, ctx, e->span, "a function cannot be called in %s", ctx_place(ctx));
       return ERROR_SHAPE;
     }
@@ -624,11 +629,11 @@ static Shape check(Checker *c, AstExpr *e, const Ctx *ctx) {
 // ---- Declarations ----
 
 static void add_symbol(Checker *c, AstDecl *d, SymKind kind, int index) {
-  if (builtin_lookup(d->name) >= 0) {
+  // A name that shadows a builtin is reported but still registered, so that its uses do
+  // not add "unknown name" errors.
+  if (builtin_lookup(d->name) >= 0)
     diag_error(c->d, d->name_span, "'%s' is a built-in function and cannot be redeclared",
                d->name);
-    return;
-  }
   Symbol *old = lookup(c, d->name);
   if (old) {
     diag_error(c->d, d->name_span, "'%s' is already declared", d->name);
@@ -655,7 +660,7 @@ static bool valid_size(double v) { return v >= 1 && v <= 2147483647.0 && v == fl
 static int resolve_size(Checker *c, AstSize *s) {
   if (!s->name) {
     if (!valid_size(s->value)) {
-      diag_error(c->d, s->span, "a size must be a positive integer");
+      diag_error(c->d, s->span, "a size must be an integer from 1 to 2147483647");
       return -1;
     }
     return literal_dim(c, s);
@@ -688,7 +693,7 @@ static bool resolve_shape(Checker *c, AstDecl *d, int *dims) {
 static void check_dim_value(Checker *c, AstDecl *d) {
   ModelDim *dim = &c->m->dims[d->index];
   if (!d->value) return;
-  Ctx ctx = {CTX_CONST, -1, NULL, NULL};
+  Ctx ctx = {CTX_DIM_SIZE, -1, NULL, NULL};
   double v;
   if (check(c, d->value, &ctx).rank == SHAPE_ERROR) return;
   if (!const_eval(c, d->value, &v)) {
@@ -698,8 +703,8 @@ static void check_dim_value(Checker *c, AstDecl *d) {
   if (!valid_size(v)) {
     char buf[40];
     snprintf(buf, sizeof buf, "%g", v);
-    diag_error(c->d, d->value->span, "the size of dim '%s' must be a positive integer, not %s",
-               d->name, buf);
+    diag_error(c->d, d->value->span, "the size of dim '%s' must be an integer from 1 to "
+               "2147483647, not %s", d->name, buf);
     return;
   }
   dim->value = (int64_t)v;
@@ -708,7 +713,7 @@ static void check_dim_value(Checker *c, AstDecl *d) {
 static void check_param_default(Checker *c, AstDecl *d) {
   ModelParam *p = &c->m->params[d->index];
   if (!d->value) return;
-  Ctx ctx = {CTX_CONST, -1, NULL, NULL};
+  Ctx ctx = {CTX_PARAM_DEFAULT, -1, NULL, NULL};
   if (check(c, d->value, &ctx).rank == SHAPE_ERROR) return;
   if (!const_eval(c, d->value, &p->value) || !isfinite(p->value)) {
     diag_error(c->d, d->value->span, "the default of param '%s' must be a finite number",
@@ -1016,6 +1021,7 @@ Model *sema_check(Session *s, AstDecl *decls, const char *default_name) {
   c.layer_used = xcalloc((size_t)nlayers + 1, sizeof(bool));
   c.dim_weight_uses = xcalloc((size_t)ndims + 1, sizeof(int));
 
+  diag_defer(s->diag);
   register_decls(&c, decls, default_name);
   for (AstDecl *d = decls; d; d = d->next) {
     if (d->kind == DECL_DIM) check_dim_value(&c, d);
@@ -1045,11 +1051,17 @@ Model *sema_check(Session *s, AstDecl *decls, const char *default_name) {
     if (d->kind == DECL_DIM && m->dims[d->index].value < 0 && !c.dim_weight_uses[d->index] &&
         !d->value) {
       diag_error(s->diag, d->name_span, "dim '%s' has no size, and no weight's shape uses it, "
-                 "so its size can never be known", d->name);
-      diag_note(s->diag, d->name_span, "give it a size ('dim %s = ...;') or use it in the "
-                "shape of a weight", d->name);
+                 "so its size can never be known; give it one ('dim %s = ...;')", d->name,
+                 d->name);
+      for (int a = 0; a < m->nlayers; a++)
+        if (m->layers[a].dim == d->index) {
+          diag_note(s->diag, m->layers[a].span, "layer '%s' has this size, but states are "
+                    "optional (zeros by default), so they cannot fix it", m->layers[a].name);
+          break;
+        }
     }
-    if (d->in_prelude) continue;
+    // After an error, "never used" may only mean "used wrongly": say nothing then.
+    if (d->in_prelude || diag_error_count(s->diag)) continue;
     if (d->kind == DECL_WEIGHT && !c.weight_used[d->index])
       diag_warning(s->diag, d->name_span, "weight '%s' is declared but never used", d->name);
     if (d->kind == DECL_PARAM && !c.param_used[d->index])
@@ -1059,6 +1071,15 @@ Model *sema_check(Session *s, AstDecl *decls, const char *default_name) {
                    "energy term or input uses it", d->name);
   }
 
+  if (m->nlayers == 0 && !diag_error_count(s->diag)) {
+    Span start = {1, 0, 0};
+    for (AstDecl *d = decls; d; d = d->next)
+      if (!d->in_prelude) start.file = d->span.file;
+    diag_error(s->diag, start, "the model declares no layer; a model needs at least one "
+               "'layer'");
+  }
+
+  diag_flush(s->diag);
   free(c.table);
   free(c.param_used);
   free(c.weight_used);

@@ -10,8 +10,17 @@
 // Source lines longer than this are shown as a window around the span.
 enum { LINE_WINDOW = 120, WINDOW_LEAD = 50 };
 
+typedef struct {
+  uint32_t file, offset;  // where the error or warning is; plain messages sort first
+  size_t seq;
+  StrBuf text;  // the message and its notes, rendered
+} Deferred;
+
 struct DiagSink {
   FILE *echo;
+  bool deferring;
+  Deferred *deferred;
+  size_t ndeferred, deferred_cap;
   SourceFile *files;
   size_t nfiles, cap;
   StrBuf text;
@@ -38,8 +47,48 @@ void diag_free(DiagSink *sink) {
     free(sink->files[i].line_starts);
   }
   free(sink->files);
+  for (size_t i = 0; i < sink->ndeferred; i++) sb_free(&sink->deferred[i].text);
+  free(sink->deferred);
   sb_free(&sink->text);
   free(sink);
+}
+
+// Writes a rendered message (or holds it back while deferring).
+static void emit(DiagSink *sink, DiagLevel level, const Span *span, const char *text) {
+  if (sink->deferring) {
+    if (level == DIAG_NOTE && sink->ndeferred) {
+      sb_append(&sink->deferred[sink->ndeferred - 1].text, text);
+      return;
+    }
+    Deferred d = {span ? span->file : 0, span ? span->begin : 0, sink->ndeferred, {0}};
+    sb_append(&d.text, text);
+    VEC_PUSH(sink->deferred, sink->ndeferred, sink->deferred_cap, d);
+    return;
+  }
+  sb_append(&sink->text, text);
+  if (sink->echo) {
+    fputs(text, sink->echo);
+    fflush(sink->echo);
+  }
+}
+
+void diag_defer(DiagSink *sink) { sink->deferring = true; }
+
+static int by_position(const void *a, const void *b) {
+  const Deferred *x = a, *y = b;
+  if (x->file != y->file) return x->file < y->file ? -1 : 1;
+  if (x->offset != y->offset) return x->offset < y->offset ? -1 : 1;
+  return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+void diag_flush(DiagSink *sink) {
+  sink->deferring = false;
+  qsort(sink->deferred, sink->ndeferred, sizeof *sink->deferred, by_position);
+  for (size_t i = 0; i < sink->ndeferred; i++) {
+    emit(sink, DIAG_ERROR, NULL, sb_str(&sink->deferred[i].text));
+    sb_free(&sink->deferred[i].text);
+  }
+  sink->ndeferred = 0;
 }
 
 uint32_t diag_add_source(DiagSink *sink, const char *name, const char *text, uint32_t len) {
@@ -176,16 +225,12 @@ void diag_vreport(DiagSink *sink, DiagLevel level, const Span *span, const char 
     if (sink->stopped) return;
     if (level == DIAG_ERROR && sink->errors == DIAG_MAX_ERRORS) {
       sink->stopped = sink->last_dropped = true;
-      const char *msg = "damc: note: too many errors; stopping\n";
-      sb_append(&sink->text, msg);
-      if (sink->echo) fputs(msg, sink->echo);
+      emit(sink, DIAG_ERROR, span, "damc: note: too many errors; stopping\n");
       return;
     }
     if (level == DIAG_WARNING && sink->warnings >= DIAG_MAX_WARNINGS) {
       if (sink->warnings++ == DIAG_MAX_WARNINGS) {
-        const char *msg = "damc: note: too many warnings; not showing the rest\n";
-        sb_append(&sink->text, msg);
-        if (sink->echo) fputs(msg, sink->echo);
+        emit(sink, DIAG_WARNING, span, "damc: note: too many warnings; not showing the rest\n");
       }
       sink->last_dropped = true;
       return;
@@ -206,11 +251,7 @@ void diag_vreport(DiagSink *sink, DiagLevel level, const Span *span, const char 
   sb_vprintf(&msg, fmt, ap);
   sb_putc(&msg, '\n');
   if (span) render_excerpt(sink, &msg, span);
-  sb_append(&sink->text, sb_str(&msg));
-  if (sink->echo) {
-    fputs(sb_str(&msg), sink->echo);
-    fflush(sink->echo);
-  }
+  emit(sink, level, span, sb_str(&msg));
   sb_free(&msg);
 }
 

@@ -64,6 +64,12 @@ __attribute__((format(printf, 2, 3))) void diag_error_plain(DiagSink *sink,
 void diag_vreport(DiagSink *sink, DiagLevel level, const Span *span, const char *fmt,
                   va_list ap);
 
+// While deferring, messages are held back; diag_flush then emits them ordered by source
+// position (a note stays with its error). A checker that works in passes uses this so that
+// errors read top to bottom, as the file does.
+void diag_defer(DiagSink *sink);
+void diag_flush(DiagSink *sink);
+
 int diag_error_count(const DiagSink *sink);
 int diag_warning_count(const DiagSink *sink);
 // True once the error limit was reached: stages should stop producing work.

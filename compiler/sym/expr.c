@@ -241,10 +241,32 @@ static void flatten(const ExprPool *p, ExprKind kind, const ExprId *xs, uint32_t
   }
 }
 
+// The terms of a sum, with c (a + b) opened up into c a + c b: a sum never holds a scaled
+// sum, which keeps the form canonical however the terms were grouped (exact for c = -1).
+static void flatten_sum(ExprPool *p, const ExprId *xs, uint32_t n, IdVec *out) {
+  IdVec flat = {0};
+  flatten(p, EX_ADD, xs, n, &flat);
+  for (size_t i = 0; i < flat.n; i++) {
+    const Expr *e = node(p, flat.items[i]);
+    if (e->kind == EX_MUL && e->nkids == 2 && node(p, e->kids[0])->kind == EX_CONST &&
+        node(p, e->kids[1])->kind == EX_ADD) {
+      double c = node(p, e->kids[0])->value;
+      const Expr *sum = node(p, e->kids[1]);
+      for (uint32_t k = 0; k < sum->nkids; k++) {
+        ExprId t = expr_scale(p, c, node(p, node(p, flat.items[i])->kids[1])->kids[k]);
+        flatten(p, EX_ADD, &t, 1, out);
+      }
+    } else {
+      idvec_push(out, flat.items[i]);
+    }
+  }
+  free(flat.items);
+}
+
 ExprId expr_add_n(ExprPool *pool, const ExprId *terms, uint32_t n) {
   ExprShape shape = common_shape(pool, terms, n);
   IdVec flat = {0};
-  flatten(pool, EX_ADD, terms, n, &flat);
+  flatten_sum(pool, terms, n, &flat);
   // Collect like terms: each base with the sum of its coefficients.
   double constant = 0;
   ExprId *bases = xmalloc((flat.n + 1) * sizeof *bases);
@@ -330,7 +352,6 @@ ExprId expr_mul_n(ExprPool *pool, const ExprId *factors, uint32_t n) {
   IdVec flat = {0};
   flatten(pool, EX_MUL, factors, n, &flat);
   double coef = 1;
-  bool all_finite = true;
   ExprId *bases = xmalloc((flat.n + 1) * sizeof *bases);
   double *exps = xmalloc((flat.n + 1) * sizeof *exps);
   uint32_t nb = 0;
@@ -342,7 +363,6 @@ ExprId expr_mul_n(ExprPool *pool, const ExprId *factors, uint32_t n) {
     }
     double e;
     ExprId base = split_power(pool, flat.items[i], &e);
-    all_finite &= node(pool, flat.items[i])->finite;
     uint32_t k = 0;
     // Merging x^a * x^b is exact in meaning when a and b have one sign, or when x is a
     // param, dim or constant (finite and, where it divides, nonzero by the model's own
@@ -358,25 +378,16 @@ ExprId expr_mul_n(ExprPool *pool, const ExprId *factors, uint32_t n) {
   }
   free(flat.items);
   IdVec out = {0};
-  if (coef == 0 && all_finite) {
-    nb = 0;
-  }
   for (uint32_t k = 0; k < nb; k++) {
     if (exps[k] == 0) continue;
+    // 0 * y is 0 for finite y; only factors that may be infinite or NaN stay beside a 0.
+    if (coef == 0 && node(pool, bases[k])->finite) continue;
     idvec_push(&out, exps[k] == 1 ? bases[k] : expr_pow(pool, bases[k], expr_const(pool, exps[k])));
   }
   free(bases);
   free(exps);
   ExprId r;
-  if (out.n == 1 && coef != 1 && node(pool, out.items[0])->kind == EX_ADD) {
-    // c (a + b) -> c a + c b: one canonical form for scaled sums (exact for c = -1).
-    const Expr *sum = node(pool, out.items[0]);
-    uint32_t nt = sum->nkids;
-    ExprId *terms = xmalloc(nt * sizeof *terms);
-    for (uint32_t i = 0; i < nt; i++) terms[i] = expr_scale(pool, coef, node(pool, out.items[0])->kids[i]);
-    r = expr_add_n(pool, terms, nt);
-    free(terms);
-  } else if (out.n == 0) {
+  if (out.n == 0) {
     r = expr_const(pool, coef);
   } else {
     sort_ids(pool, out.items, (uint32_t)out.n);
@@ -420,12 +431,21 @@ ExprId expr_pow(ExprPool *pool, ExprId base, ExprId exponent) {
     double inner;
     if (x->kind == EX_POW && is_integer(e) && const_value(pool, x->kids[1], &inner))
       return expr_pow(pool, x->kids[0], expr_const(pool, inner * e));
-    // (c y)^k = c^k y^k for an integer k, so constant coefficients stay in front.
-    if (x->kind == EX_MUL && is_integer(e) && node(pool, x->kids[0])->kind == EX_CONST) {
-      double c = node(pool, x->kids[0])->value;
-      ExprId rest = x->nkids == 2 ? x->kids[1] : expr_mul_n(pool, x->kids + 1, x->nkids - 1);
-      if (isfinite(pow(c, e)) && pow(c, e) != 0)
-        return expr_scale(pool, pow(c, e), expr_pow(pool, rest, exponent));
+    // (a b)^k = a^k b^k for an integer k: one form for products, with the constant
+    // coefficient in front (a / (b c) and a * b^-1 * c^-1 are one node).
+    if (x->kind == EX_MUL && is_integer(e)) {
+      double c = node(pool, x->kids[0])->kind == EX_CONST ? node(pool, x->kids[0])->value : 1;
+      if (isfinite(pow(c, e)) && pow(c, e) != 0) {
+        uint32_t n = x->nkids;
+        ExprId *f = xmalloc(n * sizeof *f);
+        for (uint32_t i = 0; i < n; i++)
+          f[i] = node(pool, node(pool, base)->kids[i])->kind == EX_CONST
+                     ? expr_const(pool, pow(c, e))
+                     : expr_pow(pool, node(pool, base)->kids[i], exponent);
+        ExprId r = expr_mul_n(pool, f, n);
+        free(f);
+        return r;
+      }
     }
     // 1 / (1 + exp(-z)) -> sigmoid(z), which never overflows.
     if (e == -1 && x->kind == EX_ADD && x->nkids == 2 && expr_is_const(pool, x->kids[0], 1)) {

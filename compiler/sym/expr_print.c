@@ -78,8 +78,11 @@ static double coefficient(const Printer *p, ExprId e) {
 // Prints a product with its constant coefficient replaced by `coef`.
 static void print_product(Printer *p, ExprId e, double coef, int outer);
 
-// A sum with each term's sign pulled out ("a - 2 * b") and constants last.
-static void print_sum(Printer *p, ExprId e, int outer) {
+// A sum with each term's sign pulled out ("a - 2 * b") and constants last; with `negate`,
+// the sum times -1 with every sign flipped. -(a - b) is stored as such (a product is not
+// distributed over a sum unless the product is itself a term of a sum), so the pretty
+// styles print it as b - a and PRINT_TEXT, which must reparse to the same node, as -(a - b).
+static void print_sum_signed(Printer *p, ExprId e, int outer, bool negate) {
   const Expr *x = node(p, e);
   bool paren = outer > 1, first = true;
   open_paren(p, paren);
@@ -87,7 +90,7 @@ static void print_sum(Printer *p, ExprId e, int outer) {
     for (uint32_t i = 0; i < x->nkids; i++) {
       ExprId t = x->kids[i];
       if ((node(p, t)->kind == EX_CONST) != (pass == 1)) continue;
-      double c = coefficient(p, t);
+      double c = negate ? -coefficient(p, t) : coefficient(p, t);
       if (first) {
         print_product(p, t, c, 1);
       } else {
@@ -98,6 +101,8 @@ static void print_sum(Printer *p, ExprId e, int outer) {
     }
   close_paren(p, paren);
 }
+
+static void print_sum(Printer *p, ExprId e, int outer) { print_sum_signed(p, e, outer, false); }
 
 // exp(a - lse(a)) (or lse1) printed as softmax(a) (ghostmax(a)) in the pretty styles.
 static bool print_softmax(Printer *p, const Expr *x) {
@@ -183,6 +188,14 @@ static void print_product(Printer *p, ExprId e, double coef, int outer) {
       den[nd++] = x->kids[i];
     else
       num[nn++] = x->kids[i];
+  }
+  if (nn == 1 && nd == 0 && (coef == 1 || coef == -1)) {
+    // A single factor left: print it as if it stood alone.
+    open_paren(p, coef == -1 && outer > 2);
+    if (coef == -1) sb_putc(p->out, '-');
+    print(p, num[0], coef == -1 ? 2 : outer);
+    close_paren(p, coef == -1 && outer > 2);
+    return;
   }
   bool paren = outer > (coef == -1 ? 3 : 2);
   open_paren(p, paren);
@@ -277,7 +290,14 @@ static void print(Printer *p, ExprId e, int outer) {
     close_paren(p, x->value < 0 && outer > 2);
     return;
   case EX_ADD: print_sum(p, e, outer); return;
-  case EX_MUL: print_product(p, e, coefficient(p, e), outer); return;
+  case EX_MUL:
+    if (p->style != PRINT_TEXT && x->nkids == 2 && expr_is_const(p->pool, x->kids[0], -1) &&
+        node(p, x->kids[1])->kind == EX_ADD) {
+      print_sum_signed(p, x->kids[1], outer, true);
+      return;
+    }
+    print_product(p, e, coefficient(p, e), outer);
+    return;
   case EX_POW: {
     bool paren = outer > 4;
     open_paren(p, paren);
