@@ -93,26 +93,33 @@ static void layer_section(Explainer *x, int a) {
   end_align(x);
 }
 
-// E = sum_A Lambda_A - sum_A I_A . g_A + E_int, with the Lambda_A named (they are printed
-// in the layer sections) so the coupling terms stand out.
-static void energy_line(Explainer *x) {
+// E = sum_A Lambda_A - sum_A I_A . g_A + E_int over the layers that are not eliminated
+// (all of them, or those of the reduced model), with the Lambda_A named (they are printed
+// in the layer sections) so that the coupling terms stand out.
+static void energy_line(Explainer *x, bool reduced) {
   const Network *net = x->net;
   const Model *m = net->model;
-  sb_append(x->out, tex(x) ? "  E &= " : "  E          = ");
+  ExprId coupling = reduced ? net->reduced_energy_int : net->energy_int;
+  sb_append(x->out, tex(x) ? (reduced ? "  E_{\\mathrm{eff}} &= " : "  E &= ") : "  E          = ");
+  bool first = true;
   for (int a = 0; a < net->nlayers; a++) {
+    if (reduced && net->layers[a].eliminated) continue;
     const char *name = m->layers[a].name;
-    if (tex(x)) sb_printf(x->out, "%s\\Lambda_{%s}", a ? " + " : "", name);
-    else sb_printf(x->out, "%sLambda_%s", a ? " + " : "", name);
+    if (tex(x)) sb_printf(x->out, "%s\\Lambda_{%s}", first ? "" : " + ", name);
+    else sb_printf(x->out, "%sLambda_%s", first ? "" : " + ", name);
+    first = false;
   }
   for (int a = 0; a < net->nlayers; a++) {
-    if (!net->layers[a].input) continue;
+    if (!net->layers[a].input || (reduced && net->layers[a].eliminated)) continue;
     const char *name = m->layers[a].name;
-    if (tex(x)) sb_printf(x->out, " - I_{%s} \\cdot g_{%s}", name, name);
+    bool identity = reduced && net->layers[a].g == net->layers[a].state;
+    if (tex(x)) sb_printf(x->out, " - I_{%s} \\cdot %s_{%s}", name, identity ? "x" : "g", name);
+    else if (identity) sb_printf(x->out, " - dot(I_%s, %s)", name, name);
     else sb_printf(x->out, " - dot(I_%s, g(%s))", name, name);
   }
-  if (!expr_is_const(net->pool, net->energy_int, 0)) {
+  if (!expr_is_const(net->pool, coupling, 0)) {
     StrBuf e = {0};
-    expr_print(&e, net->pool, net->energy_int, &net->names, x->style);
+    expr_print(&e, net->pool, coupling, &net->names, x->style);
     const char *text = sb_str(&e);
     if (text[0] == '-') sb_printf(x->out, " - %s", text + 1);
     else sb_printf(x->out, " + %s", text);
@@ -151,7 +158,7 @@ void network_explain(StrBuf *out, const Network *net, PrintStyle style) {
 
   heading(&x, "energy");
   begin_align(&x);
-  energy_line(&x);
+  energy_line(&x, false);
   end_align(&x);
   if (net->has_directed && !tex(&x))
     sb_append(out, "  (a directed synapse adds to the currents without energy: E is not "
@@ -175,20 +182,14 @@ void network_explain(StrBuf *out, const Network *net, PrintStyle style) {
   if (!net->reduced) return;
   heading(&x, "reduced model (eliminated layers integrated out)");
   begin_align(&x);
-  line(&x, "E", "E_{\\mathrm{eff}}", net->reduced_energy, NULL);
+  energy_line(&x, true);
   for (int a = 0; a < net->nlayers; a++) {
     if (net->layers[a].eliminated) continue;
     const char *name = m->layers[a].name;
-    char lhs[160], tlhs[160];
-    snprintf(lhs, sizeof lhs, "%s <-", name);
-    snprintf(tlhs, sizeof tlhs, "x_{%s} &\\leftarrow", name);
-    if (tex(&x)) {
-      sb_printf(out, "  x_{%s} &\\leftarrow ", name);
-      expr(&x, net->reduced_u[a]);
-      sb_append(out, " \\\\\n");
-    } else {
-      line(&x, lhs, tlhs, net->reduced_u[a], "the update x <- u, one Euler step with dt = tau");
-    }
+    if (tex(&x)) sb_printf(out, "  x_{%s} &\\leftarrow ", name);
+    else sb_printf(out, "  %s <- ", name);
+    expr(&x, net->reduced_u[a]);
+    sb_append(out, tex(&x) ? " \\\\\n" : "    [x <- u: one Euler step with dt = tau]\n");
   }
   end_align(&x);
 }

@@ -191,28 +191,33 @@ static void derive_reduced(Network *net) {
   ExprPool *p = net->pool;
   int n = net->nlayers;
   ExprId *acts = xcalloc((size_t)n, sizeof *acts), *states = xcalloc((size_t)n, sizeof *states);
-  ExprId e_int = net->energy_int, energy = expr_const(p, 0);
+  // g(A) := x_A for remaining identity layers, so that the equations read in the state.
+  for (int a = 0; a < n; a++)
+    if (!net->layers[a].eliminated && net->layers[a].g == net->layers[a].state)
+      acts[a] = net->layers[a].state;
+  ExprId e_int = net->energy_int, coupling = expr_const(p, 0);
   for (int h = 0; h < n; h++) {
     LayerEq *l = &net->layers[h];
     if (!l->eliminated) continue;
     // g_h at x_h = u_h, where u_h depends only on layers that stay.
-    states[h] = l->u;
+    states[h] = substitute(net, l->u, acts, NULL);
     acts[h] = substitute(net, l->g, NULL, states);
-    states[h] = 0;
     e_int = expr_at_zero(p, e_int, l->act);
-    ExprId *at_u = xcalloc((size_t)n, sizeof *at_u);
-    at_u[h] = l->u;
-    energy = expr_sub(p, energy, substitute(net, l->L, NULL, at_u));
-    free(at_u);
+    coupling = expr_sub(p, coupling, substitute(net, l->L, NULL, states));
+    states[h] = 0;
   }
+  coupling = substitute(net, expr_add(p, coupling, e_int), acts, NULL);
+  ExprId energy = coupling;
   for (int a = 0; a < n; a++) {
     const LayerEq *l = &net->layers[a];
     if (l->eliminated) continue;
     energy = expr_add(p, energy, l->lagrange);
-    if (l->input) energy = expr_sub(p, energy, expr_dot(p, l->input, l->act));
+    if (l->input)
+      energy = expr_sub(p, energy, substitute(net, expr_dot(p, l->input, l->act), acts, NULL));
     net->reduced_u[a] = substitute(net, l->u, acts, NULL);
   }
-  net->reduced_energy = expr_add(p, energy, e_int);
+  net->reduced_energy_int = coupling;
+  net->reduced_energy = energy;
   ExprId *g_of_x = xcalloc((size_t)n, sizeof *g_of_x);
   for (int a = 0; a < n; a++)
     if (!net->layers[a].eliminated) g_of_x[a] = net->layers[a].g;

@@ -14,7 +14,9 @@
 // Elimination (theory.md §2): a layer with tau = 0, or one named with --eliminate, is
 // solved instantly, x_h = u_h. The reduced model has the energy
 // E_eff = sum_{A != h} (Lambda_A - I_A . g_A) + E_int(g_h = 0) - L_h(u_h) and the currents
-// of the other layers with g_h = g_h(u_h). It requires u_h not to depend on g(h).
+// of the other layers with g_h = g_h(u_h). It requires u_h not to depend on g(h). In the
+// reduced model, the activation of a remaining layer whose g is its state (g(v) = v) is
+// written as the state, so Model B reads as the modern Hopfield network.
 #ifndef DAMC_NETWORK_H
 #define DAMC_NETWORK_H
 
@@ -55,6 +57,7 @@ typedef struct {
   // update x_A <- u_A of each remaining layer, in leaves of the remaining layers.
   bool reduced;
   ExprId reduced_energy;
+  ExprId reduced_energy_int;  // its coupling part: E_int(g_h = 0) - L_h(u_h)
   ExprId *reduced_u;  // per layer; 0 for eliminated layers
   // The same in states alone (g = g(x) for the remaining layers), and the reduced
   // dynamics (u - x) / tau of each remaining layer: what a run integrates.

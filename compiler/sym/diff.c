@@ -123,9 +123,12 @@ ExprId diff_grad(ExprPool *p, ExprId root, ExprId leaf) {
       if (d1) contrib[1] = expr_mul(p, bar, expr_mul(p, n, expr_fn(p, EF_LOG, a)));
       break;
     }
-    case EX_FN:
-      contrib[0] = expr_mul(p, bar, fn_derivative(p, (ElemFn)e->index, e->kids[0], n));
+    case EX_FN: {
+      // A derivative that is identically 0 (step, sign) contributes no term at all.
+      ExprId d = fn_derivative(p, (ElemFn)e->index, e->kids[0], n);
+      if (!expr_is_const(p, d, 0)) contrib[0] = expr_mul(p, bar, d);
       break;
+    }
     case EX_BCAST: contrib[0] = expr_sum(p, bar); break;
     case EX_SUM: contrib[0] = expr_bcast(p, bar, expr_get(p, e->kids[0])->shape); break;
     case EX_LSE:
@@ -209,7 +212,11 @@ static ExprId jvp_rec(ExprPool *p, Jvp *j, ExprId n) {
     }
     break;
   }
-  case EX_FN: r = expr_mul(p, dk[0], fn_derivative(p, (ElemFn)e->index, e->kids[0], n)); break;
+  case EX_FN: {
+    ExprId d = fn_derivative(p, (ElemFn)e->index, e->kids[0], n);
+    r = expr_is_const(p, d, 0) ? 0 : expr_mul(p, dk[0], d);
+    break;
+  }
   case EX_BCAST: r = expr_bcast(p, dk[0], e->shape); break;
   case EX_SUM: r = expr_sum(p, dk[0]); break;
   case EX_LSE:
@@ -297,7 +304,7 @@ static StructJac jacobian(ExprPool *p, ExprId e, ExprId leaf);
 // one the rank-one term partial grad(a)'.
 static StructJac operand_jacobian(ExprPool *p, ExprId a, ExprId partial, ExprId leaf,
                                   ExprShape shape) {
-  if (!depends(p, a, leaf)) return jac_zero();
+  if (!depends(p, a, leaf) || expr_is_const(p, partial, 0)) return jac_zero();
   if (expr_get(p, a)->shape.rank == 0) {
     StructJac j = jac_zero();
     jac_add_term(p, &j, expr_bcast(p, partial, shape), diff_grad(p, a, leaf));

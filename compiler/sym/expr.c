@@ -347,6 +347,20 @@ static ExprId split_power(const ExprPool *p, ExprId f, double *exponent) {
   return f;
 }
 
+// step(z) beside relu(z)^p with a constant p > 0 changes nothing: relu(z)^p is already 0
+// where step(z) is (the derivative of a rectified power comes out in this form).
+static bool step_is_redundant(const ExprPool *p, ExprId base, const ExprId *bases,
+                              const double *exps, uint32_t n) {
+  const Expr *e = node(p, base);
+  if (e->kind != EX_FN || e->index != EF_STEP) return false;
+  for (uint32_t k = 0; k < n; k++) {
+    const Expr *b = node(p, bases[k]);
+    if (b->kind == EX_FN && b->index == EF_RELU && b->kids[0] == e->kids[0] && exps[k] > 0)
+      return true;
+  }
+  return false;
+}
+
 ExprId expr_mul_n(ExprPool *pool, const ExprId *factors, uint32_t n) {
   ExprShape shape = common_shape(pool, factors, n);
   IdVec flat = {0};
@@ -382,6 +396,7 @@ ExprId expr_mul_n(ExprPool *pool, const ExprId *factors, uint32_t n) {
     if (exps[k] == 0) continue;
     // 0 * y is 0 for finite y; only factors that may be infinite or NaN stay beside a 0.
     if (coef == 0 && node(pool, bases[k])->finite) continue;
+    if (step_is_redundant(pool, bases[k], bases, exps, nb)) continue;
     idvec_push(&out, exps[k] == 1 ? bases[k] : expr_pow(pool, bases[k], expr_const(pool, exps[k])));
   }
   free(bases);
@@ -427,6 +442,9 @@ ExprId expr_pow(ExprPool *pool, ExprId base, ExprId exponent) {
     if (e == 0) return expr_bcast(pool, expr_const(pool, 1), shape);  // pow(x, 0) is 1, even for NaN
     if (const_value(pool, base, &b) && isfinite(pow(b, e))) return expr_const(pool, pow(b, e));
     const Expr *x = node(pool, base);
+    // step(z)^k = step(z) for k > 0: it is 0 or 1.
+    if (e > 0 && node(pool, base)->kind == EX_FN && node(pool, base)->index == EF_STEP)
+      return expr_bcast(pool, base, shape);
     // (x^a)^k = x^(a k) for an integer k.
     double inner;
     if (x->kind == EX_POW && is_integer(e) && const_value(pool, x->kids[1], &inner))
