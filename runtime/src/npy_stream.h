@@ -1,0 +1,36 @@
+// The .npy reader over an abstract byte stream, and the .npy header encoder: the parts of
+// the .npy module the .npz module reuses for zip members. Internal to damrt.
+#ifndef DAMRT_NPY_STREAM_H
+#define DAMRT_NPY_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "damrt_error.h"
+#include "damrt_tensor.h"
+
+// A source of bytes: a file, a memory buffer or a zip member.
+typedef struct {
+  // Reads up to `n` bytes into `buf` and stores how many in `*got`, 0 only at the end of the
+  // input; or fails, setting `err` with a message starting with `label`.
+  DamrtStatus (*read)(void *ctx, void *buf, size_t n, size_t *got, const char *label,
+                      DamrtError *err);
+  void *ctx;
+  bool has_size;  // whether `size` is known, which lets the reader check lengths up front
+  size_t size;    // the total number of bytes the source holds
+} DamrtNpySource;
+
+// Reads one .npy array from `src` into a new tensor of dtype `want`, consuming the source to
+// its end (bytes after the data are an error). Messages start with `label`. See damrt_npy.h
+// for what is accepted and refused.
+DamrtTensor *damrt_npy_load(DamrtNpySource *src, DamrtDtype want, const char *label,
+                            DamrtError *err);
+
+enum { DAMRT_NPY_HEADER_MAX = 256 };
+
+// Writes into `buf` the .npy header (magic, version 1.0, dictionary, padding) that
+// numpy.save writes for a C-ordered array of `t`'s dtype and shape, and returns its length,
+// a multiple of 64. `t` must pass damrt_tensor_check.
+size_t damrt_npy_header(const DamrtTensor *t, char buf[DAMRT_NPY_HEADER_MAX]);
+
+#endif
