@@ -5,7 +5,7 @@
 # and prints the exact command when neither is possible.
 set -eu
 
-PACKAGES="cmake make gcc clang libclang-rt-14-dev flex bison llvm-19-dev \
+PACKAGES="cmake make gcc clang libclang-rt-14-dev pkg-config flex bison llvm-19-dev \
 libopenblas-dev liblapacke-dev zlib1g-dev libzip-dev python3-numpy"
 
 missing=""

@@ -1071,6 +1071,10 @@ Model *sema_check(Session *s, AstDecl *decls, const char *default_name) {
                    "energy term or input uses it", d->name);
   }
 
+  // The symbolic layer tracks which layers an expression depends on in 64-bit masks.
+  if (m->nlayers > 64)
+    diag_error(s->diag, m->layers[64].span, "a model may have at most 64 layers; this is "
+               "layer %d", m->nlayers > 0 ? 65 : 0);
   if (m->nlayers == 0 && !diag_error_count(s->diag)) {
     Span start = {1, 0, 0};
     for (AstDecl *d = decls; d; d = d->next)
