@@ -251,7 +251,7 @@ static void make_names(Session *s, Network *net) {
   }
   for (int i = 0; i < m->nlayers; i++) layers[i] = m->layers[i].name;
   for (int i = 0; i < m->nweights; i++) weights[i] = m->weights[i].name;
-  net->names = (ExprNames){params, dims, layers, weights};
+  net->names = (ExprNames){params, dims, layers, weights, NULL, NULL};
 }
 
 Network *network_derive(Session *s, const Model *m, const int *eliminate, int neliminate) {

@@ -10,12 +10,11 @@
 #include <string.h>
 
 #include "derive/network.h"
+#include "driver/driver.h"
 #include "front/ast_dump.h"
 #include "front/front.h"
 #include "support/common.h"
 #include "support/strbuf.h"
-
-enum { EXIT_MODEL = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 70 };
 
 typedef struct {
   const char *name;
@@ -26,7 +25,7 @@ typedef struct {
 
 static const Command *find_command(const char *name);
 
-static int usage_error(const char *command, const char *fmt, const char *arg) {
+int usage_error(const char *command, const char *fmt, const char *arg) {
   fprintf(stderr, "damc%s%s: error: ", command ? " " : "", command ? command : "");
   fprintf(stderr, fmt, arg);
   fprintf(stderr, "\ntry 'damc %s%s--help'\n", command ? command : "", command ? " " : "");
@@ -194,14 +193,14 @@ static const Command commands[] = {
      "FILE [--latex] [--eliminate LAYER]...", cmd_explain},
     {"eval", "Evaluate the energy, activations, currents and dx/dt at given states.",
      "FILE TENSORS... --state A=FILE.npy... [--input A=FILE.npy...] [--precision f32|f64] "
-     "[--out OUT.npz]", cmd_missing},
+     "[--out OUT.npz]", cmd_eval},
     {"run", "Integrate the dynamics from the initial states to convergence or the step limit.",
      "FILE TENSORS... [RUN OPTIONS] [--out OUT.npz] [--trace TRACE.csv]", cmd_missing},
     {"check", "Run the Hessian, convexity, energy and stability checks.",
      "FILE [TENSORS...] [--input A=FILE.npy...] [--samples N] [--seed S] [--strict] [--json]",
      cmd_missing},
     {"emit", "Show or export the specialised kernels.",
-     "FILE (--plan | --ir | --asm | --obj OUT.o | --c OUT.c)", cmd_missing},
+     "FILE TENSORS... (--plan | --ir | --asm | --obj OUT.o | --c OUT.c)", cmd_emit},
     {"bench", "Time the compiled kernels and the whole step.",
      "FILE TENSORS... [--batch B] [--repeat R]", cmd_missing},
 };

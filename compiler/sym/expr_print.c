@@ -12,6 +12,7 @@ typedef struct {
   const ExprPool *pool;
   const ExprNames *names;
   PrintStyle style;
+  ExprId root;
 } Printer;
 
 static void print(Printer *p, ExprId e, int outer);
@@ -283,6 +284,13 @@ static void print_leaf(Printer *p, const Expr *x) {
 
 static void print(Printer *p, ExprId e, int outer) {
   const Expr *x = node(p, e);
+  if (p->names->alias && e != p->root) {
+    const char *alias = p->names->alias(p->names->alias_ctx, e);
+    if (alias) {
+      sb_append(p->out, alias);
+      return;
+    }
+  }
   switch (x->kind) {
   case EX_CONST:
     open_paren(p, x->value < 0 && outer > 2);
@@ -417,6 +425,6 @@ static void print(Printer *p, ExprId e, int outer) {
 
 void expr_print(StrBuf *out, const ExprPool *pool, ExprId e, const ExprNames *names,
                 PrintStyle style) {
-  Printer p = {out, pool, names, style};
+  Printer p = {out, pool, names, style, e};
   print(&p, e, 0);
 }

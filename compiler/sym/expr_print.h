@@ -12,6 +12,10 @@ typedef struct {
   const char *const *dims;
   const char *const *layers;
   const char *const *weights;
+  // Optional: a name to print instead of a whole subexpression (e.g. the buffer that holds
+  // it in a kernel plan), or NULL to print the subexpression. Never applied to the root.
+  const char *(*alias)(const void *ctx, ExprId e);
+  const void *alias_ctx;
 } ExprNames;
 
 typedef enum {

@@ -188,7 +188,7 @@ static void test_random_trees(void) {
     if (c != a) {
       mismatches++;
       const char *params_n[] = {"p"}, *layers_n[] = {"x"}, *dims_n[] = {"N"};
-      ExprNames names = {params_n, dims_n, layers_n, NULL};
+      ExprNames names = {params_n, dims_n, layers_n, NULL, NULL, NULL};
       StrBuf sa = {0}, sc = {0};
       expr_print(&sa, pool, a, &names, PRINT_TEXT);
       expr_print(&sc, pool, c, &names, PRINT_TEXT);

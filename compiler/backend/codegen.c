@@ -1,0 +1,295 @@
+// Code generation from a kernel plan (see codegen.h).
+#include "backend/codegen.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "damrt_kernel.h"
+#include "support/common.h"
+
+typedef struct {
+  Irb *irb;
+  const Plan *plan;
+  const ExprPool *pool;
+  LLVMValueRef *v_buf;  // per buffer: its base pointer
+  LLVMValueRef v_params, v_batch;
+  LLVMValueRef *cache;  // per node: its value in the current loop body
+  uint32_t *cache_gen;
+  uint32_t gen;
+  StrBuf *err;
+} Cg;
+
+static const Expr *node(const Cg *cg, ExprId e) { return expr_get(cg->pool, e); }
+
+// ---- Runtime functions ----
+
+static const JitSymbol runtime_symbols[] = {
+#define X(name, sig) JIT_SYMBOL(name),
+#include "damrt_kernel.def"
+#undef X
+};
+
+const JitSymbol *codegen_runtime_symbols(size_t *n) {
+  *n = ARRAY_LEN(runtime_symbols);
+  return runtime_symbols;
+}
+
+static LLVMValueRef runtime_fn(Cg *cg, const char *name) {
+#define X(fn, sig)                                                             \
+  if (strcmp(name, #fn) == 0) return irb_declare(cg->irb, #fn, sig);
+#include "damrt_kernel.def"
+#undef X
+  damc_unreachable();
+}
+
+static bool f32(const Cg *cg) { return cg->irb->real == IRB_F32; }
+
+static int64_t numel_of(const Cg *cg, ExprId e) {
+  const Expr *x = node(cg, e);
+  int64_t n = 1;
+  for (int i = 0; i < x->shape.rank; i++) n *= cg->plan->dims[x->shape.dims[i]];
+  return n;
+}
+
+// ---- Values ----
+
+static LLVMValueRef value(Cg *cg, ExprId e, LLVMValueRef v_b, LLVMValueRef v_i);
+
+// Index of element (b, i) of buffer `buf` (b and i may be NULL when absent).
+static LLVMValueRef buffer_index(Cg *cg, const PlanBuf *buf, LLVMValueRef v_b, LLVMValueRef v_i) {
+  LLVMBuilderRef b = cg->irb->b;
+  LLVMValueRef v_idx = irb_i64(cg->irb, 0);
+  if (buf->batched) {
+    DAMC_ASSERT(v_b);
+    v_idx = buf->numel == 1 ? v_b : LLVMBuildNUWMul(b, v_b, irb_i64(cg->irb, buf->numel), "");
+  }
+  if (buf->numel > 1) {
+    DAMC_ASSERT(v_i);
+    v_idx = LLVMBuildNUWAdd(b, v_idx, v_i, "");
+  }
+  return v_idx;
+}
+
+static LLVMValueRef load_buffer(Cg *cg, int buf, LLVMValueRef v_b, LLVMValueRef v_i) {
+  const PlanBuf *pb = &cg->plan->bufs[buf];
+  return irb_load(cg->irb, cg->v_buf[buf], buffer_index(cg, pb, v_b, v_i));
+}
+
+static LLVMValueRef fmul(Cg *cg, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildFMul(cg->irb->b, a, b, "");
+}
+static LLVMValueRef fdiv(Cg *cg, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildFDiv(cg->irb->b, a, b, "");
+}
+
+static LLVMValueRef power(Cg *cg, LLVMValueRef v_x, const Expr *exponent, LLVMValueRef v_y) {
+  Irb *irb = cg->irb;
+  if (exponent->kind == EX_CONST) {
+    double c = exponent->value;
+    LLVMValueRef one = irb_real(irb, 1);
+    if (c == 2) return fmul(cg, v_x, v_x);
+    if (c == 3) return fmul(cg, fmul(cg, v_x, v_x), v_x);
+    if (c == 4) {
+      LLVMValueRef sq = fmul(cg, v_x, v_x);
+      return fmul(cg, sq, sq);
+    }
+    if (c == -1) return fdiv(cg, one, v_x);
+    if (c == -2) return fdiv(cg, one, fmul(cg, v_x, v_x));
+    if (c == 0.5) return irb_math(irb, IRB_SQRT, v_x);
+    if (c == -0.5) return fdiv(cg, one, irb_math(irb, IRB_SQRT, v_x));
+  }
+  LLVMValueRef args[2] = {v_x, v_y};
+  return irb_call(irb, runtime_fn(cg, f32(cg) ? "damrt_kernel_pow_f32" : "damrt_kernel_pow_f64"),
+                  args, 2);
+}
+
+static LLVMValueRef elementwise(Cg *cg, ElemFn fn, LLVMValueRef v_x) {
+  Irb *irb = cg->irb;
+  LLVMBuilderRef b = irb->b;
+  static const IrbMath math[EF_COUNT] = {
+      [EF_EXP] = IRB_EXP,           [EF_LOG] = IRB_LOG,       [EF_SQRT] = IRB_SQRT,
+      [EF_ABS] = IRB_ABS,           [EF_TANH] = IRB_TANH,     [EF_SIGMOID] = IRB_SIGMOID,
+      [EF_SOFTPLUS] = IRB_SOFTPLUS, [EF_RELU] = IRB_RELU,     [EF_LOG1P] = IRB_LOG1P,
+      [EF_EXPM1] = IRB_EXPM1,       [EF_COSH] = IRB_COSH,     [EF_SINH] = IRB_SINH,
+      [EF_LOGCOSH] = IRB_LOGCOSH,
+  };
+  LLVMValueRef zero = irb_real(irb, 0), one = irb_real(irb, 1);
+  switch (fn) {
+  case EF_STEP: return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, v_x, zero, ""), one, zero, "");
+  case EF_SIGN: {
+    LLVMValueRef neg = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, v_x, zero, ""),
+                                       irb_real(irb, -1), v_x, "");
+    return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, v_x, zero, ""), one, neg, "");
+  }
+  case EF_SECH2: {
+    // 4 t / (1 + t)^2 with t = exp(-2|x|): never 1 - tanh^2 (theory.md §3.3).
+    LLVMValueRef t = irb_math(irb, IRB_EXP, fmul(cg, irb_real(irb, -2), irb_math(irb, IRB_ABS, v_x)));
+    LLVMValueRef d = LLVMBuildFAdd(b, one, t, "");
+    return fdiv(cg, fmul(cg, irb_real(irb, 4), t), fmul(cg, d, d));
+  }
+  default: return irb_math(irb, math[fn], v_x);
+  }
+}
+
+static LLVMValueRef compute(Cg *cg, ExprId e, LLVMValueRef v_b, LLVMValueRef v_i) {
+  const Expr *x = node(cg, e);
+  Irb *irb = cg->irb;
+  LLVMBuilderRef b = irb->b;
+  switch (x->kind) {
+  case EX_CONST: return irb_real(irb, x->value);
+  case EX_DIM: return irb_real(irb, (double)cg->plan->dims[x->index]);
+  case EX_PARAM: {
+    LLVMValueRef v = LLVMBuildLoad2(b, LLVMDoubleTypeInContext(irb->ctx),
+                                    LLVMBuildGEP2(b, LLVMDoubleTypeInContext(irb->ctx), cg->v_params,
+                                                  (LLVMValueRef[]){irb_i64(irb, x->index)}, 1, ""),
+                                    "param");
+    return f32(cg) ? LLVMBuildFPTrunc(b, v, irb->ty_real, "") : v;
+  }
+  case EX_ADD:
+  case EX_MUL: {
+    LLVMValueRef acc = value(cg, x->kids[0], v_b, v_i);
+    for (uint32_t k = 1; k < x->nkids; k++) {
+      LLVMValueRef v = value(cg, node(cg, e)->kids[k], v_b, v_i);
+      acc = x->kind == EX_ADD ? LLVMBuildFAdd(b, acc, v, "") : LLVMBuildFMul(b, acc, v, "");
+    }
+    return acc;
+  }
+  case EX_POW:
+    return power(cg, value(cg, x->kids[0], v_b, v_i), node(cg, x->kids[1]),
+                 value(cg, node(cg, e)->kids[1], v_b, v_i));
+  case EX_FN: return elementwise(cg, (ElemFn)x->index, value(cg, x->kids[0], v_b, v_i));
+  case EX_BCAST: return value(cg, x->kids[0], v_b, v_i);
+  default:
+    sb_printf(cg->err, "codegen: node of kind %d is not in a buffer", x->kind);
+    return irb_real(irb, NAN);
+  }
+}
+
+// The value of `e` at sample b, element i: from its buffer, or computed inline (once per
+// loop body: shared subexpressions are reused).
+static LLVMValueRef value(Cg *cg, ExprId e, LLVMValueRef v_b, LLVMValueRef v_i) {
+  int buf = cg->plan->node_buf[e];
+  if (buf >= 0) return load_buffer(cg, buf, v_b, v_i);
+  if (cg->cache_gen[e] == cg->gen) return cg->cache[e];
+  LLVMValueRef v = compute(cg, e, v_b, v_i);
+  cg->cache[e] = v;
+  cg->cache_gen[e] = cg->gen;
+  return v;
+}
+
+static void new_body(Cg *cg) { cg->gen++; }
+
+// ---- Steps ----
+
+// Opens the loop over samples when `batched`; returns the sample index or NULL.
+static LLVMValueRef open_batch(Cg *cg, IrbLoop *loop, bool batched) {
+  if (!batched) return NULL;
+  irb_loop_begin(cg->irb, loop, cg->v_batch, "b");
+  return loop->i;
+}
+
+static void close_batch(Cg *cg, IrbLoop *loop, bool batched) {
+  if (batched) irb_loop_end(cg->irb, loop, NULL);
+}
+
+static void emit_map(Cg *cg, const PlanStep *s) {
+  const PlanBuf *out = &cg->plan->bufs[s->out];
+  IrbLoop lb, li;
+  LLVMValueRef v_b = open_batch(cg, &lb, out->batched);
+  LLVMValueRef v_i = NULL;
+  if (out->numel > 1) {
+    irb_loop_begin(cg->irb, &li, irb_i64(cg->irb, out->numel), "i");
+    v_i = li.i;
+  }
+  new_body(cg);
+  LLVMValueRef v = compute(cg, s->node, v_b, v_i);
+  irb_store(cg->irb, cg->v_buf[s->out], buffer_index(cg, out, v_b, v_i), v);
+  if (out->numel > 1) irb_loop_end(cg->irb, &li, NULL);
+  close_batch(cg, &lb, out->batched);
+}
+
+// One pass over the elements of `arg` at sample v_b: the reduction of f(v) with `step`
+// (sum or max) from `init`; `shift` (or NULL) is subtracted and exp taken (log-sum-exp).
+static LLVMValueRef reduce_pass(Cg *cg, ExprId arg, LLVMValueRef v_b, LLVMValueRef init,
+                                bool max, LLVMValueRef shift) {
+  Irb *irb = cg->irb;
+  int64_t n = numel_of(cg, arg);
+  IrbLoop li;
+  irb_loop_begin(irb, &li, irb_i64(irb, n), max ? "max" : "sum");
+  LLVMValueRef acc = irb_loop_carry(irb, &li, init, "acc");
+  new_body(cg);
+  LLVMValueRef v = value(cg, arg, v_b, n > 1 ? li.i : NULL);
+  if (shift) v = irb_math(irb, IRB_EXP, LLVMBuildFSub(irb->b, v, shift, ""));
+  LLVMValueRef next = max ? irb_reduce_max(irb, acc, v) : irb_reduce_add(irb, acc, v);
+  irb_loop_end(irb, &li, &next);
+  return li.carry[0];
+}
+
+static void emit_reduce(Cg *cg, const PlanStep *s) {
+  Irb *irb = cg->irb;
+  LLVMBuilderRef b = irb->b;
+  const PlanBuf *out = &cg->plan->bufs[s->out];
+  const Expr *x = node(cg, s->node);
+  ExprId arg = x->kids[0];
+  IrbLoop lb;
+  LLVMValueRef v_b = open_batch(cg, &lb, out->batched);
+  LLVMValueRef result;
+  if (x->kind == EX_SUM) {
+    result = reduce_pass(cg, arg, v_b, irb_real(irb, 0), false, NULL);
+  } else {
+    // log-sum-exp with the max shift; LSE1 has one more logit, fixed at 0.
+    LLVMValueRef m = reduce_pass(cg, arg, v_b, irb_real(irb, -INFINITY), true, NULL);
+    if (x->kind == EX_LSE1) m = irb_reduce_max(irb, m, irb_real(irb, 0));
+    LLVMValueRef init = x->kind == EX_LSE1 ? irb_math(irb, IRB_EXP, LLVMBuildFNeg(b, m, ""))
+                                           : irb_real(irb, 0);
+    LLVMValueRef sum = reduce_pass(cg, arg, v_b, init, false, m);
+    LLVMValueRef lse = LLVMBuildFAdd(b, m, irb_math(irb, IRB_LOG, sum), "");
+    // All logits -inf (or one +inf): the answer is the max itself.
+    LLVMValueRef inf = LLVMBuildFCmp(b, LLVMRealOEQ, irb_math(irb, IRB_ABS, m),
+                                     irb_real(irb, INFINITY), "");
+    result = LLVMBuildSelect(b, inf, m, lse, "");
+  }
+  irb_store(irb, cg->v_buf[s->out], buffer_index(cg, out, v_b, NULL), result);
+  close_batch(cg, &lb, out->batched);
+}
+
+static void emit_matmul(Cg *cg, const PlanStep *s) {
+  Irb *irb = cg->irb;
+  LLVMValueRef v_m = s->m < 0 ? cg->v_batch : irb_i64(irb, s->m);
+  LLVMValueRef args[11] = {
+      LLVMConstInt(irb->ty_i32, s->trans_a, 0), LLVMConstInt(irb->ty_i32, s->trans_b, 0),
+      v_m, irb_i64(irb, s->n), irb_i64(irb, s->k), cg->v_buf[s->a], irb_i64(irb, s->lda),
+      cg->v_buf[s->b], irb_i64(irb, s->ldb), cg->v_buf[s->out], irb_i64(irb, s->ldc)};
+  irb_call(irb, runtime_fn(cg, f32(cg) ? "damrt_kernel_gemm_f32" : "damrt_kernel_gemm_f64"),
+           args, 11);
+}
+
+bool codegen_plan(Irb *irb, const Plan *plan, const char *name, StrBuf *err) {
+  Cg cg = {irb, plan, plan->net->pool, NULL, NULL, NULL, NULL, NULL, 0, err};
+  size_t len0 = err->len;
+  irb_func_begin(irb, name, "void(ptr noalias bufs, ptr noalias params, i64 batch)");
+  LLVMValueRef v_bufs = irb_param(irb, 0);
+  cg.v_params = irb_param(irb, 1);
+  cg.v_batch = irb_param(irb, 2);
+  cg.v_buf = xcalloc((size_t)plan->nbufs + 1, sizeof *cg.v_buf);
+  for (int i = 0; i < plan->nbufs; i++) {
+    LLVMValueRef v_slot = LLVMBuildGEP2(irb->b, irb->ty_ptr, v_bufs,
+                                        (LLVMValueRef[]){irb_i64(irb, i)}, 1, "");
+    cg.v_buf[i] = LLVMBuildLoad2(irb->b, irb->ty_ptr, v_slot, plan->bufs[i].name);
+  }
+  uint32_t nn = expr_count(plan->net->pool);
+  cg.cache = xcalloc(nn, sizeof *cg.cache);
+  cg.cache_gen = xcalloc(nn, sizeof *cg.cache_gen);
+  for (int i = 0; i < plan->nsteps; i++) {
+    const PlanStep *s = &plan->steps[i];
+    if (s->kind == PS_MAP) emit_map(&cg, s);
+    else if (s->kind == PS_REDUCE) emit_reduce(&cg, s);
+    else emit_matmul(&cg, s);
+  }
+  LLVMBuildRetVoid(irb->b);
+  free(cg.v_buf);
+  free(cg.cache);
+  free(cg.cache_gen);
+  return err->len == len0;
+}

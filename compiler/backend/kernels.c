@@ -1,0 +1,72 @@
+// Compiling plans to native kernels (see kernels.h).
+#include "backend/kernels.h"
+
+#include <stdlib.h>
+
+#include "backend/codegen.h"
+#include "backend/irb.h"
+#include "backend/jit.h"
+#include "support/common.h"
+
+struct Kernels {
+  Jit *jit;
+  JitModule *shown;  // an identical copy of the module given to the JIT, to print or write
+};
+
+static JitModule *build(Jit *jit, const Plan *const *plans, const char *const *names, int n,
+                        bool f32, const char *module_name, StrBuf *err) {
+  JitModule *mod = jit_module_new(jit, module_name);
+  Irb irb;
+  irb_init(&irb, mod, f32 ? IRB_F32 : IRB_F64);
+  bool ok = true;
+  for (int i = 0; i < n && ok; i++) ok = codegen_plan(&irb, plans[i], names[i], err);
+  irb_fini(&irb);
+  if (!ok || !jit_module_optimize(jit, mod, err)) {
+    jit_module_free(mod);
+    return NULL;
+  }
+  return mod;
+}
+
+Kernels *kernels_compile(const Plan *const *plans, const char *const *names, int n, bool f32,
+                         const char *module_name, StrBuf *err) {
+  Kernels *k = xcalloc(1, sizeof *k);
+  k->jit = jit_new(err);
+  size_t nsyms;
+  const JitSymbol *syms = codegen_runtime_symbols(&nsyms);
+  if (!k->jit || !jit_define_symbols(k->jit, syms, nsyms, err)) {
+    kernels_free(k);
+    return NULL;
+  }
+  k->shown = build(k->jit, plans, names, n, f32, module_name, err);
+  JitModule *run = k->shown ? build(k->jit, plans, names, n, f32, module_name, err) : NULL;
+  // The JIT owns `run` from here, whether adding succeeds or not.
+  if (!run || !jit_add_module_take(k->jit, run, err)) {
+    kernels_free(k);
+    return NULL;
+  }
+  return k;
+}
+
+void kernels_free(Kernels *k) {
+  if (!k) return;
+  jit_module_free(k->shown);
+  StrBuf ignored = {0};
+  jit_free(k->jit, &ignored);
+  sb_free(&ignored);
+  free(k);
+}
+
+KernelFn kernels_lookup(Kernels *k, const char *name, StrBuf *err) {
+  return (KernelFn)jit_lookup(k->jit, name, err);
+}
+
+char *kernels_text(Kernels *k, bool assembly, StrBuf *err) {
+  return assembly ? jit_module_asm(k->jit, k->shown, err) : jit_module_ir(k->shown);
+}
+
+bool kernels_write_object(Kernels *k, const char *path, StrBuf *err) {
+  return jit_module_write_object(k->jit, k->shown, path, err);
+}
+
+const char *kernels_cpu(const Kernels *k) { return jit_cpu_name(k->jit); }

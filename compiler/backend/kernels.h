@@ -1,0 +1,33 @@
+// Kernels: plans compiled to native code in process, behind an interface without LLVM.
+//
+// kernels_compile generates one function per plan (codegen.h), optimises the module for the
+// host and hands it to a JIT session of its own; the functions are then looked up by name.
+// A second copy of the module is kept so the kernels can be shown (IR, assembly) or
+// written as an object file.
+#ifndef DAMC_KERNELS_H
+#define DAMC_KERNELS_H
+
+#include <stdbool.h>
+
+#include "lower/plan.h"
+#include "support/strbuf.h"
+
+typedef struct Kernels Kernels;
+
+// The signature of every kernel: see codegen.h.
+typedef void (*KernelFn)(void **bufs, const double *params, int64_t batch);
+
+// Compiles `n` plans as functions `names[i]`, in float32 (`f32`) or float64. NULL, with
+// the message in `err`, on failure.
+Kernels *kernels_compile(const Plan *const *plans, const char *const *names, int n, bool f32,
+                         const char *module_name, StrBuf *err);
+void kernels_free(Kernels *k);
+KernelFn kernels_lookup(Kernels *k, const char *name, StrBuf *err);
+// The module's LLVM IR, or its host assembly (NULL with a message on failure); the caller
+// frees the text.
+char *kernels_text(Kernels *k, bool assembly, StrBuf *err);
+bool kernels_write_object(Kernels *k, const char *path, StrBuf *err);
+// The CPU the code is compiled for.
+const char *kernels_cpu(const Kernels *k);
+
+#endif

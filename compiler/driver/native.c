@@ -1,0 +1,292 @@
+// The subcommands that compile a model to native kernels: eval, run and emit.
+//
+// They share one option parser for the tensors (--weights, --weight, --set), the per-layer
+// arrays (--state, --input, --init, --clamp) and --precision, which loads everything into
+// an Engine and reports every problem with the file, the tensor and the shapes.
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "damrt_npy.h"
+#include "damrt_npz.h"
+#include "driver/driver.h"
+#include "engine/engine.h"
+#include "support/common.h"
+
+typedef struct {
+  const char *command;
+  const char *model;
+  Engine *engine;
+  DamrtDtype dtype;
+  const char *out;
+  EngineArrays arrays;
+  int nlayers;
+  // emit
+  bool plan, ir, asm_text;
+  const char *obj;
+} Options;
+
+// Splits "A=FILE" at the first '='; false when there is none.
+static bool split_pair(const char *arg, char *key, size_t keysize, const char **value) {
+  const char *eq = strchr(arg, '=');
+  if (!eq || eq == arg || !eq[1] || (size_t)(eq - arg) >= keysize) return false;
+  memcpy(key, arg, (size_t)(eq - arg));
+  key[eq - arg] = '\0';
+  *value = eq + 1;
+  return true;
+}
+
+static int layer_index(const Engine *e, const char *name) {
+  const Model *m = engine_network(e)->model;
+  for (int a = 0; a < m->nlayers; a++)
+    if (strcmp(m->layers[a].name, name) == 0) return a;
+  return -1;
+}
+
+static bool load_npz_weights(Engine *e, const char *path, StrBuf *err) {
+  DamrtError derr = {0};
+  DamrtNpz *npz = damrt_npz_open(path, &derr);
+  if (!npz) {
+    sb_printf(err, "%s\n", derr.message);
+    return false;
+  }
+  bool ok = true;
+  for (size_t i = 0; i < damrt_npz_count(npz); i++) {
+    const char *key = damrt_npz_key(npz, i);
+    DamrtTensor *t = damrt_npz_read(npz, key, DAMRT_F64, &derr);
+    if (!t) {
+      sb_printf(err, "%s\n", derr.message);
+      ok = false;
+      continue;
+    }
+    ok &= engine_bind_weight(e, key, t, path, err);
+  }
+  damrt_npz_close(npz);
+  return ok;
+}
+
+// Reads `path` (.npy) for the per-layer array option `what` ("--state") of layer `name`.
+static bool load_layer_array(Options *o, DamrtTensor **slots, const char *what, const char *arg,
+                             StrBuf *err) {
+  char name[256];
+  const char *path;
+  if (!split_pair(arg, name, sizeof name, &path)) {
+    sb_printf(err, "%s %s: expected LAYER=FILE.npy\n", what, arg);
+    return false;
+  }
+  int a = layer_index(o->engine, name);
+  if (a < 0) {
+    sb_printf(err, "%s %s: model '%s' has no layer '%s'\n", what, arg,
+              engine_network(o->engine)->model->name, name);
+    return false;
+  }
+  if (slots[a]) {
+    sb_printf(err, "%s %s: layer '%s' is given twice\n", what, arg, name);
+    return false;
+  }
+  DamrtError derr = {0};
+  slots[a] = damrt_npy_read(path, DAMRT_F64, &derr);
+  if (!slots[a]) {
+    sb_printf(err, "%s\n", derr.message);
+    return false;
+  }
+  char label[512];
+  snprintf(label, sizeof label, "%s: %s of layer '%s'", path, what + 2, name);
+  if (damrt_tensor_check_finite(slots[a], label, &derr) != DAMRT_OK) {
+    sb_printf(err, "%s\n", derr.message);
+    return false;
+  }
+  return true;
+}
+
+static void free_options(Options *o) {
+  DamrtTensor **all[3] = {o->arrays.state, o->arrays.input, o->arrays.clamp};
+  for (int k = 0; k < 3; k++) {
+    if (!all[k]) continue;
+    for (int a = 0; a < o->nlayers; a++) damrt_tensor_free(all[k][a]);
+    free(all[k]);
+  }
+  engine_free(o->engine);
+}
+
+// Parses the command line into `o`, loading the model and its tensors. Returns 0, or the
+// exit status after printing the message.
+static int parse_options(Options *o, int argc, char **argv) {
+  memset(o, 0, sizeof *o);
+  o->command = argv[0];
+  o->dtype = DAMRT_F32;
+  // The model comes first among the non-options, so that tensors can be checked as read.
+  for (int i = 1; i < argc; i++) {
+    if (argv[i][0] != '-') {
+      if (o->model) return usage_error(o->command, "more than one model file ('%s')", argv[i]);
+      o->model = argv[i];
+    } else if (strcmp(argv[i], "--plan") && strcmp(argv[i], "--ir") && strcmp(argv[i], "--asm")) {
+      i++;  // every other option takes a value
+    }
+  }
+  if (!o->model) return usage_error(o->command, "no model file given%s", "");
+  StrBuf err = {0};
+  o->engine = engine_open(o->model, stderr, &err);
+  sb_free(&err);
+  if (!o->engine) return EXIT_MODEL;
+  o->nlayers = engine_network(o->engine)->model->nlayers;
+  o->arrays.state = xcalloc((size_t)o->nlayers + 1, sizeof(DamrtTensor *));
+  o->arrays.input = xcalloc((size_t)o->nlayers + 1, sizeof(DamrtTensor *));
+  o->arrays.clamp = xcalloc((size_t)o->nlayers + 1, sizeof(DamrtTensor *));
+  bool ok = true;
+  for (int i = 1; i < argc && ok; i++) {
+    const char *opt = argv[i];
+    if (opt[0] != '-') continue;
+    if (!strcmp(opt, "--plan")) { o->plan = true; continue; }
+    if (!strcmp(opt, "--ir")) { o->ir = true; continue; }
+    if (!strcmp(opt, "--asm")) { o->asm_text = true; continue; }
+    if (i + 1 >= argc) {
+      free_options(o);
+      return usage_error(o->command, "option '%s' needs a value", opt);
+    }
+    const char *val = argv[++i];
+    if (!strcmp(opt, "--weights")) {
+      ok = load_npz_weights(o->engine, val, &err);
+    } else if (!strcmp(opt, "--weight")) {
+      char name[256];
+      const char *path;
+      if (!split_pair(val, name, sizeof name, &path)) {
+        free_options(o);
+        return usage_error(o->command, "--weight %s: expected NAME=FILE.npy", val);
+      }
+      DamrtError derr = {0};
+      DamrtTensor *t = damrt_npy_read(path, DAMRT_F64, &derr);
+      if (!t) sb_printf(&err, "%s\n", derr.message);
+      ok = t && engine_bind_weight(o->engine, name, t, path, &err);
+    } else if (!strcmp(opt, "--set")) {
+      char name[256];
+      const char *text;
+      char *end;
+      if (!split_pair(val, name, sizeof name, &text)) {
+        free_options(o);
+        return usage_error(o->command, "--set %s: expected PARAM=VALUE", val);
+      }
+      errno = 0;
+      double v = strtod(text, &end);
+      if (*end || errno) {
+        free_options(o);
+        return usage_error(o->command, "--set %s: the value is not a number", val);
+      }
+      ok = engine_set_param(o->engine, name, v, &err);
+    } else if (!strcmp(opt, "--state") || !strcmp(opt, "--init")) {
+      ok = load_layer_array(o, o->arrays.state, opt, val, &err);
+    } else if (!strcmp(opt, "--input")) {
+      ok = load_layer_array(o, o->arrays.input, opt, val, &err);
+    } else if (!strcmp(opt, "--clamp")) {
+      ok = load_layer_array(o, o->arrays.clamp, opt, val, &err);
+    } else if (!strcmp(opt, "--precision")) {
+      if (!strcmp(val, "f32")) o->dtype = DAMRT_F32;
+      else if (!strcmp(val, "f64")) o->dtype = DAMRT_F64;
+      else {
+        free_options(o);
+        return usage_error(o->command, "--precision %s: expected f32 or f64", val);
+      }
+    } else if (!strcmp(opt, "--out") || !strcmp(opt, "--obj")) {
+      if (!strcmp(opt, "--out")) o->out = val;
+      else o->obj = val;
+    } else {
+      free_options(o);
+      return usage_error(o->command, "unknown option '%s'", opt);
+    }
+  }
+  // Inputs only for layers declared with `input`.
+  for (int a = 0; ok && a < o->nlayers; a++)
+    if (o->arrays.input[a] && !engine_network(o->engine)->layers[a].input) {
+      sb_printf(&err, "--input: layer '%s' has no 'input' statement in the model\n",
+                engine_network(o->engine)->model->layers[a].name);
+      ok = false;
+    }
+  ok = ok && engine_prepare(o->engine, o->dtype, &err);
+  if (!ok) {
+    fprintf(stderr, "%s", sb_str(&err));
+    sb_free(&err);
+    free_options(o);
+    return EXIT_MODEL;
+  }
+  sb_free(&err);
+  return 0;
+}
+
+// Writes `results` to `path` (.npz, through a temporary file renamed at the end).
+static bool write_results(const char *path, const EngineResult *results, int n, StrBuf *err) {
+  DamrtNamedTensor *items = xcalloc((size_t)n + 1, sizeof *items);
+  for (int i = 0; i < n; i++) items[i] = (DamrtNamedTensor){results[i].name, results[i].tensor};
+  DamrtError derr = {0};
+  bool ok = damrt_npz_write(path, items, (size_t)n, DAMRT_NPZ_STORED, &derr) == DAMRT_OK;
+  if (!ok) sb_printf(err, "%s\n", derr.message);
+  free(items);
+  return ok;
+}
+
+static void print_summary(const EngineResult *results, int n) {
+  for (int i = 0; i < n; i++) {
+    const DamrtTensor *t = results[i].tensor;
+    const double *v = t->data;
+    if (!strcmp(results[i].name, "E") || !strncmp(results[i].name, "E_", 2)) {
+      printf("%-12s", results[i].name);
+      for (size_t k = 0; k < t->count && k < 8; k++) printf(" %.10g", v[k]);
+      printf("%s\n", t->count > 8 ? " ..." : "");
+    } else {
+      double mx = 0;
+      for (size_t k = 0; k < t->count; k++) mx = fmax(mx, fabs(v[k]));
+      printf("%-12s max|.| = %.6g over %zu values\n", results[i].name, mx, t->count);
+    }
+  }
+}
+
+int cmd_eval(int argc, char **argv) {
+  Options o;
+  int status = parse_options(&o, argc, argv);
+  if (status) return status;
+  EngineResult results[512];
+  StrBuf err = {0};
+  int n = engine_eval(o.engine, &o.arrays, results, 512, &err);
+  if (n >= 0 && o.out) {
+    if (!write_results(o.out, results, n, &err)) status = EXIT_MODEL;
+  } else if (n >= 0) {
+    print_summary(results, n);
+  } else {
+    status = EXIT_MODEL;
+  }
+  if (status) fprintf(stderr, "%s", sb_str(&err));
+  for (int i = 0; i < n; i++) damrt_tensor_free(results[i].tensor);
+  sb_free(&err);
+  free_options(&o);
+  return status;
+}
+
+int cmd_emit(int argc, char **argv) {
+  Options o;
+  int status = parse_options(&o, argc, argv);
+  if (status) return status;
+  StrBuf err = {0}, text = {0};
+  if (o.plan) {
+    for (int k = 0; k < 2; k++) {
+      sb_printf(&text, "kernel %s\n", k == PLAN_RHS ? "damc_rhs (dx/dt)" : "damc_eval (E, g, u, dx/dt)");
+      plan_print(&text, engine_plan(o.engine, (PlanKind)k));
+    }
+    fputs(sb_str(&text), stdout);
+  } else if (o.ir || o.asm_text) {
+    char *code = engine_kernels_text(o.engine, o.asm_text, &err);
+    if (code) fputs(code, stdout);
+    else status = EXIT_INTERNAL;
+    free(code);
+  } else if (o.obj) {
+    if (!engine_write_object(o.engine, o.obj, &err)) status = EXIT_MODEL;
+  } else {
+    free_options(&o);
+    return usage_error("emit", "say what to emit: --plan, --ir, --asm or --obj OUT.o%s", "");
+  }
+  if (status) fprintf(stderr, "damc emit: error: %s\n", sb_str(&err));
+  sb_free(&err);
+  sb_free(&text);
+  free_options(&o);
+  return status;
+}

@@ -1,0 +1,406 @@
+// The engine (see engine.h).
+#include "engine/engine.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/kernels.h"
+#include "front/front.h"
+#include "front/sema.h"
+#include "support/common.h"
+#include "sym/eval.h"
+
+struct Engine {
+  Session *s;
+  Model *m;
+  Network *net;
+  int64_t *dims;          // per dim; -1 while unbound
+  const char **dim_origin;  // per dim: the weight that bound it, for messages
+  double *params;
+  bool *param_set;
+  DamrtTensor **weights;  // per weight, float64 as read; NULL until bound
+  const char **weight_origin;
+  DamrtDtype dtype;
+  DamrtTensor **weights_real;  // per weight, in the kernels' precision
+  double *tau;  // per layer, evaluated
+  Plan *plans[2];
+  Kernels *code;
+  KernelFn kernels[2];
+};
+
+static const char *const kernel_names[2] = {"damc_rhs", "damc_eval"};
+
+Engine *engine_open(const char *path, FILE *echo, StrBuf *err) {
+  Engine *e = xcalloc(1, sizeof *e);
+  e->s = session_new(echo);
+  FILE *f = fopen(path, "rb");
+  StrBuf text = {0};
+  if (f) {
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) sb_appendn(&text, chunk, n);
+    fclose(f);
+  } else {
+    sb_printf(err, "damc: error: cannot open '%s'\n", path);
+    sb_free(&text);
+    engine_free(e);
+    return NULL;
+  }
+  e->m = front_compile(e->s, path, sb_str(&text), text.len);
+  sb_free(&text);
+  if (e->m) e->net = network_derive(e->s, e->m, NULL, 0);
+  if (!e->net) {
+    sb_append(err, diag_text(e->s->diag));
+    engine_free(e);
+    return NULL;
+  }
+  const Model *m = e->m;
+  e->dims = xmalloc(((size_t)m->ndims + 1) * sizeof *e->dims);
+  e->dim_origin = xcalloc((size_t)m->ndims + 1, sizeof *e->dim_origin);
+  for (int i = 0; i < m->ndims; i++) e->dims[i] = m->dims[i].value;
+  e->params = xcalloc((size_t)m->nparams + 1, sizeof *e->params);
+  e->param_set = xcalloc((size_t)m->nparams + 1, sizeof *e->param_set);
+  for (int i = 0; i < m->nparams; i++) {
+    e->params[i] = m->params[i].value;
+    e->param_set[i] = m->params[i].has_default;
+  }
+  e->weights = xcalloc((size_t)m->nweights + 1, sizeof *e->weights);
+  e->weights_real = xcalloc((size_t)m->nweights + 1, sizeof *e->weights_real);
+  e->weight_origin = xcalloc((size_t)m->nweights + 1, sizeof *e->weight_origin);
+  e->tau = xcalloc((size_t)m->nlayers + 1, sizeof *e->tau);
+  return e;
+}
+
+void engine_free(Engine *e) {
+  if (!e) return;
+  if (e->m)
+    for (int i = 0; i < e->m->nweights; i++) {
+      damrt_tensor_free(e->weights[i]);
+      damrt_tensor_free(e->weights_real[i]);
+    }
+  kernels_free(e->code);
+  for (int k = 0; k < 2; k++) plan_free(e->plans[k]);
+  network_free(e->net);
+  free(e->dims);
+  free(e->dim_origin);
+  free(e->params);
+  free(e->param_set);
+  free(e->weights);
+  free(e->weights_real);
+  free(e->weight_origin);
+  free(e->tau);
+  session_free(e->s);
+  free(e);
+}
+
+const Network *engine_network(const Engine *e) { return e->net; }
+
+// "[K, N]" with the sizes known so far: "[K=100, N=784]".
+static void declared_shape(const Engine *e, const ModelWeight *w, StrBuf *out) {
+  sb_putc(out, '[');
+  for (int i = 0; i < w->rank; i++) {
+    const ModelDim *d = &e->m->dims[w->dims[i]];
+    if (i) sb_append(out, ", ");
+    if (d->name && e->dims[w->dims[i]] > 0)
+      sb_printf(out, "%s=%lld", d->name, (long long)e->dims[w->dims[i]]);
+    else if (d->name) sb_append(out, d->name);
+    else sb_printf(out, "%lld", (long long)d->value);
+  }
+  sb_putc(out, ']');
+}
+
+static void tensor_shape(const DamrtTensor *t, StrBuf *out) {
+  sb_putc(out, '[');
+  for (int i = 0; i < t->rank; i++) sb_printf(out, "%s%zu", i ? ", " : "", t->shape[i]);
+  sb_putc(out, ']');
+}
+
+bool engine_bind_weight(Engine *e, const char *name, DamrtTensor *t, const char *origin,
+                        StrBuf *err) {
+  const Model *m = e->m;
+  int w = -1;
+  for (int i = 0; i < m->nweights; i++)
+    if (strcmp(m->weights[i].name, name) == 0) w = i;
+  if (w < 0) {
+    sb_printf(err, "%s: tensor '%s' is not a weight of model '%s' (its weights:", origin, name,
+              m->name);
+    for (int i = 0; i < m->nweights; i++) sb_printf(err, " %s", m->weights[i].name);
+    sb_append(err, ")\n");
+    damrt_tensor_free(t);
+    return false;
+  }
+  const ModelWeight *mw = &m->weights[w];
+  StrBuf want = {0}, have = {0};
+  bool ok = t->rank == mw->rank;
+  for (int i = 0; ok && i < mw->rank; i++) {
+    int d = mw->dims[i];
+    if (e->dims[d] > 0 && (size_t)e->dims[d] != t->shape[i]) ok = false;
+  }
+  if (!ok) {
+    declared_shape(e, mw, &want);
+    tensor_shape(t, &have);
+    sb_printf(err, "%s: tensor '%s' has shape %s, but the model declares '%s' as %s", origin,
+              name, sb_str(&have), name, sb_str(&want));
+    for (int i = 0; i < mw->rank && i < t->rank; i++) {
+      int d = mw->dims[i];
+      if (e->dims[d] > 0 && (size_t)e->dims[d] != t->shape[i] && e->dim_origin[d])
+        sb_printf(err, " (%s = %lld from weight '%s')", m->dims[d].name, (long long)e->dims[d],
+                  e->dim_origin[d]);
+    }
+    sb_putc(err, '\n');
+    sb_free(&want);
+    sb_free(&have);
+    damrt_tensor_free(t);
+    return false;
+  }
+  if (e->weights[w]) {
+    sb_printf(err, "%s: weight '%s' is given twice (first from %s)\n", origin, name,
+              e->weight_origin[w]);
+    damrt_tensor_free(t);
+    return false;
+  }
+  DamrtError derr = {0};
+  char label[256];
+  snprintf(label, sizeof label, "%s: tensor '%s'", origin, name);
+  if (damrt_tensor_check_finite(t, label, &derr) != DAMRT_OK) {
+    sb_printf(err, "%s\n", derr.message);
+    damrt_tensor_free(t);
+    return false;
+  }
+  if (mw->symmetric) {
+    size_t n = t->shape[0];
+    const double *a = t->data;
+    double scale = 0, worst = 0;
+    size_t wi = 0, wj = 0;
+    for (size_t i = 0; i < n * n; i++) scale = fmax(scale, fabs(a[i]));
+    for (size_t i = 0; i < n; i++)
+      for (size_t j = 0; j < i; j++)
+        if (fabs(a[i * n + j] - a[j * n + i]) > worst) {
+          worst = fabs(a[i * n + j] - a[j * n + i]);
+          wi = i;
+          wj = j;
+        }
+    // Symmetric up to the rounding of float32 data (a symmetric coupling written by NumPy
+    // is usually exactly symmetric).
+    if (worst > 1e-6 * scale) {
+      sb_printf(err, "%s: weight '%s' must be symmetric (it is a %s), but [%zu, %zu] = %.17g "
+                "and [%zu, %zu] = %.17g\n", origin, name,
+                mw->synapse >= 0 ? "self-synapse" : "'symmetric' weight", wi, wj,
+                a[wi * n + wj], wj, wi, a[wj * n + wi]);
+      damrt_tensor_free(t);
+      return false;
+    }
+  }
+  for (int i = 0; i < mw->rank; i++)
+    if (e->dims[mw->dims[i]] < 0) {
+      e->dims[mw->dims[i]] = (int64_t)t->shape[i];
+      e->dim_origin[mw->dims[i]] = mw->name;
+    }
+  e->weights[w] = t;
+  e->weight_origin[w] = intern(e->s->names, origin);
+  return true;
+}
+
+bool engine_set_param(Engine *e, const char *name, double value, StrBuf *err) {
+  for (int i = 0; i < e->m->nparams; i++)
+    if (strcmp(e->m->params[i].name, name) == 0) {
+      if (!isfinite(value)) {
+        sb_printf(err, "--set %s: the value must be a finite number\n", name);
+        return false;
+      }
+      e->params[i] = value;
+      e->param_set[i] = true;
+      return true;
+    }
+  sb_printf(err, "--set %s: model '%s' has no param '%s' (its params:", name, e->m->name, name);
+  for (int i = 0; i < e->m->nparams; i++) sb_printf(err, " %s", e->m->params[i].name);
+  sb_append(err, e->m->nparams ? ")\n" : " none)\n");
+  return false;
+}
+
+// Evaluates each layer's tau with the params as set.
+static bool evaluate_tau(Engine *e, StrBuf *err) {
+  EvalEnv env = {e->dims, e->params, NULL, NULL, NULL, NULL, NULL};
+  Evaluator *ev = eval_new(e->net->pool, &env);
+  bool ok = true;
+  for (int a = 0; a < e->net->nlayers; a++) {
+    double tau = eval_scalar(ev, e->net->layers[a].tau);
+    e->tau[a] = tau;
+    const char *name = e->m->layers[a].name;
+    if (!(tau >= 0)) {
+      sb_printf(err, "tau of layer '%s' is %g with the params as set; it must not be negative\n",
+                name, tau);
+      ok = false;
+    } else if (tau == 0 && !e->net->layers[a].eliminated) {
+      sb_printf(err, "tau of layer '%s' is 0 with the params as set; write 'tau = 0;' in the "
+                "model to eliminate the layer\n", name);
+      ok = false;
+    }
+  }
+  eval_free(ev);
+  return ok;
+}
+
+bool engine_prepare(Engine *e, DamrtDtype dtype, StrBuf *err) {
+  const Model *m = e->m;
+  bool ok = true;
+  for (int w = 0; w < m->nweights; w++)
+    if (!e->weights[w]) {
+      StrBuf want = {0};
+      declared_shape(e, &m->weights[w], &want);
+      sb_printf(err, "weight '%s' %s is missing: give it with --weights FILE.npz or --weight "
+                "%s=FILE.npy\n", m->weights[w].name, sb_str(&want), m->weights[w].name);
+      sb_free(&want);
+      ok = false;
+    }
+  for (int i = 0; i < m->nparams; i++)
+    if (!e->param_set[i]) {
+      sb_printf(err, "param '%s' has no default: give it with --set %s=VALUE\n",
+                m->params[i].name, m->params[i].name);
+      ok = false;
+    }
+  if (!ok || !evaluate_tau(e, err)) return false;
+
+  e->dtype = dtype;
+  for (int w = 0; w < m->nweights; w++) {
+    DamrtError derr = {0};
+    e->weights_real[w] = damrt_tensor_convert(e->weights[w], dtype, &derr);
+    if (!e->weights_real[w]) {
+      sb_printf(err, "%s\n", derr.message);
+      return false;
+    }
+  }
+  for (int k = 0; k < 2; k++) {
+    e->plans[k] = plan_build(e->net, e->dims, (PlanKind)k, err);
+    if (!e->plans[k]) return false;
+  }
+  const Plan *plans[2] = {e->plans[0], e->plans[1]};
+  e->code = kernels_compile(plans, kernel_names, 2, dtype == DAMRT_F32, m->name, err);
+  if (!e->code) return false;
+  for (int k = 0; k < 2; k++) {
+    e->kernels[k] = kernels_lookup(e->code, kernel_names[k], err);
+    if (!e->kernels[k]) return false;
+  }
+  return true;
+}
+
+const Plan *engine_plan(const Engine *e, PlanKind kind) { return e->plans[kind]; }
+
+char *engine_kernels_text(Engine *e, bool assembly, StrBuf *err) {
+  return kernels_text(e->code, assembly, err);
+}
+
+bool engine_write_object(Engine *e, const char *path, StrBuf *err) {
+  return kernels_write_object(e->code, path, err);
+}
+
+bool engine_batch(const Engine *e, const EngineArrays *arrays, size_t *batch, bool *batched,
+                  StrBuf *err) {
+  *batch = 1;
+  *batched = false;
+  const char *first = NULL;
+  for (int kind = 0; kind < 3; kind++) {
+    DamrtTensor **ts = kind == 0 ? arrays->state : kind == 1 ? arrays->input : arrays->clamp;
+    if (!ts) continue;
+    for (int a = 0; a < e->m->nlayers; a++) {
+      const DamrtTensor *t = ts[a];
+      if (!t) continue;
+      const char *what = kind == 0 ? "state" : kind == 1 ? "input" : "clamp";
+      int64_t n = e->dims[e->m->layers[a].dim];
+      StrBuf have = {0};
+      tensor_shape(t, &have);
+      if ((t->rank != 1 && t->rank != 2) || (int64_t)t->shape[t->rank - 1] != n) {
+        sb_printf(err, "%s of layer '%s' has shape %s, but layer '%s' has %lld neurons: give "
+                  "[%lld] or [B, %lld]\n", what, e->m->layers[a].name, sb_str(&have),
+                  e->m->layers[a].name, (long long)n, (long long)n, (long long)n);
+        sb_free(&have);
+        return false;
+      }
+      sb_free(&have);
+      if (t->rank == 2) {
+        if (*batched && t->shape[0] != *batch) {
+          sb_printf(err, "%s of layer '%s' has a batch of %zu, but %s has %zu\n", what,
+                    e->m->layers[a].name, t->shape[0], first, *batch);
+          return false;
+        }
+        *batched = true;
+        *batch = t->shape[0];
+        first = e->m->layers[a].name;
+      }
+    }
+  }
+  if (*batch == 0) {
+    sb_append(err, "the batch is empty (0 samples)\n");
+    return false;
+  }
+  return true;
+}
+
+// Allocates the buffers of `plan` for `batch` samples; inputs filled, weights pointed to.
+static void **alloc_buffers(Engine *e, const Plan *plan, size_t batch, const EngineArrays *arrays) {
+  size_t elem = damrt_dtype_size(e->dtype);
+  void **bufs = xcalloc((size_t)plan->nbufs + 1, sizeof *bufs);
+  for (int i = 0; i < plan->nbufs; i++) {
+    const PlanBuf *b = &plan->bufs[i];
+    if (b->role == PB_WEIGHT) {
+      bufs[i] = e->weights_real[b->index]->data;
+      continue;
+    }
+    size_t n = (size_t)b->numel * (b->batched ? batch : 1);
+    bufs[i] = xcalloc(n + 1, elem);
+    DamrtTensor *src = b->role == PB_STATE ? arrays->state[b->index]
+                       : b->role == PB_INPUT ? (arrays->input ? arrays->input[b->index] : NULL)
+                                             : NULL;
+    if (!src) continue;
+    // A single sample is repeated over the batch.
+    for (size_t s = 0; s < batch; s++) {
+      const double *from = (const double *)src->data + (src->rank == 2 ? s * (size_t)b->numel : 0);
+      for (size_t k = 0; k < (size_t)b->numel; k++) {
+        if (e->dtype == DAMRT_F32) ((float *)bufs[i])[s * (size_t)b->numel + k] = (float)from[k];
+        else ((double *)bufs[i])[s * (size_t)b->numel + k] = from[k];
+      }
+    }
+  }
+  return bufs;
+}
+
+static void free_buffers(const Plan *plan, void **bufs) {
+  for (int i = 0; i < plan->nbufs; i++)
+    if (plan->bufs[i].role != PB_WEIGHT) free(bufs[i]);
+  free(bufs);
+}
+
+// The float64 tensor of buffer `buf` ([B, n] or [n] when not batched, [B] or [] for scalars).
+static DamrtTensor *result_tensor(const Engine *e, const Plan *plan, int buf, const void *data,
+                                  size_t batch, bool batched) {
+  const PlanBuf *b = &plan->bufs[buf];
+  size_t shape[3];
+  int rank = 0;
+  if (batched) shape[rank++] = batch;
+  if (expr_get(e->net->pool, b->node)->shape.rank > 0) shape[rank++] = (size_t)b->numel;
+  DamrtTensor *t = damrt_tensor_new(DAMRT_F64, rank, shape, NULL);
+  size_t n = (size_t)b->numel * (batched ? batch : 1);
+  for (size_t k = 0; k < n; k++)
+    ((double *)t->data)[k] = e->dtype == DAMRT_F32 ? ((const float *)data)[k] : ((const double *)data)[k];
+  return t;
+}
+
+int engine_eval(Engine *e, const EngineArrays *arrays, EngineResult *out, int max, StrBuf *err) {
+  size_t batch;
+  bool batched;
+  if (!engine_batch(e, arrays, &batch, &batched, err)) return -1;
+  const Plan *plan = e->plans[PLAN_EVAL];
+  void **bufs = alloc_buffers(e, plan, batch, arrays);
+  e->kernels[PLAN_EVAL](bufs, e->params, (int64_t)batch);
+  int n = 0;
+  for (int i = 0; i < plan->noutputs && n < max; i++) {
+    const PlanOutput *o = &plan->outputs[i];
+    if (o->name[0] == 'x') continue;  // an eliminated layer's state, reported as u
+    snprintf(out[n].name, sizeof out[n].name, "%s", o->name);
+    out[n].tensor = result_tensor(e, plan, o->buf, bufs[o->buf], batch, batched);
+    n++;
+  }
+  free_buffers(plan, bufs);
+  return n;
+}

@@ -1,0 +1,426 @@
+// Lowering to a kernel plan (see plan.h).
+#include "lower/plan.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "support/common.h"
+
+typedef struct {
+  Plan *plan;
+  ExprPool *pool;
+  int *uses;            // per node: references from needed parents (and outputs)
+  bool *feeds_product;  // per node: an operand of a matmul or transpose
+  int8_t *batched;      // per node: 1 depends on a state, activation, input or direction
+  size_t buf_cap, step_cap, out_cap;
+  StrBuf *err;
+  int ntemps;
+} Lowering;
+
+static const Expr *node(const Lowering *lw, ExprId e) { return expr_get(lw->pool, e); }
+
+static bool is_batched(Lowering *lw, ExprId e) {
+  if (lw->batched[e]) return lw->batched[e] > 0;
+  const Expr *x = node(lw, e);
+  bool b = x->kind == EX_STATE || x->kind == EX_ACT || x->kind == EX_INPUT || x->kind == EX_DIR;
+  for (uint32_t i = 0; i < x->nkids && !b; i++) b = is_batched(lw, x->kids[i]);
+  lw->batched[e] = b ? 1 : -1;
+  return b;
+}
+
+static int64_t dim_size(const Lowering *lw, int dim) { return lw->plan->dims[dim]; }
+
+static int add_buf(Lowering *lw, PlanBufRole role, ExprId e, bool batched, int index,
+                   const char *name) {
+  Plan *plan = lw->plan;
+  const Expr *x = node(lw, e);
+  PlanBuf b = {role, e, batched, 1, 1, 1, index, ""};
+  if (x->shape.rank >= 1) b.rows = dim_size(lw, x->shape.dims[0]);
+  if (x->shape.rank == 2) b.cols = dim_size(lw, x->shape.dims[1]);
+  b.numel = b.rows * b.cols;
+  if (name) snprintf(b.name, sizeof b.name, "%s", name);
+  else snprintf(b.name, sizeof b.name, "t%d", lw->ntemps++);
+  size_t count = (size_t)plan->nbufs;
+  VEC_PUSH(plan->bufs, count, lw->buf_cap, b);
+  plan->nbufs = (int)count;
+  return plan->nbufs - 1;
+}
+
+static void add_step(Lowering *lw, PlanStep s) {
+  size_t count = (size_t)lw->plan->nsteps;
+  VEC_PUSH(lw->plan->steps, count, lw->step_cap, s);
+  lw->plan->nsteps = (int)count;
+}
+
+// ---- Use counts ----
+
+static void count_uses(Lowering *lw, ExprId e, uint8_t *seen) {
+  lw->uses[e]++;
+  if (seen[e]) return;
+  seen[e] = 1;
+  const Expr *x = node(lw, e);
+  for (uint32_t i = 0; i < x->nkids; i++) {
+    if (x->kind == EX_MATMUL || x->kind == EX_TRANSPOSE || x->kind == EX_OUTER)
+      lw->feeds_product[x->kids[i]] = true;
+    count_uses(lw, x->kids[i], seen);
+  }
+}
+
+// ---- Scheduling ----
+
+static bool must_materialize(Lowering *lw, ExprId e) {
+  const Expr *x = node(lw, e);
+  switch (x->kind) {
+  case EX_MATMUL:
+  case EX_SUM:
+  case EX_LSE:
+  case EX_LSE1:
+  case EX_TRANSPOSE:
+  case EX_OUTER: return true;
+  default: break;
+  }
+  bool batched = is_batched(lw, e);
+  if (x->shape.rank == 0) return batched;  // per-sample scalars: one small loop each
+  if (!batched) return true;               // computed once per call, not once per sample
+  return lw->uses[e] >= 2 || lw->feeds_product[e];
+}
+
+static bool need(Lowering *lw, ExprId e);
+
+// The buffer holding operand `e` of a product, with a transposition folded into a flag.
+static bool product_operand(Lowering *lw, ExprId e, int *buf, bool *trans) {
+  *trans = false;
+  if (node(lw, e)->kind == EX_TRANSPOSE) {
+    ExprId inner = node(lw, e)->kids[0];
+    if (!need(lw, inner)) return false;
+    *trans = true;
+    e = inner;
+  } else if (!need(lw, e)) {
+    return false;
+  }
+  *buf = lw->plan->node_buf[e];
+  DAMC_ASSERT(*buf >= 0);
+  return true;
+}
+
+static bool schedule_matmul(Lowering *lw, ExprId e, int out) {
+  const Expr *x = node(lw, e);
+  ExprId a = x->kids[0], b = x->kids[1];
+  if (is_batched(lw, a) || (node(lw, b)->shape.rank == 2 && is_batched(lw, b))) {
+    sb_append(lw->err, "the lowering cannot yet schedule a product with a matrix that depends "
+                       "on the state");
+    return false;
+  }
+  PlanStep s = {PS_MATMUL, e, out, -1, -1, false, false, 0, 0, 0, 0, 0, 0, false};
+  int wa, wb;
+  bool ta, tb;
+  if (!product_operand(lw, a, &wa, &ta) || !product_operand(lw, b, &wb, &tb)) return false;
+  const PlanBuf *A = &lw->plan->bufs[wa], *B = &lw->plan->bufs[wb];
+  int64_t m = ta ? A->cols : A->rows, k = ta ? A->rows : A->cols;
+  if (node(lw, b)->shape.rank == 1 && is_batched(lw, b)) {
+    // OUT[batch, m] = X[batch, k] op(A)': one gemm over the whole batch.
+    s.batched = true;
+    s.a = wb;
+    s.b = wa;
+    s.trans_a = false;
+    s.trans_b = !ta;
+    s.m = -1;  // the batch
+    s.n = m;
+    s.k = k;
+    s.lda = k;
+    s.ldb = A->cols;
+    s.ldc = m;
+  } else {
+    // C[m, p] = op(A)[m, k] op(B)[k, p] once (p = 1 for a vector).
+    int64_t p = node(lw, b)->shape.rank == 1 ? 1 : tb ? B->rows : B->cols;
+    s.a = wa;
+    s.b = wb;
+    s.trans_a = ta;
+    s.trans_b = tb;
+    s.m = m;
+    s.n = p;
+    s.k = k;
+    s.lda = A->cols;
+    s.ldb = node(lw, b)->shape.rank == 1 ? 1 : B->cols;
+    s.ldc = p;
+  }
+  add_step(lw, s);
+  return true;
+}
+
+// Materialises `e` into buffer `out` (a fresh temporary when `out` < 0).
+static bool materialize(Lowering *lw, ExprId e, int out, bool force_batched) {
+  const Expr *x = node(lw, e);
+  bool batched = force_batched || is_batched(lw, e);
+  if (out < 0) out = add_buf(lw, PB_TEMP, e, batched, -1, NULL);
+  lw->plan->node_buf[e] = out;
+  if (x->kind == EX_MATMUL) return schedule_matmul(lw, e, out);
+  PlanStepKind kind = x->kind == EX_SUM || x->kind == EX_LSE || x->kind == EX_LSE1 ? PS_REDUCE : PS_MAP;
+  if (x->kind == EX_TRANSPOSE || x->kind == EX_OUTER) {
+    sb_append(lw->err, "the lowering cannot yet compute a transposed or outer-product matrix "
+                       "outside a product");
+    return false;
+  }
+  add_step(lw, (PlanStep){kind, e, out, -1, -1, false, false, 0, 0, 0, 0, 0, 0, batched});
+  return true;
+}
+
+// Makes `e` usable by a later step: leaves and inline nodes need their dependencies; nodes
+// that must live in a buffer get one.
+static bool need(Lowering *lw, ExprId e) {
+  if (lw->plan->node_buf[e] >= 0) return true;
+  const Expr *x = node(lw, e);
+  if (x->nkids == 0) {
+    if (x->kind == EX_STATE || x->kind == EX_ACT || x->kind == EX_INPUT || x->kind == EX_WEIGHT ||
+        x->kind == EX_DIR) {
+      sb_printf(lw->err, "internal: leaf of kind %d has no buffer", x->kind);
+      return false;
+    }
+    return true;  // constants, params, dims: inline
+  }
+  if (x->kind == EX_MATMUL) {
+    // Operands are resolved by the product itself (a transpose becomes a flag).
+    return materialize(lw, e, -1, false);
+  }
+  for (uint32_t i = 0; i < x->nkids; i++)
+    if (!need(lw, node(lw, e)->kids[i])) return false;
+  if (must_materialize(lw, e)) return materialize(lw, e, -1, false);
+  return true;
+}
+
+// Computes output `name` := `expr` into a batched buffer of its own (or, when the value
+// already lives in a buffer, names that buffer).
+static bool assign(Lowering *lw, const char *name, ExprId expr) {
+  Plan *plan = lw->plan;
+  int buf = plan->node_buf[expr];
+  if (buf < 0 || !plan->bufs[buf].batched) {
+    const Expr *x = node(lw, expr);
+    bool ok = true;
+    if (x->kind == EX_MATMUL) {
+      buf = add_buf(lw, PB_OUTPUT, expr, true, plan->noutputs, name);
+      plan->node_buf[expr] = buf;
+      ok = schedule_matmul(lw, expr, buf);
+    } else {
+      for (uint32_t i = 0; i < x->nkids && ok; i++) ok = need(lw, node(lw, expr)->kids[i]);
+      if (ok) {
+        buf = add_buf(lw, PB_OUTPUT, expr, true, plan->noutputs, name);
+        ok = materialize(lw, expr, buf, true);
+      }
+    }
+    if (!ok) return false;
+  }
+  PlanOutput o = {"", expr, buf};
+  snprintf(o.name, sizeof o.name, "%s", name);
+  size_t count = (size_t)plan->noutputs;
+  VEC_PUSH(plan->outputs, count, lw->out_cap, o);
+  plan->noutputs = (int)count;
+  return true;
+}
+
+// ---- The assignments of each kind of kernel ----
+
+typedef struct {
+  char name[48];
+  ExprId expr;
+  int bind_state;  // >= 0: the layer whose state x this output is (eliminated layers)
+  int bind_act;    // >= 0: the layer whose activation g this output is
+} Assignment;
+
+static int assignments(const Network *net, PlanKind kind, Assignment *out) {
+  ExprPool *p = net->pool;
+  const Model *m = net->model;
+  int n = 0;
+#define ADD(nm, ex, bs, ba)                                                    \
+  do {                                                                         \
+    snprintf(out[n].name, sizeof out[n].name, "%s", nm);                       \
+    out[n].expr = (ex);                                                        \
+    out[n].bind_state = (bs);                                                  \
+    out[n].bind_act = (ba);                                                    \
+    n++;                                                                       \
+  } while (0)
+  char name[64];
+  for (int a = 0; a < net->nlayers; a++) {
+    if (net->layers[a].eliminated) continue;
+    snprintf(name, sizeof name, "g_%s", m->layers[a].name);
+    ADD(name, net->layers[a].g, -1, a);
+  }
+  for (int h = 0; h < net->nlayers; h++) {
+    if (!net->layers[h].eliminated) continue;
+    snprintf(name, sizeof name, "x_%s", m->layers[h].name);
+    ADD(name, net->layers[h].u, h, -1);
+    snprintf(name, sizeof name, "g_%s", m->layers[h].name);
+    ADD(name, net->layers[h].g, -1, h);
+  }
+  for (int a = 0; a < net->nlayers; a++) {
+    const LayerEq *l = &net->layers[a];
+    if (kind == PLAN_EVAL) {
+      snprintf(name, sizeof name, "u_%s", m->layers[a].name);
+      ADD(name, l->u, -1, -1);
+    }
+    if (l->eliminated) continue;
+    snprintf(name, sizeof name, "dxdt_%s", m->layers[a].name);
+    ADD(name, expr_div(p, expr_sub(p, l->u, l->state), l->tau), -1, -1);
+  }
+  if (kind == PLAN_EVAL) {
+    for (int a = 0; a < net->nlayers; a++) {
+      const LayerEq *l = &net->layers[a];
+      ExprId part = l->lagrange;
+      if (l->input) part = expr_sub(p, part, expr_dot(p, l->input, l->act));
+      snprintf(name, sizeof name, "E_%s", m->layers[a].name);
+      ADD(name, part, -1, -1);
+    }
+    ADD("E", net->energy, -1, -1);
+  }
+#undef ADD
+  return n;
+}
+
+Plan *plan_build(const Network *net, const int64_t *dims, PlanKind kind, StrBuf *err) {
+  const Model *m = net->model;
+  Plan *plan = xcalloc(1, sizeof *plan);
+  plan->net = net;
+  plan->dims = dims;
+  Assignment *as = xcalloc((size_t)(4 * net->nlayers + 4), sizeof *as);
+  int na = assignments(net, kind, as);  // builds the dxdt and part expressions first
+
+  Lowering lw = {0};
+  lw.plan = plan;
+  lw.pool = net->pool;
+  lw.err = err;
+  uint32_t nn = expr_count(net->pool);
+  plan->nnodes = nn;
+  plan->node_buf = xmalloc(nn * sizeof *plan->node_buf);
+  for (uint32_t i = 0; i < nn; i++) plan->node_buf[i] = -1;
+  lw.uses = xcalloc(nn, sizeof *lw.uses);
+  lw.feeds_product = xcalloc(nn, sizeof *lw.feeds_product);
+  lw.batched = xcalloc(nn, sizeof *lw.batched);
+  uint8_t *seen = xcalloc(nn, 1);
+  for (int i = 0; i < na; i++) count_uses(&lw, as[i].expr, seen);
+  free(seen);
+
+  // The kernel's inputs: states of the integrated layers, inputs, weights.
+  plan->state_buf = xmalloc(((size_t)m->nlayers + 1) * sizeof(int));
+  plan->input_buf = xmalloc(((size_t)m->nlayers + 1) * sizeof(int));
+  plan->weight_buf = xmalloc(((size_t)m->nweights + 1) * sizeof(int));
+  char name[64];
+  for (int a = 0; a < m->nlayers; a++) {
+    const LayerEq *l = &net->layers[a];
+    plan->state_buf[a] = plan->input_buf[a] = -1;
+    if (!l->eliminated) {
+      snprintf(name, sizeof name, "x_%s", m->layers[a].name);
+      plan->state_buf[a] = plan->node_buf[l->state] = add_buf(&lw, PB_STATE, l->state, true, a, name);
+    }
+    if (l->input) {
+      snprintf(name, sizeof name, "I_%s", m->layers[a].name);
+      plan->input_buf[a] = plan->node_buf[l->input] = add_buf(&lw, PB_INPUT, l->input, true, a, name);
+    }
+  }
+  for (int w = 0; w < m->nweights; w++) {
+    const ModelWeight *mw = &m->weights[w];
+    ExprShape shape = {(int8_t)mw->rank, {mw->dims[0], mw->dims[1]}};
+    ExprId leaf = expr_leaf(net->pool, EX_WEIGHT, w, shape);
+    plan->weight_buf[w] = -1;
+    if (leaf < nn) plan->weight_buf[w] = plan->node_buf[leaf] = add_buf(&lw, PB_WEIGHT, leaf, false, w, mw->name);
+  }
+
+  bool ok = true;
+  for (int i = 0; i < na && ok; i++) {
+    ok = assign(&lw, as[i].name, as[i].expr);
+    if (!ok) break;
+    int buf = plan->outputs[plan->noutputs - 1].buf;
+    // An eliminated layer's state is the output x_h; each layer's activation leaf g(A)
+    // reads the output g_A.
+    if (as[i].bind_state >= 0) {
+      plan->node_buf[net->layers[as[i].bind_state].state] = buf;
+      plan->state_buf[as[i].bind_state] = buf;
+    }
+    if (as[i].bind_act >= 0) plan->node_buf[net->layers[as[i].bind_act].act] = buf;
+  }
+  free(as);
+  free(lw.uses);
+  free(lw.feeds_product);
+  free(lw.batched);
+  if (!ok) {
+    plan_free(plan);
+    return NULL;
+  }
+  return plan;
+}
+
+void plan_free(Plan *plan) {
+  if (!plan) return;
+  free(plan->bufs);
+  free(plan->steps);
+  free(plan->outputs);
+  free(plan->node_buf);
+  free(plan->state_buf);
+  free(plan->input_buf);
+  free(plan->weight_buf);
+  free(plan);
+}
+
+int plan_output(const Plan *plan, const char *name) {
+  for (int i = 0; i < plan->noutputs; i++)
+    if (strcmp(plan->outputs[i].name, name) == 0) return i;
+  return -1;
+}
+
+// ---- Printing ----
+
+static const char *buffer_alias(const void *ctx, ExprId e) {
+  const Plan *plan = ctx;
+  if (e >= plan->nnodes || plan->node_buf[e] < 0) return NULL;
+  return plan->bufs[plan->node_buf[e]].name;
+}
+
+static void shape_text(StrBuf *out, const PlanBuf *b) {
+  sb_putc(out, '[');
+  bool comma = false;
+  if (b->batched) {
+    sb_append(out, "B");
+    comma = true;
+  }
+  if (b->numel > 1 || !b->batched) {
+    if (comma) sb_append(out, ", ");
+    if (b->cols > 1) sb_printf(out, "%lld, %lld", (long long)b->rows, (long long)b->cols);
+    else sb_printf(out, "%lld", (long long)b->rows);
+  }
+  sb_putc(out, ']');
+}
+
+void plan_print(StrBuf *out, const Plan *plan) {
+  static const char *const roles[] = {"state", "input", "weight", "output", "temp"};
+  ExprNames names = plan->net->names;
+  names.alias = buffer_alias;
+  names.alias_ctx = plan;
+  sb_append(out, "buffers:\n");
+  for (int i = 0; i < plan->nbufs; i++) {
+    const PlanBuf *b = &plan->bufs[i];
+    sb_printf(out, "  %-12s %-7s ", b->name, roles[b->role]);
+    shape_text(out, b);
+    sb_putc(out, '\n');
+  }
+  sb_append(out, "steps:\n");
+  for (int i = 0; i < plan->nsteps; i++) {
+    const PlanStep *s = &plan->steps[i];
+    const PlanBuf *o = &plan->bufs[s->out];
+    sb_printf(out, "  %2d %-6s %s", i + 1,
+              s->kind == PS_MAP ? "map" : s->kind == PS_REDUCE ? "reduce" : "matmul", o->name);
+    shape_text(out, o);
+    sb_append(out, " = ");
+    if (s->kind == PS_MATMUL) {
+      sb_printf(out, "%s%s @ %s%s", plan->bufs[s->a].name, s->trans_a ? "'" : "",
+                plan->bufs[s->b].name, s->trans_b ? "'" : "");
+      if (s->m < 0) sb_printf(out, "    (gemm M=B N=%lld K=%lld)", (long long)s->n, (long long)s->k);
+      else sb_printf(out, "    (gemm M=%lld N=%lld K=%lld)", (long long)s->m, (long long)s->n, (long long)s->k);
+    } else {
+      expr_print(out, plan->net->pool, s->node, &names, PRINT_TEXT);
+    }
+    sb_putc(out, '\n');
+  }
+  sb_append(out, "outputs:");
+  for (int i = 0; i < plan->noutputs; i++)
+    sb_printf(out, " %s=%s", plan->outputs[i].name, plan->bufs[plan->outputs[i].buf].name);
+  sb_putc(out, '\n');
+}

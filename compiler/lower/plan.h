@@ -1,0 +1,102 @@
+// Lowering: the network's equations to a plan of kernel steps, as data.
+//
+// A plan computes a list of assignments (an output buffer := an expression of the DAG) for
+// a batch of samples, with the model's sizes fixed. It decides which nodes live in buffers
+// and which are computed inline, and orders the steps:
+//   - PS_MATMUL: a product with a matrix (a weight, its transpose, or a matrix computed once
+//     per call): one BLAS call for the whole batch (gemm, or gemv for one sample), with
+//     transposition by flag, never by copying;
+//   - PS_REDUCE: a per-sample reduction (sum, log-sum-exp with its max shift) of an
+//     expression computed inline, in one loop (two for log-sum-exp);
+//   - PS_MAP: an elementwise expression over every element of a batch of vectors (or of a
+//     per-sample scalar, or of a matrix computed once per call), with every elementwise
+//     subexpression used only there fused into the same loop.
+// A node is given a buffer when it is an output, a product or a reduction, or when it is
+// used more than once or by a product; everything else is recomputed where it is used, in
+// the loop that uses it. Scalars that depend only on params and constants are computed
+// inline (the code generator hoists them out of loops).
+//
+// The plan is printable (damc emit --plan) and is what the code generators (LLVM IR, C)
+// translate, so that a change of schedule is a change of data, not of code.
+#ifndef DAMC_PLAN_H
+#define DAMC_PLAN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "derive/network.h"
+#include "support/strbuf.h"
+
+typedef enum {
+  PB_STATE,   // x of a layer (input to the kernel)
+  PB_INPUT,   // I of a layer (input)
+  PB_WEIGHT,  // a weight (input, not batched)
+  PB_OUTPUT,  // an assignment's target
+  PB_TEMP,    // an intermediate result
+} PlanBufRole;
+
+typedef struct {
+  PlanBufRole role;
+  ExprId node;     // the node it holds (leaves: the leaf)
+  bool batched;    // one copy per sample: [batch, numel]
+  int64_t numel;   // elements per sample (or in all, when not batched)
+  int64_t rows, cols;  // the per-sample shape: rows x cols (vectors: rows x 1; scalars 1 x 1)
+  int index;       // PB_STATE/PB_INPUT: the layer; PB_WEIGHT: the weight; PB_OUTPUT: the output
+  char name[48];
+} PlanBuf;
+
+typedef enum { PS_MAP, PS_REDUCE, PS_MATMUL } PlanStepKind;
+
+typedef struct {
+  PlanStepKind kind;
+  ExprId node;  // PS_MAP: the expression; PS_REDUCE: the EX_SUM/EX_LSE/EX_LSE1 node;
+                // PS_MATMUL: the EX_MATMUL node
+  int out;      // the buffer written
+  // PS_MATMUL: C[M, N] = op(A)[M, K] op(B)[K, N], row-major, from buffers a and b.
+  int a, b;
+  bool trans_a, trans_b;
+  int64_t m, n, k, lda, ldb, ldc;
+  bool batched;  // PS_MATMUL: the batch is one of the dimensions (M = batch)
+} PlanStep;
+
+// An output: a named value the kernel writes (g_v, u_h, dxdt_v, E, ...).
+typedef struct {
+  char name[48];
+  ExprId expr;
+  int buf;
+} PlanOutput;
+
+typedef struct {
+  const Network *net;
+  const int64_t *dims;  // size of each dim (borrowed)
+  PlanBuf *bufs;
+  int nbufs;
+  PlanStep *steps;
+  int nsteps;
+  PlanOutput *outputs;
+  int noutputs;
+  int *node_buf;        // per ExprId: its buffer, or -1 (computed inline)
+  uint32_t nnodes;
+  int *state_buf, *input_buf, *weight_buf;  // per layer / weight: the input buffers, or -1
+} Plan;
+
+// What a kernel computes.
+typedef enum {
+  PLAN_RHS,   // dxdt of every integrated layer (what an integrator calls)
+  PLAN_EVAL,  // E, and per layer g, u, dxdt, and the layer's energy part Lambda - I.g
+} PlanKind;
+
+// Builds the plan of `kind` for `net` with the sizes `dims` (every dim bound). The plan
+// owns its arrays; `net` and `dims` are borrowed and must outlive it. Returns NULL with a
+// message in `err` for an expression the lowering cannot schedule (a product with a
+// matrix that depends on the state).
+Plan *plan_build(const Network *net, const int64_t *dims, PlanKind kind, StrBuf *err);
+void plan_free(Plan *plan);
+
+// The index of the output named `name`, or -1.
+int plan_output(const Plan *plan, const char *name);
+
+// The plan as text: buffers, then steps in order, expressions printed as model text.
+void plan_print(StrBuf *out, const Plan *plan);
+
+#endif

@@ -1,0 +1,24 @@
+// The kernel ABI: the runtime functions that JIT-compiled (and emitted C) kernels call.
+//
+// They take only fixed-size C types, so that generated code can call them without knowing
+// the platform's bool or size_t. Their arguments come from a plan the compiler checked, so
+// they do not check them again: a kernel never passes a size that does not match its
+// buffers (the checked wrappers of damrt_blas.h are for callers that are not generated).
+#ifndef DAMRT_KERNEL_H
+#define DAMRT_KERNEL_H
+
+#include <stdint.h>
+
+// C[m, n] = op(A)[m, k] op(B)[k, n], row-major, op = transpose when trans_* is nonzero.
+// One column or row of output (n == 1 or m == 1) uses gemv.
+void damrt_kernel_gemm_f64(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k,
+                           const double *a, int64_t lda, const double *b, int64_t ldb,
+                           double *c, int64_t ldc);
+void damrt_kernel_gemm_f32(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k,
+                           const float *a, int64_t lda, const float *b, int64_t ldb,
+                           float *c, int64_t ldc);
+// pow(x, y), for exponents that are not constants of the model.
+double damrt_kernel_pow_f64(double x, double y);
+float damrt_kernel_pow_f32(float x, float y);
+
+#endif

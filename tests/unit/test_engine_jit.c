@@ -1,0 +1,208 @@
+// The JIT-compiled kernels against the reference interpreter, on every example, for a
+// batch of random states: float64 within 1e-12 of the interpreter (relative to the size of
+// the quantity), float32 within the bound of theory.md §4.1.4 (16 eps32 (|v| + |v|_inf)).
+// Also: Model B with tau_h = 0 and one Euler step of dt = tau_v is exactly the modern
+// Hopfield update v <- Xi' softmax(beta Xi v) (float64, 1e-12 against a direct computation).
+#include <dirent.h>
+
+#include "derive_fixture.h"
+#include "engine/engine.h"
+
+enum { BATCH = 3 };
+
+static DamrtTensor *tensor(size_t rows, size_t cols, const double *data) {
+  size_t shape[2] = {rows, cols};
+  DamrtTensor *t = damrt_tensor_new(DAMRT_F64, cols ? 2 : 1, cols ? shape : &shape[0], NULL);
+  memcpy(t->data, data, t->count * sizeof(double));
+  return t;
+}
+
+static const double *result(EngineResult *r, int n, const char *name) {
+  for (int i = 0; i < n; i++)
+    if (!strcmp(r[i].name, name)) return r[i].tensor->data;
+  return NULL;
+}
+
+typedef struct {
+  double worst64, worst32;
+} Errors;
+
+// Compares one quantity of one sample: `want` from the interpreter (n values).
+static void compare(const double *want, const double *got64, const double *got32, int64_t n,
+                    Errors *e, const char *what) {
+  double inf = 0;
+  for (int64_t i = 0; i < n; i++) inf = fmax(inf, fabs(want[i]));
+  for (int64_t i = 0; i < n; i++) {
+    double r64 = fabs(got64[i] - want[i]) / (1e-300 + fmax(inf, 1e-300));
+    e->worst64 = fmax(e->worst64, r64);
+    double bound32 = 16 * 1.1920929e-07 * (fabs(want[i]) + inf);
+    double r32 = fabs(got32[i] - want[i]) / fmax(bound32, 1e-300);
+    e->worst32 = fmax(e->worst32, r32);
+    if (r64 > 1e-12 || r32 > 1)
+      fprintf(stderr, "  %s[%lld]: interpreter %.17g, f64 %.17g, f32 %.9g\n", what, (long long)i,
+              want[i], got64[i], got32[i]);
+  }
+}
+
+static void check_example(const char *path) {
+  char *text = NULL;
+  FILE *f = fopen(path, "rb");
+  CHECK(f != NULL);
+  if (!f) return;
+  fseek(f, 0, SEEK_END);
+  long len = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  text = calloc((size_t)len + 1, 1);
+  CHECK(fread(text, 1, (size_t)len, f) == (size_t)len);
+  fclose(f);
+  Fixture fx;
+  bool ok = fx_open(&fx, text, 7, 77);
+  free(text);
+  CHECK(ok);
+  if (!ok) return;
+  const Model *m = fx.m;
+  const Network *net = fx.net;
+
+  Engine *eng[2];
+  StrBuf err = {0};
+  for (int p = 0; p < 2; p++) {
+    eng[p] = engine_open(path, NULL, &err);
+    CHECK(eng[p] != NULL);
+    for (int w = 0; w < m->nweights; w++) {
+      const ModelWeight *mw = &m->weights[w];
+      size_t rows = (size_t)fx.dims[mw->dims[0]], cols = mw->rank == 2 ? (size_t)fx.dims[mw->dims[1]] : 0;
+      CHECK(engine_bind_weight(eng[p], mw->name, tensor(rows, cols, fx.weights[w]), "test", &err));
+    }
+    CHECK(engine_prepare(eng[p], p ? DAMRT_F32 : DAMRT_F64, &err));
+  }
+  if (err.len) fprintf(stderr, "%s", sb_str(&err));
+
+  // A batch of random states and inputs.
+  double *states[16], *inputs[16];
+  DamrtTensor *st[16] = {0}, *in[16] = {0};
+  for (int a = 0; a < m->nlayers; a++) {
+    int64_t n = fx_layer_size(&fx, a);
+    states[a] = calloc((size_t)(BATCH * n), sizeof(double));
+    inputs[a] = calloc((size_t)(BATCH * n), sizeof(double));
+    for (int64_t i = 0; i < BATCH * n; i++) {
+      states[a][i] = fx_normal(&fx);
+      inputs[a][i] = 0.3 * fx_normal(&fx);
+    }
+    st[a] = tensor(BATCH, (size_t)n, states[a]);
+    if (net->layers[a].input) in[a] = tensor(BATCH, (size_t)n, inputs[a]);
+  }
+  EngineArrays arrays = {st, in, NULL};
+  EngineResult r64[128], r32[128];
+  int n64 = engine_eval(eng[0], &arrays, r64, 128, &err);
+  int n32 = engine_eval(eng[1], &arrays, r32, 128, &err);
+  CHECK(n64 > 0 && n64 == n32);
+
+  Errors errs = {0, 0};
+  for (int s = 0; s < BATCH && n64 > 0; s++) {
+    for (int a = 0; a < m->nlayers; a++) {
+      int64_t n = fx_layer_size(&fx, a);
+      memcpy(fx.states[a], states[a] + s * n, (size_t)n * sizeof(double));
+      memcpy(fx.inputs[a], net->layers[a].input ? inputs[a] + s * n : fx.inputs[a],
+             (size_t)n * sizeof(double));
+      if (!net->layers[a].input) memset(fx.inputs[a], 0, (size_t)n * sizeof(double));
+    }
+    double want[4096];
+    char name[80];
+    for (int a = 0; a < m->nlayers; a++) {
+      const LayerEq *l = &net->layers[a];
+      if (l->eliminated) continue;
+      int64_t n = fx_layer_size(&fx, a);
+      snprintf(name, sizeof name, "g_%s", m->layers[a].name);
+      fx_eval(&fx, l->g, want);
+      compare(want, result(r64, n64, name) + s * n, result(r32, n32, name) + s * n, n, &errs, name);
+      snprintf(name, sizeof name, "dxdt_%s", m->layers[a].name);
+      fx_eval(&fx, net->reduced ? net->reduced_dxdt[a] : l->dxdt, want);
+      compare(want, result(r64, n64, name) + s * n, result(r32, n32, name) + s * n, n, &errs, name);
+    }
+    want[0] = fx_eval_scalar(&fx, net->reduced ? net->reduced_energy_x : net->energy_x);
+    compare(want, result(r64, n64, "E") + s, result(r32, n32, "E") + s, 1, &errs, "E");
+  }
+  CHECK(errs.worst64 <= 1e-12);
+  CHECK(errs.worst32 <= 1);
+  printf("%-24s f64: max rel err %.1e (tol 1e-12); f32: max err / bound %.2f (tol 1)\n",
+         strrchr(path, '/') + 1, errs.worst64, errs.worst32);
+  for (int i = 0; i < n64; i++) damrt_tensor_free(r64[i].tensor);
+  for (int i = 0; i < n32; i++) damrt_tensor_free(r32[i].tensor);
+  for (int a = 0; a < m->nlayers; a++) {
+    free(states[a]);
+    free(inputs[a]);
+    damrt_tensor_free(st[a]);
+    damrt_tensor_free(in[a]);
+  }
+  engine_free(eng[0]);
+  engine_free(eng[1]);
+  sb_free(&err);
+  fx_close(&fx);
+}
+
+// One Euler step of dt = tau_v of Model B with h eliminated is the modern Hopfield update.
+static void check_modern_hopfield(const char *dir) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/tests/unit/data/model_b_eliminated.dam", dir);
+  StrBuf err = {0};
+  Engine *e = engine_open(path, stderr, &err);
+  CHECK(e != NULL);
+  if (!e) return;
+  enum { N = 20, K = 7 };
+  double xi[K * N], v[N], want[N];
+  Fixture rng = {0};
+  rng.rng = 5;
+  for (int i = 0; i < K * N; i++) xi[i] = fx_normal(&rng) / sqrt((double)N);
+  for (int i = 0; i < N; i++) v[i] = fx_normal(&rng);
+  CHECK(engine_bind_weight(e, "Xi", tensor(K, N, xi), "test", &err));
+  CHECK(engine_set_param(e, "beta", 3.0, &err));
+  CHECK(engine_prepare(e, DAMRT_F64, &err));
+  // v <- Xi' softmax(beta Xi v), computed directly.
+  double s[K], mx = -INFINITY, z = 0;
+  for (int k = 0; k < K; k++) {
+    s[k] = 0;
+    for (int i = 0; i < N; i++) s[k] += xi[k * N + i] * v[i];
+    s[k] *= 3.0;
+    mx = fmax(mx, s[k]);
+  }
+  for (int k = 0; k < K; k++) z += exp(s[k] - mx);
+  for (int i = 0; i < N; i++) {
+    want[i] = 0;
+    for (int k = 0; k < K; k++) want[i] += xi[k * N + i] * exp(s[k] - mx) / z;
+  }
+  DamrtTensor *st[2] = {tensor(N, 0, v), NULL}, *in[2] = {NULL, NULL};
+  EngineArrays arrays = {st, in, NULL};
+  EngineResult r[16];
+  int n = engine_eval(e, &arrays, r, 16, &err);
+  const double *dxdt = result(r, n, "dxdt_v");
+  CHECK(dxdt != NULL);
+  double worst = 0;
+  for (int i = 0; dxdt && i < N; i++) {
+    double next = v[i] + 1.0 * dxdt[i];  // Euler, dt = tau_v = 1
+    worst = fmax(worst, fabs(next - want[i]) / fmax(fabs(want[i]), 1e-300));
+  }
+  CHECK(worst <= 1e-12);
+  printf("modern Hopfield update: one Euler step, max rel err %.1e (tol 1e-12)\n", worst);
+  for (int i = 0; i < n; i++) damrt_tensor_free(r[i].tensor);
+  damrt_tensor_free(st[0]);
+  engine_free(e);
+  sb_free(&err);
+}
+
+int main(int argc, char **argv) {
+  const char *src = argc > 1 ? argv[1] : ".";
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s/examples", src);
+  DIR *d = opendir(dir);
+  CHECK(d != NULL);
+  for (struct dirent *ent; d && (ent = readdir(d));) {
+    size_t len = strlen(ent->d_name);
+    if (len < 5 || strcmp(ent->d_name + len - 4, ".dam")) continue;
+    char path[8192];
+    snprintf(path, sizeof path, "%s/%s", dir, ent->d_name);
+    check_example(path);
+  }
+  if (d) closedir(d);
+  check_modern_hopfield(src);
+  return check_report("test_engine_jit");
+}
