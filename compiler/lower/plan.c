@@ -221,7 +221,7 @@ static bool assign(Lowering *lw, const char *name, ExprId expr) {
 // ---- The assignments of each kind of kernel ----
 
 typedef struct {
-  char name[48];
+  char name[64];
   ExprId expr;
   int bind_state;  // >= 0: the layer whose state x this output is (eliminated layers)
   int bind_act;    // >= 0: the layer whose activation g this output is

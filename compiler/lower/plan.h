@@ -42,7 +42,7 @@ typedef struct {
   int64_t numel;   // elements per sample (or in all, when not batched)
   int64_t rows, cols;  // the per-sample shape: rows x cols (vectors: rows x 1; scalars 1 x 1)
   int index;       // PB_STATE/PB_INPUT: the layer; PB_WEIGHT: the weight; PB_OUTPUT: the output
-  char name[48];
+  char name[64];
 } PlanBuf;
 
 typedef enum { PS_MAP, PS_REDUCE, PS_MATMUL } PlanStepKind;
@@ -61,7 +61,7 @@ typedef struct {
 
 // An output: a named value the kernel writes (g_v, u_h, dxdt_v, E, ...).
 typedef struct {
-  char name[48];
+  char name[64];
   ExprId expr;
   int buf;
 } PlanOutput;

@@ -24,16 +24,16 @@ typedef struct {
   uint64_t rng;
 } Fixture;
 
-static double fx_uniform(Fixture *f) {
+static inline double fx_uniform(Fixture *f) {
   f->rng = f->rng * 6364136223846793005ull + 1442695040888963407ull;
   return (double)(f->rng >> 11) / 9007199254740992.0;
 }
-static double fx_normal(Fixture *f) {
+static inline double fx_normal(Fixture *f) {
   double u = fx_uniform(f) + 1e-300, v = fx_uniform(f);
   return sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
 }
 
-static int64_t fx_numel(const Fixture *f, int rank, const int *dims) {
+static inline int64_t fx_numel(const Fixture *f, int rank, const int *dims) {
   int64_t n = 1;
   for (int i = 0; i < rank; i++) n *= f->dims[dims[i]];
   return n;
@@ -41,7 +41,7 @@ static int64_t fx_numel(const Fixture *f, int rank, const int *dims) {
 
 // Compiles `text`; unbound dims get `unbound_size`. Returns false (after printing the
 // diagnostics) when the model does not compile.
-static bool fx_open(Fixture *f, const char *text, int64_t unbound_size, uint64_t seed) {
+static inline bool fx_open(Fixture *f, const char *text, int64_t unbound_size, uint64_t seed) {
   memset(f, 0, sizeof *f);
   f->rng = seed;
   f->s = session_new(NULL);
@@ -80,7 +80,7 @@ static bool fx_open(Fixture *f, const char *text, int64_t unbound_size, uint64_t
   return true;
 }
 
-static void fx_close(Fixture *f) {
+static inline void fx_close(Fixture *f) {
   for (int i = 0; i < 16; i++) {
     free(f->states[i]);
     free(f->acts[i]);
@@ -92,10 +92,10 @@ static void fx_close(Fixture *f) {
   session_free(f->s);
 }
 
-static int64_t fx_layer_size(const Fixture *f, int a) { return f->dims[f->m->layers[a].dim]; }
+static inline int64_t fx_layer_size(const Fixture *f, int a) { return f->dims[f->m->layers[a].dim]; }
 
 // Evaluates `e` into `out` (numel elements) under the current bindings.
-static void fx_eval(Fixture *f, ExprId e, double *out) {
+static inline void fx_eval(Fixture *f, ExprId e, double *out) {
   Evaluator *ev = eval_new(f->net->pool, &f->env);
   int64_t n;
   const double *v = eval_node(ev, e, &n);
@@ -103,14 +103,14 @@ static void fx_eval(Fixture *f, ExprId e, double *out) {
   eval_free(ev);
 }
 
-static double fx_eval_scalar(Fixture *f, ExprId e) {
+static inline double fx_eval_scalar(Fixture *f, ExprId e) {
   double v;
   fx_eval(f, e, &v);
   return v;
 }
 
 // The dense Hessian of layer `a` from its structure: H_ij = d_i [i = j] + sum_k u_ki v_kj.
-static void fx_dense_hessian(Fixture *f, int a, double *h) {
+static inline void fx_dense_hessian(Fixture *f, int a, double *h) {
   const StructJac *j = &f->net->layers[a].hess;
   int64_t n = fx_layer_size(f, a);
   double *d = calloc((size_t)n, sizeof *d), *u = calloc((size_t)n, sizeof *u),
