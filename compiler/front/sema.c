@@ -391,12 +391,13 @@ static Shape check_name(Checker *c, AstExpr *e, const Ctx *ctx) {
     }
     c->weight_used[e->ref_index] = true;
     const ModelWeight *w = &m->weights[e->ref_index];
+    if (w->rank < 0) return ERROR_SHAPE;  // its shape was wrong, and reported
     return (Shape){w->rank, {w->dims[0], w->dims[1]}};
   }
   case REF_STATE: {
     const ModelLayer *l = &m->layers[e->ref_index];
     if (ctx->kind == CTX_LAGRANGIAN && ctx->layer == e->ref_index)
-      return (Shape){1, {l->dim, 0}};
+      return l->dim < 0 ? ERROR_SHAPE : (Shape){1, {l->dim, 0}};
     if (ctx->kind == CTX_LAGRANGIAN)
       error_at(c, ctx, e->span, "the Lagrangian of layer '%s' cannot use the state of "
                "another layer ('%s')", m->layers[ctx->layer].name, l->name);
@@ -603,6 +604,7 @@ static Shape check(Checker *c, AstExpr *e, const Ctx *ctx) {
       return ERROR_SHAPE;
     }
     c->layer_used[e->ref_index] = true;
+    if (c->m->layers[e->ref_index].dim < 0) return ERROR_SHAPE;  // its size was wrong, and reported
     return (Shape){1, {c->m->layers[e->ref_index].dim, 0}};
   case AST_NEG: return check(c, e->lhs, ctx);
   case AST_TRANSPOSE: {

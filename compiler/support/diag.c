@@ -83,7 +83,8 @@ static int by_position(const void *a, const void *b) {
 
 void diag_flush(DiagSink *sink) {
   sink->deferring = false;
-  qsort(sink->deferred, sink->ndeferred, sizeof *sink->deferred, by_position);
+  if (sink->ndeferred)  // qsort's base may not be NULL, even for no elements
+    qsort(sink->deferred, sink->ndeferred, sizeof *sink->deferred, by_position);
   for (size_t i = 0; i < sink->ndeferred; i++) {
     emit(sink, DIAG_ERROR, NULL, sb_str(&sink->deferred[i].text));
     sb_free(&sink->deferred[i].text);
