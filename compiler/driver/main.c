@@ -195,7 +195,7 @@ static const Command commands[] = {
      "FILE TENSORS... --state A=FILE.npy... [--input A=FILE.npy...] [--precision f32|f64] "
      "[--out OUT.npz]", cmd_eval},
     {"run", "Integrate the dynamics from the initial states to convergence or the step limit.",
-     "FILE TENSORS... [RUN OPTIONS] [--out OUT.npz] [--trace TRACE.csv]", cmd_missing},
+     "FILE TENSORS... [RUN OPTIONS] [--out OUT.npz] [--trace TRACE.csv]", cmd_run},
     {"check", "Run the Hessian, convexity, energy and stability checks.",
      "FILE [TENSORS...] [--input A=FILE.npy...] [--samples N] [--seed S] [--strict] [--json]",
      cmd_missing},

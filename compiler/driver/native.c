@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "damrt_npy.h"
 #include "damrt_npz.h"
@@ -26,7 +27,64 @@ typedef struct {
   // emit
   bool plan, ir, asm_text;
   const char *obj;
+  // run
+  EngineRunOptions run;
+  const char *trace;
 } Options;
+
+// A number option's value; false when it is not a number in [lo, hi].
+static bool parse_number(const char *text, double lo, double hi, double *out) {
+  char *end;
+  errno = 0;
+  double v = strtod(text, &end);
+  if (*text == '\0' || *end || errno || !(v >= lo && v <= hi)) return false;
+  *out = v;
+  return true;
+}
+
+// The options of damc run; 1 when `opt` is one (its value parsed), 0 when it is not, or
+// the exit status of a usage error.
+static int parse_run_option(Options *o, const char *opt, const char *val) {
+  EngineRunOptions *r = &o->run;
+  double v;
+  if (!strcmp(opt, "--method")) {
+    if (!strcmp(val, "euler")) r->method = DAMRT_EULER;
+    else if (!strcmp(val, "rk4")) r->method = DAMRT_RK4;
+    else if (!strcmp(val, "dopri5")) r->method = DAMRT_DOPRI5;
+    else if (!strcmp(val, "async"))
+      return usage_error("run", "--method async: the discrete asynchronous rule for binary "
+                         "layers is not implemented yet%s", "");
+    else return usage_error("run", "--method %s: expected euler, rk4 or dopri5", val);
+    return 1;
+  }
+  struct { const char *name; double lo, hi, *dst; } numbers[] = {
+      {"--dt", 1e-300, 1e300, &r->dt},     {"--rtol", 0, 1, &r->rtol},
+      {"--atol", 1e-300, 1e300, &r->atol}, {"--tol", 0, 1e300, &r->tol},
+      {"--noise", 0, 1e300, &r->noise_T},
+  };
+  for (size_t i = 0; i < ARRAY_LEN(numbers); i++)
+    if (!strcmp(opt, numbers[i].name)) {
+      if (!parse_number(val, numbers[i].lo, numbers[i].hi, numbers[i].dst)) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s %%s: expected a number from %g to %g", opt, numbers[i].lo,
+                 numbers[i].hi);
+        return usage_error("run", msg, val);
+      }
+      return 1;
+    }
+  if (!strcmp(opt, "--max-steps") || !strcmp(opt, "--seed") || !strcmp(opt, "--threads")) {
+    if (!parse_number(val, 0, 9007199254740992.0, &v) || v != floor(v))
+      return usage_error("run", "expected a whole number, not '%s'", val);
+    if (!strcmp(opt, "--max-steps")) r->max_steps = (size_t)v;
+    else if (!strcmp(opt, "--seed")) r->seed = (uint64_t)v;
+    return 1;  // --threads: OpenBLAS reads OPENBLAS_NUM_THREADS; see docs/cli.md
+  }
+  if (!strcmp(opt, "--trace")) {
+    o->trace = val;
+    return 1;
+  }
+  return 0;
+}
 
 // Splits "A=FILE" at the first '='; false when there is none.
 static bool split_pair(const char *arg, char *key, size_t keysize, const char **value) {
@@ -117,6 +175,7 @@ static int parse_options(Options *o, int argc, char **argv) {
   memset(o, 0, sizeof *o);
   o->command = argv[0];
   o->dtype = DAMRT_F32;
+  o->run = (EngineRunOptions){DAMRT_DOPRI5, 0, -1, -1, -1, 10000, 0, 0, NULL};
   // The model comes first among the non-options, so that tensors can be checked as read.
   for (int i = 1; i < argc; i++) {
     if (argv[i][0] != '-') {
@@ -136,6 +195,7 @@ static int parse_options(Options *o, int argc, char **argv) {
   o->arrays.input = xcalloc((size_t)o->nlayers + 1, sizeof(DamrtTensor *));
   o->arrays.clamp = xcalloc((size_t)o->nlayers + 1, sizeof(DamrtTensor *));
   bool ok = true;
+  int status = 0;
   for (int i = 1; i < argc && ok; i++) {
     const char *opt = argv[i];
     if (opt[0] != '-') continue;
@@ -191,11 +251,22 @@ static int parse_options(Options *o, int argc, char **argv) {
     } else if (!strcmp(opt, "--out") || !strcmp(opt, "--obj")) {
       if (!strcmp(opt, "--out")) o->out = val;
       else o->obj = val;
+    } else if (!strcmp(o->command, "run") && (status = parse_run_option(o, opt, val)) != 0) {
+      if (status != 1) {
+        free_options(o);
+        return status;
+      }
     } else {
       free_options(o);
       return usage_error(o->command, "unknown option '%s'", opt);
     }
   }
+  // Defaults the precision can meet: near a fixed point dopri5 lets |dx/dt| wander at about
+  // (atol + rtol |x|) / tau, which must stay below the stopping tolerance.
+  bool single = o->dtype == DAMRT_F32;
+  if (o->run.rtol < 0) o->run.rtol = single ? 1e-6 : 1e-9;
+  if (o->run.atol < 0) o->run.atol = single ? 1e-8 : 1e-11;
+  if (o->run.tol < 0) o->run.tol = single ? 1e-4 : 1e-6;
   // Inputs only for layers declared with `input`.
   for (int a = 0; ok && a < o->nlayers; a++)
     if (o->arrays.input[a] && !engine_network(o->engine)->layers[a].input) {
@@ -258,6 +329,47 @@ int cmd_eval(int argc, char **argv) {
   if (status) fprintf(stderr, "%s", sb_str(&err));
   for (int i = 0; i < n; i++) damrt_tensor_free(results[i].tensor);
   sb_free(&err);
+  free_options(&o);
+  return status;
+}
+
+int cmd_run(int argc, char **argv) {
+  Options o;
+  int status = parse_options(&o, argc, argv);
+  if (status) return status;
+  StrBuf err = {0}, trace_tmp = {0};
+  if (o.trace) {
+    // Written to a temporary name and renamed at the end: no half trace after a failure.
+    sb_printf(&trace_tmp, "%s.tmp.%ld", o.trace, (long)getpid());
+    o.run.trace = fopen(sb_str(&trace_tmp), "w");
+    if (!o.run.trace) {
+      fprintf(stderr, "damc run: error: cannot write '%s': %s\n", o.trace, strerror(errno));
+      sb_free(&trace_tmp);
+      free_options(&o);
+      return EXIT_MODEL;
+    }
+  }
+  EngineResult results[512];
+  int n = engine_run(o.engine, &o.arrays, &o.run, results, 512, &err);
+  if (o.run.trace) {
+    bool ok = fclose(o.run.trace) == 0 && n >= 0;
+    if (ok && rename(sb_str(&trace_tmp), o.trace) != 0) {
+      sb_printf(&err, "cannot write '%s': %s\n", o.trace, strerror(errno));
+      n = -1;
+    }
+    if (!ok || n < 0) remove(sb_str(&trace_tmp));
+  }
+  if (n >= 0 && o.out) {
+    if (!write_results(o.out, results, n, &err)) status = EXIT_MODEL;
+  } else if (n >= 0) {
+    print_summary(results, n);
+  } else {
+    status = EXIT_MODEL;
+  }
+  if (status) fprintf(stderr, "damc run: error: %s", sb_str(&err));
+  for (int i = 0; i < n; i++) damrt_tensor_free(results[i].tensor);
+  sb_free(&err);
+  sb_free(&trace_tmp);
   free_options(&o);
   return status;
 }

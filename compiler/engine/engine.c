@@ -404,3 +404,204 @@ int engine_eval(Engine *e, const EngineArrays *arrays, EngineResult *out, int ma
   free_buffers(plan, bufs);
   return n;
 }
+
+// ---- Runs ----
+
+// The integrator's state is one row of all integrated layers per sample; the kernels read
+// one array per layer. The right-hand side copies between the two (cheap next to the
+// products) through buffers allocated once, before the run.
+typedef struct {
+  Engine *e;
+  size_t batch, dim;
+  bool batched;
+  int *offset;      // per layer: its first coordinate in a sample's row, or -1 (eliminated)
+  int *dxdt_buf;    // per layer: the rhs plan's dxdt output buffer, or -1
+  void **rhs_bufs;  // the rhs plan's buffers
+  void **eval_bufs; // the eval plan's buffers (for the trace)
+  const EngineRunOptions *opt;
+} RunCtx;
+
+// Copies between the rows of the integrator's state and the per-layer buffers `layer_buf`.
+static void copy_rows(const RunCtx *r, const void *rows, void **bufs, const int *layer_buf,
+                      bool to_rows) {
+  size_t elem = damrt_dtype_size(r->e->dtype);
+  for (int a = 0; a < r->e->m->nlayers; a++) {
+    if (r->offset[a] < 0 || layer_buf[a] < 0) continue;
+    size_t n = (size_t)r->e->dims[r->e->m->layers[a].dim];
+    char *layer = bufs[layer_buf[a]];
+    for (size_t b = 0; b < r->batch; b++) {
+      char *row = (char *)rows + (b * r->dim + (size_t)r->offset[a]) * elem;
+      if (to_rows) memcpy(row, layer + b * n * elem, n * elem);
+      else memcpy(layer + b * n * elem, row, n * elem);
+    }
+  }
+}
+
+static DamrtStatus run_rhs(void *ctx, const void *x, void *dxdt, DamrtError *err) {
+  (void)err;
+  RunCtx *r = ctx;
+  copy_rows(r, x, r->rhs_bufs, r->e->plans[PLAN_RHS]->state_buf, false);
+  r->e->kernels[PLAN_RHS](r->rhs_bufs, r->e->params, (int64_t)r->batch);
+  copy_rows(r, dxdt, r->rhs_bufs, r->dxdt_buf, true);
+  return DAMRT_OK;
+}
+
+static double element(const Engine *e, const void *base, size_t k) {
+  return e->dtype == DAMRT_F32 ? ((const float *)base)[k] : ((const double *)base)[k];
+}
+
+// One CSV row per accepted step (per sample in a batch): step, t, E, then per layer its
+// energy part E_A and max |dx_A/dt|.
+static DamrtStatus trace_step(void *ctx, size_t step, double t, const void *x, const void *dxdt,
+                              const uint8_t *active, DamrtError *err) {
+  (void)active;
+  (void)err;
+  RunCtx *r = ctx;
+  const Engine *e = r->e;
+  const Plan *plan = e->plans[PLAN_EVAL];
+  FILE *f = r->opt->trace;
+  copy_rows(r, x, r->eval_bufs, plan->state_buf, false);
+  e->kernels[PLAN_EVAL](r->eval_bufs, e->params, (int64_t)r->batch);
+  size_t elem = damrt_dtype_size(e->dtype);
+  for (size_t b = 0; b < r->batch; b++) {
+    fprintf(f, "%zu,", step);
+    if (r->batched) fprintf(f, "%zu,", b);
+    fprintf(f, "%.17g,%.17g", t, element(e, r->eval_bufs[plan->outputs[plan_output(plan, "E")].buf], b));
+    for (int a = 0; a < e->m->nlayers; a++) {
+      char name[80];
+      snprintf(name, sizeof name, "E_%s", e->m->layers[a].name);
+      fprintf(f, ",%.17g", element(e, r->eval_bufs[plan->outputs[plan_output(plan, name)].buf], b));
+      double mx = 0;
+      if (r->offset[a] >= 0) {
+        size_t n = (size_t)e->dims[e->m->layers[a].dim];
+        const char *row = (const char *)dxdt + (b * r->dim + (size_t)r->offset[a]) * elem;
+        for (size_t k = 0; k < n; k++) mx = fmax(mx, fabs(element(e, row, k)));
+      }
+      fprintf(f, ",%.17g", mx);
+    }
+    fputc('\n', f);
+  }
+  return DAMRT_OK;
+}
+
+static DamrtTensor *per_sample(const double *v, size_t batch, bool batched) {
+  size_t shape[1] = {batch};
+  DamrtTensor *t = damrt_tensor_new(DAMRT_F64, batched ? 1 : 0, shape, NULL);
+  memcpy(t->data, v, (batched ? batch : 1) * sizeof(double));
+  return t;
+}
+
+int engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *opt,
+               EngineResult *out, int max, StrBuf *err) {
+  const Model *m = e->m;
+  RunCtx r = {e, 0, 0, false, NULL, NULL, NULL, NULL, opt};
+  if (!engine_batch(e, arrays, &r.batch, &r.batched, err)) return -1;
+  const Plan *rhs = e->plans[PLAN_RHS], *ev = e->plans[PLAN_EVAL];
+  r.offset = xmalloc(((size_t)m->nlayers + 1) * sizeof *r.offset);
+  r.dxdt_buf = xmalloc(((size_t)m->nlayers + 1) * sizeof *r.dxdt_buf);
+  double min_tau = INFINITY;
+  for (int a = 0; a < m->nlayers; a++) {
+    char name[80];
+    snprintf(name, sizeof name, "dxdt_%s", m->layers[a].name);
+    int o = plan_output(rhs, name);
+    r.dxdt_buf[a] = o >= 0 ? rhs->outputs[o].buf : -1;
+    r.offset[a] = e->net->layers[a].eliminated ? -1 : (int)r.dim;
+    if (!e->net->layers[a].eliminated) {
+      r.dim += (size_t)e->dims[m->layers[a].dim];
+      min_tau = fmin(min_tau, e->tau[a]);
+    }
+  }
+  int nresults = -1;
+  if (r.dim == 0) {
+    sb_append(err, "every layer is eliminated (tau = 0): there is nothing to integrate; use "
+                   "damc eval\n");
+    goto done;
+  }
+  size_t elem = damrt_dtype_size(e->dtype);
+  r.rhs_bufs = alloc_buffers(e, rhs, r.batch, arrays);
+  r.eval_bufs = alloc_buffers(e, ev, r.batch, arrays);
+  char *x = xcalloc(r.batch * r.dim + 1, elem);
+  copy_rows(&r, x, r.rhs_bufs, rhs->state_buf, true);  // the initial states, as converted
+  double *tau = xmalloc((r.dim + 1) * sizeof *tau);
+  uint8_t *clamp = NULL;
+  for (int a = 0; a < m->nlayers; a++) {
+    if (r.offset[a] < 0) continue;
+    size_t n = (size_t)e->dims[m->layers[a].dim];
+    for (size_t k = 0; k < n; k++) tau[(size_t)r.offset[a] + k] = e->tau[a];
+    const DamrtTensor *c = arrays->clamp ? arrays->clamp[a] : NULL;
+    if (!c) continue;
+    if (!clamp) clamp = xcalloc(r.batch * r.dim + 1, 1);
+    for (size_t b = 0; b < r.batch; b++)
+      for (size_t k = 0; k < n; k++)
+        clamp[b * r.dim + (size_t)r.offset[a] + k] =
+            ((const double *)c->data)[(c->rank == 2 ? b * n : 0) + k] != 0;
+  }
+  DamrtSystem sys = {run_rhs, &r, r.batch, r.dim, e->dtype, tau};
+  DamrtRunOptions ro = {opt->method, opt->dt > 0 ? opt->dt : 0.1 * min_tau, 0, opt->rtol,
+                        opt->atol, opt->max_steps, opt->tol, clamp, opt->noise_T, opt->seed,
+                        opt->trace ? trace_step : NULL, &r};
+  size_t *steps = xcalloc(r.batch, sizeof *steps);
+  uint8_t *converged = xcalloc(r.batch, 1);
+  DamrtRunResult res = {0, 0, steps, NULL, converged, {0}};
+  if (opt->trace) {
+    fprintf(opt->trace, "step,%st,E", r.batched ? "sample," : "");
+    for (int a = 0; a < m->nlayers; a++)
+      fprintf(opt->trace, ",E_%s,max|dxdt_%s|", m->layers[a].name, m->layers[a].name);
+    fputc('\n', opt->trace);
+  }
+  DamrtError derr = {0};
+  DamrtStatus st = damrt_integrate(&sys, &ro, x, &res, &derr);
+  if (st != DAMRT_OK) {
+    if (res.nonfinite.found) {
+      // Name the layer and the neuron instead of the coordinate.
+      int layer = 0;
+      for (int a = 0; a < m->nlayers; a++)
+        if (r.offset[a] >= 0 && (size_t)r.offset[a] <= res.nonfinite.coordinate) layer = a;
+      sb_printf(err, "the run diverged: layer '%s', sample %zu, neuron %zu is %g at step %zu "
+                "(t = %g)\n", m->layers[layer].name, res.nonfinite.sample,
+                res.nonfinite.coordinate - (size_t)r.offset[layer], res.nonfinite.value,
+                res.nonfinite.step, res.nonfinite.t);
+    } else {
+      sb_printf(err, "%s\n", derr.message);
+    }
+  } else {
+    // The final values: the eval kernel at the final states.
+    copy_rows(&r, x, r.eval_bufs, ev->state_buf, false);
+    e->kernels[PLAN_EVAL](r.eval_bufs, e->params, (int64_t)r.batch);
+    nresults = 0;
+    for (int a = 0; a < m->nlayers && nresults + 2 <= max; a++) {
+      char name[64];
+      int buf = ev->state_buf[a];
+      snprintf(out[nresults].name, sizeof out[nresults].name, "x_%s", m->layers[a].name);
+      out[nresults++].tensor = result_tensor(e, ev, buf, r.eval_bufs[buf], r.batch, r.batched);
+      snprintf(name, sizeof name, "g_%s", m->layers[a].name);
+      buf = ev->outputs[plan_output(ev, name)].buf;
+      snprintf(out[nresults].name, sizeof out[nresults].name, "%s", name);
+      out[nresults++].tensor = result_tensor(e, ev, buf, r.eval_bufs[buf], r.batch, r.batched);
+    }
+    if (nresults + 3 <= max) {
+      int buf = ev->outputs[plan_output(ev, "E")].buf;
+      snprintf(out[nresults].name, sizeof out[nresults].name, "E");
+      out[nresults++].tensor = result_tensor(e, ev, buf, r.eval_bufs[buf], r.batch, r.batched);
+      double *v = xmalloc(r.batch * sizeof *v);
+      for (size_t b = 0; b < r.batch; b++) v[b] = (double)steps[b];
+      snprintf(out[nresults].name, sizeof out[nresults].name, "steps");
+      out[nresults++].tensor = per_sample(v, r.batch, r.batched);
+      for (size_t b = 0; b < r.batch; b++) v[b] = converged[b];
+      snprintf(out[nresults].name, sizeof out[nresults].name, "converged");
+      out[nresults++].tensor = per_sample(v, r.batch, r.batched);
+      free(v);
+    }
+  }
+  free(steps);
+  free(converged);
+  free(clamp);
+  free(tau);
+  free(x);
+  free_buffers(rhs, r.rhs_bufs);
+  free_buffers(ev, r.eval_bufs);
+done:
+  free(r.offset);
+  free(r.dxdt_buf);
+  return nresults;
+}

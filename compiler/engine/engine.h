@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "damrt_integrate.h"
 #include "damrt_tensor.h"
 #include "derive/network.h"
 #include "lower/plan.h"
@@ -66,5 +67,22 @@ typedef struct {
 // Evaluates E and, per layer, g, u and dxdt at the given states (an eliminated layer is set
 // to x = u). Fills `out` (at most `max` results) and returns how many, or -1 on error.
 int engine_eval(Engine *e, const EngineArrays *arrays, EngineResult *out, int max, StrBuf *err);
+
+typedef struct {
+  DamrtMethod method;
+  double dt, rtol, atol;  // dt <= 0: a tenth of the smallest tau
+  double tol;             // stop a sample when every |dx/dt| < tol
+  size_t max_steps;
+  double noise_T;
+  uint64_t seed;
+  FILE *trace;  // NULL, or where to write the CSV trace (one row per accepted step)
+} EngineRunOptions;
+
+// Integrates the dynamics from the given states (zeros where none is given), holding the
+// clamped neurons fixed, until every sample has converged or max_steps. Fills `out` with
+// x and g of every layer, the final E, and per sample `steps` and `converged`; returns how
+// many results, or -1 on error (a NaN or overflow names the layer, the sample and the step).
+int engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *opt,
+               EngineResult *out, int max, StrBuf *err);
 
 #endif
