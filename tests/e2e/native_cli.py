@@ -1,0 +1,258 @@
+"""End-to-end tests of `damc eval` and `damc run` on NumPy files.
+
+Usage: native_cli.py DAMC SOURCE_DIR. Needs Debian's /usr/bin/python3 with python3-numpy.
+
+1. For every example: random weights (symmetric where the model says so) and states;
+   `damc eval --out` against a NumPy evaluation of the model's equations where they are
+   simple enough to write here (Model B), and `damc run` with every integrator:
+   the energy in the trace never rises beyond rounding (dopri5, rk4: the flow decreases E,
+   theory.md eq. 1.4), and the final states are fixed points that `damc eval` confirms.
+2. Every bad input of the issue gives exit 1, a message naming the file, the tensor and the
+   shapes, and leaves no output file behind.
+"""
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+DAMC, SRC = sys.argv[1], sys.argv[2]
+EXAMPLES = os.path.join(SRC, "examples")
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what)
+
+
+def damc(*args):
+    p = subprocess.run([DAMC, *args], capture_output=True, text=True)
+    return p.returncode, p.stdout, p.stderr
+
+
+def sizes_of(model):
+    """The dims a model's weights need, from `damc emit --plan`-free reasoning: we declare
+    every unbound dim as 6 and read the bound ones from the text."""
+    dims = {}
+    for line in open(model):
+        line = line.split("//")[0].strip()
+        if line.startswith("dim "):
+            body = line[4:].rstrip(";").strip()
+            if "=" in body:
+                name, value = body.split("=")
+                dims[name.strip()] = int(eval(value.strip()))
+            else:
+                dims[body] = 6
+    return dims
+
+
+def weights_for(model, rng):
+    """Random weights for every weight and synapse statement of `model`."""
+    dims = sizes_of(model)
+    weights = {}
+    for line in open(model):
+        line = line.split("//")[0].strip()
+        for kw in ("weight ", "synapse "):
+            if line.startswith(kw):
+                name = line[len(kw):line.index("[")].strip()
+                shape = [dims[s.strip()] if not s.strip().isdigit() else int(s)
+                         for s in line[line.index("[") + 1:line.index("]")].split(",")]
+                w = rng.standard_normal(shape) / np.sqrt(shape[-1])
+                self_synapse = kw == "synapse " and "<->" in line and \
+                    line.split(":")[1].split("<->")[0].strip() == line.split("<->")[1].strip(" ;")
+                if "symmetric" in line or self_synapse:
+                    w = (w + w.T) / 2
+                weights[name] = w
+    return weights
+
+
+def layers_of(model):
+    dims = sizes_of(model)
+    out = {}
+    for line in open(model):
+        line = line.split("//")[0].strip()
+        if line.startswith("layer "):
+            name = line[6:line.index("[")].strip()
+            size = line[line.index("[") + 1:line.index("]")].strip()
+            out[name] = dims[size] if size in dims else int(size)
+    return out
+
+
+def run_examples(tmp):
+    rng = np.random.default_rng(1)
+    for file in sorted(os.listdir(EXAMPLES)):
+        if not file.endswith(".dam"):
+            continue
+        model = os.path.join(EXAMPLES, file)
+        name = file[:-4]
+        wfile = os.path.join(tmp, name + "_w.npz")
+        np.savez(wfile, **weights_for(model, rng))
+        states = []
+        for layer, n in layers_of(model).items():
+            path = os.path.join(tmp, f"{name}_{layer}.npy")
+            np.save(path, 0.5 * rng.standard_normal((3, n)))
+            states += ["--init", f"{layer}={path}"]
+        for method, extra in (("dopri5", []), ("rk4", ["--dt", "0.02"]), ("euler", ["--dt", "0.01"])):
+            out = os.path.join(tmp, f"{name}_{method}.npz")
+            trace = os.path.join(tmp, f"{name}_{method}.csv")
+            code, _, err = damc("run", model, "--weights", wfile, *states, "--method", method,
+                                "--precision", "f64", "--max-steps", "20000", "--out", out,
+                                "--trace", trace, *extra)
+            check(code == 0, f"{name} {method}: run failed: {err}")
+            if code:
+                continue
+            rows = np.genfromtxt(trace, delimiter=",", names=True)
+            worst = 0.0
+            for s in range(3):
+                e = rows["E"][rows["sample"] == s]
+                rise = np.diff(e) / (1 + np.abs(e[:-1]))
+                worst = max(worst, rise.max(initial=-np.inf))
+            # Rounding of E (a sum of O(n) terms in float64) stays far below 1e-10 relative;
+            # an explicit step that overshoots would show a rise of order dt^2.
+            check(worst <= 1e-10, f"{name} {method}: E rose by {worst:.3g} (relative)")
+            res = np.load(out)
+            check(res["converged"].all(), f"{name} {method}: not converged: {res['steps']}")
+            # The final states are fixed points: damc eval agrees.
+            ev_states = []
+            for layer in layers_of(model):
+                path = os.path.join(tmp, f"{name}_{layer}_final.npy")
+                np.save(path, res["x_" + layer])
+                ev_states += ["--state", f"{layer}={path}"]
+            evout = os.path.join(tmp, f"{name}_eval.npz")
+            code, _, err = damc("eval", model, "--weights", wfile, *ev_states, "--precision",
+                                "f64", "--out", evout)
+            check(code == 0, f"{name}: eval at the fixed point failed: {err}")
+            if code == 0:
+                ev = np.load(evout)
+                most = max(np.abs(ev[k]).max() for k in ev.files if k.startswith("dxdt_"))
+                check(most < 1e-5, f"{name} {method}: |dx/dt| = {most:.3g} at the final state")
+                check(np.allclose(ev["E"], res["E"], rtol=1e-12, atol=1e-12),
+                      f"{name} {method}: E differs between run and eval")
+            print(f"{name:18s} {method:6s} steps {int(res['steps'].max()):6d}  "
+                  f"max relative rise of E {worst:.1e}")
+
+
+def model_b_against_numpy(tmp):
+    """damc eval of Model B against the equations written in NumPy."""
+    rng = np.random.default_rng(2)
+    n, k, beta = 16, 5, 8.0
+    xi = rng.standard_normal((k, n)) / 4
+    v = rng.standard_normal((2, n))
+    h = rng.standard_normal((2, k))
+    inp = 0.1 * rng.standard_normal((2, n))
+    files = {}
+    for key, arr in (("xi", xi), ("v", v), ("h", h), ("i", inp)):
+        files[key] = os.path.join(tmp, f"mb_{key}.npy")
+        np.save(files[key], arr)
+    model = os.path.join(tmp, "mb.dam")
+    with open(model, "w") as f:
+        f.write(open(os.path.join(EXAMPLES, "model_b.dam")).read().replace("dim N = 784;", "dim N = 16;"))
+    out = os.path.join(tmp, "mb_out.npz")
+    code, _, err = damc("eval", model, "--weight", f"Xi={files['xi']}", "--state", f"v={files['v']}",
+                        "--state", f"h={files['h']}", "--input", f"v={files['i']}",
+                        "--precision", "f64", "--out", out)
+    check(code == 0, f"model B eval: {err}")
+    if code:
+        return
+    r = np.load(out)
+    z = beta * h
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    lse = z.max(axis=1) + np.log(np.exp(z - z.max(axis=1, keepdims=True)).sum(axis=1))
+    u_v = p @ xi + inp
+    u_h = v @ xi.T
+    energy = (0.5 * (v * v).sum(1) - (inp * v).sum(1)) + ((h * p).sum(1) - lse / beta) - (p * u_h).sum(1)
+    for key, want in (("g_h", p), ("u_v", u_v), ("u_h", u_h), ("dxdt_v", u_v - v),
+                      ("dxdt_h", (u_h - h) / 0.05), ("E", energy)):
+        err_rel = np.abs(r[key] - want).max() / max(np.abs(want).max(), 1e-300)
+        check(err_rel < 1e-12, f"model B {key}: relative error {err_rel:.2e} against NumPy")
+    print(f"model B eval against NumPy: max relative error "
+          f"{max(np.abs(r[k] - w).max() / np.abs(w).max() for k, w in (('E', energy), ('u_v', u_v))):.1e}")
+
+
+def bad_inputs(tmp):
+    model = os.path.join(EXAMPLES, "model_b.dam")
+    rng = np.random.default_rng(3)
+    good = os.path.join(tmp, "good.npz")
+    np.savez(good, Xi=rng.standard_normal((5, 784)))
+    v = os.path.join(tmp, "v.npy")
+    np.save(v, rng.standard_normal(784))
+
+    def bad(args, *needles, out=None):
+        code, so, se = damc(*args)
+        ok = code == 1 and all(n in se for n in needles)
+        if out:
+            ok = ok and not os.path.exists(out) and not any(
+                f.startswith(os.path.basename(out) + ".tmp") for f in os.listdir(tmp))
+        check(ok, f"bad input {args[2:]}: exit {code}, stderr: {se.strip()}")
+
+    # A missing weight, and one the model does not use.
+    bad(["eval", model, "--state", f"v={v}"], "weight 'Xi'", "missing")
+    extra = os.path.join(tmp, "extra.npz")
+    np.savez(extra, Xi=rng.standard_normal((5, 784)), W=np.zeros(3))
+    bad(["eval", model, "--weights", extra], "extra.npz", "'W'", "not a weight")
+    # A shape that contradicts a dim.
+    wrong = os.path.join(tmp, "wrong.npz")
+    np.savez(wrong, Xi=rng.standard_normal((5, 783)))
+    bad(["eval", model, "--weights", wrong], "wrong.npz", "'Xi'", "[5, 783]", "N=784")
+    # A symmetric weight that is not.
+    hop = os.path.join(EXAMPLES, "hopfield_classic.dam")
+    asym = os.path.join(tmp, "asym.npz")
+    np.savez(asym, T=rng.standard_normal((6, 6)))
+    bad(["eval", hop, "--weights", asym], "asym.npz", "'T'", "symmetric")
+    # NaN and Inf in tensors.
+    nan = os.path.join(tmp, "nan.npz")
+    x = rng.standard_normal((5, 784))
+    x[2, 7] = np.nan
+    np.savez(nan, Xi=x)
+    bad(["eval", model, "--weights", nan], "nan.npz", "'Xi'", "NaN", "[2, 7]")
+    vinf = os.path.join(tmp, "vinf.npy")
+    y = rng.standard_normal(784)
+    y[3] = np.inf
+    np.save(vinf, y)
+    bad(["eval", model, "--weights", good, "--state", f"v={vinf}"], "vinf.npy", "[3]")
+    # Dtypes the reader does not support.
+    cplx = os.path.join(tmp, "cplx.npz")
+    np.savez(cplx, Xi=np.zeros((5, 784), dtype=np.complex128))
+    bad(["eval", model, "--weights", cplx], "cplx.npz", "'Xi'", "complex")
+    # Truncated and corrupt files.
+    trunc = os.path.join(tmp, "trunc.npy")
+    np.save(trunc, rng.standard_normal(784))
+    with open(trunc, "r+b") as f:
+        f.truncate(500)
+    bad(["eval", model, "--weights", good, "--state", f"v={trunc}"], "trunc.npy")
+    corrupt = os.path.join(tmp, "corrupt.npz")
+    with open(corrupt, "wb") as f:
+        f.write(b"PK\x03\x04 this is not a zip archive")
+    bad(["eval", model, "--weights", corrupt], "corrupt.npz")
+    # --set of an unknown param; a state for an unknown layer.
+    bad(["eval", model, "--weights", good, "--set", "gamma=2"], "gamma", "no param")
+    bad(["eval", model, "--weights", good, "--state", f"q={v}"], "no layer 'q'")
+    # A state of the wrong size names both shapes.
+    short = os.path.join(tmp, "short.npy")
+    np.save(short, np.zeros(10))
+    bad(["eval", model, "--weights", good, "--state", f"v={short}"], "layer 'v'", "[10]", "784")
+    # A run that overflows names the layer, the sample and the step; no output is left.
+    exp_model = os.path.join(tmp, "blowup.dam")
+    with open(exp_model, "w") as f:
+        f.write("dim N = 3;\nlayer v[N] { L = lagr_identity(v); }\n"
+                "synapse W[N, N] : v <-> v;\n")
+    blow = os.path.join(tmp, "blow.npz")
+    np.savez(blow, W=3 * np.eye(3))
+    out = os.path.join(tmp, "blow_out.npz")
+    v3 = os.path.join(tmp, "v3.npy")
+    np.save(v3, np.ones(3))
+    bad(["run", exp_model, "--weights", blow, "--init", f"v={v3}", "--method", "euler",
+         "--dt", "0.5", "--max-steps", "100000", "--out", out], "layer 'v'", "sample 0", "step",
+        out=out)
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    model_b_against_numpy(tmp)
+    run_examples(tmp)
+    bad_inputs(tmp)
+print(f"{len(failures)} failures")
+sys.exit(1 if failures else 0)
