@@ -202,7 +202,7 @@ static const Command commands[] = {
     {"emit", "Show or export the specialised kernels.",
      "FILE TENSORS... (--plan | --ir | --asm | --obj OUT.o | --c OUT.c)", cmd_emit},
     {"bench", "Time the compiled kernels and the whole step.",
-     "FILE TENSORS... [--batch B] [--repeat R]", cmd_missing},
+     "FILE TENSORS... [--batch B] [--repeat R] [--precision f32|f64]", cmd_bench},
 };
 
 static const Command *find_command(const char *name) {

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "damrt_npy.h"
@@ -30,7 +31,17 @@ typedef struct {
   // run
   EngineRunOptions run;
   const char *trace;
+  // bench
+  size_t batch;
+  int repeat;
+  double load_seconds, compile_seconds;
 } Options;
+
+static double wall_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 // A number option's value; false when it is not a number in [lo, hi].
 static bool parse_number(const char *text, double lo, double hi, double *out) {
@@ -175,6 +186,9 @@ static int parse_options(Options *o, int argc, char **argv) {
   memset(o, 0, sizeof *o);
   o->command = argv[0];
   o->dtype = DAMRT_F32;
+  o->batch = 1;
+  o->repeat = 20;
+  double t_start = wall_seconds();
   o->run = (EngineRunOptions){DAMRT_DOPRI5, 0, -1, -1, -1, 10000, 0, 0, NULL};
   // The model comes first among the non-options, so that tensors can be checked as read.
   for (int i = 1; i < argc; i++) {
@@ -190,6 +204,7 @@ static int parse_options(Options *o, int argc, char **argv) {
   o->engine = engine_open(o->model, stderr, &err);
   sb_free(&err);
   if (!o->engine) return EXIT_MODEL;
+  o->load_seconds = wall_seconds() - t_start;
   o->nlayers = engine_network(o->engine)->model->nlayers;
   o->arrays.state = xcalloc((size_t)o->nlayers + 1, sizeof(DamrtTensor *));
   o->arrays.input = xcalloc((size_t)o->nlayers + 1, sizeof(DamrtTensor *));
@@ -251,6 +266,14 @@ static int parse_options(Options *o, int argc, char **argv) {
     } else if (!strcmp(opt, "--out") || !strcmp(opt, "--obj")) {
       if (!strcmp(opt, "--out")) o->out = val;
       else o->obj = val;
+    } else if (!strcmp(o->command, "bench") && (!strcmp(opt, "--batch") || !strcmp(opt, "--repeat"))) {
+      double v;
+      if (!parse_number(val, 1, 1e9, &v) || v != floor(v)) {
+        free_options(o);
+        return usage_error("bench", "expected a positive whole number, not '%s'", val);
+      }
+      if (!strcmp(opt, "--batch")) o->batch = (size_t)v;
+      else o->repeat = (int)v;
     } else if (!strcmp(o->command, "run") && (status = parse_run_option(o, opt, val)) != 0) {
       if (status != 1) {
         free_options(o);
@@ -274,7 +297,9 @@ static int parse_options(Options *o, int argc, char **argv) {
                 engine_network(o->engine)->model->layers[a].name);
       ok = false;
     }
+  double t_prepare = wall_seconds();
   ok = ok && engine_prepare(o->engine, o->dtype, &err);
+  o->compile_seconds = wall_seconds() - t_prepare;
   if (!ok) {
     fprintf(stderr, "%s", sb_str(&err));
     sb_free(&err);
@@ -370,6 +395,29 @@ int cmd_run(int argc, char **argv) {
   for (int i = 0; i < n; i++) damrt_tensor_free(results[i].tensor);
   sb_free(&err);
   sb_free(&trace_tmp);
+  free_options(&o);
+  return status;
+}
+
+int cmd_bench(int argc, char **argv) {
+  Options o;
+  int status = parse_options(&o, argc, argv);
+  if (status) return status;
+  StrBuf err = {0};
+  double rhs, eval;
+  if (engine_bench(o.engine, o.batch, o.repeat, &rhs, &eval, &err)) {
+    printf("model              %s\n", o.model);
+    printf("precision          %s\n", o.dtype == DAMRT_F32 ? "f32" : "f64");
+    printf("front end          %.2f ms (parse, check, derive)\n", 1e3 * o.load_seconds);
+    printf("compile            %.2f ms (plans, code generation, O3, JIT)\n", 1e3 * o.compile_seconds);
+    printf("batch              %zu\n", o.batch);
+    printf("step (dx/dt)       %.3f ms  median of %d\n", 1e3 * rhs, o.repeat);
+    printf("eval (E, g, u)     %.3f ms  median of %d\n", 1e3 * eval, o.repeat);
+  } else {
+    fprintf(stderr, "damc bench: error: %s", sb_str(&err));
+    status = EXIT_MODEL;
+  }
+  sb_free(&err);
   free_options(&o);
   return status;
 }

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "backend/kernels.h"
 #include "front/front.h"
@@ -32,23 +33,26 @@ struct Engine {
 static const char *const kernel_names[2] = {"damc_rhs", "damc_eval"};
 
 Engine *engine_open(const char *path, FILE *echo, StrBuf *err) {
-  Engine *e = xcalloc(1, sizeof *e);
-  e->s = session_new(echo);
   FILE *f = fopen(path, "rb");
-  StrBuf text = {0};
-  if (f) {
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) sb_appendn(&text, chunk, n);
-    fclose(f);
-  } else {
+  if (!f) {
     sb_printf(err, "damc: error: cannot open '%s'\n", path);
-    sb_free(&text);
-    engine_free(e);
     return NULL;
   }
-  e->m = front_compile(e->s, path, sb_str(&text), text.len);
+  StrBuf text = {0};
+  char chunk[65536];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) sb_appendn(&text, chunk, n);
+  fclose(f);
+  Engine *e = engine_open_text(path, sb_str(&text), text.len, echo, err);
   sb_free(&text);
+  return e;
+}
+
+Engine *engine_open_text(const char *name, const char *text, size_t len, FILE *echo,
+                         StrBuf *err) {
+  Engine *e = xcalloc(1, sizeof *e);
+  e->s = session_new(echo);
+  e->m = front_compile(e->s, name, text, len);
   if (e->m) e->net = network_derive(e->s, e->m, NULL, 0);
   if (!e->net) {
     sb_append(err, diag_text(e->s->diag));
@@ -95,6 +99,11 @@ void engine_free(Engine *e) {
 }
 
 const Network *engine_network(const Engine *e) { return e->net; }
+
+size_t engine_layer_size(const Engine *e, int a) {
+  int64_t n = e->dims[e->m->layers[a].dim];
+  return n > 0 ? (size_t)n : 0;
+}
 
 // "[K, N]" with the sizes known so far: "[K=100, N=784]".
 static void declared_shape(const Engine *e, const ModelWeight *w, StrBuf *out) {
@@ -604,4 +613,56 @@ done:
   free(r.offset);
   free(r.dxdt_buf);
   return nresults;
+}
+
+// ---- Timing ----
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int compare_doubles(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+bool engine_bench(Engine *e, size_t batch, int repeat, double *rhs_seconds, double *eval_seconds,
+                  StrBuf *err) {
+  if (batch == 0 || repeat <= 0) {
+    sb_append(err, "the batch and the repeat count must be positive\n");
+    return false;
+  }
+  EngineArrays none = {NULL, NULL, NULL};
+  double *times = xmalloc((size_t)repeat * sizeof *times);
+  for (int k = 0; k < 2; k++) {
+    const Plan *plan = e->plans[k];
+    DamrtTensor **no_states = xcalloc((size_t)e->m->nlayers + 1, sizeof *no_states);
+    none.state = no_states;
+    void **bufs = alloc_buffers(e, plan, batch, &none);
+    free(no_states);
+    // States of moderate size, so that no exp over- or underflows while timing.
+    for (int i = 0; i < plan->nbufs; i++) {
+      const PlanBuf *b = &plan->bufs[i];
+      if (b->role != PB_STATE && b->role != PB_INPUT) continue;
+      size_t n = (size_t)b->numel * batch;
+      for (size_t j = 0; j < n; j++) {
+        double v = 0.5 * sin(0.7 * (double)j + i);
+        if (e->dtype == DAMRT_F32) ((float *)bufs[i])[j] = (float)v;
+        else ((double *)bufs[i])[j] = v;
+      }
+    }
+    e->kernels[k](bufs, e->params, (int64_t)batch);  // warm-up
+    for (int r = 0; r < repeat; r++) {
+      double t0 = now_seconds();
+      e->kernels[k](bufs, e->params, (int64_t)batch);
+      times[r] = now_seconds() - t0;
+    }
+    qsort(times, (size_t)repeat, sizeof *times, compare_doubles);
+    *(k == PLAN_RHS ? rhs_seconds : eval_seconds) = times[repeat / 2];
+    free_buffers(plan, bufs);
+  }
+  free(times);
+  return true;
 }

@@ -25,8 +25,13 @@ typedef struct Engine Engine;
 // Parses, checks and derives the model in `path` (diagnostics to `echo` as they come, and
 // into `err`). NULL when the model is wrong.
 Engine *engine_open(const char *path, FILE *echo, StrBuf *err);
+// The same from model text in memory; `name` is used in messages.
+Engine *engine_open_text(const char *name, const char *text, size_t len, FILE *echo,
+                         StrBuf *err);
 void engine_free(Engine *e);
 const Network *engine_network(const Engine *e);
+// The number of neurons of layer `a` (0 while its dim is unbound).
+size_t engine_layer_size(const Engine *e, int a);
 
 // Binds weight `name` to `t` (taken in every case). `origin` names where it came from
 // ("weights.npz") for messages. Binds the dims its shape names that have no size yet.
@@ -84,5 +89,11 @@ typedef struct {
 // many results, or -1 on error (a NaN or overflow names the layer, the sample and the step).
 int engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *opt,
                EngineResult *out, int max, StrBuf *err);
+
+// Times the kernels on `batch` samples (states filled with a fixed pattern): the median
+// seconds of one call of the rhs kernel (one step's work) and of the eval kernel over
+// `repeat` calls each, after one warm-up call.
+bool engine_bench(Engine *e, size_t batch, int repeat, double *rhs_seconds, double *eval_seconds,
+                  StrBuf *err);
 
 #endif
