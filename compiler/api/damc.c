@@ -107,7 +107,7 @@ int damc_compile(DamcModel *model, DamcPrecision precision, DamcError *err) {
     return fail(err, 2, &sb);
   }
   model->dtype = precision == DAMC_F32 ? DAMRT_F32 : DAMRT_F64;
-  if (!engine_prepare(model->engine, model->dtype, &sb)) return fail(err, 1, &sb);
+  if (!engine_prepare(model->engine, model->dtype, false, &sb)) return fail(err, 1, &sb);
   model->compiled = true;
   sb_free(&sb);
   return 1;

@@ -29,7 +29,7 @@ static JitModule *build(Jit *jit, const Plan *const *plans, const char *const *n
 }
 
 Kernels *kernels_compile(const Plan *const *plans, const char *const *names, int n, bool f32,
-                         const char *module_name, StrBuf *err) {
+                         const char *module_name, bool keep_copy, StrBuf *err) {
   Kernels *k = xcalloc(1, sizeof *k);
   k->jit = jit_new(err);
   size_t nsyms;
@@ -38,8 +38,11 @@ Kernels *kernels_compile(const Plan *const *plans, const char *const *names, int
     kernels_free(k);
     return NULL;
   }
-  k->shown = build(k->jit, plans, names, n, f32, module_name, err);
-  JitModule *run = k->shown ? build(k->jit, plans, names, n, f32, module_name, err) : NULL;
+  if (keep_copy && !(k->shown = build(k->jit, plans, names, n, f32, module_name, err))) {
+    kernels_free(k);
+    return NULL;
+  }
+  JitModule *run = build(k->jit, plans, names, n, f32, module_name, err);
   // The JIT owns `run` from here, whether adding succeeds or not.
   if (!run || !jit_add_module_take(k->jit, run, err)) {
     kernels_free(k);
@@ -62,10 +65,18 @@ KernelFn kernels_lookup(Kernels *k, const char *name, StrBuf *err) {
 }
 
 char *kernels_text(Kernels *k, bool assembly, StrBuf *err) {
+  if (!k->shown) {
+    sb_append(err, "the kernels were compiled without a copy to show");
+    return NULL;
+  }
   return assembly ? jit_module_asm(k->jit, k->shown, err) : jit_module_ir(k->shown);
 }
 
 bool kernels_write_object(Kernels *k, const char *path, StrBuf *err) {
+  if (!k->shown) {
+    sb_append(err, "the kernels were compiled without a copy to write");
+    return false;
+  }
   return jit_module_write_object(k->jit, k->shown, path, err);
 }
 

@@ -2,8 +2,8 @@
 //
 // kernels_compile generates one function per plan (codegen.h), optimises the module for the
 // host and hands it to a JIT session of its own; the functions are then looked up by name.
-// A second copy of the module is kept so the kernels can be shown (IR, assembly) or
-// written as an object file.
+// When asked, a second copy of the module is kept so the kernels can be shown (IR,
+// assembly) or written as an object file; it is optional because it doubles compile time.
 #ifndef DAMC_KERNELS_H
 #define DAMC_KERNELS_H
 
@@ -17,14 +17,14 @@ typedef struct Kernels Kernels;
 // The signature of every kernel: see codegen.h.
 typedef void (*KernelFn)(void **bufs, const double *params, int64_t batch);
 
-// Compiles `n` plans as functions `names[i]`, in float32 (`f32`) or float64. NULL, with
-// the message in `err`, on failure.
+// Compiles `n` plans as functions `names[i]`, in float32 (`f32`) or float64, keeping a copy
+// to show when `keep_copy`. NULL, with the message in `err`, on failure.
 Kernels *kernels_compile(const Plan *const *plans, const char *const *names, int n, bool f32,
-                         const char *module_name, StrBuf *err);
+                         const char *module_name, bool keep_copy, StrBuf *err);
 void kernels_free(Kernels *k);
 KernelFn kernels_lookup(Kernels *k, const char *name, StrBuf *err);
-// The module's LLVM IR, or its host assembly (NULL with a message on failure); the caller
-// frees the text.
+// The module's LLVM IR, or its host assembly (NULL with a message on failure, or when no
+// copy was kept); the caller frees the text.
 char *kernels_text(Kernels *k, bool assembly, StrBuf *err);
 bool kernels_write_object(Kernels *k, const char *path, StrBuf *err);
 // The CPU the code is compiled for.

@@ -11,10 +11,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "damrt_kernel.h"
 #include "damrt_npy.h"
 #include "damrt_npz.h"
 #include "driver/driver.h"
 #include "engine/engine.h"
+#include "lower/emit_c.h"
 #include "support/common.h"
 
 typedef struct {
@@ -28,6 +30,7 @@ typedef struct {
   // emit
   bool plan, ir, asm_text;
   const char *obj;
+  const char *c_source;  // --c: the C file (its header is written next to it)
   // run
   EngineRunOptions run;
   const char *trace;
@@ -88,7 +91,9 @@ static int parse_run_option(Options *o, const char *opt, const char *val) {
       return usage_error("run", "expected a whole number, not '%s'", val);
     if (!strcmp(opt, "--max-steps")) r->max_steps = (size_t)v;
     else if (!strcmp(opt, "--seed")) r->seed = (uint64_t)v;
-    return 1;  // --threads: OpenBLAS reads OPENBLAS_NUM_THREADS; see docs/cli.md
+    else if (v < 1) return usage_error("run", "--threads %s: at least 1", val);
+    else damrt_set_threads((int)v);
+    return 1;
   }
   if (!strcmp(opt, "--trace")) {
     o->trace = val;
@@ -266,6 +271,14 @@ static int parse_options(Options *o, int argc, char **argv) {
     } else if (!strcmp(opt, "--out") || !strcmp(opt, "--obj")) {
       if (!strcmp(opt, "--out")) o->out = val;
       else o->obj = val;
+    } else if (!strcmp(opt, "--c")) {
+      size_t len = strlen(val);
+      if (len < 3 || strcmp(val + len - 2, ".c") != 0) {
+        free_options(o);
+        return usage_error(o->command, "--c %s: the name must end in '.c' (the header is "
+                           "written next to it, ending in '.h')", val);
+      }
+      o->c_source = val;
     } else if (!strcmp(o->command, "bench") && (!strcmp(opt, "--batch") || !strcmp(opt, "--repeat"))) {
       double v;
       if (!parse_number(val, 1, 1e9, &v) || v != floor(v)) {
@@ -298,7 +311,7 @@ static int parse_options(Options *o, int argc, char **argv) {
       ok = false;
     }
   double t_prepare = wall_seconds();
-  ok = ok && engine_prepare(o->engine, o->dtype, &err);
+  ok = ok && engine_prepare(o->engine, o->dtype, !strcmp(o->command, "emit"), &err);
   o->compile_seconds = wall_seconds() - t_prepare;
   if (!ok) {
     fprintf(stderr, "%s", sb_str(&err));
@@ -440,9 +453,13 @@ int cmd_emit(int argc, char **argv) {
     free(code);
   } else if (o.obj) {
     if (!engine_write_object(o.engine, o.obj, &err)) status = EXIT_MODEL;
+  } else if (o.c_source) {
+    const Plan *plans[2] = {engine_plan(o.engine, PLAN_RHS), engine_plan(o.engine, PLAN_EVAL)};
+    if (!emit_c_write(plans, o.dtype == DAMRT_F64, o.model, o.c_source, &err)) status = EXIT_MODEL;
   } else {
     free_options(&o);
-    return usage_error("emit", "say what to emit: --plan, --ir, --asm or --obj OUT.o%s", "");
+    return usage_error("emit", "say what to emit: --plan, --ir, --asm, --obj OUT.o or --c OUT.c%s",
+                       "");
   }
   if (status) fprintf(stderr, "damc emit: error: %s\n", sb_str(&err));
   sb_free(&err);

@@ -251,7 +251,7 @@ static bool evaluate_tau(Engine *e, StrBuf *err) {
   return ok;
 }
 
-bool engine_prepare(Engine *e, DamrtDtype dtype, StrBuf *err) {
+bool engine_prepare(Engine *e, DamrtDtype dtype, bool showable, StrBuf *err) {
   const Model *m = e->m;
   bool ok = true;
   for (int w = 0; w < m->nweights; w++)
@@ -285,7 +285,7 @@ bool engine_prepare(Engine *e, DamrtDtype dtype, StrBuf *err) {
     if (!e->plans[k]) return false;
   }
   const Plan *plans[2] = {e->plans[0], e->plans[1]};
-  e->code = kernels_compile(plans, kernel_names, 2, dtype == DAMRT_F32, m->name, err);
+  e->code = kernels_compile(plans, kernel_names, 2, dtype == DAMRT_F32, m->name, showable, err);
   if (!e->code) return false;
   for (int k = 0; k < 2; k++) {
     e->kernels[k] = kernels_lookup(e->code, kernel_names[k], err);

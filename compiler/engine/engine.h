@@ -41,8 +41,9 @@ bool engine_bind_weight(Engine *e, const char *name, DamrtTensor *t, const char 
 bool engine_set_param(Engine *e, const char *name, double value, StrBuf *err);
 
 // Checks that every weight is bound and every param has a value, evaluates tau, builds the
-// plans and compiles them for `dtype` (float32 or float64).
-bool engine_prepare(Engine *e, DamrtDtype dtype, StrBuf *err);
+// plans and compiles them for `dtype` (float32 or float64); `showable` keeps a copy of the
+// code for engine_kernels_text and engine_write_object (it doubles the compile time).
+bool engine_prepare(Engine *e, DamrtDtype dtype, bool showable, StrBuf *err);
 
 // The plan of `kind` (after engine_prepare).
 const Plan *engine_plan(const Engine *e, PlanKind kind);

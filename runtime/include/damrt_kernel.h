@@ -17,6 +17,9 @@ void damrt_kernel_gemm_f64(int32_t trans_a, int32_t trans_b, int64_t m, int64_t 
 void damrt_kernel_gemm_f32(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k,
                            const float *a, int64_t lda, const float *b, int64_t ldb,
                            float *c, int64_t ldc);
+// Sets how many threads the BLAS products use (damc run --threads); n >= 1.
+void damrt_set_threads(int n);
+
 // pow(x, y), for exponents that are not constants of the model.
 double damrt_kernel_pow_f64(double x, double y);
 float damrt_kernel_pow_f32(float x, float y);

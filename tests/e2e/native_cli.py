@@ -250,7 +250,27 @@ def bad_inputs(tmp):
         out=out)
 
 
+def emitted_code(tmp):
+    """damc emit --asm: the kernels' loops are vectorised (SIMD registers, packed math)."""
+    rng = np.random.default_rng(4)
+    w = os.path.join(tmp, "emit.npz")
+    np.savez(w, Xi=rng.standard_normal((64, 784)))
+    model = os.path.join(EXAMPLES, "model_b.dam")
+    code, asm, err = damc("emit", model, "--weights", w, "--asm")
+    check(code == 0, f"emit --asm: {err}")
+    packed = sum(asm.count(op) for op in ("vmulps", "vfmadd", "vaddps"))
+    wide = asm.count("%ymm") + asm.count("%zmm")
+    check(packed > 20 and wide > 50, f"emit --asm: {packed} packed ops, {wide} wide registers")
+    code, plan, err = damc("emit", model, "--weights", w, "--plan")
+    check(code == 0 and "matmul" in plan and "gemm" in plan, f"emit --plan: {err}")
+    obj = os.path.join(tmp, "k.o")
+    code, _, err = damc("emit", model, "--weights", w, "--obj", obj)
+    check(code == 0 and open(obj, "rb").read(4) == b"\x7fELF", f"emit --obj: {err}")
+    print(f"emit --asm: {packed} packed float instructions, {wide} uses of ymm/zmm registers")
+
+
 with tempfile.TemporaryDirectory() as tmp:
+    emitted_code(tmp)
     model_b_against_numpy(tmp)
     run_examples(tmp)
     bad_inputs(tmp)

@@ -73,7 +73,7 @@ static void check_example(const char *path) {
       size_t rows = (size_t)fx.dims[mw->dims[0]], cols = mw->rank == 2 ? (size_t)fx.dims[mw->dims[1]] : 0;
       CHECK(engine_bind_weight(eng[p], mw->name, tensor(rows, cols, fx.weights[w]), "test", &err));
     }
-    CHECK(engine_prepare(eng[p], p ? DAMRT_F32 : DAMRT_F64, &err));
+    CHECK(engine_prepare(eng[p], p ? DAMRT_F32 : DAMRT_F64, false, &err));
   }
   if (err.len) fprintf(stderr, "%s", sb_str(&err));
 
@@ -156,7 +156,7 @@ static void check_modern_hopfield(const char *dir) {
   for (int i = 0; i < N; i++) v[i] = fx_normal(&rng);
   CHECK(engine_bind_weight(e, "Xi", tensor(K, N, xi), "test", &err));
   CHECK(engine_set_param(e, "beta", 3.0, &err));
-  CHECK(engine_prepare(e, DAMRT_F64, &err));
+  CHECK(engine_prepare(e, DAMRT_F64, false, &err));
   // v <- Xi' softmax(beta Xi v), computed directly.
   double s[K], mx = -INFINITY, z = 0;
   for (int k = 0; k < K; k++) {
