@@ -1,0 +1,681 @@
+// Emitting kernel plans as portable C (see emit_c.h).
+//
+// Each function is written in three parts, assembled at the end: the buffer pointers and
+// params it uses (known only once the steps are written, so that nothing is declared
+// unused), the scalars of params and constants (hoisted: computed once per call), and the
+// steps. Every value computed inline is one `const` local, defined once per loop body and
+// reused there, as codegen.c reuses a value within a body.
+#include "lower/emit_c.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "support/common.h"
+
+// The kernels' names and what they compute, per PlanKind: the ABI of engine.c's kernels.
+static const char *const kernel_names[2] = {"damc_rhs", "damc_eval"};
+static const char *const kernel_prefixes[2] = {"DAMC_RHS", "DAMC_EVAL"};
+static const char *const kernel_summaries[2] = {
+    "dx/dt of every integrated layer",
+    "E, and per layer g, u, dx/dt and its energy part E_A = Lambda_A - I_A . g_A"};
+static const char *const role_names[] = {"DAMC_STATE", "DAMC_INPUT", "DAMC_WEIGHT",
+                                         "DAMC_OUTPUT", "DAMC_TEMP"};
+
+// The elementwise functions: libm's by name, the others as helper functions in the stable
+// forms of expr_eval_fn (sym/expr.c), in which '$' stands for the float suffix of libm's
+// names ("f" or "") and '#' for the float type.
+static const struct {
+  const char *libm;
+  const char *helper;
+} elem_fns[EF_COUNT] = {
+    [EF_EXP] = {"exp", NULL},
+    [EF_LOG] = {"log", NULL},
+    [EF_SQRT] = {"sqrt", NULL},
+    [EF_ABS] = {"fabs", NULL},
+    [EF_TANH] = {"tanh", NULL},
+    [EF_SIGMOID] = {NULL, "return x >= 0 ? 1 / (1 + exp$(-x)) : exp$(x) / (1 + exp$(x));"},
+    [EF_SOFTPLUS] = {NULL, "return fmax$(x, 0) + log1p$(exp$(-fabs$(x)));"},
+    [EF_RELU] = {NULL, "return x > 0 ? x : 0;"},
+    [EF_LOG1P] = {"log1p", NULL},
+    [EF_EXPM1] = {"expm1", NULL},
+    [EF_COSH] = {"cosh", NULL},
+    [EF_SINH] = {"sinh", NULL},
+    [EF_LOGCOSH] = {NULL, "return fabs$(x) + log1p$(exp$(-2 * fabs$(x))) - (#)0.69314718055994530942;"},
+    [EF_STEP] = {NULL, "return x > 0 ? 1 : 0;"},
+    [EF_SIGN] = {NULL, "return x > 0 ? 1 : x < 0 ? -1 : x;"},
+    [EF_SECH2] = {NULL, "const # t = exp$(-2 * fabs$(x));\n  return 4 * t / ((1 + t) * (1 + t));"},
+};
+
+// How x^c is computed for a constant exponent c (as codegen.c's power()): products and
+// square roots for the common exponents, pow for the others.
+typedef enum {
+  POW_CALL, POW_SQUARE, POW_CUBE, POW_FOURTH, POW_RECIP, POW_RECIP_SQUARE, POW_SQRT,
+  POW_RECIP_SQRT
+} PowForm;
+
+static PowForm pow_form(const Expr *exponent) {
+  if (exponent->kind != EX_CONST) return POW_CALL;
+  static const struct { double c; PowForm form; } forms[] = {
+      {2, POW_SQUARE}, {3, POW_CUBE},       {4, POW_FOURTH},   {-1, POW_RECIP},
+      {-2, POW_RECIP_SQUARE}, {0.5, POW_SQRT}, {-0.5, POW_RECIP_SQRT},
+  };
+  for (size_t i = 0; i < ARRAY_LEN(forms); i++)
+    if (exponent->value == forms[i].c) return forms[i].form;
+  return POW_CALL;
+}
+
+// ---- One function ----
+
+typedef struct {
+  const Plan *plan;
+  const ExprPool *pool;
+  bool f64;
+  const char *real;     // "float" or "double"
+  const char *suffix;   // libm's: "f" or ""
+  StrBuf pre, body;     // the hoisted scalars; the steps
+  int *local;           // per node: the number of its local, valid where local_gen matches
+  uint32_t *local_gen;  // per node: the body that defined it (1: hoisted, for the call)
+  uint32_t gen;         // the current loop body (from 2)
+  int8_t *invariant;    // per node: 1 params and constants only, -1 not, 0 not known yet
+  int nlocals;
+  int depth;            // loops open around the current line
+  bool in_batch, in_elems;  // the sample index b, the element index i are defined
+  bool *buf_used, *param_used;
+  bool batch_used;
+  unsigned *helpers;    // bit fn: the helper of ElemFn fn is used (for the whole file)
+  StrBuf *err;
+} Ec;
+
+static const Expr *node(const Ec *ec, ExprId e) { return expr_get(ec->pool, e); }
+
+__attribute__((format(printf, 3, 4))) static void line(StrBuf *out, int depth, const char *fmt,
+                                                       ...) {
+  for (int i = 0; i < depth; i++) sb_append(out, "  ");
+  va_list ap;
+  va_start(ap, fmt);
+  sb_vprintf(out, fmt, ap);
+  va_end(ap);
+  sb_putc(out, '\n');
+}
+
+// A C floating literal of `v` in the kernels' type (rounded to float for float32 as
+// codegen.c's constants are), in the shortest form that reads back to the same value.
+static void literal(StrBuf *out, double v, bool f64) {
+  if (!f64) v = (float)v;
+  if (isnan(v)) {
+    sb_append(out, "NAN");
+    return;
+  }
+  if (isinf(v)) {
+    sb_append(out, v < 0 ? "-INFINITY" : "INFINITY");
+    return;
+  }
+  StrBuf text = {0};
+  if (f64 || (v == floor(v) && fabs(v) < 1e15)) {
+    sb_double(&text, v);
+  } else {
+    char buf[40];
+    for (int prec = 1; prec <= 9; prec++) {
+      snprintf(buf, sizeof buf, "%.*g", prec, v);
+      if (strtof(buf, NULL) == (float)v) break;
+    }
+    sb_append(&text, buf);
+  }
+  sb_append(out, sb_str(&text));
+  if (!strpbrk(sb_str(&text), ".e")) sb_append(out, ".0");
+  if (!f64) sb_putc(out, 'f');
+  sb_free(&text);
+}
+
+// Loads and stores: buffer `buf` at sample b and element i, as codegen.c's buffer_index.
+static void element(Ec *ec, int buf, StrBuf *out) {
+  const PlanBuf *pb = &ec->plan->bufs[buf];
+  ec->buf_used[buf] = true;
+  sb_printf(out, "buf_%s[", pb->name);
+  if (pb->batched) {
+    DAMC_ASSERT(ec->in_batch);
+    if (pb->numel == 1) sb_append(out, "b");
+    else sb_printf(out, "b * %lld + ", (long long)pb->numel);
+  }
+  if (pb->numel > 1) {
+    DAMC_ASSERT(ec->in_elems);
+    sb_append(out, "i");
+  } else if (!pb->batched) {
+    sb_append(out, "0");
+  }
+  sb_putc(out, ']');
+}
+
+static bool is_invariant(Ec *ec, ExprId e) {
+  if (ec->invariant[e]) return ec->invariant[e] > 0;
+  const Expr *x = node(ec, e);
+  bool inv = ec->plan->node_buf[e] < 0;
+  if (inv) {
+    switch (x->kind) {
+    case EX_CONST:
+    case EX_PARAM:
+    case EX_DIM: break;
+    case EX_ADD:
+    case EX_MUL:
+    case EX_POW:
+    case EX_FN:
+    case EX_BCAST:
+      for (uint32_t k = 0; k < x->nkids && inv; k++) inv = is_invariant(ec, x->kids[k]);
+      break;
+    default: inv = false;
+    }
+  }
+  ec->invariant[e] = inv ? 1 : -1;
+  return inv;
+}
+
+static void value(Ec *ec, ExprId e, StrBuf *out);
+
+static void power(Ec *ec, const Expr *x, StrBuf *out) {
+  StrBuf base = {0};
+  value(ec, x->kids[0], &base);
+  const char *b = sb_str(&base), *sqrt_ = ec->f64 ? "sqrt" : "sqrtf";
+  StrBuf one = {0};
+  literal(&one, 1, ec->f64);
+  switch (pow_form(node(ec, x->kids[1]))) {
+  case POW_SQUARE: sb_printf(out, "%s * %s", b, b); break;
+  case POW_CUBE: sb_printf(out, "%s * %s * %s", b, b, b); break;
+  case POW_FOURTH: sb_printf(out, "(%s * %s) * (%s * %s)", b, b, b, b); break;
+  case POW_RECIP: sb_printf(out, "%s / %s", sb_str(&one), b); break;
+  case POW_RECIP_SQUARE: sb_printf(out, "%s / (%s * %s)", sb_str(&one), b, b); break;
+  case POW_SQRT: sb_printf(out, "%s(%s)", sqrt_, b); break;
+  case POW_RECIP_SQRT: sb_printf(out, "%s / %s(%s)", sb_str(&one), sqrt_, b); break;
+  case POW_CALL:
+    sb_printf(out, "damrt_kernel_pow_%s(%s, ", ec->f64 ? "f64" : "f32", b);
+    value(ec, x->kids[1], out);
+    sb_putc(out, ')');
+    break;
+  }
+  sb_free(&base);
+  sb_free(&one);
+}
+
+// The expression of node `e` (not in a buffer) in terms of its operands' values.
+static void compute(Ec *ec, ExprId e, StrBuf *out) {
+  const Expr *x = node(ec, e);
+  switch (x->kind) {
+  case EX_CONST: literal(out, x->value, ec->f64); break;
+  case EX_DIM: literal(out, (double)ec->plan->dims[x->index], ec->f64); break;
+  case EX_PARAM:
+    ec->param_used[x->index] = true;
+    sb_printf(out, "p_%s", ec->plan->net->model->params[x->index].name);
+    break;
+  case EX_ADD:
+  case EX_MUL: {
+    // -1 * y * ... is written -y * ...: the same value (negation is exact), and readable.
+    uint32_t first = 0;
+    if (x->kind == EX_MUL && x->nkids >= 2 && expr_is_const(ec->pool, x->kids[0], -1) &&
+        node(ec, x->kids[1])->kind != EX_CONST) {
+      sb_putc(out, '-');
+      first = 1;
+    }
+    for (uint32_t k = first; k < x->nkids; k++) {
+      if (k > first) sb_append(out, x->kind == EX_ADD ? " + " : " * ");
+      value(ec, node(ec, e)->kids[k], out);
+    }
+    break;
+  }
+  case EX_POW: power(ec, x, out); break;
+  case EX_FN: {
+    ElemFn fn = (ElemFn)x->index;
+    if (elem_fns[fn].libm) {
+      sb_printf(out, "%s%s(", elem_fns[fn].libm, ec->suffix);
+    } else {
+      *ec->helpers |= 1u << fn;
+      sb_printf(out, "elem_%s(", elem_fn_name[fn]);
+    }
+    value(ec, x->kids[0], out);
+    sb_putc(out, ')');
+    break;
+  }
+  case EX_BCAST: value(ec, x->kids[0], out); break;
+  default:
+    sb_printf(ec->err, "emit_c: node of kind %d is not in a buffer\n", x->kind);
+    sb_append(out, "0");
+  }
+}
+
+// The value of `e` in the current loop body: an element of its buffer, a leaf, or the local
+// that holds it (defined at its first use in the body, or once per call when it depends on
+// params and constants only).
+static void value(Ec *ec, ExprId e, StrBuf *out) {
+  int buf = ec->plan->node_buf[e];
+  const Expr *x = node(ec, e);
+  if (buf >= 0) {
+    element(ec, buf, out);
+    return;
+  }
+  if (x->nkids == 0 || x->kind == EX_BCAST) {
+    compute(ec, e, out);
+    return;
+  }
+  bool inv = is_invariant(ec, e);
+  uint32_t gen = inv ? 1 : ec->gen;
+  if (ec->local_gen[e] != gen) {
+    StrBuf expr = {0};
+    compute(ec, e, &expr);
+    ec->local[e] = ec->nlocals++;
+    ec->local_gen[e] = gen;
+    line(inv ? &ec->pre : &ec->body, inv ? 1 : ec->depth + 1, "const %s %c%d = %s;", ec->real,
+         inv ? 'c' : 'v', ec->local[e], sb_str(&expr));
+    sb_free(&expr);
+  }
+  sb_printf(out, "%c%d", inv ? 'c' : 'v', ec->local[e]);
+}
+
+// ---- Steps ----
+
+static void open_loop(Ec *ec, const char *var, const char *bound) {
+  line(&ec->body, ec->depth + 1, "for (int64_t %s = 0; %s < %s; %s++) {", var, var, bound, var);
+  ec->depth++;
+  ec->gen++;
+}
+
+static void close_loop(Ec *ec) {
+  ec->depth--;
+  line(&ec->body, ec->depth + 1, "}");
+}
+
+// Opens the loop over samples when `batched`, else a block (for the step's own locals).
+static void open_batch(Ec *ec, bool batched) {
+  if (batched) {
+    open_loop(ec, "b", "batch");
+    ec->batch_used = ec->in_batch = true;
+  } else {
+    line(&ec->body, ec->depth + 1, "{");
+    ec->depth++;
+  }
+}
+
+static void close_batch(Ec *ec) {
+  close_loop(ec);
+  ec->in_batch = false;
+}
+
+static void open_elems(Ec *ec, int64_t n) {
+  char bound[32];
+  snprintf(bound, sizeof bound, "%lld", (long long)n);
+  open_loop(ec, "i", bound);
+  ec->in_elems = true;
+}
+
+static void close_elems(Ec *ec) {
+  close_loop(ec);
+  ec->in_elems = false;
+}
+
+static void emit_map(Ec *ec, const PlanStep *s) {
+  const PlanBuf *out = &ec->plan->bufs[s->out];
+  open_batch(ec, out->batched);
+  if (out->numel > 1) open_elems(ec, out->numel);
+  ec->gen++;
+  StrBuf target = {0}, expr = {0};
+  element(ec, s->out, &target);
+  compute(ec, s->node, &expr);
+  line(&ec->body, ec->depth + 1, "%s = %s;", sb_str(&target), sb_str(&expr));
+  sb_free(&target);
+  sb_free(&expr);
+  if (out->numel > 1) close_elems(ec);
+  close_batch(ec);
+}
+
+// One pass over the elements of `arg` at the current sample: `acc` op= f(v), where f(v) is
+// v, or exp(v - shift) when `shift` is given (log-sum-exp), and op is + or max.
+static void reduce_pass(Ec *ec, ExprId arg, const char *acc, bool max, const char *shift) {
+  const Expr *x = node(ec, arg);
+  int64_t n = 1;
+  for (int k = 0; k < x->shape.rank; k++) n *= ec->plan->dims[x->shape.dims[k]];
+  open_elems(ec, n);
+  StrBuf v = {0};
+  value(ec, arg, &v);
+  if (shift) line(&ec->body, ec->depth + 1, "%s += exp%s(%s - %s);", acc, ec->suffix, sb_str(&v), shift);
+  else if (max) line(&ec->body, ec->depth + 1, "%s = fmax%s(%s, %s);", acc, ec->suffix, acc, sb_str(&v));
+  else line(&ec->body, ec->depth + 1, "%s += %s;", acc, sb_str(&v));
+  sb_free(&v);
+  close_elems(ec);
+}
+
+static void emit_reduce(Ec *ec, const PlanStep *s) {
+  const PlanBuf *out = &ec->plan->bufs[s->out];
+  const Expr *x = node(ec, s->node);
+  ExprId arg = x->kids[0];
+  StrBuf target = {0}, zero = {0};
+  literal(&zero, 0, ec->f64);
+  open_batch(ec, out->batched);
+  int d = ec->depth + 1;
+  element(ec, s->out, &target);
+  if (x->kind == EX_SUM) {
+    line(&ec->body, d, "%s sum = %s;", ec->real, sb_str(&zero));
+    reduce_pass(ec, arg, "sum", false, NULL);
+    line(&ec->body, d, "%s = sum;", sb_str(&target));
+  } else {
+    // log-sum-exp with the max shift; LSE1 has one more logit, fixed at 0.
+    line(&ec->body, d, "%s m = -INFINITY;", ec->real);
+    reduce_pass(ec, arg, "m", true, NULL);
+    if (x->kind == EX_LSE1) {
+      line(&ec->body, d, "m = fmax%s(m, %s);", ec->suffix, sb_str(&zero));
+      line(&ec->body, d, "%s sum = exp%s(-m);", ec->real, ec->suffix);
+    } else {
+      line(&ec->body, d, "%s sum = %s;", ec->real, sb_str(&zero));
+    }
+    reduce_pass(ec, arg, "sum", false, "m");
+    // All logits -inf (or one +inf): the answer is the max itself.
+    line(&ec->body, d, "%s = fabs%s(m) == INFINITY ? m : m + log%s(sum);", sb_str(&target),
+         ec->suffix, ec->suffix);
+  }
+  close_batch(ec);
+  sb_free(&target);
+  sb_free(&zero);
+}
+
+static void emit_matmul(Ec *ec, const PlanStep *s) {
+  const Plan *plan = ec->plan;
+  char m[32];
+  if (s->m < 0) ec->batch_used = true;
+  snprintf(m, sizeof m, s->m < 0 ? "batch" : "%lld", (long long)s->m);
+  ec->buf_used[s->a] = ec->buf_used[s->b] = ec->buf_used[s->out] = true;
+  line(&ec->body, 1, "damrt_kernel_gemm_%s(%d, %d, %s, %lld, %lld, buf_%s, %lld, buf_%s, %lld, "
+       "buf_%s, %lld);", ec->f64 ? "f64" : "f32", s->trans_a, s->trans_b, m, (long long)s->n,
+       (long long)s->k, plan->bufs[s->a].name, (long long)s->lda, plan->bufs[s->b].name,
+       (long long)s->ldb, plan->bufs[s->out].name, (long long)s->ldc);
+}
+
+// ---- Describing buffers ----
+
+// "[B, 784]", "[6, 784]", "[B]": the buffer's shape, B the batch.
+static void shape_text(StrBuf *out, const PlanBuf *b) {
+  sb_putc(out, '[');
+  if (b->batched) sb_append(out, b->numel > 1 ? "B, " : "B");
+  if (b->numel > 1 || !b->batched) {
+    sb_printf(out, "%lld", (long long)b->rows);
+    if (b->cols > 1) sb_printf(out, ", %lld", (long long)b->cols);
+  }
+  sb_putc(out, ']');
+}
+
+// "state   [B, 784]  x of layer v": the buffer's role, shape and what it holds.
+static void describe_buffer(StrBuf *out, const Plan *plan, int buf) {
+  static const char *const roles[] = {"state", "input", "weight", "output", "temp"};
+  const PlanBuf *b = &plan->bufs[buf];
+  const Model *m = plan->net->model;
+  size_t start = out->len;
+  sb_printf(out, "%-7s ", roles[b->role]);
+  shape_text(out, b);
+  while (out->len < start + 20) sb_putc(out, ' ');
+  if (b->role == PB_STATE) sb_printf(out, "x of layer %s", m->layers[b->index].name);
+  else if (b->role == PB_INPUT) sb_printf(out, "I of layer %s", m->layers[b->index].name);
+  else if (b->role == PB_WEIGHT) {
+    const ModelWeight *w = &m->weights[b->index];
+    sb_printf(out, "%s[", w->name);
+    for (int k = 0; k < w->rank; k++) {
+      const ModelDim *d = &m->dims[w->dims[k]];
+      if (k) sb_append(out, ", ");
+      if (d->name) sb_append(out, d->name);
+      else sb_printf(out, "%lld", (long long)plan->dims[w->dims[k]]);
+    }
+    sb_append(out, "], row-major");
+  } else if (b->role == PB_OUTPUT) sb_append(out, "written by the kernel");
+  else sb_append(out, "scratch, written and read by the kernel");
+  while (out->len && out->data[out->len - 1] == ' ') out->data[--out->len] = '\0';
+}
+
+// ---- Files ----
+
+static void write_function(const Plan *plan, PlanKind kind, bool f64, unsigned *helpers,
+                           StrBuf *out, StrBuf *err) {
+  uint32_t nn = expr_count(plan->net->pool);
+  const Model *m = plan->net->model;
+  Ec ec = {0};
+  ec.plan = plan;
+  ec.pool = plan->net->pool;
+  ec.f64 = f64;
+  ec.real = f64 ? "double" : "float";
+  ec.suffix = f64 ? "" : "f";
+  ec.local = xcalloc(nn, sizeof *ec.local);
+  ec.local_gen = xcalloc(nn, sizeof *ec.local_gen);
+  ec.invariant = xcalloc(nn, sizeof *ec.invariant);
+  ec.gen = 2;
+  ec.buf_used = xcalloc((size_t)plan->nbufs + 1, sizeof *ec.buf_used);
+  ec.param_used = xcalloc((size_t)m->nparams + 1, sizeof *ec.param_used);
+  ec.helpers = helpers;
+  ec.err = err;
+
+  // Each step is commented with its line of the printed plan (damc emit --plan).
+  StrBuf printed = {0};
+  plan_print(&printed, plan);
+  const char *step_line = strstr(sb_str(&printed), "\nsteps:\n");
+  DAMC_ASSERT(step_line);
+  step_line += strlen("\nsteps:\n");
+  for (int i = 0; i < plan->nsteps; i++) {
+    const PlanStep *s = &plan->steps[i];
+    while (*step_line == ' ') step_line++;
+    const char *eol = strchr(step_line, '\n');
+    DAMC_ASSERT(eol);
+    if (i) sb_putc(&ec.body, '\n');
+    line(&ec.body, 1, "// %.*s", (int)(eol - step_line), step_line);
+    step_line = eol + 1;
+    if (s->kind == PS_MAP) emit_map(&ec, s);
+    else if (s->kind == PS_REDUCE) emit_reduce(&ec, s);
+    else emit_matmul(&ec, s);
+  }
+  sb_free(&printed);
+
+  sb_printf(out, "\n// %s: %s.\n", kernel_names[kind], kernel_summaries[kind]);
+  sb_printf(out, "void %s(void **bufs, const double *params, int64_t batch) {\n",
+            kernel_names[kind]);
+  for (int i = 0; i < plan->nbufs; i++) {
+    const PlanBuf *b = &plan->bufs[i];
+    if (!ec.buf_used[i]) continue;
+    bool in = b->role == PB_STATE || b->role == PB_INPUT || b->role == PB_WEIGHT;
+    StrBuf what = {0}, decl = {0};
+    describe_buffer(&what, plan, i);
+    sb_printf(&decl, "%s%s *restrict buf_%s = bufs[%d];", in ? "const " : "", ec.real, b->name, i);
+    line(out, 1, "%-44s // %s", sb_str(&decl), sb_str(&what));
+    sb_free(&what);
+    sb_free(&decl);
+  }
+  bool any_param = false;
+  for (int k = 0; k < m->nparams; k++) {
+    if (!ec.param_used[k]) continue;
+    any_param = true;
+    line(out, 1, "const %s p_%s = %sparams[%d];", ec.real, m->params[k].name,
+         f64 ? "" : "(float)", k);
+  }
+  if (!any_param) line(out, 1, "(void)params;");
+  if (!ec.batch_used) line(out, 1, "(void)batch;");
+  sb_append(out, sb_str(&ec.pre));
+  sb_putc(out, '\n');
+  sb_append(out, sb_str(&ec.body));
+  sb_append(out, "}\n");
+
+  sb_free(&ec.pre);
+  sb_free(&ec.body);
+  free(ec.local);
+  free(ec.local_gen);
+  free(ec.invariant);
+  free(ec.buf_used);
+  free(ec.param_used);
+}
+
+// The template `t` of elem_fns with '$' and '#' replaced.
+static void expand(StrBuf *out, const char *t, bool f64) {
+  for (; *t; t++) {
+    if (*t == '$') sb_append(out, f64 ? "" : "f");
+    else if (*t == '#') sb_append(out, f64 ? "double" : "float");
+    else sb_putc(out, *t);
+  }
+}
+
+static void write_source(const Plan *const plans[2], bool f64, const char *model_path,
+                         const char *c_name, const char *h_name, StrBuf *out, StrBuf *err) {
+  const Model *m = plans[0]->net->model;
+  unsigned helpers = 0;
+  StrBuf fns = {0};
+  for (int k = 0; k < 2; k++) write_function(plans[k], (PlanKind)k, f64, &helpers, &fns, err);
+
+  sb_printf(out, "// %s: the kernels of model '%s' (%s) in %s.\n", c_name, m->name, model_path,
+            f64 ? "float64" : "float32");
+  sb_printf(out, "// Generated by damc %s (damc emit --c); do not edit. %s describes the "
+            "buffers and params.\n", DAMC_VERSION, h_name);
+  sb_printf(out, "#include \"%s\"\n\n#include <math.h>\n#include <stdint.h>\n\n"
+            "#include \"damrt_kernel.h\"\n", h_name);
+  if (helpers) sb_append(out, "\n// Elementwise functions, in the stable forms of damc's interpreter.\n");
+  for (int fn = 0; fn < EF_COUNT; fn++) {
+    if (!(helpers & (1u << fn))) continue;
+    const char *real = f64 ? "double" : "float";
+    sb_printf(out, "static %s elem_%s(%s x) {\n  ", real, elem_fn_name[fn], real);
+    expand(out, elem_fns[fn].helper, f64);
+    sb_append(out, "\n}\n");
+  }
+  sb_append(out, sb_str(&fns));
+  sb_free(&fns);
+}
+
+static void write_kernel_header(const Plan *plan, PlanKind kind, StrBuf *out) {
+  const char *pre = kernel_prefixes[kind];
+  sb_printf(out, "\n// ---- %s: %s ----\n//\n", kernel_names[kind], kernel_summaries[kind]);
+  sb_printf(out, "// bufs[%s_NBUFS]: the index of every buffer in `bufs`, with its role, shape "
+            "(B: the batch)\n// and contents.\nenum {\n", pre);
+  for (int i = 0; i < plan->nbufs; i++) {
+    StrBuf what = {0}, entry = {0};
+    describe_buffer(&what, plan, i);
+    sb_printf(&entry, "%s_BUF_%s = %d,", pre, plan->bufs[i].name, i);
+    line(out, 1, "%-28s // %s", sb_str(&entry), sb_str(&what));
+    sb_free(&what);
+    sb_free(&entry);
+  }
+  line(out, 1, "%s_NBUFS = %d", pre, plan->nbufs);
+  sb_append(out, "};\n\n// The buffer of every output (some are the buffer of a state or of "
+                 "another output).\nenum {\n");
+  for (int i = 0; i < plan->noutputs; i++)
+    line(out, 1, "%s_OUT_%s = %s_BUF_%s%s", pre, plan->outputs[i].name, pre,
+         plan->bufs[plan->outputs[i].buf].name, i + 1 < plan->noutputs ? "," : "");
+  sb_printf(out, "};\n\n// X(index, name, role, numel, batched) for every buffer: numel "
+            "elements per sample when\n// batched ([batch, numel], row-major), else in all.\n"
+            "#define %s_BUFFERS(X)", pre);
+  for (int i = 0; i < plan->nbufs; i++) {
+    const PlanBuf *b = &plan->bufs[i];
+    sb_printf(out, " \\\n  X(%d, %s, %s, %lld, %d)", i, b->name, role_names[b->role],
+              (long long)b->numel, b->batched);
+  }
+  sb_printf(out, "\n\n// X(name, index) for every output.\n#define %s_OUTPUTS(X)", pre);
+  for (int i = 0; i < plan->noutputs; i++)
+    sb_printf(out, " \\\n  X(%s, %d)", plan->outputs[i].name, plan->outputs[i].buf);
+  sb_printf(out, "\n\nvoid %s(void **bufs, const double *params, int64_t batch);\n",
+            kernel_names[kind]);
+}
+
+static void write_header(const Plan *const plans[2], bool f64, const char *model_path,
+                         const char *h_name, StrBuf *out) {
+  const Network *net = plans[0]->net;
+  const Model *m = net->model;
+  const int64_t *dims = plans[0]->dims;
+  const char *real = f64 ? "double" : "float";
+  sb_printf(out, "// %s: the kernels of model '%s' (%s) in %s, as C.\n", h_name, m->name,
+            model_path, f64 ? "float64" : "float32");
+  sb_printf(out, "// Generated by damc %s (damc emit --c); do not edit.\n//\n", DAMC_VERSION);
+  sb_printf(out,
+            "// Two functions (defined by the .c file of the same name, or by the object file of "
+            "`damc\n// emit --obj` for the same model, tensors and precision):\n"
+            "//   damc_rhs:  %s;\n//   damc_eval: %s.\n"
+            "// Each takes `bufs`, one pointer per buffer of its list below (the caller allocates "
+            "every\n// buffer, temporaries too, as %s; they must not overlap), `params`, the "
+            "params in the\n// order of DAMC_PARAMS, and `batch`, the number of samples. The "
+            "caller fills the states\n// and inputs (batched) and the weights (not batched, as "
+            "declared), calls the kernel, and\n// reads the outputs. Link with libdamrt.a, "
+            "OpenBLAS and libm. One model per program.\n//\n// Layers:",
+            kernel_summaries[PLAN_RHS], kernel_summaries[PLAN_EVAL], real);
+  for (int a = 0; a < m->nlayers; a++)
+    sb_printf(out, " %s[%lld]%s%s", m->layers[a].name, (long long)dims[m->layers[a].dim],
+              net->layers[a].eliminated ? " (eliminated: x = u)" : "",
+              a + 1 < m->nlayers ? "," : ".\n");
+  char guard[256];
+  size_t n = 0;
+  n += (size_t)snprintf(guard, sizeof guard, "DAMC_");
+  for (const char *p = h_name; *p && n + 1 < sizeof guard; p++)
+    guard[n++] = (*p >= 'a' && *p <= 'z') ? (char)(*p - 'a' + 'A')
+                 : ((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')) ? *p : '_';
+  guard[n] = '\0';
+  sb_printf(out, "#ifndef %s\n#define %s\n\n#include <stdint.h>\n\n", guard, guard);
+  sb_printf(out, "// The element type of every buffer.\ntypedef %s damc_real;\n\n", real);
+  sb_append(out, "// The model's sizes.\n");
+  for (int d = 0; d < m->ndims; d++)
+    if (m->dims[d].name) sb_printf(out, "#define DAMC_DIM_%s %lld\n", m->dims[d].name,
+                                   (long long)dims[d]);
+  sb_printf(out, "\n// The params, in the order of `params` (float64): X(index, name, default, "
+            "has_default).\n#define DAMC_NPARAMS %d\n#define DAMC_PARAMS(X)", m->nparams);
+  for (int k = 0; k < m->nparams; k++) {
+    sb_printf(out, " \\\n  X(%d, %s, ", k, m->params[k].name);
+    literal(out, m->params[k].has_default ? m->params[k].value : 0, true);
+    sb_printf(out, ", %d)", m->params[k].has_default);
+  }
+  sb_append(out, "\n\n// The roles of buffers.\nenum { DAMC_STATE, DAMC_INPUT, DAMC_WEIGHT, "
+                 "DAMC_OUTPUT, DAMC_TEMP };\n");
+  for (int k = 0; k < 2; k++) write_kernel_header(plans[k], (PlanKind)k, out);
+  sb_printf(out, "\n#endif\n");
+}
+
+// Writes `text` to `path` through a temporary file; false with a message when it cannot.
+static bool write_file(const char *path, const char *tmp, const StrBuf *text, StrBuf *err) {
+  FILE *f = fopen(tmp, "wb");
+  bool ok = f && fwrite(sb_str(text), 1, text->len, f) == text->len;
+  int e = errno;
+  if (f && fclose(f) != 0 && ok) {
+    ok = false;
+    e = errno;
+  }
+  if (!ok) {
+    sb_printf(err, "cannot write '%s': %s\n", path, strerror(e));
+    remove(tmp);
+  }
+  return ok;
+}
+
+bool emit_c_write(const Plan *const plans[2], bool f64, const char *model_path,
+                  const char *c_path, StrBuf *err) {
+  StrBuf h_path = {0}, c_tmp = {0}, h_tmp = {0}, source = {0}, header = {0};
+  size_t len = strlen(c_path);
+  bool dot_c = len >= 2 && strcmp(c_path + len - 2, ".c") == 0;
+  sb_appendn(&h_path, c_path, dot_c ? len - 2 : len);
+  sb_append(&h_path, ".h");
+  const char *c_name = strrchr(c_path, '/') ? strrchr(c_path, '/') + 1 : c_path;
+  const char *h_name = strrchr(sb_str(&h_path), '/') ? strrchr(sb_str(&h_path), '/') + 1
+                                                       : sb_str(&h_path);
+  size_t len0 = err->len;
+  write_source(plans, f64, model_path, c_name, h_name, &source, err);
+  write_header(plans, f64, model_path, h_name, &header);
+  sb_printf(&c_tmp, "%s.tmp", c_path);
+  sb_printf(&h_tmp, "%s.tmp", sb_str(&h_path));
+  bool ok = err->len == len0 && write_file(c_path, sb_str(&c_tmp), &source, err);
+  if (ok && !write_file(sb_str(&h_path), sb_str(&h_tmp), &header, err)) {
+    remove(sb_str(&c_tmp));
+    ok = false;
+  }
+  if (ok && rename(sb_str(&c_tmp), c_path) != 0) {
+    sb_printf(err, "cannot write '%s': %s\n", c_path, strerror(errno));
+    remove(sb_str(&c_tmp));
+    remove(sb_str(&h_tmp));
+    ok = false;
+  }
+  if (ok && rename(sb_str(&h_tmp), sb_str(&h_path)) != 0) {
+    sb_printf(err, "cannot write '%s': %s\n", sb_str(&h_path), strerror(errno));
+    remove(sb_str(&h_tmp));
+    remove(c_path);
+    ok = false;
+  }
+  sb_free(&h_path);
+  sb_free(&c_tmp);
+  sb_free(&h_tmp);
+  sb_free(&source);
+  sb_free(&header);
+  return ok;
+}
