@@ -350,22 +350,27 @@ static void print_summary(const EngineResult *results, int n) {
   }
 }
 
+// Writes the `n` results (n < 0: the command failed) to --out or as a summary, reports
+// `err` on failure, frees the results; returns the exit status.
+static int report_results(const Options *o, EngineResult *results, int n, StrBuf *err) {
+  int status = n < 0 ? EXIT_MODEL : 0;
+  if (n >= 0 && o->out) {
+    if (!write_results(o->out, results, n, err)) status = EXIT_MODEL;
+  } else if (n >= 0) {
+    print_summary(results, n);
+  }
+  if (status) fprintf(stderr, "damc %s: error: %s", o->command, sb_str(err));
+  for (int i = 0; i < n; i++) damrt_tensor_free(results[i].tensor);
+  return status;
+}
+
 int cmd_eval(int argc, char **argv) {
   Options o;
   int status = parse_options(&o, argc, argv);
   if (status) return status;
   EngineResult results[512];
   StrBuf err = {0};
-  int n = engine_eval(o.engine, &o.arrays, results, 512, &err);
-  if (n >= 0 && o.out) {
-    if (!write_results(o.out, results, n, &err)) status = EXIT_MODEL;
-  } else if (n >= 0) {
-    print_summary(results, n);
-  } else {
-    status = EXIT_MODEL;
-  }
-  if (status) fprintf(stderr, "%s", sb_str(&err));
-  for (int i = 0; i < n; i++) damrt_tensor_free(results[i].tensor);
+  status = report_results(&o, results, engine_eval(o.engine, &o.arrays, results, 512, &err), &err);
   sb_free(&err);
   free_options(&o);
   return status;
@@ -397,15 +402,7 @@ int cmd_run(int argc, char **argv) {
     }
     if (!ok || n < 0) remove(sb_str(&trace_tmp));
   }
-  if (n >= 0 && o.out) {
-    if (!write_results(o.out, results, n, &err)) status = EXIT_MODEL;
-  } else if (n >= 0) {
-    print_summary(results, n);
-  } else {
-    status = EXIT_MODEL;
-  }
-  if (status) fprintf(stderr, "damc run: error: %s", sb_str(&err));
-  for (int i = 0; i < n; i++) damrt_tensor_free(results[i].tensor);
+  status = report_results(&o, results, n, &err);
   sb_free(&err);
   sb_free(&trace_tmp);
   free_options(&o);
