@@ -81,7 +81,9 @@ static bool must_materialize(Lowering *lw, ExprId e) {
   default: break;
   }
   bool batched = is_batched(lw, e);
-  if (x->shape.rank == 0) return batched;  // per-sample scalars: one small loop each
+  // A per-sample scalar used once is computed where it is used; one used more often gets a
+  // small loop over the batch of its own.
+  if (x->shape.rank == 0) return batched && lw->uses[e] >= 2;
   if (!batched) return true;               // computed once per call, not once per sample
   return lw->uses[e] >= 2 || lw->feeds_product[e];
 }
