@@ -346,7 +346,19 @@ bool engine_batch(const Engine *e, const EngineArrays *arrays, size_t *batch, bo
   return true;
 }
 
-// Allocates the buffers of `plan` for `batch` samples; inputs filled, weights pointed to.
+// `count` zeroed elements of `elem` bytes, aligned for the widest vector loads.
+static void *aligned_zeros(size_t count, size_t elem) {
+  size_t bytes = (count ? count : 1) * elem;
+  bytes = (bytes + DAMRT_ALIGNMENT - 1) / DAMRT_ALIGNMENT * DAMRT_ALIGNMENT;
+  void *p = NULL;
+  if (posix_memalign(&p, DAMRT_ALIGNMENT, bytes) != 0)
+    damc_internal_error(__FILE__, __LINE__, "out of memory");
+  memset(p, 0, bytes);
+  return p;
+}
+
+// Allocates the buffers of `plan` for `batch` samples (aligned, like tensors); inputs
+// filled, weights pointed to.
 static void **alloc_buffers(Engine *e, const Plan *plan, size_t batch, const EngineArrays *arrays) {
   size_t elem = damrt_dtype_size(e->dtype);
   void **bufs = xcalloc((size_t)plan->nbufs + 1, sizeof *bufs);
@@ -357,7 +369,7 @@ static void **alloc_buffers(Engine *e, const Plan *plan, size_t batch, const Eng
       continue;
     }
     size_t n = (size_t)b->numel * (b->batched ? batch : 1);
-    bufs[i] = xcalloc(n + 1, elem);
+    bufs[i] = aligned_zeros(n, elem);
     DamrtTensor *src = b->role == PB_STATE ? arrays->state[b->index]
                        : b->role == PB_INPUT ? (arrays->input ? arrays->input[b->index] : NULL)
                                              : NULL;
@@ -529,7 +541,7 @@ int engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *op
   size_t elem = damrt_dtype_size(e->dtype);
   r.rhs_bufs = alloc_buffers(e, rhs, r.batch, arrays);
   r.eval_bufs = alloc_buffers(e, ev, r.batch, arrays);
-  char *x = xcalloc(r.batch * r.dim + 1, elem);
+  char *x = aligned_zeros(r.batch * r.dim, elem);
   copy_rows(&r, x, r.rhs_bufs, rhs->state_buf, true);  // the initial states, as converted
   double *tau = xmalloc((r.dim + 1) * sizeof *tau);
   uint8_t *clamp = NULL;
