@@ -85,19 +85,19 @@ static LLVMValueRef fdiv(Cg *cg, LLVMValueRef a, LLVMValueRef b) {
 
 static LLVMValueRef power(Cg *cg, LLVMValueRef v_x, const Expr *exponent, LLVMValueRef v_y) {
   Irb *irb = cg->irb;
-  if (exponent->kind == EX_CONST) {
-    double c = exponent->value;
-    LLVMValueRef one = irb_real(irb, 1);
-    if (c == 2) return fmul(cg, v_x, v_x);
-    if (c == 3) return fmul(cg, fmul(cg, v_x, v_x), v_x);
-    if (c == 4) {
-      LLVMValueRef sq = fmul(cg, v_x, v_x);
-      return fmul(cg, sq, sq);
-    }
-    if (c == -1) return fdiv(cg, one, v_x);
-    if (c == -2) return fdiv(cg, one, fmul(cg, v_x, v_x));
-    if (c == 0.5) return irb_math(irb, IRB_SQRT, v_x);
-    if (c == -0.5) return fdiv(cg, one, irb_math(irb, IRB_SQRT, v_x));
+  LLVMValueRef one = irb_real(irb, 1);
+  switch (plan_pow_form(exponent)) {
+  case POW_SQUARE: return fmul(cg, v_x, v_x);
+  case POW_CUBE: return fmul(cg, fmul(cg, v_x, v_x), v_x);
+  case POW_FOURTH: {
+    LLVMValueRef sq = fmul(cg, v_x, v_x);
+    return fmul(cg, sq, sq);
+  }
+  case POW_RECIP: return fdiv(cg, one, v_x);
+  case POW_RECIP_SQUARE: return fdiv(cg, one, fmul(cg, v_x, v_x));
+  case POW_SQRT: return irb_math(irb, IRB_SQRT, v_x);
+  case POW_RECIP_SQRT: return fdiv(cg, one, irb_math(irb, IRB_SQRT, v_x));
+  case POW_CALL: break;
   }
   LLVMValueRef args[2] = {v_x, v_y};
   return irb_call(irb, runtime_fn(cg, f32(cg) ? "damrt_kernel_pow_f32" : "damrt_kernel_pow_f64"),

@@ -68,7 +68,7 @@ static LLVMTypeRef sig_type(const Irb *irb, const char *word) {
   return NULL;
 }
 
-static void sig_error(const char *sig, const char *what) {
+_Noreturn static void sig_error(const char *sig, const char *what) {
   fprintf(stderr, "damc: bad signature \"%s\": %s\n", sig, what);
   damc_unreachable();
 }
@@ -83,8 +83,7 @@ static void sig_parse(const Irb *irb, const char *text, Sig *sig) {
   sig_token(&s, word);
   if (strcmp(word, "(")) sig_error(text, "'(' expected");
   sig_token(&s, word);
-  if (!strcmp(word, ")")) return;
-  for (;;) {
+  while (strcmp(word, ")")) {
     if (sig->n == SIG_MAX_PARAMS) sig_error(text, "too many parameters");
     LLVMTypeRef ty = sig_type(irb, word);
     if (!ty || ty == irb->ty_void) sig_error(text, "unknown parameter type");
@@ -101,9 +100,12 @@ static void sig_parse(const Irb *irb, const char *text, Sig *sig) {
       sig_token(&s, word);
     }
     sig->n++;
-    if (!strcmp(word, ")")) break;
-    if (strcmp(word, ",")) sig_error(text, "',' or ')' expected");
-    sig_token(&s, word);
+    if (!strcmp(word, ",")) {
+      sig_token(&s, word);
+      if (!strcmp(word, ")")) sig_error(text, "parameter expected after ','");
+    } else if (strcmp(word, ")")) {
+      sig_error(text, "',' or ')' expected");
+    }
   }
   sig_token(&s, word);
   if (word[0]) sig_error(text, "text after ')'");

@@ -30,7 +30,6 @@ struct Engine {
   KernelFn kernels[2];
 };
 
-static const char *const kernel_names[2] = {"damc_rhs", "damc_eval"};
 
 Engine *engine_open(const char *path, FILE *echo, StrBuf *err) {
   FILE *f = fopen(path, "rb");
@@ -285,10 +284,11 @@ bool engine_prepare(Engine *e, DamrtDtype dtype, bool showable, StrBuf *err) {
     if (!e->plans[k]) return false;
   }
   const Plan *plans[2] = {e->plans[0], e->plans[1]};
-  e->code = kernels_compile(plans, kernel_names, 2, dtype == DAMRT_F32, m->name, showable, err);
+  const char *names[2] = {plan_kernel_name(PLAN_RHS), plan_kernel_name(PLAN_EVAL)};
+  e->code = kernels_compile(plans, names, 2, dtype == DAMRT_F32, m->name, showable, err);
   if (!e->code) return false;
   for (int k = 0; k < 2; k++) {
-    e->kernels[k] = kernels_lookup(e->code, kernel_names[k], err);
+    e->kernels[k] = kernels_lookup(e->code, names[k], err);
     if (!e->kernels[k]) return false;
   }
   return true;

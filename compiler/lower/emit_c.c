@@ -17,7 +17,6 @@
 #include "support/common.h"
 
 // The kernels' names and what they compute, per PlanKind: the ABI of engine.c's kernels.
-static const char *const kernel_names[2] = {"damc_rhs", "damc_eval"};
 static const char *const kernel_prefixes[2] = {"DAMC_RHS", "DAMC_EVAL"};
 static const char *const kernel_summaries[2] = {
     "dx/dt of every integrated layer",
@@ -39,34 +38,17 @@ static const struct {
     [EF_TANH] = {"tanh", NULL},
     [EF_SIGMOID] = {NULL, "return x >= 0 ? 1 / (1 + exp$(-x)) : exp$(x) / (1 + exp$(x));"},
     [EF_SOFTPLUS] = {NULL, "return fmax$(x, 0) + log1p$(exp$(-fabs$(x)));"},
-    [EF_RELU] = {NULL, "return x > 0 ? x : 0;"},
+    [EF_RELU] = {NULL, "return x > 0 || x != x ? x : 0;"},
     [EF_LOG1P] = {"log1p", NULL},
     [EF_EXPM1] = {"expm1", NULL},
     [EF_COSH] = {"cosh", NULL},
     [EF_SINH] = {"sinh", NULL},
-    [EF_LOGCOSH] = {NULL, "return fabs$(x) + log1p$(exp$(-2 * fabs$(x))) - (#)0.69314718055994530942;"},
+    [EF_LOGCOSH] = {NULL, "return fabs$(x) + log1p$(exp$(-2 * fabs$(x))) - "
+                          "(#)0.69314718055994530942;"},
     [EF_STEP] = {NULL, "return x > 0 ? 1 : 0;"},
     [EF_SIGN] = {NULL, "return x > 0 ? 1 : x < 0 ? -1 : x;"},
     [EF_SECH2] = {NULL, "const # t = exp$(-2 * fabs$(x));\n  return 4 * t / ((1 + t) * (1 + t));"},
 };
-
-// How x^c is computed for a constant exponent c (as codegen.c's power()): products and
-// square roots for the common exponents, pow for the others.
-typedef enum {
-  POW_CALL, POW_SQUARE, POW_CUBE, POW_FOURTH, POW_RECIP, POW_RECIP_SQUARE, POW_SQRT,
-  POW_RECIP_SQRT
-} PowForm;
-
-static PowForm pow_form(const Expr *exponent) {
-  if (exponent->kind != EX_CONST) return POW_CALL;
-  static const struct { double c; PowForm form; } forms[] = {
-      {2, POW_SQUARE}, {3, POW_CUBE},       {4, POW_FOURTH},   {-1, POW_RECIP},
-      {-2, POW_RECIP_SQUARE}, {0.5, POW_SQRT}, {-0.5, POW_RECIP_SQRT},
-  };
-  for (size_t i = 0; i < ARRAY_LEN(forms); i++)
-    if (exponent->value == forms[i].c) return forms[i].form;
-  return POW_CALL;
-}
 
 // ---- One function ----
 
@@ -181,7 +163,7 @@ static void power(Ec *ec, const Expr *x, StrBuf *out) {
   const char *b = sb_str(&base), *sqrt_ = ec->f64 ? "sqrt" : "sqrtf";
   StrBuf one = {0};
   literal(&one, 1, ec->f64);
-  switch (pow_form(node(ec, x->kids[1]))) {
+  switch (plan_pow_form(node(ec, x->kids[1]))) {
   case POW_SQUARE: sb_printf(out, "%s * %s", b, b); break;
   case POW_CUBE: sb_printf(out, "%s * %s * %s", b, b, b); break;
   case POW_FOURTH: sb_printf(out, "(%s * %s) * (%s * %s)", b, b, b, b); break;
@@ -239,7 +221,7 @@ static void compute(Ec *ec, ExprId e, StrBuf *out) {
   }
   case EX_BCAST: value(ec, x->kids[0], out); break;
   default:
-    sb_printf(ec->err, "emit_c: node of kind %d is not in a buffer\n", x->kind);
+    sb_printf(ec->err, "emit_c: node of kind %d is not in a buffer", x->kind);
     sb_append(out, "0");
   }
 }
@@ -337,9 +319,10 @@ static void reduce_pass(Ec *ec, ExprId arg, const char *acc, bool max, const cha
   open_elems(ec, n);
   StrBuf v = {0};
   value(ec, arg, &v);
-  if (shift) line(&ec->body, ec->depth + 1, "%s += exp%s(%s - %s);", acc, ec->suffix, sb_str(&v), shift);
-  else if (max) line(&ec->body, ec->depth + 1, "%s = fmax%s(%s, %s);", acc, ec->suffix, acc, sb_str(&v));
-  else line(&ec->body, ec->depth + 1, "%s += %s;", acc, sb_str(&v));
+  int d = ec->depth + 1;
+  if (shift) line(&ec->body, d, "%s += exp%s(%s - %s);", acc, ec->suffix, sb_str(&v), shift);
+  else if (max) line(&ec->body, d, "%s = fmax%s(%s, %s);", acc, ec->suffix, acc, sb_str(&v));
+  else line(&ec->body, d, "%s += %s;", acc, sb_str(&v));
   sb_free(&v);
   close_elems(ec);
 }
@@ -422,7 +405,7 @@ static void describe_buffer(StrBuf *out, const Plan *plan, int buf) {
       if (d->name) sb_append(out, d->name);
       else sb_printf(out, "%lld", (long long)plan->dims[w->dims[k]]);
     }
-    sb_append(out, "], row-major");
+    sb_append(out, w->rank == 2 ? "], row-major" : "]");
   } else if (b->role == PB_OUTPUT) sb_append(out, "written by the kernel");
   else sb_append(out, "scratch, written and read by the kernel");
   while (out->len && out->data[out->len - 1] == ' ') out->data[--out->len] = '\0';
@@ -469,9 +452,9 @@ static void write_function(const Plan *plan, PlanKind kind, bool f64, unsigned *
   }
   sb_free(&printed);
 
-  sb_printf(out, "\n// %s: %s.\n", kernel_names[kind], kernel_summaries[kind]);
+  sb_printf(out, "\n// %s: %s.\n", plan_kernel_name(kind), kernel_summaries[kind]);
   sb_printf(out, "void %s(void **bufs, const double *params, int64_t batch) {\n",
-            kernel_names[kind]);
+            plan_kernel_name(kind));
   for (int i = 0; i < plan->nbufs; i++) {
     const PlanBuf *b = &plan->bufs[i];
     if (!ec.buf_used[i]) continue;
@@ -528,7 +511,8 @@ static void write_source(const Plan *const plans[2], bool f64, const char *model
             "buffers and params.\n", DAMC_VERSION, h_name);
   sb_printf(out, "#include \"%s\"\n\n#include <math.h>\n#include <stdint.h>\n\n"
             "#include \"damrt_kernel.h\"\n", h_name);
-  if (helpers) sb_append(out, "\n// Elementwise functions, in the stable forms of damc's interpreter.\n");
+  if (helpers)
+    sb_append(out, "\n// Elementwise functions, in the stable forms of damc's interpreter.\n");
   for (int fn = 0; fn < EF_COUNT; fn++) {
     if (!(helpers & (1u << fn))) continue;
     const char *real = f64 ? "double" : "float";
@@ -542,7 +526,7 @@ static void write_source(const Plan *const plans[2], bool f64, const char *model
 
 static void write_kernel_header(const Plan *plan, PlanKind kind, StrBuf *out) {
   const char *pre = kernel_prefixes[kind];
-  sb_printf(out, "\n// ---- %s: %s ----\n//\n", kernel_names[kind], kernel_summaries[kind]);
+  sb_printf(out, "\n// ---- %s: %s ----\n//\n", plan_kernel_name(kind), kernel_summaries[kind]);
   sb_printf(out, "// bufs[%s_NBUFS]: the index of every buffer in `bufs`, with its role, shape "
             "(B: the batch)\n// and contents.\nenum {\n", pre);
   for (int i = 0; i < plan->nbufs; i++) {
@@ -571,7 +555,7 @@ static void write_kernel_header(const Plan *plan, PlanKind kind, StrBuf *out) {
   for (int i = 0; i < plan->noutputs; i++)
     sb_printf(out, " \\\n  X(%s, %d)", plan->outputs[i].name, plan->outputs[i].buf);
   sb_printf(out, "\n\nvoid %s(void **bufs, const double *params, int64_t batch);\n",
-            kernel_names[kind]);
+            plan_kernel_name(kind));
 }
 
 static void write_header(const Plan *const plans[2], bool f64, const char *model_path,
@@ -634,7 +618,7 @@ static bool write_file(const char *path, const char *tmp, const StrBuf *text, St
     e = errno;
   }
   if (!ok) {
-    sb_printf(err, "cannot write '%s': %s\n", path, strerror(e));
+    sb_printf(err, "cannot write '%s': %s", path, strerror(e));
     remove(tmp);
   }
   return ok;
@@ -661,13 +645,13 @@ bool emit_c_write(const Plan *const plans[2], bool f64, const char *model_path,
     ok = false;
   }
   if (ok && rename(sb_str(&c_tmp), c_path) != 0) {
-    sb_printf(err, "cannot write '%s': %s\n", c_path, strerror(errno));
+    sb_printf(err, "cannot write '%s': %s", c_path, strerror(errno));
     remove(sb_str(&c_tmp));
     remove(sb_str(&h_tmp));
     ok = false;
   }
   if (ok && rename(sb_str(&h_tmp), sb_str(&h_path)) != 0) {
-    sb_printf(err, "cannot write '%s': %s\n", sb_str(&h_path), strerror(errno));
+    sb_printf(err, "cannot write '%s': %s", sb_str(&h_path), strerror(errno));
     remove(sb_str(&h_tmp));
     remove(c_path);
     ok = false;

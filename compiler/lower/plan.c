@@ -426,3 +426,19 @@ void plan_print(StrBuf *out, const Plan *plan) {
     sb_printf(out, " %s=%s", plan->outputs[i].name, plan->bufs[plan->outputs[i].buf].name);
   sb_putc(out, '\n');
 }
+
+const char *plan_kernel_name(PlanKind kind) { return kind == PLAN_RHS ? "damc_rhs" : "damc_eval"; }
+
+PlanPowForm plan_pow_form(const Expr *exponent) {
+  if (exponent->kind != EX_CONST) return POW_CALL;
+  static const struct {
+    double c;
+    PlanPowForm form;
+  } forms[] = {
+      {2, POW_SQUARE}, {3, POW_CUBE},       {4, POW_FOURTH},      {-1, POW_RECIP},
+      {-2, POW_RECIP_SQUARE}, {0.5, POW_SQRT}, {-0.5, POW_RECIP_SQRT},
+  };
+  for (size_t i = 0; i < ARRAY_LEN(forms); i++)
+    if (exponent->value == forms[i].c) return forms[i].form;
+  return POW_CALL;
+}

@@ -99,4 +99,16 @@ int plan_output(const Plan *plan, const char *name);
 // The plan as text: buffers, then steps in order, expressions printed as model text.
 void plan_print(StrBuf *out, const Plan *plan);
 
+// The name of the function compiled from a plan of `kind` ("damc_rhs", "damc_eval"): the
+// JIT, the object file and the emitted C all use it.
+const char *plan_kernel_name(PlanKind kind);
+
+// How the code generators compute x^c: products and square roots for the common constant
+// exponents (exact where pow would round the same), a call to pow otherwise.
+typedef enum {
+  POW_CALL, POW_SQUARE, POW_CUBE, POW_FOURTH, POW_RECIP, POW_RECIP_SQUARE, POW_SQRT,
+  POW_RECIP_SQRT
+} PlanPowForm;
+PlanPowForm plan_pow_form(const Expr *exponent);
+
 #endif

@@ -520,7 +520,7 @@ double expr_eval_fn(ElemFn fn, double x) {
   case EF_TANH: return tanh(x);
   case EF_SIGMOID: return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x));
   case EF_SOFTPLUS: return fmax(x, 0) + log1p(exp(-fabs(x)));
-  case EF_RELU: return x > 0 ? x : 0;
+  case EF_RELU: return x > 0 || isnan(x) ? x : 0;  // NaN stays NaN, as in the kernels
   case EF_LOG1P: return log1p(x);
   case EF_EXPM1: return expm1(x);
   case EF_COSH: return cosh(x);

@@ -251,10 +251,13 @@ static void run_type(Jit *jit, IrbReal real) {
                (long long)e.max_ulp);
       CHECK(e.max_rel <= 1e-13);
     }
-    double ns_c = c->is_libm ? time_c(c, real, y, x) : NAN;
-    printf("  %-9s %-22s %8.2f %8.2f %8.1fx %6d/%d   (worst at x = %.17g)\n",
-           irb_math_name(c->fn), err_text, ns_jit, ns_c, ns_c / ns_jit, n_zmm, n_call,
-           e.worst_x);
+    char speed[64] = "       -         -";
+    if (c->is_libm) {
+      double ns_c = time_c(c, real, y, x);
+      snprintf(speed, sizeof speed, "%8.2f %8.1fx", ns_c, ns_c / ns_jit);
+    }
+    printf("  %-9s %-22s %8.2f %s %6d/%d   (worst at x = %.9g)\n", irb_math_name(c->fn),
+           err_text, ns_jit, speed, n_zmm, n_call, e.worst_x);
   }
   free(text);
   free(xd);

@@ -1,0 +1,303 @@
+"""End-to-end test of `damc emit --c OUT.c` (and of `--obj OUT.o` through the same header).
+
+Usage: emit_c_test.py DAMC SOURCE_DIR LIBDAMRT. Needs Debian's /usr/bin/python3 with
+python3-numpy, a C compiler (`cc`, or $CC), OpenBLAS and libzip (pkg-config).
+
+For every example and both precisions: random weights, `damc emit --c k.c` and
+`damc emit --obj k.o`; the states and inputs the kernels take are read from the header's
+DAMC_EVAL_BUFFERS list. k.c is compiled with -Werror and linked, with no LLVM, into a test
+driver written here from the header alone (it allocates every buffer from the X-macro
+lists, fills states, inputs and weights from raw float64 files, sets the params from
+DAMC_PARAMS and `NAME=VALUE` arguments, calls damc_eval and damc_rhs, and prints every
+output); so is k.o. Their outputs are compared with `damc eval --out` (the JIT) at the same
+states: float64 within 1e-12 (|v| + max|v|), float32 within 16 eps32 (|v| + max|v|), where
+max|v| is over the output's values; also for one sample alone. damc_rhs's dx/dt is held to
+the same bound. Finally the command line: a name not ending in .c, and an unwritable
+place, leave no file behind.
+"""
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+DAMC, SRC, LIBDAMRT = sys.argv[1], sys.argv[2], sys.argv[3]
+CC = os.environ.get("CC", "cc")
+CFLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Wshadow", "-Wstrict-prototypes",
+          "-Wmissing-prototypes", "-Werror"]
+LIBS = [LIBDAMRT, "-lopenblas", "-lm"] + shlex.split(
+    subprocess.run(["pkg-config", "--libs", "libzip"], capture_output=True, text=True,
+                   check=True).stdout)
+EPS32 = np.finfo(np.float32).eps
+
+# Weights per example (unbound dims 6); symmetric ones are made symmetric.
+MODELS = {
+    "model_b": ({"Xi": (6, 784)}, ["beta=2.5"]),
+    "model_a": ({"Xi": (6, 6)}, []),
+    "hierarchical": ({"W12": (64, 32), "W23": (32, 16)}, ["beta=1.25"]),
+    "custom_energy": ({"W": (8, 16), "b": (8,)}, ["lambda=0.2"]),
+    "hopfield_classic": ({"T": (6, 6)}, []),
+}
+SYMMETRIC = {"T"}
+BATCH = 5
+
+# The test driver: everything it knows of the model comes from the generated header.
+DRIVER = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "k.h"
+
+typedef struct {
+  const char *name;
+  int role;
+  long long numel;
+  int batched;
+} Buffer;
+
+#define ROW(index, name, role, numel, batched) {#name, role, numel, batched},
+static const Buffer eval_buffers[] = {DAMC_EVAL_BUFFERS(ROW)};
+static const Buffer rhs_buffers[] = {DAMC_RHS_BUFFERS(ROW)};
+#undef ROW
+#define NAME(index, name, value, has_default) #name,
+static const char *const param_names[DAMC_NPARAMS + 1] = {DAMC_PARAMS(NAME) NULL};
+#undef NAME
+
+// Allocates the buffers of one kernel; fills the states, inputs and weights from DIR/NAME.bin.
+static void **alloc_buffers(const Buffer *list, int n, const char *dir, long long batch) {
+  void **bufs = calloc((size_t)n, sizeof *bufs);
+  for (int i = 0; i < n; i++) {
+    size_t count = (size_t)(list[i].numel * (list[i].batched ? batch : 1));
+    damc_real *p = calloc(count + 1, sizeof *p);
+    if (list[i].role == DAMC_STATE || list[i].role == DAMC_INPUT || list[i].role == DAMC_WEIGHT) {
+      char path[4096];
+      snprintf(path, sizeof path, "%s/%s.bin", dir, list[i].name);
+      FILE *f = fopen(path, "rb");
+      double d;
+      for (size_t k = 0; k < count; k++) {
+        if (!f || fread(&d, sizeof d, 1, f) != 1) {
+          fprintf(stderr, "cannot read %s\n", path);
+          exit(1);
+        }
+        p[k] = (damc_real)d;
+      }
+      fclose(f);
+    }
+    bufs[i] = p;
+  }
+  return bufs;
+}
+
+static void print(const char *kernel, const char *name, const void *buf, long long count) {
+  printf("%s %s", kernel, name);
+  for (long long k = 0; k < count; k++) printf(" %.17g", (double)((const damc_real *)buf)[k]);
+  printf("\n");
+}
+
+int main(int argc, char **argv) {
+  long long batch = atoll(argv[2]);
+  double params[DAMC_NPARAMS + 1] = {0};
+#define SET(index, name, value, has_default) params[index] = value;
+  DAMC_PARAMS(SET)
+#undef SET
+  for (int a = 3; a < argc; a++) {
+    char *eq = strchr(argv[a], '=');
+    *eq = '\0';
+    for (int k = 0; k < DAMC_NPARAMS; k++)
+      if (!strcmp(param_names[k], argv[a])) params[k] = strtod(eq + 1, NULL);
+  }
+  void **eval = alloc_buffers(eval_buffers, DAMC_EVAL_NBUFS, argv[1], batch);
+  void **rhs = alloc_buffers(rhs_buffers, DAMC_RHS_NBUFS, argv[1], batch);
+  damc_eval(eval, params, batch);
+  damc_rhs(rhs, params, batch);
+#define OUT(name, index) print(kernel, #name, bufs[index], list[index].numel * batch);
+  {
+    const char *kernel = "eval";
+    void **bufs = eval;
+    const Buffer *list = eval_buffers;
+    DAMC_EVAL_OUTPUTS(OUT)
+    print("enum", "E", &((damc_real *)eval[DAMC_EVAL_OUT_E])[0], batch);
+  }
+  {
+    const char *kernel = "rhs";
+    void **bufs = rhs;
+    const Buffer *list = rhs_buffers;
+    DAMC_RHS_OUTPUTS(OUT)
+  }
+#undef OUT
+  return 0;
+}
+"""
+
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what)
+    return cond
+
+
+def run(args, **kw):
+    return subprocess.run(args, capture_output=True, text=True, **kw)
+
+
+def header_buffers(header, kernel):
+    """(index, name, role, numel, batched) of every buffer of `kernel` in the header."""
+    block = re.search(r"#define DAMC_%s_BUFFERS\(X\)((?: \\\n  X\([^)]*\))+)" % kernel,
+                      open(header).read())
+    rows = re.findall(r"X\((\d+), (\w+), (DAMC_\w+), (\d+), (\d)\)", block.group(1))
+    return [(int(i), n, r, int(c), b == "1") for i, n, r, c, b in rows]
+
+
+def parse_outputs(text):
+    out = {}
+    for line in text.splitlines():
+        kernel, name, *values = line.split()
+        out[(kernel, name)] = np.array([float(v) for v in values])
+    return out
+
+
+def compare(what, got, want, f64):
+    """The error of `got` against `want`, in units of (|v| + max|v|); False beyond the bound."""
+    want = np.asarray(want, dtype=np.float64).ravel()
+    if not check(got.shape == want.shape, f"{what}: {got.size} values, the JIT gave {want.size}"):
+        return np.inf
+    scale = np.abs(want) + np.abs(want).max()
+    scale[scale == 0] = 1
+    err = (np.abs(got - want) / scale).max()
+    bound = 1e-12 if f64 else 16 * EPS32
+    check(err <= bound, f"{what}: error {err:.3g} (|v| + max|v|) above {bound:.3g}")
+    return err
+
+
+def test_model(tmp, name, rng, worst):
+    weights, settings = MODELS[name]
+    model = os.path.join(SRC, "examples", name + ".dam")
+    wdir = os.path.join(tmp, name)
+    os.makedirs(wdir)
+    wfile = os.path.join(wdir, "w.npz")
+    arrays = {}
+    for w, shape in weights.items():
+        a = rng.standard_normal(shape) / np.sqrt(shape[-1])
+        if w in SYMMETRIC:
+            a = (a + a.T) / 2
+        arrays[w] = a
+    np.savez(wfile, **arrays)
+    for precision in ("f64", "f32"):
+        f64 = precision == "f64"
+        d = os.path.join(wdir, precision)
+        os.makedirs(d)
+        kc, ko = os.path.join(d, "k.c"), os.path.join(d, "k.o")
+        for opt, path in (("--c", kc), ("--obj", ko)):
+            p = run([DAMC, "emit", model, "--weights", wfile, "--precision", precision, opt, path])
+            if not check(p.returncode == 0, f"{name} {precision}: emit {opt}: {p.stderr}"):
+                return
+        src = open(kc).read()
+        check(src.startswith(f"// k.c: the kernels of model '{name}'") and
+              "Generated by damc" in src,
+              f"{name}: k.c does not open with the comment naming the model and damc")
+        # States and inputs, from the header: a random batch each, as .npy for damc eval and
+        # raw float64 for the driver; the weights likewise.
+        header = os.path.join(d, "k.h")
+        eval_args = []
+        for _, buf, role, numel, _ in header_buffers(header, "EVAL"):
+            if role in ("DAMC_STATE", "DAMC_INPUT"):
+                v = rng.standard_normal((BATCH, numel)) * (0.5 if role == "DAMC_STATE" else 0.1)
+                np.save(os.path.join(d, buf + ".npy"), v)
+                v.tofile(os.path.join(d, buf + ".bin"))
+                layer = buf[2:]
+                eval_args += ["--state" if role == "DAMC_STATE" else "--input",
+                              f"{layer}={os.path.join(d, buf + '.npy')}"]
+        for w, a in arrays.items():
+            a.tofile(os.path.join(d, w + ".bin"))
+        jit_out = os.path.join(d, "jit.npz")
+        sets = [a for s in settings for a in ("--set", s)]
+        p = run([DAMC, "eval", model, "--weights", wfile, *eval_args, "--precision", precision,
+                 *sets, "--out", jit_out])
+        if not check(p.returncode == 0, f"{name} {precision}: damc eval: {p.stderr}"):
+            return
+        jit = np.load(jit_out)
+
+        open(os.path.join(d, "driver.c"), "w").write(DRIVER)
+        steps = [[CC, *CFLAGS, "-c", "k.c", "-I", os.path.join(SRC, "runtime", "include")],
+                 [CC, *CFLAGS, "-c", "driver.c", "-I", "."],
+                 [CC, "driver.o", "k.o", "-o", "from_obj", *LIBS]]
+        # k.o is the JIT's object; the C build goes to its own object name.
+        steps[0] += ["-o", "k_c.o"]
+        steps.append([CC, "driver.o", "k_c.o", "-o", "from_c", *LIBS])
+        ok = True
+        for cmd in steps:
+            p = run(cmd, cwd=d)
+            what = f"{name} {precision}: {' '.join(cmd)}:\n{p.stderr}"
+            ok = check(p.returncode == 0, what) and ok
+        if not ok:
+            return
+        for exe in ("from_c", "from_obj"):
+            p = run([os.path.join(d, exe), d, str(BATCH), *settings])
+            if not check(p.returncode == 0, f"{name} {precision} {exe}: {p.stderr}"):
+                continue
+            got = parse_outputs(p.stdout)
+            check(np.array_equal(got[("enum", "E")], got[("eval", "E")]),
+                  f"{name} {precision} {exe}: DAMC_EVAL_OUT_E is not the buffer of E")
+            for key in jit.files:
+                err = compare(f"{name} {precision} {exe} eval {key}", got[("eval", key)],
+                              jit[key], f64)
+                worst[(precision, exe)] = max(worst[(precision, exe)], err)
+                if key.startswith("dxdt_"):
+                    err = compare(f"{name} {precision} {exe} rhs {key}", got[("rhs", key)],
+                                  jit[key], f64)
+                    worst[(precision, exe)] = max(worst[(precision, exe)], err)
+        # One sample (the first rows of the same files): gemv instead of gemm in the runtime.
+        p = run([os.path.join(d, "from_c"), d, "1", *settings])
+        if check(p.returncode == 0, f"{name} {precision} from_c, one sample: {p.stderr}"):
+            got = parse_outputs(p.stdout)
+            for key in jit.files:
+                err = compare(f"{name} {precision} from_c one sample {key}", got[("eval", key)],
+                              jit[key][0], f64)
+                worst[(precision, "from_c")] = max(worst[(precision, "from_c")], err)
+        print(f"{name:18s} {precision}: compiled, linked and compared ({len(jit.files)} outputs)")
+
+
+def command_line(tmp):
+    model = os.path.join(SRC, "examples", "hopfield_classic.dam")
+    wfile = os.path.join(tmp, "t.npz")
+    np.savez(wfile, T=np.eye(4))
+    p = run([DAMC, "emit", model, "--weights", wfile, "--c", os.path.join(tmp, "k.txt")])
+    check(p.returncode == 2 and "must end in '.c'" in p.stderr,
+          f"--c k.txt: exit {p.returncode}, {p.stderr.strip()}")
+    p = run([DAMC, "emit", model, "--weights", wfile, "--c", os.path.join(tmp, "no", "k.c")])
+    check(p.returncode == 1 and "cannot write" in p.stderr,
+          f"--c into a missing directory: exit {p.returncode}, {p.stderr.strip()}")
+    d = os.path.join(tmp, "ro")
+    os.makedirs(d)
+    os.chmod(d, 0o500)
+    p = run([DAMC, "emit", model, "--weights", wfile, "--c", os.path.join(d, "k.c")])
+    os.chmod(d, 0o700)
+    if os.geteuid() != 0:  # root writes anyway
+        check(p.returncode == 1 and not os.listdir(d),
+              f"--c into a read-only directory: exit {p.returncode}, left {os.listdir(d)}")
+
+
+def main():
+    rng = np.random.default_rng(7)
+    worst = {(p, e): 0.0 for p in ("f64", "f32") for e in ("from_c", "from_obj")}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in MODELS:
+            test_model(tmp, name, rng, worst)
+        command_line(tmp)
+    for (precision, exe), err in sorted(worst.items()):
+        print(f"max error {precision} {exe:8s}: {err:.3g} (|v| + max|v|)"
+              + (f" = {err / EPS32:.2f} eps32" if precision == "f32" else ""))
+    if failures:
+        print(f"{len(failures)} failure(s)")
+        sys.exit(1)
+    print("emit --c: all passed")
+
+
+main()
