@@ -26,8 +26,11 @@ struct Engine {
   DamrtTensor **weights_real;  // per weight, in the kernels' precision
   double *tau;  // per layer, evaluated
   Plan *plans[2];
-  Kernels *code;
+  // The step kernel is compiled by engine_prepare, the eval kernel when first needed (a run
+  // starts stepping without it). For emit both are compiled into one showable module.
+  Kernels *code[2];
   KernelFn kernels[2];
+  bool showable;
 };
 
 
@@ -82,7 +85,8 @@ void engine_free(Engine *e) {
       damrt_tensor_free(e->weights[i]);
       damrt_tensor_free(e->weights_real[i]);
     }
-  kernels_free(e->code);
+  kernels_free(e->code[0]);
+  kernels_free(e->code[1]);
   for (int k = 0; k < 2; k++) plan_free(e->plans[k]);
   network_free(e->net);
   free(e->dims);
@@ -250,6 +254,17 @@ static bool evaluate_tau(Engine *e, StrBuf *err) {
   return ok;
 }
 
+// Compiles the kernel of `kind` if it is not yet.
+static bool need_kernel(Engine *e, PlanKind kind, StrBuf *err) {
+  if (e->kernels[kind]) return true;
+  const Plan *plan = e->plans[kind];
+  const char *name = plan_kernel_name(kind);
+  e->code[kind] = kernels_compile(&plan, &name, 1, e->dtype == DAMRT_F32, e->m->name, false, err);
+  if (!e->code[kind]) return false;
+  e->kernels[kind] = kernels_lookup(e->code[kind], name, err);
+  return e->kernels[kind] != NULL;
+}
+
 bool engine_prepare(Engine *e, DamrtDtype dtype, bool showable, StrBuf *err) {
   const Model *m = e->m;
   bool ok = true;
@@ -283,25 +298,26 @@ bool engine_prepare(Engine *e, DamrtDtype dtype, bool showable, StrBuf *err) {
     e->plans[k] = plan_build(e->net, e->dims, (PlanKind)k, err);
     if (!e->plans[k]) return false;
   }
-  const Plan *plans[2] = {e->plans[0], e->plans[1]};
-  const char *names[2] = {plan_kernel_name(PLAN_RHS), plan_kernel_name(PLAN_EVAL)};
-  e->code = kernels_compile(plans, names, 2, dtype == DAMRT_F32, m->name, showable, err);
-  if (!e->code) return false;
-  for (int k = 0; k < 2; k++) {
-    e->kernels[k] = kernels_lookup(e->code, names[k], err);
-    if (!e->kernels[k]) return false;
+  e->showable = showable;
+  if (showable) {
+    const Plan *plans[2] = {e->plans[0], e->plans[1]};
+    const char *names[2] = {plan_kernel_name(PLAN_RHS), plan_kernel_name(PLAN_EVAL)};
+    e->code[0] = kernels_compile(plans, names, 2, dtype == DAMRT_F32, m->name, true, err);
+    for (int k = 0; k < 2 && e->code[0]; k++)
+      if (!(e->kernels[k] = kernels_lookup(e->code[0], names[k], err))) return false;
+    return e->code[0] != NULL;
   }
-  return true;
+  return need_kernel(e, PLAN_RHS, err);
 }
 
 const Plan *engine_plan(const Engine *e, PlanKind kind) { return e->plans[kind]; }
 
 char *engine_kernels_text(Engine *e, bool assembly, StrBuf *err) {
-  return kernels_text(e->code, assembly, err);
+  return kernels_text(e->code[0], assembly, err);
 }
 
 bool engine_write_object(Engine *e, const char *path, StrBuf *err) {
-  return kernels_write_object(e->code, path, err);
+  return kernels_write_object(e->code[0], path, err);
 }
 
 bool engine_batch(const Engine *e, const EngineArrays *arrays, size_t *batch, bool *batched,
@@ -410,7 +426,7 @@ static DamrtTensor *result_tensor(const Engine *e, const Plan *plan, int buf, co
 int engine_eval(Engine *e, const EngineArrays *arrays, EngineResult *out, int max, StrBuf *err) {
   size_t batch;
   bool batched;
-  if (!engine_batch(e, arrays, &batch, &batched, err)) return -1;
+  if (!engine_batch(e, arrays, &batch, &batched, err) || !need_kernel(e, PLAN_EVAL, err)) return -1;
   const Plan *plan = e->plans[PLAN_EVAL];
   void **bufs = alloc_buffers(e, plan, batch, arrays);
   e->kernels[PLAN_EVAL](bufs, e->params, (int64_t)batch);
@@ -571,8 +587,16 @@ int engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *op
     fputc('\n', opt->trace);
   }
   DamrtError derr = {0};
-  DamrtStatus st = damrt_integrate(&sys, &ro, x, &res, &derr);
-  if (st != DAMRT_OK) {
+  DamrtStatus st = DAMRT_OK;
+  if (opt->trace && !need_kernel(e, PLAN_EVAL, err)) {
+    st = DAMRT_E_VALUE;
+  } else {
+    st = damrt_integrate(&sys, &ro, x, &res, &derr);
+    if (st == DAMRT_OK && !need_kernel(e, PLAN_EVAL, err)) st = DAMRT_E_VALUE;
+  }
+  if (st != DAMRT_OK && err->len) {
+    // The eval kernel did not compile; its message is in err.
+  } else if (st != DAMRT_OK) {
     if (res.nonfinite.found) {
       // Name the layer and the neuron instead of the coordinate.
       int layer = 0;
@@ -646,6 +670,7 @@ bool engine_bench(Engine *e, size_t batch, int repeat, double *rhs_seconds, doub
     sb_append(err, "the batch and the repeat count must be positive\n");
     return false;
   }
+  if (!need_kernel(e, PLAN_EVAL, err)) return false;
   EngineArrays none = {NULL, NULL, NULL};
   double *times = xmalloc((size_t)repeat * sizeof *times);
   for (int k = 0; k < 2; k++) {
