@@ -21,7 +21,14 @@ typedef struct {
   const char *summary;
   const char *usage;  // after "damc NAME "
   int (*run)(int argc, char **argv);
+  const char *options;  // the option list of `damc NAME --help`, or NULL
 } Command;
+
+#define TENSOR_OPTIONS                                                                     \
+  "  --weights FILE.npz       the weights, one member per weight (repeatable)\n"           \
+  "  --weight NAME=FILE.npy   one weight (repeatable)\n"                                   \
+  "  --set PARAM=VALUE        a param's value (repeatable)\n"                              \
+  "  --precision f32|f64      the kernels' float type (default f32)\n"
 
 static const Command *find_command(const char *name);
 
@@ -72,22 +79,16 @@ static bool is_help(const char *arg) {
 
 static int print_command_help(const Command *c) {
   printf("usage: damc %s %s\n\n%s\n", c->name, c->usage, c->summary);
+  if (c->options) printf("\noptions:\n%s", c->options);
   return 0;
 }
 
 // ---- damc parse ----
 
 static int cmd_parse(int argc, char **argv) {
-  const Command *self = find_command("parse");
   const char *file = NULL;
   bool dump = false;
   for (int i = 1; i < argc; i++) {
-    if (is_help(argv[i])) {
-      print_command_help(self);
-      printf("\noptions:\n  --ast    print the checked model, every expression fully "
-             "parenthesised\n");
-      return 0;
-    }
     if (strcmp(argv[i], "--ast") == 0) dump = true;
     else if (argv[i][0] == '-' && argv[i][1]) return usage_error("parse", "unknown option '%s'", argv[i]);
     else if (file) return usage_error("parse", "more than one model file ('%s')", argv[i]);
@@ -110,20 +111,11 @@ static int cmd_parse(int argc, char **argv) {
 // ---- damc explain ----
 
 static int cmd_explain(int argc, char **argv) {
-  const Command *self = find_command("explain");
   const char *file = NULL;
   bool latex = false;
   const char **eliminate = xcalloc((size_t)argc + 1, sizeof *eliminate);
   int neliminate = 0, status = 0;
   for (int i = 1; i < argc; i++) {
-    if (is_help(argv[i])) {
-      print_command_help(self);
-      printf("\noptions:\n  --latex            print the equations as LaTeX (align* "
-             "environments)\n  --eliminate LAYER  integrate LAYER out (as if its tau were 0) "
-             "and print the\n                     reduced model; repeatable\n");
-      free(eliminate);
-      return 0;
-    }
     if (strcmp(argv[i], "--latex") == 0) {
       latex = true;
     } else if (strcmp(argv[i], "--eliminate") == 0) {
@@ -154,8 +146,10 @@ static int cmd_explain(int argc, char **argv) {
     for (int a = 0; a < m->nlayers; a++)
       if (strcmp(m->layers[a].name, eliminate[i]) == 0) layers[i] = a;
     if (layers[i] < 0) {
-      fprintf(stderr, "damc explain: error: '--eliminate %s': the model has no layer '%s'\n",
-              eliminate[i], eliminate[i]);
+      fprintf(stderr, "damc explain: error: '--eliminate %s': the model has no layer '%s' "
+              "(its layers:", eliminate[i], eliminate[i]);
+      for (int a = 0; a < m->nlayers; a++) fprintf(stderr, " %s", m->layers[a].name);
+      fprintf(stderr, ")\n");
       status = EXIT_USAGE;
     }
   }
@@ -178,8 +172,7 @@ static int cmd_explain(int argc, char **argv) {
 // ---- Subcommands still to come ----
 
 static int cmd_missing(int argc, char **argv) {
-  for (int i = 1; i < argc; i++)
-    if (is_help(argv[i])) return print_command_help(find_command(argv[0]));
+  (void)argc;
   fprintf(stderr, "damc: error: 'damc %s' is not implemented in damc %s yet\n", argv[0],
           DAMC_VERSION);
   return EXIT_INTERNAL;
@@ -187,22 +180,51 @@ static int cmd_missing(int argc, char **argv) {
 
 static const Command commands[] = {
     {"parse", "Parse and check a model; silent with exit status 0 when it is valid.",
-     "FILE [--ast]", cmd_parse},
+     "FILE [--ast]", cmd_parse,
+     "  --ast    print the checked model, every expression fully parenthesised\n"},
     {"explain", "Print what was derived: each layer's L, g, Hessian structure and Lagrange "
      "term,\nthe energy, the currents and the dynamics.",
-     "FILE [--latex] [--eliminate LAYER]...", cmd_explain},
+     "FILE [--latex] [--eliminate LAYER]...", cmd_explain,
+     "  --latex            print the equations as LaTeX (align* environments)\n"
+     "  --eliminate LAYER  integrate LAYER out (as if its tau were 0) and print the\n"
+     "                     reduced model; repeatable\n"},
     {"eval", "Evaluate the energy, activations, currents and dx/dt at given states.",
      "FILE TENSORS... --state A=FILE.npy... [--input A=FILE.npy...] [--precision f32|f64] "
-     "[--out OUT.npz]", cmd_eval},
+     "[--out OUT.npz]", cmd_eval,
+     TENSOR_OPTIONS
+     "  --state A=FILE.npy       the state of layer A: [n] or [B, n] (default zeros)\n"
+     "  --input A=FILE.npy       the external input of layer A\n"
+     "  --out OUT.npz            write E, g_A, u_A, dxdt_A, E_A (default: a summary)\n"},
     {"run", "Integrate the dynamics from the initial states to convergence or the step limit.",
-     "FILE TENSORS... [RUN OPTIONS] [--out OUT.npz] [--trace TRACE.csv]", cmd_run},
+     "FILE TENSORS... [RUN OPTIONS] [--out OUT.npz] [--trace TRACE.csv]", cmd_run,
+     TENSOR_OPTIONS
+     "  --init A=FILE.npy        the initial state of layer A: [n] or [B, n] (default zeros)\n"
+     "  --input A=FILE.npy       the external input of layer A\n"
+     "  --clamp A=MASK.npy       neurons of layer A held fixed (1 = clamped)\n"
+     "  --method euler|rk4|dopri5  the integrator (default dopri5, adaptive)\n"
+     "  --dt DT                  the step (default: a tenth of the smallest tau)\n"
+     "  --rtol R --atol A        dopri5's tolerances (default 1e-6/1e-8 f32, 1e-9/1e-11 f64)\n"
+     "  --tol T                  stop a sample when every |dx/dt| < T (1e-4 f32, 1e-6 f64)\n"
+     "  --max-steps N            the most steps (default 10000)\n"
+     "  --noise T --seed S       Langevin noise at temperature T (euler)\n"
+     "  --threads N              threads of the BLAS products\n"
+     "  --out OUT.npz            write x_A, g_A, E, steps, converged (default: a summary)\n"
+     "  --trace TRACE.csv        one row per step: step,t,E, per layer E_A,max|dxdt_A|\n"},
     {"check", "Run the Hessian, convexity, energy and stability checks.",
      "FILE [TENSORS...] [--input A=FILE.npy...] [--samples N] [--seed S] [--strict] [--json]",
-     cmd_missing},
+     cmd_missing, NULL},
     {"emit", "Show or export the specialised kernels.",
-     "FILE TENSORS... (--plan | --ir | --asm | --obj OUT.o | --c OUT.c)", cmd_emit},
+     "FILE TENSORS... (--plan | --ir | --asm | --obj OUT.o | --c OUT.c)", cmd_emit,
+     TENSOR_OPTIONS
+     "  --plan                   the kernel plans: buffers, products, loops\n"
+     "  --ir, --asm              the kernels as LLVM IR, or host assembly\n"
+     "  --obj OUT.o              the kernels as an object file (header: see --c)\n"
+     "  --c OUT.c                the kernels as portable C, with OUT.h\n"},
     {"bench", "Time the compiled kernels and the whole step.",
-     "FILE TENSORS... [--batch B] [--repeat R] [--precision f32|f64]", cmd_bench},
+     "FILE TENSORS... [--batch B] [--repeat R] [--precision f32|f64]", cmd_bench,
+     TENSOR_OPTIONS
+     "  --batch B                samples per call (default 1)\n"
+     "  --repeat R               calls timed (default 20; the median is reported)\n"},
 };
 
 static const Command *find_command(const char *name) {
@@ -231,10 +253,7 @@ static void print_help(void) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 2) {
-    print_help();
-    return EXIT_USAGE;
-  }
+  if (argc < 2) return usage_error(NULL, "no command given%s", "");
   if (is_help(argv[1])) {
     print_help();
     return 0;
@@ -248,5 +267,7 @@ int main(int argc, char **argv) {
     if (argv[1][0] == '-') return usage_error(NULL, "unknown option '%s'", argv[1]);
     return usage_error(NULL, "unknown command '%s'", argv[1]);
   }
+  for (int i = 2; i < argc; i++)
+    if (is_help(argv[i])) return print_command_help(c);
   return c->run(argc - 1, argv + 1);
 }

@@ -322,7 +322,30 @@ def clamp_noise_input(tmp):
     print("clamp, input and noise: ok" if not failures else "clamp, input and noise: see failures")
 
 
+def command_line():
+    """Exit statuses of the command line itself (cli.md): help and version 0, usage 2,
+    a missing file 1, a subcommand not there yet 70."""
+    model = os.path.join(EXAMPLES, "model_b.dam")
+    cases = [
+        ((), 2), (("--help",), 0), (("--version",), 0), (("frobnicate",), 2), (("--frob",), 2),
+        (("parse",), 2), (("parse", model, "--frob"), 2), (("parse", "/no/such.dam"), 1),
+        (("explain", model, "--eliminate"), 2), (("explain", model, "--eliminate", "q"), 2),
+        (("run", "--help"), 0), (("eval", "--help"), 0), (("emit", "-h"), 0), (("bench", "--help"), 0),
+        (("run", model, "--method", "leapfrog"), 2), (("run", model, "--dt", "-1"), 2),
+        (("run", model, "--max-steps", "1.5"), 2), (("eval", model, "--set", "beta"), 2),
+        (("eval", model, "--precision", "f16"), 2), (("check", model), 70),
+    ]
+    for args, want in cases:
+        code, out, err = damc(*args)
+        check(code == want, f"damc {' '.join(args)}: exit {code}, wanted {want}: {err.strip()[:200]}")
+        if want == 2:
+            hint = "--help" in err or "its layers" in err
+            check("error" in err and hint, f"damc {' '.join(args)}: no usage hint: {err}")
+    print(f"command line: {len(cases)} cases")
+
+
 with tempfile.TemporaryDirectory() as tmp:
+    command_line()
     clamp_noise_input(tmp)
     emitted_code(tmp)
     model_b_against_numpy(tmp)
