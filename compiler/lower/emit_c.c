@@ -24,30 +24,12 @@ static const char *const kernel_summaries[2] = {
 static const char *const role_names[] = {"DAMC_STATE", "DAMC_INPUT", "DAMC_WEIGHT",
                                          "DAMC_OUTPUT", "DAMC_TEMP"};
 
-// The elementwise functions: libm's by name, the others as helper functions in the stable
-// forms of expr_eval_fn (sym/expr.c), in which '$' stands for the float suffix of libm's
-// names ("f" or "") and '#' for the float type.
-static const struct {
-  const char *libm;
-  const char *helper;
-} elem_fns[EF_COUNT] = {
-    [EF_EXP] = {"exp", NULL},
-    [EF_LOG] = {"log", NULL},
-    [EF_SQRT] = {"sqrt", NULL},
-    [EF_ABS] = {"fabs", NULL},
-    [EF_TANH] = {"tanh", NULL},
-    [EF_SIGMOID] = {NULL, "return x >= 0 ? 1 / (1 + exp$(-x)) : exp$(x) / (1 + exp$(x));"},
-    [EF_SOFTPLUS] = {NULL, "return fmax$(x, 0) + log1p$(exp$(-fabs$(x)));"},
-    [EF_RELU] = {NULL, "return x > 0 || x != x ? x : 0;"},
-    [EF_LOG1P] = {"log1p", NULL},
-    [EF_EXPM1] = {"expm1", NULL},
-    [EF_COSH] = {"cosh", NULL},
-    [EF_SINH] = {"sinh", NULL},
-    [EF_LOGCOSH] = {NULL, "return fabs$(x) + log1p$(exp$(-2 * fabs$(x))) - "
-                          "(#)0.69314718055994530942;"},
-    [EF_STEP] = {NULL, "return x > 0 ? 1 : 0;"},
-    [EF_SIGN] = {NULL, "return x > 0 ? 1 : x < 0 ? -1 : x;"},
-    [EF_SECH2] = {NULL, "const # t = exp$(-2 * fabs$(x));\n  return 4 * t / ((1 + t) * (1 + t));"},
+// The elementwise functions, as the interpreter defines them (sym/elem_fn.def): each used
+// one becomes a static function of the generated file, with its body written verbatim.
+static const char *const elem_bodies[EF_COUNT] = {
+#define X(id, name, body) [id] = #body,
+#include "sym/elem_fn.def"
+#undef X
 };
 
 // ---- One function ----
@@ -209,12 +191,8 @@ static void compute(Ec *ec, ExprId e, StrBuf *out) {
   case EX_POW: power(ec, x, out); break;
   case EX_FN: {
     ElemFn fn = (ElemFn)x->index;
-    if (elem_fns[fn].libm) {
-      sb_printf(out, "%s%s(", elem_fns[fn].libm, ec->suffix);
-    } else {
-      *ec->helpers |= 1u << fn;
-      sb_printf(out, "elem_%s(", elem_fn_name[fn]);
-    }
+    *ec->helpers |= 1u << fn;
+    sb_printf(out, "elem_%s(", elem_fn_name[fn]);
     value(ec, x->kids[0], out);
     sb_putc(out, ')');
     break;
@@ -489,15 +467,6 @@ static void write_function(const Plan *plan, PlanKind kind, bool f64, unsigned *
   free(ec.param_used);
 }
 
-// The template `t` of elem_fns with '$' and '#' replaced.
-static void expand(StrBuf *out, const char *t, bool f64) {
-  for (; *t; t++) {
-    if (*t == '$') sb_append(out, f64 ? "" : "f");
-    else if (*t == '#') sb_append(out, f64 ? "double" : "float");
-    else sb_putc(out, *t);
-  }
-}
-
 static void write_source(const Plan *const plans[2], bool f64, const char *model_path,
                          const char *c_name, const char *h_name, StrBuf *out, StrBuf *err) {
   const Model *m = plans[0]->net->model;
@@ -511,14 +480,17 @@ static void write_source(const Plan *const plans[2], bool f64, const char *model
             "buffers and params.\n", DAMC_VERSION, h_name);
   sb_printf(out, "#include \"%s\"\n\n#include <math.h>\n#include <stdint.h>\n\n"
             "#include \"damrt_kernel.h\"\n", h_name);
-  if (helpers)
-    sb_append(out, "\n// Elementwise functions, in the stable forms of damc's interpreter.\n");
+  if (helpers) {
+    sb_append(out, "\n// Elementwise functions, as damc's interpreter defines them (F: libm's "
+                   "function in this\n// precision).\n");
+    sb_printf(out, "#define F(fn) fn%s\n#define LN2 ((%s)0.69314718055994530942)\n",
+              f64 ? "" : "##f", f64 ? "double" : "float");
+  }
   for (int fn = 0; fn < EF_COUNT; fn++) {
     if (!(helpers & (1u << fn))) continue;
     const char *real = f64 ? "double" : "float";
-    sb_printf(out, "static %s elem_%s(%s x) {\n  ", real, elem_fn_name[fn], real);
-    expand(out, elem_fns[fn].helper, f64);
-    sb_append(out, "\n}\n");
+    sb_printf(out, "static %s elem_%s(%s x) { return %s; }\n", real, elem_fn_name[fn], real,
+              elem_bodies[fn]);
   }
   sb_append(out, sb_str(&fns));
   sb_free(&fns);

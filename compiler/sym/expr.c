@@ -9,8 +9,9 @@
 #include "support/common.h"
 
 const char *const elem_fn_name[EF_COUNT] = {
-    "exp",   "log",   "sqrt", "abs",     "tanh", "sigmoid", "softplus", "relu", "log1p",
-    "expm1", "cosh",  "sinh", "logcosh", "step", "sign",    "sech2",
+#define X(id, name, body) [id] = name,
+#include "sym/elem_fn.def"
+#undef X
 };
 
 struct ExprPool {
@@ -512,26 +513,16 @@ ExprId expr_fn(ExprPool *pool, ElemFn fn, ExprId a) {
 }
 
 double expr_eval_fn(ElemFn fn, double x) {
+#define F(fn) fn
+#define LN2 0.69314718055994530942
   switch (fn) {
-  case EF_EXP: return exp(x);
-  case EF_LOG: return log(x);
-  case EF_SQRT: return sqrt(x);
-  case EF_ABS: return fabs(x);
-  case EF_TANH: return tanh(x);
-  case EF_SIGMOID: return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x));
-  case EF_SOFTPLUS: return fmax(x, 0) + log1p(exp(-fabs(x)));
-  case EF_RELU: return x > 0 || isnan(x) ? x : 0;  // NaN stays NaN, as in the kernels
-  case EF_LOG1P: return log1p(x);
-  case EF_EXPM1: return expm1(x);
-  case EF_COSH: return cosh(x);
-  case EF_SINH: return sinh(x);
-  case EF_LOGCOSH: return fabs(x) + log1p(exp(-2 * fabs(x))) - 0.69314718055994530942;
-  case EF_STEP: return x > 0 ? 1 : 0;
-  case EF_SIGN: return x > 0 ? 1 : x < 0 ? -1 : x;
-  case EF_SECH2: {
-    double t = exp(-2 * fabs(x));
-    return 4 * t / ((1 + t) * (1 + t));
-  }
+#define X(id, name, body) \
+  case id:                \
+    return body;
+#include "sym/elem_fn.def"
+#undef X
+#undef F
+#undef LN2
   case EF_COUNT: break;
   }
   damc_unreachable();

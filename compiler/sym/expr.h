@@ -49,20 +49,19 @@ typedef enum {
   EX_KIND_COUNT
 } ExprKind;
 
-// Elementwise functions: the user's (func_table.def) and the ones derivatives introduce.
+// Elementwise functions: the user's (func_table.def) and the ones derivatives introduce,
+// defined once in elem_fn.def.
 typedef enum {
-  EF_EXP, EF_LOG, EF_SQRT, EF_ABS, EF_TANH, EF_SIGMOID, EF_SOFTPLUS, EF_RELU, EF_LOG1P,
-  EF_EXPM1, EF_COSH, EF_SINH, EF_LOGCOSH,
-  EF_STEP,   // 1 for x > 0, else 0 (the derivative of relu)
-  EF_SIGN,   // -1, 0 or 1 (the derivative of abs)
-  EF_SECH2,  // sech(x)^2, evaluated as 4e^{-2|x|}/(1+e^{-2|x|})^2 (never 1 - tanh^2)
+#define X(id, name, body) id,
+#include "sym/elem_fn.def"
+#undef X
   EF_COUNT
 } ElemFn;
 
 extern const char *const elem_fn_name[EF_COUNT];
 
-// The one scalar definition of each function, in its numerically stable form (theory.md
-// §3.3): constant folding and the reference interpreter both use it.
+// The one scalar definition of each function (elem_fn.def), in its numerically stable
+// form: constant folding and the reference interpreter both use it.
 double expr_eval_fn(ElemFn fn, double x);
 
 typedef struct {
