@@ -218,10 +218,12 @@ bool jit_module_optimize(Jit *jit, JitModule *m, StrBuf *err) {
   LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
   LLVMPassBuilderOptionsSetLoopVectorization(opts, 1);
   LLVMPassBuilderOptionsSetSLPVectorization(opts, 1);  // off by default in the C API
-  LLVMPassBuilderOptionsSetLoopInterleaving(opts, 1);
-  // No unrolling: kernel loops have constant trip counts, and fully unrolled inline math
-  // tripled compile time (1.37 s -> 0.49 s for examples/custom_energy.dam) for no gain in
-  // steps whose time is in the BLAS products (docs/performance.md).
+  // No unrolling and no interleaving: kernel loops have constant trip counts, and unrolled
+  // or interleaved inline math multiplied the code to optimise and to generate (unrolling:
+  // 1.37 s -> 0.49 s of compile for examples/custom_energy.dam; interleaving: 17% of the
+  // instructions of compiling Model B, by callgrind) for no measured gain in steps whose
+  // time is in the BLAS products (docs/performance.md). Loops still vectorise.
+  LLVMPassBuilderOptionsSetLoopInterleaving(opts, 0);
   LLVMPassBuilderOptionsSetLoopUnrolling(opts, 0);
   LLVMErrorRef e = LLVMRunPasses(m->mod, "default<O3>", jit->tm, opts);
   LLVMDisposePassBuilderOptions(opts);
