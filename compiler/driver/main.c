@@ -5,6 +5,8 @@
 // line is wrong, 3 `check --strict` failed, 70 internal error). It is the only place that
 // exits; every stage below reports to the session's DiagSink and returns.
 #include <errno.h>
+#include <signal.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -252,7 +254,15 @@ static void print_help(void) {
          "wrong, 3 'check --strict' found a failure, 70 internal error.\n");
 }
 
+// An internal error has been printed (damc_internal_error) and abort() called: exit with the
+// status cli.md gives internal errors.
+static void on_abort(int sig) {
+  (void)sig;
+  _exit(EXIT_INTERNAL);
+}
+
 int main(int argc, char **argv) {
+  signal(SIGABRT, on_abort);
   if (argc < 2) return usage_error(NULL, "no command given%s", "");
   if (is_help(argv[1])) {
     print_help();

@@ -1,8 +1,8 @@
 // Common definitions for every compiler layer: checked allocation and internal-error macros.
 //
 // The compiler treats running out of memory and broken invariants as internal errors: it
-// prints where and aborts (exit status 70 through the driver's SIGABRT handler is not
-// attempted; abort() keeps the core). User errors never come here; they go to a DiagSink.
+// prints where and aborts; the damc driver turns the abort into exit status 70. User errors
+// never come here; they go to a DiagSink.
 #ifndef DAMC_COMMON_H
 #define DAMC_COMMON_H
 
