@@ -25,6 +25,8 @@ import tempfile
 import numpy as np
 
 DAMC, SRC, LIBDAMRT = sys.argv[1], sys.argv[2], sys.argv[3]
+# A sanitizer build's libdamrt.a needs its runtime at link time: the build passes its flags.
+SANITIZE = sys.argv[4:]
 CC = os.environ.get("CC", "cc")
 CFLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Wshadow", "-Wstrict-prototypes",
           "-Wmissing-prototypes", "-Werror"]
@@ -92,6 +94,11 @@ static void **alloc_buffers(const Buffer *list, int n, const char *dir, long lon
   return bufs;
 }
 
+static void free_buffers(void **bufs, int n) {
+  for (int i = 0; i < n; i++) free(bufs[i]);
+  free(bufs);
+}
+
 static void print(const char *kernel, const char *name, const void *buf, long long count) {
   printf("%s %s", kernel, name);
   for (long long k = 0; k < count; k++) printf(" %.17g", (double)((const damc_real *)buf)[k]);
@@ -129,6 +136,8 @@ int main(int argc, char **argv) {
     DAMC_RHS_OUTPUTS(OUT)
   }
 #undef OUT
+  free_buffers(eval, DAMC_EVAL_NBUFS);
+  free_buffers(rhs, DAMC_RHS_NBUFS);
   return 0;
 }
 """
@@ -227,10 +236,10 @@ def test_model(tmp, name, rng, worst):
         open(os.path.join(d, "driver.c"), "w").write(DRIVER)
         steps = [[CC, *CFLAGS, "-c", "k.c", "-I", os.path.join(SRC, "runtime", "include")],
                  [CC, *CFLAGS, "-c", "driver.c", "-I", "."],
-                 [CC, "driver.o", "k.o", "-o", "from_obj", *LIBS]]
+                 [CC, *SANITIZE, "driver.o", "k.o", "-o", "from_obj", *LIBS]]
         # k.o is the JIT's object; the C build goes to its own object name.
         steps[0] += ["-o", "k_c.o"]
-        steps.append([CC, "driver.o", "k_c.o", "-o", "from_c", *LIBS])
+        steps.append([CC, *SANITIZE, "driver.o", "k_c.o", "-o", "from_c", *LIBS])
         ok = True
         for cmd in steps:
             p = run(cmd, cwd=d)
