@@ -26,7 +26,7 @@ import numpy as np
 
 DAMC, SRC, LIBDAMRT = sys.argv[1], sys.argv[2], sys.argv[3]
 # A sanitizer build's libdamrt.a needs its runtime at link time: the build passes its flags.
-SANITIZE = sys.argv[4:]
+SANITIZE = [flag for flag in sys.argv[4:] if flag]  # empty when not sanitizing
 CC = os.environ.get("CC", "cc")
 CFLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Wshadow", "-Wstrict-prototypes",
           "-Wmissing-prototypes", "-Werror"]
