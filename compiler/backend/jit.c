@@ -26,7 +26,7 @@ struct JitCode {
 struct Jit {
   LLVMOrcLLJITRef lljit;
   LLVMTargetMachineRef tm;  // optimisation, assembly, objects; the LLJIT has its own
-  char *cpu;                // LLVMDisposeMessage
+  char *cpu;                // from LLVMGetHostCPUName; LLVMDisposeMessage
   StrBuf session_errors;    // what the execution session reported during the current call
   JitCode *codes;           // live code, newest first
 };

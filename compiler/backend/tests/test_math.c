@@ -13,56 +13,32 @@
 
 #include "backend/irb.h"
 #include "backend_test.h"
+#include "math_test.h"
 
 enum { N_POINTS = 1000000 };
 
-// Long double references for the functions libm does not have.
-static long double sigmoid_ld(long double x) {
-  return x >= 0 ? 1 / (1 + expl(-x)) : expl(x) / (1 + expl(x));
-}
-static long double softplus_ld(long double x) {
-  return (x > 0 ? x : 0) + log1pl(expl(-fabsl(x)));
-}
-static long double relu_ld(long double x) { return x < 0 ? 0 : x; }
-static long double logcosh_ld(long double x) {
-  long double a = fabsl(x), e = expm1l(a);
-  if (a > 40) return a - 0.693147180559945309417232121458176568L + log1pl(expl(-2 * a));
-  return log1pl(e * e / (2 * (1 + e)));
-}
-
-static double sigmoid_d(double x) { return (double)sigmoid_ld(x); }
-static double softplus_d(double x) { return (double)softplus_ld(x); }
-static double relu_d(double x) { return (double)relu_ld(x); }
-static double logcosh_d(double x) { return (double)logcosh_ld(x); }
-static float sigmoid_f(float x) { return (float)sigmoid_ld(x); }
-static float softplus_f(float x) { return (float)softplus_ld(x); }
-static float relu_f(float x) { return (float)relu_ld(x); }
-static float logcosh_f(float x) { return (float)logcosh_ld(x); }
-
+// Where each function is sampled.
 typedef struct {
   IrbMath fn;
-  double (*ref64)(double);
-  float (*ref32)(float);
-  bool is_libm;             // the references are libm's (timed against the JIT)
   double lo64, hi64;        // the whole interesting range per type
   double lo32, hi32;
   double core_lo, core_hi;  // where the function bends
 } MathCase;
 
-static const MathCase cases[] = {
-    {IRB_EXP, exp, expf, true, -746, 710, -105, 89, -20, 20},
-    {IRB_EXPM1, expm1, expm1f, true, -40, 710, -20, 89, -2, 2},
-    {IRB_LOG, log, logf, true, 0, DBL_MAX, 0, FLT_MAX, 0.25, 4},
-    {IRB_LOG1P, log1p, log1pf, true, -1, DBL_MAX, -1, FLT_MAX, -0.9, 3},
-    {IRB_SQRT, sqrt, sqrtf, true, 0, DBL_MAX, 0, FLT_MAX, 0, 4},
-    {IRB_ABS, fabs, fabsf, true, -DBL_MAX, DBL_MAX, -FLT_MAX, FLT_MAX, -4, 4},
-    {IRB_TANH, tanh, tanhf, true, -25, 25, -12, 12, -2, 2},
-    {IRB_SIGMOID, sigmoid_d, sigmoid_f, false, -750, 750, -110, 110, -20, 20},
-    {IRB_SOFTPLUS, softplus_d, softplus_f, false, -750, 750, -110, 110, -20, 20},
-    {IRB_RELU, relu_d, relu_f, false, -10, 10, -10, 10, -1, 1},
-    {IRB_COSH, cosh, coshf, true, -711, 711, -90, 90, -25, 25},
-    {IRB_SINH, sinh, sinhf, true, -711, 711, -90, 90, -25, 25},
-    {IRB_LOGCOSH, logcosh_d, logcosh_f, false, -1e4, 1e4, -1e4, 1e4, -25, 25},
+static const MathCase cases[IRB_MATH_COUNT] = {
+    {IRB_EXP, -746, 710, -105, 89, -20, 20},
+    {IRB_EXPM1, -40, 710, -20, 89, -2, 2},
+    {IRB_LOG, 0, DBL_MAX, 0, FLT_MAX, 0.25, 4},
+    {IRB_LOG1P, -1, DBL_MAX, -1, FLT_MAX, -0.9, 3},
+    {IRB_SQRT, 0, DBL_MAX, 0, FLT_MAX, 0, 4},
+    {IRB_ABS, -DBL_MAX, DBL_MAX, -FLT_MAX, FLT_MAX, -4, 4},
+    {IRB_TANH, -25, 25, -12, 12, -2, 2},
+    {IRB_SIGMOID, -750, 750, -110, 110, -20, 20},
+    {IRB_SOFTPLUS, -750, 750, -110, 110, -20, 20},
+    {IRB_RELU, -10, 10, -10, 10, -1, 1},
+    {IRB_COSH, -711, 711, -90, 90, -25, 25},
+    {IRB_SINH, -711, 711, -90, 90, -25, 25},
+    {IRB_LOGCOSH, -1e4, 1e4, -1e4, 1e4, -25, 25},
 };
 
 // Special values for every function (converted to float for f32; out of range -> inf).
@@ -126,18 +102,18 @@ static double time_jit(uintptr_t fn, IrbReal real, void *y, const void *x) {
   return best * 1e6 / N_POINTS;
 }
 
-static double time_c(const MathCase *c, IrbReal real, void *y, const void *x) {
+static double time_c(const MathRef *ref, IrbReal real, void *y, const void *x) {
   double best = INFINITY;
   for (int r = 0; r < 3; r++) {
     double t0 = now_ms();
     if (real == IRB_F32) {
       float *yf = y;
       const float *xf = x;
-      for (int i = 0; i < N_POINTS; i++) yf[i] = c->ref32(xf[i]);
+      for (int i = 0; i < N_POINTS; i++) yf[i] = ref->ref32(xf[i]);
     } else {
       double *yd = y;
       const double *xd = x;
-      for (int i = 0; i < N_POINTS; i++) yd[i] = c->ref64(xd[i]);
+      for (int i = 0; i < N_POINTS; i++) yd[i] = ref->ref64(xd[i]);
     }
     best = fmin(best, now_ms() - t0);
   }
@@ -151,9 +127,9 @@ typedef struct {
   double worst_x;
 } Errors;
 
-static void compare_f64(const MathCase *c, const double *x, const double *y, Errors *e) {
+static void compare_f64(const MathRef *r, const double *x, const double *y, Errors *e) {
   for (int i = 0; i < N_POINTS; i++) {
-    double ref = c->ref64(x[i]);
+    double ref = r->ref64(x[i]);
     double rel;
     if (isnan(ref) || isinf(ref) || isnan(y[i]) || isinf(y[i]))
       rel = (y[i] == ref || (isnan(ref) && isnan(y[i]))) ? 0 : INFINITY;
@@ -168,9 +144,9 @@ static void compare_f64(const MathCase *c, const double *x, const double *y, Err
   }
 }
 
-static void compare_f32(const MathCase *c, const float *x, const float *y, Errors *e) {
+static void compare_f32(const MathRef *r, const float *x, const float *y, Errors *e) {
   for (int i = 0; i < N_POINTS; i++) {
-    int64_t ulp = ulp_diff_f32(y[i], c->ref32(x[i]));
+    int64_t ulp = ulp_diff_f32(y[i], r->ref32(x[i]));
     if (ulp > e->max_ulp) {
       e->max_ulp = ulp;
       e->worst_x = x[i];
@@ -180,25 +156,12 @@ static void compare_f32(const MathCase *c, const float *x, const float *y, Error
 
 static void run_type(Jit *jit, IrbReal real) {
   const char *sfx = real == IRB_F32 ? "f32" : "f64";
-  size_t n_cases = sizeof cases / sizeof cases[0];
   StrBuf err = {0};
   char name[64];
 
   double t0 = now_ms();
   JitModule *m = jit_module_new(jit, sfx);
-  Irb irb;
-  irb_init(&irb, m, real);
-  for (size_t k = 0; k < n_cases; k++) {
-    snprintf(name, sizeof name, "k_%s_%s", irb_math_name(cases[k].fn), sfx);
-    irb_func_begin(&irb, name, "void(ptr noalias y, ptr noalias x, i64 n)");
-    IrbLoop loop;
-    irb_loop_begin(&irb, &loop, irb_param(&irb, 2), "l");
-    LLVMValueRef v_x = irb_load(&irb, irb_param(&irb, 1), loop.i);
-    irb_store(&irb, irb_param(&irb, 0), loop.i, irb_math(&irb, cases[k].fn, v_x));
-    irb_loop_end(&irb, &loop, NULL);
-    LLVMBuildRetVoid(irb.b);
-  }
-  irb_fini(&irb);
+  math_kernels_build(m, real);
   double t_build = now_ms() - t0;
   t0 = now_ms();
   CHECK(jit_module_optimize(jit, m, &err));
@@ -207,25 +170,27 @@ static void run_type(Jit *jit, IrbReal real) {
   CHECK(text != NULL);
   t0 = now_ms();
   CHECK(jit_add_module_take(jit, m, &err) != NULL);  // m is the JIT's now
-  uintptr_t fns[sizeof cases / sizeof cases[0]];
-  for (size_t k = 0; k < n_cases; k++) {
-    snprintf(name, sizeof name, "k_%s_%s", irb_math_name(cases[k].fn), sfx);
-    fns[k] = jit_lookup(jit, name, &err);
-    CHECK(fns[k] != 0);
+  uintptr_t fns[IRB_MATH_COUNT];
+  for (IrbMath fn = 0; fn < IRB_MATH_COUNT; fn++) {
+    math_kernel_name(name, sizeof name, fn, real);
+    fns[fn] = jit_lookup(jit, name, &err);
+    CHECK(fns[fn] != 0);
   }
   double t_jit = now_ms() - t0;
   if (err.len) fprintf(stderr, "%s", sb_str(&err));
-  printf("%s: %zu kernels: IR build %.2f ms, optimisation %.2f ms, codegen+lookup %.2f ms\n",
-         sfx, n_cases, t_build, t_opt, t_jit);
+  printf("%s: %d kernels: IR build %.2f ms, optimisation %.2f ms, codegen+lookup %.2f ms\n",
+         sfx, IRB_MATH_COUNT, t_build, t_opt, t_jit);
   printf("  %-9s %-22s %8s %8s %8s %10s\n", "function", "max error", "JIT ns", "libm ns",
          "speedup", "zmm/calls");
 
   uint64_t seed = 1234 + (uint64_t)real;
   double *xd = malloc(sizeof *xd * N_POINTS);
   void *x = malloc(sizeof(double) * N_POINTS), *y = malloc(sizeof(double) * N_POINTS);
-  for (size_t k = 0; k < n_cases && fns[k]; k++) {
-    const MathCase *c = &cases[k];
-    snprintf(name, sizeof name, "k_%s_%s", irb_math_name(c->fn), sfx);
+  for (IrbMath fn = 0; fn < IRB_MATH_COUNT && fns[fn]; fn++) {
+    const MathCase *c = &cases[fn];
+    const MathRef *ref = &math_refs[fn];
+    CHECK_EQ(c->fn, fn);  // cases[] is in IrbMath order
+    math_kernel_name(name, sizeof name, fn, real);
     char *body = text ? asm_function(text, name) : NULL;
     int n_zmm = body ? count_substr(body, "%zmm") : 0;
     int n_call = body ? count_substr(body, "call") : -1;
@@ -238,22 +203,22 @@ static void run_type(Jit *jit, IrbReal real) {
       for (int i = 0; i < N_POINTS; i++) ((float *)x)[i] = (float)xd[i];
     else
       for (int i = 0; i < N_POINTS; i++) ((double *)x)[i] = xd[i];
-    double ns_jit = time_jit(fns[k], real, y, x);
+    double ns_jit = time_jit(fns[fn], real, y, x);
     Errors e = {0};
     char err_text[64];
     if (real == IRB_F32) {
-      compare_f32(c, x, y, &e);
+      compare_f32(ref, x, y, &e);
       snprintf(err_text, sizeof err_text, "%lld ulp", (long long)e.max_ulp);
       CHECK(e.max_ulp <= 4);
     } else {
-      compare_f64(c, x, y, &e);
+      compare_f64(ref, x, y, &e);
       snprintf(err_text, sizeof err_text, "%.1e rel (%lld ulp)", e.max_rel,
                (long long)e.max_ulp);
       CHECK(e.max_rel <= 1e-13);
     }
     char speed[64] = "       -         -";
-    if (c->is_libm) {
-      double ns_c = time_c(c, real, y, x);
+    if (ref->is_libm) {
+      double ns_c = time_c(ref, real, y, x);
       snprintf(speed, sizeof speed, "%8.2f %8.1fx", ns_c, ns_c / ns_jit);
     }
     printf("  %-9s %-22s %8.2f %s %6d/%d   (worst at x = %.9g)\n", irb_math_name(c->fn),
