@@ -2,13 +2,14 @@
  *
  * Compile a model (from a file or a string), bind its weights and params, and evaluate or
  * integrate it on batches of samples with kernels compiled for this machine. The damc
- * command line is built on the same engine.
+ * command line is a client of this API.
  *
  *   DamcError err = {0};
  *   DamcModel *m = damc_model_from_file("model_b.dam", &err);
  *   damc_bind_weight(m, "Xi", 2, (size_t[]){K, N}, xi, &err);
  *   damc_compile(m, DAMC_F64, &err);
- *   DamcBatch in = {1, states, NULL, NULL};
+ *   DamcArray v = {1, {N}, v0};                      // one sample; {2, {B, N}, ...} a batch
+ *   DamcBatch in = {&v, NULL, NULL};                 // per layer, in declaration order
  *   DamcResults *r = damc_run(m, &in, NULL, &err);
  *   const double *v = damc_result(r, "x_v", &count);
  *   damc_results_free(r); damc_model_free(m);
@@ -23,6 +24,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -51,21 +53,30 @@ int damc_layer_count(const DamcModel *model);
 const char *damc_layer_name(const DamcModel *model, int layer);
 size_t damc_layer_size(const DamcModel *model, int layer);
 
-/* Binds weight `name` to `data` (row-major float64, copied) of shape shape[0..rank). */
+/* Binds weight `name` to `data` (row-major float64, copied) of shape shape[0..rank).
+   `origin` (or NULL) names where the data came from, e.g. a file, in messages. */
 int damc_bind_weight(DamcModel *model, const char *name, int rank, const size_t *shape,
-                     const double *data, DamcError *err);
+                     const double *data, const char *origin, DamcError *err);
 int damc_set_param(DamcModel *model, const char *name, double value, DamcError *err);
 
 /* Compiles the kernels once every weight is bound. */
 int damc_compile(DamcModel *model, DamcPrecision precision, DamcError *err);
 
-/* A batch: per layer (in declaration order) `batch` rows of the layer's size, row-major,
-   or NULL (states: zeros; inputs: none; clamps: none). */
+/* A row-major float64 array: a vector (rank 1) or a matrix (rank 2). */
 typedef struct {
-  size_t batch;
-  const double *const *states;
-  const double *const *inputs;
-  const double *const *clamps; /* damc_run: nonzero = the neuron is held fixed */
+  int rank;
+  size_t shape[2];
+  const double *data; /* NULL: absent */
+} DamcArray;
+
+/* The per-layer arrays of an evaluation or run, each an array with one entry per layer in
+   declaration order (or NULL: none at all). An entry is [n] (one sample, used for every
+   sample) or [B, n] (a batch; all batched entries agree on B), or absent (states: zeros;
+   inputs: none; clamps: none). Results have a leading B when some entry was a batch. */
+typedef struct {
+  const DamcArray *states;
+  const DamcArray *inputs;
+  const DamcArray *clamps; /* damc_run: nonzero = the neuron is held fixed */
 } DamcBatch;
 
 typedef enum { DAMC_DOPRI5, DAMC_RK4, DAMC_EULER } DamcMethod;
@@ -73,10 +84,13 @@ typedef enum { DAMC_DOPRI5, DAMC_RK4, DAMC_EULER } DamcMethod;
 typedef struct {
   DamcMethod method;      /* zero: dopri5 */
   double dt;              /* 0: a tenth of the smallest tau */
-  double rtol, atol, tol; /* 0: the command line's defaults for the precision */
+  double rtol, atol;      /* 0: the defaults for the precision (see docs/cli.md) */
+  double tol;             /* stop a sample when every |dx/dt| < tol; 0: the default for the
+                             precision; negative: never stop early */
   size_t max_steps;       /* 0: 10000 */
   double noise_T;         /* Langevin temperature (euler only) */
   uint64_t seed;
+  FILE *trace;            /* NULL, or where to write the CSV trace (one row per step) */
 } DamcRunOptions;
 
 /* E and, per layer, g_A, u_A and dxdt_A at the given states. */
@@ -89,6 +103,10 @@ DamcResults *damc_run(DamcModel *model, const DamcBatch *batch, const DamcRunOpt
 /* The result `name` ("E", "x_v", "g_h", ...): its values (`*count` of them, batch-major),
    or NULL when there is none. Valid until damc_results_free. */
 const double *damc_result(const DamcResults *results, const char *name, size_t *count);
+/* All results, in order: damc_results_at(r, i, &array) for i < damc_results_count(r) gives
+   the i-th name and fills `array` (rank 0 for a scalar of one sample). */
+size_t damc_results_count(const DamcResults *results);
+const char *damc_results_at(const DamcResults *results, size_t i, DamcArray *array);
 void damc_results_free(DamcResults *results);
 
 #ifdef __cplusplus

@@ -1,5 +1,6 @@
 // The C API (include/damc.h), over the engine.
 #include "damc.h"
+#include "api/damc_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -75,8 +76,10 @@ size_t damc_layer_size(const DamcModel *model, int layer) {
   return engine_layer_size(model->engine, layer);
 }
 
+Engine *damc_model_engine(DamcModel *model) { return model->engine; }
+
 int damc_bind_weight(DamcModel *model, const char *name, int rank, const size_t *shape,
-                     const double *data, DamcError *err) {
+                     const double *data, const char *origin, DamcError *err) {
   StrBuf sb = {0};
   if (rank < 0 || rank > 4 || !data) {
     sb_append(&sb, "damc_bind_weight: rank must be 0 to 4 and data not NULL");
@@ -88,7 +91,8 @@ int damc_bind_weight(DamcModel *model, const char *name, int rank, const size_t 
     return fail(err, 2, &sb);
   }
   memcpy(t->data, data, t->count * sizeof(double));
-  if (!engine_bind_weight(model->engine, name, t, "damc_bind_weight", &sb)) return fail(err, 1, &sb);
+  if (!engine_bind_weight(model->engine, name, t, origin ? origin : "damc_bind_weight", &sb))
+    return fail(err, 1, &sb);
   sb_free(&sb);
   return 1;
 }
@@ -101,38 +105,50 @@ int damc_set_param(DamcModel *model, const char *name, double value, DamcError *
 }
 
 int damc_compile(DamcModel *model, DamcPrecision precision, DamcError *err) {
+  return damc_compile_showable(model, precision, false, err);
+}
+
+int damc_compile_showable(DamcModel *model, DamcPrecision precision, bool showable,
+                          DamcError *err) {
   StrBuf sb = {0};
   if (model->compiled) {
     sb_append(&sb, "damc_compile: the model is already compiled");
     return fail(err, 2, &sb);
   }
   model->dtype = precision == DAMC_F32 ? DAMRT_F32 : DAMRT_F64;
-  if (!engine_prepare(model->engine, model->dtype, false, &sb)) return fail(err, 1, &sb);
+  if (!engine_prepare(model->engine, model->dtype, showable, &sb)) return fail(err, 1, &sb);
   model->compiled = true;
   sb_free(&sb);
   return 1;
 }
 
-// The batch as per-layer tensors ([batch, n]), for the engine.
+// The batch as per-layer tensors for the engine (copies: the engine converts them anyway).
 static bool to_arrays(DamcModel *model, const DamcBatch *batch, EngineArrays *arrays, StrBuf *sb) {
   int n = damc_layer_count(model);
-  const double *const *src[3] = {batch->states, batch->inputs, batch->clamps};
+  const DamcArray *src[3] = {batch->states, batch->inputs, batch->clamps};
   DamrtTensor **dst[3];
+  bool ok = true;
   for (int k = 0; k < 3; k++) {
     dst[k] = xcalloc((size_t)n + 1, sizeof(DamrtTensor *));
     for (int a = 0; src[k] && a < n; a++) {
-      if (!src[k][a]) continue;
-      size_t shape[2] = {batch->batch, damc_layer_size(model, a)};
-      dst[k][a] = damrt_tensor_new(DAMRT_F64, 2, shape, NULL);
-      memcpy(dst[k][a]->data, src[k][a], shape[0] * shape[1] * sizeof(double));
+      const DamcArray *in = &src[k][a];
+      if (!in->data) continue;
+      if (in->rank != 1 && in->rank != 2) {
+        sb_printf(sb, "layer '%s': an array of rank %d; give [n] or [B, n]\n",
+                  damc_layer_name(model, a), in->rank);
+        ok = false;
+        continue;
+      }
+      dst[k][a] = damrt_tensor_new(DAMRT_F64, in->rank, in->shape, NULL);
+      memcpy(dst[k][a]->data, in->data, dst[k][a]->count * sizeof(double));
     }
   }
   *arrays = (EngineArrays){dst[0], dst[1], dst[2]};
   if (!model->compiled) {
-    sb_append(sb, "the model is not compiled: call damc_compile first");
+    sb_append(sb, "the model is not compiled: call damc_compile first\n");
     return false;
   }
-  return true;
+  return ok;
 }
 
 static void free_arrays(DamcModel *model, EngineArrays *arrays) {
@@ -174,11 +190,11 @@ DamcResults *damc_run(DamcModel *model, const DamcBatch *batch, const DamcRunOpt
                         d.dt,
                         d.rtol > 0 ? d.rtol : single ? 1e-6 : 1e-9,
                         d.atol > 0 ? d.atol : single ? 1e-8 : 1e-11,
-                        d.tol > 0 ? d.tol : single ? 1e-4 : 1e-6,
+                        d.tol > 0 ? d.tol : d.tol < 0 ? 0 : single ? 1e-4 : 1e-6,
                         d.max_steps ? d.max_steps : 10000,
                         d.noise_T,
                         d.seed,
-                        NULL};
+                        d.trace};
   StrBuf sb = {0};
   EngineArrays arrays;
   DamcResults *r = xcalloc(1, sizeof *r);
@@ -194,6 +210,15 @@ const double *damc_result(const DamcResults *results, const char *name, size_t *
       return results->items[i].tensor->data;
     }
   return NULL;
+}
+
+size_t damc_results_count(const DamcResults *results) { return (size_t)results->n; }
+
+const char *damc_results_at(const DamcResults *results, size_t i, DamcArray *array) {
+  const DamrtTensor *t = results->items[i].tensor;
+  *array = (DamcArray){t->rank, {t->rank > 0 ? t->shape[0] : 0, t->rank > 1 ? t->shape[1] : 0},
+                       t->data};
+  return results->items[i].name;
 }
 
 void damc_results_free(DamcResults *results) {

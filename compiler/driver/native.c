@@ -1,8 +1,10 @@
 // The subcommands that compile a model to native kernels: eval, run and emit.
 //
-// They share one option parser for the tensors (--weights, --weight, --set), the per-layer
-// arrays (--state, --input, --init, --clamp) and --precision, which loads everything into
-// an Engine and reports every problem with the file, the tensor and the shapes.
+// They are clients of the C API (include/damc.h): one option parser reads the tensors
+// (--weights, --weight, --set), the per-layer arrays (--state, --input, --init, --clamp) and
+// --precision into a DamcModel, and eval and run go through damc_eval and damc_run. Every
+// problem is reported with the file, the tensor and the shapes. emit and bench, the
+// compiler's own tools, also reach the engine under the model (api/damc_internal.h).
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,6 +17,7 @@
 #include "damrt_npy.h"
 #include "damrt_npz.h"
 #include "driver/driver.h"
+#include "api/damc_internal.h"
 #include "engine/engine.h"
 #include "lower/emit_c.h"
 #include "support/common.h"
@@ -22,7 +25,8 @@
 typedef struct {
   const char *command;
   const char *model;
-  Engine *engine;
+  DamcModel *damc;
+  Engine *engine;  // the engine under `damc`
   DamrtDtype dtype;
   const char *out;
   EngineArrays arrays;
@@ -32,7 +36,7 @@ typedef struct {
   const char *obj;
   const char *c_source;  // --c: the C file (its header is written next to it)
   // run
-  EngineRunOptions run;
+  DamcRunOptions run;
   const char *trace;
   // bench
   size_t batch;
@@ -59,12 +63,12 @@ static bool parse_number(const char *text, double lo, double hi, double *out) {
 // The options of damc run; 1 when `opt` is one (its value parsed), 0 when it is not, or
 // the exit status of a usage error.
 static int parse_run_option(Options *o, const char *opt, const char *val) {
-  EngineRunOptions *r = &o->run;
+  DamcRunOptions *r = &o->run;
   double v;
   if (!strcmp(opt, "--method")) {
-    if (!strcmp(val, "euler")) r->method = DAMRT_EULER;
-    else if (!strcmp(val, "rk4")) r->method = DAMRT_RK4;
-    else if (!strcmp(val, "dopri5")) r->method = DAMRT_DOPRI5;
+    if (!strcmp(val, "euler")) r->method = DAMC_EULER;
+    else if (!strcmp(val, "rk4")) r->method = DAMC_RK4;
+    else if (!strcmp(val, "dopri5")) r->method = DAMC_DOPRI5;
     else if (!strcmp(val, "async"))
       return usage_error("run", "--method async: the discrete asynchronous rule for binary "
                          "layers is not implemented yet%s", "");
@@ -89,6 +93,7 @@ static int parse_run_option(Options *o, const char *opt, const char *val) {
   if (!strcmp(opt, "--max-steps") || !strcmp(opt, "--seed") || !strcmp(opt, "--threads")) {
     if (!parse_number(val, 0, 9007199254740992.0, &v) || v != floor(v))
       return usage_error("run", "expected a whole number, not '%s'", val);
+    if (!strcmp(opt, "--max-steps") && v < 1) return usage_error("run", "--max-steps %s: at least 1", val);
     if (!strcmp(opt, "--max-steps")) r->max_steps = (size_t)v;
     else if (!strcmp(opt, "--seed")) r->seed = (uint64_t)v;
     else if (v < 1) return usage_error("run", "--threads %s: at least 1", val);
@@ -119,7 +124,18 @@ static int layer_index(const Engine *e, const char *name) {
   return -1;
 }
 
-static bool load_npz_weights(Engine *e, const char *path, StrBuf *err) {
+// Binds `t` (taken) as weight `name` through the C API.
+static bool bind_weight(DamcModel *m, const char *name, DamrtTensor *t, const char *origin,
+                        StrBuf *err) {
+  DamcError derr = {0};
+  bool ok = damc_bind_weight(m, name, t->rank, t->shape, t->data, origin, &derr);
+  if (!ok) sb_append(err, derr.message);
+  damc_error_clear(&derr);
+  damrt_tensor_free(t);
+  return ok;
+}
+
+static bool load_npz_weights(DamcModel *m, const char *path, StrBuf *err) {
   DamrtError derr = {0};
   DamrtNpz *npz = damrt_npz_open(path, &derr);
   if (!npz) {
@@ -135,7 +151,7 @@ static bool load_npz_weights(Engine *e, const char *path, StrBuf *err) {
       ok = false;
       continue;
     }
-    ok &= engine_bind_weight(e, key, t, path, err);
+    ok &= bind_weight(m, key, t, path, err);
   }
   damrt_npz_close(npz);
   return ok;
@@ -182,7 +198,7 @@ static void free_options(Options *o) {
     for (int a = 0; a < o->nlayers; a++) damrt_tensor_free(all[k][a]);
     free(all[k]);
   }
-  engine_free(o->engine);
+  damc_model_free(o->damc);
 }
 
 // Parses the command line into `o`, loading the model and its tensors. Returns 0, or the
@@ -194,7 +210,8 @@ static int parse_options(Options *o, int argc, char **argv) {
   o->batch = 1;
   o->repeat = 20;
   double t_start = wall_seconds();
-  o->run = (EngineRunOptions){DAMRT_DOPRI5, 0, -1, -1, -1, 10000, 0, 0, NULL};
+  o->run = (DamcRunOptions){DAMC_DOPRI5, 0, 0, 0, 0, 10000, 0, 0, NULL};
+  bool tol_given = false;
   // The model comes first among the non-options, so that tensors can be checked as read.
   for (int i = 1; i < argc; i++) {
     if (argv[i][0] != '-') {
@@ -206,9 +223,14 @@ static int parse_options(Options *o, int argc, char **argv) {
   }
   if (!o->model) return usage_error(o->command, "no model file given%s", "");
   StrBuf err = {0};
-  o->engine = engine_open(o->model, stderr, &err);
-  sb_free(&err);
-  if (!o->engine) return EXIT_MODEL;
+  DamcError derr = {0};
+  o->damc = damc_model_from_file(o->model, &derr);
+  if (!o->damc) {
+    fputs(derr.message, stderr);
+    damc_error_clear(&derr);
+    return EXIT_MODEL;
+  }
+  o->engine = damc_model_engine(o->damc);
   o->load_seconds = wall_seconds() - t_start;
   o->nlayers = engine_network(o->engine)->model->nlayers;
   o->arrays.state = xcalloc((size_t)o->nlayers + 1, sizeof(DamrtTensor *));
@@ -228,7 +250,7 @@ static int parse_options(Options *o, int argc, char **argv) {
     }
     const char *val = argv[++i];
     if (!strcmp(opt, "--weights")) {
-      ok = load_npz_weights(o->engine, val, &err);
+      ok = load_npz_weights(o->damc, val, &err);
     } else if (!strcmp(opt, "--weight")) {
       char name[256];
       const char *path;
@@ -236,10 +258,10 @@ static int parse_options(Options *o, int argc, char **argv) {
         free_options(o);
         return usage_error(o->command, "--weight %s: expected NAME=FILE.npy", val);
       }
-      DamrtError derr = {0};
-      DamrtTensor *t = damrt_npy_read(path, DAMRT_F64, &derr);
-      if (!t) sb_printf(&err, "%s\n", derr.message);
-      ok = t && engine_bind_weight(o->engine, name, t, path, &err);
+      DamrtError read_err = {0};
+      DamrtTensor *t = damrt_npy_read(path, DAMRT_F64, &read_err);
+      if (!t) sb_printf(&err, "%s\n", read_err.message);
+      ok = t && bind_weight(o->damc, name, t, path, &err);
     } else if (!strcmp(opt, "--set")) {
       char name[256];
       const char *text;
@@ -254,7 +276,9 @@ static int parse_options(Options *o, int argc, char **argv) {
         free_options(o);
         return usage_error(o->command, "--set %s: the value is not a number", val);
       }
-      ok = engine_set_param(o->engine, name, v, &err);
+      ok = damc_set_param(o->damc, name, v, &derr);
+      if (!ok) sb_append(&err, derr.message);
+      damc_error_clear(&derr);
     } else if (!strcmp(opt, "--state") || !strcmp(opt, "--init")) {
       ok = load_layer_array(o, o->arrays.state, opt, val, &err);
     } else if (!strcmp(opt, "--input")) {
@@ -288,6 +312,7 @@ static int parse_options(Options *o, int argc, char **argv) {
       if (!strcmp(opt, "--batch")) o->batch = (size_t)v;
       else o->repeat = (int)v;
     } else if (!strcmp(o->command, "run") && (status = parse_run_option(o, opt, val)) != 0) {
+      tol_given |= !strcmp(opt, "--tol");
       if (status != 1) {
         free_options(o);
         return status;
@@ -297,12 +322,8 @@ static int parse_options(Options *o, int argc, char **argv) {
       return usage_error(o->command, "unknown option '%s'", opt);
     }
   }
-  // Defaults the precision can meet: near a fixed point dopri5 lets |dx/dt| wander at about
-  // (atol + rtol |x|) / tau, which must stay below the stopping tolerance.
-  bool single = o->dtype == DAMRT_F32;
-  if (o->run.rtol < 0) o->run.rtol = single ? 1e-6 : 1e-9;
-  if (o->run.atol < 0) o->run.atol = single ? 1e-8 : 1e-11;
-  if (o->run.tol < 0) o->run.tol = single ? 1e-4 : 1e-6;
+  // --tol 0 means: never stop early (in the API, 0 asks for the default).
+  if (tol_given && o->run.tol == 0) o->run.tol = -1;
   // Inputs only for layers declared with `input`.
   for (int a = 0; ok && a < o->nlayers; a++)
     if (o->arrays.input[a] && !engine_network(o->engine)->layers[a].input) {
@@ -311,7 +332,12 @@ static int parse_options(Options *o, int argc, char **argv) {
       ok = false;
     }
   double t_prepare = wall_seconds();
-  ok = ok && engine_prepare(o->engine, o->dtype, !strcmp(o->command, "emit"), &err);
+  if (ok && !damc_compile_showable(o->damc, o->dtype == DAMRT_F32 ? DAMC_F32 : DAMC_F64,
+                                   !strcmp(o->command, "emit"), &derr)) {
+    sb_append(&err, derr.message);
+    ok = false;
+  }
+  damc_error_clear(&derr);
   o->compile_seconds = wall_seconds() - t_prepare;
   o->ready_seconds = wall_seconds() - t_start;
   if (!ok) {
@@ -325,43 +351,63 @@ static int parse_options(Options *o, int argc, char **argv) {
 }
 
 // Writes `results` to `path` (.npz, through a temporary file renamed at the end).
-static bool write_results(const char *path, const EngineResult *results, int n, StrBuf *err) {
-  DamrtNamedTensor *items = xcalloc((size_t)n + 1, sizeof *items);
-  for (int i = 0; i < n; i++) items[i] = (DamrtNamedTensor){results[i].name, results[i].tensor};
+static bool write_results(const char *path, const DamcResults *results, StrBuf *err) {
+  size_t n = damc_results_count(results);
+  DamrtNamedTensor *items = xcalloc(n + 1, sizeof *items);
+  for (size_t i = 0; i < n; i++) {
+    DamcArray a;
+    const char *name = damc_results_at(results, i, &a);
+    DamrtTensor *t = damrt_tensor_new(DAMRT_F64, a.rank, a.shape, NULL);
+    memcpy(t->data, a.data, t->count * sizeof(double));
+    items[i] = (DamrtNamedTensor){name, t};
+  }
   DamrtError derr = {0};
-  bool ok = damrt_npz_write(path, items, (size_t)n, DAMRT_NPZ_STORED, &derr) == DAMRT_OK;
+  bool ok = damrt_npz_write(path, items, n, DAMRT_NPZ_STORED, &derr) == DAMRT_OK;
   if (!ok) sb_printf(err, "%s\n", derr.message);
+  for (size_t i = 0; i < n; i++) damrt_tensor_free((DamrtTensor *)items[i].tensor);
   free(items);
   return ok;
 }
 
-static void print_summary(const EngineResult *results, int n) {
-  for (int i = 0; i < n; i++) {
-    const DamrtTensor *t = results[i].tensor;
-    const double *v = t->data;
-    if (!strcmp(results[i].name, "E") || !strncmp(results[i].name, "E_", 2)) {
-      printf("%-12s", results[i].name);
-      for (size_t k = 0; k < t->count && k < 8; k++) printf(" %.10g", v[k]);
-      printf("%s\n", t->count > 8 ? " ..." : "");
+static void print_summary(const DamcResults *results) {
+  for (size_t i = 0; i < damc_results_count(results); i++) {
+    DamcArray a;
+    const char *name = damc_results_at(results, i, &a);
+    size_t count = a.rank == 0 ? 1 : a.rank == 1 ? a.shape[0] : a.shape[0] * a.shape[1];
+    if (!strcmp(name, "E") || !strncmp(name, "E_", 2)) {
+      printf("%-12s", name);
+      for (size_t k = 0; k < count && k < 8; k++) printf(" %.10g", a.data[k]);
+      printf("%s\n", count > 8 ? " ..." : "");
     } else {
       double mx = 0;
-      for (size_t k = 0; k < t->count; k++) mx = fmax(mx, fabs(v[k]));
-      printf("%-12s max|.| = %.6g over %zu values\n", results[i].name, mx, t->count);
+      for (size_t k = 0; k < count; k++) mx = fmax(mx, fabs(a.data[k]));
+      printf("%-12s max|.| = %.6g over %zu values\n", name, mx, count);
     }
   }
 }
 
-// Writes the `n` results (n < 0: the command failed) to --out or as a summary, reports
-// `err` on failure, frees the results; returns the exit status.
-static int report_results(const Options *o, EngineResult *results, int n, StrBuf *err) {
-  int status = n < 0 ? EXIT_MODEL : 0;
-  if (n >= 0 && o->out) {
-    if (!write_results(o->out, results, n, err)) status = EXIT_MODEL;
-  } else if (n >= 0) {
-    print_summary(results, n);
-  }
+// The per-layer arrays of the command line as the API's views (no copies).
+static DamcBatch batch_of(const Options *o, DamcArray views[3][64]) {
+  DamrtTensor **all[3] = {o->arrays.state, o->arrays.input, o->arrays.clamp};
+  for (int k = 0; k < 3; k++)
+    for (int a = 0; a < o->nlayers && a < 64; a++) {
+      const DamrtTensor *t = all[k][a];
+      views[k][a] = t ? (DamcArray){t->rank, {t->shape[0], t->rank > 1 ? t->shape[1] : 0}, t->data}
+                      : (DamcArray){0, {0, 0}, NULL};
+    }
+  return (DamcBatch){views[0], views[1], views[2]};
+}
+
+// Writes the results (NULL: the command failed, with `derr`) to --out or as a summary,
+// reports a failure, frees the results; returns the exit status.
+static int report_results(const Options *o, DamcResults *results, DamcError *derr, StrBuf *err) {
+  int status = results ? 0 : EXIT_MODEL;
+  if (!results) sb_append(err, derr->message);
+  else if (o->out && !write_results(o->out, results, err)) status = EXIT_MODEL;
+  else if (!o->out) print_summary(results);
   if (status) fprintf(stderr, "damc %s: error: %s", o->command, sb_str(err));
-  for (int i = 0; i < n; i++) damrt_tensor_free(results[i].tensor);
+  damc_results_free(results);
+  damc_error_clear(derr);
   return status;
 }
 
@@ -369,9 +415,11 @@ int cmd_eval(int argc, char **argv) {
   Options o;
   int status = parse_options(&o, argc, argv);
   if (status) return status;
-  EngineResult results[512];
+  DamcArray views[3][64];
+  DamcBatch batch = batch_of(&o, views);
   StrBuf err = {0};
-  status = report_results(&o, results, engine_eval(o.engine, &o.arrays, results, 512, &err), &err);
+  DamcError derr = {0};
+  status = report_results(&o, damc_eval(o.damc, &batch, &derr), &derr, &err);
   sb_free(&err);
   free_options(&o);
   return status;
@@ -393,17 +441,20 @@ int cmd_run(int argc, char **argv) {
       return EXIT_MODEL;
     }
   }
-  EngineResult results[512];
-  int n = engine_run(o.engine, &o.arrays, &o.run, results, 512, &err);
+  DamcArray views[3][64];
+  DamcBatch batch = batch_of(&o, views);
+  DamcError derr = {0};
+  DamcResults *results = damc_run(o.damc, &batch, &o.run, &derr);
   if (o.run.trace) {
-    bool ok = fclose(o.run.trace) == 0 && n >= 0;
+    bool ok = fclose(o.run.trace) == 0 && results;
     if (ok && rename(sb_str(&trace_tmp), o.trace) != 0) {
-      sb_printf(&err, "cannot write '%s': %s\n", o.trace, strerror(errno));
-      n = -1;
+      damc_results_free(results);
+      results = NULL;
+      derr.message = xstrdup("cannot write the trace\n");
     }
-    if (!ok || n < 0) remove(sb_str(&trace_tmp));
+    if (!ok || !results) remove(sb_str(&trace_tmp));
   }
-  status = report_results(&o, results, n, &err);
+  status = report_results(&o, results, &derr, &err);
   sb_free(&err);
   sb_free(&trace_tmp);
   free_options(&o);

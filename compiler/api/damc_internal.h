@@ -1,0 +1,17 @@
+// What the damc command line needs beyond the public C API (include/damc.h): the engine
+// under a model, for the compiler's own tools (emit, bench, the shapes of the model), and
+// a compilation that keeps the code to show.
+#ifndef DAMC_API_INTERNAL_H
+#define DAMC_API_INTERNAL_H
+
+#include <stdbool.h>
+
+#include "damc.h"
+#include "engine/engine.h"
+
+Engine *damc_model_engine(DamcModel *model);
+// damc_compile, keeping a copy of the code for emit (--ir, --asm, --obj) when `showable`.
+int damc_compile_showable(DamcModel *model, DamcPrecision precision, bool showable,
+                          DamcError *err);
+
+#endif
