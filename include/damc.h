@@ -79,7 +79,8 @@ typedef struct {
   const DamcArray *clamps; /* damc_run: nonzero = the neuron is held fixed */
 } DamcBatch;
 
-typedef enum { DAMC_DOPRI5, DAMC_RK4, DAMC_EULER } DamcMethod;
+/* DAMC_ASYNC: the discrete single-unit rule for binary layers (g = sign), one sweep a step. */
+typedef enum { DAMC_DOPRI5, DAMC_RK4, DAMC_EULER, DAMC_ASYNC } DamcMethod;
 
 typedef struct {
   DamcMethod method;      /* zero: dopri5 */

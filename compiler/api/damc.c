@@ -187,6 +187,7 @@ DamcResults *damc_run(DamcModel *model, const DamcBatch *batch, const DamcRunOpt
   EngineRunOptions o = {d.method == DAMC_EULER ? DAMRT_EULER
                         : d.method == DAMC_RK4 ? DAMRT_RK4
                                                : DAMRT_DOPRI5,
+                        d.method == DAMC_ASYNC,
                         d.dt,
                         d.rtol > 0 ? d.rtol : single ? 1e-6 : 1e-9,
                         d.atol > 0 ? d.atol : single ? 1e-8 : 1e-11,

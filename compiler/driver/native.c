@@ -69,10 +69,8 @@ static int parse_run_option(Options *o, const char *opt, const char *val) {
     if (!strcmp(val, "euler")) r->method = DAMC_EULER;
     else if (!strcmp(val, "rk4")) r->method = DAMC_RK4;
     else if (!strcmp(val, "dopri5")) r->method = DAMC_DOPRI5;
-    else if (!strcmp(val, "async"))
-      return usage_error("run", "--method async: the discrete asynchronous rule for binary "
-                         "layers is not implemented yet%s", "");
-    else return usage_error("run", "--method %s: expected euler, rk4 or dopri5", val);
+    else if (!strcmp(val, "async")) r->method = DAMC_ASYNC;
+    else return usage_error("run", "--method %s: expected euler, rk4, dopri5 or async", val);
     return 1;
   }
   struct { const char *name; double lo, hi, *dst; } numbers[] = {

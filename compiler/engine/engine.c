@@ -528,6 +528,86 @@ static DamrtTensor *per_sample(const double *v, size_t batch, bool batched) {
   return t;
 }
 
+static void set_element(const Engine *e, void *base, size_t k, double v) {
+  if (e->dtype == DAMRT_F32) ((float *)base)[k] = (float)v;
+  else ((double *)base)[k] = v;
+}
+
+// The asynchronous rule for binary layers (see engine.h): E is evaluated for both signs of
+// one neuron at a time, in every sample at once (a batch of 2B). x holds the states (signs).
+static DamrtStatus run_async(RunCtx *r, char *x, const uint8_t *clamp, const EngineArrays *arrays,
+                             size_t *steps, uint8_t *converged, StrBuf *err) {
+  Engine *e = r->e;
+  const Model *m = e->m;
+  for (int a = 0; a < m->nlayers; a++) {
+    const LayerEq *l = &e->net->layers[a];
+    const Expr *g = expr_get(e->net->pool, l->g);
+    if (!l->eliminated && !(g->kind == EX_FN && g->index == EF_SIGN && g->kids[0] == l->state)) {
+      sb_printf(err, "--method async needs binary layers (g = sign(x), e.g. L = sum(abs(x))), "
+                "but layer '%s' is not\n", m->layers[a].name);
+      return DAMRT_E_ARGUMENT;
+    }
+  }
+  const Plan *ev = e->plans[PLAN_EVAL];
+  size_t batch = r->batch, dim = r->dim, elem = damrt_dtype_size(e->dtype);
+  // Two copies of every sample; their inputs are the sample's.
+  EngineArrays no_inputs = {arrays->state, NULL, NULL};
+  void **bufs = alloc_buffers(e, ev, 2 * batch, &no_inputs);
+  for (int a = 0; a < m->nlayers; a++) {
+    int ib = ev->input_buf[a];
+    const DamrtTensor *in = arrays->input ? arrays->input[a] : NULL;
+    if (ib < 0 || !in) continue;
+    size_t n = (size_t)ev->bufs[ib].numel;
+    for (size_t s = 0; s < 2 * batch; s++)
+      for (size_t k = 0; k < n; k++)
+        set_element(e, bufs[ib], s * n + k, ((const double *)in->data)[(in->rank == 2 ? s / 2 * n : 0) + k]);
+  }
+  char *pair = aligned_zeros(2 * batch * dim, elem);
+  const void *energy = bufs[ev->outputs[plan_output(ev, "E")].buf];
+  RunCtx pr = *r;
+  pr.batch = 2 * batch;
+  for (size_t k = 0; k < batch * dim; k++) set_element(e, x, k, element(e, x, k) < 0 ? -1 : 1);
+  char *zeros = aligned_zeros(batch * dim, elem);
+  DamrtStatus st = DAMRT_OK;
+  size_t step = 0;
+  if (r->opt->trace) st = trace_step(r, 0, 0, x, zeros, converged, NULL);
+  for (step = 1; step <= r->opt->max_steps && st == DAMRT_OK; step++) {
+    size_t *flips = xcalloc(batch, sizeof *flips);
+    for (size_t j = 0; j < dim; j++) {
+      for (size_t b = 0; b < batch; b++)
+        for (int sign = 0; sign < 2; sign++) {
+          memcpy(pair + (2 * b + (size_t)sign) * dim * elem, x + b * dim * elem, dim * elem);
+          set_element(e, pair, (2 * b + (size_t)sign) * dim + j, sign ? -1 : 1);
+        }
+      copy_rows(&pr, pair, bufs, ev->state_buf, false);
+      e->kernels[PLAN_EVAL](bufs, e->params, (int64_t)(2 * batch));
+      for (size_t b = 0; b < batch; b++) {
+        if (converged[b] || (clamp && clamp[b * dim + j])) continue;
+        double up = element(e, energy, 2 * b), down = element(e, energy, 2 * b + 1);
+        double now = element(e, x, b * dim + j);
+        double best = up < down ? 1 : down < up ? -1 : now;  // ties keep the neuron
+        if (best != now) {
+          set_element(e, x, b * dim + j, best);
+          flips[b]++;
+        }
+      }
+    }
+    bool all = true;
+    for (size_t b = 0; b < batch; b++) {
+      if (!converged[b] && flips[b] == 0) converged[b] = 1;
+      if (!converged[b]) steps[b] = step;
+      all &= converged[b] != 0;
+    }
+    free(flips);
+    if (r->opt->trace) st = trace_step(r, step, (double)step, x, zeros, converged, NULL);
+    if (all) break;
+  }
+  free(zeros);
+  free(pair);
+  free_buffers(ev, bufs);
+  return st;
+}
+
 int engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *opt,
                EngineResult *out, int max, StrBuf *err) {
   const Model *m = e->m;
@@ -588,8 +668,10 @@ int engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *op
   }
   DamrtError derr = {0};
   DamrtStatus st = DAMRT_OK;
-  if (opt->trace && !need_kernel(e, PLAN_EVAL, err)) {
+  if ((opt->trace || opt->async) && !need_kernel(e, PLAN_EVAL, err)) {
     st = DAMRT_E_VALUE;
+  } else if (opt->async) {
+    st = run_async(&r, x, clamp, arrays, steps, converged, err);
   } else {
     st = damrt_integrate(&sys, &ro, x, &res, &derr);
     if (st == DAMRT_OK && !need_kernel(e, PLAN_EVAL, err)) st = DAMRT_E_VALUE;

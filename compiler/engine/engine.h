@@ -76,6 +76,7 @@ int engine_eval(Engine *e, const EngineArrays *arrays, EngineResult *out, int ma
 
 typedef struct {
   DamrtMethod method;
+  bool async;  // the discrete single-unit rule instead of `method` (binary layers)
   double dt, rtol, atol;  // dt <= 0: a tenth of the smallest tau
   double tol;             // stop a sample when every |dx/dt| < tol
   size_t max_steps;
@@ -85,7 +86,11 @@ typedef struct {
 } EngineRunOptions;
 
 // Integrates the dynamics from the given states (zeros where none is given), holding the
-// clamped neurons fixed, until every sample has converged or max_steps. Fills `out` with
+// clamped neurons fixed, until every sample has converged or max_steps. With `async`, every
+// integrated layer must be binary (g = sign(x), as from L = sum(abs(x))): each step is one
+// sweep of the single-unit rule (theory.md §5.3), which sets each neuron in turn to the
+// sign of lower energy (keeping it on ties), and a sample has converged after a sweep
+// without a change. Fills `out` with
 // x and g of every layer, the final E, and per sample `steps` and `converged`; returns how
 // many results, or -1 on error (a NaN or overflow names the layer, the sample and the step).
 int engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *opt,

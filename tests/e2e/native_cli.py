@@ -344,12 +344,55 @@ def command_line():
     print(f"command line: {len(cases)} cases")
 
 
+def async_rule(tmp):
+    """--method async on binary layers: theory.md §4.6 oracle K1 (one sweep takes
+    (1, 1, -1, 1) to (1, 1, 1, 1) and E from -8 to -64), E never rises over the sweeps of a
+    larger dense associative memory, which retrieves a corrupted pattern, and a layer that
+    is not binary is refused."""
+    model = os.path.join(tmp, "kh16.dam")
+    with open(model, "w") as f:
+        f.write("dim N;\ndim K;\nlayer v[N] { L = sum(abs(v)); }\n"
+                "layer h[K] { L = sum(relu(h)^3); tau = 0; }\nsynapse Xi[K, N] : h <-> v;\n")
+    xi, s0, out, trace = (os.path.join(tmp, f) for f in ("k_xi.npy", "k_s.npy", "k.npz", "k.csv"))
+    np.save(xi, np.array([[1, 1, 1, 1], [1, -1, 1, -1]], float))
+    np.save(s0, np.array([1, 1, -1, 1], float))
+    code, _, err = damc("run", model, "--weight", f"Xi={xi}", "--init", f"v={s0}", "--method",
+                        "async", "--precision", "f64", "--trace", trace, "--out", out)
+    check(code == 0, f"async: {err}")
+    if code == 0:
+        r = np.load(out)
+        e = np.genfromtxt(trace, delimiter=",", names=True)["E"]
+        check(list(r["x_v"]) == [1, 1, 1, 1] and e[0] == -8 and e[1] == -64 and r["converged"],
+              f"async K1: {r['x_v']}, E {e}")
+    rng = np.random.default_rng(6)
+    patterns = rng.choice([-1.0, 1.0], size=(10, 40))
+    np.save(xi, patterns)
+    cue = patterns[4].copy()
+    cue[:8] *= -1
+    np.save(s0, np.stack([cue, patterns[2]]))
+    code, _, err = damc("run", model, "--weight", f"Xi={xi}", "--init", f"v={s0}", "--method",
+                        "async", "--precision", "f64", "--trace", trace, "--out", out)
+    check(code == 0, f"async retrieval: {err}")
+    if code == 0:
+        r = np.load(out)
+        rows = np.genfromtxt(trace, delimiter=",", names=True)
+        rises = max(np.diff(rows["E"][rows["sample"] == s]).max(initial=-1) for s in (0, 1))
+        check(rises <= 0, f"async: E rose over a sweep by {rises}")
+        check(np.array_equal(r["x_v"][0], patterns[4]) and np.array_equal(r["x_v"][1], patterns[2]),
+              "async: the patterns were not retrieved")
+    code, _, err = damc("run", os.path.join(EXAMPLES, "model_a.dam"), "--weights",
+                        os.path.join(tmp, "model_a_w.npz"), "--method", "async")
+    check(code == 1 and "binary" in err, f"async on tanh features: exit {code}, {err}")
+    print("async: K1 oracle, retrieval and refusal: done")
+
+
 with tempfile.TemporaryDirectory() as tmp:
     command_line()
     clamp_noise_input(tmp)
     emitted_code(tmp)
     model_b_against_numpy(tmp)
     run_examples(tmp)
+    async_rule(tmp)  # after run_examples, which writes model_a_w.npz
     bad_inputs(tmp)
 print(f"{len(failures)} failures")
 sys.exit(1 if failures else 0)
