@@ -550,9 +550,12 @@ static DamrtStatus run_async(RunCtx *r, char *x, const uint8_t *clamp, const Eng
   }
   const Plan *ev = e->plans[PLAN_EVAL];
   size_t batch = r->batch, dim = r->dim, elem = damrt_dtype_size(e->dtype);
-  // Two copies of every sample; their inputs are the sample's.
-  EngineArrays no_inputs = {arrays->state, NULL, NULL};
-  void **bufs = alloc_buffers(e, ev, 2 * batch, &no_inputs);
+  // Two copies of every sample (states copied in for each neuron); their inputs are the
+  // sample's, filled here because the arrays hold `batch` rows, not 2 `batch`.
+  DamrtTensor **none = xcalloc((size_t)m->nlayers + 1, sizeof *none);
+  EngineArrays empty = {none, NULL, NULL};
+  void **bufs = alloc_buffers(e, ev, 2 * batch, &empty);
+  free(none);
   for (int a = 0; a < m->nlayers; a++) {
     int ib = ev->input_buf[a];
     const DamrtTensor *in = arrays->input ? arrays->input[a] : NULL;
