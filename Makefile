@@ -29,14 +29,20 @@ check-asan: deps
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS)
 
-# Runs the front-end fuzzer for FUZZ_SECONDS; new crashes land in $(FUZZ_BUILD)/crashes.
+# Runs the fuzzers for FUZZ_SECONDS each: the front end, then the .npy and .npz readers.
+# New crashes land in $(FUZZ_BUILD)/crashes; commit them to the corpora as regressions.
 fuzz: deps
 	CC=clang cmake -S . -B $(FUZZ_BUILD) -DDAMC_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
-	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_front
-	mkdir -p $(FUZZ_BUILD)/corpus $(FUZZ_BUILD)/crashes
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_front fuzz_npy fuzz_npz
+	mkdir -p $(FUZZ_BUILD)/corpus $(FUZZ_BUILD)/crashes $(FUZZ_BUILD)/corpus_npy $(FUZZ_BUILD)/corpus_npz
 	$(FUZZ_BUILD)/tests/fuzz/fuzz_front -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	  -artifact_prefix=$(FUZZ_BUILD)/crashes/ -dict=tests/fuzz/dam.dict \
 	  $(FUZZ_BUILD)/corpus tests/fuzz/corpus examples
+	for fmt in npy npz; do \
+	  $(FUZZ_BUILD)/runtime/tests/fuzz_$$fmt -max_total_time=$(FUZZ_SECONDS) \
+	    -artifact_prefix=$(FUZZ_BUILD)/crashes/ $(FUZZ_BUILD)/corpus_$$fmt runtime/tests/corpus/$$fmt \
+	    || exit 1; \
+	done
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
