@@ -89,7 +89,6 @@ static ExprId lower(Lower *lw, const AstExpr *e, const ExprId *args) {
 // ---- Substitutions ----
 
 typedef struct {
-  const Network *net;
   const ExprId *act_value;  // per layer: what g(A) stands for, or 0 to keep the leaf
   const ExprId *state_value;  // per layer: what x_A stands for, or 0
 } LeafValues;
@@ -103,7 +102,7 @@ static ExprId map_leaves(void *ctx, ExprPool *pool, const Expr *leaf) {
 }
 
 static ExprId substitute(Network *net, ExprId e, const ExprId *acts, const ExprId *states) {
-  LeafValues v = {net, acts, states};
+  LeafValues v = {acts, states};
   return expr_substitute(net->pool, e, map_leaves, &v);
 }
 

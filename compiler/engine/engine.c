@@ -4,7 +4,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "backend/kernels.h"
 #include "front/front.h"
@@ -373,9 +372,21 @@ static void *aligned_zeros(size_t count, size_t elem) {
   return p;
 }
 
-// Allocates the buffers of `plan` for `batch` samples (aligned, like tensors); inputs
-// filled, weights pointed to.
-static void **alloc_buffers(Engine *e, const Plan *plan, size_t batch, const EngineArrays *arrays) {
+static double element(const Engine *e, const void *base, size_t k) {
+  return e->dtype == DAMRT_F32 ? ((const float *)base)[k] : ((const double *)base)[k];
+}
+
+static void set_element(const Engine *e, void *base, size_t k, double v) {
+  if (e->dtype == DAMRT_F32) ((float *)base)[k] = (float)v;
+  else ((double *)base)[k] = v;
+}
+
+// Allocates the buffers of `plan` for `batch` samples (aligned, like tensors), each sample
+// of the arrays given `copies` times in a row (1 usually; 2 for the async rule's pairs);
+// fills the states and inputs, points to the weights. A single-sample array is repeated
+// over the batch.
+static void **alloc_buffers(Engine *e, const Plan *plan, size_t batch, size_t copies,
+                            const EngineArrays *arrays) {
   size_t elem = damrt_dtype_size(e->dtype);
   void **bufs = xcalloc((size_t)plan->nbufs + 1, sizeof *bufs);
   for (int i = 0; i < plan->nbufs; i++) {
@@ -384,19 +395,14 @@ static void **alloc_buffers(Engine *e, const Plan *plan, size_t batch, const Eng
       bufs[i] = e->weights_real[b->index]->data;
       continue;
     }
-    size_t n = (size_t)b->numel * (b->batched ? batch : 1);
-    bufs[i] = aligned_zeros(n, elem);
-    DamrtTensor *src = b->role == PB_STATE ? arrays->state[b->index]
-                       : b->role == PB_INPUT ? (arrays->input ? arrays->input[b->index] : NULL)
-                                             : NULL;
+    size_t n = (size_t)b->numel, samples = b->batched ? batch * copies : 1;
+    bufs[i] = aligned_zeros(n * samples, elem);
+    DamrtTensor **from = b->role == PB_STATE ? arrays->state : b->role == PB_INPUT ? arrays->input : NULL;
+    const DamrtTensor *src = from ? from[b->index] : NULL;
     if (!src) continue;
-    // A single sample is repeated over the batch.
-    for (size_t s = 0; s < batch; s++) {
-      const double *from = (const double *)src->data + (src->rank == 2 ? s * (size_t)b->numel : 0);
-      for (size_t k = 0; k < (size_t)b->numel; k++) {
-        if (e->dtype == DAMRT_F32) ((float *)bufs[i])[s * (size_t)b->numel + k] = (float)from[k];
-        else ((double *)bufs[i])[s * (size_t)b->numel + k] = from[k];
-      }
+    for (size_t s = 0; s < samples; s++) {
+      const double *row = (const double *)src->data + (src->rank == 2 ? s / copies * n : 0);
+      for (size_t k = 0; k < n; k++) set_element(e, bufs[i], s * n + k, row[k]);
     }
   }
   return bufs;
@@ -418,8 +424,7 @@ static DamrtTensor *result_tensor(const Engine *e, const Plan *plan, int buf, co
   if (expr_get(e->net->pool, b->node)->shape.rank > 0) shape[rank++] = (size_t)b->numel;
   DamrtTensor *t = damrt_tensor_new(DAMRT_F64, rank, shape, NULL);
   size_t n = (size_t)b->numel * (batched ? batch : 1);
-  for (size_t k = 0; k < n; k++)
-    ((double *)t->data)[k] = e->dtype == DAMRT_F32 ? ((const float *)data)[k] : ((const double *)data)[k];
+  for (size_t k = 0; k < n; k++) ((double *)t->data)[k] = element(e, data, k);
   return t;
 }
 
@@ -428,7 +433,7 @@ int engine_eval(Engine *e, const EngineArrays *arrays, EngineResult *out, int ma
   bool batched;
   if (!engine_batch(e, arrays, &batch, &batched, err) || !need_kernel(e, PLAN_EVAL, err)) return -1;
   const Plan *plan = e->plans[PLAN_EVAL];
-  void **bufs = alloc_buffers(e, plan, batch, arrays);
+  void **bufs = alloc_buffers(e, plan, batch, 1, arrays);
   e->kernels[PLAN_EVAL](bufs, e->params, (int64_t)batch);
   int n = 0;
   for (int i = 0; i < plan->noutputs && n < max; i++) {
@@ -453,6 +458,8 @@ typedef struct {
   bool batched;
   int *offset;      // per layer: its first coordinate in a sample's row, or -1 (eliminated)
   int *dxdt_buf;    // per layer: the rhs plan's dxdt output buffer, or -1
+  int *part_buf;    // per layer: the eval plan's E_A output buffer
+  int energy_buf;   // the eval plan's E
   void **rhs_bufs;  // the rhs plan's buffers
   void **eval_bufs; // the eval plan's buffers (for the trace)
   const EngineRunOptions *opt;
@@ -483,10 +490,6 @@ static DamrtStatus run_rhs(void *ctx, const void *x, void *dxdt, DamrtError *err
   return DAMRT_OK;
 }
 
-static double element(const Engine *e, const void *base, size_t k) {
-  return e->dtype == DAMRT_F32 ? ((const float *)base)[k] : ((const double *)base)[k];
-}
-
 // One CSV row per accepted step (per sample in a batch): step, t, E, then per layer its
 // energy part E_A and max |dx_A/dt|.
 static DamrtStatus trace_step(void *ctx, size_t step, double t, const void *x, const void *dxdt,
@@ -503,11 +506,9 @@ static DamrtStatus trace_step(void *ctx, size_t step, double t, const void *x, c
   for (size_t b = 0; b < r->batch; b++) {
     fprintf(f, "%zu,", step);
     if (r->batched) fprintf(f, "%zu,", b);
-    fprintf(f, "%.17g,%.17g", t, element(e, r->eval_bufs[plan->outputs[plan_output(plan, "E")].buf], b));
+    fprintf(f, "%.17g,%.17g", t, element(e, r->eval_bufs[r->energy_buf], b));
     for (int a = 0; a < e->m->nlayers; a++) {
-      char name[80];
-      snprintf(name, sizeof name, "E_%s", e->m->layers[a].name);
-      fprintf(f, ",%.17g", element(e, r->eval_bufs[plan->outputs[plan_output(plan, name)].buf], b));
+      fprintf(f, ",%.17g", element(e, r->eval_bufs[r->part_buf[a]], b));
       double mx = 0;
       if (r->offset[a] >= 0) {
         size_t n = (size_t)e->dims[e->m->layers[a].dim];
@@ -528,11 +529,6 @@ static DamrtTensor *per_sample(const double *v, size_t batch, bool batched) {
   return t;
 }
 
-static void set_element(const Engine *e, void *base, size_t k, double v) {
-  if (e->dtype == DAMRT_F32) ((float *)base)[k] = (float)v;
-  else ((double *)base)[k] = v;
-}
-
 // The asynchronous rule for binary layers (see engine.h): E is evaluated for both signs of
 // one neuron at a time, in every sample at once (a batch of 2B). x holds the states (signs).
 static DamrtStatus run_async(RunCtx *r, char *x, const uint8_t *clamp, const EngineArrays *arrays,
@@ -550,23 +546,10 @@ static DamrtStatus run_async(RunCtx *r, char *x, const uint8_t *clamp, const Eng
   }
   const Plan *ev = e->plans[PLAN_EVAL];
   size_t batch = r->batch, dim = r->dim, elem = damrt_dtype_size(e->dtype);
-  // Two copies of every sample (states copied in for each neuron); their inputs are the
-  // sample's, filled here because the arrays hold `batch` rows, not 2 `batch`.
-  DamrtTensor **none = xcalloc((size_t)m->nlayers + 1, sizeof *none);
-  EngineArrays empty = {none, NULL, NULL};
-  void **bufs = alloc_buffers(e, ev, 2 * batch, &empty);
-  free(none);
-  for (int a = 0; a < m->nlayers; a++) {
-    int ib = ev->input_buf[a];
-    const DamrtTensor *in = arrays->input ? arrays->input[a] : NULL;
-    if (ib < 0 || !in) continue;
-    size_t n = (size_t)ev->bufs[ib].numel;
-    for (size_t s = 0; s < 2 * batch; s++)
-      for (size_t k = 0; k < n; k++)
-        set_element(e, bufs[ib], s * n + k, ((const double *)in->data)[(in->rank == 2 ? s / 2 * n : 0) + k]);
-  }
+  // Two copies of every sample: the neuron at +1 and at -1.
+  void **bufs = alloc_buffers(e, ev, batch, 2, arrays);
   char *pair = aligned_zeros(2 * batch * dim, elem);
-  const void *energy = bufs[ev->outputs[plan_output(ev, "E")].buf];
+  const void *energy = bufs[r->energy_buf];
   RunCtx pr = *r;
   pr.batch = 2 * batch;
   for (size_t k = 0; k < batch * dim; k++) set_element(e, x, k, element(e, x, k) < 0 ? -1 : 1);
@@ -614,17 +597,17 @@ static DamrtStatus run_async(RunCtx *r, char *x, const uint8_t *clamp, const Eng
 int engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *opt,
                EngineResult *out, int max, StrBuf *err) {
   const Model *m = e->m;
-  RunCtx r = {e, 0, 0, false, NULL, NULL, NULL, NULL, opt};
+  RunCtx r = {e, 0, 0, false, NULL, NULL, NULL, -1, NULL, NULL, opt};
   if (!engine_batch(e, arrays, &r.batch, &r.batched, err)) return -1;
   const Plan *rhs = e->plans[PLAN_RHS], *ev = e->plans[PLAN_EVAL];
   r.offset = xmalloc(((size_t)m->nlayers + 1) * sizeof *r.offset);
   r.dxdt_buf = xmalloc(((size_t)m->nlayers + 1) * sizeof *r.dxdt_buf);
+  r.part_buf = xmalloc(((size_t)m->nlayers + 1) * sizeof *r.part_buf);
+  r.energy_buf = plan_output_buf(ev, "E", -1);
   double min_tau = INFINITY;
   for (int a = 0; a < m->nlayers; a++) {
-    char name[80];
-    snprintf(name, sizeof name, "dxdt_%s", m->layers[a].name);
-    int o = plan_output(rhs, name);
-    r.dxdt_buf[a] = o >= 0 ? rhs->outputs[o].buf : -1;
+    r.dxdt_buf[a] = plan_output_buf(rhs, "dxdt", a);
+    r.part_buf[a] = plan_output_buf(ev, "E", a);
     r.offset[a] = e->net->layers[a].eliminated ? -1 : (int)r.dim;
     if (!e->net->layers[a].eliminated) {
       r.dim += (size_t)e->dims[m->layers[a].dim];
@@ -638,8 +621,8 @@ int engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *op
     goto done;
   }
   size_t elem = damrt_dtype_size(e->dtype);
-  r.rhs_bufs = alloc_buffers(e, rhs, r.batch, arrays);
-  r.eval_bufs = alloc_buffers(e, ev, r.batch, arrays);
+  r.rhs_bufs = alloc_buffers(e, rhs, r.batch, 1, arrays);
+  r.eval_bufs = alloc_buffers(e, ev, r.batch, 1, arrays);
   char *x = aligned_zeros(r.batch * r.dim, elem);
   copy_rows(&r, x, r.rhs_bufs, rhs->state_buf, true);  // the initial states, as converted
   double *tau = xmalloc((r.dim + 1) * sizeof *tau);
@@ -700,19 +683,17 @@ int engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *op
     e->kernels[PLAN_EVAL](r.eval_bufs, e->params, (int64_t)r.batch);
     nresults = 0;
     for (int a = 0; a < m->nlayers && nresults + 2 <= max; a++) {
-      char name[64];
       int buf = ev->state_buf[a];
       snprintf(out[nresults].name, sizeof out[nresults].name, "x_%s", m->layers[a].name);
       out[nresults++].tensor = result_tensor(e, ev, buf, r.eval_bufs[buf], r.batch, r.batched);
-      snprintf(name, sizeof name, "g_%s", m->layers[a].name);
-      buf = ev->outputs[plan_output(ev, name)].buf;
-      snprintf(out[nresults].name, sizeof out[nresults].name, "%s", name);
+      buf = plan_output_buf(ev, "g", a);
+      snprintf(out[nresults].name, sizeof out[nresults].name, "g_%s", m->layers[a].name);
       out[nresults++].tensor = result_tensor(e, ev, buf, r.eval_bufs[buf], r.batch, r.batched);
     }
     if (nresults + 3 <= max) {
-      int buf = ev->outputs[plan_output(ev, "E")].buf;
       snprintf(out[nresults].name, sizeof out[nresults].name, "E");
-      out[nresults++].tensor = result_tensor(e, ev, buf, r.eval_bufs[buf], r.batch, r.batched);
+      out[nresults++].tensor =
+          result_tensor(e, ev, r.energy_buf, r.eval_bufs[r.energy_buf], r.batch, r.batched);
       double *v = xmalloc(r.batch * sizeof *v);
       for (size_t b = 0; b < r.batch; b++) v[b] = (double)steps[b];
       snprintf(out[nresults].name, sizeof out[nresults].name, "steps");
@@ -733,16 +714,11 @@ int engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *op
 done:
   free(r.offset);
   free(r.dxdt_buf);
+  free(r.part_buf);
   return nresults;
 }
 
 // ---- Timing ----
-
-static double now_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int compare_doubles(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
@@ -760,26 +736,19 @@ bool engine_bench(Engine *e, size_t batch, int repeat, double *rhs_seconds, doub
   double *times = xmalloc((size_t)repeat * sizeof *times);
   for (int k = 0; k < 2; k++) {
     const Plan *plan = e->plans[k];
-    DamrtTensor **no_states = xcalloc((size_t)e->m->nlayers + 1, sizeof *no_states);
-    none.state = no_states;
-    void **bufs = alloc_buffers(e, plan, batch, &none);
-    free(no_states);
+    void **bufs = alloc_buffers(e, plan, batch, 1, &none);
     // States of moderate size, so that no exp over- or underflows while timing.
     for (int i = 0; i < plan->nbufs; i++) {
       const PlanBuf *b = &plan->bufs[i];
       if (b->role != PB_STATE && b->role != PB_INPUT) continue;
       size_t n = (size_t)b->numel * batch;
-      for (size_t j = 0; j < n; j++) {
-        double v = 0.5 * sin(0.7 * (double)j + i);
-        if (e->dtype == DAMRT_F32) ((float *)bufs[i])[j] = (float)v;
-        else ((double *)bufs[i])[j] = v;
-      }
+      for (size_t j = 0; j < n; j++) set_element(e, bufs[i], j, 0.5 * sin(0.7 * (double)j + i));
     }
     e->kernels[k](bufs, e->params, (int64_t)batch);  // warm-up
     for (int r = 0; r < repeat; r++) {
-      double t0 = now_seconds();
+      double t0 = clock_seconds();
       e->kernels[k](bufs, e->params, (int64_t)batch);
-      times[r] = now_seconds() - t0;
+      times[r] = clock_seconds() - t0;
     }
     qsort(times, (size_t)repeat, sizeof *times, compare_doubles);
     *(k == PLAN_RHS ? rhs_seconds : eval_seconds) = times[repeat / 2];

@@ -368,6 +368,14 @@ int plan_output(const Plan *plan, const char *name) {
   return -1;
 }
 
+int plan_output_buf(const Plan *plan, const char *what, int layer) {
+  char name[160];
+  if (layer < 0) snprintf(name, sizeof name, "%s", what);
+  else snprintf(name, sizeof name, "%s_%s", what, plan->net->model->layers[layer].name);
+  int o = plan_output(plan, name);
+  return o < 0 ? -1 : plan->outputs[o].buf;
+}
+
 // ---- Printing ----
 
 static const char *buffer_alias(const void *ctx, ExprId e) {

@@ -95,6 +95,9 @@ void plan_free(Plan *plan);
 
 // The index of the output named `name`, or -1.
 int plan_output(const Plan *plan, const char *name);
+// The buffer of output `what` of layer `layer` ("g" and 0: g_v), or of output `what` alone
+// when `layer` < 0 ("E"); -1 when the plan has none.
+int plan_output_buf(const Plan *plan, const char *what, int layer);
 
 // The plan as text: buffers, then steps in order, expressions printed as model text.
 void plan_print(StrBuf *out, const Plan *plan);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 _Noreturn void damc_internal_error(const char *file, int line, const char *msg) {
   fprintf(stderr, "damc: internal error at %s:%d: %s\n", file, line, msg);
@@ -43,4 +44,10 @@ void grow_array(void **items, size_t *cap, size_t need, size_t elem) {
   while (n < need) n *= 2;
   *items = xrealloc(*items, n * elem);
   *cap = n;
+}
+
+double clock_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }

@@ -29,6 +29,9 @@ void *xrealloc(void *ptr, size_t size);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 
+// Seconds on a monotonic clock, for timing.
+double clock_seconds(void);
+
 // Grows `*items` (an array of `*cap` elements of `elem` bytes) to hold at least `need`.
 void grow_array(void **items, size_t *cap, size_t need, size_t elem);
 #define VEC_PUSH(items, count, cap, value)                                     \

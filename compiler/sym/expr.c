@@ -107,17 +107,14 @@ static ExprId intern(ExprPool *p, ExprKind kind, ExprShape shape, const ExprId *
   e->value = kind == EX_CONST ? value : 0;
   e->index = index;
   e->hash = h;
-  uint64_t size = 1;
   e->finite = kind == EX_CONST ? isfinite(value) : kind == EX_PARAM || kind == EX_DIM;
   if (kind == EX_ADD || kind == EX_MUL) e->finite = true;
   for (uint32_t k = 0; k < nkids; k++) {
     const Expr *kid = p->nodes[kids[k]];
     e->states |= kid->states;
     e->acts |= kid->acts;
-    size += kid->size;
     if (!kid->finite) e->finite = false;
   }
-  e->size = size > 1000000000 ? 1000000000 : (uint32_t)size;
   int bit = index < 63 ? index : 63;
   if (kind == EX_STATE) e->states |= 1ull << bit;
   if (kind == EX_ACT) e->acts |= 1ull << bit;

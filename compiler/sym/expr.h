@@ -79,7 +79,6 @@ typedef struct {
   uint64_t hash;       // structural hash (does not depend on ids)
   uint64_t states;     // bit i: depends on EX_STATE of layer i (layers >= 64 share bit 63)
   uint64_t acts;       // bit i: depends on EX_ACT of layer i
-  uint32_t size;       // number of nodes in the tree below (capped), for cheap ordering
   bool finite;         // known finite for every binding: constants, params, dims
 } Expr;
 

@@ -84,7 +84,7 @@ static void check_lagrangian(const Hand *c) {
     }
     for (int i = 0; i < N; i++)
       for (int j = 0; j < N; j++) {
-        bool sym = fabs(h[i * N + j] - h[j * N + i]) <= 64 * 2.22e-16 * hmax;
+        bool sym = fabs(h[i * N + j] - h[j * N + i]) <= 4 * 2.22e-16 * hmax;
         if (!sym)
           fprintf(stderr, "  %s: H[%d,%d] = %.17g, H[%d,%d] = %.17g\n", c->lagrangian, i, j,
                   h[i * N + j], j, i, h[j * N + i]);
