@@ -6,12 +6,14 @@
  *
  *   DamcError err = {0};
  *   DamcModel *m = damc_model_from_file("model_b.dam", &err);
- *   damc_bind_weight(m, "Xi", 2, (size_t[]){K, N}, xi, &err);
+ *   DamcArray xi = {2, {K, N}, xi_data};             // float64 (add DAMC_F32 for float)
+ *   damc_bind_weight(m, "Xi", &xi, NULL, &err);      // read in place: keep xi_data alive
  *   damc_compile(m, DAMC_F64, &err);
  *   DamcArray v = {1, {N}, v0};                      // one sample; {2, {B, N}, ...} a batch
  *   DamcBatch in = {&v, NULL, NULL};                 // per layer, in declaration order
  *   DamcResults *r = damc_run(m, &in, NULL, &err);
- *   const double *v = damc_result(r, "x_v", &count);
+ *   size_t count;
+ *   const double *x = damc_result(r, "x_v", &count);
  *   damc_results_free(r); damc_model_free(m);
  *
  * Errors are values: a function that fails returns 0 (or NULL) and fills `err` (which may
@@ -53,21 +55,27 @@ int damc_layer_count(const DamcModel *model);
 const char *damc_layer_name(const DamcModel *model, int layer);
 size_t damc_layer_size(const DamcModel *model, int layer);
 
-/* Binds weight `name` to `data` (row-major float64, copied) of shape shape[0..rank).
-   `origin` (or NULL) names where the data came from, e.g. a file, in messages. */
-int damc_bind_weight(DamcModel *model, const char *name, int rank, const size_t *shape,
-                     const double *data, const char *origin, DamcError *err);
+/* A row-major (C order) array of rank 0 to 4: shape[0..rank), `data` (NULL: absent) of
+   `dtype` (0 or DAMC_F64: double; DAMC_F32: float). */
+typedef struct {
+  int rank;
+  size_t shape[4];
+  const void *data;
+  DamcPrecision dtype;
+} DamcArray;
+
+/* Binds weight `name` to `weight` (a vector or a matrix of the model's declared shape; the
+   sizes of dims bound by no other weight are taken from it). The model reads the data in
+   place when its dtype is the precision compiled for, and otherwise converts it once at
+   damc_compile: keep it alive and unchanged until the model is freed. `origin` (or NULL)
+   names where the data came from, e.g. a file, in messages. Fails (status 1) on a shape
+   that contradicts the model, a NaN or infinity, or a declared symmetric weight that is not. */
+int damc_bind_weight(DamcModel *model, const char *name, const DamcArray *weight,
+                     const char *origin, DamcError *err);
 int damc_set_param(DamcModel *model, const char *name, double value, DamcError *err);
 
 /* Compiles the kernels once every weight is bound. */
 int damc_compile(DamcModel *model, DamcPrecision precision, DamcError *err);
-
-/* A row-major float64 array: a vector (rank 1) or a matrix (rank 2). */
-typedef struct {
-  int rank;
-  size_t shape[2];
-  const double *data; /* NULL: absent */
-} DamcArray;
 
 /* The per-layer arrays of an evaluation or run, each an array with one entry per layer in
    declaration order (or NULL: none at all). An entry is [n] (one sample, used for every
@@ -101,11 +109,11 @@ DamcResults *damc_eval(DamcModel *model, const DamcBatch *batch, DamcError *err)
 DamcResults *damc_run(DamcModel *model, const DamcBatch *batch, const DamcRunOptions *options,
                       DamcError *err);
 
-/* The result `name` ("E", "x_v", "g_h", ...): its values (`*count` of them, batch-major),
-   or NULL when there is none. Valid until damc_results_free. */
+/* The result `name` ("E", "x_v", "g_h", ...): its float64 values (`*count` of them,
+   batch-major), or NULL when there is none. Valid until damc_results_free. */
 const double *damc_result(const DamcResults *results, const char *name, size_t *count);
 /* All results, in order: damc_results_at(r, i, &array) for i < damc_results_count(r) gives
-   the i-th name and fills `array` (rank 0 for a scalar of one sample). */
+   the i-th name and fills `array` (float64; rank 0 for a scalar of one sample). */
 size_t damc_results_count(const DamcResults *results);
 const char *damc_results_at(const DamcResults *results, size_t i, DamcArray *array);
 void damc_results_free(DamcResults *results);

@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/damc_internal.h"
 #include "derive/network.h"
 #include "driver/driver.h"
 #include "front/ast_dump.h"
-#include "front/front.h"
 #include "support/common.h"
 #include "support/strbuf.h"
 
@@ -41,38 +41,18 @@ int usage_error(const char *command, const char *fmt, const char *arg) {
   return EXIT_USAGE;
 }
 
-// Reads a whole file; NULL (after a message) when it cannot.
-static char *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    fprintf(stderr, "damc: error: cannot open '%s': %s\n", path, strerror(errno));
-    return NULL;
+// An engine for the model in `path`, through the pipeline up to `last` (diagnostics to
+// stderr as they are found); NULL after the messages when a stage fails.
+static Engine *open_model(const char *path, EngineStage last) {
+  Engine *e = engine_new(path, stderr);
+  StrBuf err = {0};
+  if (!engine_compile(e, last, &err)) {
+    fputs(sb_str(&err), stderr);
+    engine_free(e);
+    e = NULL;
   }
-  StrBuf sb = {0};
-  char chunk[1 << 16];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) sb_appendn(&sb, chunk, n);
-  bool failed = ferror(f);
-  int err = errno;
-  fclose(f);
-  if (failed) {
-    fprintf(stderr, "damc: error: cannot read '%s': %s\n", path, strerror(err));
-    sb_free(&sb);
-    return NULL;
-  }
-  *len = sb.len;
-  if (!sb.data) sb_appendn(&sb, "", 0);
-  return sb.data;
-}
-
-// Parses and checks the model in `path`; NULL (after diagnostics) when it is wrong.
-static Model *load_model(Session *s, const char *path) {
-  size_t len;
-  char *text = read_file(path, &len);
-  if (!text) return NULL;
-  Model *m = front_compile(s, path, text, len);
-  free(text);
-  return m;
+  sb_free(&err);
+  return e;
 }
 
 static bool is_help(const char *arg) {
@@ -97,16 +77,15 @@ static int cmd_parse(int argc, char **argv) {
     else file = argv[i];
   }
   if (!file) return usage_error("parse", "no model file given%s", "");
-  Session *s = session_new(stderr);
-  Model *m = load_model(s, file);
-  int status = m ? 0 : EXIT_MODEL;
-  if (m && dump) {
+  Engine *e = open_model(file, STAGE_CHECK);
+  if (e && dump) {
     StrBuf out = {0};
-    ast_dump_model(&out, m);
+    ast_dump_model(&out, engine_model(e));
     fputs(sb_str(&out), stdout);
     sb_free(&out);
   }
-  session_free(s);
+  int status = e ? 0 : EXIT_MODEL;
+  engine_free(e);
   return status;
 }
 
@@ -140,13 +119,11 @@ static int cmd_explain(int argc, char **argv) {
     free(eliminate);
     return usage_error("explain", "no model file given%s", "");
   }
-  Session *s = session_new(stderr);
-  Model *m = load_model(s, file);
+  Engine *e = open_model(file, STAGE_CHECK);
+  const Model *m = e ? engine_model(e) : NULL;
   int *layers = xcalloc((size_t)neliminate + 1, sizeof *layers);
   for (int i = 0; m && i < neliminate; i++) {
-    layers[i] = -1;
-    for (int a = 0; a < m->nlayers; a++)
-      if (strcmp(m->layers[a].name, eliminate[i]) == 0) layers[i] = a;
+    layers[i] = engine_layer_index(e, eliminate[i]);
     if (layers[i] < 0) {
       fprintf(stderr, "damc explain: error: '--eliminate %s': the model has no layer '%s' "
               "(its layers:", eliminate[i], eliminate[i]);
@@ -155,19 +132,25 @@ static int cmd_explain(int argc, char **argv) {
       status = EXIT_USAGE;
     }
   }
-  Network *net = m && !status ? network_derive(s, m, layers, neliminate) : NULL;
-  if (net) {
-    StrBuf out = {0};
-    network_explain(&out, net, latex ? PRINT_LATEX : PRINT_PRETTY);
-    fputs(sb_str(&out), stdout);
-    sb_free(&out);
-  } else if (!status) {
+  if (!e) {
     status = EXIT_MODEL;
+  } else if (!status) {
+    engine_eliminate(e, layers, neliminate);
+    StrBuf err = {0};
+    if (engine_compile(e, STAGE_DERIVE, &err)) {
+      StrBuf out = {0};
+      network_explain(&out, engine_network(e), latex ? PRINT_LATEX : PRINT_PRETTY);
+      fputs(sb_str(&out), stdout);
+      sb_free(&out);
+    } else {
+      fputs(sb_str(&err), stderr);
+      status = EXIT_MODEL;
+    }
+    sb_free(&err);
   }
-  network_free(net);
+  engine_free(e);
   free(layers);
   free(eliminate);
-  session_free(s);
   return status;
 }
 

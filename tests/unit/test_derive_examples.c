@@ -52,7 +52,7 @@ static void check_model(const char *path) {
       if (l->eliminated) continue;
       int64_t m = fx_layer_size(&f, a);
       xdot[a] = calloc((size_t)m, sizeof(double));
-      fx_eval(&f, net->reduced ? net->reduced_dxdt[a] : l->dxdt, xdot[a]);
+      fx_eval(&f, net->reduced ? net->reduced_dxdt[a] : l->dxdt_x, xdot[a]);
       memcpy(f.dirs[a], xdot[a], (size_t)m * sizeof(double));
       double *hv = calloc((size_t)m, sizeof(double)), quad = 0;
       fx_eval(&f, l->hvp, hv);

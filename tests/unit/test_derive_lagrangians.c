@@ -273,7 +273,7 @@ static void test_oracles(void) {
   CHECK_NEAR(h[5], -0.162803401989804, 1e-13);
   // Each row sums to beta (g_i - g_i sum_j g_j), zero up to the rounding of sum_j g_j.
   for (int i = 0; i < 3; i++) CHECK(fabs(h[3 * i] + h[3 * i + 1] + h[3 * i + 2]) <= 4 * EPS * 0.23);
-  CHECK_NEAR(fx_eval_scalar(&f, f.net->layers[0].lagrange), -0.832395581839939, 1e-13);
+  CHECK_NEAR(fx_eval_scalar(&f, f.net->layers[0].legendre), -0.832395581839939, 1e-13);
   fx_close(&f);
 }
 
@@ -295,7 +295,7 @@ static void test_structures(void) {
     model_text(text, sizeof text, expect[k].lagrangian);
     Fixture f;
     CHECK(fx_open(&f, text, N, 1));
-    const StructJac *h = &f.net->layers[0].hess;
+    const StructJac *h = &f.net->layers[0].hessian;
     CHECK(!h->dense);
     CHECK(h->nterms <= expect[k].max_terms);
     if (h->nterms > expect[k].max_terms)
