@@ -1,6 +1,6 @@
 // Integrators: explicit Euler (with optional Langevin noise), classic Runge–Kutta 4 and
 // adaptive Dormand–Prince 5(4) for the dynamics tau_A dx_A/dt = u_A - x_A of a compiled
-// model (theory.md §1.2), over a batch of samples.
+// model (docs/theory.md §1.2), over a batch of samples.
 //
 // The compiled model supplies the right-hand side as a callback over the whole batch; this
 // module owns the time stepping around it: step-size control, per-sample convergence (a
@@ -8,7 +8,7 @@
 // coordinates, NaN/Inf detection naming the sample, the coordinate and the step, and a
 // per-step hook for the trace writer and the energy monitor. Convergence is judged on dx/dt,
 // never on the energy: the energy is flat along dead directions, where the state still moves
-// (theory.md §4.4.4, §4.5).
+// (docs/theory.md §4.4.4, §4.5).
 //
 // All scratch memory is allocated once per call and freed before it returns; the step loop
 // never allocates. There is no global state (the noise generator lives in the call), so
@@ -37,8 +37,8 @@ typedef struct {
   DamrtDtype dtype;   // of the state and of dx/dt
   // [dim], each finite and > 0: the time constant of the coordinate's layer. The
   // deterministic step needs no tau (f already holds the 1/tau_A, so Euler's step is
-  // alpha_A = dt / tau_A per layer, theory.md §5.1); tau sets the noise amplitude and the
-  // time scale below which a dopri5 step counts as an underflow.
+  // alpha_A = dt / tau_A per layer, docs/theory.md §5.1); tau sets the noise amplitude
+  // and the time scale below which a dopri5 step counts as an underflow.
   const double *tau;
 } DamrtSystem;
 
