@@ -21,12 +21,14 @@ static const char *const kernel_prefixes[KERNEL_KINDS] = {"DAMC_RHS", "DAMC_EVAL
 static const char *const role_names[] = {"DAMC_STATE", "DAMC_INPUT", "DAMC_WEIGHT",
                                          "DAMC_OUTPUT", "DAMC_TEMP"};
 
-// The elementwise functions, as the interpreter defines them (sym/elem_fn.def): each used
+// The elementwise functions, as the interpreter defines them (sym/builtins.def): each used
 // one becomes a static function of the generated file, with its body written verbatim.
 static const char *const elem_bodies[EF_COUNT] = {
-#define X(id, name, body) [id] = #body,
-#include "sym/elem_fn.def"
-#undef X
+#define ELEM(id, name, body) [EF_##id] = #body,
+#define FN(id, name, kind, arity)
+#include "sym/builtins.def"
+#undef ELEM
+#undef FN
 };
 
 // ---- One function ----

@@ -8,9 +8,6 @@
 #include "support/common.h"
 #include "sym/builtins.h"
 
-_Static_assert((int)FN_EXP == (int)EF_EXP && (int)FN_SECH2 == (int)EF_SECH2,
-               "the elementwise rows of func_table.def follow ElemFn");
-
 // ---- From syntax to the DAG ----
 
 typedef struct {
@@ -189,7 +186,7 @@ static bool check_eliminable(Session *s, const Network *net) {
   return ok;
 }
 
-// The reduced model of theory.md §2 (eq. 2.1).
+// The reduced model of docs/theory.md §2 (eq. 2.1).
 static void derive_reduced(Network *net) {
   ExprPool *p = net->pool;
   int n = net->nlayers;

@@ -3,7 +3,7 @@
 // For each layer A it derives the activation g_A = dL_A/dx_A, the Hessian H_A with its
 // structure (diagonal, diagonal plus low rank, or dense) and the Hessian-vector product,
 // and the Legendre term Lambda_A = x_A . g_A - L_A. For the network it builds the energy of
-// theory.md eq. (1.1) (every synapse, energy term and input; 1/2 on self-synapses), the
+// docs/theory.md eq. (1.1) (every synapse, energy term and input; 1/2 on self-synapses), the
 // currents u_A = I_A - dE_int/dg_A (a synapse gives W @ g(B) and W' @ g(A); directed
 // synapses add to u without energy) and the dynamics tau_A dx_A/dt = u_A - x_A.
 //
@@ -11,7 +11,7 @@
 // read as in the papers and each g is computed once; the `_x` forms substitute g_A(x_A)
 // for every leaf and are functions of the states alone (for checks and finite differences).
 //
-// Elimination (theory.md §2): a layer with tau = 0, or one named with --eliminate, is
+// Elimination (docs/theory.md §2): a layer with tau = 0, or one named with --eliminate, is
 // solved instantly, x_h = u_h. The reduced model has the energy
 // E_eff = sum_{A != h} (Lambda_A - I_A . g_A) + E_int(g_h = 0) - L_h(u_h) and the currents
 // of the other layers with g_h = g_h(u_h). It requires u_h not to depend on g(h). In the

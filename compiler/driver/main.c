@@ -156,11 +156,11 @@ static int cmd_explain(int argc, char **argv) {
 
 // ---- Subcommands still to come ----
 
+// A subcommand that `damc --help` lists as not implemented yet: a usage error, not an
+// internal one.
 static int cmd_missing(int argc, char **argv) {
   (void)argc;
-  fprintf(stderr, "damc: error: 'damc %s' is not implemented in damc %s yet\n", argv[0],
-          DAMC_VERSION);
-  return EXIT_INTERNAL;
+  return usage_error(argv[0], "not implemented in damc " DAMC_VERSION " yet%s", "");
 }
 
 static const Command commands[] = {
@@ -196,7 +196,7 @@ static const Command commands[] = {
      "  --threads N              threads of the BLAS products\n"
      "  --out OUT.npz            write x_A, g_A, E, steps, converged (default: a summary)\n"
      "  --trace TRACE.csv        one row per step: step,t,E, per layer E_A,max|dxdt_A|\n"},
-    {"check", "Run the Hessian, convexity, energy and stability checks.",
+    {"check", "(not implemented yet) Run the Hessian, convexity, energy and stability checks.",
      "FILE [TENSORS...] [--input A=FILE.npy...] [--samples N] [--seed S] [--strict] [--json]",
      cmd_missing, NULL},
     {"emit", "Show or export the specialised kernels.",

@@ -6,7 +6,6 @@
 //   damrt_tensor.h  aligned float32/float64 tensors of rank 0..4, conversion, NaN/Inf checks
 //   damrt_npy.h     reading and writing NumPy .npy files
 //   damrt_npz.h     reading and writing NumPy .npz archives (libzip)
-//   damrt_blas.h    checked gemv/gemm wrappers over OpenBLAS
 //
 // There is no global mutable state: every function works only on what it is given, so
 // several models may run in one process, on several threads, as long as no object is used
@@ -14,7 +13,6 @@
 #ifndef DAMRT_H
 #define DAMRT_H
 
-#include "damrt_blas.h"
 #include "damrt_error.h"
 #include "damrt_npy.h"
 #include "damrt_npz.h"

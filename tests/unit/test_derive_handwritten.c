@@ -1,6 +1,6 @@
 // Hand-written Lagrangians and energy terms: compositions of every function and reduction
 // of the language. Their derivatives have no closed forms here, so they are checked
-// against finite differences (theory.md §4.1: g against L, H against g, both with its
+// against finite differences (docs/theory.md §4.1: g against L, H against g, both with its
 // tolerances), the Hessian-vector product against the dense Hessian, and H for symmetry.
 // Energy terms: the currents u_A = -dE/dg(A) against finite differences of E in g(A).
 // Also: written-out forms derive the same stable expressions as the prelude's.

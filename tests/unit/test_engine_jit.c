@@ -1,6 +1,6 @@
 // The JIT-compiled kernels against the reference interpreter, on every example, for a
 // batch of random states: float64 within 1e-12 of the interpreter (relative to the size of
-// the quantity), float32 within the bound of theory.md §4.1.4 (16 eps32 (|v| + |v|_inf)).
+// the quantity), float32 within the bound of docs/theory.md §4.1.4 (16 eps32 (|v| + |v|_inf)).
 // Also: Model B with tau_h = 0 and one Euler step of dt = tau_v is exactly the modern
 // Hopfield update v <- Xi' softmax(beta Xi v) (float64, 1e-12 against a direct computation).
 #include <dirent.h>
