@@ -54,6 +54,10 @@ DamcModel *damc_model_from_file(const char *path, DamcError *err) {
   return open_model(engine_new(path, NULL), err);
 }
 
+DamcModel *damc_model_open(const char *path, FILE *echo, DamcError *err) {
+  return open_model(engine_new(path, echo), err);
+}
+
 DamcModel *damc_model_from_string(const char *name, const char *text, DamcError *err) {
   return open_model(engine_new_text(name, text, strlen(text), NULL), err);
 }

@@ -12,6 +12,9 @@
 #include "engine/engine.h"
 
 Engine *damc_model_engine(DamcModel *model);
+// damc_model_from_file, with the model's located diagnostics (warnings too) written to
+// `echo` as they are found instead of into `err`.
+DamcModel *damc_model_open(const char *path, FILE *echo, DamcError *err);
 // damc_compile, keeping a copy of the code for emit (--ir, --asm, --obj) when `showable`.
 int damc_compile_showable(DamcModel *model, DamcPrecision precision, bool showable,
                           DamcError *err);

@@ -48,6 +48,10 @@ typedef struct {
   // bench
   size_t batch;
   int repeat;
+  bool allow_extra;  // --allow-extra: .npz members that are not weights are ignored
+  bool strict;       // run --strict: an unconverged sample is an error
+  int progress;      // run: 1 --progress, -1 --no-progress, 0 when stderr is a terminal
+  bool quiet;
 } Options;
 
 // The model with its tensors, as loaded.
@@ -128,29 +132,30 @@ static int parse_run_option(Options *o, const char *opt, const char *val) {
   return 0;
 }
 
-static bool is_tensor_option(const char *opt) {
-  static const char *const names[] = {"--weights", "--weight", "--set",  "--state",
-                                      "--init",    "--input",  "--clamp"};
-  for (size_t i = 0; i < ARRAY_LEN(names); i++)
-    if (!strcmp(opt, names[i])) return true;
-  return false;
-}
-
-// Checks the syntax of a tensor option's value (files are read later).
+// Checks the syntax of a tensor option's value (its files are read when loading).
 static int check_tensor_option(const Options *o, const char *opt, const char *val) {
   char key[256];
   const char *rest;
-  if (split_pair(val, key, sizeof key, &rest) || !strcmp(opt, "--weights")) {
-    if (strcmp(opt, "--set") != 0) return 0;
+  bool pair = split_pair(val, key, sizeof key, &rest);
+  if (!strcmp(opt, "--weights")) return 0;
+  if (!strcmp(opt, "--weight") && !pair)
+    return usage_error(o->command, "--weight %s: expected NAME=FILE.npy", val);
+  if (!strcmp(opt, "--set")) {
+    if (!pair) return usage_error(o->command, "--set %s: expected PARAM=VALUE", val);
     char *end;
     errno = 0;
-    (void)strtod(rest, &end);
-    if (!*end && !errno) return 0;
-    return usage_error(o->command, "--set %s: the value is not a number", val);
+    double v = strtod(rest, &end);
+    if (*end) return usage_error(o->command, "--set %s: the value is not a number", val);
+    if (errno == ERANGE && fabs(v) > 1)
+      return usage_error(o->command, "--set %s: the value is out of range (beyond 1.8e308)", val);
+    return 0;
   }
-  if (!strcmp(opt, "--weight")) return usage_error(o->command, "--weight %s: expected NAME=FILE.npy", val);
-  if (!strcmp(opt, "--set")) return usage_error(o->command, "--set %s: expected PARAM=VALUE", val);
-  return 0;  // a per-layer array without '=' is reported with its layer when loading
+  if (!pair) {
+    char msg[300];
+    snprintf(msg, sizeof msg, "%s %%s: expected LAYER=FILE.npy", opt);
+    return usage_error(o->command, msg, val);
+  }
+  return 0;
 }
 
 // Reads the command line into `o` without opening any file. Returns 0, or the exit status
@@ -158,56 +163,59 @@ static int check_tensor_option(const Options *o, const char *opt, const char *va
 static int parse_options(Options *o, int argc, char **argv) {
   memset(o, 0, sizeof *o);
   o->command = argv[0];
+  const Command *c = command_find(o->command);
   o->precision = DAMC_F32;
   o->batch = 1;
   o->repeat = 20;
   o->run = (DamcRunOptions){DAMC_DOPRI5, 0, 0, 0, 0, 10000, 0, 0, NULL};
   o->tensors = xcalloc((size_t)argc + 1, sizeof *o->tensors);
-  bool emit = !strcmp(o->command, "emit");
   for (int i = 1; i < argc; i++) {
-    const char *opt = argv[i];
-    if (opt[0] != '-') {
-      if (o->model) return usage_error(o->command, "more than one model file ('%s')", opt);
-      o->model = opt;
+    if (argv[i][0] != '-' || !argv[i][1]) {
+      if (o->model) return usage_error(o->command, "more than one model file ('%s')", argv[i]);
+      o->model = argv[i];
       continue;
     }
-    if (emit && !strcmp(opt, "--plan")) { o->plan = true; continue; }
-    if (emit && !strcmp(opt, "--ir")) { o->ir = true; continue; }
-    if (emit && !strcmp(opt, "--asm")) { o->asm_text = true; continue; }
-    if (i + 1 >= argc) return usage_error(o->command, "option '%s' needs a value", opt);
-    const char *val = argv[++i];
-    int status = 0;
-    if (is_tensor_option(opt)) {
-      if ((status = check_tensor_option(o, opt, val)) != 0) return status;
-      o->tensors[o->ntensors++] = (TensorOption){opt, val};
-    } else if (!strcmp(opt, "--precision")) {
+    const OptionSpec *spec;
+    const char *val;
+    int status = option_read(c, argc, argv, &i, &spec, &val);
+    if (status) return status;
+    const char *opt = spec->name;
+    if (!strcmp(opt, "--plan")) o->plan = true;
+    else if (!strcmp(opt, "--ir")) o->ir = true;
+    else if (!strcmp(opt, "--asm")) o->asm_text = true;
+    else if (!strcmp(opt, "--allow-extra")) o->allow_extra = true;
+    else if (!strcmp(opt, "--strict")) o->strict = true;
+    else if (!strcmp(opt, "--progress")) o->progress = 1;
+    else if (!strcmp(opt, "--no-progress")) o->progress = -1;
+    else if (!strcmp(opt, "--quiet")) o->quiet = true;
+    else if (!strcmp(opt, "--out")) o->out = val;
+    else if (!strcmp(opt, "--obj")) o->obj = val;
+    else if (!strcmp(opt, "--precision")) {
       if (!strcmp(val, "f32")) o->precision = DAMC_F32;
       else if (!strcmp(val, "f64")) o->precision = DAMC_F64;
       else return usage_error(o->command, "--precision %s: expected f32 or f64", val);
-    } else if (!strcmp(opt, "--out") && strcmp(o->command, "emit") && strcmp(o->command, "bench")) {
-      o->out = val;
-    } else if (emit && !strcmp(opt, "--obj")) {
-      o->obj = val;
-    } else if (emit && !strcmp(opt, "--c")) {
+    } else if (!strcmp(opt, "--c")) {
       size_t len = strlen(val);
       if (len < 3 || strcmp(val + len - 2, ".c") != 0)
         return usage_error(o->command, "--c %s: the name must end in '.c' (the header is "
                            "written next to it, ending in '.h')", val);
       o->c_source = val;
-    } else if (!strcmp(o->command, "bench") && (!strcmp(opt, "--batch") || !strcmp(opt, "--repeat"))) {
+    } else if (!strcmp(opt, "--batch") || !strcmp(opt, "--repeat")) {
       double v;
       if (!parse_number(val, 1, 1e9, &v) || v != floor(v))
-        return usage_error("bench", "expected a positive whole number, not '%s'", val);
+        return usage_error(o->command, "expected a positive whole number, not '%s'", val);
       if (!strcmp(opt, "--batch")) o->batch = (size_t)v;
       else o->repeat = (int)v;
-    } else if (!strcmp(o->command, "run") && (status = parse_run_option(o, opt, val)) != 0) {
-      if (status != 1) return status;
-    } else {
-      return usage_error(o->command, "unknown option '%s'", opt);
+    } else if ((status = parse_run_option(o, opt, val)) == 0) {
+      // A tensor option: its syntax now, its files when loading.
+      if ((status = check_tensor_option(o, opt, val)) != 0) return status;
+      o->tensors[o->ntensors++] = (TensorOption){opt, val};
+    } else if (status != 1) {
+      return status;
     }
   }
   if (!o->model) return usage_error(o->command, "no model file given%s", "");
-  if (emit && !o->plan && !o->ir && !o->asm_text && !o->obj && !o->c_source)
+  if (!strcmp(o->command, "emit") && !o->plan && !o->ir && !o->asm_text && !o->obj && !o->c_source)
     return usage_error("emit", "say what to emit: --plan, --ir, --asm, --obj OUT.o or --c OUT.c%s",
                        "");
   return 0;
@@ -235,7 +243,8 @@ static bool bind_weight(Loaded *l, const char *name, DamrtTensor *t, const char 
   return ok;
 }
 
-static bool load_npz_weights(Loaded *l, const char *path, DamrtDtype dtype, StrBuf *err) {
+static bool load_npz_weights(Loaded *l, const char *path, DamrtDtype dtype, bool allow_extra,
+                             StrBuf *err) {
   DamrtError derr = {0};
   DamrtNpz *npz = damrt_npz_open(path, &derr);
   if (!npz) {
@@ -245,6 +254,7 @@ static bool load_npz_weights(Loaded *l, const char *path, DamrtDtype dtype, StrB
   bool ok = true;
   for (size_t i = 0; i < damrt_npz_count(npz); i++) {
     const char *key = damrt_npz_key(npz, i);
+    if (allow_extra && engine_weight_index(l->engine, key) < 0) continue;
     DamrtTensor *t = damrt_npz_read(npz, key, dtype, &derr);
     if (!t) {
       sb_printf(err, "%s\n", derr.message);
@@ -258,61 +268,66 @@ static bool load_npz_weights(Loaded *l, const char *path, DamrtDtype dtype, StrB
 }
 
 // Reads the .npy of a per-layer array option ("--state A=FILE.npy") into its slot.
-static bool load_layer_array(Loaded *l, int kind, const char *what, const char *arg,
-                             DamrtDtype dtype, StrBuf *err) {
+static int load_layer_array(Loaded *l, int kind, const char *what, const char *arg,
+                            DamrtDtype dtype, StrBuf *err) {
   char name[256];
   const char *path;
-  if (!split_pair(arg, name, sizeof name, &path)) {
-    sb_printf(err, "%s %s: expected LAYER=FILE.npy\n", what, arg);
-    return false;
-  }
+  split_pair(arg, name, sizeof name, &path);
   int a = engine_layer_index(l->engine, name);
   if (a < 0) {
-    sb_printf(err, "%s %s: model '%s' has no layer '%s'\n", what, arg,
-              engine_network(l->engine)->name, name);
-    return false;
+    sb_printf(err, "%s %s: ", what, arg);
+    engine_unknown_name(l->engine, NAME_LAYER, name, err);
+    sb_putc(err, '\n');
+    return EXIT_USAGE;
   }
   if (l->arrays[kind][a].data) {
     sb_printf(err, "%s %s: layer '%s' is given twice\n", what, arg, name);
-    return false;
+    return EXIT_USAGE;
   }
   DamrtError derr = {0};
   DamrtTensor *t = damrt_npy_read(path, dtype, &derr);
   if (!t) {
     sb_printf(err, "%s\n", derr.message);
-    return false;
+    return EXIT_MODEL;
   }
   hold(l, t);
   char label[512];
   snprintf(label, sizeof label, "%s: %s of layer '%s'", path, what + 2, name);
   if (damrt_tensor_check_finite(t, label, &derr) != DAMRT_OK) {
     sb_printf(err, "%s\n", derr.message);
-    return false;
+    return EXIT_MODEL;
   }
   l->arrays[kind][a] = array_of(t);
-  return true;
+  return 0;
 }
 
-// Reads and binds one tensor option.
-static bool load_tensor(Loaded *l, const TensorOption *t, DamrtDtype dtype, StrBuf *err) {
+// Reads and binds one tensor option; 0 or the exit status (the message in `err`).
+static int load_tensor(Loaded *l, const TensorOption *t, DamrtDtype dtype, bool allow_extra,
+                       StrBuf *err) {
   const char *opt = t->option, *val = t->value;
   char name[256];
   const char *rest;
-  if (!strcmp(opt, "--weights")) return load_npz_weights(l, val, dtype, err);
+  if (!strcmp(opt, "--weights")) return load_npz_weights(l, val, dtype, allow_extra, err) ? 0 : EXIT_MODEL;
   if (!strcmp(opt, "--weight")) {
     split_pair(val, name, sizeof name, &rest);
     DamrtError read_err = {0};
     DamrtTensor *w = damrt_npy_read(rest, dtype, &read_err);
     if (!w) sb_printf(err, "%s\n", read_err.message);
-    return w && bind_weight(l, name, w, rest, err);
+    return w && bind_weight(l, name, w, rest, err) ? 0 : EXIT_MODEL;
   }
   if (!strcmp(opt, "--set")) {
     split_pair(val, name, sizeof name, &rest);
+    if (engine_param_index(l->engine, name) < 0) {
+      sb_printf(err, "--set %s: ", val);
+      engine_unknown_name(l->engine, NAME_PARAM, name, err);
+      sb_putc(err, '\n');
+      return EXIT_USAGE;
+    }
     DamcError derr = {0};
     bool ok = damc_set_param(l->damc, name, strtod(rest, NULL), &derr);
     if (!ok) sb_append(err, derr.message);
     damc_error_clear(&derr);
-    return ok;
+    return ok ? 0 : EXIT_MODEL;
   }
   int kind = !strcmp(opt, "--input") ? ARR_INPUT : !strcmp(opt, "--clamp") ? ARR_CLAMP : ARR_STATE;
   return load_layer_array(l, kind, opt, val, dtype, err);
@@ -331,9 +346,9 @@ static int load_model(const Options *o, Loaded *l, EngineStage last) {
   memset(l, 0, sizeof *l);
   double t_start = clock_seconds();
   DamcError derr = {0};
-  l->damc = damc_model_from_file(o->model, &derr);
+  l->damc = damc_model_open(o->model, stderr, &derr);
   if (!l->damc) {
-    fputs(derr.message, stderr);
+    print_errors(o->command, derr.message);
     damc_error_clear(&derr);
     return EXIT_MODEL;
   }
@@ -345,26 +360,28 @@ static int load_model(const Options *o, Loaded *l, EngineStage last) {
     l->arrays[k] = xcalloc((size_t)l->nlayers + 1, sizeof *l->arrays[k]);
   DamrtDtype dtype = o->precision == DAMC_F32 ? DAMRT_F32 : DAMRT_F64;
   StrBuf err = {0};
-  bool ok = true;
-  for (int i = 0; i < o->ntensors && ok; i++) ok = load_tensor(l, &o->tensors[i], dtype, &err);
+  int status = 0;
+  for (int i = 0; i < o->ntensors && !status; i++)
+    status = load_tensor(l, &o->tensors[i], dtype, o->allow_extra, &err);
   // Inputs only for layers declared with `input`.
-  for (int a = 0; ok && a < l->nlayers; a++)
+  for (int a = 0; !status && a < l->nlayers; a++)
     if (l->arrays[ARR_INPUT][a].data && !net->layers[a].has_input) {
       sb_printf(&err, "--input: layer '%s' has no 'input' statement in the model\n",
                 net->layers[a].name);
-      ok = false;
+      status = EXIT_USAGE;
     }
   double t_compile = clock_seconds();
-  if (ok && !damc_compile_to(l->damc, o->precision, !strcmp(o->command, "emit"), last, &derr)) {
+  if (!status && !damc_compile_to(l->damc, o->precision, !strcmp(o->command, "emit"), last, &derr)) {
     sb_append(&err, derr.message);
-    ok = false;
+    status = EXIT_MODEL;
   }
   damc_error_clear(&derr);
   l->compile_seconds = clock_seconds() - t_compile;
   l->ready_seconds = clock_seconds() - t_start;
-  if (!ok) fputs(sb_str(&err), stderr);
+  print_errors(o->command, sb_str(&err));
+  if (status == EXIT_USAGE) fprintf(stderr, "try 'damc %s --help'\n", o->command);
   sb_free(&err);
-  return ok ? 0 : EXIT_MODEL;
+  return status;
 }
 
 // ---- Results ----
@@ -421,7 +438,7 @@ static int report_results(const Options *o, DamcResults *results, DamcError *der
   if (!results) sb_append(&err, derr->message);
   else if (o->out && !write_results(o->out, results, &err)) status = EXIT_MODEL;
   else if (!o->out) print_summary(results);
-  if (status) fprintf(stderr, "damc %s: error: %s", o->command, sb_str(&err));
+  if (status) print_errors(o->command, sb_str(&err));
   sb_free(&err);
   damc_results_free(results);
   damc_error_clear(derr);
@@ -508,7 +525,7 @@ int cmd_bench(int argc, char **argv) {
     printf("step (dx/dt)       %.3f ms  median of %d\n", 1e3 * rhs, o.repeat);
     printf("eval (E, g, u)     %.3f ms  median of %d\n", 1e3 * eval, o.repeat);
   } else {
-    fprintf(stderr, "damc bench: error: %s", sb_str(&err));
+    print_errors("bench", sb_str(&err));
     status = EXIT_MODEL;
   }
   sb_free(&err);
@@ -538,7 +555,7 @@ int cmd_emit(int argc, char **argv) {
     const Plan *plans[2] = {engine_plan(l.engine, KERNEL_RHS), engine_plan(l.engine, KERNEL_EVAL)};
     if (!emit_c_write(plans, o.precision == DAMC_F64, o.model, o.c_source, &err)) status = EXIT_MODEL;
   }
-  if (status) fprintf(stderr, "damc emit: error: %s\n", sb_str(&err));
+  if (status) print_errors("emit", sb_str(&err));
   sb_free(&err);
   sb_free(&text);
   return finish(&o, &l, status);

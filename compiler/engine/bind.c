@@ -6,6 +6,26 @@
 
 #include "engine/engine_internal.h"
 #include "support/common.h"
+#include "support/suggest.h"
+
+void engine_unknown_name(const Engine *e, EngineNameKind kind, const char *name, StrBuf *out) {
+  static const char *const what[] = {"layer", "weight", "param"};
+  const Model *m = e->m;
+  int n = kind == NAME_LAYER ? m->nlayers : kind == NAME_WEIGHT ? m->nweights : m->nparams;
+  Suggestion s = suggest_begin(name);
+  for (int i = 0; i < n; i++)
+    suggest_consider(&s, kind == NAME_LAYER    ? m->layers[i].name
+                         : kind == NAME_WEIGHT ? m->weights[i].name
+                                               : m->params[i].name);
+  sb_printf(out, "model '%s' has no %s '%s'", m->name, what[kind], name);
+  if (s.best) sb_printf(out, "; did you mean '%s'?", s.best);
+  sb_printf(out, " (its %ss:", what[kind]);
+  for (int i = 0; i < n; i++)
+    sb_printf(out, " %s", kind == NAME_LAYER    ? m->layers[i].name
+                          : kind == NAME_WEIGHT ? m->weights[i].name
+                                                : m->params[i].name);
+  sb_append(out, n ? ")" : " none)");
+}
 
 void engine_declared_shape(const Engine *e, int w, StrBuf *out) {
   const NetWeight *mw = &e->net->weights[w];
@@ -93,10 +113,9 @@ bool engine_bind_weight(Engine *e, const char *name, const EngineArray *t, const
   for (int i = 0; i < net->nweights; i++)
     if (strcmp(net->weights[i].name, name) == 0) w = i;
   if (w < 0) {
-    sb_printf(err, "%s: tensor '%s' is not a weight of model '%s' (its weights:", origin, name,
-              net->name);
-    for (int i = 0; i < net->nweights; i++) sb_printf(err, " %s", net->weights[i].name);
-    sb_append(err, ")\n");
+    sb_printf(err, "%s: tensor '%s' is not a weight: ", origin, name);
+    engine_unknown_name(e, NAME_WEIGHT, name, err);
+    sb_putc(err, '\n');
     return false;
   }
   const NetWeight *mw = &net->weights[w];
@@ -140,8 +159,8 @@ bool engine_set_param(Engine *e, const char *name, double value, StrBuf *err) {
       e->param_set[i] = true;
       return true;
     }
-  sb_printf(err, "--set %s: model '%s' has no param '%s' (its params:", name, net->name, name);
-  for (int i = 0; i < net->nparams; i++) sb_printf(err, " %s", net->params[i].name);
-  sb_append(err, net->nparams ? ")\n" : " none)\n");
+  sb_printf(err, "--set %s: ", name);
+  engine_unknown_name(e, NAME_PARAM, name, err);
+  sb_putc(err, '\n');
   return false;
 }

@@ -73,8 +73,14 @@ void engine_want(Engine *e, KernelKind kind);
 // After STAGE_CHECK: the checked model; after STAGE_DERIVE: its network.
 const Model *engine_model(const Engine *e);
 const Network *engine_network(const Engine *e);
-// The index of the layer named `name`, or -1 (after STAGE_CHECK).
+// The index of the layer, weight or param named `name`, or -1 (after STAGE_CHECK).
 int engine_layer_index(const Engine *e, const char *name);
+int engine_weight_index(const Engine *e, const char *name);
+int engine_param_index(const Engine *e, const char *name);
+// After STAGE_CHECK: "model 'm' has no layer 'vv'; did you mean 'v'? (its layers: v h)",
+// the message for a name of `kind` that the model does not have.
+typedef enum { NAME_LAYER, NAME_WEIGHT, NAME_PARAM } EngineNameKind;
+void engine_unknown_name(const Engine *e, EngineNameKind kind, const char *name, StrBuf *out);
 // The number of neurons of layer `a` (0 while its dim is unbound).
 size_t engine_layer_size(const Engine *e, int a);
 

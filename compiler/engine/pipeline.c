@@ -68,12 +68,12 @@ static bool stage_read(Engine *e, StrBuf *err) {
   FILE *f = fopen(path, "rb");
   struct stat st;
   if (!f || fstat(fileno(f), &st) != 0) {
-    sb_printf(err, "damc: error: cannot read '%s': %s\n", path, strerror(errno));
+    sb_printf(err, "cannot read '%s': %s\n", path, strerror(errno));
     if (f) fclose(f);
     return false;
   }
   if (S_ISDIR(st.st_mode)) {
-    sb_printf(err, "damc: error: cannot read '%s': it is a directory, not a model file\n", path);
+    sb_printf(err, "cannot read '%s': it is a directory, not a model file\n", path);
     fclose(f);
     return false;
   }
@@ -90,10 +90,10 @@ static bool stage_read(Engine *e, StrBuf *err) {
   fclose(f);
   if (failed || too_big) {
     if (too_big)
-      sb_printf(err, "damc: error: cannot read '%s': a model file is at most %d MiB\n", path,
+      sb_printf(err, "cannot read '%s': a model file is at most %d MiB\n", path,
                 ENGINE_MAX_MODEL_BYTES >> 20);
     else
-      sb_printf(err, "damc: error: cannot read '%s': %s\n", path, strerror(read_errno));
+      sb_printf(err, "cannot read '%s': %s\n", path, strerror(read_errno));
     sb_free(&text);
     return false;
   }
@@ -303,6 +303,18 @@ const Network *engine_network(const Engine *e) { return e->net; }
 int engine_layer_index(const Engine *e, const char *name) {
   for (int a = 0; a < e->m->nlayers; a++)
     if (strcmp(e->m->layers[a].name, name) == 0) return a;
+  return -1;
+}
+
+int engine_weight_index(const Engine *e, const char *name) {
+  for (int w = 0; w < e->m->nweights; w++)
+    if (strcmp(e->m->weights[w].name, name) == 0) return w;
+  return -1;
+}
+
+int engine_param_index(const Engine *e, const char *name) {
+  for (int i = 0; i < e->m->nparams; i++)
+    if (strcmp(e->m->params[i].name, name) == 0) return i;
   return -1;
 }
 
