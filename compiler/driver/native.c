@@ -418,8 +418,8 @@ static void print_summary(const DamcResults *results) {
       for (size_t k = 0; k < count && k < 8; k++) printf(" %.10g", v[k]);
       printf("%s\n", count > 8 ? " ..." : "");
     } else {
-      double mx = 0;
-      for (size_t k = 0; k < count; k++) mx = fmax(mx, fabs(v[k]));
+      double mx = 0;  // NaN when any value is NaN (fmax would skip it)
+      for (size_t k = 0; k < count; k++) mx = isnan(v[k]) || isnan(mx) ? NAN : fmax(mx, fabs(v[k]));
       printf("%-12s max|.| = %.6g over %zu values\n", name, mx, count);
     }
   }

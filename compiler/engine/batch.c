@@ -1,5 +1,7 @@
 // Executing kernels on batches: the kernels' buffers, filled from the caller's arrays in the
 // kernels' dtype; results read back as float64 tensors; damc eval.
+#include <float.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +27,56 @@ void *engine_aligned_zeros(size_t count, size_t elem) {
   return p;
 }
 
+// "[3, 4]": the index of flat element `k` of an array of `rank` dims `shape`.
+static void index_text(int rank, const size_t *shape, size_t k, StrBuf *out) {
+  size_t stride = 1;
+  for (int i = 0; i < rank; i++) stride *= shape[i];
+  sb_putc(out, '[');
+  for (int i = 0; i < rank; i++) {
+    stride /= shape[i];
+    sb_printf(out, "%s%zu", i ? ", " : "", k / stride);
+    k %= stride;
+  }
+  sb_putc(out, ']');
+}
+
+static size_t count_of(int rank, const size_t *shape) {
+  size_t n = 1;
+  for (int i = 0; i < rank; i++) n *= shape[i];
+  return n;
+}
+
+bool engine_check_range(DamrtDtype dtype, const EngineArray *a, const char *label, StrBuf *err) {
+  if (dtype != DAMRT_F32 || a->dtype != DAMRT_F64 || !a->data) return true;
+  size_t n = count_of(a->rank, a->shape);
+  for (size_t k = 0; k < n; k++) {
+    double v = ((const double *)a->data)[k];
+    if (fabs(v) <= FLT_MAX) continue;
+    sb_printf(err, "%s: %.17g at ", label, v);
+    index_text(a->rank, a->shape, k, err);
+    sb_printf(err, " does not fit float32 (largest %.9g): use --precision f64\n", (double)FLT_MAX);
+    return false;
+  }
+  return true;
+}
+
+bool engine_check_results(const EngineResults *r, size_t first, bool batched, StrBuf *err) {
+  for (size_t i = first; i < r->count; i++) {
+    const DamrtTensor *t = r->items[i].tensor;
+    for (size_t k = 0; k < t->count; k++) {
+      double v = ((const double *)t->data)[k];
+      if (isfinite(v)) continue;
+      size_t per = batched && t->rank > 0 ? t->count / t->shape[0] : t->count;
+      sb_printf(err, "output '%s' is %s at sample %zu, index %zu: the model overflows at these "
+                "states and params (in float32, --precision f64 may help)\n", r->items[i].name,
+                isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf", batched ? k / per : 0,
+                batched ? k % per : k);
+      return false;
+    }
+  }
+  return true;
+}
+
 bool engine_batch(const Engine *e, const EngineArrays *arrays, size_t *batch, bool *batched,
                   StrBuf *err) {
   static const char *const what[3] = {"state", "input", "clamp"};
@@ -48,6 +100,9 @@ bool engine_batch(const Engine *e, const EngineArrays *arrays, size_t *batch, bo
         sb_free(&have);
         return false;
       }
+      char label[200];
+      snprintf(label, sizeof label, "%s of layer '%s'", what[kind], layer);
+      if (!engine_check_range(e->dtype, t, label, err)) return false;
       if (t->rank == 2) {
         if (*batched && t->shape[0] != *batch) {
           sb_printf(err, "%s of layer '%s' has a batch of %zu, but %s has %zu\n", what[kind],
@@ -135,11 +190,12 @@ bool engine_eval(Engine *e, const EngineArrays *arrays, EngineResults *out, StrB
   const Plan *plan = e->plans[KERNEL_EVAL];
   void **bufs = engine_alloc_buffers(e, plan, batch, 1, arrays);
   kernel(bufs, e->params, (int64_t)batch);
+  size_t first = out->count;
   for (int i = 0; i < plan->noutputs; i++) {
     const PlanOutput *o = &plan->outputs[i];
     if (o->what == OUT_X) continue;  // an eliminated layer's state, reported as u
     engine_add_buffer_result(e, out, o->name, plan, o->buf, bufs[o->buf], batch, batched);
   }
   engine_free_buffers(plan, bufs);
-  return true;
+  return engine_check_results(out, first, batched, err);
 }

@@ -119,6 +119,15 @@ bool engine_bind_weight(Engine *e, const char *name, const EngineArray *t, const
     return false;
   }
   const NetWeight *mw = &net->weights[w];
+  for (int i = 0; i < t->rank; i++)
+    if (t->shape[i] == 0) {
+      StrBuf have = {0};
+      engine_shape_text(t->rank, t->shape, &have);
+      sb_printf(err, "%s: weight '%s' has shape %s: every size must be at least 1\n", origin,
+                name, sb_str(&have));
+      sb_free(&have);
+      return false;
+    }
   bool ok = t->rank == mw->rank;
   for (int i = 0; ok && i < mw->rank; i++) {
     int d = mw->dims[i];

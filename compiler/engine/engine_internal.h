@@ -57,6 +57,12 @@ void engine_shape_text(int rank, const size_t *shape, StrBuf *out);
 // Element `k` of an array of `dtype` as a double, and the reverse.
 double engine_get(DamrtDtype dtype, const void *base, size_t k);
 void engine_set(DamrtDtype dtype, void *base, size_t k, double v);
+// False, with "LABEL: 1e+39 at [3, 4] does not fit float32 ...", when a float64 array
+// holds a value beyond the range of `dtype`.
+bool engine_check_range(DamrtDtype dtype, const EngineArray *a, const char *label, StrBuf *err);
+// False, with the output, the sample and the index, when a result from `first` on holds a
+// NaN or an infinity: no non-finite value leaves the engine unreported.
+bool engine_check_results(const EngineResults *r, size_t first, bool batched, StrBuf *err);
 // `count` zeroed elements of `elem` bytes, aligned for the widest vector loads.
 void *engine_aligned_zeros(size_t count, size_t elem);
 

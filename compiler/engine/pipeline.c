@@ -1,5 +1,6 @@
 // The compile pipeline (see engine.h): every stage, in order, in engine_compile.
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,9 +185,18 @@ static bool stage_bind(Engine *e, StrBuf *err) {
                 net->params[i].name, net->params[i].name);
       ok = false;
     }
+  for (int i = 0; i < net->nparams && e->dtype == DAMRT_F32; i++)
+    if (fabs(e->params[i]) > FLT_MAX) {
+      sb_printf(err, "param '%s' = %.17g does not fit float32 (largest %.9g): use --precision "
+                "f64\n", net->params[i].name, e->params[i], (double)FLT_MAX);
+      ok = false;
+    }
   if (!ok || !evaluate_tau(e, err)) return false;
   for (int w = 0; w < net->nweights; w++) {
     const EngineArray *a = &e->weights[w];
+    char label[300];
+    snprintf(label, sizeof label, "%s: weight '%s'", e->weight_origin[w], net->weights[w].name);
+    if (!engine_check_range(e->dtype, a, label, err)) return false;
     damrt_tensor_free(e->converted[w]);
     e->converted[w] = NULL;
     e->weight_data[w] = a->data;

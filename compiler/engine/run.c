@@ -47,6 +47,25 @@ static DamrtTensor *per_sample(const double *v, size_t batch, bool batched) {
   return t;
 }
 
+// Checks that every clamp mask holds 0 and 1 only (a mask with other values is most likely
+// a state passed where the mask belongs).
+static bool check_masks(const Engine *e, const EngineArrays *arrays, StrBuf *err) {
+  for (int a = 0; arrays->clamp && a < e->net->nlayers; a++) {
+    const EngineArray *c = &arrays->clamp[a];
+    if (!c->data) continue;
+    size_t n = c->rank == 2 ? c->shape[0] * c->shape[1] : c->shape[0];
+    for (size_t k = 0; k < n; k++) {
+      double v = engine_get(c->dtype, c->data, k);
+      if (v == 0 || v == 1) continue;
+      sb_printf(err, "clamp of layer '%s' holds %.17g at index %zu: a mask holds 0 (free) and 1 "
+                "(clamped) only; was a state given as the mask?\n", e->net->layers[a].name, v,
+                k);
+      return false;
+    }
+  }
+  return true;
+}
+
 // 1 for each coordinate of a row held fixed by the clamp masks ([batch][dim]), or NULL.
 static uint8_t *clamp_mask(const RunCtx *r, const EngineArrays *arrays) {
   uint8_t *clamp = NULL;
@@ -58,7 +77,7 @@ static uint8_t *clamp_mask(const RunCtx *r, const EngineArrays *arrays) {
     for (size_t b = 0; b < r->batch; b++)
       for (size_t k = 0; k < n; k++)
         clamp[b * r->dim + (size_t)r->offset[a] + k] =
-            engine_get(c->dtype, c->data, (c->rank == 2 ? b * n : 0) + k) != 0;
+            engine_get(c->dtype, c->data, (c->rank == 2 ? b * n : 0) + k) == 1;
   }
   return clamp;
 }
@@ -122,7 +141,8 @@ bool engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *o
                 EngineResults *out, StrBuf *err) {
   const Network *net = e->net;
   RunCtx r = {e, 0, 0, false, NULL, NULL, NULL, -1, NULL, NULL, opt};
-  if (!engine_batch(e, arrays, &r.batch, &r.batched, err) || !engine_kernel(e, KERNEL_RHS, err))
+  if (!engine_batch(e, arrays, &r.batch, &r.batched, err) || !check_masks(e, arrays, err) ||
+      !engine_kernel(e, KERNEL_RHS, err))
     return false;
   const Plan *rhs = e->plans[KERNEL_RHS];
   r.offset = xmalloc(((size_t)net->nlayers + 1) * sizeof *r.offset);
@@ -170,7 +190,9 @@ bool engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *o
   }
   if (st != DAMRT_OK && err->len == before) report_failure(&r, &res, &derr, err);
   ok = st == DAMRT_OK && attach_eval(&r, arrays, err);
+  size_t first = out->count;
   if (ok) final_results(&r, x, steps, converged, out);
+  ok = ok && engine_check_results(out, first, r.batched, err);
   free(steps);
   free(converged);
   free(clamp);
