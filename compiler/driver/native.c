@@ -85,6 +85,14 @@ static bool split_pair(const char *arg, char *key, size_t keysize, const char **
   return true;
 }
 
+// Whether `text` is a number too large for a double (strtod's ERANGE on overflow).
+static bool number_out_of_range(const char *text) {
+  char *end;
+  errno = 0;
+  double v = strtod(text, &end);
+  return !*end && errno == ERANGE && fabs(v) > 1;
+}
+
 // The options of damc run; 1 when `opt` is one (its value parsed), 0 when it is not, or
 // the exit status of a usage error.
 static int parse_run_option(Options *o, const char *opt, const char *val) {
@@ -107,8 +115,8 @@ static int parse_run_option(Options *o, const char *opt, const char *val) {
     if (!strcmp(opt, numbers[i].name)) {
       if (!parse_number(val, numbers[i].lo, numbers[i].hi, numbers[i].dst)) {
         char msg[160];
-        snprintf(msg, sizeof msg, "%s %%s: expected a number from %g to %g", opt, numbers[i].lo,
-                 numbers[i].hi);
+        snprintf(msg, sizeof msg, "%s %%s: expected a number from %g to %g%s", opt, numbers[i].lo,
+                 numbers[i].hi, number_out_of_range(val) ? " (this one is out of range)" : "");
         return usage_error("run", msg, val);
       }
       // --tol 0 means: never stop early (in the API, 0 asks for the default).
@@ -143,10 +151,9 @@ static int check_tensor_option(const Options *o, const char *opt, const char *va
   if (!strcmp(opt, "--set")) {
     if (!pair) return usage_error(o->command, "--set %s: expected PARAM=VALUE", val);
     char *end;
-    errno = 0;
-    double v = strtod(rest, &end);
+    (void)strtod(rest, &end);
     if (*end) return usage_error(o->command, "--set %s: the value is not a number", val);
-    if (errno == ERANGE && fabs(v) > 1)
+    if (number_out_of_range(rest))
       return usage_error(o->command, "--set %s: the value is out of range (beyond 1.8e308)", val);
     return 0;
   }

@@ -153,8 +153,9 @@ static bool evaluate_tau(Engine *e, StrBuf *err) {
     double tau = eval_scalar(ev, l->tau);
     e->tau[a] = tau;
     if (!(tau >= 0)) {
-      sb_printf(err, "tau of layer '%s' is %g with the params as set; it must not be negative\n",
-                l->name, tau);
+      NumText t;
+      sb_printf(err, "tau of layer '%s' is %s with the params as set; it must not be negative\n",
+                l->name, number_text(tau, &t));
       ok = false;
     } else if (tau == 0 && !l->eliminated) {
       sb_printf(err, "tau of layer '%s' is 0 with the params as set; write 'tau = 0;' in the "

@@ -93,10 +93,11 @@ static void report_failure(const RunCtx *r, const DamrtRunResult *res, const Dam
   int layer = 0;
   for (int a = 0; a < net->nlayers; a++)
     if (r->offset[a] >= 0 && (size_t)r->offset[a] <= res->nonfinite.coordinate) layer = a;
+  NumText t;
   sb_printf(err, "the run diverged: layer '%s', sample %zu, neuron %zu is %g at step %zu "
-            "(t = %g)\n", net->layers[layer].name, res->nonfinite.sample,
+            "(t = %s)\n", net->layers[layer].name, res->nonfinite.sample,
             res->nonfinite.coordinate - (size_t)r->offset[layer], res->nonfinite.value,
-            res->nonfinite.step, res->nonfinite.t);
+            res->nonfinite.step, number_text(res->nonfinite.t, &t));
 }
 
 // The final values: x and g of every layer, E, and per sample steps and converged.

@@ -663,10 +663,9 @@ static void check_dim_value(Checker *c, AstDecl *d) {
     return;
   }
   if (!valid_size(v)) {
-    char buf[40];
-    snprintf(buf, sizeof buf, "%g", v);
+    NumText buf;
     diag_error(c->d, d->value->span, "the size of dim '%s' must be an integer from 1 to "
-               "2147483647, not %s", d->name, buf);
+               "2147483647, not %s", d->name, number_text(v, &buf));
     return;
   }
   dim->value = (int64_t)v;
@@ -872,10 +871,9 @@ static void check_layer_body(Checker *c, AstDecl *d) {
   double tau;
   if (!const_eval(c, d->tau, &tau)) return;  // checked at run time, with the params set
   if (tau < 0 || isnan(tau)) {
-    char buf[40];
-    snprintf(buf, sizeof buf, "%g", tau);
+    NumText buf;
     diag_error(c->d, d->tau->span, "'tau' of layer '%s' must not be negative, but it is %s%s",
-               d->name, buf, uses_param(d->tau) ? " (with the params' defaults)" : "");
+               d->name, number_text(tau, &buf), uses_param(d->tau) ? " (with the params' defaults)" : "");
   }
   if (tau == 0) {
     for (int i = 0; i < c->m->nsynapses; i++) {
