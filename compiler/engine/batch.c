@@ -95,8 +95,10 @@ bool engine_batch(const Engine *e, const EngineArrays *arrays, size_t *batch, bo
         StrBuf have = {0};
         engine_shape_text(t->rank, t->shape, &have);
         sb_printf(err, "%s of layer '%s' has shape %s, but layer '%s' has %lld neurons: give "
-                  "[%lld] or [B, %lld]\n", what[kind], layer, sb_str(&have), layer,
+                  "[%lld] or [B, %lld]", what[kind], layer, sb_str(&have), layer,
                   (long long)n, (long long)n, (long long)n);
+        engine_dim_origin(e, e->net->layers[a].dim, t->shape[t->rank - 1], err);
+        sb_putc(err, '\n');
         sb_free(&have);
         return false;
       }

@@ -47,6 +47,25 @@ void engine_shape_text(int rank, const size_t *shape, StrBuf *out) {
   sb_putc(out, ']');
 }
 
+void engine_dim_origin(const Engine *e, int d, size_t other, StrBuf *out) {
+  int w = e->dim_origin[d] ? engine_weight_index(e, e->dim_origin[d]) : -1;
+  if (w < 0) return;
+  const EngineArray *t = &e->weights[w];
+  StrBuf have = {0}, declared = {0};
+  engine_shape_text(t->rank, t->shape, &have);
+  engine_declared_shape(e, w, &declared);
+  sb_printf(out, " (%s = %lld from weight '%s' in %s, shape %s, declared %s", e->net->dims[d].name,
+            (long long)e->dims[d], e->dim_origin[d], e->weight_origin[w], sb_str(&have),
+            sb_str(&declared));
+  bool transposed = false;
+  for (int i = 0; i < t->rank; i++)
+    transposed |= e->net->weights[w].dims[i] != d && t->shape[i] == other;
+  if (transposed) sb_printf(out, "; is '%s' transposed?", e->dim_origin[d]);
+  sb_putc(out, ')');
+  sb_free(&have);
+  sb_free(&declared);
+}
+
 // The message for a weight whose shape contradicts the model.
 static void shape_mismatch(const Engine *e, int w, const EngineArray *t, const char *origin,
                            StrBuf *err) {
@@ -56,12 +75,18 @@ static void shape_mismatch(const Engine *e, int w, const EngineArray *t, const c
   engine_shape_text(t->rank, t->shape, &have);
   sb_printf(err, "%s: tensor '%s' has shape %s, but the model declares '%s' as %s", origin,
             mw->name, sb_str(&have), mw->name, sb_str(&want));
+  bool reversed = t->rank == 2 && mw->rank == 2;
   for (int i = 0; i < mw->rank && i < t->rank; i++) {
     int d = mw->dims[i];
-    if (e->dims[d] > 0 && (size_t)e->dims[d] != t->shape[i] && e->dim_origin[d])
-      sb_printf(err, " (%s = %lld from weight '%s')", e->net->dims[d].name,
-                (long long)e->dims[d], e->dim_origin[d]);
+    bool reported = i == 1 && mw->dims[0] == d;  // a square weight names its dim once
+    if (e->dims[d] > 0 && (size_t)e->dims[d] != t->shape[i] && !reported)
+      engine_dim_origin(e, d, t->shape[i], err);
+    if (reversed) {
+      int64_t other = e->dims[mw->dims[1 - i]];
+      reversed = other > 0 && (size_t)other == t->shape[i];
+    }
   }
+  if (reversed) sb_printf(err, "; is '%s' transposed?", mw->name);
   sb_putc(err, '\n');
   sb_free(&want);
   sb_free(&have);

@@ -53,6 +53,10 @@ KernelFn engine_kernel(Engine *e, KernelKind kind, StrBuf *err);
 void engine_declared_shape(const Engine *e, int w, StrBuf *out);
 // "[3, 4]"
 void engine_shape_text(int rank, const size_t *shape, StrBuf *out);
+// Where dim `d`'s size came from, when a weight bound it: " (N = 784 from weight 'Xi' in
+// w.npz, shape [5, 784], declared [K, N]; is 'Xi' transposed?)". The question is asked when
+// `other`, a size that contradicts the dim, is the size of the weight's other axis.
+void engine_dim_origin(const Engine *e, int d, size_t other, StrBuf *out);
 
 // Element `k` of an array of `dtype` as a double, and the reverse.
 double engine_get(DamrtDtype dtype, const void *base, size_t k);
