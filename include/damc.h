@@ -5,16 +5,19 @@
  * command line is a client of this API.
  *
  *   DamcError err = {0};
- *   DamcModel *m = damc_model_from_file("model_b.dam", &err);
- *   DamcArray xi = {2, {K, N}, xi_data};             // float64 (add DAMC_F32 for float)
+ *   DamcModel *m = damc_model_from_file("model_b.dam", &err);    // NULL: see err.message
+ *   DamcArray xi = {2, {K, N}, xi_data, DAMC_F64};   // the K memories are the rows
  *   damc_bind_weight(m, "Xi", &xi, NULL, &err);      // read in place: keep xi_data alive
  *   damc_compile(m, DAMC_F64, &err);
- *   DamcArray v = {1, {N}, v0};                      // one sample; {2, {B, N}, ...} a batch
- *   DamcBatch in = {&v, NULL, NULL};                 // per layer, in declaration order
+ *   DamcArray states[2] = {{1, {N}, v0, DAMC_F64}};  // one per layer (v, h); h: zeros
+ *   DamcBatch in = {states, NULL, NULL};             // {2, {B, N}, ...}: a batch of B
  *   DamcResults *r = damc_run(m, &in, NULL, &err);
  *   size_t count;
- *   const double *x = damc_result(r, "x_v", &count);
+ *   const double *x = damc_result(r, "x_v", &count); // count = N
+ *   printf("E = %g, x_v[0] = %g\n", damc_result(r, "E", NULL)[0], x[0]);
  *   damc_results_free(r); damc_model_free(m);
+ *
+ * (tests/tools/api_sketch.c compiles and runs these lines.)
  *
  * Errors are values: a function that fails returns 0 (or NULL) and fills `err` (which may
  * be NULL) with a status (1: the model or a tensor is wrong, 2: a bad argument, 70: an
