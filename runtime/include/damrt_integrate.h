@@ -10,6 +10,11 @@
 // never on the energy: the energy is flat along dead directions, where the state still moves
 // (theory.md §4.4.4, §4.5).
 //
+// Precision. Whatever the dtype of the kernels, the integrator keeps its own states in
+// float64 and rounds them to the kernel's dtype only to call the rhs (and to hand them to
+// on_step and back to the caller). A float32 state would drop every increment below half an
+// ulp of the state, so a run near a large fixed point would stall a few ulps short of it.
+//
 // All scratch memory is allocated once per call and freed before it returns; the step loop
 // never allocates. There is no global state (the noise generator lives in the call), so
 // several runs may go on at once on different threads.
@@ -71,11 +76,12 @@ typedef struct {
   // runs are bit-identical across machines whose libm rounds log the same way (glibc does).
   uint64_t seed;
   // Called with step 0 and the initial state before any step, then after every accepted step,
-  // with the current state and its dx/dt ([batch][dim] of the system's dtype, clamped
-  // coordinates 0; both valid only during the call) and `active` ([batch]: 1 for samples
-  // not yet converged at this state, 0 for frozen ones). A frozen sample's state no longer
-  // changes, so a monitor comparing consecutive calls may look at every sample. A status
-  // other than DAMRT_OK (with `err` filled in) stops the run with that status. May be NULL.
+  // with the current state (rounded to the system's dtype) and its dx/dt ([batch][dim] of the
+  // system's dtype, clamped coordinates 0; both valid only during the call) and `active`
+  // ([batch]: 1 for samples not yet converged at this state, 0 for frozen ones). A frozen
+  // sample's state no longer changes, so a monitor comparing consecutive calls may look at
+  // every sample. A status other than DAMRT_OK (with `err` filled in) stops the run with that
+  // status. May be NULL.
   DamrtStatus (*on_step)(void *ctx, size_t step, double t, const void *x, const void *dxdt,
                          const uint8_t *active, DamrtError *err);
   void *step_ctx;
@@ -123,6 +129,7 @@ const char *damrt_method_name(DamrtMethod method);
 //     followed by " at every step size down to dt = ... (dopri5)").
 // After any failure during the run, `x` holds the last finite accepted state and `res`
 // describes it (steps, t, and the per-sample arrays filled as at the end of a run).
+// For float32 the state returned is the float64 state rounded once to float32.
 //
 // dopri5's error of a step is the largest, over the samples still moving, of the root mean
 // square over the sample's free coordinates of err_i / (atol + rtol * max(|x_i|, |x_new_i|)),
