@@ -4,11 +4,22 @@
 //
 // The compiled model supplies the right-hand side as a callback over the whole batch; this
 // module owns the time stepping around it: step-size control, per-sample convergence (a
-// sample whose max |dx/dt| falls below `tol` is frozen while the others go on), clamped
+// sample whose scaled residual falls to `tol` is frozen while the others go on), clamped
 // coordinates, NaN/Inf detection naming the sample, the coordinate and the step, and a
 // per-step hook for the trace writer and the energy monitor. Convergence is judged on dx/dt,
 // never on the energy: the energy is flat along dead directions, where the state still moves
 // (theory.md §4.4.4, §4.5).
+//
+// The stop rule. The residual of coordinate i is tau_i |dx_i/dt| = |u_i - x_i| (theory.md
+// (1.2)): the distance of x_i from its update target u_i, where an Euler step with
+// alpha = dt / tau = 1 would put it (§5.1), in the units of x and independent of tau. Its
+// scaled residual is
+//     rho_i = tau_i |dx_i/dt| / (1 + |x_i|),
+// a sample's is the largest over its free (unclamped) coordinates, and the sample has
+// converged when rho <= tol (tol > 0; a NaN never converges). The test is relative because
+// u is computed in the kernels' precision, with a rounding error that grows with the size of
+// the state, so an absolute bound on |dx/dt| can never be met by a layer whose state is
+// large (Model B's memory layer reaches N); the 1 makes it absolute for states near 0.
 //
 // Precision. Whatever the dtype of the kernels, the integrator keeps its own states in
 // float64 and rounds them to the kernel's dtype only to call the rhs (and to hand them to
@@ -42,8 +53,9 @@ typedef struct {
   DamrtDtype dtype;   // of the state and of dx/dt
   // [dim], each finite and > 0: the time constant of the coordinate's layer. The
   // deterministic step needs no tau (f already holds the 1/tau_A, so Euler's step is
-  // alpha_A = dt / tau_A per layer, theory.md §5.1); tau sets the noise amplitude and the
-  // time scale below which a dopri5 step counts as an underflow.
+  // alpha_A = dt / tau_A per layer, theory.md §5.1); tau turns dx/dt into the residual
+  // u - x of the stop rule, and sets the noise amplitude and the time scale below which a
+  // dopri5 step counts as an underflow.
   const double *tau;
 } DamrtSystem;
 
@@ -56,9 +68,11 @@ typedef struct {
   double rtol;    // dopri5 only, >= 0: relative error tolerance per step
   double atol;    // dopri5 only, > 0: absolute error tolerance per step
   size_t max_steps;  // the most accepted steps (0: only evaluate, check and report step 0)
-  // >= 0: a sample has converged when max_i |dx_i/dt| < tol over its coordinates (clamped
-  // ones count as 0), checked at the initial state and after every accepted step; it is then
-  // frozen. With tol = 0 no sample converges and the run takes max_steps steps.
+  // >= 0: a sample has converged when its scaled residual (the stop rule above: the largest
+  // tau_i |dx_i/dt| / (1 + |x_i|) over its free coordinates) is at most tol, checked
+  // at the initial state and after every accepted step; it is then frozen. With tol = 0 no
+  // sample converges and the run takes max_steps steps. The command line's defaults are
+  // DAMRT_TOL_F32 and DAMRT_TOL_F64 (see runtime/README.md for why).
   double tol;
   // NULL or [batch][dim]: a nonzero entry clamps the coordinate: its dx/dt is set to 0 after
   // every evaluation of f, it gets no noise, and its value is never written.
@@ -87,6 +101,13 @@ typedef struct {
   void *step_ctx;
 } DamrtRunOptions;
 
+// The default stop tolerances, by the kernels' dtype (runtime/README.md, "Stopping", gives
+// the measurements): 100 times the default dopri5 rtol of each precision (1e-6, 1e-9), since
+// dopri5 cannot bring the residual below about 3 to 10 rtol; for float32 that is also about
+// 840 ulps of 1 (2^-23), well above the rounding of u - x.
+#define DAMRT_TOL_F32 1e-4
+#define DAMRT_TOL_F64 1e-7
+
 // Where the state became NaN or infinite: the caller maps `coordinate` to a layer and an
 // index and may rewrite the message with the layer's name.
 typedef struct {
@@ -97,6 +118,16 @@ typedef struct {
   double value;       // the value: NaN, +Inf or -Inf
 } DamrtNonfinite;
 
+// A sample's largest scaled residual under the stop rule (top of this header).
+typedef struct {
+  size_t sample;
+  size_t coordinate;  // where it is (the caller maps it to a layer)
+  double value;       // rho = residual / scale, compared with tol; NaN if dx/dt was NaN
+                      // there or was never evaluated (the run failed first)
+  double residual;    // tau_i |dx_i/dt| = |u_i - x_i|
+  double scale;       // 1 + |x_i|
+} DamrtResidual;
+
 typedef struct {
   size_t steps;         // accepted steps taken (the most any sample took)
   double t;             // the time reached
@@ -104,7 +135,21 @@ typedef struct {
                         // (0 if it had converged at the start), else `steps`
   double *sample_t;     // NULL or [batch], caller-allocated: the time it converged, else `t`
   uint8_t *converged;   // NULL or [batch], caller-allocated: 1 if the sample converged
-  DamrtNonfinite nonfinite;
+  // The rest is one anonymous member, whose first field is a scalar, so that a positional
+  // initializer of the fields above ending in {0}, as {0, 0, steps, NULL, converged, {0}},
+  // stays complete for -Wmissing-field-initializers and -Wmissing-braces.
+  struct {
+    size_t unconverged;  // samples that did not converge (all of them when tol = 0)
+    DamrtNonfinite nonfinite;
+    // NULL or [batch], caller-allocated: the sample's largest scaled residual rho where it
+    // stopped (at most tol if it converged; NaN as in DamrtResidual.value).
+    double *residual;
+    // NULL or [batch], caller-allocated: the coordinate of that residual.
+    size_t *residual_coordinate;
+    // The sample with the largest residual where it stopped (a NaN counting as largest):
+    // when some samples did not converge, one of them. What a warning about max_steps names.
+    DamrtResidual worst;
+  };
 } DamrtRunResult;
 
 // "euler", "rk4" or "dopri5" ("invalid" for anything else).

@@ -157,6 +157,7 @@ typedef struct {
   void *k[MAX_STAGES + 1];  // k[0] = f(cur); k[stages] = f(nxt)
   uint8_t *active;      // [batch]: 1 until the sample converges
   size_t nactive;
+  DamrtResidual *resid; // [batch]: the residual at the last state checked (value NaN: none)
   Rng *rng;             // [batch], with noise only
   double *amp;          // [dim]: sqrt(2 T dt / tau_i), with noise only
   double tau_min;
@@ -255,6 +256,7 @@ static DamrtStatus check_arguments(const DamrtSystem *sys, const DamrtRunOptions
 static void work_free(Work *w) {
   free(w->block);
   free(w->active);
+  free(w->resid);
   free(w->rng);
   free(w->amp);
 }
@@ -274,7 +276,8 @@ static DamrtStatus work_init(Work *w, const DamrtSystem *sys, const DamrtRunOpti
   size_t nk = nstages + 1, nstates = 1 + (nstages > 1) + f32, nviews = f32 ? 2 : 0;
   size_t nbuf = nk + nstates + nviews;
   if (sys->dim > SIZE_MAX / sys->batch ||
-      sys->batch * sys->dim > (SIZE_MAX / nbuf - DAMRT_ALIGNMENT) / sizeof(double)) {
+      sys->batch * sys->dim > (SIZE_MAX / nbuf - DAMRT_ALIGNMENT) / sizeof(double) ||
+      sys->batch > SIZE_MAX / sizeof(DamrtResidual)) {
     return damrt_error_set(err, DAMRT_E_ARGUMENT,
                            "damrt_integrate: batch %zu x dim %zu is too large to allocate",
                            sys->batch, sys->dim);
@@ -285,11 +288,12 @@ static DamrtStatus work_init(Work *w, const DamrtSystem *sys, const DamrtRunOpti
   bool noisy = opt->noise_T > 0;
   if (posix_memalign(&w->block, DAMRT_ALIGNMENT, bytes) != 0) w->block = NULL;
   w->active = malloc(sys->batch);
+  w->resid = malloc(sys->batch * sizeof *w->resid);
   if (noisy) {
     w->rng = calloc(sys->batch, sizeof *w->rng);
     w->amp = calloc(sys->dim, sizeof *w->amp);
   }
-  if (!w->block || !w->active || (noisy && (!w->rng || !w->amp))) {
+  if (!w->block || !w->active || !w->resid || (noisy && (!w->rng || !w->amp))) {
     work_free(w);
     return damrt_error_set(err, DAMRT_E_NOMEM,
                            "damrt_integrate: cannot allocate the scratch states (%zu bytes)",
@@ -318,6 +322,9 @@ static DamrtStatus work_init(Work *w, const DamrtSystem *sys, const DamrtRunOpti
   }
   memset(w->active, 1, sys->batch);
   w->nactive = sys->batch;
+  for (size_t b = 0; b < sys->batch; b++) {
+    w->resid[b] = (DamrtResidual){.sample = b, .value = NAN, .residual = NAN, .scale = NAN};
+  }
   w->tau_min = sys->tau[0];
   for (size_t i = 1; i < sys->dim; i++) w->tau_min = fmin(w->tau_min, sys->tau[i]);
   if (noisy) {
@@ -511,17 +518,31 @@ static void record_sample(const Work *w, DamrtRunResult *res, size_t b, bool con
   if (res->converged) res->converged[b] = converged;
 }
 
-// Freezes every active sample whose |dx/dt| (k[0], clamped coordinates already 0) is below
-// tol everywhere. A NaN fails the comparison, so it never counts as converged.
-static void update_convergence(Work *w, DamrtRunResult *res) {
+// Is a larger than b, a NaN counting as larger than anything else?
+static bool worse(double a, double b) { return isnan(a) ? !isnan(b) : a > b; }
+
+// Sample b's largest scaled residual tau_i |f_i| / (1 + |x_i|) at cur, with f(cur) in k[0],
+// over its free coordinates (a NaN counting as largest). An entirely clamped sample has 0.
+static DamrtResidual sample_residual(const Work *w, size_t b) {
   size_t dim = w->sys->dim;
+  DamrtResidual worst = {.sample = b, .value = 0, .residual = 0, .scale = 1};
+  for (size_t i = 0; i < dim; i++) {
+    size_t at = b * dim + i;
+    if (is_clamped(w, at)) continue;
+    double r = w->sys->tau[i] * fabs(load(w->dtype, w->k[0], at));
+    double scale = 1 + fabs(w->cur[at]);
+    if (worse(r / scale, worst.value)) worst = (DamrtResidual){b, i, r / scale, r, scale};
+  }
+  return worst;
+}
+
+// Computes the residual of every active sample and freezes those at most tol (tol > 0). A NaN
+// fails the comparison, so it never counts as converged.
+static void update_convergence(Work *w, DamrtRunResult *res) {
   for (size_t b = 0; b < w->sys->batch; b++) {
     if (!w->active[b]) continue;
-    bool converged = true;
-    for (size_t i = 0; i < dim && converged; i++) {
-      converged = fabs(load(w->dtype, w->k[0], b * dim + i)) < w->opt->tol;
-    }
-    if (converged) {
+    w->resid[b] = sample_residual(w, b);
+    if (w->opt->tol > 0 && w->resid[b].value <= w->opt->tol) {
       w->active[b] = 0;
       w->nactive--;
       record_sample(w, res, b, true);
@@ -587,8 +608,13 @@ DamrtStatus damrt_integrate(const DamrtSystem *sys, const DamrtRunOptions *opt, 
   if (res) {
     res->steps = w.step;
     res->t = w.t;
+    res->unconverged = w.nactive;
+    res->worst = w.resid[0];
     for (size_t b = 0; b < sys->batch; b++) {
       if (w.active[b]) record_sample(&w, res, b, false);
+      if (res->residual) res->residual[b] = w.resid[b].value;
+      if (res->residual_coordinate) res->residual_coordinate[b] = w.resid[b].coordinate;
+      if (worse(w.resid[b].value, res->worst.value)) res->worst = w.resid[b];
     }
   }
   work_free(&w);
