@@ -108,14 +108,19 @@ typedef struct {
 #define DAMRT_TOL_F32 1e-4
 #define DAMRT_TOL_F64 1e-7
 
-// Where the state became NaN or infinite: the caller maps `coordinate` to a layer and an
+// Where the run met a NaN or an infinity: the caller maps `coordinate` to a layer and an
 // index and may rewrite the message with the layer's name.
 typedef struct {
-  bool found;         // the run failed because of a non-finite state
+  bool found;         // the run failed because of a non-finite value
   size_t sample, coordinate;
   size_t step;        // the step that produced it (0: the initial state)
   double t;           // the time it would have reached
   double value;       // the value: NaN, +Inf or -Inf
+  // false: the state is non-finite (at step 0: the caller's initial state; later: the run
+  // diverged). true (only at step 0): the initial state is finite everywhere, but the first
+  // evaluation of dx/dt gave this value at this coordinate: a parameter, an input or an
+  // initial value is bad there, and nothing has been integrated yet.
+  bool in_dxdt;
 } DamrtNonfinite;
 
 // A sample's largest scaled residual under the stop rule (top of this header).
@@ -168,6 +173,9 @@ const char *damrt_method_name(DamrtMethod method);
 //   - DAMRT_E_VALUE when the initial state or the state after an accepted step holds a NaN or
 //     an infinity (in samples still moving), with res->nonfinite filled in and the message
 //       sample 3, coordinate 17: the state is NaN at step 42 (t = 1.25)
+//   - DAMRT_E_VALUE when the initial state is finite but dx/dt at it is not (the rhs is then
+//     called once), with res->nonfinite.in_dxdt set and the message
+//       sample 0, coordinate 5: dx/dt is NaN at step 0 (t = 0), at a finite initial state
 //   - DAMRT_E_VALUE when dopri5's step falls below 1e-12 (float64) or 1e-6 (float32) times
 //     the time scale max(t, min tau): the error estimate kept rejecting (a stiff system, a
 //     discontinuous f, or a NaN at every step size, which the message then names as above,

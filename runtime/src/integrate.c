@@ -436,7 +436,7 @@ static double error_norm(const Work *w, double h) {
   return worst;
 }
 
-// Finds the first NaN or Inf of `state` (a view: [batch][dim] of the kernels' dtype) in the
+// Finds the first NaN or Inf of `state` (or dx/dt: [batch][dim] of the kernels' dtype) in the
 // samples still moving, in sample then coordinate order.
 static bool find_nonfinite(const Work *w, const void *state, DamrtNonfinite *where) {
   size_t dim = w->sys->dim;
@@ -445,7 +445,7 @@ static bool find_nonfinite(const Work *w, const void *state, DamrtNonfinite *whe
     for (size_t i = 0; i < dim; i++) {
       double v = load(w->dtype, state, b * dim + i);
       if (!isfinite(v)) {
-        *where = (DamrtNonfinite){true, b, i, 0, 0, v};
+        *where = (DamrtNonfinite){true, b, i, 0, 0, v, false};
         return true;
       }
     }
@@ -567,9 +567,23 @@ static void swap_states(double **a, double **b) {
   *b = t;
 }
 
+// A NaN or Inf in dx/dt at a finite initial state is not a divergence: nothing has been
+// integrated yet, so a parameter, an input or an initial value is bad where it shows.
+static DamrtStatus check_initial_dxdt(const Work *w, DamrtRunResult *res, DamrtError *err) {
+  DamrtNonfinite where;
+  if (!find_nonfinite(w, w->k[0], &where)) return DAMRT_OK;
+  where.in_dxdt = true;
+  if (res) res->nonfinite = where;
+  return damrt_error_set(err, DAMRT_E_VALUE,
+                         "sample %zu, coordinate %zu: dx/dt is %s at step 0 (t = 0), at a "
+                         "finite initial state",
+                         where.sample, where.coordinate, nonfinite_name(where.value));
+}
+
 static DamrtStatus run(Work *w, DamrtRunResult *res, DamrtError *err) {
   DamrtStatus status = check_finite(w, w->xcur, 0, 0, "", res, err);
   if (status == DAMRT_OK) status = eval_rhs(w, w->xcur, w->k[0], err);
+  if (status == DAMRT_OK) status = check_initial_dxdt(w, res, err);
   if (status != DAMRT_OK) return status;
   update_convergence(w, res);
   status = notify(w, err);

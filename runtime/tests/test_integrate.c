@@ -743,6 +743,7 @@ static void test_nonfinite(void) {
       CHECK_EQ(res.nonfinite.sample, 1);
       CHECK_EQ(res.nonfinite.coordinate, 2);
       CHECK_EQ(res.nonfinite.step, cases[c].step);
+      CHECK(!res.nonfinite.in_dxdt);
       CHECK_NEAR(res.nonfinite.t, 0.1 * (double)cases[c].step, 1e-12);
       CHECK(isnan(cases[c].bad) ? isnan(res.nonfinite.value)
                                 : res.nonfinite.value == cases[c].bad);
@@ -782,6 +783,7 @@ static void test_nonfinite(void) {
     CHECK_STREQ(err.message, "sample 0, coordinate 1: the state is NaN at step 0 (t = 0)");
     CHECK_EQ(dec.calls, 0);
     CHECK_EQ(res.steps, 0);
+    CHECK(res.nonfinite.found && !res.nonfinite.in_dxdt && res.nonfinite.step == 0);
     free(x);
 
     // f is NaN at x > 0.35 but the run stops at max_steps with x = 0.4 (Euler, 4 steps): it
@@ -801,7 +803,7 @@ static void test_nonfinite(void) {
   }
 }
 
-// ---- the stop rule on large states, float32's last ulps ----
+// ---- the stop rule on large states, float32's last ulps, NaN at t = 0 ----
 
 // The command line's dopri5 tolerances (compiler/api/damc.c) and the runtime's default stop
 // tolerances, by dtype.
@@ -1032,6 +1034,66 @@ static void test_float32_last_ulps(void) {
   }
 }
 
+// dx/dt = log(p) - x with a parameter p per sample and coordinate: p < 0 gives a NaN, p = 0 a
+// -Inf, at t = 0, while the state is finite.
+typedef struct {
+  DamrtDtype dtype;
+  const double *p;
+  size_t calls;
+} BadParam;
+
+static DamrtStatus bad_param_rhs(void *ctx, const void *x, void *dxdt, DamrtError *err) {
+  BadParam *bp = ctx;
+  bp->calls++;
+  for (size_t i = 0; i < 2 * 3; i++) put(bp->dtype, dxdt, i, log(bp->p[i]) - get(bp->dtype, x, i));
+  return DAMRT_OK;
+}
+
+static void test_nonfinite_at_start(void) {
+  static const double tau[3] = {1, 1, 1};
+  static const double p_nan[6] = {1, 2, 3, 1, 2, -1}, p_inf[6] = {1, 2, 3, 0, 2, 3};
+  for (size_t d = 0; d < 2; d++) {
+    DamrtDtype dtype = DTYPES[d];
+    for (size_t m = 0; m < 3; m++) {
+      for (size_t c = 0; c < 2; c++) {
+        BadParam bp = {dtype, c == 0 ? p_nan : p_inf, 0};
+        DamrtSystem sys = make_system(bad_param_rhs, &bp, 2, 3, dtype, tau);
+        DamrtRunOptions opt = {.method = METHODS[m], .dt = 0.1, .rtol = 1e-6, .atol = 1e-9,
+                               .max_steps = 100, .tol = 1e-6};
+        void *x = state_new(6);
+        for (size_t i = 0; i < 6; i++) put(dtype, x, i, 0.5);
+        DamrtRunResult res = {0};
+        DamrtError err = {0};
+        CHECK_EQ(damrt_integrate(&sys, &opt, x, &res, &err), DAMRT_E_VALUE);
+        CHECK_STREQ(err.message,
+                    c == 0 ? "sample 1, coordinate 2: dx/dt is NaN at step 0 (t = 0), at a "
+                             "finite initial state"
+                           : "sample 1, coordinate 0: dx/dt is -Inf at step 0 (t = 0), at a "
+                             "finite initial state");
+        CHECK(res.nonfinite.found && res.nonfinite.in_dxdt);
+        CHECK_EQ(res.nonfinite.sample, 1);
+        CHECK_EQ(res.nonfinite.coordinate, c == 0 ? 2 : 0);
+        CHECK_EQ(res.nonfinite.step, 0);
+        CHECK(res.nonfinite.t == 0);
+        CHECK(c == 0 ? isnan(res.nonfinite.value) : res.nonfinite.value == -INFINITY);
+        CHECK_EQ(bp.calls, 1);  // nothing was integrated
+        CHECK_EQ(res.steps, 0);
+        for (size_t i = 0; i < 6; i++) CHECK(get(dtype, x, i) == 0.5);
+        free(x);
+      }
+    }
+    // A clamped coordinate's dx/dt does not matter: its NaN is no error.
+    static const uint8_t clamp[6] = {0, 0, 0, 0, 0, 1};
+    BadParam bp = {dtype, p_nan, 0};
+    DamrtSystem sys = make_system(bad_param_rhs, &bp, 2, 3, dtype, tau);
+    DamrtRunOptions opt = {.method = DAMRT_RK4, .dt = 0.1, .max_steps = 100, .tol = 1e-3,
+                           .clamp = clamp};
+    void *x = state_new(6);
+    CHECK_EQ(damrt_integrate(&sys, &opt, x, NULL, NULL), DAMRT_OK);
+    free(x);
+  }
+}
+
 // ---- callbacks that fail ----
 
 typedef struct {
@@ -1216,6 +1278,7 @@ int main(void) {
   test_scaled_growth();
   test_model_b();
   test_float32_last_ulps();
+  test_nonfinite_at_start();
   test_callbacks();
   test_arguments();
   return check_report("runtime/integrate");
