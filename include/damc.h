@@ -97,8 +97,9 @@ typedef struct {
   DamcMethod method;      /* zero: dopri5 */
   double dt;              /* 0: a tenth of the smallest tau */
   double rtol, atol;      /* 0: the defaults for the precision (see docs/cli.md) */
-  double tol;             /* stop a sample when every |dx/dt| < tol; 0: the default for the
-                             precision; negative: never stop early */
+  double tol;             /* stop a sample when every tau |dx/dt| <= tol (1 + |x|) (docs/cli.md);
+                             0: the default for the precision (1e-4 f32, 1e-7 f64);
+                             negative: never stop early */
   size_t max_steps;       /* 0: 10000 */
   double noise_T;         /* Langevin temperature (euler only) */
   uint64_t seed;
@@ -115,6 +116,10 @@ DamcResults *damc_run(DamcModel *model, const DamcBatch *batch, const DamcRunOpt
 /* The result `name` ("E", "x_v", "g_h", ...): its float64 values (`*count` of them,
    batch-major), or NULL when there is none. Valid until damc_results_free. */
 const double *damc_result(const DamcResults *results, const char *name, size_t *count);
+/* NULL, or a warning about the run that produced the results (samples that did not
+   converge: how many, where the largest residual is, what to change). Valid until
+   damc_results_free. */
+const char *damc_results_warning(const DamcResults *results);
 /* All results, in order: damc_results_at(r, i, &array) for i < damc_results_count(r) gives
    the i-th name and fills `array` (float64; rank 0 for a scalar of one sample). */
 size_t damc_results_count(const DamcResults *results);

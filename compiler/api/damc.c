@@ -215,7 +215,7 @@ DamcResults *damc_run(DamcModel *model, const DamcBatch *batch, const DamcRunOpt
                         d.dt,
                         d.rtol > 0 ? d.rtol : single ? 1e-6 : 1e-9,
                         d.atol > 0 ? d.atol : single ? 1e-8 : 1e-11,
-                        d.tol > 0 ? d.tol : d.tol < 0 ? 0 : single ? 1e-4 : 1e-6,
+                        d.tol > 0 ? d.tol : d.tol < 0 ? 0 : single ? DAMRT_TOL_F32 : DAMRT_TOL_F64,
                         d.max_steps ? d.max_steps : 10000,
                         d.noise_T,
                         d.seed,
@@ -239,6 +239,10 @@ const double *damc_result(const DamcResults *results, const char *name, size_t *
 }
 
 size_t damc_results_count(const DamcResults *results) { return results->list.count; }
+
+const char *damc_results_warning(const DamcResults *results) {
+  return results->list.warning.len ? sb_str(&results->list.warning) : NULL;
+}
 
 const char *damc_results_at(const DamcResults *results, size_t i, DamcArray *array) {
   const DamrtTensor *t = results->list.items[i].tensor;

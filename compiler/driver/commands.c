@@ -43,7 +43,8 @@ static const OptionSpec run_options[] = {
     {"--dt", "DT", "the step (default: a tenth of the smallest tau)"},
     {"--rtol", "R", "dopri5's relative tolerance (default 1e-6 f32, 1e-9 f64)"},
     {"--atol", "A", "dopri5's absolute tolerance (default 1e-8 f32, 1e-11 f64)"},
-    {"--tol", "T", "the convergence tolerance (docs/cli.md; 0: never stop early)"},
+    {"--tol", "T", "stop a sample when every tau|dx/dt| <= T (1 + |x|) (default 1e-4 f32, "
+                   "1e-7 f64; 0: never stop early)"},
     {"--max-steps", "N", "the most steps (default 10000)"},
     {"--strict", NULL, "exit 1 when a sample has not converged"},
     {"--noise", "T", "Langevin noise at temperature T (euler)"},

@@ -438,12 +438,22 @@ static DamcBatch batch_of(const Loaded *l) {
 }
 
 // Writes the results (NULL: the command failed, with `derr`) to --out or as a summary,
-// reports a failure, frees the results; returns the exit status.
+// reports a failure or a warning (an error with run --strict), frees the results; returns
+// the exit status.
 static int report_results(const Options *o, DamcResults *results, DamcError *derr) {
   StrBuf err = {0};
   int status = results ? 0 : EXIT_MODEL;
+  const char *warning = results ? damc_results_warning(results) : NULL;
+  if (warning && o->strict) {
+    sb_printf(&err, "%s (--strict)\n", warning);
+    status = EXIT_MODEL;
+  } else if (warning && !o->quiet) {
+    fprintf(stderr, "damc %s: warning: %s\n", o->command, warning);
+  }
   if (!results) sb_append(&err, derr->message);
-  else if (o->out && !write_results(o->out, results, &err)) status = EXIT_MODEL;
+  else if (status) {
+    // --strict: no output from a run that did not converge.
+  } else if (o->out && !write_results(o->out, results, &err)) status = EXIT_MODEL;
   else if (!o->out) print_summary(results);
   if (status) print_errors(o->command, sb_str(&err));
   sb_free(&err);

@@ -179,6 +179,7 @@ void engine_add_buffer_result(const Engine *e, EngineResults *out, const char *n
 void engine_results_free(EngineResults *r) {
   for (size_t i = 0; i < r->count; i++) damrt_tensor_free(r->items[i].tensor);
   free(r->items);
+  sb_free(&r->warning);
   *r = (EngineResults){0};
 }
 

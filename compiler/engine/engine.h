@@ -131,6 +131,7 @@ typedef struct {
 typedef struct {
   EngineResult *items;
   size_t count, cap;
+  StrBuf warning;  // what the caller should be told although nothing failed (one line)
 } EngineResults;
 
 void engine_results_free(EngineResults *r);

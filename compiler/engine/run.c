@@ -82,6 +82,16 @@ static uint8_t *clamp_mask(const RunCtx *r, const EngineArrays *arrays) {
   return clamp;
 }
 
+// The layer of coordinate `k` of a sample's row, and the neuron within it.
+static const char *layer_of(const RunCtx *r, size_t k, size_t *neuron) {
+  const Network *net = r->e->net;
+  int layer = 0;
+  for (int a = 0; a < net->nlayers; a++)
+    if (r->offset[a] >= 0 && (size_t)r->offset[a] <= k) layer = a;
+  *neuron = k - (size_t)r->offset[layer];
+  return net->layers[layer].name;
+}
+
 // The message of a run that failed: a non-finite value named by its layer and neuron.
 static void report_failure(const RunCtx *r, const DamrtRunResult *res, const DamrtError *derr,
                            StrBuf *err) {
@@ -89,15 +99,36 @@ static void report_failure(const RunCtx *r, const DamrtRunResult *res, const Dam
     sb_printf(err, "%s\n", derr->message);
     return;
   }
-  const Network *net = r->e->net;
-  int layer = 0;
-  for (int a = 0; a < net->nlayers; a++)
-    if (r->offset[a] >= 0 && (size_t)r->offset[a] <= res->nonfinite.coordinate) layer = a;
+  const DamrtNonfinite *nf = &res->nonfinite;
+  size_t neuron;
+  const char *layer = layer_of(r, nf->coordinate, &neuron);
   NumText t;
-  sb_printf(err, "the run diverged: layer '%s', sample %zu, neuron %zu is %g at step %zu "
-            "(t = %s)\n", net->layers[layer].name, res->nonfinite.sample,
-            res->nonfinite.coordinate - (size_t)r->offset[layer], res->nonfinite.value,
-            res->nonfinite.step, number_text(res->nonfinite.t, &t));
+  if (nf->step == 0 && nf->in_dxdt)
+    sb_printf(err, "dx/dt of layer '%s' is %g at t = 0 (sample %zu, neuron %zu) although the "
+              "initial state is finite: a param, an input or an initial value is bad there\n",
+              layer, nf->value, nf->sample, neuron);
+  else if (nf->step == 0)
+    sb_printf(err, "the initial state of layer '%s' is %g (sample %zu, neuron %zu)\n", layer,
+              nf->value, nf->sample, neuron);
+  else
+    sb_printf(err, "the run diverged: layer '%s', sample %zu, neuron %zu is %g at step %zu "
+              "(t = %s)\n", layer, nf->sample, neuron, nf->value, nf->step,
+              number_text(nf->t, &t));
+}
+
+// The warning of a run in which some samples did not converge: how many, where the largest
+// residual is, and what to change.
+static void report_unconverged(const RunCtx *r, const DamrtRunResult *res, EngineResults *out) {
+  if (res->unconverged == 0 || r->opt->tol <= 0) return;
+  const DamrtResidual *w = &res->worst;
+  size_t neuron;
+  const char *layer = layer_of(r, w->coordinate, &neuron);
+  NumText rho, tol;
+  sb_printf(&out->warning, "%zu of %zu samples did not converge in %zu steps; the largest "
+            "residual is in layer '%s' (sample %zu, neuron %zu): tau |dx/dt| / (1 + |x|) = %s "
+            "> tol = %s; raise --max-steps, or --tol (with dopri5, keep tol >= 30 rtol)",
+            res->unconverged, r->batch, res->steps, layer, w->sample, neuron,
+            number_text(w->value, &rho), number_text(r->opt->tol, &tol));
 }
 
 // The final values: x and g of every layer, E, and per sample steps and converged.
@@ -193,6 +224,12 @@ bool engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *o
   ok = st == DAMRT_OK && attach_eval(&r, arrays, err);
   size_t first = out->count;
   if (ok) final_results(&r, x, steps, converged, out);
+  if (ok && !opt->async) report_unconverged(&r, &res, out);
+  size_t still = 0;
+  for (size_t b = 0; opt->async && b < r.batch; b++) still += !converged[b];
+  if (ok && still)
+    sb_printf(&out->warning, "%zu of %zu samples still changed in sweep %zu; raise --max-steps",
+              still, r.batch, opt->max_steps);
   ok = ok && engine_check_results(out, first, r.batched, err);
   free(steps);
   free(converged);
