@@ -93,6 +93,17 @@ typedef struct {
 /* DAMC_ASYNC: the discrete single-unit rule for binary layers (g = sign), one sweep a step. */
 typedef enum { DAMC_DOPRI5, DAMC_RK4, DAMC_EULER, DAMC_ASYNC } DamcMethod;
 
+/* What a run reports while it goes on (DamcRunOptions.progress). */
+typedef struct {
+  size_t step, max_steps;
+  double t;               /* NaN in the last report */
+  double energy;          /* E of the first sample still moving (NaN when unknown) */
+  size_t converged, batch;
+  double elapsed;         /* seconds since the run started */
+  double remaining;       /* an estimate of the seconds left (NaN when unknown) */
+  int done;               /* 1 in the last report of the run */
+} DamcProgress;
+
 typedef struct {
   DamcMethod method;      /* zero: dopri5 */
   double dt;              /* 0: a tenth of the smallest tau */
@@ -104,6 +115,9 @@ typedef struct {
   double noise_T;         /* Langevin temperature (euler only) */
   uint64_t seed;
   FILE *trace;            /* NULL, or where to write the CSV trace (one row per step) */
+  /* NULL, or called at most ten times a second during the run and once at its end. */
+  void (*progress)(void *user, const DamcProgress *progress);
+  void *progress_user;
 } DamcRunOptions;
 
 /* E and, per layer, g_A, u_A and dxdt_A at the given states. */

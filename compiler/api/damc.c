@@ -203,6 +203,14 @@ DamcResults *damc_eval(DamcModel *model, const DamcBatch *batch, DamcError *err)
   return finish(r, ok, err, &sb);
 }
 
+// The engine's progress report, handed on in the API's type.
+static void progress_relay(void *user, const EngineProgress *p) {
+  const DamcRunOptions *o = user;
+  DamcProgress d = {p->step, p->max_steps, p->t, p->energy, p->converged, p->batch,
+                    p->elapsed, p->remaining, p->done};
+  o->progress(o->progress_user, &d);
+}
+
 DamcResults *damc_run(DamcModel *model, const DamcBatch *batch, const DamcRunOptions *options,
                       DamcError *err) {
   DamcRunOptions d = {0};
@@ -219,7 +227,9 @@ DamcResults *damc_run(DamcModel *model, const DamcBatch *batch, const DamcRunOpt
                         d.max_steps ? d.max_steps : 10000,
                         d.noise_T,
                         d.seed,
-                        d.trace};
+                        d.trace,
+                        d.progress ? progress_relay : NULL,
+                        &d};
   StrBuf sb = {0};
   Views v;
   DamcResults *r = xcalloc(1, sizeof *r);

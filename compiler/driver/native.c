@@ -174,7 +174,7 @@ static int parse_options(Options *o, int argc, char **argv) {
   o->precision = DAMC_F32;
   o->batch = 1;
   o->repeat = 20;
-  o->run = (DamcRunOptions){DAMC_DOPRI5, 0, 0, 0, 0, 10000, 0, 0, NULL};
+  o->run = (DamcRunOptions){.method = DAMC_DOPRI5, .max_steps = 10000};
   o->tensors = xcalloc((size_t)argc + 1, sizeof *o->tensors);
   for (int i = 1; i < argc; i++) {
     if (argv[i][0] != '-' || !argv[i][1]) {
@@ -462,6 +462,32 @@ static int report_results(const Options *o, DamcResults *results, DamcError *der
   return status;
 }
 
+// ---- Progress ----
+
+// "1:05", "12.3s"
+static void duration_text(double s, char *buf, size_t n) {
+  if (!(s >= 0) || isinf(s)) snprintf(buf, n, "?");
+  else if (s < 60) snprintf(buf, n, "%.1fs", s);
+  else snprintf(buf, n, "%d:%02d", (int)(s / 60), (int)fmod(s, 60));
+}
+
+// One line on stderr, redrawn in place; the last report ends it.
+static void draw_progress(void *user, const DamcProgress *p) {
+  (void)user;
+  char elapsed[32], left[32];
+  duration_text(p->elapsed, elapsed, sizeof elapsed);
+  duration_text(p->remaining, left, sizeof left);
+  char line[200];
+  int n = snprintf(line, sizeof line, "step %zu/%zu", p->step, p->max_steps);
+  if (!isnan(p->t)) n += snprintf(line + n, sizeof line - (size_t)n, "  t %.4g", p->t);
+  if (!isnan(p->energy)) n += snprintf(line + n, sizeof line - (size_t)n, "  E %.6g", p->energy);
+  n += snprintf(line + n, sizeof line - (size_t)n, "  converged %zu/%zu  %s", p->converged,
+                p->batch, elapsed);
+  if (!p->done) snprintf(line + n, sizeof line - (size_t)n, ", ~%s left", left);
+  fprintf(stderr, "\r%-78s%s", line, p->done ? "\n" : "");
+  fflush(stderr);
+}
+
 // ---- The subcommands ----
 
 // Parses the options and loads the model up to the stage the command needs (emit --plan
@@ -507,6 +533,9 @@ int cmd_run(int argc, char **argv) {
       return finish(&o, &l, EXIT_MODEL);
     }
   }
+  // Progress on a terminal (or when asked), never with --quiet or --no-progress.
+  if (o.progress > 0 || (o.progress == 0 && !o.quiet && isatty(STDERR_FILENO)))
+    o.run.progress = draw_progress;
   DamcBatch batch = batch_of(&l);
   DamcError derr = {0};
   DamcResults *results = damc_run(l.damc, &batch, &o.run, &derr);

@@ -34,8 +34,9 @@ DamrtStatus async_run(RunCtx *r, char *x, const uint8_t *clamp, const EngineArra
   for (size_t k = 0; k < batch * dim; k++) engine_set(dt, x, k, engine_get(dt, x, k) < 0 ? -1 : 1);
   char *zeros = engine_aligned_zeros(batch * dim, elem);
   size_t *flips = xcalloc(batch, sizeof *flips);
-  DamrtStatus st = DAMRT_OK;
-  if (r->opt->trace) st = trace_step(r, 0, 0, x, zeros, converged, NULL);
+  uint8_t *active = xmalloc(batch);
+  for (size_t b = 0; b < batch; b++) active[b] = !converged[b];
+  DamrtStatus st = run_on_step(r, 0, 0, x, zeros, active, NULL);
   for (size_t step = 1; step <= r->opt->max_steps && st == DAMRT_OK; step++) {
     memset(flips, 0, batch * sizeof *flips);
     for (size_t j = 0; j < dim; j++) {
@@ -61,12 +62,14 @@ DamrtStatus async_run(RunCtx *r, char *x, const uint8_t *clamp, const EngineArra
     for (size_t b = 0; b < batch; b++) {
       if (!converged[b] && flips[b] == 0) converged[b] = 1;
       if (!converged[b]) steps[b] = step;
+      active[b] = !converged[b];
       all &= converged[b] != 0;
     }
-    if (r->opt->trace) st = trace_step(r, step, (double)step, x, zeros, converged, NULL);
+    st = run_on_step(r, step, (double)step, x, zeros, active, NULL);
     if (all) break;
   }
   free(flips);
+  free(active);
   free(zeros);
   free(pair);
   engine_free_buffers(ev, bufs);

@@ -140,6 +140,17 @@ void engine_results_free(EngineResults *r);
 // set to x = u). Appends the results to `out`; false with a message on error.
 bool engine_eval(Engine *e, const EngineArrays *arrays, EngineResults *out, StrBuf *err);
 
+// What a long run reports while it goes on (at most ten times a second, and once at the end).
+typedef struct {
+  size_t step, max_steps;
+  double t;
+  double energy;        // E of the first sample still moving (NaN when not computed)
+  size_t converged, batch;
+  double elapsed;       // seconds since the run started
+  double remaining;     // an estimate of the seconds left (NaN when unknown)
+  bool done;            // the last report of the run
+} EngineProgress;
+
 typedef struct {
   DamrtMethod method;
   bool async;  // the discrete single-unit rule instead of `method` (binary layers)
@@ -149,6 +160,8 @@ typedef struct {
   double noise_T;
   uint64_t seed;
   FILE *trace;  // NULL, or where to write the CSV trace (one row per accepted step)
+  void (*progress)(void *user, const EngineProgress *p);  // NULL: none
+  void *progress_user;
 } EngineRunOptions;
 
 // Integrates the dynamics from the given states (zeros where none is given), holding the

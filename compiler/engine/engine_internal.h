@@ -100,6 +100,10 @@ typedef struct {
   void **rhs_bufs;   // the rhs plan's buffers
   void **eval_bufs;  // the eval plan's buffers (for the trace and the async rule)
   const EngineRunOptions *opt;
+  const double *tau;  // [dim]: each coordinate's tau (for the progress's residual)
+  double started, last_report;  // clock_seconds() of the start and of the last progress report
+  double first_rho;             // the largest scaled residual at the first report
+  size_t first_rho_step;        // and its step
 } RunCtx;
 
 // Copies between the rows of the integrator's state and the per-layer buffers `layer_buf`.
@@ -113,6 +117,13 @@ void engine_eval_rows(const RunCtx *r, const void *rows);
 void trace_header(const RunCtx *r);
 DamrtStatus trace_step(void *ctx, size_t step, double t, const void *x, const void *dxdt,
                        const uint8_t *active, DamrtError *err);
+
+// The per-step hook of a run (progress.c): the trace row, and the progress report when one
+// is due (`active`: 1 for the samples still moving).
+DamrtStatus run_on_step(void *ctx, size_t step, double t, const void *x, const void *dxdt,
+                        const uint8_t *active, DamrtError *err);
+// The last progress report of a run.
+void progress_done(RunCtx *r, size_t step, const uint8_t *active);
 
 // The discrete single-unit rule (async.c) on the states `x` (rows), in place.
 DamrtStatus async_run(RunCtx *r, char *x, const uint8_t *clamp, const EngineArrays *arrays,

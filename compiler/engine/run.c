@@ -172,7 +172,8 @@ static bool attach_eval(RunCtx *r, const EngineArrays *arrays, StrBuf *err) {
 bool engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *opt,
                 EngineResults *out, StrBuf *err) {
   const Network *net = e->net;
-  RunCtx r = {e, 0, 0, false, NULL, NULL, NULL, -1, NULL, NULL, opt};
+  RunCtx r = {e, 0, 0, false, NULL, NULL, NULL, -1, NULL, NULL, opt, NULL,
+              clock_seconds(), clock_seconds(), NAN, 0};
   if (!engine_batch(e, arrays, &r.batch, &r.batched, err) || !check_masks(e, arrays, err) ||
       !engine_kernel(e, KERNEL_RHS, err))
     return false;
@@ -203,18 +204,20 @@ bool engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *o
   for (int a = 0; a < net->nlayers; a++)
     for (size_t k = 0; r.offset[a] >= 0 && k < engine_layer_size(e, a); k++)
       tau[(size_t)r.offset[a] + k] = e->tau[a];
+  r.tau = tau;
   uint8_t *clamp = clamp_mask(&r, arrays);
   DamrtSystem sys = {run_rhs, &r, r.batch, r.dim, e->dtype, tau};
   DamrtRunOptions ro = {opt->method, opt->dt > 0 ? opt->dt : 0.1 * min_tau, 0, opt->rtol,
                         opt->atol, opt->max_steps, opt->tol, clamp, opt->noise_T, opt->seed,
-                        opt->trace ? trace_step : NULL, &r};
+                        opt->trace || opt->progress ? run_on_step : NULL, &r};
   size_t *steps = xcalloc(r.batch, sizeof *steps);
   uint8_t *converged = xcalloc(r.batch, 1);
   DamrtRunResult res = {0, 0, steps, NULL, converged, {0}};
   DamrtError derr = {0};
   size_t before = err->len;
   DamrtStatus st = DAMRT_OK;
-  if ((opt->trace || opt->async) && !attach_eval(&r, arrays, err)) st = DAMRT_E_VALUE;
+  if ((opt->trace || opt->async || opt->progress) && !attach_eval(&r, arrays, err))
+    st = DAMRT_E_VALUE;
   else {
     if (opt->trace) trace_header(&r);
     st = opt->async ? async_run(&r, x, clamp, arrays, steps, converged, err)
@@ -224,6 +227,11 @@ bool engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *o
   ok = st == DAMRT_OK && attach_eval(&r, arrays, err);
   size_t first = out->count;
   if (ok) final_results(&r, x, steps, converged, out);
+  if (opt->progress) {
+    for (size_t b = 0; b < r.batch; b++) converged[b] = !converged[b];  // as `active`
+    progress_done(&r, opt->async ? steps[0] : res.steps, converged);
+    for (size_t b = 0; b < r.batch; b++) converged[b] = !converged[b];
+  }
   if (ok && !opt->async) report_unconverged(&r, &res, out);
   size_t still = 0;
   for (size_t b = 0; opt->async && b < r.batch; b++) still += !converged[b];
