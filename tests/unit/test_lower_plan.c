@@ -688,6 +688,80 @@ static void test_weight_product(void) {
   net_close(&n);
 }
 
+// ---- A matrix computed once per call, shared by two products ----
+
+static void test_matrix_once(void) {
+  Net n;
+  const char *names[] = {"N", "M"};
+  const int64_t sizes[] = {5, 3};
+  // (W * W) is a matrix of weights alone: one unbatched map per call (not per sample), used
+  // by both currents: u_v = (W*W)' g_h and u_h = (W*W) g_v.
+  CHECK(net_open(&n,
+                 "model ww;\ndim N;\ndim M;\n"
+                 "layer v[N] { L = lagr_identity(v); tau = 1; }\n"
+                 "layer h[M] { L = lagr_tanh(h); tau = 1; }\n"
+                 "weight W[M, N];\n"
+                 "energy -dot(g(h), (W * W) @ g(v));\n",
+                 names, sizes, 2));
+  if (!n.net) return;
+  Plan *p = build(&n, KERNEL_RHS);
+  CHECK(p != NULL);
+  if (p) {
+    int sq = -1;
+    for (int i = 0; i < p->nbufs; i++)
+      if (p->bufs[i].rank == 2 && p->bufs[i].role == PB_TEMP) sq = i;
+    CHECK(sq >= 0);
+    if (sq >= 0) {
+      CHECK_BUF(p, sq, p->bufs[sq].name, PB_TEMP, false, 15, 2);
+      CHECK_EQ(p->bufs[sq].rows, 3);
+      CHECK_EQ(p->bufs[sq].cols, 5);
+      const PlanStep *s = only_writer(p, sq, PS_MAP, __LINE__);
+      CHECK(s && !s->batched);
+      // Both products read it as stored [M, N]: G_h[B, M] @ SQ (trans_b 0, n = 5, k = 3) and
+      // X_v[B, N] @ SQ' (trans_b 1, n = 3, k = 5); ldb = 5 either way.
+      int g_h = plan_output_buf(p, OUT_G, 1);
+      CHECK_GEMM(gemm_of(p, g_h, sq), g_h, sq, false, 5, 3, 5);
+      CHECK_GEMM(gemm_of(p, 0, sq), 0, sq, true, 3, 5, 5);
+      // ...and the square comes before both.
+      if (s) {
+        const PlanStep *a = gemm_of(p, g_h, sq), *b = gemm_of(p, 0, sq);
+        CHECK(a && b && s < a && s < b);
+      }
+    }
+    // The weight itself feeds no product: only the square does.
+    CHECK(gemm_of(p, plan_output_buf(p, OUT_G, 1), 2) == NULL);
+    CHECK_EQ(count_steps(p, PS_MATMUL), 2);
+    plan_free(p);
+  }
+  net_close(&n);
+}
+
+// ---- What the lowering cannot schedule: NULL and a message ----
+
+static void test_unschedulable(void) {
+  Net n;
+  const char *names[] = {"N"};
+  const int64_t sizes[] = {3};
+  // W + W' needs the transpose as a matrix of its own, outside a product.
+  CHECK(net_open(&n,
+                 "model wt;\ndim N;\n"
+                 "layer v[N] { L = lagr_identity(v); tau = 1; }\n"
+                 "weight W[N, N];\n"
+                 "energy -0.25 * dot(g(v), (W + W') @ g(v));\n",
+                 names, sizes, 1));
+  if (!n.net) return;
+  for (int kind = 0; kind < KERNEL_KINDS; kind++) {
+    StrBuf err = {0};
+    Plan *p = plan_build(n.net, n.dims, (KernelKind)kind, &err);
+    CHECK(p == NULL);
+    CHECK(strstr(sb_str(&err), "transposed") != NULL);
+    plan_free(p);
+    sb_free(&err);
+  }
+  plan_free(NULL);  // a no-op
+  net_close(&n);
+}
+
 int main(void) {
   test_model_b_rhs();
   test_model_b_eval();
@@ -696,5 +770,7 @@ int main(void) {
   test_transposed_weight();
   test_feeds_product();
   test_weight_product();
+  test_matrix_once();
+  test_unschedulable();
   return check_report("test_lower_plan");
 }
