@@ -152,6 +152,7 @@ typedef struct {
   EngineArrays arrays;
 } Views;
 
+// False on a bad argument (an array of a bad rank or dtype, a model not compiled).
 static bool to_views(DamcModel *model, const DamcBatch *batch, Views *v, StrBuf *sb) {
   int n = damc_layer_count(model);
   const DamcArray *src[3] = {batch ? batch->states : NULL, batch ? batch->inputs : NULL,
@@ -183,11 +184,12 @@ static void free_views(Views *v) {
   for (int k = 0; k < 3; k++) free(v->all[k]);
 }
 
-static DamcResults *finish(DamcResults *r, bool ok, DamcError *err, StrBuf *sb) {
-  if (!ok) {
+// The results, or NULL with `status` (1: the model, a tensor or the run; 2: a bad argument).
+static DamcResults *finish(DamcResults *r, int status, DamcError *err, StrBuf *sb) {
+  if (status) {
     engine_results_free(&r->list);
     free(r);
-    fail(err, 1, sb);
+    fail(err, status, sb);
     return NULL;
   }
   sb_free(sb);
@@ -198,9 +200,11 @@ DamcResults *damc_eval(DamcModel *model, const DamcBatch *batch, DamcError *err)
   StrBuf sb = {0};
   Views v;
   DamcResults *r = xcalloc(1, sizeof *r);
-  bool ok = to_views(model, batch, &v, &sb) && engine_eval(model->engine, &v.arrays, &r->list, &sb);
+  int status = !to_views(model, batch, &v, &sb)                        ? 2
+               : !engine_eval(model->engine, &v.arrays, &r->list, &sb) ? 1
+                                                                       : 0;
   free_views(&v);
-  return finish(r, ok, err, &sb);
+  return finish(r, status, err, &sb);
 }
 
 // The engine's progress report, handed on in the API's type.
@@ -233,10 +237,11 @@ DamcResults *damc_run(DamcModel *model, const DamcBatch *batch, const DamcRunOpt
   StrBuf sb = {0};
   Views v;
   DamcResults *r = xcalloc(1, sizeof *r);
-  bool ok = to_views(model, batch, &v, &sb) &&
-            engine_run(model->engine, &v.arrays, &o, &r->list, &sb);
+  int status = !to_views(model, batch, &v, &sb)                            ? 2
+               : !engine_run(model->engine, &v.arrays, &o, &r->list, &sb) ? 1
+                                                                          : 0;
   free_views(&v);
-  return finish(r, ok, err, &sb);
+  return finish(r, status, err, &sb);
 }
 
 const double *damc_result(const DamcResults *results, const char *name, size_t *count) {

@@ -172,7 +172,9 @@ void engine_add_buffer_result(const Engine *e, EngineResults *out, const char *n
   if (b->rank > 0) shape[rank++] = (size_t)b->numel;
   DamrtTensor *t = damrt_tensor_new(DAMRT_F64, rank, shape, NULL);
   size_t n = (size_t)b->numel * (batched ? batch : 1);
-  for (size_t k = 0; k < n; k++) ((double *)t->data)[k] = engine_get(e->dtype, data, k);
+  // An unbatched buffer (a value of the weights alone) is the same for every sample.
+  for (size_t k = 0; k < n; k++)
+    ((double *)t->data)[k] = engine_get(e->dtype, data, b->batched ? k : k % (size_t)b->numel);
   engine_add_result(out, name, t);
 }
 

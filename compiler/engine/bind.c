@@ -132,7 +132,8 @@ static bool check_symmetric(const Engine *e, int w, const EngineArray *t, const 
 
 bool engine_bind_weight(Engine *e, const char *name, const EngineArray *t, const char *origin,
                         StrBuf *err) {
-  DAMC_ASSERT(e->done == STAGE_DERIVE);
+  DAMC_ASSERT(e->done >= STAGE_DERIVE);
+  engine_rewind(e, STAGE_DERIVE);  // a compile that failed binds again
   const Network *net = e->net;
   int w = -1;
   for (int i = 0; i < net->nweights; i++)
@@ -157,6 +158,8 @@ bool engine_bind_weight(Engine *e, const char *name, const EngineArray *t, const
   for (int i = 0; ok && i < mw->rank; i++) {
     int d = mw->dims[i];
     if (e->dims[d] > 0 && (size_t)e->dims[d] != t->shape[i]) ok = false;
+    // A dim named twice (W[N, N]) must have one size, bound or not.
+    for (int j = 0; ok && j < i; j++) ok = mw->dims[j] != d || t->shape[j] == t->shape[i];
   }
   if (!ok) {
     shape_mismatch(e, w, t, origin, err);
@@ -191,7 +194,9 @@ bool engine_set_param(Engine *e, const char *name, double value, StrBuf *err) {
       }
       e->params[i] = value;
       e->param_set[i] = true;
-      return true;
+      // After binding, tau is evaluated again with the new value (params are read by the
+      // kernels at every call; tau by the run).
+      return e->done < STAGE_BIND || engine_evaluate_tau(e, err);
     }
   sb_printf(err, "--set %s: ", name);
   engine_unknown_name(e, NAME_PARAM, name, err);

@@ -63,9 +63,13 @@ EngineStage engine_stage(const Engine *e);
 
 // Before STAGE_DERIVE: layers to eliminate besides those with tau = 0 (indices).
 void engine_eliminate(Engine *e, const int *layers, int n);
-// Before STAGE_BIND: the kernels' float type (default float32) and whether to keep a copy
+// After STAGE_DERIVE: the kernels' float type (default float32) and whether to keep a copy
 // of the code to show (engine_kernels_text, engine_write_object; it doubles compile time).
+// Anything compiled before is dropped: the next engine_compile binds, plans and compiles
+// again.
 void engine_target(Engine *e, DamrtDtype dtype, bool showable);
+// Steps the engine back to `stage` (no further than it is), dropping what later stages made.
+void engine_rewind(Engine *e, EngineStage stage);
 // Asks for kernel `kind` (the step kernel KERNEL_RHS is always wanted). Asking after the
 // plan stage steps the engine back so that the next engine_compile builds it.
 void engine_want(Engine *e, KernelKind kind);

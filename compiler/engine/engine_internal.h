@@ -46,6 +46,9 @@ struct Engine {
   KernelFn kernels[KERNEL_KINDS];
 };
 
+// Evaluates each layer's tau with the params as set (bind, and a param set after it).
+bool engine_evaluate_tau(Engine *e, StrBuf *err);
+
 // The compiled kernel of `kind`, compiling it through the pipeline when not yet done.
 KernelFn engine_kernel(Engine *e, KernelKind kind, StrBuf *err);
 

@@ -143,8 +143,7 @@ static bool stage_derive(Engine *e, StrBuf *err) {
   return true;
 }
 
-// Evaluates each layer's tau with the params as set.
-static bool evaluate_tau(Engine *e, StrBuf *err) {
+bool engine_evaluate_tau(Engine *e, StrBuf *err) {
   EvalEnv env = {e->dims, e->params, NULL, NULL, NULL, NULL, NULL};
   Evaluator *ev = eval_new(e->net->pool, &env);
   bool ok = true;
@@ -192,7 +191,7 @@ static bool stage_bind(Engine *e, StrBuf *err) {
                 "f64\n", net->params[i].name, e->params[i], (double)FLT_MAX);
       ok = false;
     }
-  if (!ok || !evaluate_tau(e, err)) return false;
+  if (!ok || !engine_evaluate_tau(e, err)) return false;
   for (int w = 0; w < net->nweights; w++) {
     const EngineArray *a = &e->weights[w];
     char label[300];
@@ -286,8 +285,26 @@ void engine_eliminate(Engine *e, const int *layers, int n) {
   e->neliminate = n;
 }
 
+void engine_rewind(Engine *e, EngineStage stage) {
+  if (e->done <= stage) return;
+  // Plans depend on the sizes (bind), code on the plans and the dtype.
+  for (int k = 0; k < KERNEL_KINDS; k++) {
+    for (int j = k + 1; j < KERNEL_KINDS; j++)
+      if (e->modules[j] == e->modules[k]) e->modules[j] = NULL;
+    kernels_free(e->modules[k]);
+    e->modules[k] = NULL;
+    e->kernels[k] = NULL;
+    if (stage < STAGE_PLAN) {
+      plan_free(e->plans[k]);
+      e->plans[k] = NULL;
+    }
+  }
+  e->done = stage;
+}
+
 void engine_target(Engine *e, DamrtDtype dtype, bool showable) {
-  DAMC_ASSERT(e->done < STAGE_BIND);
+  DAMC_ASSERT(e->done >= STAGE_DERIVE);
+  engine_rewind(e, STAGE_DERIVE);
   e->dtype = dtype;
   e->showable = showable;
   // A shown module holds every kernel.

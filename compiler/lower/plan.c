@@ -198,11 +198,14 @@ static bool assign(Lowering *lw, const KernelEq *eq) {
   ExprId expr = eq->expr;
   Plan *plan = lw->plan;
   int buf = plan->node_buf[expr];
-  if (buf < 0 || !plan->bufs[buf].batched) {
-    const Expr *x = node(lw, expr);
+  const Expr *x = node(lw, expr);
+  // A product of weights alone is computed once per call, unbatched: its output buffer is
+  // unbatched too (the same for every sample; the engine broadcasts it when reading).
+  bool once = x->kind == EX_MATMUL && !is_batched(lw, expr);
+  if (buf < 0 || (!plan->bufs[buf].batched && !once)) {
     bool ok = true;
     if (x->kind == EX_MATMUL) {
-      buf = add_buf(lw, PB_OUTPUT, expr, true, plan->noutputs, name);
+      buf = add_buf(lw, PB_OUTPUT, expr, !once, plan->noutputs, name);
       plan->node_buf[expr] = buf;
       ok = schedule_matmul(lw, expr, buf);
     } else {

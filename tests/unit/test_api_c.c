@@ -631,9 +631,8 @@ static void test_errors(void) {
   CHECK(contains(&err, "T.npy") && contains(&err, "'T'") && contains(&err, "symmetric"));
   damc_error_clear(&err);
 
-#ifdef DAMC_TEST_KNOWN_BUGS
-  // Known bug: a weight whose shape names one unbound dim twice (W[N, N]) is not checked
-  // against itself: [3, 4] binds N = 3 and is accepted, then read as a 3 x 3 matrix.
+  // Regression: a weight whose shape names one unbound dim twice (W[N, N]) was not checked
+  // against itself: [3, 4] bound N = 3 and was accepted, then read as a 3 x 3 matrix.
   {
     DamcModel *q = damc_model_from_string(
         "w.dam",
@@ -659,7 +658,6 @@ static void test_errors(void) {
     damc_error_clear(&err);
     damc_model_free(q);
   }
-#endif
 }
 
 // Two models in one process (two Model Bs from the same text with different memories, and
@@ -815,10 +813,9 @@ static void test_results_enumeration(void) {
   damc_model_free(m);
 }
 
-#ifdef DAMC_TEST_KNOWN_BUGS
-// Known bug (run last: it aborts): damc_compile after a compile that failed past the bind
-// stage (here the lowering cannot schedule W + W') trips an assertion in engine_target
-// instead of returning an error.
+// Regression: damc_compile after a compile that failed past the bind stage (here the
+// lowering cannot schedule W + W') tripped an assertion in engine_target instead of
+// returning an error.
 static void test_compile_retry(void) {
   DamcError err = {0};
   DamcModel *m = damc_model_from_string(
@@ -832,12 +829,48 @@ static void test_compile_retry(void) {
   CHECK(!damc_compile(m, DAMC_F64, &err));
   CHECK_EQ(err.status, 1);
   damc_error_clear(&err);
-  CHECK(!damc_compile(m, DAMC_F64, &err));  // aborts today
+  CHECK(!damc_compile(m, DAMC_F64, &err));  // aborted before
   CHECK(err.status != 0);
   damc_error_clear(&err);
   damc_model_free(m);
 }
-#endif
+
+// A current of the weights alone (u_v = W' b) is the same for every sample of a batch:
+// E = |v|^2 / 2 - (W' b) . v and u_v = W' b for each of 3 samples (float64).
+static void test_weight_current_batch(void) {
+  DamcError err = {0};
+  DamcModel *m = damc_model_from_string(
+      "wb.dam",
+      "model wb;\ndim N = 5;\ndim M = 3;\nlayer v[N] { L = lagr_identity(v); tau = 1; }\n"
+      "weight W[M, N];\nweight b[M];\nenergy -dot(W' @ b, g(v));\n",
+      &err);
+  CHECK(m != NULL);
+  if (!m) return;
+  double w[15], bias[3], v[3 * 5], u[5];
+  fill_normal(w, 15, 1);
+  fill_normal(bias, 3, 1);
+  fill_normal(v, 15, 1);
+  DamcArray wa = {2, {3, 5}, w, DAMC_F64}, ba = {1, {3}, bias, DAMC_F64};
+  CHECK(damc_bind_weight(m, "W", &wa, NULL, &err) && damc_bind_weight(m, "b", &ba, NULL, &err));
+  CHECK(damc_compile(m, DAMC_F64, &err));
+  DamcArray states[1] = {{2, {3, 5}, v, DAMC_F64}};
+  DamcBatch batch = {states, NULL, NULL};
+  DamcResults *r = damc_eval(m, &batch, &err);
+  CHECK(r != NULL);
+  for (int i = 0; i < 5; i++) {
+    u[i] = 0;
+    for (int k = 0; k < 3; k++) u[i] += w[k * 5 + i] * bias[k];
+  }
+  for (size_t s = 0; r && s < 3; s++) {
+    double E = 0;
+    for (int i = 0; i < 5; i++) E += 0.5 * v[s * 5 + i] * v[s * 5 + i] - u[i] * v[s * 5 + i];
+    CHECK(rel(result1(r, "E", s), E, &worst_f64) <= F64_TOL);
+    for (int i = 0; i < 5; i++) CHECK(rel(result1(r, "u_v", s * 5 + (size_t)i), u[i], &worst_f64) <= F64_TOL);
+  }
+  damc_results_free(r);
+  damc_error_clear(&err);
+  damc_model_free(m);
+}
 
 int main(int argc, char **argv) {
   if (argc > 1) src_dir = argv[1];
@@ -848,9 +881,8 @@ int main(int argc, char **argv) {
   test_errors();
   test_independent_models();
   test_results_enumeration();
-#ifdef DAMC_TEST_KNOWN_BUGS
+  test_weight_current_batch();
   test_compile_retry();
-#endif
   printf("worst relative errors: float64 kernels %.2g (bound %.0e), float32 data %.2g "
          "(bound %.0e), float32 kernels %.2g (bound %.0e)\n",
          worst_f64, F64_TOL, worst_f32_data, F32_DATA_TOL, worst_f32, F32_TOL);

@@ -672,10 +672,9 @@ static void test_weight_product(void) {
     CHECK_EQ(p->nsteps, 2);
     plan_free(p);
   }
-#ifdef DAMC_TEST_KNOWN_BUGS
-  // Known bug (see the report of the tests branch): in EVAL, u_v = W' b is an output, which
+  // Regression: in EVAL, u_v = W' b is an output, which
   // assign() gives a batched [B, N] buffer but fills with the single unbatched gemm above:
-  // only sample 0 is written, and u_v, dxdt_v and E are wrong for samples 1.. of a batch.
+  // only sample 0 was written, and u_v, dxdt_v and E were wrong for samples 1.. of a batch.
   // A product that writes a batched buffer must be a batched product (or be broadcast).
   p = build(&n, KERNEL_EVAL);
   CHECK(p != NULL);
@@ -684,7 +683,6 @@ static void test_weight_product(void) {
       if (p->steps[i].kind == PS_MATMUL) CHECK_EQ(p->bufs[p->steps[i].out].batched, p->steps[i].batched);
     plan_free(p);
   }
-#endif
   net_close(&n);
 }
 
