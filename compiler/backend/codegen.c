@@ -16,7 +16,8 @@ typedef struct {
   LLVMValueRef v_params, v_batch;
   LLVMValueRef *cache;  // per node: its value in the current loop body
   uint32_t *cache_gen;
-  uint32_t gen;
+  uint32_t gen;       // the current body (cache entries of other bodies are stale)
+  uint32_t last_gen;  // the last body number handed out
   StrBuf *err;
 } Cg;
 
@@ -160,6 +161,29 @@ static LLVMValueRef compute(Cg *cg, ExprId e, LLVMValueRef v_b, LLVMValueRef v_i
                  value(cg, node(cg, e)->kids[1], v_b, v_i));
   case EX_FN: return elementwise(cg, (ElemFn)x->index, value(cg, x->kids[0], v_b, v_i));
   case EX_BCAST: return value(cg, x->kids[0], v_b, v_i);
+  case EX_TRANSPOSE:
+  case EX_OUTER: {
+    // Element i = (r, c) of an R x C matrix: A' reads A at (c, r), a b' is a[r] b[c]. The
+    // operands are evaluated at those indices in a body of their own, so no value computed
+    // at i is reused at another index.
+    int64_t R = cg->plan->dims[x->shape.dims[0]], C = cg->plan->dims[x->shape.dims[1]];
+    if (!v_i) v_i = irb_i64(irb, 0);  // a 1 x 1 matrix
+    LLVMValueRef v_r = LLVMBuildUDiv(b, v_i, irb_i64(irb, C), "row");
+    LLVMValueRef v_c = LLVMBuildURem(b, v_i, irb_i64(irb, C), "col");
+    uint32_t outer = cg->gen;
+    cg->gen = ++cg->last_gen;
+    LLVMValueRef v;
+    if (x->kind == EX_TRANSPOSE) {
+      LLVMValueRef v_j = LLVMBuildNUWAdd(b, LLVMBuildNUWMul(b, v_c, irb_i64(irb, R), ""), v_r, "");
+      v = value(cg, x->kids[0], v_b, R * C > 1 ? v_j : NULL);
+    } else {
+      v = value(cg, x->kids[0], v_b, R > 1 ? v_r : NULL);
+      cg->gen = ++cg->last_gen;
+      v = LLVMBuildFMul(b, v, value(cg, node(cg, e)->kids[1], v_b, C > 1 ? v_c : NULL), "");
+    }
+    cg->gen = outer;
+    return v;
+  }
   default:
     sb_printf(cg->err, "codegen: node of kind %d is not in a buffer", x->kind);
     return irb_real(irb, NAN);
@@ -178,7 +202,7 @@ static LLVMValueRef value(Cg *cg, ExprId e, LLVMValueRef v_b, LLVMValueRef v_i) 
   return v;
 }
 
-static void new_body(Cg *cg) { cg->gen++; }
+static void new_body(Cg *cg) { cg->gen = ++cg->last_gen; }
 
 // ---- Steps ----
 
@@ -254,19 +278,31 @@ static void emit_reduce(Cg *cg, const PlanStep *s) {
   close_batch(cg, &lb, out->batched);
 }
 
+// Buffer `buf` advanced by `stride` elements per sample v_b (itself when v_b is NULL).
+static LLVMValueRef sample_ptr(Cg *cg, int buf, int64_t stride, LLVMValueRef v_b) {
+  if (!v_b || stride == 0) return cg->v_buf[buf];
+  Irb *irb = cg->irb;
+  LLVMValueRef v_off = LLVMBuildNUWMul(irb->b, v_b, irb_i64(irb, stride), "");
+  return LLVMBuildGEP2(irb->b, irb->ty_real, cg->v_buf[buf], (LLVMValueRef[]){v_off}, 1, "");
+}
+
 static void emit_matmul(Cg *cg, const PlanStep *s) {
   Irb *irb = cg->irb;
+  IrbLoop lb;
+  LLVMValueRef v_b = open_batch(cg, &lb, s->per_sample);
   LLVMValueRef v_m = s->m < 0 ? cg->v_batch : irb_i64(irb, s->m);
   LLVMValueRef args[11] = {
       LLVMConstInt(irb->ty_i32, s->trans_a, 0), LLVMConstInt(irb->ty_i32, s->trans_b, 0),
-      v_m, irb_i64(irb, s->n), irb_i64(irb, s->k), cg->v_buf[s->a], irb_i64(irb, s->lda),
-      cg->v_buf[s->b], irb_i64(irb, s->ldb), cg->v_buf[s->out], irb_i64(irb, s->ldc)};
+      v_m, irb_i64(irb, s->n), irb_i64(irb, s->k), sample_ptr(cg, s->a, s->stride_a, v_b),
+      irb_i64(irb, s->lda), sample_ptr(cg, s->b, s->stride_b, v_b), irb_i64(irb, s->ldb),
+      sample_ptr(cg, s->out, s->stride_c, v_b), irb_i64(irb, s->ldc)};
   irb_call(irb, runtime_fn(cg, f32(cg) ? "damrt_kernel_gemm_f32" : "damrt_kernel_gemm_f64"),
            args, 11);
+  close_batch(cg, &lb, s->per_sample);
 }
 
 bool codegen_plan(Irb *irb, const Plan *plan, const char *name, StrBuf *err) {
-  Cg cg = {irb, plan, plan->net->pool, NULL, NULL, NULL, NULL, NULL, 0, err};
+  Cg cg = {irb, plan, plan->net->pool, NULL, NULL, NULL, NULL, NULL, 0, 0, err};
   size_t len0 = err->len;
   irb_func_begin(irb, name, "void(ptr noalias bufs, ptr noalias params, i64 batch)");
   LLVMValueRef v_bufs = irb_param(irb, 0);

@@ -43,6 +43,9 @@ typedef struct {
   int *local;           // per node: the number of its local, valid where local_gen matches
   uint32_t *local_gen;  // per node: the body that defined it (1: hoisted, for the call)
   uint32_t gen;         // the current loop body (from 2)
+  uint32_t last_gen;    // the last body number handed out
+  const char *index;    // the element index in the current body ("i", or a permuted one)
+  int nindices;
   int8_t *invariant;    // per node: 1 params and constants only, -1 not, 0 not known yet
   int nlocals;
   int depth;            // loops open around the current line
@@ -106,7 +109,7 @@ static void element(Ec *ec, int buf, StrBuf *out) {
   }
   if (pb->numel > 1) {
     DAMC_ASSERT(ec->in_elems);
-    sb_append(out, "i");
+    sb_append(out, ec->index);
   } else if (!pb->batched) {
     sb_append(out, "0");
   }
@@ -197,6 +200,41 @@ static void compute(Ec *ec, ExprId e, StrBuf *out) {
     break;
   }
   case EX_BCAST: value(ec, x->kids[0], out); break;
+  case EX_TRANSPOSE:
+  case EX_OUTER: {
+    // As codegen.c: element (r, c) of an R x C matrix; A' reads A at (c, r), a b' is
+    // a[r] b[c], each operand in a body of its own at its own index.
+    long long R = (long long)ec->plan->dims[x->shape.dims[0]];
+    long long C = (long long)ec->plan->dims[x->shape.dims[1]];
+    const char *outer_index = ec->index;
+    uint32_t outer_gen = ec->gen;
+    char idx[2][32];
+    int n = ec->nindices;
+    ec->nindices += 2;
+    snprintf(idx[0], sizeof idx[0], "j%d", n);
+    snprintf(idx[1], sizeof idx[1], "j%d", n + 1);
+    const char *at = ec->in_elems ? outer_index : "0";
+    if (x->kind == EX_TRANSPOSE) {
+      line(&ec->body, ec->depth + 1, "const int64_t %s = (%s %% %lld) * %lld + %s / %lld;", idx[0],
+           at, C, R, at, C);
+      ec->index = idx[0];
+      ec->gen = ++ec->last_gen;
+      value(ec, x->kids[0], out);
+    } else {
+      line(&ec->body, ec->depth + 1, "const int64_t %s = %s / %lld, %s = %s %% %lld;", idx[0], at,
+           C, idx[1], at, C);
+      ec->index = idx[0];
+      ec->gen = ++ec->last_gen;
+      value(ec, x->kids[0], out);
+      sb_append(out, " * ");
+      ec->index = idx[1];
+      ec->gen = ++ec->last_gen;
+      value(ec, node(ec, e)->kids[1], out);
+    }
+    ec->index = outer_index;
+    ec->gen = outer_gen;
+    break;
+  }
   default:
     sb_printf(ec->err, "emit_c: node of kind %d is not in a buffer", x->kind);
     sb_append(out, "0");
@@ -236,7 +274,7 @@ static void value(Ec *ec, ExprId e, StrBuf *out) {
 static void open_loop(Ec *ec, const char *var, const char *bound) {
   line(&ec->body, ec->depth + 1, "for (int64_t %s = 0; %s < %s; %s++) {", var, var, bound, var);
   ec->depth++;
-  ec->gen++;
+  ec->gen = ++ec->last_gen;
 }
 
 static void close_loop(Ec *ec) {
@@ -276,7 +314,7 @@ static void emit_map(Ec *ec, const PlanStep *s) {
   const PlanBuf *out = &ec->plan->bufs[s->out];
   open_batch(ec, out->batched);
   if (out->numel > 1) open_elems(ec, out->numel);
-  ec->gen++;
+  ec->gen = ++ec->last_gen;
   StrBuf target = {0}, expr = {0};
   element(ec, s->out, &target);
   compute(ec, s->node, &expr);
@@ -343,10 +381,20 @@ static void emit_matmul(Ec *ec, const PlanStep *s) {
   if (s->m < 0) ec->batch_used = true;
   snprintf(m, sizeof m, s->m < 0 ? "batch" : "%lld", (long long)s->m);
   ec->buf_used[s->a] = ec->buf_used[s->b] = ec->buf_used[s->out] = true;
-  line(&ec->body, 1, "damrt_kernel_gemm_%s(%d, %d, %s, %lld, %lld, buf_%s, %lld, buf_%s, %lld, "
-       "buf_%s, %lld);", ec->f64 ? "f64" : "f32", s->trans_a, s->trans_b, m, (long long)s->n,
-       (long long)s->k, plan->bufs[s->a].name, (long long)s->lda, plan->bufs[s->b].name,
-       (long long)s->ldb, plan->bufs[s->out].name, (long long)s->ldc);
+  // A matrix that depends on the sample: one product per sample (as codegen.c).
+  char off[3][48] = {"", "", ""};
+  int64_t strides[3] = {s->stride_a, s->stride_b, s->stride_c};
+  for (int i = 0; i < 3 && s->per_sample; i++)
+    if (strides[i]) snprintf(off[i], sizeof off[i], " + b * %lld", (long long)strides[i]);
+  if (s->per_sample) {
+    ec->batch_used = true;
+    line(&ec->body, 1, "for (int64_t b = 0; b < batch; b++)");
+  }
+  line(&ec->body, s->per_sample ? 2 : 1,
+       "damrt_kernel_gemm_%s(%d, %d, %s, %lld, %lld, buf_%s%s, %lld, buf_%s%s, %lld, "
+       "buf_%s%s, %lld);", ec->f64 ? "f64" : "f32", s->trans_a, s->trans_b, m, (long long)s->n,
+       (long long)s->k, plan->bufs[s->a].name, off[0], (long long)s->lda, plan->bufs[s->b].name,
+       off[1], (long long)s->ldb, plan->bufs[s->out].name, off[2], (long long)s->ldc);
 }
 
 // ---- Describing buffers ----
@@ -404,7 +452,8 @@ static void write_function(const Plan *plan, bool f64, unsigned *helpers, StrBuf
   ec.local = xcalloc(nn, sizeof *ec.local);
   ec.local_gen = xcalloc(nn, sizeof *ec.local_gen);
   ec.invariant = xcalloc(nn, sizeof *ec.invariant);
-  ec.gen = 2;
+  ec.gen = ec.last_gen = 2;
+  ec.index = "i";
   ec.buf_used = xcalloc((size_t)plan->nbufs + 1, sizeof *ec.buf_used);
   ec.param_used = xcalloc((size_t)net->nparams + 1, sizeof *ec.param_used);
   ec.helpers = helpers;

@@ -109,18 +109,19 @@ static bool product_operand(Lowering *lw, ExprId e, int *buf, bool *trans) {
 static bool schedule_matmul(Lowering *lw, ExprId e, int out) {
   const Expr *x = node(lw, e);
   ExprId a = x->kids[0], b = x->kids[1];
-  if (is_batched(lw, a) || (node(lw, b)->shape.rank == 2 && is_batched(lw, b))) {
-    sb_append(lw->err, "the lowering cannot yet schedule a product with a matrix that depends "
-                       "on the state");
-    return false;
-  }
-  PlanStep s = {PS_MATMUL, e, out, -1, -1, false, false, 0, 0, 0, 0, 0, 0, false};
+  PlanStep s = {PS_MATMUL, e, out, -1, -1, false, false, 0, 0, 0, 0, 0, 0, false, false, 0, 0, 0};
   int wa, wb;
   bool ta, tb;
   if (!product_operand(lw, a, &wa, &ta) || !product_operand(lw, b, &wb, &tb)) return false;
   const PlanBuf *A = &lw->plan->bufs[wa], *B = &lw->plan->bufs[wb];
   int64_t m = ta ? A->cols : A->rows, k = ta ? A->rows : A->cols;
-  if (node(lw, b)->shape.rank == 1 && is_batched(lw, b)) {
+  if (A->batched || (node(lw, b)->shape.rank == 2 && B->batched)) {
+    // A matrix that depends on the sample: C_s = op(A_s) op(B_s), one product per sample.
+    int64_t p = node(lw, b)->shape.rank == 1 ? 1 : tb ? B->rows : B->cols;
+    s = (PlanStep){PS_MATMUL, e, out, wa, wb, ta, tb, m, p, k, A->cols,
+                   node(lw, b)->shape.rank == 1 ? 1 : B->cols, p, false, true,
+                   A->batched ? A->numel : 0, B->batched ? B->numel : 0, m * p};
+  } else if (node(lw, b)->shape.rank == 1 && is_batched(lw, b)) {
     // OUT[batch, m] = X[batch, k] op(A)': one gemm over the whole batch.
     s.batched = true;
     s.a = wb;
@@ -158,13 +159,11 @@ static bool materialize(Lowering *lw, ExprId e, int out, bool force_batched) {
   if (out < 0) out = add_buf(lw, PB_TEMP, e, batched, -1, NULL);
   lw->plan->node_buf[e] = out;
   if (x->kind == EX_MATMUL) return schedule_matmul(lw, e, out);
+  // A transposed or outer-product matrix outside a product is a map over its elements
+  // (once per call when it depends on weights alone).
   PlanStepKind kind = x->kind == EX_SUM || x->kind == EX_LSE || x->kind == EX_LSE1 ? PS_REDUCE : PS_MAP;
-  if (x->kind == EX_TRANSPOSE || x->kind == EX_OUTER) {
-    sb_append(lw->err, "the lowering cannot yet compute a transposed or outer-product matrix "
-                       "outside a product");
-    return false;
-  }
-  add_step(lw, (PlanStep){kind, e, out, -1, -1, false, false, 0, 0, 0, 0, 0, 0, batched});
+  add_step(lw, (PlanStep){kind, e, out, -1, -1, false, false, 0, 0, 0, 0, 0, 0, batched, false, 0,
+                          0, 0});
   return true;
 }
 
@@ -362,7 +361,10 @@ void plan_print(StrBuf *out, const Plan *plan) {
     if (s->kind == PS_MATMUL) {
       sb_printf(out, "%s%s @ %s%s", plan->bufs[s->a].name, s->trans_a ? "'" : "",
                 plan->bufs[s->b].name, s->trans_b ? "'" : "");
-      if (s->m < 0) sb_printf(out, "    (gemm M=B N=%lld K=%lld)", (long long)s->n, (long long)s->k);
+      if (s->per_sample)
+        sb_printf(out, "    (per sample: gemm M=%lld N=%lld K=%lld)", (long long)s->m,
+                  (long long)s->n, (long long)s->k);
+      else if (s->m < 0) sb_printf(out, "    (gemm M=B N=%lld K=%lld)", (long long)s->n, (long long)s->k);
       else sb_printf(out, "    (gemm M=%lld N=%lld K=%lld)", (long long)s->m, (long long)s->n, (long long)s->k);
     } else {
       expr_print(out, plan->net->pool, s->node, &names, PRINT_TEXT);

@@ -5,7 +5,8 @@
 // and which are computed inline, and orders the steps:
 //   - PS_MATMUL: a product with a matrix (a weight, its transpose, or a matrix computed once
 //     per call): one BLAS call for the whole batch (gemm, or gemv for one sample), with
-//     transposition by flag, never by copying;
+//     transposition by flag, never by copying; with a matrix that depends on the sample
+//     (per_sample), one call per sample;
 //   - PS_REDUCE: a per-sample reduction (sum, log-sum-exp with its max shift) of an
 //     expression computed inline, in one loop (two for log-sum-exp);
 //   - PS_MAP: an elementwise expression over every element of a batch of vectors (or of a
@@ -59,6 +60,10 @@ typedef struct {
   bool trans_a, trans_b;
   int64_t m, n, k, lda, ldb, ldc;
   bool batched;  // PS_MATMUL: the batch is one of the dimensions (M = batch)
+  // PS_MATMUL with a matrix that depends on the sample: one product per sample, each
+  // operand advanced by its stride (elements per sample; 0 for an operand shared by all).
+  bool per_sample;
+  int64_t stride_a, stride_b, stride_c;
 } PlanStep;
 
 // An output: a named value the kernel writes (g_v, u_h, dxdt_v, E, ...).

@@ -67,6 +67,8 @@ MODELS = {
     "hierarchical": ({"W12": (64, 32), "W23": (32, 16)}, ["beta=1.25"]),
     "custom_energy": ({"W": (8, 16), "b": (8,)}, ["lambda=0.2"]),
     "hopfield_classic": ({"T": (6, 6)}, []),
+    "lateral": ({"C": (6, 6)}, []),  # tests/e2e/models: transposes outside products
+    "state_matrix": ({"W": (6, 6)}, []),  # tests/e2e/models: a product per sample
 }
 SYMMETRIC = {"T"}
 BATCH = 5
@@ -213,6 +215,8 @@ def compare(what, got, want, f64):
 def test_model(tmp, name, rng, worst):
     weights, settings = MODELS[name]
     model = os.path.join(SRC, "examples", name + ".dam")
+    if not os.path.exists(model):
+        model = os.path.join(SRC, "tests", "e2e", "models", name + ".dam")
     wdir = os.path.join(tmp, name)
     os.makedirs(wdir)
     wfile = os.path.join(wdir, "w.npz")
