@@ -403,16 +403,15 @@ static void test_write_failures(const ScratchDir *dir) {
   scratch_file(dir, "missing/x.npy", path, sizeof path);
   CHECK_EQ(damrt_npy_write(path, t, &err), DAMRT_E_IO);
   snprintf(expected, sizeof expected,
-           "%s: cannot create the temporary file '%s.tmp.%ld.0': No such file or directory",
-           path, path, (long)getpid());
+           "'%s': cannot create a temporary file in its directory: No such file or directory",
+           path);
   CHECK_STREQ(err.message, expected);
 
-  // The target is a directory: everything is written, the rename fails, the temporary file
-  // goes away.
+  // The target is a directory: refused before anything is written.
   scratch_file(dir, "adir", path, sizeof path);
   mkdir(path, 0777);
   CHECK_EQ(damrt_npy_write(path, t, &err), DAMRT_E_IO);
-  snprintf(expected, sizeof expected, "%s: cannot replace the file: Is a directory", path);
+  snprintf(expected, sizeof expected, "'%s': is a directory", path);
   CHECK_STREQ(err.message, expected);
   CHECK_EQ(scratch_count_temp(dir), 0);
   rmdir(path);
@@ -429,7 +428,7 @@ static void test_write_failures(const ScratchDir *dir) {
   DamrtStatus status = damrt_npy_write(path, t, &err);
   setrlimit(RLIMIT_FSIZE, &saved);
   CHECK_EQ(status, DAMRT_E_IO);
-  snprintf(expected, sizeof expected, "%s: cannot write: File too large", path);
+  snprintf(expected, sizeof expected, "'%s': cannot write: File too large", path);
   CHECK_STREQ(err.message, expected);
   size_t size;
   unsigned char *bytes = file_read_all(path, &size);
@@ -449,10 +448,10 @@ static void test_read_failures(const ScratchDir *dir) {
   scratch_file(dir, "nonexistent.npy", path, sizeof path);
   CHECK(damrt_npy_read(path, DAMRT_F64, &err) == NULL);
   CHECK_EQ(err.code, DAMRT_E_IO);
-  snprintf(expected, sizeof expected, "%s: cannot open: No such file or directory", path);
+  snprintf(expected, sizeof expected, "'%s': cannot open: No such file or directory", path);
   CHECK_STREQ(err.message, expected);
   CHECK(damrt_npy_read(dir->path, DAMRT_F64, &err) == NULL);
-  snprintf(expected, sizeof expected, "%s: cannot read: it is a directory", dir->path);
+  snprintf(expected, sizeof expected, "'%s': is a directory", dir->path);
   CHECK_STREQ(err.message, expected);
 }
 

@@ -83,7 +83,7 @@ static void test_round_trip(const ScratchDir *dir, const Fixture *f) {
     CHECK(damrt_npz_read(npz, "xi", DAMRT_F64, &err) == NULL);
     CHECK_EQ(err.code, DAMRT_E_NOT_FOUND);
     snprintf(expected, sizeof expected,
-             "%s: no tensor 'xi'; the archive holds 'Xi', 'beta', 'empty'", path);
+             "'%s': no tensor 'xi'; the archive holds 'Xi', 'beta', 'empty'", path);
     CHECK_STREQ(err.message, expected);
     damrt_npz_close(npz);
 
@@ -111,7 +111,7 @@ static void test_empty_archive(const ScratchDir *dir) {
   CHECK(npz && damrt_npz_count(npz) == 0);
   if (npz) {
     CHECK(damrt_npz_read(npz, "x", DAMRT_F64, &err) == NULL);
-    snprintf(expected, sizeof expected, "%s: no tensor 'x'; the archive holds no tensors",
+    snprintf(expected, sizeof expected, "'%s': no tensor 'x'; the archive holds no tensors",
              path);
     CHECK_STREQ(err.message, expected);
   }
@@ -124,18 +124,18 @@ static void test_bad_items(const ScratchDir *dir, const Fixture *f) {
   scratch_file(dir, "bad.npz", path, sizeof path);
   DamrtNamedTensor twice[2] = {{"a", f->w}, {"a", f->beta}};
   CHECK_EQ(damrt_npz_write(path, twice, 2, DAMRT_NPZ_STORED, &err), DAMRT_E_ARGUMENT);
-  snprintf(expected, sizeof expected, "%s: key 'a' is given twice", path);
+  snprintf(expected, sizeof expected, "'%s': key 'a' is given twice", path);
   CHECK_STREQ(err.message, expected);
   DamrtNamedTensor unnamed[2] = {{"a", f->w}, {"", f->beta}};
   CHECK_EQ(damrt_npz_write(path, unnamed, 2, DAMRT_NPZ_STORED, &err), DAMRT_E_ARGUMENT);
-  snprintf(expected, sizeof expected, "%s: tensor 1 has an empty key", path);
+  snprintf(expected, sizeof expected, "'%s': tensor 1 has an empty key", path);
   CHECK_STREQ(err.message, expected);
   DamrtTensor broken = *f->w;
   broken.count = 5;
   DamrtNamedTensor bad[1] = {{"w", &broken}};
   CHECK_EQ(damrt_npz_write(path, bad, 1, DAMRT_NPZ_STORED, &err), DAMRT_E_ARGUMENT);
   snprintf(expected, sizeof expected,
-           "%s: tensor 'w': element count 5 does not match the shape (2, 3)", path);
+           "'%s': tensor 'w': element count 5 does not match the shape (2, 3)", path);
   CHECK_STREQ(err.message, expected);
   struct stat st;
   CHECK(stat(path, &st) != 0);  // nothing was created
@@ -159,8 +159,8 @@ static void test_write_failure(const ScratchDir *dir) {
   DamrtStatus status = damrt_npz_write(path, items, 1, DAMRT_NPZ_STORED, &err);
   setrlimit(RLIMIT_FSIZE, &saved);
   CHECK_EQ(status, DAMRT_E_IO);
-  snprintf(expected, sizeof expected, "%s: cannot write the archive: ", path);
-  CHECK(strncmp(err.message, expected, strlen(expected)) == 0);
+  snprintf(expected, sizeof expected, "'%s': cannot write: File too large", path);
+  CHECK_STREQ(err.message, expected);
   size_t size;
   unsigned char *bytes = file_read_all(path, &size);
   CHECK(bytes && size == 3 && memcmp(bytes, "old", 3) == 0);
@@ -169,7 +169,7 @@ static void test_write_failure(const ScratchDir *dir) {
 
   scratch_file(dir, "missing/x.npz", path, sizeof path);
   CHECK_EQ(damrt_npz_write(path, items, 1, DAMRT_NPZ_DEFLATED, &err), DAMRT_E_IO);
-  CHECK(strstr(err.message, "cannot create the temporary file") != NULL);
+  CHECK(strstr(err.message, "cannot create a temporary file in its directory") != NULL);
   damrt_tensor_free(t);
 }
 
@@ -179,11 +179,11 @@ static void test_open_failures(const ScratchDir *dir, const Fixture *f) {
   scratch_file(dir, "nonexistent.npz", path, sizeof path);
   CHECK(damrt_npz_open(path, &err) == NULL);
   CHECK_EQ(err.code, DAMRT_E_IO);
-  snprintf(expected, sizeof expected, "%s: cannot open: No such file or directory", path);
+  snprintf(expected, sizeof expected, "'%s': cannot open: No such file or directory", path);
   CHECK_STREQ(err.message, expected);
 
   CHECK(damrt_npz_open(dir->path, &err) == NULL);
-  snprintf(expected, sizeof expected, "%s: cannot read: it is a directory", dir->path);
+  snprintf(expected, sizeof expected, "'%s': is a directory", dir->path);
   CHECK_STREQ(err.message, expected);
 
   const char *not_zip = "this is not an archive at all";
