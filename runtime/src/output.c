@@ -194,6 +194,14 @@ static DamrtStatus create_temp(DamrtOutput *out, bool keep_mode, mode_t mode, Da
                            out->label);
 }
 
+// Opens `path` itself for writing through. O_NOCTTY: a terminal never becomes ours.
+static DamrtStatus open_direct(DamrtOutput *out, const char *path, int flags, DamrtError *err) {
+  out->fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY | flags);
+  out->owns_fd = true;
+  if (out->fd < 0) return damrt_error_errno(err, errno, "%s: cannot open", out->label);
+  return DAMRT_OK;
+}
+
 DamrtOutput *damrt_output_open(const char *path, DamrtError *err) {
   if (!path || !*path) {
     damrt_error_set(err, DAMRT_E_ARGUMENT, "the output path is empty");
@@ -201,19 +209,29 @@ DamrtOutput *damrt_output_open(const char *path, DamrtError *err) {
   }
   DamrtOutput *out = output_new(path, err);
   if (!out) return NULL;
-  struct stat st;
-  bool exists;
-  DamrtStatus status = damrt_path_follow(path, out->label, &out->target, &st, &exists, err);
-  if (status == DAMRT_OK && exists && S_ISDIR(st.st_mode)) {
+  // What the path finally names decides, before following links by name: /dev/stdout is
+  // a link to /proc/self/fd/1, whose contents ("pipe:[1234]") name no file.
+  struct stat final, st;
+  bool has_final = stat(path, &final) == 0, exists = false;
+  bool is_regular = has_final && S_ISREG(final.st_mode);
+  DamrtStatus status = DAMRT_OK;
+  if (has_final && S_ISDIR(final.st_mode)) {
     status = damrt_error_set(err, DAMRT_E_IO, "%s: is a directory", out->label);
-  } else if (status == DAMRT_OK && exists && !S_ISREG(st.st_mode)) {
-    // A device or a FIFO: written through. O_NOCTTY: a terminal never becomes ours.
-    out->fd = open(out->target, O_WRONLY | O_CLOEXEC | O_NOCTTY);
-    if (out->fd < 0) status = damrt_error_errno(err, errno, "%s: cannot open", out->label);
-    out->owns_fd = true;
-  } else if (status == DAMRT_OK) {
-    status = create_temp(out, exists, exists ? st.st_mode : 0, err);
-    out->owns_fd = true;
+  } else if (has_final && !is_regular) {
+    // A device, a FIFO, a socket: written through (or refused by open with its reason).
+    status = open_direct(out, path, 0, err);
+  } else {
+    status = damrt_path_follow(path, out->label, &out->target, &st, &exists, err);
+    if (status == DAMRT_OK && is_regular && (!exists || st.st_ino != final.st_ino ||
+                                             st.st_dev != final.st_dev)) {
+      // A link that reaches a regular file which has no name of its own (a deleted file
+      // still open, behind /proc/self/fd/N): there is nothing to rename onto, so it is
+      // written through.
+      status = open_direct(out, path, O_TRUNC, err);
+    } else if (status == DAMRT_OK) {
+      status = create_temp(out, exists, exists ? st.st_mode : 0, err);
+      out->owns_fd = true;
+    }
   }
   if (status != DAMRT_OK) {
     output_free(out);
