@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zip.h>
 
 #include "fileio.h"
@@ -191,10 +192,16 @@ DamrtNpz *damrt_npz_open(const char *path, DamrtError *err) {
   damrt_path_label(path, label);
   bool is_regular;
   size_t size;
+  // libzip reads the directory at the end first, then the members: a pipe, a FIFO or a
+  // device cannot do that. Checked before opening too, as opening a FIFO waits for a writer.
+  struct stat st;
+  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+    damrt_error_set(err, DAMRT_E_UNSUPPORTED,
+                    "%s: a .npz archive must be a regular file (it needs seeking)", label);
+    return NULL;
+  }
   FILE *f = damrt_file_open_read(path, label, &is_regular, &size, err);
   if (!f) return NULL;
-  // libzip reads the directory at the end first, then the members: a pipe, a FIFO or a
-  // device cannot do that.
   if (!is_regular) {
     damrt_error_set(err, DAMRT_E_UNSUPPORTED,
                     "%s: a .npz archive must be a regular file (it needs seeking)", label);

@@ -100,6 +100,14 @@ static void test_reader_messages(void) {
   CHECK_STREQ(err.message, expected);
   close(fds[0]);
   close(fds[1]);
+  char fifo[512];
+  path_of("w.npz", fifo);
+  CHECK(mkfifo(fifo, 0600) == 0);  // no writer: opening it would wait forever
+  CHECK(damrt_npz_open(fifo, &err) == NULL);
+  snprintf(expected, sizeof expected,
+           "'%s': a .npz archive must be a regular file (it needs seeking)", fifo);
+  CHECK_STREQ(err.message, expected);
+  remove(fifo);
   CHECK(damrt_npz_open("/dev/zero", &err) == NULL);
   CHECK_STREQ(err.message, "'/dev/zero': a .npz archive must be a regular file (it needs "
                            "seeking)");
