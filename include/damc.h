@@ -5,14 +5,19 @@
  * command line is a client of this API.
  *
  *   DamcError err = {0};
- *   DamcModel *m = damc_model_from_file("model_b.dam", &err);
- *   damc_bind_weight(m, "Xi", 2, (size_t[]){K, N}, xi, &err);
+ *   DamcModel *m = damc_model_from_file("model_b.dam", &err);    // NULL: see err.message
+ *   DamcArray xi = {2, {K, N}, xi_data, DAMC_F64};   // the K memories are the rows
+ *   damc_bind_weight(m, "Xi", &xi, NULL, &err);      // read in place: keep xi_data alive
  *   damc_compile(m, DAMC_F64, &err);
- *   DamcArray v = {1, {N}, v0};                      // one sample; {2, {B, N}, ...} a batch
- *   DamcBatch in = {&v, NULL, NULL};                 // per layer, in declaration order
+ *   DamcArray states[2] = {{1, {N}, v0, DAMC_F64}};  // one per layer (v, h); h: zeros
+ *   DamcBatch in = {states, NULL, NULL};             // {2, {B, N}, ...}: a batch of B
  *   DamcResults *r = damc_run(m, &in, NULL, &err);
- *   const double *v = damc_result(r, "x_v", &count);
+ *   size_t count;
+ *   const double *x = damc_result(r, "x_v", &count); // count = N
+ *   printf("E = %g, x_v[0] = %g\n", damc_result(r, "E", NULL)[0], x[0]);
  *   damc_results_free(r); damc_model_free(m);
+ *
+ * (tests/tools/api_sketch.c compiles and runs these lines.)
  *
  * Errors are values: a function that fails returns 0 (or NULL) and fills `err` (which may
  * be NULL) with a status (1: the model or a tensor is wrong, 2: a bad argument, 70: an
@@ -53,21 +58,27 @@ int damc_layer_count(const DamcModel *model);
 const char *damc_layer_name(const DamcModel *model, int layer);
 size_t damc_layer_size(const DamcModel *model, int layer);
 
-/* Binds weight `name` to `data` (row-major float64, copied) of shape shape[0..rank).
-   `origin` (or NULL) names where the data came from, e.g. a file, in messages. */
-int damc_bind_weight(DamcModel *model, const char *name, int rank, const size_t *shape,
-                     const double *data, const char *origin, DamcError *err);
+/* A row-major (C order) array of rank 0 to 4: shape[0..rank), `data` (NULL: absent) of
+   `dtype` (0 or DAMC_F64: double; DAMC_F32: float). */
+typedef struct {
+  int rank;
+  size_t shape[4];
+  const void *data;
+  DamcPrecision dtype;
+} DamcArray;
+
+/* Binds weight `name` to `weight` (a vector or a matrix of the model's declared shape; the
+   sizes of dims bound by no other weight are taken from it). The model reads the data in
+   place when its dtype is the precision compiled for, and otherwise converts it once at
+   damc_compile: keep it alive and unchanged until the model is freed. `origin` (or NULL)
+   names where the data came from, e.g. a file, in messages. Fails (status 1) on a shape
+   that contradicts the model, a NaN or infinity, or a declared symmetric weight that is not. */
+int damc_bind_weight(DamcModel *model, const char *name, const DamcArray *weight,
+                     const char *origin, DamcError *err);
 int damc_set_param(DamcModel *model, const char *name, double value, DamcError *err);
 
 /* Compiles the kernels once every weight is bound. */
 int damc_compile(DamcModel *model, DamcPrecision precision, DamcError *err);
-
-/* A row-major float64 array: a vector (rank 1) or a matrix (rank 2). */
-typedef struct {
-  int rank;
-  size_t shape[2];
-  const double *data; /* NULL: absent */
-} DamcArray;
 
 /* The per-layer arrays of an evaluation or run, each an array with one entry per layer in
    declaration order (or NULL: none at all). An entry is [n] (one sample, used for every
@@ -82,16 +93,31 @@ typedef struct {
 /* DAMC_ASYNC: the discrete single-unit rule for binary layers (g = sign), one sweep a step. */
 typedef enum { DAMC_DOPRI5, DAMC_RK4, DAMC_EULER, DAMC_ASYNC } DamcMethod;
 
+/* What a run reports while it goes on (DamcRunOptions.progress). */
+typedef struct {
+  size_t step, max_steps;
+  double t;               /* NaN in the last report */
+  double energy;          /* E of the first sample still moving (NaN when unknown) */
+  size_t converged, batch;
+  double elapsed;         /* seconds since the run started */
+  double remaining;       /* an estimate of the seconds left (NaN when unknown) */
+  int done;               /* 1 in the last report of the run */
+} DamcProgress;
+
 typedef struct {
   DamcMethod method;      /* zero: dopri5 */
   double dt;              /* 0: a tenth of the smallest tau */
   double rtol, atol;      /* 0: the defaults for the precision (see docs/cli.md) */
-  double tol;             /* stop a sample when every |dx/dt| < tol; 0: the default for the
-                             precision; negative: never stop early */
+  double tol;             /* stop a sample when every tau |dx/dt| <= tol (1 + |x|) (docs/cli.md);
+                             0: the default for the precision (1e-4 f32, 1e-7 f64);
+                             negative: never stop early */
   size_t max_steps;       /* 0: 10000 */
   double noise_T;         /* Langevin temperature (euler only) */
   uint64_t seed;
   FILE *trace;            /* NULL, or where to write the CSV trace (one row per step) */
+  /* NULL, or called at most ten times a second during the run and once at its end. */
+  void (*progress)(void *user, const DamcProgress *progress);
+  void *progress_user;
 } DamcRunOptions;
 
 /* E and, per layer, g_A, u_A and dxdt_A at the given states. */
@@ -101,11 +127,15 @@ DamcResults *damc_eval(DamcModel *model, const DamcBatch *batch, DamcError *err)
 DamcResults *damc_run(DamcModel *model, const DamcBatch *batch, const DamcRunOptions *options,
                       DamcError *err);
 
-/* The result `name` ("E", "x_v", "g_h", ...): its values (`*count` of them, batch-major),
-   or NULL when there is none. Valid until damc_results_free. */
+/* The result `name` ("E", "x_v", "g_h", ...): its float64 values (`*count` of them,
+   batch-major), or NULL when there is none. Valid until damc_results_free. */
 const double *damc_result(const DamcResults *results, const char *name, size_t *count);
+/* NULL, or a warning about the run that produced the results (samples that did not
+   converge: how many, where the largest residual is, what to change). Valid until
+   damc_results_free. */
+const char *damc_results_warning(const DamcResults *results);
 /* All results, in order: damc_results_at(r, i, &array) for i < damc_results_count(r) gives
-   the i-th name and fills `array` (rank 0 for a scalar of one sample). */
+   the i-th name and fills `array` (float64; rank 0 for a scalar of one sample). */
 size_t damc_results_count(const DamcResults *results);
 const char *damc_results_at(const DamcResults *results, size_t i, DamcArray *array);
 void damc_results_free(DamcResults *results);

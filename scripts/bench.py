@@ -10,7 +10,7 @@ Usage: /usr/bin/python3 scripts/bench.py BUILD/damc [--quick]
 2. The Model B step at (N, K, B) = (784, 10000, 64) in float32: damc's step kernel against
    the same computation in NumPy on the same OpenBLAS (softmax of beta h, the two products,
    the two updates), alternated over rounds; the best median of each is compared.
-Timings on a shared machine move by up to 1.3x between runs (../shared/reference/bench), so
+Timings on a shared machine move by up to 1.3x between runs (docs/performance.md), so
 ratios between 0.8 and 1.25 mean "the same".
 """
 import os

@@ -15,8 +15,7 @@ struct DamcModel {
 };
 
 struct DamcResults {
-  EngineResult items[512];
-  int n;
+  EngineResults list;
 };
 
 void damc_error_clear(DamcError *err) {
@@ -37,25 +36,30 @@ static int fail(DamcError *err, int status, StrBuf *sb) {
   return 0;
 }
 
-static DamcModel *wrap(Engine *e, StrBuf *sb, DamcError *err) {
-  if (!e) {
-    fail(err, 1, sb);
+// A model through the pipeline up to its equations (engine.h); NULL when it is wrong.
+static DamcModel *open_model(Engine *e, DamcError *err) {
+  StrBuf sb = {0};
+  if (!engine_compile(e, STAGE_DERIVE, &sb)) {
+    engine_free(e);
+    fail(err, 1, &sb);
     return NULL;
   }
-  sb_free(sb);
+  sb_free(&sb);
   DamcModel *m = xcalloc(1, sizeof *m);
   m->engine = e;
   return m;
 }
 
 DamcModel *damc_model_from_file(const char *path, DamcError *err) {
-  StrBuf sb = {0};
-  return wrap(engine_open(path, NULL, &sb), &sb, err);
+  return open_model(engine_new(path, NULL), err);
+}
+
+DamcModel *damc_model_open(const char *path, FILE *echo, DamcError *err) {
+  return open_model(engine_new(path, echo), err);
 }
 
 DamcModel *damc_model_from_string(const char *name, const char *text, DamcError *err) {
-  StrBuf sb = {0};
-  return wrap(engine_open_text(name, text, strlen(text), NULL, &sb), &sb, err);
+  return open_model(engine_new_text(name, text, strlen(text), NULL), err);
 }
 
 void damc_model_free(DamcModel *model) {
@@ -64,12 +68,10 @@ void damc_model_free(DamcModel *model) {
   free(model);
 }
 
-int damc_layer_count(const DamcModel *model) {
-  return engine_network(model->engine)->model->nlayers;
-}
+int damc_layer_count(const DamcModel *model) { return engine_network(model->engine)->nlayers; }
 
 const char *damc_layer_name(const DamcModel *model, int layer) {
-  return engine_network(model->engine)->model->layers[layer].name;
+  return engine_network(model->engine)->layers[layer].name;
 }
 
 size_t damc_layer_size(const DamcModel *model, int layer) {
@@ -78,20 +80,32 @@ size_t damc_layer_size(const DamcModel *model, int layer) {
 
 Engine *damc_model_engine(DamcModel *model) { return model->engine; }
 
-int damc_bind_weight(DamcModel *model, const char *name, int rank, const size_t *shape,
-                     const double *data, const char *origin, DamcError *err) {
+// The engine's view of an API array (no copy).
+static EngineArray view(const DamcArray *a) {
+  EngineArray v = {a->dtype == DAMC_F32 ? DAMRT_F32 : DAMRT_F64, a->rank, {0}, a->data};
+  for (int i = 0; i < a->rank && i < DAMRT_MAX_RANK; i++) v.shape[i] = a->shape[i];
+  return v;
+}
+
+static bool valid_array(const DamcArray *a) {
+  return a->rank >= 0 && a->rank <= DAMRT_MAX_RANK &&
+         (a->dtype == 0 || a->dtype == DAMC_F32 || a->dtype == DAMC_F64);
+}
+
+int damc_bind_weight(DamcModel *model, const char *name, const DamcArray *weight,
+                     const char *origin, DamcError *err) {
   StrBuf sb = {0};
-  if (rank < 0 || rank > 4 || !data) {
-    sb_append(&sb, "damc_bind_weight: rank must be 0 to 4 and data not NULL");
+  if (!weight || !weight->data || !valid_array(weight)) {
+    sb_append(&sb, "damc_bind_weight: give data, a rank from 0 to 4 and a dtype of 0, "
+                   "DAMC_F32 or DAMC_F64\n");
     return fail(err, 2, &sb);
   }
-  DamrtTensor *t = damrt_tensor_new(DAMRT_F64, rank, shape, NULL);
-  if (!t) {
-    sb_append(&sb, "damc_bind_weight: the shape is too large");
+  if (model->compiled) {
+    sb_append(&sb, "damc_bind_weight: the model is already compiled\n");
     return fail(err, 2, &sb);
   }
-  memcpy(t->data, data, t->count * sizeof(double));
-  if (!engine_bind_weight(model->engine, name, t, origin ? origin : "damc_bind_weight", &sb))
+  EngineArray w = view(weight);
+  if (!engine_bind_weight(model->engine, name, &w, origin ? origin : "damc_bind_weight", &sb))
     return fail(err, 1, &sb);
   sb_free(&sb);
   return 1;
@@ -110,40 +124,55 @@ int damc_compile(DamcModel *model, DamcPrecision precision, DamcError *err) {
 
 int damc_compile_showable(DamcModel *model, DamcPrecision precision, bool showable,
                           DamcError *err) {
+  return damc_compile_to(model, precision, showable, STAGE_JIT, err);
+}
+
+int damc_compile_to(DamcModel *model, DamcPrecision precision, bool showable, EngineStage last,
+                    DamcError *err) {
   StrBuf sb = {0};
   if (model->compiled) {
-    sb_append(&sb, "damc_compile: the model is already compiled");
+    sb_append(&sb, "damc_compile: the model is already compiled\n");
+    return fail(err, 2, &sb);
+  }
+  if (precision != DAMC_F32 && precision != DAMC_F64) {
+    sb_append(&sb, "damc_compile: the precision is DAMC_F32 or DAMC_F64\n");
     return fail(err, 2, &sb);
   }
   model->dtype = precision == DAMC_F32 ? DAMRT_F32 : DAMRT_F64;
-  if (!engine_prepare(model->engine, model->dtype, showable, &sb)) return fail(err, 1, &sb);
+  engine_target(model->engine, model->dtype, showable);
+  if (!engine_compile(model->engine, last, &sb)) return fail(err, 1, &sb);
   model->compiled = true;
   sb_free(&sb);
   return 1;
 }
 
-// The batch as per-layer tensors for the engine (copies: the engine converts them anyway).
-static bool to_arrays(DamcModel *model, const DamcBatch *batch, EngineArrays *arrays, StrBuf *sb) {
+// The batch as the engine's per-layer views (no copies).
+typedef struct {
+  EngineArray *all[3];
+  EngineArrays arrays;
+} Views;
+
+// False on a bad argument (an array of a bad rank or dtype, a model not compiled).
+static bool to_views(DamcModel *model, const DamcBatch *batch, Views *v, StrBuf *sb) {
   int n = damc_layer_count(model);
-  const DamcArray *src[3] = {batch->states, batch->inputs, batch->clamps};
-  DamrtTensor **dst[3];
+  const DamcArray *src[3] = {batch ? batch->states : NULL, batch ? batch->inputs : NULL,
+                             batch ? batch->clamps : NULL};
   bool ok = true;
   for (int k = 0; k < 3; k++) {
-    dst[k] = xcalloc((size_t)n + 1, sizeof(DamrtTensor *));
+    v->all[k] = src[k] ? xcalloc((size_t)n + 1, sizeof(EngineArray)) : NULL;
     for (int a = 0; src[k] && a < n; a++) {
-      const DamcArray *in = &src[k][a];
-      if (!in->data) continue;
-      if (in->rank != 1 && in->rank != 2) {
-        sb_printf(sb, "layer '%s': an array of rank %d; give [n] or [B, n]\n",
-                  damc_layer_name(model, a), in->rank);
+      if (!src[k][a].data) continue;
+      if (!valid_array(&src[k][a])) {
+        sb_printf(sb, "layer '%s': an array of rank %d and dtype %d; give [n] or [B, n] of "
+                  "DAMC_F32 or DAMC_F64\n", damc_layer_name(model, a), src[k][a].rank,
+                  (int)src[k][a].dtype);
         ok = false;
         continue;
       }
-      dst[k][a] = damrt_tensor_new(DAMRT_F64, in->rank, in->shape, NULL);
-      memcpy(dst[k][a]->data, in->data, dst[k][a]->count * sizeof(double));
+      v->all[k][a] = view(&src[k][a]);
     }
   }
-  *arrays = (EngineArrays){dst[0], dst[1], dst[2]};
+  v->arrays = (EngineArrays){v->all[0], v->all[1], v->all[2]};
   if (!model->compiled) {
     sb_append(sb, "the model is not compiled: call damc_compile first\n");
     return false;
@@ -151,32 +180,39 @@ static bool to_arrays(DamcModel *model, const DamcBatch *batch, EngineArrays *ar
   return ok;
 }
 
-static void free_arrays(DamcModel *model, EngineArrays *arrays) {
-  DamrtTensor **all[3] = {arrays->state, arrays->input, arrays->clamp};
-  for (int k = 0; k < 3; k++) {
-    for (int a = 0; a < damc_layer_count(model); a++) damrt_tensor_free(all[k][a]);
-    free(all[k]);
-  }
+static void free_views(Views *v) {
+  for (int k = 0; k < 3; k++) free(v->all[k]);
 }
 
-static DamcResults *finish(DamcResults *r, int n, DamcError *err, StrBuf *sb) {
-  if (n < 0) {
+// The results, or NULL with `status` (1: the model, a tensor or the run; 2: a bad argument).
+static DamcResults *finish(DamcResults *r, int status, DamcError *err, StrBuf *sb) {
+  if (status) {
+    engine_results_free(&r->list);
     free(r);
-    fail(err, 1, sb);
+    fail(err, status, sb);
     return NULL;
   }
-  r->n = n;
   sb_free(sb);
   return r;
 }
 
 DamcResults *damc_eval(DamcModel *model, const DamcBatch *batch, DamcError *err) {
   StrBuf sb = {0};
-  EngineArrays arrays;
+  Views v;
   DamcResults *r = xcalloc(1, sizeof *r);
-  int n = to_arrays(model, batch, &arrays, &sb) ? engine_eval(model->engine, &arrays, r->items, 512, &sb) : -1;
-  free_arrays(model, &arrays);
-  return finish(r, n, err, &sb);
+  int status = !to_views(model, batch, &v, &sb)                        ? 2
+               : !engine_eval(model->engine, &v.arrays, &r->list, &sb) ? 1
+                                                                       : 0;
+  free_views(&v);
+  return finish(r, status, err, &sb);
+}
+
+// The engine's progress report, handed on in the API's type.
+static void progress_relay(void *user, const EngineProgress *p) {
+  const DamcRunOptions *o = user;
+  DamcProgress d = {p->step, p->max_steps, p->t, p->energy, p->converged, p->batch,
+                    p->elapsed, p->remaining, p->done};
+  o->progress(o->progress_user, &d);
 }
 
 DamcResults *damc_run(DamcModel *model, const DamcBatch *batch, const DamcRunOptions *options,
@@ -191,39 +227,47 @@ DamcResults *damc_run(DamcModel *model, const DamcBatch *batch, const DamcRunOpt
                         d.dt,
                         d.rtol > 0 ? d.rtol : single ? 1e-6 : 1e-9,
                         d.atol > 0 ? d.atol : single ? 1e-8 : 1e-11,
-                        d.tol > 0 ? d.tol : d.tol < 0 ? 0 : single ? 1e-4 : 1e-6,
+                        d.tol > 0 ? d.tol : d.tol < 0 ? 0 : single ? DAMRT_TOL_F32 : DAMRT_TOL_F64,
                         d.max_steps ? d.max_steps : 10000,
                         d.noise_T,
                         d.seed,
-                        d.trace};
+                        d.trace,
+                        d.progress ? progress_relay : NULL,
+                        &d};
   StrBuf sb = {0};
-  EngineArrays arrays;
+  Views v;
   DamcResults *r = xcalloc(1, sizeof *r);
-  int n = to_arrays(model, batch, &arrays, &sb) ? engine_run(model->engine, &arrays, &o, r->items, 512, &sb) : -1;
-  free_arrays(model, &arrays);
-  return finish(r, n, err, &sb);
+  int status = !to_views(model, batch, &v, &sb)                            ? 2
+               : !engine_run(model->engine, &v.arrays, &o, &r->list, &sb) ? 1
+                                                                          : 0;
+  free_views(&v);
+  return finish(r, status, err, &sb);
 }
 
 const double *damc_result(const DamcResults *results, const char *name, size_t *count) {
-  for (int i = 0; i < results->n; i++)
-    if (!strcmp(results->items[i].name, name)) {
-      if (count) *count = results->items[i].tensor->count;
-      return results->items[i].tensor->data;
+  for (size_t i = 0; i < results->list.count; i++)
+    if (!strcmp(results->list.items[i].name, name)) {
+      if (count) *count = results->list.items[i].tensor->count;
+      return results->list.items[i].tensor->data;
     }
   return NULL;
 }
 
-size_t damc_results_count(const DamcResults *results) { return (size_t)results->n; }
+size_t damc_results_count(const DamcResults *results) { return results->list.count; }
+
+const char *damc_results_warning(const DamcResults *results) {
+  return results->list.warning.len ? sb_str(&results->list.warning) : NULL;
+}
 
 const char *damc_results_at(const DamcResults *results, size_t i, DamcArray *array) {
-  const DamrtTensor *t = results->items[i].tensor;
-  *array = (DamcArray){t->rank, {t->rank > 0 ? t->shape[0] : 0, t->rank > 1 ? t->shape[1] : 0},
-                       t->data};
-  return results->items[i].name;
+  const DamrtTensor *t = results->list.items[i].tensor;
+  *array = (DamcArray){t->rank, {0}, t->data, DAMC_F64};
+  for (int k = 0; k < t->rank; k++) array->shape[k] = t->shape[k];
+  return results->list.items[i].name;
 }
 
 void damc_results_free(DamcResults *results) {
   if (!results) return;
-  for (int i = 0; i < results->n; i++) damrt_tensor_free(results->items[i].tensor);
+  engine_results_free(&results->list);
   free(results);
 }

@@ -1,6 +1,8 @@
 // What the damc command line needs beyond the public C API (include/damc.h): the engine
 // under a model, for the compiler's own tools (emit, bench, the shapes of the model), and
-// a compilation that keeps the code to show.
+// a compilation that keeps the code to show or stops at an earlier stage of the pipeline
+// (engine.h). `damc parse` and `explain`, which need no tensors, drive the engine's
+// pipeline directly (engine_new, engine_compile).
 #ifndef DAMC_API_INTERNAL_H
 #define DAMC_API_INTERNAL_H
 
@@ -10,8 +12,14 @@
 #include "engine/engine.h"
 
 Engine *damc_model_engine(DamcModel *model);
+// damc_model_from_file, with the model's located diagnostics (warnings too) written to
+// `echo` as they are found instead of into `err`.
+DamcModel *damc_model_open(const char *path, FILE *echo, DamcError *err);
 // damc_compile, keeping a copy of the code for emit (--ir, --asm, --obj) when `showable`.
 int damc_compile_showable(DamcModel *model, DamcPrecision precision, bool showable,
                           DamcError *err);
+// damc_compile_showable, stopping after stage `last` (STAGE_PLAN for emit --plan).
+int damc_compile_to(DamcModel *model, DamcPrecision precision, bool showable, EngineStage last,
+                    DamcError *err);
 
 #endif

@@ -123,7 +123,7 @@ static LLVMValueRef elementwise(Cg *cg, ElemFn fn, LLVMValueRef v_x) {
     return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, v_x, zero, ""), one, neg, "");
   }
   case EF_SECH2: {
-    // 4 t / (1 + t)^2 with t = exp(-2|x|): never 1 - tanh^2 (theory.md §3.3).
+    // 4 t / (1 + t)^2 with t = exp(-2|x|): never 1 - tanh^2 (docs/theory.md §3.3).
     LLVMValueRef t = irb_math(irb, IRB_EXP, fmul(cg, irb_real(irb, -2), irb_math(irb, IRB_ABS, v_x)));
     LLVMValueRef d = LLVMBuildFAdd(b, one, t, "");
     return fdiv(cg, fmul(cg, irb_real(irb, 4), t), fmul(cg, d, d));

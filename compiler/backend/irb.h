@@ -107,7 +107,7 @@ LLVMValueRef irb_reduce_add(Irb *irb, LLVMValueRef v_acc, LLVMValueRef v_x);
 // include no-NaNs: a NaN among the values gives an unspecified result.
 LLVMValueRef irb_reduce_max(Irb *irb, LLVMValueRef v_acc, LLVMValueRef v_x);
 
-// Elementwise math functions, one per elementwise builtin of sym/func_table.def.
+// Elementwise math functions, one per elementwise builtin of sym/builtins.def.
 typedef enum {
   IRB_EXP,
   IRB_EXPM1,

@@ -10,16 +10,17 @@
 
 struct Kernels {
   Jit *jit;
+  JitModule *run;    // generated, until kernels_jit hands it to the JIT
   JitModule *shown;  // an identical copy of the module given to the JIT, to print or write
 };
 
-static JitModule *build(Jit *jit, const Plan *const *plans, const char *const *names, int n,
-                        bool f32, const char *module_name, StrBuf *err) {
+static JitModule *build(Jit *jit, const Plan *const *plans, int n, bool f32,
+                        const char *module_name, StrBuf *err) {
   JitModule *mod = jit_module_new(jit, module_name);
   Irb irb;
   irb_init(&irb, mod, f32 ? IRB_F32 : IRB_F64);
   bool ok = true;
-  for (int i = 0; i < n && ok; i++) ok = codegen_plan(&irb, plans[i], names[i], err);
+  for (int i = 0; i < n && ok; i++) ok = codegen_plan(&irb, plans[i], kernel_name(plans[i]->kind), err);
   irb_fini(&irb);
   if (!ok || !jit_module_optimize(jit, mod, err)) {
     jit_module_free(mod);
@@ -28,8 +29,8 @@ static JitModule *build(Jit *jit, const Plan *const *plans, const char *const *n
   return mod;
 }
 
-Kernels *kernels_compile(const Plan *const *plans, const char *const *names, int n, bool f32,
-                         const char *module_name, bool keep_copy, StrBuf *err) {
+Kernels *kernels_generate(const Plan *const *plans, int n, bool f32, const char *module_name,
+                          bool keep_copy, StrBuf *err) {
   Kernels *k = xcalloc(1, sizeof *k);
   k->jit = jit_new(err);
   size_t nsyms;
@@ -38,21 +39,23 @@ Kernels *kernels_compile(const Plan *const *plans, const char *const *names, int
     kernels_free(k);
     return NULL;
   }
-  if (keep_copy && !(k->shown = build(k->jit, plans, names, n, f32, module_name, err))) {
-    kernels_free(k);
-    return NULL;
-  }
-  JitModule *run = build(k->jit, plans, names, n, f32, module_name, err);
-  // The JIT owns `run` from here, whether adding succeeds or not.
-  if (!run || !jit_add_module_take(k->jit, run, err)) {
+  if ((keep_copy && !(k->shown = build(k->jit, plans, n, f32, module_name, err))) ||
+      !(k->run = build(k->jit, plans, n, f32, module_name, err))) {
     kernels_free(k);
     return NULL;
   }
   return k;
 }
 
+bool kernels_jit(Kernels *k, StrBuf *err) {
+  JitModule *run = k->run;
+  k->run = NULL;  // the JIT owns it from here, whether adding succeeds or not
+  return run && jit_add_module_take(k->jit, run, err);
+}
+
 void kernels_free(Kernels *k) {
   if (!k) return;
+  jit_module_free(k->run);
   jit_module_free(k->shown);
   StrBuf ignored = {0};
   jit_free(k->jit, &ignored);

@@ -1,7 +1,8 @@
 // Kernels: plans compiled to native code in process, behind an interface without LLVM.
 //
-// kernels_compile generates one function per plan (codegen.h), optimises the module for the
-// host and hands it to a JIT session of its own; the functions are then looked up by name.
+// Two stages of the pipeline: kernels_generate generates one function per plan (codegen.h)
+// and optimises the module for the host; kernels_jit hands it to a JIT session of its own,
+// which compiles it to machine code; the functions are then looked up by name.
 // When asked, a second copy of the module is kept so the kernels can be shown (IR,
 // assembly) or written as an object file; it is optional because it doubles compile time.
 #ifndef DAMC_KERNELS_H
@@ -17,10 +18,13 @@ typedef struct Kernels Kernels;
 // The signature of every kernel: see codegen.h.
 typedef void (*KernelFn)(void **bufs, const double *params, int64_t batch);
 
-// Compiles `n` plans as functions `names[i]`, in float32 (`f32`) or float64, keeping a copy
-// to show when `keep_copy`. NULL, with the message in `err`, on failure.
-Kernels *kernels_compile(const Plan *const *plans, const char *const *names, int n, bool f32,
-                         const char *module_name, bool keep_copy, StrBuf *err);
+// Generates `n` plans as functions named kernel_name(plan->kind), in float32 (`f32`) or
+// float64, keeping a copy to show when `keep_copy`. NULL, with the message in `err`, on
+// failure.
+Kernels *kernels_generate(const Plan *const *plans, int n, bool f32, const char *module_name,
+                          bool keep_copy, StrBuf *err);
+// Compiles the generated module to machine code (once); then kernels_lookup finds them.
+bool kernels_jit(Kernels *k, StrBuf *err);
 void kernels_free(Kernels *k);
 KernelFn kernels_lookup(Kernels *k, const char *name, StrBuf *err);
 // The module's LLVM IR, or its host assembly (NULL with a message on failure, or when no

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "derive/network.h"
+#include "front/ast.h"
 #include "support/common.h"
 
 typedef struct {
@@ -67,27 +68,27 @@ static void layer_section(Explainer *x, int a) {
   snprintf(lhs, sizeof lhs, "g(%s)", name);
   snprintf(tlhs, sizeof tlhs, "g_{%s}", name);
   line(x, lhs, tlhs, l->g, NULL);
-  structure_text(&l->hess, st, sizeof st);
+  structure_text(&l->hessian, st, sizeof st);
   snprintf(tlhs, sizeof tlhs, "H_{%s} d", name);
-  if (!l->hess.dense) {
-    if (l->hess.diag) {
+  if (!l->hessian.dense) {
+    if (l->hessian.diag) {
       snprintf(tlhs, sizeof tlhs, "\\operatorname{diag} H_{%s}", name);
-      line(x, "diag H", tlhs, l->hess.diag, st);
+      line(x, "diag H", tlhs, l->hessian.diag, st);
     }
-    for (int k = 0; k < l->hess.nterms; k++) {
+    for (int k = 0; k < l->hessian.nterms; k++) {
       char t[64], tt[96];
       snprintf(t, sizeof t, "H u%d", k + 1);
       snprintf(tt, sizeof tt, "u_{%d}", k + 1);
-      line(x, t, tt, l->hess.u[k], k == 0 && !l->hess.diag ? st : "rank-one term u v'");
+      line(x, t, tt, l->hessian.u[k], k == 0 && !l->hessian.diag ? st : "rank-one term u v'");
       snprintf(t, sizeof t, "H v%d", k + 1);
       snprintf(tt, sizeof tt, "v_{%d}", k + 1);
-      line(x, t, tt, l->hess.v[k], NULL);
+      line(x, t, tt, l->hessian.v[k], NULL);
     }
   }
   snprintf(tlhs, sizeof tlhs, "H_{%s} d", name);
-  line(x, "H d", tlhs, l->hvp, l->hess.dense ? "dense: Hessian-vector product" : NULL);
+  line(x, "H d", tlhs, l->hvp, l->hessian.dense ? "dense: Hessian-vector product" : NULL);
   snprintf(tlhs, sizeof tlhs, "\\Lambda_{%s}", name);
-  line(x, "Lambda", tlhs, l->lagrange, "x . g - L");
+  line(x, "Lambda", tlhs, l->legendre, "x . g - L");
   snprintf(tlhs, sizeof tlhs, "\\tau_{%s}", name);
   line(x, "tau", tlhs, l->tau, NULL);
   end_align(x);

@@ -4,11 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "front/ast.h"
 #include "support/common.h"
 #include "sym/builtins.h"
-
-_Static_assert((int)FN_EXP == (int)EF_EXP && (int)FN_SECH2 == (int)EF_SECH2,
-               "the elementwise rows of func_table.def follow ElemFn");
 
 // ---- From syntax to the DAG ----
 
@@ -16,14 +14,14 @@ typedef struct {
   Network *net;
   ExprPool *pool;
   const Model *m;
-} Lower;
+} DagBuilder;
 
 static ExprShape weight_shape(const ModelWeight *w) {
   return (ExprShape){(int8_t)w->rank, {w->dims[0], w->dims[1]}};
 }
 
-// Lowers an expression; `args` binds the parameters of the def being inlined.
-static ExprId lower(Lower *lw, const AstExpr *e, const ExprId *args) {
+// The DAG node of a syntax tree; `args` binds the parameters of the def being inlined.
+static ExprId to_dag(DagBuilder *lw, const AstExpr *e, const ExprId *args) {
   ExprPool *p = lw->pool;
   const Model *m = lw->m;
   switch (e->kind) {
@@ -39,10 +37,10 @@ static ExprId lower(Lower *lw, const AstExpr *e, const ExprId *args) {
     default: damc_unreachable();
     }
   case AST_ACT: return lw->net->layers[e->ref_index].act;
-  case AST_NEG: return expr_neg(p, lower(lw, e->lhs, args));
-  case AST_TRANSPOSE: return expr_transpose(p, lower(lw, e->lhs, args));
+  case AST_NEG: return expr_neg(p, to_dag(lw, e->lhs, args));
+  case AST_TRANSPOSE: return expr_transpose(p, to_dag(lw, e->lhs, args));
   case AST_BINARY: {
-    ExprId a = lower(lw, e->lhs, args), b = lower(lw, e->rhs, args);
+    ExprId a = to_dag(lw, e->lhs, args), b = to_dag(lw, e->rhs, args);
     switch (e->op) {
     case OP_ADD: return expr_add(p, a, b);
     case OP_SUB: return expr_sub(p, a, b);
@@ -57,18 +55,18 @@ static ExprId lower(Lower *lw, const AstExpr *e, const ExprId *args) {
     if (e->ref == REF_DEF) {
       const AstDecl *def = e->ref_def;
       ExprId *bound = xmalloc(((size_t)def->nparams + 1) * sizeof *bound);
-      // An argument is lowered where it is written; a default has no arguments to bind.
-      for (int i = 0; i < def->nparams; i++) bound[i] = lower(lw, e->bound_args[i], args);
-      ExprId r = lower(lw, def->value, bound);
+      // An argument is built where it is written; a default has no arguments to bind.
+      for (int i = 0; i < def->nparams; i++) bound[i] = to_dag(lw, e->bound_args[i], args);
+      ExprId r = to_dag(lw, def->value, bound);
       free(bound);
       return r;
     }
     {
       const BuiltinInfo *fn = &builtin_info[e->ref_index];
-      ExprId a = lower(lw, e->args->value, args);
+      ExprId a = to_dag(lw, e->args->value, args);
       switch (fn->kind) {
       case FNK_ELEM: return expr_fn(p, (ElemFn)e->ref_index, a);
-      case FNK_DOT: return expr_dot(p, a, lower(lw, e->args->next->value, args));
+      case FNK_DOT: return expr_dot(p, a, to_dag(lw, e->args->next->value, args));
       case FNK_TRANSPOSE: return expr_transpose(p, a);
       case FNK_LEN: return expr_numel(p, expr_get(p, a)->shape);
       case FNK_REDUCE:
@@ -108,27 +106,30 @@ static ExprId substitute(Network *net, ExprId e, const ExprId *acts, const ExprI
 
 // ---- Derivation ----
 
-static void derive_layer(Lower *lw, int a) {
+static void derive_layer(DagBuilder *lw, int a) {
   Network *net = lw->net;
   ExprPool *p = net->pool;
   const ModelLayer *ml = &lw->m->layers[a];
   LayerEq *l = &net->layers[a];
-  l->L = lower(lw, ml->lagrangian, NULL);
+  l->L = to_dag(lw, ml->lagrangian, NULL);
   l->g = diff_grad(p, l->L, l->state);
-  l->hess = diff_jacobian(p, l->g, l->state);
-  l->hvp = l->hess.dense ? diff_jvp(p, l->g, l->state, l->dir) : diff_jac_apply(p, &l->hess, l->dir);
-  l->lagrange = expr_sub(p, expr_dot(p, l->state, l->g), l->L);
-  l->tau = ml->tau ? lower(lw, ml->tau, NULL) : expr_const(p, 1);
+  l->hessian = diff_jacobian(p, l->g, l->state);
+  l->hvp = l->hessian.dense ? diff_jvp(p, l->g, l->state, l->dir)
+                           : diff_jac_apply(p, &l->hessian, l->dir);
+  l->legendre = expr_sub(p, expr_dot(p, l->state, l->g), l->L);
+  l->tau = ml->tau ? to_dag(lw, ml->tau, NULL) : expr_const(p, 1);
+  const Expr *g = expr_get(p, l->g);
+  l->binary = g->kind == EX_FN && g->index == EF_SIGN && g->kids[0] == l->state;
 }
 
 // The interaction energy and the currents (in activation leaves).
-static void derive_couplings(Lower *lw) {
+static void derive_couplings(DagBuilder *lw) {
   Network *net = lw->net;
   ExprPool *p = net->pool;
   const Model *m = lw->m;
   ExprId energy_terms = expr_const(p, 0);
   for (int i = 0; i < m->nenergies; i++)
-    energy_terms = expr_add(p, energy_terms, lower(lw, m->energies[i].expr, NULL));
+    energy_terms = expr_add(p, energy_terms, to_dag(lw, m->energies[i].expr, NULL));
   ExprId e_int = energy_terms;
   for (int a = 0; a < net->nlayers; a++) {
     LayerEq *l = &net->layers[a];
@@ -185,7 +186,7 @@ static bool check_eliminable(Session *s, const Network *net) {
   return ok;
 }
 
-// The reduced model of theory.md §2 (eq. 2.1).
+// The reduced model of docs/theory.md §2 (eq. 2.1).
 static void derive_reduced(Network *net) {
   ExprPool *p = net->pool;
   int n = net->nlayers;
@@ -210,7 +211,7 @@ static void derive_reduced(Network *net) {
   for (int a = 0; a < n; a++) {
     const LayerEq *l = &net->layers[a];
     if (l->eliminated) continue;
-    energy = expr_add(p, energy, l->lagrange);
+    energy = expr_add(p, energy, l->legendre);
     if (l->input)
       energy = expr_sub(p, energy, substitute(net, expr_dot(p, l->input, l->act), acts, NULL));
     net->reduced_u[a] = substitute(net, l->u, acts, NULL);
@@ -253,6 +254,31 @@ static void make_names(Session *s, Network *net) {
   net->names = (ExprNames){params, dims, layers, weights, NULL, NULL};
 }
 
+// Copies what later stages need of the model into the network, as data.
+static void record_facts(Network *net) {
+  const Model *m = net->model;
+  net->name = m->name;
+  net->nparams = m->nparams;
+  net->params = xcalloc((size_t)m->nparams + 1, sizeof *net->params);
+  for (int i = 0; i < m->nparams; i++)
+    net->params[i] = (NetParam){m->params[i].name, m->params[i].value, m->params[i].has_default};
+  net->nweights = m->nweights;
+  net->weights = xcalloc((size_t)m->nweights + 1, sizeof *net->weights);
+  for (int i = 0; i < m->nweights; i++) {
+    const ModelWeight *w = &m->weights[i];
+    bool self = w->synapse >= 0 && m->synapses[w->synapse].a == m->synapses[w->synapse].b;
+    net->weights[i] = (NetWeight){w->name, w->rank, {w->dims[0], w->dims[1]}, w->symmetric, self};
+  }
+  net->ndims = m->ndims;
+  net->dims = xcalloc((size_t)m->ndims + 1, sizeof *net->dims);
+  for (int i = 0; i < m->ndims; i++) net->dims[i] = (NetDim){m->dims[i].name, m->dims[i].value};
+  for (int a = 0; a < m->nlayers; a++) {
+    net->layers[a].name = m->layers[a].name;
+    net->layers[a].dim = m->layers[a].dim;
+    net->layers[a].has_input = m->layers[a].has_input;
+  }
+}
+
 Network *network_derive(Session *s, const Model *m, const int *eliminate, int neliminate) {
   Network *net = xcalloc(1, sizeof *net);
   net->model = m;
@@ -262,6 +288,7 @@ Network *network_derive(Session *s, const Model *m, const int *eliminate, int ne
   net->reduced_u = xcalloc((size_t)m->nlayers + 1, sizeof *net->reduced_u);
   net->reduced_dxdt = xcalloc((size_t)m->nlayers + 1, sizeof *net->reduced_dxdt);
   make_names(s, net);
+  record_facts(net);
   ExprPool *p = net->pool;
   for (int a = 0; a < m->nlayers; a++) {
     LayerEq *l = &net->layers[a];
@@ -271,7 +298,7 @@ Network *network_derive(Session *s, const Model *m, const int *eliminate, int ne
     l->dir = expr_leaf(p, EX_DIR, a, shape);
     if (m->layers[a].has_input) l->input = expr_leaf(p, EX_INPUT, a, shape);
   }
-  Lower lw = {net, p, m};
+  DagBuilder lw = {net, p, m};
   for (int a = 0; a < m->nlayers; a++) derive_layer(&lw, a);
   for (int i = 0; i < neliminate; i++) net->layers[eliminate[i]].eliminated = true;
   for (int a = 0; a < m->nlayers; a++)
@@ -283,7 +310,7 @@ Network *network_derive(Session *s, const Model *m, const int *eliminate, int ne
   for (int a = 0; a < m->nlayers; a++) {
     LayerEq *l = &net->layers[a];
     acts[a] = l->g;
-    energy = expr_add(p, energy, l->lagrange);
+    energy = expr_add(p, energy, l->legendre);
     if (l->input) energy = expr_sub(p, energy, expr_dot(p, l->input, l->act));
   }
   net->energy = energy;
@@ -291,9 +318,15 @@ Network *network_derive(Session *s, const Model *m, const int *eliminate, int ne
   for (int a = 0; a < m->nlayers; a++) {
     LayerEq *l = &net->layers[a];
     l->u_x = substitute(net, l->u, acts, NULL);
+    l->energy_part = l->legendre;
+    if (l->input) l->energy_part = expr_sub(p, l->energy_part, expr_dot(p, l->input, l->act));
     // An eliminated layer does not move on its own: it is set to x = u at every instant.
-    l->dxdt = l->eliminated ? expr_bcast(p, expr_const(p, 0), expr_get(p, l->state)->shape)
-                            : expr_div(p, expr_sub(p, l->u_x, l->state), l->tau);
+    if (l->eliminated) {
+      l->dxdt_x = expr_bcast(p, expr_const(p, 0), expr_get(p, l->state)->shape);
+    } else {
+      l->dxdt = expr_div(p, expr_sub(p, l->u, l->state), l->tau);
+      l->dxdt_x = expr_div(p, expr_sub(p, l->u_x, l->state), l->tau);
+    }
   }
   free(acts);
 
@@ -314,5 +347,8 @@ void network_free(Network *net) {
   free(net->layers);
   free(net->reduced_u);
   free(net->reduced_dxdt);
+  free(net->params);
+  free(net->weights);
+  free(net->dims);
   free(net);
 }

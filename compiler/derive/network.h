@@ -2,8 +2,8 @@
 //
 // For each layer A it derives the activation g_A = dL_A/dx_A, the Hessian H_A with its
 // structure (diagonal, diagonal plus low rank, or dense) and the Hessian-vector product,
-// and the Lagrange term Lambda_A = x_A . g_A - L_A. For the network it builds the energy of
-// theory.md eq. (1.1) (every synapse, energy term and input; 1/2 on self-synapses), the
+// and the Legendre term Lambda_A = x_A . g_A - L_A. For the network it builds the energy of
+// docs/theory.md eq. (1.1) (every synapse, energy term and input; 1/2 on self-synapses), the
 // currents u_A = I_A - dE_int/dg_A (a synapse gives W @ g(B) and W' @ g(A); directed
 // synapses add to u without energy) and the dynamics tau_A dx_A/dt = u_A - x_A.
 //
@@ -11,7 +11,7 @@
 // read as in the papers and each g is computed once; the `_x` forms substitute g_A(x_A)
 // for every leaf and are functions of the states alone (for checks and finite differences).
 //
-// Elimination (theory.md §2): a layer with tau = 0, or one named with --eliminate, is
+// Elimination (docs/theory.md §2): a layer with tau = 0, or one named with --eliminate, is
 // solved instantly, x_h = u_h. The reduced model has the energy
 // E_eff = sum_{A != h} (Lambda_A - I_A . g_A) + E_int(g_h = 0) - L_h(u_h) and the currents
 // of the other layers with g_h = g_h(u_h). It requires u_h not to depend on g(h). In the
@@ -20,35 +20,77 @@
 #ifndef DAMC_NETWORK_H
 #define DAMC_NETWORK_H
 
-#include "front/ast.h"
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "support/session.h"
 #include "sym/diff.h"
 #include "sym/expr.h"
 #include "sym/expr_print.h"
 
+// The checked model of the front end (front/ast.h): read by the derivation only.
+typedef struct Model Model;
+
+// One layer's equations, and the facts about it that later stages need as data.
 typedef struct {
-  ExprId state;     // leaf x_A
-  ExprId act;       // leaf g(A), as used in interaction terms
-  ExprId input;     // leaf I_A, or 0 without `input`
-  ExprId dir;       // leaf d_A, the direction of Hessian-vector products
-  ExprId L;         // L_A(x_A)
-  ExprId g;         // dL_A/dx_A
-  StructJac hess;   // H_A = dg_A/dx_A with its structure
-  ExprId hvp;       // H_A d_A
-  ExprId lagrange;  // Lambda_A = x_A . g_A - L_A
-  ExprId tau;       // scalar expression (constants and params)
-  ExprId u;         // the current, in activation leaves and inputs
-  ExprId u_x;       // the current with g = g(x) substituted
-  ExprId dxdt;      // (u_x - x_A) / tau_A; 0 for an eliminated layer
-  bool eliminated;  // tau = 0 or --eliminate: x_A = u_A at every instant
+  const char *name;  // the layer's name
+  int dim;           // the dim that sizes it (index into Network.dims)
+  ExprId state;      // leaf x_A
+  ExprId act;        // leaf g(A), as used in interaction terms
+  ExprId input;      // leaf I_A, or 0 without `input`
+  ExprId dir;        // leaf d_A, the direction of Hessian-vector products
+  ExprId L;          // L_A(x_A), the Lagrangian
+  ExprId g;          // dL_A/dx_A, the activation
+  StructJac hessian; // H_A = dg_A/dx_A, the Hessian of L_A, with its structure
+  ExprId hvp;        // H_A d_A, the Hessian-vector product
+  ExprId legendre;   // Lambda_A = x_A . g_A - L_A, the Legendre transform of L_A
+  ExprId tau;        // scalar expression (constants and params)
+  ExprId u;          // the current, in activation leaves and inputs
+  ExprId u_x;        // the current with g = g(x) substituted
+  // (u_A - x_A) / tau_A in activation leaves (what the kernels compute, after g); 0 for an
+  // eliminated layer, which does not move on its own.
+  ExprId dxdt;
+  ExprId dxdt_x;       // the same with g = g(x) substituted (a function of the states)
+  ExprId energy_part;  // Lambda_A - I_A . g_A: the layer's own part of E
+  bool eliminated;     // tau = 0 or --eliminate: x_A = u_A at every instant
+  bool binary;         // g_A = sign(x_A): the discrete single-unit rule applies
+  bool has_input;      // declared with `input`
 } LayerEq;
 
+// The model's params, weights and dims as data, for the stages after derivation (which
+// never read the syntax tree).
 typedef struct {
-  const Model *model;
+  const char *name;
+  double value;  // the default
+  bool has_default;
+} NetParam;
+
+typedef struct {
+  const char *name;
+  int rank;      // 1 or 2
+  int dims[2];   // indices into Network.dims
+  bool symmetric;     // declared `symmetric`, or a self-synapse
+  bool self_synapse;  // the weight of a synapse from a layer to itself
+} NetWeight;
+
+typedef struct {
+  const char *name;  // NULL for a size written as a literal
+  int64_t size;      // as declared; -1 when bound from a weight's shape
+} NetDim;
+
+typedef struct {
+  const Model *model;  // the checked model (derivation and explain only)
+  const char *name;    // the model's name
   ExprPool *pool;
   ExprNames names;
   LayerEq *layers;  // one per model layer
   int nlayers;
+  NetParam *params;
+  int nparams;
+  NetWeight *weights;
+  int nweights;
+  NetDim *dims;
+  int ndims;
   ExprId energy_int;  // interaction energy: -synapse terms + energy terms - I . g
   ExprId energy;      // E, in activation leaves
   ExprId energy_x;    // E with g = g(x) substituted

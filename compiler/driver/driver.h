@@ -1,14 +1,59 @@
-// Shared pieces of the damc command line: exit codes, usage errors and the subcommands
-// that run native code (native.c).
+// The damc command line: exit codes, the table of subcommands and options (commands.c),
+// the subcommands themselves (main.c: parse, explain, help; native.c: eval, run, emit,
+// bench), and the messages of command-line mistakes.
+//
+// Every message that is not a located diagnostic of the model reads
+// "damc COMMAND: error: ..."; a command-line mistake exits 2 and says how to ask for help,
+// a problem with the model, a tensor or a run exits 1.
 #ifndef DAMC_DRIVER_H
 #define DAMC_DRIVER_H
 
+#include <stdbool.h>
+
 enum { EXIT_MODEL = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 70 };
 
-// Prints "damc COMMAND: error: MSG" and the hint to ask for help; returns EXIT_USAGE.
-int usage_error(const char *command, const char *fmt, const char *arg);
+// An option: its name, the name of its value (NULL: a flag) and its help line.
+typedef struct {
+  const char *name;
+  const char *value;
+  const char *help;
+} OptionSpec;
 
-// damc eval, run, emit and bench; argv[0] is the subcommand.
+typedef struct {
+  const char *name;
+  const char *summary;
+  const char *usage;  // after "damc NAME "
+  int (*run)(int argc, char **argv);  // argv[0] is the subcommand's name
+  const OptionSpec *options;          // terminated by a NULL name
+  bool implemented;
+} Command;
+
+const Command *command_find(const char *name);
+const OptionSpec *option_find(const Command *c, const char *name);
+
+// Reads the option at argv[*i]: its spec, and its value (the next argument, or the text
+// after '=' in --option=value), moving *i past what it used. Returns 0, or the exit status
+// of a usage error (printed: an unknown option with the nearest known one, a value missing
+// or given to a flag).
+int option_read(const Command *c, int argc, char **argv, int *i, const OptionSpec **spec,
+                const char **value);
+
+// Prints "damc COMMAND: error: MSG" (MSG = fmt with arg) and the hint to ask for help;
+// returns EXIT_USAGE.
+int usage_error(const char *command, const char *fmt, const char *arg);
+// The same for an unknown option of `c` or an unknown subcommand, with "did you mean".
+int unknown_option(const Command *c, const char *opt);
+int unknown_command(const char *name);
+// Prints each line of `text` as "damc COMMAND: error: LINE".
+void print_errors(const char *command, const char *text);
+
+void print_help(void);
+void print_command_help(const Command *c);
+
+int cmd_parse(int argc, char **argv);
+int cmd_explain(int argc, char **argv);
+int cmd_help(int argc, char **argv);
+int cmd_missing(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_emit(int argc, char **argv);

@@ -1,10 +1,12 @@
-// The subcommands that compile a model to native kernels: eval, run and emit.
+// The subcommands that compile a model to native kernels: eval, run, emit and bench.
 //
-// They are clients of the C API (include/damc.h): one option parser reads the tensors
-// (--weights, --weight, --set), the per-layer arrays (--state, --input, --init, --clamp) and
-// --precision into a DamcModel, and eval and run go through damc_eval and damc_run. Every
-// problem is reported with the file, the tensor and the shapes. emit and bench, the
-// compiler's own tools, also reach the engine under the model (api/damc_internal.h).
+// Three steps, kept apart: parse_options reads the command line alone (no file is opened,
+// so a command-line mistake is reported before anything is loaded or compiled); load_model
+// opens the model through the C API (include/damc.h), reads the tensors in the kernels'
+// precision and binds them (the API reads them in place: no copy), and compiles up to the
+// stage the command needs; the command then calls damc_eval or damc_run, or, for emit and
+// bench (the compiler's own tools), the engine under the model (api/damc_internal.h).
+// Every problem is reported with the file, the tensor and the shapes.
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -12,24 +14,30 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/damc_internal.h"
+#include "backend/emit_c.h"
 #include "damrt_kernel.h"
 #include "damrt_npy.h"
 #include "damrt_npz.h"
 #include "driver/driver.h"
-#include "api/damc_internal.h"
-#include "engine/engine.h"
-#include "lower/emit_c.h"
 #include "support/common.h"
+
+// The per-layer array options, in the order of DamcBatch.
+enum { ARR_STATE, ARR_INPUT, ARR_CLAMP, ARR_KINDS };
+
+// An option that names a tensor or a param, in command-line order.
+typedef struct {
+  const char *option;  // "--weights", "--weight", "--set", "--state", "--init", "--input", "--clamp"
+  const char *value;
+} TensorOption;
 
 typedef struct {
   const char *command;
   const char *model;
-  DamcModel *damc;
-  Engine *engine;  // the engine under `damc`
-  DamrtDtype dtype;
+  TensorOption *tensors;
+  int ntensors;
+  DamcPrecision precision;
   const char *out;
-  EngineArrays arrays;
-  int nlayers;
   // emit
   bool plan, ir, asm_text;
   const char *obj;
@@ -40,10 +48,22 @@ typedef struct {
   // bench
   size_t batch;
   int repeat;
-  double load_seconds, compile_seconds, ready_seconds;
+  bool allow_extra;  // --allow-extra: .npz members that are not weights are ignored
+  bool strict;       // run --strict: an unconverged sample is an error
+  int progress;      // run: 1 --progress, -1 --no-progress, 0 when stderr is a terminal
+  bool quiet;
 } Options;
 
-
+// The model with its tensors, as loaded.
+typedef struct {
+  DamcModel *damc;
+  Engine *engine;  // the engine under `damc`
+  int nlayers;
+  DamrtTensor **held;  // every tensor read (the API reads them in place)
+  size_t nheld, held_cap;
+  DamcArray *arrays[ARR_KINDS];  // per layer; data NULL when not given
+  double load_seconds, compile_seconds, ready_seconds;
+} Loaded;
 
 // A number option's value; false when it is not a number in [lo, hi].
 static bool parse_number(const char *text, double lo, double hi, double *out) {
@@ -53,6 +73,24 @@ static bool parse_number(const char *text, double lo, double hi, double *out) {
   if (*text == '\0' || *end || errno || !(v >= lo && v <= hi)) return false;
   *out = v;
   return true;
+}
+
+// Splits "A=FILE" at the first '='; false when there is none.
+static bool split_pair(const char *arg, char *key, size_t keysize, const char **value) {
+  const char *eq = strchr(arg, '=');
+  if (!eq || eq == arg || !eq[1] || (size_t)(eq - arg) >= keysize) return false;
+  memcpy(key, arg, (size_t)(eq - arg));
+  key[eq - arg] = '\0';
+  *value = eq + 1;
+  return true;
+}
+
+// Whether `text` is a number too large for a double (strtod's ERANGE on overflow).
+static bool number_out_of_range(const char *text) {
+  char *end;
+  errno = 0;
+  double v = strtod(text, &end);
+  return !*end && errno == ERANGE && fabs(v) > 1;
 }
 
 // The options of damc run; 1 when `opt` is one (its value parsed), 0 when it is not, or
@@ -77,10 +115,12 @@ static int parse_run_option(Options *o, const char *opt, const char *val) {
     if (!strcmp(opt, numbers[i].name)) {
       if (!parse_number(val, numbers[i].lo, numbers[i].hi, numbers[i].dst)) {
         char msg[160];
-        snprintf(msg, sizeof msg, "%s %%s: expected a number from %g to %g", opt, numbers[i].lo,
-                 numbers[i].hi);
+        snprintf(msg, sizeof msg, "%s %%s: expected a number from %g to %g%s", opt, numbers[i].lo,
+                 numbers[i].hi, number_out_of_range(val) ? " (this one is out of range)" : "");
         return usage_error("run", msg, val);
       }
+      // --tol 0 means: never stop early (in the API, 0 asks for the default).
+      if (!strcmp(opt, "--tol") && r->tol == 0) r->tol = -1;
       return 1;
     }
   if (!strcmp(opt, "--max-steps") || !strcmp(opt, "--seed") || !strcmp(opt, "--threads")) {
@@ -100,35 +140,118 @@ static int parse_run_option(Options *o, const char *opt, const char *val) {
   return 0;
 }
 
-// Splits "A=FILE" at the first '='; false when there is none.
-static bool split_pair(const char *arg, char *key, size_t keysize, const char **value) {
-  const char *eq = strchr(arg, '=');
-  if (!eq || eq == arg || !eq[1] || (size_t)(eq - arg) >= keysize) return false;
-  memcpy(key, arg, (size_t)(eq - arg));
-  key[eq - arg] = '\0';
-  *value = eq + 1;
-  return true;
+// Checks the syntax of a tensor option's value (its files are read when loading).
+static int check_tensor_option(const Options *o, const char *opt, const char *val) {
+  char key[256];
+  const char *rest;
+  bool pair = split_pair(val, key, sizeof key, &rest);
+  if (!strcmp(opt, "--weights")) return 0;
+  if (!strcmp(opt, "--weight") && !pair)
+    return usage_error(o->command, "--weight %s: expected NAME=FILE.npy", val);
+  if (!strcmp(opt, "--set")) {
+    if (!pair) return usage_error(o->command, "--set %s: expected PARAM=VALUE", val);
+    char *end;
+    (void)strtod(rest, &end);
+    if (*end) return usage_error(o->command, "--set %s: the value is not a number", val);
+    if (number_out_of_range(rest))
+      return usage_error(o->command, "--set %s: the value is out of range (beyond 1.8e308)", val);
+    return 0;
+  }
+  if (!pair) {
+    char msg[300];
+    snprintf(msg, sizeof msg, "%s %%s: expected LAYER=FILE.npy", opt);
+    return usage_error(o->command, msg, val);
+  }
+  return 0;
 }
 
-static int layer_index(const Engine *e, const char *name) {
-  const Model *m = engine_network(e)->model;
-  for (int a = 0; a < m->nlayers; a++)
-    if (strcmp(m->layers[a].name, name) == 0) return a;
-  return -1;
+// Reads the command line into `o` without opening any file. Returns 0, or the exit status
+// of a usage error (printed).
+static int parse_options(Options *o, int argc, char **argv) {
+  memset(o, 0, sizeof *o);
+  o->command = argv[0];
+  const Command *c = command_find(o->command);
+  o->precision = DAMC_F32;
+  o->batch = 1;
+  o->repeat = 20;
+  o->run = (DamcRunOptions){.method = DAMC_DOPRI5, .max_steps = 10000};
+  o->tensors = xcalloc((size_t)argc + 1, sizeof *o->tensors);
+  for (int i = 1; i < argc; i++) {
+    if (argv[i][0] != '-' || !argv[i][1]) {
+      if (o->model) return usage_error(o->command, "more than one model file ('%s')", argv[i]);
+      o->model = argv[i];
+      continue;
+    }
+    const OptionSpec *spec;
+    const char *val;
+    int status = option_read(c, argc, argv, &i, &spec, &val);
+    if (status) return status;
+    const char *opt = spec->name;
+    if (!strcmp(opt, "--plan")) o->plan = true;
+    else if (!strcmp(opt, "--ir")) o->ir = true;
+    else if (!strcmp(opt, "--asm")) o->asm_text = true;
+    else if (!strcmp(opt, "--allow-extra")) o->allow_extra = true;
+    else if (!strcmp(opt, "--strict")) o->strict = true;
+    else if (!strcmp(opt, "--progress")) o->progress = 1;
+    else if (!strcmp(opt, "--no-progress")) o->progress = -1;
+    else if (!strcmp(opt, "--quiet")) o->quiet = true;
+    else if (!strcmp(opt, "--out")) o->out = val;
+    else if (!strcmp(opt, "--obj")) o->obj = val;
+    else if (!strcmp(opt, "--precision")) {
+      if (!strcmp(val, "f32")) o->precision = DAMC_F32;
+      else if (!strcmp(val, "f64")) o->precision = DAMC_F64;
+      else return usage_error(o->command, "--precision %s: expected f32 or f64", val);
+    } else if (!strcmp(opt, "--c")) {
+      size_t len = strlen(val);
+      if (len < 3 || strcmp(val + len - 2, ".c") != 0)
+        return usage_error(o->command, "--c %s: the name must end in '.c' (the header is "
+                           "written next to it, ending in '.h')", val);
+      o->c_source = val;
+    } else if (!strcmp(opt, "--batch") || !strcmp(opt, "--repeat")) {
+      double v;
+      if (!parse_number(val, 1, 1e9, &v) || v != floor(v))
+        return usage_error(o->command, "expected a positive whole number, not '%s'", val);
+      if (!strcmp(opt, "--batch")) o->batch = (size_t)v;
+      else o->repeat = (int)v;
+    } else if ((status = parse_run_option(o, opt, val)) == 0) {
+      // A tensor option: its syntax now, its files when loading.
+      if ((status = check_tensor_option(o, opt, val)) != 0) return status;
+      o->tensors[o->ntensors++] = (TensorOption){opt, val};
+    } else if (status != 1) {
+      return status;
+    }
+  }
+  if (!o->model) return usage_error(o->command, "no model file given%s", "");
+  if (!strcmp(o->command, "emit") && !o->plan && !o->ir && !o->asm_text && !o->obj && !o->c_source)
+    return usage_error("emit", "say what to emit: --plan, --ir, --asm, --obj OUT.o or --c OUT.c%s",
+                       "");
+  return 0;
 }
 
-// Binds `t` (taken) as weight `name` through the C API.
-static bool bind_weight(DamcModel *m, const char *name, DamrtTensor *t, const char *origin,
+// ---- Loading ----
+
+static void hold(Loaded *l, DamrtTensor *t) { VEC_PUSH(l->held, l->nheld, l->held_cap, t); }
+
+static DamcArray array_of(const DamrtTensor *t) {
+  DamcArray a = {t->rank, {0}, t->data, t->dtype == DAMRT_F32 ? DAMC_F32 : DAMC_F64};
+  for (int i = 0; i < t->rank; i++) a.shape[i] = t->shape[i];
+  return a;
+}
+
+// Binds `t` (held until the end) as weight `name` through the C API.
+static bool bind_weight(Loaded *l, const char *name, DamrtTensor *t, const char *origin,
                         StrBuf *err) {
+  hold(l, t);
+  DamcArray a = array_of(t);
   DamcError derr = {0};
-  bool ok = damc_bind_weight(m, name, t->rank, t->shape, t->data, origin, &derr);
+  bool ok = damc_bind_weight(l->damc, name, &a, origin, &derr);
   if (!ok) sb_append(err, derr.message);
   damc_error_clear(&derr);
-  damrt_tensor_free(t);
   return ok;
 }
 
-static bool load_npz_weights(DamcModel *m, const char *path, StrBuf *err) {
+static bool load_npz_weights(Loaded *l, const char *path, DamrtDtype dtype, bool allow_extra,
+                             StrBuf *err) {
   DamrtError derr = {0};
   DamrtNpz *npz = damrt_npz_open(path, &derr);
   if (!npz) {
@@ -138,226 +261,154 @@ static bool load_npz_weights(DamcModel *m, const char *path, StrBuf *err) {
   bool ok = true;
   for (size_t i = 0; i < damrt_npz_count(npz); i++) {
     const char *key = damrt_npz_key(npz, i);
-    DamrtTensor *t = damrt_npz_read(npz, key, DAMRT_F64, &derr);
+    if (allow_extra && engine_weight_index(l->engine, key) < 0) continue;
+    DamrtTensor *t = damrt_npz_read(npz, key, dtype, &derr);
     if (!t) {
       sb_printf(err, "%s\n", derr.message);
       ok = false;
       continue;
     }
-    ok &= bind_weight(m, key, t, path, err);
+    ok &= bind_weight(l, key, t, path, err);
   }
   damrt_npz_close(npz);
   return ok;
 }
 
-// Reads `path` (.npy) for the per-layer array option `what` ("--state") of layer `name`.
-static bool load_layer_array(Options *o, DamrtTensor **slots, const char *what, const char *arg,
-                             StrBuf *err) {
+// Reads the .npy of a per-layer array option ("--state A=FILE.npy") into its slot.
+static int load_layer_array(Loaded *l, int kind, const char *what, const char *arg,
+                            DamrtDtype dtype, StrBuf *err) {
   char name[256];
   const char *path;
-  if (!split_pair(arg, name, sizeof name, &path)) {
-    sb_printf(err, "%s %s: expected LAYER=FILE.npy\n", what, arg);
-    return false;
-  }
-  int a = layer_index(o->engine, name);
+  split_pair(arg, name, sizeof name, &path);
+  int a = engine_layer_index(l->engine, name);
   if (a < 0) {
-    sb_printf(err, "%s %s: model '%s' has no layer '%s'\n", what, arg,
-              engine_network(o->engine)->model->name, name);
-    return false;
+    sb_printf(err, "%s %s: ", what, arg);
+    engine_unknown_name(l->engine, NAME_LAYER, name, err);
+    sb_putc(err, '\n');
+    return EXIT_USAGE;
   }
-  if (slots[a]) {
+  if (l->arrays[kind][a].data) {
     sb_printf(err, "%s %s: layer '%s' is given twice\n", what, arg, name);
-    return false;
+    return EXIT_USAGE;
   }
   DamrtError derr = {0};
-  slots[a] = damrt_npy_read(path, DAMRT_F64, &derr);
-  if (!slots[a]) {
+  DamrtTensor *t = damrt_npy_read(path, dtype, &derr);
+  if (!t) {
     sb_printf(err, "%s\n", derr.message);
-    return false;
+    return EXIT_MODEL;
   }
+  hold(l, t);
   char label[512];
   snprintf(label, sizeof label, "%s: %s of layer '%s'", path, what + 2, name);
-  if (damrt_tensor_check_finite(slots[a], label, &derr) != DAMRT_OK) {
+  if (damrt_tensor_check_finite(t, label, &derr) != DAMRT_OK) {
     sb_printf(err, "%s\n", derr.message);
-    return false;
+    return EXIT_MODEL;
   }
-  return true;
+  l->arrays[kind][a] = array_of(t);
+  return 0;
 }
 
-static void free_options(Options *o) {
-  DamrtTensor **all[3] = {o->arrays.state, o->arrays.input, o->arrays.clamp};
-  for (int k = 0; k < 3; k++) {
-    if (!all[k]) continue;
-    for (int a = 0; a < o->nlayers; a++) damrt_tensor_free(all[k][a]);
-    free(all[k]);
+// Reads and binds one tensor option; 0 or the exit status (the message in `err`).
+static int load_tensor(Loaded *l, const TensorOption *t, DamrtDtype dtype, bool allow_extra,
+                       StrBuf *err) {
+  const char *opt = t->option, *val = t->value;
+  char name[256];
+  const char *rest;
+  if (!strcmp(opt, "--weights")) return load_npz_weights(l, val, dtype, allow_extra, err) ? 0 : EXIT_MODEL;
+  if (!strcmp(opt, "--weight")) {
+    split_pair(val, name, sizeof name, &rest);
+    DamrtError read_err = {0};
+    DamrtTensor *w = damrt_npy_read(rest, dtype, &read_err);
+    if (!w) sb_printf(err, "%s\n", read_err.message);
+    return w && bind_weight(l, name, w, rest, err) ? 0 : EXIT_MODEL;
   }
-  damc_model_free(o->damc);
-}
-
-// Parses the command line into `o`, loading the model and its tensors. Returns 0, or the
-// exit status after printing the message.
-static int parse_options(Options *o, int argc, char **argv) {
-  memset(o, 0, sizeof *o);
-  o->command = argv[0];
-  o->dtype = DAMRT_F32;
-  o->batch = 1;
-  o->repeat = 20;
-  double t_start = clock_seconds();
-  o->run = (DamcRunOptions){DAMC_DOPRI5, 0, 0, 0, 0, 10000, 0, 0, NULL};
-  bool tol_given = false;
-  // The model comes first among the non-options, so that tensors can be checked as read.
-  for (int i = 1; i < argc; i++) {
-    if (argv[i][0] != '-') {
-      if (o->model) return usage_error(o->command, "more than one model file ('%s')", argv[i]);
-      o->model = argv[i];
-    } else if (strcmp(argv[i], "--plan") && strcmp(argv[i], "--ir") && strcmp(argv[i], "--asm")) {
-      i++;  // every other option takes a value
+  if (!strcmp(opt, "--set")) {
+    split_pair(val, name, sizeof name, &rest);
+    if (engine_param_index(l->engine, name) < 0) {
+      sb_printf(err, "--set %s: ", val);
+      engine_unknown_name(l->engine, NAME_PARAM, name, err);
+      sb_putc(err, '\n');
+      return EXIT_USAGE;
     }
+    DamcError derr = {0};
+    bool ok = damc_set_param(l->damc, name, strtod(rest, NULL), &derr);
+    if (!ok) sb_append(err, derr.message);
+    damc_error_clear(&derr);
+    return ok ? 0 : EXIT_MODEL;
   }
-  if (!o->model) return usage_error(o->command, "no model file given%s", "");
-  StrBuf err = {0};
+  int kind = !strcmp(opt, "--input") ? ARR_INPUT : !strcmp(opt, "--clamp") ? ARR_CLAMP : ARR_STATE;
+  return load_layer_array(l, kind, opt, val, dtype, err);
+}
+
+static void unload(Loaded *l) {
+  damc_model_free(l->damc);
+  for (size_t i = 0; i < l->nheld; i++) damrt_tensor_free(l->held[i]);
+  free(l->held);
+  for (int k = 0; k < ARR_KINDS; k++) free(l->arrays[k]);
+}
+
+// Loads the model and its tensors and compiles up to stage `last`. Returns 0, or the exit
+// status after printing the message.
+static int load_model(const Options *o, Loaded *l, EngineStage last) {
+  memset(l, 0, sizeof *l);
+  double t_start = clock_seconds();
   DamcError derr = {0};
-  o->damc = damc_model_from_file(o->model, &derr);
-  if (!o->damc) {
-    fputs(derr.message, stderr);
+  l->damc = damc_model_open(o->model, stderr, &derr);
+  if (!l->damc) {
+    print_errors(o->command, derr.message);
     damc_error_clear(&derr);
     return EXIT_MODEL;
   }
-  o->engine = damc_model_engine(o->damc);
-  o->load_seconds = clock_seconds() - t_start;
-  o->nlayers = engine_network(o->engine)->model->nlayers;
-  o->arrays.state = xcalloc((size_t)o->nlayers + 1, sizeof(DamrtTensor *));
-  o->arrays.input = xcalloc((size_t)o->nlayers + 1, sizeof(DamrtTensor *));
-  o->arrays.clamp = xcalloc((size_t)o->nlayers + 1, sizeof(DamrtTensor *));
-  bool ok = true;
+  l->engine = damc_model_engine(l->damc);
+  l->load_seconds = clock_seconds() - t_start;
+  const Network *net = engine_network(l->engine);
+  l->nlayers = net->nlayers;
+  for (int k = 0; k < ARR_KINDS; k++)
+    l->arrays[k] = xcalloc((size_t)l->nlayers + 1, sizeof *l->arrays[k]);
+  DamrtDtype dtype = o->precision == DAMC_F32 ? DAMRT_F32 : DAMRT_F64;
+  StrBuf err = {0};
   int status = 0;
-  for (int i = 1; i < argc && ok; i++) {
-    const char *opt = argv[i];
-    if (opt[0] != '-') continue;
-    if (!strcmp(opt, "--plan")) { o->plan = true; continue; }
-    if (!strcmp(opt, "--ir")) { o->ir = true; continue; }
-    if (!strcmp(opt, "--asm")) { o->asm_text = true; continue; }
-    if (i + 1 >= argc) {
-      free_options(o);
-      return usage_error(o->command, "option '%s' needs a value", opt);
-    }
-    const char *val = argv[++i];
-    if (!strcmp(opt, "--weights")) {
-      ok = load_npz_weights(o->damc, val, &err);
-    } else if (!strcmp(opt, "--weight")) {
-      char name[256];
-      const char *path;
-      if (!split_pair(val, name, sizeof name, &path)) {
-        free_options(o);
-        return usage_error(o->command, "--weight %s: expected NAME=FILE.npy", val);
-      }
-      DamrtError read_err = {0};
-      DamrtTensor *t = damrt_npy_read(path, DAMRT_F64, &read_err);
-      if (!t) sb_printf(&err, "%s\n", read_err.message);
-      ok = t && bind_weight(o->damc, name, t, path, &err);
-    } else if (!strcmp(opt, "--set")) {
-      char name[256];
-      const char *text;
-      char *end;
-      if (!split_pair(val, name, sizeof name, &text)) {
-        free_options(o);
-        return usage_error(o->command, "--set %s: expected PARAM=VALUE", val);
-      }
-      errno = 0;
-      double v = strtod(text, &end);
-      if (*end || errno) {
-        free_options(o);
-        return usage_error(o->command, "--set %s: the value is not a number", val);
-      }
-      ok = damc_set_param(o->damc, name, v, &derr);
-      if (!ok) sb_append(&err, derr.message);
-      damc_error_clear(&derr);
-    } else if (!strcmp(opt, "--state") || !strcmp(opt, "--init")) {
-      ok = load_layer_array(o, o->arrays.state, opt, val, &err);
-    } else if (!strcmp(opt, "--input")) {
-      ok = load_layer_array(o, o->arrays.input, opt, val, &err);
-    } else if (!strcmp(opt, "--clamp")) {
-      ok = load_layer_array(o, o->arrays.clamp, opt, val, &err);
-    } else if (!strcmp(opt, "--precision")) {
-      if (!strcmp(val, "f32")) o->dtype = DAMRT_F32;
-      else if (!strcmp(val, "f64")) o->dtype = DAMRT_F64;
-      else {
-        free_options(o);
-        return usage_error(o->command, "--precision %s: expected f32 or f64", val);
-      }
-    } else if (!strcmp(opt, "--out") || !strcmp(opt, "--obj")) {
-      if (!strcmp(opt, "--out")) o->out = val;
-      else o->obj = val;
-    } else if (!strcmp(opt, "--c")) {
-      size_t len = strlen(val);
-      if (len < 3 || strcmp(val + len - 2, ".c") != 0) {
-        free_options(o);
-        return usage_error(o->command, "--c %s: the name must end in '.c' (the header is "
-                           "written next to it, ending in '.h')", val);
-      }
-      o->c_source = val;
-    } else if (!strcmp(o->command, "bench") && (!strcmp(opt, "--batch") || !strcmp(opt, "--repeat"))) {
-      double v;
-      if (!parse_number(val, 1, 1e9, &v) || v != floor(v)) {
-        free_options(o);
-        return usage_error("bench", "expected a positive whole number, not '%s'", val);
-      }
-      if (!strcmp(opt, "--batch")) o->batch = (size_t)v;
-      else o->repeat = (int)v;
-    } else if (!strcmp(o->command, "run") && (status = parse_run_option(o, opt, val)) != 0) {
-      tol_given |= !strcmp(opt, "--tol");
-      if (status != 1) {
-        free_options(o);
-        return status;
-      }
-    } else {
-      free_options(o);
-      return usage_error(o->command, "unknown option '%s'", opt);
-    }
-  }
-  // --tol 0 means: never stop early (in the API, 0 asks for the default).
-  if (tol_given && o->run.tol == 0) o->run.tol = -1;
+  for (int i = 0; i < o->ntensors && !status; i++)
+    status = load_tensor(l, &o->tensors[i], dtype, o->allow_extra, &err);
   // Inputs only for layers declared with `input`.
-  for (int a = 0; ok && a < o->nlayers; a++)
-    if (o->arrays.input[a] && !engine_network(o->engine)->layers[a].input) {
+  for (int a = 0; !status && a < l->nlayers; a++)
+    if (l->arrays[ARR_INPUT][a].data && !net->layers[a].has_input) {
       sb_printf(&err, "--input: layer '%s' has no 'input' statement in the model\n",
-                engine_network(o->engine)->model->layers[a].name);
-      ok = false;
+                net->layers[a].name);
+      status = EXIT_USAGE;
     }
-  double t_prepare = clock_seconds();
-  if (ok && !damc_compile_showable(o->damc, o->dtype == DAMRT_F32 ? DAMC_F32 : DAMC_F64,
-                                   !strcmp(o->command, "emit"), &derr)) {
+  double t_compile = clock_seconds();
+  if (!status && !damc_compile_to(l->damc, o->precision, !strcmp(o->command, "emit"), last, &derr)) {
     sb_append(&err, derr.message);
-    ok = false;
+    status = EXIT_MODEL;
   }
   damc_error_clear(&derr);
-  o->compile_seconds = clock_seconds() - t_prepare;
-  o->ready_seconds = clock_seconds() - t_start;
-  if (!ok) {
-    fprintf(stderr, "%s", sb_str(&err));
-    sb_free(&err);
-    free_options(o);
-    return EXIT_MODEL;
-  }
+  l->compile_seconds = clock_seconds() - t_compile;
+  l->ready_seconds = clock_seconds() - t_start;
+  print_errors(o->command, sb_str(&err));
+  if (status == EXIT_USAGE) fprintf(stderr, "try 'damc %s --help'\n", o->command);
   sb_free(&err);
-  return 0;
+  return status;
 }
+
+// ---- Results ----
 
 // Writes `results` to `path` (.npz, through a temporary file renamed at the end).
 static bool write_results(const char *path, const DamcResults *results, StrBuf *err) {
   size_t n = damc_results_count(results);
   DamrtNamedTensor *items = xcalloc(n + 1, sizeof *items);
+  DamrtTensor *views = xcalloc(n + 1, sizeof *views);
   for (size_t i = 0; i < n; i++) {
     DamcArray a;
     const char *name = damc_results_at(results, i, &a);
-    DamrtTensor *t = damrt_tensor_new(DAMRT_F64, a.rank, a.shape, NULL);
-    memcpy(t->data, a.data, t->count * sizeof(double));
-    items[i] = (DamrtNamedTensor){name, t};
+    views[i] = (DamrtTensor){DAMRT_F64, a.rank, {1, 1, 1, 1}, 1, (void *)a.data};
+    for (int k = 0; k < a.rank; k++) views[i].count *= views[i].shape[k] = a.shape[k];
+    items[i] = (DamrtNamedTensor){name, &views[i]};
   }
   DamrtError derr = {0};
   bool ok = damrt_npz_write(path, items, n, DAMRT_NPZ_STORED, &derr) == DAMRT_OK;
   if (!ok) sb_printf(err, "%s\n", derr.message);
-  for (size_t i = 0; i < n; i++) damrt_tensor_free((DamrtTensor *)items[i].tensor);
+  free(views);
   free(items);
   return ok;
 }
@@ -366,63 +417,112 @@ static void print_summary(const DamcResults *results) {
   for (size_t i = 0; i < damc_results_count(results); i++) {
     DamcArray a;
     const char *name = damc_results_at(results, i, &a);
-    size_t count = a.rank == 0 ? 1 : a.rank == 1 ? a.shape[0] : a.shape[0] * a.shape[1];
+    const double *v = a.data;
+    size_t count = 1;
+    for (int k = 0; k < a.rank; k++) count *= a.shape[k];
     if (!strcmp(name, "E") || !strncmp(name, "E_", 2)) {
       printf("%-12s", name);
-      for (size_t k = 0; k < count && k < 8; k++) printf(" %.10g", a.data[k]);
+      for (size_t k = 0; k < count && k < 8; k++) printf(" %.10g", v[k]);
       printf("%s\n", count > 8 ? " ..." : "");
     } else {
-      double mx = 0;
-      for (size_t k = 0; k < count; k++) mx = fmax(mx, fabs(a.data[k]));
+      double mx = 0;  // NaN when any value is NaN (fmax would skip it)
+      for (size_t k = 0; k < count; k++) mx = isnan(v[k]) || isnan(mx) ? NAN : fmax(mx, fabs(v[k]));
       printf("%-12s max|.| = %.6g over %zu values\n", name, mx, count);
     }
   }
 }
 
-// The per-layer arrays of the command line as the API's views (no copies).
-static DamcBatch batch_of(const Options *o, DamcArray views[3][64]) {
-  DamrtTensor **all[3] = {o->arrays.state, o->arrays.input, o->arrays.clamp};
-  for (int k = 0; k < 3; k++)
-    for (int a = 0; a < o->nlayers && a < 64; a++) {
-      const DamrtTensor *t = all[k][a];
-      views[k][a] = t ? (DamcArray){t->rank, {t->shape[0], t->rank > 1 ? t->shape[1] : 0}, t->data}
-                      : (DamcArray){0, {0, 0}, NULL};
-    }
-  return (DamcBatch){views[0], views[1], views[2]};
+// The per-layer arrays as the API's batch.
+static DamcBatch batch_of(const Loaded *l) {
+  return (DamcBatch){l->arrays[ARR_STATE], l->arrays[ARR_INPUT], l->arrays[ARR_CLAMP]};
 }
 
 // Writes the results (NULL: the command failed, with `derr`) to --out or as a summary,
-// reports a failure, frees the results; returns the exit status.
-static int report_results(const Options *o, DamcResults *results, DamcError *derr, StrBuf *err) {
+// reports a failure or a warning (an error with run --strict), frees the results; returns
+// the exit status.
+static int report_results(const Options *o, DamcResults *results, DamcError *derr) {
+  StrBuf err = {0};
   int status = results ? 0 : EXIT_MODEL;
-  if (!results) sb_append(err, derr->message);
-  else if (o->out && !write_results(o->out, results, err)) status = EXIT_MODEL;
+  const char *warning = results ? damc_results_warning(results) : NULL;
+  if (warning && o->strict) {
+    sb_printf(&err, "%s (--strict)\n", warning);
+    status = EXIT_MODEL;
+  } else if (warning && !o->quiet) {
+    fprintf(stderr, "damc %s: warning: %s\n", o->command, warning);
+  }
+  if (!results) sb_append(&err, derr->message);
+  else if (status) {
+    // --strict: no output from a run that did not converge.
+  } else if (o->out && !write_results(o->out, results, &err)) status = EXIT_MODEL;
   else if (!o->out) print_summary(results);
-  if (status) fprintf(stderr, "damc %s: error: %s", o->command, sb_str(err));
+  if (status) print_errors(o->command, sb_str(&err));
+  sb_free(&err);
   damc_results_free(results);
   damc_error_clear(derr);
   return status;
 }
 
+// ---- Progress ----
+
+// "1:05", "12.3s"
+static void duration_text(double s, char *buf, size_t n) {
+  if (!(s >= 0) || isinf(s)) snprintf(buf, n, "?");
+  else if (s < 60) snprintf(buf, n, "%.1fs", s);
+  else snprintf(buf, n, "%d:%02d", (int)(s / 60), (int)fmod(s, 60));
+}
+
+// One line on stderr, redrawn in place; the last report ends it.
+static void draw_progress(void *user, const DamcProgress *p) {
+  (void)user;
+  char elapsed[32], left[32];
+  duration_text(p->elapsed, elapsed, sizeof elapsed);
+  duration_text(p->remaining, left, sizeof left);
+  char line[200];
+  int n = snprintf(line, sizeof line, "step %zu/%zu", p->step, p->max_steps);
+  if (!isnan(p->t)) n += snprintf(line + n, sizeof line - (size_t)n, "  t %.4g", p->t);
+  if (!isnan(p->energy)) n += snprintf(line + n, sizeof line - (size_t)n, "  E %.6g", p->energy);
+  n += snprintf(line + n, sizeof line - (size_t)n, "  converged %zu/%zu  %s", p->converged,
+                p->batch, elapsed);
+  if (!p->done) snprintf(line + n, sizeof line - (size_t)n, ", ~%s left", left);
+  fprintf(stderr, "\r%-78s%s", line, p->done ? "\n" : "");
+  fflush(stderr);
+}
+
+// ---- The subcommands ----
+
+// Parses the options and loads the model up to the stage the command needs (emit --plan
+// and --c need the plans only); 0 or the exit status.
+static int start(Options *o, Loaded *l, int argc, char **argv) {
+  int status = parse_options(o, argc, argv);
+  if (status) {
+    memset(l, 0, sizeof *l);
+    return status;
+  }
+  return load_model(o, l, o->plan || o->c_source ? STAGE_PLAN : STAGE_JIT);
+}
+
+static int finish(Options *o, Loaded *l, int status) {
+  unload(l);
+  free(o->tensors);
+  return status;
+}
+
 int cmd_eval(int argc, char **argv) {
   Options o;
-  int status = parse_options(&o, argc, argv);
-  if (status) return status;
-  DamcArray views[3][64];
-  DamcBatch batch = batch_of(&o, views);
-  StrBuf err = {0};
+  Loaded l;
+  int status = start(&o, &l, argc, argv);
+  if (status) return finish(&o, &l, status);
+  DamcBatch batch = batch_of(&l);
   DamcError derr = {0};
-  status = report_results(&o, damc_eval(o.damc, &batch, &derr), &derr, &err);
-  sb_free(&err);
-  free_options(&o);
-  return status;
+  return finish(&o, &l, report_results(&o, damc_eval(l.damc, &batch, &derr), &derr));
 }
 
 int cmd_run(int argc, char **argv) {
   Options o;
-  int status = parse_options(&o, argc, argv);
-  if (status) return status;
-  StrBuf err = {0}, trace_tmp = {0};
+  Loaded l;
+  int status = start(&o, &l, argc, argv);
+  if (status) return finish(&o, &l, status);
+  StrBuf trace_tmp = {0};
   if (o.trace) {
     // Written to a temporary name and renamed at the end: no half trace after a failure.
     sb_printf(&trace_tmp, "%s.tmp.%ld", o.trace, (long)getpid());
@@ -430,14 +530,15 @@ int cmd_run(int argc, char **argv) {
     if (!o.run.trace) {
       fprintf(stderr, "damc run: error: cannot write '%s': %s\n", o.trace, strerror(errno));
       sb_free(&trace_tmp);
-      free_options(&o);
-      return EXIT_MODEL;
+      return finish(&o, &l, EXIT_MODEL);
     }
   }
-  DamcArray views[3][64];
-  DamcBatch batch = batch_of(&o, views);
+  // Progress on a terminal (or when asked), never with --quiet or --no-progress.
+  if (o.progress > 0 || (o.progress == 0 && !o.quiet && isatty(STDERR_FILENO)))
+    o.run.progress = draw_progress;
+  DamcBatch batch = batch_of(&l);
   DamcError derr = {0};
-  DamcResults *results = damc_run(o.damc, &batch, &o.run, &derr);
+  DamcResults *results = damc_run(l.damc, &batch, &o.run, &derr);
   if (o.run.trace) {
     bool ok = fclose(o.run.trace) == 0 && results;
     if (ok && rename(sb_str(&trace_tmp), o.trace) != 0) {
@@ -447,68 +548,61 @@ int cmd_run(int argc, char **argv) {
     }
     if (!ok || !results) remove(sb_str(&trace_tmp));
   }
-  status = report_results(&o, results, &derr, &err);
-  sb_free(&err);
   sb_free(&trace_tmp);
-  free_options(&o);
-  return status;
+  return finish(&o, &l, report_results(&o, results, &derr));
 }
 
 int cmd_bench(int argc, char **argv) {
   Options o;
-  int status = parse_options(&o, argc, argv);
-  if (status) return status;
+  Loaded l;
+  int status = start(&o, &l, argc, argv);
+  if (status) return finish(&o, &l, status);
   StrBuf err = {0};
   double rhs, eval;
-  if (engine_bench(o.engine, o.batch, o.repeat, &rhs, &eval, &err)) {
+  if (engine_bench(l.engine, o.batch, o.repeat, &rhs, &eval, &err)) {
     printf("model              %s\n", o.model);
-    printf("precision          %s\n", o.dtype == DAMRT_F32 ? "f32" : "f64");
-    printf("front end          %.2f ms (parse, check, derive)\n", 1e3 * o.load_seconds);
+    printf("precision          %s\n", o.precision == DAMC_F32 ? "f32" : "f64");
+    printf("front end          %.2f ms (parse, check, derive)\n", 1e3 * l.load_seconds);
     printf("compile            %.2f ms (plans; the step kernel: code generation, O3, JIT)\n",
-           1e3 * o.compile_seconds);
+           1e3 * l.compile_seconds);
     printf("to the first step  %.2f ms (the above, reading the tensors, checking them)\n",
-           1e3 * o.ready_seconds);
+           1e3 * l.ready_seconds);
     printf("batch              %zu\n", o.batch);
     printf("step (dx/dt)       %.3f ms  median of %d\n", 1e3 * rhs, o.repeat);
     printf("eval (E, g, u)     %.3f ms  median of %d\n", 1e3 * eval, o.repeat);
   } else {
-    fprintf(stderr, "damc bench: error: %s", sb_str(&err));
+    print_errors("bench", sb_str(&err));
     status = EXIT_MODEL;
   }
   sb_free(&err);
-  free_options(&o);
-  return status;
+  return finish(&o, &l, status);
 }
 
 int cmd_emit(int argc, char **argv) {
   Options o;
-  int status = parse_options(&o, argc, argv);
-  if (status) return status;
+  Loaded l;
+  int status = start(&o, &l, argc, argv);
+  if (status) return finish(&o, &l, status);
   StrBuf err = {0}, text = {0};
   if (o.plan) {
-    for (int k = 0; k < 2; k++) {
-      sb_printf(&text, "kernel %s\n", k == PLAN_RHS ? "damc_rhs (dx/dt)" : "damc_eval (E, g, u, dx/dt)");
-      plan_print(&text, engine_plan(o.engine, (PlanKind)k));
+    for (int k = 0; k < KERNEL_KINDS; k++) {
+      sb_printf(&text, "kernel %s\n", k == KERNEL_RHS ? "damc_rhs (dx/dt)" : "damc_eval (E, g, u, dx/dt)");
+      plan_print(&text, engine_plan(l.engine, (KernelKind)k));
     }
     fputs(sb_str(&text), stdout);
   } else if (o.ir || o.asm_text) {
-    char *code = engine_kernels_text(o.engine, o.asm_text, &err);
+    char *code = engine_kernels_text(l.engine, o.asm_text, &err);
     if (code) fputs(code, stdout);
     else status = EXIT_INTERNAL;
     free(code);
   } else if (o.obj) {
-    if (!engine_write_object(o.engine, o.obj, &err)) status = EXIT_MODEL;
-  } else if (o.c_source) {
-    const Plan *plans[2] = {engine_plan(o.engine, PLAN_RHS), engine_plan(o.engine, PLAN_EVAL)};
-    if (!emit_c_write(plans, o.dtype == DAMRT_F64, o.model, o.c_source, &err)) status = EXIT_MODEL;
+    if (!engine_write_object(l.engine, o.obj, &err)) status = EXIT_MODEL;
   } else {
-    free_options(&o);
-    return usage_error("emit", "say what to emit: --plan, --ir, --asm, --obj OUT.o or --c OUT.c%s",
-                       "");
+    const Plan *plans[2] = {engine_plan(l.engine, KERNEL_RHS), engine_plan(l.engine, KERNEL_EVAL)};
+    if (!emit_c_write(plans, o.precision == DAMC_F64, o.model, o.c_source, &err)) status = EXIT_MODEL;
   }
-  if (status) fprintf(stderr, "damc emit: error: %s\n", sb_str(&err));
+  if (status) print_errors("emit", sb_str(&err));
   sb_free(&err);
   sb_free(&text);
-  free_options(&o);
-  return status;
+  return finish(&o, &l, status);
 }

@@ -1,13 +1,23 @@
 // The engine: a model compiled to native kernels and bound to its tensors.
 //
-// It joins the pipeline end to end: the front end and the derivation (a checked Model and
-// its Network), the tensors (weights checked against the declared shapes, which bind the
-// unbound dims; params), the plans of lower/plan.h, and their code, generated through the
-// backend and compiled in process by the JIT. It then evaluates the model at given states
-// (damc eval) and integrates its dynamics (damc run) on batches of samples.
+// It is the pipeline in one place. engine_compile runs the stages in order, each once, up to
+// the one a caller needs, and resumes there on the next call:
 //
-// Every failure is a value: functions return false (or NULL) and append a message to
-// `err` that names the file, the tensor and the shapes involved. Nothing here exits.
+//   read ─► parse ─► check ─► derive ─► bind ─► plan ─► codegen ─► jit
+//   file    text     syntax    Model     Network  sizes,  Plans     module
+//   → text  → tree   → Model   → Network  + tensors τ     → module  → kernels
+//
+// `damc parse` stops after check, `explain` after derive, `emit --plan` after plan, eval and
+// run after jit. Weights and params are given between derive and bind (engine_bind_weight,
+// engine_set_param); which kernels to build, and in which precision, before bind.
+//
+// It then evaluates the model at given states (engine_eval, batch.c) and integrates its
+// dynamics (engine_run, run.c and async.c) on batches of samples; trace.c writes the CSV
+// trace of a run and bench.c times the kernels.
+//
+// Every failure is a value: functions return false (or NULL) and append a message to `err`
+// that names the file, the tensor and the shapes involved. Nothing here exits. Located
+// diagnostics of the model also go to the session's echo stream as they come.
 #ifndef DAMC_ENGINE_H
 #define DAMC_ENGINE_H
 
@@ -16,63 +26,134 @@
 
 #include "damrt_integrate.h"
 #include "damrt_tensor.h"
+#include "derive/kernel_eqs.h"
 #include "derive/network.h"
 #include "lower/plan.h"
 #include "support/strbuf.h"
 
 typedef struct Engine Engine;
 
-// Parses, checks and derives the model in `path` (diagnostics to `echo` as they come, and
-// into `err`). NULL when the model is wrong.
-Engine *engine_open(const char *path, FILE *echo, StrBuf *err);
-// The same from model text in memory; `name` is used in messages.
-Engine *engine_open_text(const char *name, const char *text, size_t len, FILE *echo,
-                         StrBuf *err);
+// The stages, in pipeline order; each consumes what the one before produced.
+typedef enum {
+  STAGE_NONE,
+  STAGE_READ,     // the model file -> its text (a regular file, at most ENGINE_MAX_MODEL_BYTES)
+  STAGE_PARSE,    // text -> the syntax tree of the prelude and the file
+  STAGE_CHECK,    // syntax tree -> a checked Model (names, shapes, the language's rules)
+  STAGE_DERIVE,   // Model -> Network: g, H, Lambda, E, u, dx/dt, the reduced model
+  STAGE_BIND,     // weights, params -> every dim's size, tau, weights in kernel precision
+  STAGE_PLAN,     // Network + sizes -> a Plan per wanted kernel (lower/plan.h)
+  STAGE_CODEGEN,  // Plans -> an LLVM module optimised for the host (backend/kernels.h)
+  STAGE_JIT,      // module -> callable kernels
+} EngineStage;
+
+// The largest model file read (a model is text; this stops `damc parse /dev/zero`).
+enum { ENGINE_MAX_MODEL_BYTES = 64 << 20 };
+
+// An engine for the model in file `path`, or in `text` (`len` bytes, named `name` in
+// messages). Nothing is read or checked until engine_compile. `echo` (or NULL) receives
+// located diagnostics as they are found.
+Engine *engine_new(const char *path, FILE *echo);
+Engine *engine_new_text(const char *name, const char *text, size_t len, FILE *echo);
 void engine_free(Engine *e);
+
+// Runs the stages after the last one done, up to and including `last`. False, with the
+// messages in `err`, when a stage fails (the engine is then left at the stage before it).
+bool engine_compile(Engine *e, EngineStage last, StrBuf *err);
+EngineStage engine_stage(const Engine *e);
+
+// Before STAGE_DERIVE: layers to eliminate besides those with tau = 0 (indices).
+void engine_eliminate(Engine *e, const int *layers, int n);
+// After STAGE_DERIVE: the kernels' float type (default float32) and whether to keep a copy
+// of the code to show (engine_kernels_text, engine_write_object; it doubles compile time).
+// Anything compiled before is dropped: the next engine_compile binds, plans and compiles
+// again.
+void engine_target(Engine *e, DamrtDtype dtype, bool showable);
+// Steps the engine back to `stage` (no further than it is), dropping what later stages made.
+void engine_rewind(Engine *e, EngineStage stage);
+// Asks for kernel `kind` (the step kernel KERNEL_RHS is always wanted). Asking after the
+// plan stage steps the engine back so that the next engine_compile builds it.
+void engine_want(Engine *e, KernelKind kind);
+
+// After STAGE_CHECK: the checked model; after STAGE_DERIVE: its network.
+const Model *engine_model(const Engine *e);
 const Network *engine_network(const Engine *e);
+// The index of the layer, weight or param named `name`, or -1 (after STAGE_CHECK).
+int engine_layer_index(const Engine *e, const char *name);
+int engine_weight_index(const Engine *e, const char *name);
+int engine_param_index(const Engine *e, const char *name);
+// After STAGE_CHECK: "model 'm' has no layer 'vv'; did you mean 'v'? (its layers: v h)",
+// the message for a name of `kind` that the model does not have.
+typedef enum { NAME_LAYER, NAME_WEIGHT, NAME_PARAM } EngineNameKind;
+void engine_unknown_name(const Engine *e, EngineNameKind kind, const char *name, StrBuf *out);
 // The number of neurons of layer `a` (0 while its dim is unbound).
 size_t engine_layer_size(const Engine *e, int a);
 
-// Binds weight `name` to `t` (taken in every case). `origin` names where it came from
-// ("weights.npz") for messages. Binds the dims its shape names that have no size yet.
-bool engine_bind_weight(Engine *e, const char *name, DamrtTensor *t, const char *origin,
+// A row-major array of float32 or float64 as the caller holds it (not owned).
+typedef struct {
+  DamrtDtype dtype;
+  int rank;
+  size_t shape[DAMRT_MAX_RANK];
+  const void *data;  // NULL: absent
+} EngineArray;
+
+// After STAGE_DERIVE, before STAGE_BIND: binds weight `name` to `w`, which the engine reads
+// until it is freed (used in place when its dtype is the kernels', else converted once at
+// bind). `origin` names where it came from ("weights.npz") in messages. Binds the dims its
+// shape names that have no size yet; checks the shape, finiteness and declared symmetry.
+bool engine_bind_weight(Engine *e, const char *name, const EngineArray *w, const char *origin,
                         StrBuf *err);
 // Sets param `name` (from `--set`).
 bool engine_set_param(Engine *e, const char *name, double value, StrBuf *err);
 
-// Checks that every weight is bound and every param has a value, evaluates tau, builds the
-// plans and compiles them for `dtype` (float32 or float64); `showable` keeps a copy of the
-// code for engine_kernels_text and engine_write_object (it doubles the compile time).
-bool engine_prepare(Engine *e, DamrtDtype dtype, bool showable, StrBuf *err);
-
-// The plan of `kind` (after engine_prepare).
-const Plan *engine_plan(const Engine *e, PlanKind kind);
-// The LLVM IR or host assembly of the kernels (after engine_prepare); the caller frees.
+// After STAGE_PLAN: the plan of `kind`, or NULL when it was not wanted.
+const Plan *engine_plan(const Engine *e, KernelKind kind);
+// After STAGE_JIT with `showable`: the LLVM IR or host assembly of the kernels (the caller
+// frees), or the object file.
 char *engine_kernels_text(Engine *e, bool assembly, StrBuf *err);
 bool engine_write_object(Engine *e, const char *path, StrBuf *err);
 
-// Per-layer arrays given to engine_eval and engine_run: state[a], input[a] are [n_a] or
-// [B, n_a] tensors (NULL: zeros); all given ones must agree on B.
+// Per-layer arrays given to engine_eval and engine_run, one entry per layer (or NULL: none):
+// [n_a] or [B, n_a] (data NULL: absent; states then start at zero); all batched entries
+// agree on B.
 typedef struct {
-  DamrtTensor **state;
-  DamrtTensor **input;
-  DamrtTensor **clamp;  // engine_run only: 1 = the neuron is held fixed
+  const EngineArray *state;
+  const EngineArray *input;
+  const EngineArray *clamp;  // engine_run only: 1 = the neuron is held fixed
 } EngineArrays;
 
-// The batch size of `arrays` (1 when every tensor is a single sample), and whether the
+// The batch size of `arrays` (1 when every array is a single sample), and whether the
 // outputs carry a leading batch axis. False with a message on inconsistent shapes.
 bool engine_batch(const Engine *e, const EngineArrays *arrays, size_t *batch, bool *batched,
                   StrBuf *err);
 
-// A named result tensor (float64), owned by the caller.
+// Named float64 results, in the order they were produced; engine_results_free frees them.
 typedef struct {
-  char name[64];
+  char name[72];
   DamrtTensor *tensor;
 } EngineResult;
 
-// Evaluates E and, per layer, g, u and dxdt at the given states (an eliminated layer is set
-// to x = u). Fills `out` (at most `max` results) and returns how many, or -1 on error.
-int engine_eval(Engine *e, const EngineArrays *arrays, EngineResult *out, int max, StrBuf *err);
+typedef struct {
+  EngineResult *items;
+  size_t count, cap;
+  StrBuf warning;  // what the caller should be told although nothing failed (one line)
+} EngineResults;
+
+void engine_results_free(EngineResults *r);
+
+// Evaluates E and, per layer, g, u, dxdt and E_A at the given states (an eliminated layer is
+// set to x = u). Appends the results to `out`; false with a message on error.
+bool engine_eval(Engine *e, const EngineArrays *arrays, EngineResults *out, StrBuf *err);
+
+// What a long run reports while it goes on (at most ten times a second, and once at the end).
+typedef struct {
+  size_t step, max_steps;
+  double t;
+  double energy;        // E of the first sample still moving (NaN when not computed)
+  size_t converged, batch;
+  double elapsed;       // seconds since the run started
+  double remaining;     // an estimate of the seconds left (NaN when unknown)
+  bool done;            // the last report of the run
+} EngineProgress;
 
 typedef struct {
   DamrtMethod method;
@@ -83,18 +164,18 @@ typedef struct {
   double noise_T;
   uint64_t seed;
   FILE *trace;  // NULL, or where to write the CSV trace (one row per accepted step)
+  void (*progress)(void *user, const EngineProgress *p);  // NULL: none
+  void *progress_user;
 } EngineRunOptions;
 
 // Integrates the dynamics from the given states (zeros where none is given), holding the
 // clamped neurons fixed, until every sample has converged or max_steps. With `async`, every
-// integrated layer must be binary (g = sign(x), as from L = sum(abs(x))): each step is one
-// sweep of the single-unit rule (theory.md §5.3), which sets each neuron in turn to the
-// sign of lower energy (keeping it on ties), and a sample has converged after a sweep
-// without a change. Fills `out` with
-// x and g of every layer, the final E, and per sample `steps` and `converged`; returns how
-// many results, or -1 on error (a NaN or overflow names the layer, the sample and the step).
-int engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *opt,
-               EngineResult *out, int max, StrBuf *err);
+// integrated layer must be binary (LayerEq.binary): each step is one sweep of the
+// single-unit rule (async.c). Appends x and g of every layer, the final E, and per sample
+// `steps` and `converged` to `out`; false on error (a NaN or overflow names the layer, the
+// sample and the step).
+bool engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *opt,
+                EngineResults *out, StrBuf *err);
 
 // Times the kernels on `batch` samples (states filled with a fixed pattern): the median
 // seconds of one call of the rhs kernel (one step's work) and of the eval kernel over

@@ -173,7 +173,7 @@ typedef struct {
   Span span;
 } ModelEnergy;
 
-typedef struct {
+typedef struct Model {
   const char *name;  // from `model NAME;`, or the file's base name
   ModelDim *dims;
   int ndims;

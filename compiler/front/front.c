@@ -15,7 +15,7 @@ static const char *base_name(Session *s, const char *filename) {
   return intern_n(s->names, base, n);
 }
 
-Model *front_compile(Session *s, const char *filename, const char *text, size_t len) {
+AstDecl *front_parse_program(Session *s, const char *filename, const char *text, size_t len) {
   AstDecl *prelude = front_parse(s, "<prelude>", front_prelude_text,
                                  strlen(front_prelude_text), true);
   DAMC_ASSERT(diag_error_count(s->diag) == 0);
@@ -24,5 +24,14 @@ Model *front_compile(Session *s, const char *filename, const char *text, size_t 
   AstDecl **tail = &prelude;
   while (*tail) tail = &(*tail)->next;
   *tail = user;
-  return sema_check(s, prelude, base_name(s, filename));
+  return prelude;
+}
+
+Model *front_check(Session *s, AstDecl *program, const char *filename) {
+  return sema_check(s, program, base_name(s, filename));
+}
+
+Model *front_compile(Session *s, const char *filename, const char *text, size_t len) {
+  AstDecl *program = front_parse_program(s, filename, text, len);
+  return program ? front_check(s, program, filename) : NULL;
 }

@@ -13,7 +13,12 @@
 
 // Parses and checks `text` (which need not be NUL-terminated) as the file `filename`.
 // Returns the model (in the session arena), or NULL after reporting errors to s->diag.
+// The two stages it runs, for the pipeline (engine/engine.h) to run one by one:
 Model *front_compile(Session *s, const char *filename, const char *text, size_t len);
+// The prelude and the user's file as one program (prelude first); NULL after syntax errors.
+AstDecl *front_parse_program(Session *s, const char *filename, const char *text, size_t len);
+// The semantic checks (sema.h) of a parsed program; the model, or NULL after errors.
+Model *front_check(Session *s, AstDecl *program, const char *filename);
 
 // Parses one file into a list of declarations without checking it (for tests and the
 // fuzzer); NULL only when the file could not be read as a whole. Errors go to s->diag.

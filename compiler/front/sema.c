@@ -16,6 +16,7 @@
 
 #include "support/common.h"
 #include "support/strbuf.h"
+#include "support/suggest.h"
 #include "sym/builtins.h"
 
 typedef enum { SYM_DIM, SYM_PARAM, SYM_DEF, SYM_LAYER, SYM_WEIGHT } SymKind;
@@ -89,60 +90,19 @@ static Symbol *lookup(const Checker *c, const char *name) {
   }
 }
 
-// Optimal-string-alignment distance (Levenshtein plus adjacent swaps, so 'scael' is one
-// step from 'scale'); names longer than 64 are never suggested.
-static int edit_distance(const char *a, const char *b) {
-  size_t la = strlen(a), lb = strlen(b);
-  if (la > 64 || lb > 64) return 99;
-  int d[65][65];
-  for (size_t i = 0; i <= la; i++) d[i][0] = (int)i;
-  for (size_t j = 0; j <= lb; j++) d[0][j] = (int)j;
-  for (size_t i = 1; i <= la; i++)
-    for (size_t j = 1; j <= lb; j++) {
-      int best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-      if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
-      if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-          d[i - 2][j - 2] + 1 < best)
-        best = d[i - 2][j - 2] + 1;
-      d[i][j] = best;
-    }
-  return d[la][lb];
-}
-
-typedef struct {
-  const char *best;
-  int dist;
-  const char *target;
-} Suggestion;
-
-// Keeps the closest candidate; ties go to the alphabetically first, so the suggestion does
-// not depend on hash-table order. One-letter names are never "close" to one another.
-static void consider(Suggestion *s, const char *candidate) {
-  int limit = ((int)strlen(s->target) + 1) / 3;
-  if (limit > 3) limit = 3;
-  if (candidate == s->target) return;
-  int d = edit_distance(s->target, candidate);
-  if (d > limit) return;
-  if (d < s->dist || (d == s->dist && strcmp(candidate, s->best) < 0)) {
-    s->best = candidate;
-    s->dist = d;
-  }
-}
-
 // Suggests the nearest known name: of the kinds in `mask` (bit per SymKind), builtins
 // when `functions`, and the arguments of the def being resolved.
 static const char *suggest(const Checker *c, const char *name, unsigned mask, bool functions,
                            const AstDecl *def) {
-  Suggestion s = {NULL, 99, name};
+  Suggestion s = suggest_begin(name);
   for (size_t i = 0; i < c->table_cap; i++) {
     const Symbol *sym = &c->table[i];
-    if (sym->name && (mask >> sym->kind & 1)) consider(&s, sym->name);
+    if (sym->name && (mask >> sym->kind & 1)) suggest_consider(&s, sym->name);
   }
   if (functions)
-    for (int i = 0; i < FN_COUNT; i++) consider(&s, builtin_info[i].name);
+    for (int i = 0; i < FN_COUNT; i++) suggest_consider(&s, builtin_info[i].name);
   if (def)
-    for (const AstParam *a = def->params; a; a = a->next) consider(&s, a->name);
+    for (const AstParam *a = def->params; a; a = a->next) suggest_consider(&s, a->name);
   return s.best;
 }
 
@@ -478,8 +438,8 @@ static bool bind_arguments(Checker *c, AstExpr *call, const Ctx *ctx, AstDecl *d
       for (int i = 0; i < np; i++)
         if (params[i]->name == arg->name) slot = i;
       if (slot < 0) {
-        Suggestion s = {NULL, 99, arg->name};
-        for (int i = 0; i < np; i++) consider(&s, params[i]->name);
+        Suggestion s = suggest_begin(arg->name);
+        for (int i = 0; i < np; i++) suggest_consider(&s, params[i]->name);
         if (s.best)
           error_at(c, ctx, arg->name_span, "'%s' has no parameter '%s'; did you mean '%s'?",
                    def->name, arg->name, s.best);
@@ -703,10 +663,9 @@ static void check_dim_value(Checker *c, AstDecl *d) {
     return;
   }
   if (!valid_size(v)) {
-    char buf[40];
-    snprintf(buf, sizeof buf, "%g", v);
+    NumText buf;
     diag_error(c->d, d->value->span, "the size of dim '%s' must be an integer from 1 to "
-               "2147483647, not %s", d->name, buf);
+               "2147483647, not %s", d->name, number_text(v, &buf));
     return;
   }
   dim->value = (int64_t)v;
@@ -912,10 +871,9 @@ static void check_layer_body(Checker *c, AstDecl *d) {
   double tau;
   if (!const_eval(c, d->tau, &tau)) return;  // checked at run time, with the params set
   if (tau < 0 || isnan(tau)) {
-    char buf[40];
-    snprintf(buf, sizeof buf, "%g", tau);
+    NumText buf;
     diag_error(c->d, d->tau->span, "'tau' of layer '%s' must not be negative, but it is %s%s",
-               d->name, buf, uses_param(d->tau) ? " (with the params' defaults)" : "");
+               d->name, number_text(tau, &buf), uses_param(d->tau) ? " (with the params' defaults)" : "");
   }
   if (tau == 0) {
     for (int i = 0; i < c->m->nsynapses; i++) {

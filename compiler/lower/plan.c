@@ -35,7 +35,7 @@ static int add_buf(Lowering *lw, PlanBufRole role, ExprId e, bool batched, int i
                    const char *name) {
   Plan *plan = lw->plan;
   const Expr *x = node(lw, e);
-  PlanBuf b = {role, e, batched, 1, 1, 1, index, ""};
+  PlanBuf b = {role, e, batched, 1, x->shape.rank, 1, 1, index, ""};
   if (x->shape.rank >= 1) b.rows = dim_size(lw, x->shape.dims[0]);
   if (x->shape.rank == 2) b.cols = dim_size(lw, x->shape.dims[1]);
   b.numel = b.rows * b.cols;
@@ -193,14 +193,19 @@ static bool need(Lowering *lw, ExprId e) {
 
 // Computes output `name` := `expr` into a batched buffer of its own (or, when the value
 // already lives in a buffer, names that buffer).
-static bool assign(Lowering *lw, const char *name, ExprId expr) {
+static bool assign(Lowering *lw, const KernelEq *eq) {
+  const char *name = eq->name;
+  ExprId expr = eq->expr;
   Plan *plan = lw->plan;
   int buf = plan->node_buf[expr];
-  if (buf < 0 || !plan->bufs[buf].batched) {
-    const Expr *x = node(lw, expr);
+  const Expr *x = node(lw, expr);
+  // A product of weights alone is computed once per call, unbatched: its output buffer is
+  // unbatched too (the same for every sample; the engine broadcasts it when reading).
+  bool once = x->kind == EX_MATMUL && !is_batched(lw, expr);
+  if (buf < 0 || (!plan->bufs[buf].batched && !once)) {
     bool ok = true;
     if (x->kind == EX_MATMUL) {
-      buf = add_buf(lw, PB_OUTPUT, expr, true, plan->noutputs, name);
+      buf = add_buf(lw, PB_OUTPUT, expr, !once, plan->noutputs, name);
       plan->node_buf[expr] = buf;
       ok = schedule_matmul(lw, expr, buf);
     } else {
@@ -212,7 +217,7 @@ static bool assign(Lowering *lw, const char *name, ExprId expr) {
     }
     if (!ok) return false;
   }
-  PlanOutput o = {"", expr, buf};
+  PlanOutput o = {"", eq->what, eq->layer, expr, buf};
   snprintf(o.name, sizeof o.name, "%s", name);
   size_t count = (size_t)plan->noutputs;
   VEC_PUSH(plan->outputs, count, lw->out_cap, o);
@@ -220,71 +225,13 @@ static bool assign(Lowering *lw, const char *name, ExprId expr) {
   return true;
 }
 
-// ---- The assignments of each kind of kernel ----
-
-typedef struct {
-  char name[64];
-  ExprId expr;
-  int bind_state;  // >= 0: the layer whose state x this output is (eliminated layers)
-  int bind_act;    // >= 0: the layer whose activation g this output is
-} Assignment;
-
-static int assignments(const Network *net, PlanKind kind, Assignment *out) {
-  ExprPool *p = net->pool;
-  const Model *m = net->model;
-  int n = 0;
-#define ADD(nm, ex, bs, ba)                                                    \
-  do {                                                                         \
-    snprintf(out[n].name, sizeof out[n].name, "%s", nm);                       \
-    out[n].expr = (ex);                                                        \
-    out[n].bind_state = (bs);                                                  \
-    out[n].bind_act = (ba);                                                    \
-    n++;                                                                       \
-  } while (0)
-  char name[64];
-  for (int a = 0; a < net->nlayers; a++) {
-    if (net->layers[a].eliminated) continue;
-    snprintf(name, sizeof name, "g_%s", m->layers[a].name);
-    ADD(name, net->layers[a].g, -1, a);
-  }
-  for (int h = 0; h < net->nlayers; h++) {
-    if (!net->layers[h].eliminated) continue;
-    snprintf(name, sizeof name, "x_%s", m->layers[h].name);
-    ADD(name, net->layers[h].u, h, -1);
-    snprintf(name, sizeof name, "g_%s", m->layers[h].name);
-    ADD(name, net->layers[h].g, -1, h);
-  }
-  for (int a = 0; a < net->nlayers; a++) {
-    const LayerEq *l = &net->layers[a];
-    if (kind == PLAN_EVAL) {
-      snprintf(name, sizeof name, "u_%s", m->layers[a].name);
-      ADD(name, l->u, -1, -1);
-    }
-    if (l->eliminated) continue;
-    snprintf(name, sizeof name, "dxdt_%s", m->layers[a].name);
-    ADD(name, expr_div(p, expr_sub(p, l->u, l->state), l->tau), -1, -1);
-  }
-  if (kind == PLAN_EVAL) {
-    for (int a = 0; a < net->nlayers; a++) {
-      const LayerEq *l = &net->layers[a];
-      ExprId part = l->lagrange;
-      if (l->input) part = expr_sub(p, part, expr_dot(p, l->input, l->act));
-      snprintf(name, sizeof name, "E_%s", m->layers[a].name);
-      ADD(name, part, -1, -1);
-    }
-    ADD("E", net->energy, -1, -1);
-  }
-#undef ADD
-  return n;
-}
-
-Plan *plan_build(const Network *net, const int64_t *dims, PlanKind kind, StrBuf *err) {
-  const Model *m = net->model;
+Plan *plan_build(const Network *net, const int64_t *dims, KernelKind kind, StrBuf *err) {
   Plan *plan = xcalloc(1, sizeof *plan);
+  plan->kind = kind;
   plan->net = net;
   plan->dims = dims;
-  Assignment *as = xcalloc((size_t)(4 * net->nlayers + 4), sizeof *as);
-  int na = assignments(net, kind, as);  // builds the dxdt and part expressions first
+  int na;
+  KernelEq *as = kernel_equations(net, kind, &na);
 
   Lowering lw = {0};
   lw.plan = plan;
@@ -302,24 +249,24 @@ Plan *plan_build(const Network *net, const int64_t *dims, PlanKind kind, StrBuf 
   free(seen);
 
   // The kernel's inputs: states of the integrated layers, inputs, weights.
-  plan->state_buf = xmalloc(((size_t)m->nlayers + 1) * sizeof(int));
-  plan->input_buf = xmalloc(((size_t)m->nlayers + 1) * sizeof(int));
-  plan->weight_buf = xmalloc(((size_t)m->nweights + 1) * sizeof(int));
-  char name[64];
-  for (int a = 0; a < m->nlayers; a++) {
+  plan->state_buf = xmalloc(((size_t)net->nlayers + 1) * sizeof(int));
+  plan->input_buf = xmalloc(((size_t)net->nlayers + 1) * sizeof(int));
+  plan->weight_buf = xmalloc(((size_t)net->nweights + 1) * sizeof(int));
+  char name[80];
+  for (int a = 0; a < net->nlayers; a++) {
     const LayerEq *l = &net->layers[a];
     plan->state_buf[a] = plan->input_buf[a] = -1;
     if (!l->eliminated) {
-      snprintf(name, sizeof name, "x_%s", m->layers[a].name);
+      snprintf(name, sizeof name, "x_%s", l->name);
       plan->state_buf[a] = plan->node_buf[l->state] = add_buf(&lw, PB_STATE, l->state, true, a, name);
     }
     if (l->input) {
-      snprintf(name, sizeof name, "I_%s", m->layers[a].name);
+      snprintf(name, sizeof name, "I_%s", l->name);
       plan->input_buf[a] = plan->node_buf[l->input] = add_buf(&lw, PB_INPUT, l->input, true, a, name);
     }
   }
-  for (int w = 0; w < m->nweights; w++) {
-    const ModelWeight *mw = &m->weights[w];
+  for (int w = 0; w < net->nweights; w++) {
+    const NetWeight *mw = &net->weights[w];
     ExprShape shape = {(int8_t)mw->rank, {mw->dims[0], mw->dims[1]}};
     ExprId leaf = expr_leaf(net->pool, EX_WEIGHT, w, shape);
     plan->weight_buf[w] = -1;
@@ -328,16 +275,16 @@ Plan *plan_build(const Network *net, const int64_t *dims, PlanKind kind, StrBuf 
 
   bool ok = true;
   for (int i = 0; i < na && ok; i++) {
-    ok = assign(&lw, as[i].name, as[i].expr);
+    ok = assign(&lw, &as[i]);
     if (!ok) break;
     int buf = plan->outputs[plan->noutputs - 1].buf;
     // An eliminated layer's state is the output x_h; each layer's activation leaf g(A)
     // reads the output g_A.
-    if (as[i].bind_state >= 0) {
-      plan->node_buf[net->layers[as[i].bind_state].state] = buf;
-      plan->state_buf[as[i].bind_state] = buf;
+    if (as[i].what == OUT_X) {
+      plan->node_buf[net->layers[as[i].layer].state] = buf;
+      plan->state_buf[as[i].layer] = buf;
     }
-    if (as[i].bind_act >= 0) plan->node_buf[net->layers[as[i].bind_act].act] = buf;
+    if (as[i].what == OUT_G) plan->node_buf[net->layers[as[i].layer].act] = buf;
   }
   free(as);
   free(lw.uses);
@@ -362,18 +309,11 @@ void plan_free(Plan *plan) {
   free(plan);
 }
 
-int plan_output(const Plan *plan, const char *name) {
+int plan_output_buf(const Plan *plan, OutputWhat what, int layer) {
   for (int i = 0; i < plan->noutputs; i++)
-    if (strcmp(plan->outputs[i].name, name) == 0) return i;
+    if (plan->outputs[i].what == what && plan->outputs[i].layer == layer)
+      return plan->outputs[i].buf;
   return -1;
-}
-
-int plan_output_buf(const Plan *plan, const char *what, int layer) {
-  char name[160];
-  if (layer < 0) snprintf(name, sizeof name, "%s", what);
-  else snprintf(name, sizeof name, "%s_%s", what, plan->net->model->layers[layer].name);
-  int o = plan_output(plan, name);
-  return o < 0 ? -1 : plan->outputs[o].buf;
 }
 
 // ---- Printing ----
@@ -434,8 +374,6 @@ void plan_print(StrBuf *out, const Plan *plan) {
     sb_printf(out, " %s=%s", plan->outputs[i].name, plan->bufs[plan->outputs[i].buf].name);
   sb_putc(out, '\n');
 }
-
-const char *plan_kernel_name(PlanKind kind) { return kind == PLAN_RHS ? "damc_rhs" : "damc_eval"; }
 
 PlanPowForm plan_pow_form(const Expr *exponent) {
   if (exponent->kind != EX_CONST) return POW_CALL;

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "derive/kernel_eqs.h"
 #include "derive/network.h"
 #include "support/strbuf.h"
 
@@ -40,6 +41,7 @@ typedef struct {
   ExprId node;     // the node it holds (leaves: the leaf)
   bool batched;    // one copy per sample: [batch, numel]
   int64_t numel;   // elements per sample (or in all, when not batched)
+  int rank;        // of the per-sample value: 0 a scalar, 1 a vector, 2 a matrix
   int64_t rows, cols;  // the per-sample shape: rows x cols (vectors: rows x 1; scalars 1 x 1)
   int index;       // PB_STATE/PB_INPUT: the layer; PB_WEIGHT: the weight; PB_OUTPUT: the output
   char name[64];
@@ -62,11 +64,16 @@ typedef struct {
 // An output: a named value the kernel writes (g_v, u_h, dxdt_v, E, ...).
 typedef struct {
   char name[64];
+  OutputWhat what;
+  int layer;  // or -1
   ExprId expr;
   int buf;
 } PlanOutput;
 
+// Code generation reads the plan alone: its buffers and steps, and through `net` the
+// expression pool, the names and the model's facts (never the syntax tree).
 typedef struct {
+  KernelKind kind;
   const Network *net;
   const int64_t *dims;  // size of each dim (borrowed)
   PlanBuf *bufs;
@@ -80,31 +87,19 @@ typedef struct {
   int *state_buf, *input_buf, *weight_buf;  // per layer / weight: the input buffers, or -1
 } Plan;
 
-// What a kernel computes.
-typedef enum {
-  PLAN_RHS,   // dxdt of every integrated layer (what an integrator calls)
-  PLAN_EVAL,  // E, and per layer g, u, dxdt, and the layer's energy part Lambda - I.g
-} PlanKind;
-
-// Builds the plan of `kind` for `net` with the sizes `dims` (every dim bound). The plan
+// Schedules the equations of kernel `kind` (derive/kernel_eqs.h) for `net` with the sizes
+// `dims` (every dim bound). The plan
 // owns its arrays; `net` and `dims` are borrowed and must outlive it. Returns NULL with a
 // message in `err` for an expression the lowering cannot schedule (a product with a
 // matrix that depends on the state).
-Plan *plan_build(const Network *net, const int64_t *dims, PlanKind kind, StrBuf *err);
+Plan *plan_build(const Network *net, const int64_t *dims, KernelKind kind, StrBuf *err);
 void plan_free(Plan *plan);
 
-// The index of the output named `name`, or -1.
-int plan_output(const Plan *plan, const char *name);
-// The buffer of output `what` of layer `layer` ("g" and 0: g_v), or of output `what` alone
-// when `layer` < 0 ("E"); -1 when the plan has none.
-int plan_output_buf(const Plan *plan, const char *what, int layer);
+// The buffer of output `what` of layer `layer` (-1 for E); -1 when the plan has none.
+int plan_output_buf(const Plan *plan, OutputWhat what, int layer);
 
 // The plan as text: buffers, then steps in order, expressions printed as model text.
 void plan_print(StrBuf *out, const Plan *plan);
-
-// The name of the function compiled from a plan of `kind` ("damc_rhs", "damc_eval"): the
-// JIT, the object file and the emitted C all use it.
-const char *plan_kernel_name(PlanKind kind);
 
 // How the code generators compute x^c: products and square roots for the common constant
 // exponents (exact where pow would round the same), a call to pow otherwise.

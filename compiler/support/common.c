@@ -1,6 +1,7 @@
 // Checked allocation and internal errors (see common.h).
 #include "common.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,14 @@ void grow_array(void **items, size_t *cap, size_t need, size_t elem) {
   while (n < need) n *= 2;
   *items = xrealloc(*items, n * elem);
   *cap = n;
+}
+
+const char *number_text(double v, NumText *buf) {
+  for (int digits = 1; digits <= 17; digits++) {
+    snprintf(buf->text, sizeof buf->text, "%.*g", digits, v);
+    if (strtod(buf->text, NULL) == v || !isfinite(v)) break;
+  }
+  return buf->text;
 }
 
 double clock_seconds(void) {

@@ -29,6 +29,14 @@ void *xrealloc(void *ptr, size_t size);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 
+// `v` in the fewest significant digits (at most 17) that read back as exactly `v`, so a
+// message never shows 435 for 434.99999999999994; "inf", "-inf" and "nan" otherwise.
+// Returns `buf`.
+typedef struct {
+  char text[32];
+} NumText;
+const char *number_text(double v, NumText *buf);
+
 // Seconds on a monotonic clock, for timing.
 double clock_seconds(void);
 

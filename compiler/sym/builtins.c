@@ -4,9 +4,11 @@
 #include <string.h>
 
 const BuiltinInfo builtin_info[FN_COUNT] = {
-#define X(id, name, kind, arity) [id] = {name, kind, arity},
-#include "func_table.def"
-#undef X
+#define ELEM(id, name, body) [FN_##id] = {name, FNK_ELEM, 1},
+#define FN(id, name, kind, arity) [FN_##id] = {name, kind, arity},
+#include "sym/builtins.def"
+#undef ELEM
+#undef FN
 };
 
 int builtin_lookup(const char *name) {

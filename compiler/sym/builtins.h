@@ -1,11 +1,14 @@
-// The table of built-in functions (func_table.def) as C data.
+// The table of built-in functions (builtins.def) as C data, for the front end: names,
+// kinds and arities.
 #ifndef DAMC_BUILTINS_H
 #define DAMC_BUILTINS_H
 
 typedef enum {
-#define X(id, name, kind, arity) id,
-#include "func_table.def"
-#undef X
+#define ELEM(id, name, body) FN_##id,
+#define FN(id, name, kind, arity) FN_##id,
+#include "sym/builtins.def"
+#undef ELEM
+#undef FN
   FN_COUNT
 } BuiltinFn;
 

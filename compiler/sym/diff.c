@@ -32,7 +32,7 @@ static ExprId fn_derivative(ExprPool *p, ElemFn fn, ExprId a, ExprId fa) {
   case EF_ABS: return expr_fn(p, EF_SIGN, a);
   case EF_TANH: return expr_fn(p, EF_SECH2, a);
   case EF_SIGMOID:
-    // sigmoid(a) sigmoid(-a), never sigmoid (1 - sigmoid), which cancels (theory.md §3.3).
+    // sigmoid(a) sigmoid(-a), never sigmoid (1 - sigmoid), which cancels (docs/theory.md §3.3).
     return expr_mul(p, fa, expr_fn(p, EF_SIGMOID, expr_neg(p, a)));
   case EF_SOFTPLUS: return expr_fn(p, EF_SIGMOID, a);
   case EF_RELU: return expr_fn(p, EF_STEP, a);

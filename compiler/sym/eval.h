@@ -2,7 +2,7 @@
 //
 // It is deliberately plain (naive loops, one value per node, memoised for one binding of
 // the leaves), because its job is to be obviously right: the JIT kernels and the derived
-// formulas are tested against it. Reductions use the stable forms of theory.md §3.3.
+// formulas are tested against it. Reductions use the stable forms of docs/theory.md §3.3.
 #ifndef DAMC_EVAL_H
 #define DAMC_EVAL_H
 

@@ -9,9 +9,11 @@
 #include "support/common.h"
 
 const char *const elem_fn_name[EF_COUNT] = {
-#define X(id, name, body) [id] = name,
-#include "sym/elem_fn.def"
-#undef X
+#define ELEM(id, name, body) [EF_##id] = name,
+#define FN(id, name, kind, arity)
+#include "sym/builtins.def"
+#undef ELEM
+#undef FN
 };
 
 struct ExprPool {
@@ -513,11 +515,13 @@ double expr_eval_fn(ElemFn fn, double x) {
 #define F(fn) fn
 #define LN2 0.69314718055994530942
   switch (fn) {
-#define X(id, name, body) \
-  case id:                \
+#define ELEM(id, name, body) \
+  case EF_##id:              \
     return body;
-#include "sym/elem_fn.def"
-#undef X
+#define FN(id, name, kind, arity)
+#include "sym/builtins.def"
+#undef ELEM
+#undef FN
 #undef F
 #undef LN2
   case EF_COUNT: break;

@@ -49,18 +49,20 @@ typedef enum {
   EX_KIND_COUNT
 } ExprKind;
 
-// Elementwise functions: the user's (func_table.def) and the ones derivatives introduce,
-// defined once in elem_fn.def.
+// Elementwise functions: the ELEM rows of builtins.def, each defined there once (the
+// user's and the ones derivatives introduce). EF_<ID> equals the builtin FN_<ID>.
 typedef enum {
-#define X(id, name, body) id,
-#include "sym/elem_fn.def"
-#undef X
+#define ELEM(id, name, body) EF_##id,
+#define FN(id, name, kind, arity)
+#include "sym/builtins.def"
+#undef ELEM
+#undef FN
   EF_COUNT
 } ElemFn;
 
 extern const char *const elem_fn_name[EF_COUNT];
 
-// The one scalar definition of each function (elem_fn.def), in its numerically stable
+// The one scalar definition of each function (builtins.def), in its numerically stable
 // form: constant folding and the reference interpreter both use it.
 double expr_eval_fn(ElemFn fn, double x);
 
@@ -133,7 +135,7 @@ typedef ExprId (*ExprLeafMap)(void *ctx, ExprPool *pool, const Expr *leaf);
 ExprId expr_substitute(ExprPool *pool, ExprId root, ExprLeafMap map, void *ctx);
 
 // `root` with the leaf `leaf` set to an exact zero, where 0 * y is taken to be 0 for every
-// y. Only for expressions known to be affine in the leaf (elimination, theory.md §2),
+// y. Only for expressions known to be affine in the leaf (elimination, docs/theory.md §2),
 // where this is the exact value and not an IEEE shortcut.
 ExprId expr_at_zero(ExprPool *pool, ExprId root, ExprId leaf);
 

@@ -28,11 +28,13 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < K * n; i++) xi[i] = rand() & 1 ? 1.0 : -1.0;
   // Pattern 3, with a quarter of its signs flipped.
   for (size_t i = 0; i < n; i++) v[i] = xi[3 * n + i] * (i % 4 == 0 ? -1 : 1);
-  int ok = damc_bind_weight(m, "Xi", 2, (size_t[]){K, n}, xi, NULL, &err) &&
+  // The rows of Xi are the memories; the model reads xi in place until it is freed.
+  DamcArray memories = {2, {K, n}, xi, DAMC_F64};
+  int ok = damc_bind_weight(m, "Xi", &memories, NULL, &err) &&
            damc_set_param(m, "beta", 0.05, &err) && damc_compile(m, DAMC_F64, &err);
   DamcResults *r = NULL;
   if (ok) {
-    DamcArray states[2] = {{1, {n, 0}, v}, {0, {0, 0}, NULL}};
+    DamcArray states[2] = {{1, {n}, v, DAMC_F64}, {0, {0}, NULL, 0}};
     DamcBatch batch = {states, NULL, NULL};
     // |h| grows to about n here, so the stopping tolerance on dx/dt is set accordingly.
     DamcRunOptions options = {.tol = 1e-3};

@@ -8,7 +8,6 @@
 //   damrt_npz.h     reading and writing NumPy .npz archives (libzip)
 //   damrt_output.h  output files written whole or not at all (temporary file, rename)
 //   damrt_file.h    whole text files with a size limit; whether two paths are one file
-//   damrt_blas.h    checked gemv/gemm wrappers over OpenBLAS
 //
 // There is no global mutable state but one: the table of pending temporary files of
 // damrt_output.h, which signal handlers read (it is lock-free). Every other function works
@@ -17,7 +16,6 @@
 #ifndef DAMRT_H
 #define DAMRT_H
 
-#include "damrt_blas.h"
 #include "damrt_error.h"
 #include "damrt_file.h"
 #include "damrt_npy.h"

@@ -3,7 +3,9 @@
 // They take only fixed-size C types, so that generated code can call them without knowing
 // the platform's bool or size_t. Their arguments come from a plan the compiler checked, so
 // they do not check them again: a kernel never passes a size that does not match its
-// buffers (the checked wrappers of damrt_blas.h are for callers that are not generated).
+// buffers. This is the one place where kernels call BLAS (src/kernel_abi.c). The table the
+// JIT registers them from, damrt_kernel.def, is checked against these prototypes by the
+// test tests/tools/check_kernel_abi.py.
 #ifndef DAMRT_KERNEL_H
 #define DAMRT_KERNEL_H
 

@@ -1,9 +1,11 @@
 // ODE integrators over a batched right-hand side (see damrt_integrate.h).
 //
 // The three methods are explicit Runge–Kutta schemes, so one tableau-driven step serves them
-// all: Euler and RK4 take it with a fixed dt, dopri5 wraps it in error control. The state
-// may be float32 or float64; elements go through load/store, which do the arithmetic in
-// double whatever the storage type, so there is one code path for both.
+// all: Euler and RK4 take it with a fixed dt, dopri5 wraps it in error control. The
+// integrator's states are float64 whatever the kernels' dtype; for float32 kernels each state
+// is rounded into a float32 view just before the rhs sees it, and dx/dt (in the kernels'
+// dtype) goes through `load`. So there is one code path for both, and no increment is lost to
+// the rounding of a float32 state.
 #include "damrt_integrate.h"
 
 #include <math.h>
@@ -54,9 +56,11 @@ static const Tableau DOPRI5 = {
 // exponent being 1/(q+1) for the embedded order q = 4; no growth right after a rejection.
 static const double SAFETY = 0.9, FAC_MIN = 0.2, FAC_MAX = 10, ERR_EXPONENT = -0.2;
 // A dopri5 step below this fraction of the time scale max(t, min tau) is an underflow. For
-// float32, 1e-6 (about 8 units in the last place) is where a step stops changing the state
-// by more than rounding; float64 could go further, but no useful run needs 1e12 steps per
-// time constant, and stopping early turns a NaN wall or a blow-up into a prompt error.
+// float32 kernels, 1e-6 (about 8 units in the last place): the state is float64, but the
+// error estimate is built from dx/dt rounded to float32, and below that its rounding noise
+// rejects as readily as a real error; float64 could go further, but no useful run needs 1e12
+// steps per time constant, and stopping early turns a NaN wall or a blow-up into a prompt
+// error.
 static double underflow_fraction(DamrtDtype dtype) { return dtype == DAMRT_F32 ? 1e-6 : 1e-12; }
 
 // ---- the noise generator (documented in damrt_integrate.h) ----
@@ -118,7 +122,7 @@ static double rng_normal(Rng *r) {
   return u * f;
 }
 
-// ---- element access: the one place that knows the storage type ----
+// ---- element access: the one place that knows the kernels' dtype ----
 
 static inline double load(DamrtDtype dtype, const void *p, size_t i) {
   return dtype == DAMRT_F32 ? (double)((const float *)p)[i] : ((const double *)p)[i];
@@ -132,19 +136,28 @@ static inline void store(DamrtDtype dtype, void *p, size_t i, double v) {
   }
 }
 
+static size_t round_up(size_t bytes) {
+  return (bytes + DAMRT_ALIGNMENT - 1) / DAMRT_ALIGNMENT * DAMRT_ALIGNMENT;
+}
+
 // ---- the run ----
 
 typedef struct {
   const DamrtSystem *sys;
   const DamrtRunOptions *opt;
   const Tableau *tab;
-  DamrtDtype dtype;
+  DamrtDtype dtype;     // of the kernels: of the caller's state, the views and dx/dt
   size_t n, elem;       // batch * dim elements of `elem` bytes
-  void *cur, *nxt;      // the accepted state and the trial state (one of them is the caller's)
-  void *tmp;            // the state of the current stage (NULL for Euler, which has one)
+  // The accepted state and the trial state, in float64 (for float64 kernels one of them is
+  // the caller's), and the state of the current stage (NULL for Euler, which has one).
+  double *cur, *nxt, *tmp;
+  // cur and nxt as the rhs sees them: rounded to float32 (xnxt also serves the stages), or
+  // for float64 the states themselves. xcur is always the rounding of cur.
+  void *xcur, *xnxt;
   void *k[MAX_STAGES + 1];  // k[0] = f(cur); k[stages] = f(nxt)
   uint8_t *active;      // [batch]: 1 until the sample converges
   size_t nactive;
+  DamrtResidual *resid; // [batch]: the residual at the last state checked (value NaN: none)
   Rng *rng;             // [batch], with noise only
   double *amp;          // [dim]: sqrt(2 T dt / tau_i), with noise only
   double tau_min;
@@ -243,6 +256,7 @@ static DamrtStatus check_arguments(const DamrtSystem *sys, const DamrtRunOptions
 static void work_free(Work *w) {
   free(w->block);
   free(w->active);
+  free(w->resid);
   free(w->rng);
   free(w->amp);
 }
@@ -250,31 +264,36 @@ static void work_free(Work *w) {
 // Allocates every buffer the run needs; nothing is allocated after this.
 static DamrtStatus work_init(Work *w, const DamrtSystem *sys, const DamrtRunOptions *opt,
                              void *x, DamrtError *err) {
-  *w = (Work){.sys = sys, .opt = opt, .dtype = sys->dtype, .cur = x};
+  *w = (Work){.sys = sys, .opt = opt, .dtype = sys->dtype};
   w->tab = opt->method == DAMRT_EULER ? &EULER : opt->method == DAMRT_RK4 ? &RK4 : &DOPRI5;
   w->elem = damrt_dtype_size(sys->dtype);
-  // The scratch states: nxt, k[0 .. stages] and, with more than one stage, tmp; each padded
-  // to whole alignment blocks like a tensor, since the compiled rhs may load whole blocks at
-  // the tail.
+  bool f32 = sys->dtype == DAMRT_F32;
+  // The scratch buffers, each padded to whole alignment blocks like a tensor, since the
+  // compiled rhs may load whole blocks at the tail: k[0 .. stages] in the kernels' dtype;
+  // the float64 states nxt, tmp (with more than one stage) and, for float32, cur; for
+  // float32 the views xcur and xnxt.
   size_t nstages = (size_t)w->tab->stages;
-  size_t nbuf = 1 + (nstages + 1) + (nstages > 1);
+  size_t nk = nstages + 1, nstates = 1 + (nstages > 1) + f32, nviews = f32 ? 2 : 0;
+  size_t nbuf = nk + nstates + nviews;
   if (sys->dim > SIZE_MAX / sys->batch ||
-      sys->batch * sys->dim > (SIZE_MAX / nbuf - DAMRT_ALIGNMENT) / w->elem) {
+      sys->batch * sys->dim > (SIZE_MAX / nbuf - DAMRT_ALIGNMENT) / sizeof(double) ||
+      sys->batch > SIZE_MAX / sizeof(DamrtResidual)) {
     return damrt_error_set(err, DAMRT_E_ARGUMENT,
                            "damrt_integrate: batch %zu x dim %zu is too large to allocate",
                            sys->batch, sys->dim);
   }
   w->n = sys->batch * sys->dim;
-  size_t stride = (w->n * w->elem + DAMRT_ALIGNMENT - 1) / DAMRT_ALIGNMENT * DAMRT_ALIGNMENT;
-  size_t bytes = nbuf * stride;
+  size_t kstride = round_up(w->n * w->elem), dstride = round_up(w->n * sizeof(double));
+  size_t bytes = (nk + nviews) * kstride + nstates * dstride;
   bool noisy = opt->noise_T > 0;
   if (posix_memalign(&w->block, DAMRT_ALIGNMENT, bytes) != 0) w->block = NULL;
   w->active = malloc(sys->batch);
+  w->resid = malloc(sys->batch * sizeof *w->resid);
   if (noisy) {
     w->rng = calloc(sys->batch, sizeof *w->rng);
     w->amp = calloc(sys->dim, sizeof *w->amp);
   }
-  if (!w->block || !w->active || (noisy && (!w->rng || !w->amp))) {
+  if (!w->block || !w->active || !w->resid || (noisy && (!w->rng || !w->amp))) {
     work_free(w);
     return damrt_error_set(err, DAMRT_E_NOMEM,
                            "damrt_integrate: cannot allocate the scratch states (%zu bytes)",
@@ -282,11 +301,30 @@ static DamrtStatus work_init(Work *w, const DamrtSystem *sys, const DamrtRunOpti
   }
   memset(w->block, 0, bytes);
   char *p = w->block;
-  for (size_t i = 0; i <= nstages; i++) w->k[i] = p + i * stride;
-  w->nxt = p + (nstages + 1) * stride;
-  w->tmp = nstages > 1 ? p + (nstages + 2) * stride : NULL;
+  for (size_t i = 0; i < nk; i++, p += kstride) w->k[i] = p;
+  w->nxt = (double *)p;
+  p += dstride;
+  if (nstages > 1) {
+    w->tmp = (double *)p;
+    p += dstride;
+  }
+  if (f32) {
+    w->cur = (double *)p;
+    p += dstride;
+    w->xcur = p;
+    w->xnxt = p + kstride;
+    memcpy(w->xcur, x, w->n * w->elem);
+    for (size_t i = 0; i < w->n; i++) w->cur[i] = ((const float *)x)[i];
+  } else {
+    w->cur = x;
+    w->xcur = w->cur;
+    w->xnxt = w->nxt;
+  }
   memset(w->active, 1, sys->batch);
   w->nactive = sys->batch;
+  for (size_t b = 0; b < sys->batch; b++) {
+    w->resid[b] = (DamrtResidual){.sample = b, .value = NAN, .residual = NAN, .scale = NAN};
+  }
   w->tau_min = sys->tau[0];
   for (size_t i = 1; i < sys->dim; i++) w->tau_min = fmin(w->tau_min, sys->tau[i]);
   if (noisy) {
@@ -313,21 +351,32 @@ static DamrtStatus eval_rhs(const Work *w, const void *x, void *dxdt, DamrtError
   return DAMRT_OK;
 }
 
+// The kernels' view of a float64 state: for float32, the state rounded into `view`; for
+// float64, the state itself. Rounding a float32 value that went through float64 gives back
+// its exact bits, so clamped coordinates and frozen samples keep theirs.
+static void *kernel_view(const Work *w, const double *state, void *view) {
+  if (w->dtype == DAMRT_F64) return (void *)state;
+  float *v = view;
+  for (size_t i = 0; i < w->n; i++) v[i] = (float)state[i];
+  return view;
+}
+
 // out = y + h * sum_{j < nk} c[j] k_j (plus the Langevin kick when `noisy`) on the free
-// coordinates of active samples. Everything else is copied from y, so frozen samples and
-// clamped coordinates keep their exact bits while the rhs still sees a valid batch.
-static void combine(Work *w, void *out, const void *y, double h, const double *c, int nk,
+// coordinates of active samples, in float64. Everything else is copied from y, so frozen
+// samples and clamped coordinates keep their exact bits while the rhs still sees a valid
+// batch.
+static void combine(Work *w, double *out, const double *y, double h, const double *c, int nk,
                     bool noisy) {
   size_t dim = w->sys->dim;
   for (size_t b = 0; b < w->sys->batch; b++) {
     size_t row = b * dim;
     if (!w->active[b]) {
-      memcpy((char *)out + row * w->elem, (const char *)y + row * w->elem, dim * w->elem);
+      memcpy(out + row, y + row, dim * sizeof *out);
       continue;
     }
     for (size_t i = 0; i < dim; i++) {
       size_t at = row + i;
-      double v = load(w->dtype, y, at);
+      double v = y[at];
       if (!is_clamped(w, at)) {
         double sum = 0;
         for (int j = 0; j < nk; j++) {
@@ -336,22 +385,23 @@ static void combine(Work *w, void *out, const void *y, double h, const double *c
         v += h * sum;
         if (noisy) v += w->amp[i] * rng_normal(&w->rng[b]);
       }
-      store(w->dtype, out, at, v);
+      out[at] = v;
     }
   }
 }
 
-// One step of size h from cur: the stages, then the new state into nxt and f(nxt) into
-// k[stages]. k[0] = f(cur) is only read, so a rejected dopri5 step can simply be retried.
+// One step of size h from cur: the stages, then the new state into nxt (and its view xnxt)
+// and f(nxt) into k[stages]. k[0] = f(cur) is only read, so a rejected dopri5 step can simply
+// be retried.
 static DamrtStatus trial_step(Work *w, double h, DamrtError *err) {
   const Tableau *tab = w->tab;
   for (int i = 1; i < tab->stages; i++) {
     combine(w, w->tmp, w->cur, h, tab->a[i], i, false);
-    DamrtStatus status = eval_rhs(w, w->tmp, w->k[i], err);
+    DamrtStatus status = eval_rhs(w, kernel_view(w, w->tmp, w->xnxt), w->k[i], err);
     if (status != DAMRT_OK) return status;
   }
   combine(w, w->nxt, w->cur, h, tab->b, tab->stages, w->amp != NULL);
-  return eval_rhs(w, w->nxt, w->k[tab->stages], err);
+  return eval_rhs(w, kernel_view(w, w->nxt, w->xnxt), w->k[tab->stages], err);
 }
 
 // The scaled error of the trial step (see damrt_integrate.h): per active sample, the RMS over
@@ -373,8 +423,7 @@ static double error_norm(const Work *w, double h) {
       for (int j = 0; j <= tab->stages; j++) {
         if (tab->e[j] != 0) e += tab->e[j] * load(w->dtype, w->k[j], at);
       }
-      double scale = w->opt->atol + w->opt->rtol * fmax(fabs(load(w->dtype, w->cur, at)),
-                                                        fabs(load(w->dtype, w->nxt, at)));
+      double scale = w->opt->atol + w->opt->rtol * fmax(fabs(w->cur[at]), fabs(w->nxt[at]));
       double r = h * e / scale;
       sum += r * r;
       count++;
@@ -387,8 +436,8 @@ static double error_norm(const Work *w, double h) {
   return worst;
 }
 
-// Finds the first NaN or Inf of `state` in the samples still moving, in sample then
-// coordinate order.
+// Finds the first NaN or Inf of `state` (or dx/dt: [batch][dim] of the kernels' dtype) in the
+// samples still moving, in sample then coordinate order.
 static bool find_nonfinite(const Work *w, const void *state, DamrtNonfinite *where) {
   size_t dim = w->sys->dim;
   for (size_t b = 0; b < w->sys->batch; b++) {
@@ -396,7 +445,7 @@ static bool find_nonfinite(const Work *w, const void *state, DamrtNonfinite *whe
     for (size_t i = 0; i < dim; i++) {
       double v = load(w->dtype, state, b * dim + i);
       if (!isfinite(v)) {
-        *where = (DamrtNonfinite){true, b, i, 0, 0, v};
+        *where = (DamrtNonfinite){true, b, i, 0, 0, v, false};
         return true;
       }
     }
@@ -432,7 +481,8 @@ static DamrtStatus adaptive_step(Work *w, double *h, double *taken, DamrtRunResu
       if (isnan(e)) {
         char tail[96];
         snprintf(tail, sizeof tail, " at every step size down to dt = %g (dopri5)", tried);
-        DamrtStatus status = check_finite(w, w->nxt, w->step + 1, w->t + tried, tail, res, err);
+        DamrtStatus status =
+            check_finite(w, w->xnxt, w->step + 1, w->t + tried, tail, res, err);
         if (status != DAMRT_OK) return status;
       }
       return damrt_error_set(err, DAMRT_E_VALUE,
@@ -468,17 +518,31 @@ static void record_sample(const Work *w, DamrtRunResult *res, size_t b, bool con
   if (res->converged) res->converged[b] = converged;
 }
 
-// Freezes every active sample whose |dx/dt| (k[0], clamped coordinates already 0) is below
-// tol everywhere. A NaN fails the comparison, so it never counts as converged.
-static void update_convergence(Work *w, DamrtRunResult *res) {
+// Is a larger than b, a NaN counting as larger than anything else?
+static bool worse(double a, double b) { return isnan(a) ? !isnan(b) : a > b; }
+
+// Sample b's largest scaled residual tau_i |f_i| / (1 + |x_i|) at cur, with f(cur) in k[0],
+// over its free coordinates (a NaN counting as largest). An entirely clamped sample has 0.
+static DamrtResidual sample_residual(const Work *w, size_t b) {
   size_t dim = w->sys->dim;
+  DamrtResidual worst = {.sample = b, .value = 0, .residual = 0, .scale = 1};
+  for (size_t i = 0; i < dim; i++) {
+    size_t at = b * dim + i;
+    if (is_clamped(w, at)) continue;
+    double r = w->sys->tau[i] * fabs(load(w->dtype, w->k[0], at));
+    double scale = 1 + fabs(w->cur[at]);
+    if (worse(r / scale, worst.value)) worst = (DamrtResidual){b, i, r / scale, r, scale};
+  }
+  return worst;
+}
+
+// Computes the residual of every active sample and freezes those at most tol (tol > 0). A NaN
+// fails the comparison, so it never counts as converged.
+static void update_convergence(Work *w, DamrtRunResult *res) {
   for (size_t b = 0; b < w->sys->batch; b++) {
     if (!w->active[b]) continue;
-    bool converged = true;
-    for (size_t i = 0; i < dim && converged; i++) {
-      converged = fabs(load(w->dtype, w->k[0], b * dim + i)) < w->opt->tol;
-    }
-    if (converged) {
+    w->resid[b] = sample_residual(w, b);
+    if (w->opt->tol > 0 && w->resid[b].value <= w->opt->tol) {
       w->active[b] = 0;
       w->nactive--;
       record_sample(w, res, b, true);
@@ -488,7 +552,7 @@ static void update_convergence(Work *w, DamrtRunResult *res) {
 
 static DamrtStatus notify(const Work *w, DamrtError *err) {
   if (!w->opt->on_step) return DAMRT_OK;
-  return w->opt->on_step(w->opt->step_ctx, w->step, w->t, w->cur, w->k[0], w->active, err);
+  return w->opt->on_step(w->opt->step_ctx, w->step, w->t, w->xcur, w->k[0], w->active, err);
 }
 
 static void swap(void **a, void **b) {
@@ -497,9 +561,29 @@ static void swap(void **a, void **b) {
   *b = t;
 }
 
+static void swap_states(double **a, double **b) {
+  double *t = *a;
+  *a = *b;
+  *b = t;
+}
+
+// A NaN or Inf in dx/dt at a finite initial state is not a divergence: nothing has been
+// integrated yet, so a parameter, an input or an initial value is bad where it shows.
+static DamrtStatus check_initial_dxdt(const Work *w, DamrtRunResult *res, DamrtError *err) {
+  DamrtNonfinite where;
+  if (!find_nonfinite(w, w->k[0], &where)) return DAMRT_OK;
+  where.in_dxdt = true;
+  if (res) res->nonfinite = where;
+  return damrt_error_set(err, DAMRT_E_VALUE,
+                         "sample %zu, coordinate %zu: dx/dt is %s at step 0 (t = 0), at a "
+                         "finite initial state",
+                         where.sample, where.coordinate, nonfinite_name(where.value));
+}
+
 static DamrtStatus run(Work *w, DamrtRunResult *res, DamrtError *err) {
-  DamrtStatus status = check_finite(w, w->cur, 0, 0, "", res, err);
-  if (status == DAMRT_OK) status = eval_rhs(w, w->cur, w->k[0], err);
+  DamrtStatus status = check_finite(w, w->xcur, 0, 0, "", res, err);
+  if (status == DAMRT_OK) status = eval_rhs(w, w->xcur, w->k[0], err);
+  if (status == DAMRT_OK) status = check_initial_dxdt(w, res, err);
   if (status != DAMRT_OK) return status;
   update_convergence(w, res);
   status = notify(w, err);
@@ -509,10 +593,11 @@ static DamrtStatus run(Work *w, DamrtRunResult *res, DamrtError *err) {
     double taken = h;
     status = w->tab->adaptive ? adaptive_step(w, &h, &taken, res, err) : trial_step(w, h, err);
     if (status == DAMRT_OK) {
-      status = check_finite(w, w->nxt, w->step + 1, w->t + taken, "", res, err);
+      status = check_finite(w, w->xnxt, w->step + 1, w->t + taken, "", res, err);
     }
     if (status != DAMRT_OK) return status;
-    swap(&w->cur, &w->nxt);
+    swap_states(&w->cur, &w->nxt);
+    swap(&w->xcur, &w->xnxt);
     swap(&w->k[0], &w->k[w->tab->stages]);
     w->step++;
     w->t += taken;
@@ -531,13 +616,19 @@ DamrtStatus damrt_integrate(const DamrtSystem *sys, const DamrtRunOptions *opt, 
   if (status != DAMRT_OK) return status;
   if (res) res->nonfinite = (DamrtNonfinite){0};
   status = run(&w, res, err);
-  // The accepted state may sit in a scratch buffer after an odd number of steps.
-  if (w.cur != x) memcpy(x, w.cur, w.n * w.elem);
+  // The accepted state may sit in a scratch buffer after an odd number of steps, and for
+  // float32 it is the view of the float64 state.
+  if (w.xcur != x) memcpy(x, w.xcur, w.n * w.elem);
   if (res) {
     res->steps = w.step;
     res->t = w.t;
+    res->unconverged = w.nactive;
+    res->worst = w.resid[0];
     for (size_t b = 0; b < sys->batch; b++) {
       if (w.active[b]) record_sample(&w, res, b, false);
+      if (res->residual) res->residual[b] = w.resid[b].value;
+      if (res->residual_coordinate) res->residual_coordinate[b] = w.resid[b].coordinate;
+      if (worse(w.resid[b].value, res->worst.value)) res->worst = w.resid[b];
     }
   }
   work_free(&w);

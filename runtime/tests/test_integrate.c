@@ -370,9 +370,11 @@ static void freeze_start(DamrtDtype dtype, size_t batch, void *x) {
 }
 
 // Euler on dx/dt = -rate_b x with rates 1, 2, 4, 0.5: the test replays the integrator's
-// arithmetic to know exactly when each sample converges and where it stops. The replay keeps
-// its values in storage of the state's dtype, as the integrator does (GCC 12.2 at -O2
-// miscompiles the equivalent `dtype == DAMRT_F32 ? (double)(float)v : v` on a pair of
+// arithmetic to know exactly when each sample converges and where it stops: a float64 state
+// v, dx/dt computed by the rhs from v rounded to the dtype (and rounded itself), the stop rule
+// |dx/dt| <= tol (1 + |v|) (tau = 1), and the state handed back rounded to the dtype. The
+// replay does its roundings through storage of the dtype, as the integrator does (GCC 12.2 at
+// -O2 miscompiles the equivalent `dtype == DAMRT_F32 ? (double)(float)v : v` on a pair of
 // values: its SLP vectoriser drops the rounding).
 static void test_freeze_euler(DamrtDtype dtype) {
   enum { B = 4, D = 2 };
@@ -381,22 +383,26 @@ static void test_freeze_euler(DamrtDtype dtype) {
   double frozen[B * D];
   size_t expect[B], most = 0;
   for (size_t b = 0; b < B; b++) {
-    double v[D], d[D];
-    freeze_start(dtype, 1, v);
+    double v[D], view[D], d[D];
+    freeze_start(DAMRT_F64, 1, v);
     size_t n = 0;
     for (;;) {
       bool done = true;
       for (size_t i = 0; i < D; i++) {
-        put(dtype, d, i, -rate[b] * get(dtype, v, i));
-        done = done && fabs(get(dtype, d, i)) < tol;
+        put(dtype, view, i, v[i]);
+        put(dtype, d, i, -rate[b] * get(dtype, view, i));
+        done = done && fabs(get(dtype, d, i)) <= tol * (1 + fabs(v[i]));
       }
       if (done) break;
-      for (size_t i = 0; i < D; i++) put(dtype, v, i, get(dtype, v, i) + dt * get(dtype, d, i));
+      for (size_t i = 0; i < D; i++) v[i] += dt * get(dtype, d, i);
       n++;
     }
     expect[b] = n;
     most = n > most ? n : most;
-    for (size_t i = 0; i < D; i++) frozen[b * D + i] = get(dtype, v, i);
+    for (size_t i = 0; i < D; i++) {
+      put(dtype, view, i, v[i]);
+      frozen[b * D + i] = get(dtype, view, i);
+    }
   }
   CHECK(expect[0] != expect[1] && expect[1] != expect[2] && expect[0] != expect[3]);
   Rates r = {dtype, B, D, rate};
@@ -421,19 +427,48 @@ static void test_freeze_euler(DamrtDtype dtype) {
     CHECK_NEAR(when[b], dt * (double)expect[b], 1e-12);
     for (size_t i = 0; i < D; i++) CHECK(get(dtype, x, b * D + i) == frozen[b * D + i]);
   }
-  // With too few steps, the slow samples are reported as not converged.
+  // With too few steps, the slow samples (rates 1 and 0.5) are reported as not converged,
+  // with their residuals; the largest is the slowest sample's, at its larger coordinate.
   freeze_start(dtype, B, x);
   size_t limit = expect[1];
   opt.max_steps = limit;
   opt.on_step = NULL;
+  double resid[B];
+  size_t resid_at[B];
+  res.residual = resid;
+  res.residual_coordinate = resid_at;
   CHECK_EQ(damrt_integrate(&sys, &opt, x, &res, NULL), DAMRT_OK);
   CHECK_EQ(res.steps, limit);
+  CHECK_EQ(res.unconverged, 2);
   for (size_t b = 0; b < B; b++) {
     bool done = expect[b] <= limit;
     CHECK_EQ(converged[b], done);
     CHECK_EQ(steps[b], done ? expect[b] : limit);
     CHECK_NEAR(when[b], done ? dt * (double)expect[b] : res.t, 1e-12);
+    CHECK(done ? resid[b] <= tol : resid[b] > tol);
+    // rate |x| / (1 + |x|) grows with |x|, and x0 keeps the larger magnitude.
+    CHECK_EQ(resid_at[b], 0);
+    // The residual is rate |x| / (1 + |x|) at the state returned (exact in float64; the
+    // float32 state returned is the rounding of the float64 state the scale uses).
+    double v = get(dtype, x, b * D);
+    CHECK_NEAR(resid[b], rate[b] * fabs(v) / (1 + fabs(v)), dtype == DAMRT_F32 ? 1e-6 : 1e-15);
   }
+  CHECK_EQ(res.worst.sample, 3);
+  CHECK_EQ(res.worst.coordinate, 0);
+  CHECK(res.worst.value == resid[3]);
+  CHECK(res.worst.value == res.worst.residual / res.worst.scale);
+  CHECK_NEAR(res.worst.scale, 1 + fabs(get(dtype, x, 3 * D)), 1e-6);
+  printf("euler freeze (%s): %zu of %d samples unconverged after %zu steps, the worst sample "
+         "%zu, coordinate %zu: residual %.4g = %.4g / %.4g\n",
+         damrt_dtype_name(dtype), res.unconverged, B, res.steps, res.worst.sample,
+         res.worst.coordinate, res.worst.value, res.worst.residual, res.worst.scale);
+  // tol = 0: nothing converges, and every residual is still reported.
+  freeze_start(dtype, B, x);
+  opt.tol = 0;
+  CHECK_EQ(damrt_integrate(&sys, &opt, x, &res, NULL), DAMRT_OK);
+  CHECK_EQ(res.unconverged, B);
+  CHECK_EQ(res.worst.sample, 3);
+  for (size_t b = 0; b < B; b++) CHECK(resid[b] > 0 && resid[b] <= res.worst.value);
   free(x);
 }
 
@@ -461,10 +496,12 @@ static void test_freeze_other(DamrtDtype dtype, DamrtMethod method) {
   for (size_t b = 0; b < B; b++) {
     CHECK_EQ(converged[b], 1);
     most = steps[b] > most ? steps[b] : most;
-    // Converged: every |dx/dt| = rate |x| is below tol, and the state is on the solution.
+    // Converged: every |dx/dt| = rate |x| is at most tol (1 + |x|) (the state returned is
+    // the float64 state rounded, hence the 1e-6 for float32), and the state is on the
+    // solution.
     for (size_t i = 0; i < D; i++) {
       double v = get(dtype, x, b * D + i);
-      CHECK(rate[b] * fabs(v) < tol);
+      CHECK(rate[b] * fabs(v) <= tol * (1 + fabs(v)) * (1 + 1e-6));
       double exact = (i == 0 ? 1 : -0.5) * exp(-rate[b] * when[b]);
       CHECK(fabs(v - exact) < 1e-5);
     }
@@ -539,7 +576,8 @@ static void test_clamp(void) {
       memcpy(x0, x, 3 * B * damrt_dtype_size(dtype));
       size_t steps[B];
       uint8_t converged[B];
-      DamrtRunResult res = {.sample_steps = steps, .converged = converged};
+      double resid[B];
+      DamrtRunResult res = {.sample_steps = steps, .converged = converged, .residual = resid};
       DamrtError err = {0};
       CHECK_EQ(damrt_integrate(&sys, &opt, x, &res, &err), DAMRT_OK);
       for (size_t i = 0; i < 3 * B; i++) {
@@ -555,6 +593,8 @@ static void test_clamp(void) {
         for (size_t b = 0; b < 3; b++) CHECK_EQ(converged[b], 1);
         CHECK_EQ(converged[3], 1);  // nothing can move: converged at the start
         CHECK_EQ(steps[3], 0);
+        CHECK(resid[3] == 0);
+        CHECK_EQ(res.unconverged, 0);
       }
       free(x);
       free(x0);
@@ -703,6 +743,7 @@ static void test_nonfinite(void) {
       CHECK_EQ(res.nonfinite.sample, 1);
       CHECK_EQ(res.nonfinite.coordinate, 2);
       CHECK_EQ(res.nonfinite.step, cases[c].step);
+      CHECK(!res.nonfinite.in_dxdt);
       CHECK_NEAR(res.nonfinite.t, 0.1 * (double)cases[c].step, 1e-12);
       CHECK(isnan(cases[c].bad) ? isnan(res.nonfinite.value)
                                 : res.nonfinite.value == cases[c].bad);
@@ -742,6 +783,313 @@ static void test_nonfinite(void) {
     CHECK_STREQ(err.message, "sample 0, coordinate 1: the state is NaN at step 0 (t = 0)");
     CHECK_EQ(dec.calls, 0);
     CHECK_EQ(res.steps, 0);
+    CHECK(res.nonfinite.found && !res.nonfinite.in_dxdt && res.nonfinite.step == 0);
+    free(x);
+
+    // f is NaN at x > 0.35 but the run stops at max_steps with x = 0.4 (Euler, 4 steps): it
+    // succeeds, sample 1's residual is NaN and counts as the largest.
+    r = (Ramp){dtype, NAN};
+    sys = make_system(ramp_rhs, &r, 2, 3, dtype, tau);
+    opt = (DamrtRunOptions){.method = DAMRT_EULER, .dt = 0.1, .max_steps = 4, .tol = 1e-3};
+    x = state_new(6);
+    double resid[2];
+    res = (DamrtRunResult){.residual = resid};
+    CHECK_EQ(damrt_integrate(&sys, &opt, x, &res, &err), DAMRT_OK);
+    CHECK_EQ(res.unconverged, 2);
+    CHECK_NEAR(resid[0], 1 / (1 + get(dtype, x, 0)), 1e-6);
+    CHECK(isnan(resid[1]));
+    CHECK(res.worst.sample == 1 && res.worst.coordinate == 2 && isnan(res.worst.value));
+    free(x);
+  }
+}
+
+// ---- the stop rule on large states, float32's last ulps, NaN at t = 0 ----
+
+// The command line's dopri5 tolerances (compiler/api/damc.c) and the runtime's default stop
+// tolerances, by dtype.
+static double default_rtol(DamrtDtype dtype) { return dtype == DAMRT_F32 ? 1e-6 : 1e-9; }
+static double default_atol(DamrtDtype dtype) { return dtype == DAMRT_F32 ? 1e-8 : 1e-11; }
+static double default_tol(DamrtDtype dtype) {
+  return dtype == DAMRT_F32 ? DAMRT_TOL_F32 : DAMRT_TOL_F64;
+}
+
+// A state that grows to 1e3: dx/dt = (S - x) / tau from 0, S = 1000, tau = 1. The residual is
+// S e^(-t/tau) and the scale 1 + S (1 - e^(-t/tau)), so the sample converges at
+//   t* = tau ln(S (1 + tol) / (tol (1 + S)))        (tau ln(1/tol) to 1e-3),
+// 9.21 for tol = 1e-4 and 16.1 for 1e-7, where |dx/dt| = tol (1 + S) / tau is still 1000 tol:
+// an absolute test would go on (dopri5's wander alone, at rtol S, is 10 tol and more). A
+// fixed-step method multiplies the residual by R(-dt/tau) per step (1 - h for euler, the
+// Taylor polynomial of e^-h to order 4 for rk4), so it stops at the first n with
+// R^n <= e^(-t*/tau): within one step of n* = t* / (-tau ln R), i.e. t*/dt times 1.054 for
+// euler and 1.000 for rk4 at dt = 0.1 tau. dopri5 must stop between 0.95 t* and t* plus its
+// largest step (3.5 tau, the edge of its stability region), in fewer steps than rk4.
+static void test_scaled_growth(void) {
+  static const double S = 1000, tau = 1, dt = 0.1;
+  for (size_t d = 0; d < 2; d++) {
+    DamrtDtype dtype = DTYPES[d];
+    double tol = default_tol(dtype);
+    double tstar = tau * log(S * (1 + tol) / (tol * (1 + S)));
+    for (size_t m = 0; m < 3; m++) {
+      Decay dec = {dtype, 1, 1, &S, &tau, 0};
+      DamrtSystem sys = make_system(decay_rhs, &dec, 1, 1, dtype, &tau);
+      DamrtRunOptions opt = {.method = METHODS[m], .dt = dt, .rtol = default_rtol(dtype),
+                             .atol = default_atol(dtype), .max_steps = 100000, .tol = tol};
+      double x[1] = {0};
+      size_t steps[1];
+      double when[1], resid[1];
+      uint8_t converged[1];
+      DamrtRunResult res = {.sample_steps = steps, .sample_t = when, .converged = converged,
+                            .residual = resid};
+      CHECK_EQ(damrt_integrate(&sys, &opt, x, &res, NULL), DAMRT_OK);
+      CHECK_EQ(converged[0], 1);
+      CHECK_EQ(res.unconverged, 0);
+      CHECK(resid[0] <= tol);
+      double v = get(dtype, x, 0);
+      CHECK(fabs(S - v) / tau >= 500 * tol);  // |dx/dt| where it stopped
+      double h = dt / tau;
+      double R = METHODS[m] == DAMRT_EULER ? 1 - h : 1 - h + h * h / 2 - h * h * h / 6 +
+                                                         h * h * h * h / 24;
+      double nstar = tstar / (-tau * log(R));
+      printf("growth to %g (%s, %s, tol %g): converged in %zu steps at t = %.3f; t* = %.3f "
+             "(%.1f steps of dt), discrete n* = %.1f\n",
+             S, damrt_dtype_name(dtype), damrt_method_name(METHODS[m]), tol, steps[0],
+             when[0], tstar, tstar / dt, nstar);
+      if (METHODS[m] == DAMRT_DOPRI5) {
+        CHECK(when[0] >= 0.95 * tstar && when[0] <= tstar + 3.5 * tau);
+        CHECK((double)steps[0] <= tstar / dt);
+      } else {
+        CHECK(fabs((double)steps[0] - nstar) <= 1);
+        CHECK((double)steps[0] * dt <= (METHODS[m] == DAMRT_EULER ? 1.06 : 1.01) * tstar + dt);
+      }
+    }
+  }
+}
+
+// Model B (examples/model_b.dam) with K = 20 patterns of N = 784 signs, beta = 8: v[N] with
+// tau 1 and g = v, h[K] with tau 0.05 and g = softmax(beta h); u_h = Xi v, u_v = Xi' g_h.
+// dx/dt is computed in the dtype, as the kernels do. From pattern 3 with every 4th sign
+// flipped (the set F), softmax saturates at once (its arguments differ by hundreds), so v
+// relaxes to the pattern, v_i = xi_3i (1 - 2 e^-t [i in F]), and h_3 grows to N = 784. The
+// scaled residual of v is 2 e^-t / (2 - 2 e^-t). h_k follows u_hk = A_k - 2 e^-t B_k
+// (A_k = xi_k . xi_3, B_k the same sum over F) with tau_h, so it lags by
+// u_hk - h_k = 2 e^-t B_k tau_h / (1 - tau_h): the scaled residual c_k e^-t with
+// c_k = 2 |B_k| tau_h / ((1 - tau_h)(1 + |A_k|)), largest for a pattern nearly orthogonal to
+// xi_3 (small A_k). The run must stop at t* = ln(max(1 + tol, max_k c_k) / tol), within 2%
+// for the fixed-step methods (their rate per step is e^-dt to 0.25%), and dopri5 between
+// 0.9 t* and t* + 4 (its largest step) in at most 300 steps.
+enum { MB_N = 784, MB_K = 20, MB_DIM = MB_N + MB_K };
+static const double MB_BETA = 8, MB_TAU_H = 0.05;
+
+typedef struct {
+  DamrtDtype dtype;
+  signed char xi[MB_K][MB_N];
+} ModelB;
+
+#define MODEL_B_RHS(T, EXP)                                                        \
+  static void model_b_##T(const ModelB *m, const T *x, T *dxdt) {                  \
+    const T *v = x, *h = x + MB_N;                                                 \
+    T g[MB_K], hmax = h[0], z = 0;                                                 \
+    for (size_t k = 1; k < MB_K; k++) hmax = h[k] > hmax ? h[k] : hmax;            \
+    for (size_t k = 0; k < MB_K; k++) z += g[k] = EXP((T)MB_BETA * (h[k] - hmax)); \
+    for (size_t k = 0; k < MB_K; k++) g[k] /= z;                                   \
+    for (size_t i = 0; i < MB_N; i++) {                                            \
+      T u = 0;                                                                     \
+      for (size_t k = 0; k < MB_K; k++) u += (T)m->xi[k][i] * g[k];                \
+      dxdt[i] = u - v[i];                                                          \
+    }                                                                              \
+    for (size_t k = 0; k < MB_K; k++) {                                            \
+      T u = 0;                                                                     \
+      for (size_t i = 0; i < MB_N; i++) u += (T)m->xi[k][i] * v[i];                \
+      dxdt[MB_N + k] = (u - h[k]) / (T)MB_TAU_H;                                   \
+    }                                                                              \
+  }
+MODEL_B_RHS(float, expf)
+MODEL_B_RHS(double, exp)
+#undef MODEL_B_RHS
+
+static DamrtStatus model_b_rhs(void *ctx, const void *x, void *dxdt, DamrtError *err) {
+  const ModelB *m = ctx;
+  if (m->dtype == DAMRT_F32) {
+    model_b_float(m, x, dxdt);
+  } else {
+    model_b_double(m, x, dxdt);
+  }
+  return DAMRT_OK;
+}
+
+static void test_model_b(void) {
+  static ModelB m;
+  uint64_t state = 12345;
+  for (size_t k = 0; k < MB_K; k++) {
+    for (size_t i = 0; i < MB_N; i++) {
+      state = state * 6364136223846793005u + 1442695040888963407u;
+      m.xi[k][i] = (state >> 63) ? 1 : -1;
+    }
+  }
+  static double tau[MB_DIM];
+  for (size_t i = 0; i < MB_DIM; i++) tau[i] = i < MB_N ? 1 : MB_TAU_H;
+  for (size_t d = 0; d < 2; d++) {
+    DamrtDtype dtype = DTYPES[d];
+    m.dtype = dtype;
+    double tol = default_tol(dtype), c = 1 + tol;
+    for (size_t k = 0; k < MB_K; k++) {
+      double a = 0, b = 0;
+      for (size_t i = 0; i < MB_N; i++) {
+        a += m.xi[k][i] * m.xi[3][i];
+        if (i % 4 == 0) b += m.xi[k][i] * m.xi[3][i];
+      }
+      c = fmax(c, 2 * fabs(b) * MB_TAU_H / ((1 - MB_TAU_H) * (1 + fabs(a))));
+    }
+    double tstar = log(c / tol);
+    for (size_t mi = 0; mi < 3; mi++) {
+      DamrtSystem sys = make_system(model_b_rhs, &m, 1, MB_DIM, dtype, tau);
+      // The command line's defaults: dt a tenth of the smallest tau, 10000 steps at most.
+      DamrtRunOptions opt = {.method = METHODS[mi], .dt = 0.1 * MB_TAU_H,
+                             .rtol = default_rtol(dtype), .atol = default_atol(dtype),
+                             .max_steps = 10000, .tol = tol};
+      void *x = state_new(MB_DIM);
+      for (size_t i = 0; i < MB_N; i++) put(dtype, x, i, m.xi[3][i] * (i % 4 == 0 ? -1 : 1));
+      size_t steps[1], at[1];
+      double when[1], resid[1];
+      uint8_t converged[1];
+      DamrtRunResult res = {.sample_steps = steps, .sample_t = when, .converged = converged,
+                            .residual = resid, .residual_coordinate = at};
+      CHECK_EQ(damrt_integrate(&sys, &opt, x, &res, NULL), DAMRT_OK);
+      CHECK_EQ(converged[0], 1);
+      double dv = 0;
+      for (size_t i = 0; i < MB_N; i++) dv = fmax(dv, fabs(get(dtype, x, i) - m.xi[3][i]));
+      double h3 = get(dtype, x, MB_N + 3);
+      printf("model B (%s, %s, tol %g): converged in %zu steps at t = %.3f (t* = %.3f), "
+             "residual %.3g at coordinate %zu, max |v - xi_3| = %.2g, h_3 = %.6f\n",
+             damrt_dtype_name(dtype), damrt_method_name(METHODS[mi]), tol, steps[0], when[0],
+             tstar, resid[0], at[0], dv, h3);
+      CHECK(dv <= 2 * tol * 1.01);
+      CHECK(fabs(h3 - MB_N) <= tol * (1 + MB_N));
+      if (METHODS[mi] == DAMRT_DOPRI5) {
+        CHECK(when[0] >= 0.9 * tstar && when[0] <= tstar + 4);
+        CHECK(steps[0] <= 300);
+      } else {
+        CHECK(fabs(when[0] / tstar - 1) <= 0.02);
+      }
+      free(x);
+    }
+  }
+}
+
+// The float32 case of issue 10: L = lagr_tanh(v) with an input of 400 is
+// dx/dt = (400 - x) / tau, computed in float32. ulp(400) = 2^-15 in float32, and one ulp
+// short the residual is 2^-15 / 401 = 7.6e-8 of the scale, so a tol of 1e-8 can only be
+// met at x = 400 exactly.
+static DamrtStatus input400_rhs(void *ctx, const void *x, void *dxdt, DamrtError *err) {
+  const float *v = x;
+  float *d = dxdt;
+  d[0] = (400.0f - v[0]) / 1.0f;
+  return DAMRT_OK;
+}
+
+static void test_float32_last_ulps(void) {
+  const double ulp = 0x1p-15, tau = 1, dt = 0.1;
+  // The float32 state of the former integrator, replayed: an increment dt |dx/dt| below half
+  // an ulp vanishes, so Euler stalls where 0.1 k ulp < ulp / 2, 4 ulps short, with a scaled
+  // residual 4 ulp / 401 = 3e-7, above any tol below that.
+  float v[1] = {0}, d[1];
+  for (;;) {
+    input400_rhs(NULL, v, d, NULL);
+    float before = v[0];
+    put(DAMRT_F32, v, 0, (double)v[0] + dt * (double)d[0]);
+    if (v[0] == before) break;
+  }
+  CHECK((400 - (double)v[0]) / ulp == 4);
+  // With a float64 state, euler and rk4 multiply the distance by R(-0.1) per step until it is
+  // below half an ulp, where the rhs sees 400 and returns 0: n = ln(400 / (ulp / 2)) / -ln R
+  // (162.5 for euler, 170.7 for rk4) steps. dopri5 gets there too, but slowly: it wanders at
+  // the stability edge of its step.
+  for (size_t m = 0; m < 3; m++) {
+    for (size_t pass = 0; pass < 2; pass++) {
+      double tol = pass == 0 ? 1e-8 : DAMRT_TOL_F32;
+      DamrtSystem sys = make_system(input400_rhs, NULL, 1, 1, DAMRT_F32, &tau);
+      DamrtRunOptions opt = {.method = METHODS[m], .dt = dt, .rtol = default_rtol(DAMRT_F32),
+                             .atol = default_atol(DAMRT_F32), .max_steps = 100000,
+                             .tol = tol};
+      float x[1] = {0};
+      size_t steps[1];
+      uint8_t converged[1];
+      DamrtRunResult res = {.sample_steps = steps, .converged = converged};
+      CHECK_EQ(damrt_integrate(&sys, &opt, x, &res, NULL), DAMRT_OK);
+      CHECK_EQ(converged[0], 1);
+      printf("input 400 (float32, %s, tol %g): converged in %zu steps, x = 400 - %g ulp\n",
+             damrt_method_name(METHODS[m]), tol, steps[0], (400 - (double)x[0]) / ulp);
+      double h = dt / tau;
+      double R = METHODS[m] == DAMRT_EULER ? 1 - h : 1 - h + h * h / 2 - h * h * h / 6 +
+                                                         h * h * h * h / 24;
+      if (pass == 0) {
+        CHECK(fabs(x[0] - 400.0) <= ulp);
+        if (METHODS[m] != DAMRT_DOPRI5) {
+          CHECK(fabs((double)steps[0] - log(400 / (ulp / 2)) / -log(R)) <= 2);
+        }
+      } else {
+        CHECK(fabs(x[0] - 400.0) <= tol * 401);
+      }
+    }
+  }
+}
+
+// dx/dt = log(p) - x with a parameter p per sample and coordinate: p < 0 gives a NaN, p = 0 a
+// -Inf, at t = 0, while the state is finite.
+typedef struct {
+  DamrtDtype dtype;
+  const double *p;
+  size_t calls;
+} BadParam;
+
+static DamrtStatus bad_param_rhs(void *ctx, const void *x, void *dxdt, DamrtError *err) {
+  BadParam *bp = ctx;
+  bp->calls++;
+  for (size_t i = 0; i < 2 * 3; i++) put(bp->dtype, dxdt, i, log(bp->p[i]) - get(bp->dtype, x, i));
+  return DAMRT_OK;
+}
+
+static void test_nonfinite_at_start(void) {
+  static const double tau[3] = {1, 1, 1};
+  static const double p_nan[6] = {1, 2, 3, 1, 2, -1}, p_inf[6] = {1, 2, 3, 0, 2, 3};
+  for (size_t d = 0; d < 2; d++) {
+    DamrtDtype dtype = DTYPES[d];
+    for (size_t m = 0; m < 3; m++) {
+      for (size_t c = 0; c < 2; c++) {
+        BadParam bp = {dtype, c == 0 ? p_nan : p_inf, 0};
+        DamrtSystem sys = make_system(bad_param_rhs, &bp, 2, 3, dtype, tau);
+        DamrtRunOptions opt = {.method = METHODS[m], .dt = 0.1, .rtol = 1e-6, .atol = 1e-9,
+                               .max_steps = 100, .tol = 1e-6};
+        void *x = state_new(6);
+        for (size_t i = 0; i < 6; i++) put(dtype, x, i, 0.5);
+        DamrtRunResult res = {0};
+        DamrtError err = {0};
+        CHECK_EQ(damrt_integrate(&sys, &opt, x, &res, &err), DAMRT_E_VALUE);
+        CHECK_STREQ(err.message,
+                    c == 0 ? "sample 1, coordinate 2: dx/dt is NaN at step 0 (t = 0), at a "
+                             "finite initial state"
+                           : "sample 1, coordinate 0: dx/dt is -Inf at step 0 (t = 0), at a "
+                             "finite initial state");
+        CHECK(res.nonfinite.found && res.nonfinite.in_dxdt);
+        CHECK_EQ(res.nonfinite.sample, 1);
+        CHECK_EQ(res.nonfinite.coordinate, c == 0 ? 2 : 0);
+        CHECK_EQ(res.nonfinite.step, 0);
+        CHECK(res.nonfinite.t == 0);
+        CHECK(c == 0 ? isnan(res.nonfinite.value) : res.nonfinite.value == -INFINITY);
+        CHECK_EQ(bp.calls, 1);  // nothing was integrated
+        CHECK_EQ(res.steps, 0);
+        for (size_t i = 0; i < 6; i++) CHECK(get(dtype, x, i) == 0.5);
+        free(x);
+      }
+    }
+    // A clamped coordinate's dx/dt does not matter: its NaN is no error.
+    static const uint8_t clamp[6] = {0, 0, 0, 0, 0, 1};
+    BadParam bp = {dtype, p_nan, 0};
+    DamrtSystem sys = make_system(bad_param_rhs, &bp, 2, 3, dtype, tau);
+    DamrtRunOptions opt = {.method = DAMRT_RK4, .dt = 0.1, .max_steps = 100, .tol = 1e-3,
+                           .clamp = clamp};
+    void *x = state_new(6);
+    CHECK_EQ(damrt_integrate(&sys, &opt, x, NULL, NULL), DAMRT_OK);
     free(x);
   }
 }
@@ -927,6 +1275,10 @@ int main(void) {
   test_langevin_variance(DAMRT_F32);
   test_langevin_reproducible();
   test_nonfinite();
+  test_scaled_growth();
+  test_model_b();
+  test_float32_last_ulps();
+  test_nonfinite_at_start();
   test_callbacks();
   test_arguments();
   return check_report("runtime/integrate");

@@ -1,7 +1,11 @@
 """End-to-end test of `damc emit --c OUT.c` (and of `--obj OUT.o` through the same header).
 
-Usage: emit_c_test.py DAMC SOURCE_DIR LIBDAMRT. Needs Debian's /usr/bin/python3 with
-python3-numpy, a C compiler (`cc`, or $CC), OpenBLAS and libzip (pkg-config).
+Usage: emit_c_test.py [--case NAME | --list | --expect-cases NAME...] DAMC SOURCE_DIR LIBDAMRT
+[LINK FLAGS...]. Needs Debian's /usr/bin/python3 with python3-numpy, a C compiler (`cc`, or
+$CC), OpenBLAS and libzip (pkg-config). The cases: one per model of MODELS, and
+command_line; each runs in a temporary directory of its own with data of its own (a
+generator seeded from the model's position in MODELS), so `--case NAME` runs one alone and
+no --case runs them all.
 
 For every example and both precisions: random weights, `damc emit --c k.c` and
 `damc emit --obj k.o`; the states and inputs the kernels take are read from the header's
@@ -24,15 +28,36 @@ import tempfile
 
 import numpy as np
 
-DAMC, SRC, LIBDAMRT = sys.argv[1], sys.argv[2], sys.argv[3]
+
+def take_options(argv):
+    """Splits off --case NAME, --list and --expect-cases NAME... (which must come first, as
+    the link flags after LIBDAMRT may start with '-')."""
+    opts = {"case": None, "list": False, "expect": None}
+    while argv and argv[0] in ("--case", "--list", "--expect-cases"):
+        if argv[0] == "--case":
+            opts["case"], argv = argv[1] if len(argv) > 1 else "", argv[2:]
+        elif argv[0] == "--list":
+            opts["list"], argv = True, argv[1:]
+        else:
+            rest = argv[1:]
+            cut = rest.index("--") if "--" in rest else len(rest)
+            opts["expect"], argv = rest[:cut], rest[cut + 1:]
+    return opts, argv
+
+
+OPTS, ARGS = take_options(sys.argv[1:])
+DAMC, SRC, LIBDAMRT = (ARGS + ["", "", ""])[:3]
 # A sanitizer build's libdamrt.a needs its runtime at link time: the build passes its flags.
-SANITIZE = [flag for flag in sys.argv[4:] if flag]  # empty when not sanitizing
+SANITIZE = [flag for flag in ARGS[3:] if flag]  # empty when not sanitizing
 CC = os.environ.get("CC", "cc")
 CFLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Wshadow", "-Wstrict-prototypes",
           "-Wmissing-prototypes", "-Werror"]
-LIBS = [LIBDAMRT, "-lopenblas", "-lm"] + shlex.split(
-    subprocess.run(["pkg-config", "--libs", "libzip"], capture_output=True, text=True,
-                   check=True).stdout)
+
+
+def libs():
+    return [LIBDAMRT, "-lopenblas", "-lm"] + shlex.split(
+        subprocess.run(["pkg-config", "--libs", "libzip"], capture_output=True, text=True,
+                       check=True).stdout)
 EPS32 = np.finfo(np.float32).eps
 
 # Weights per example (unbound dims 6); symmetric ones are made symmetric.
@@ -236,10 +261,10 @@ def test_model(tmp, name, rng, worst):
         open(os.path.join(d, "driver.c"), "w").write(DRIVER)
         steps = [[CC, *CFLAGS, "-c", "k.c", "-I", os.path.join(SRC, "runtime", "include")],
                  [CC, *CFLAGS, "-c", "driver.c", "-I", "."],
-                 [CC, *SANITIZE, "driver.o", "k.o", "-o", "from_obj", *LIBS]]
+                 [CC, *SANITIZE, "driver.o", "k.o", "-o", "from_obj", *libs()]]
         # k.o is the JIT's object; the C build goes to its own object name.
         steps[0] += ["-o", "k_c.o"]
-        steps.append([CC, *SANITIZE, "driver.o", "k_c.o", "-o", "from_c", *LIBS])
+        steps.append([CC, *SANITIZE, "driver.o", "k_c.o", "-o", "from_c", *libs()])
         ok = True
         for cmd in steps:
             p = run(cmd, cwd=d)
@@ -293,20 +318,54 @@ def command_line(tmp):
               f"--c into a read-only directory: exit {p.returncode}, left {os.listdir(d)}")
 
 
-def main():
-    rng = np.random.default_rng(7)
-    worst = {(p, e): 0.0 for p in ("f64", "f32") for e in ("from_c", "from_obj")}
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in MODELS:
-            test_model(tmp, name, rng, worst)
+def model_rng(name):
+    """Each model its own generator, seeded from its position in MODELS, so that it gets
+    the same data alone as in a full run (the comparison is of two compilations of the same
+    kernels on the same data, so any data serve)."""
+    return np.random.default_rng([7, list(MODELS).index(name)])
+
+
+def case_names():
+    return list(MODELS) + ["command_line"]
+
+
+def run_case(name, tmp, worst):
+    if name == "command_line":
         command_line(tmp)
-    for (precision, exe), err in sorted(worst.items()):
-        print(f"max error {precision} {exe:8s}: {err:.3g} (|v| + max|v|)"
-              + (f" = {err / EPS32:.2f} eps32" if precision == "f32" else ""))
+    else:
+        test_model(tmp, name, model_rng(name), worst)
+
+
+def main():
+    names = case_names()
+    if OPTS["list"]:
+        print("\n".join(names))
+        return 0
+    if OPTS["expect"] is not None:
+        missing, unknown = sorted(set(names) - set(OPTS["expect"])), sorted(set(OPTS["expect"]) - set(names))
+        for n in missing:
+            print(f"FAIL: case {n} is not registered as a test")
+        for n in unknown:
+            print(f"FAIL: test {n} names no case")
+        return 1 if missing or unknown else 0
+    if OPTS["case"] is not None:
+        if OPTS["case"] not in names:
+            print(f"emit_c_test.py: no case '{OPTS['case']}'; the cases: {', '.join(names)}")
+            return 2
+        names = [OPTS["case"]]
+    worst = {(p, e): 0.0 for p in ("f64", "f32") for e in ("from_c", "from_obj")}
+    for name in names:
+        with tempfile.TemporaryDirectory() as tmp:
+            run_case(name, tmp, worst)
+    if names != ["command_line"]:
+        for (precision, exe), err in sorted(worst.items()):
+            print(f"max error {precision} {exe:8s}: {err:.3g} (|v| + max|v|)"
+                  + (f" = {err / EPS32:.2f} eps32" if precision == "f32" else ""))
     if failures:
         print(f"{len(failures)} failure(s)")
-        sys.exit(1)
+        return 1
     print("emit --c: all passed")
+    return 0
 
 
-main()
+sys.exit(main())

@@ -1,12 +1,18 @@
 """End-to-end tests of `damc eval` and `damc run` on NumPy files.
 
-Usage: native_cli.py DAMC SOURCE_DIR. Needs Debian's /usr/bin/python3 with python3-numpy.
+Usage: native_cli.py DAMC SOURCE_DIR [--case NAME] [--list] [--expect-cases NAME...].
+Needs Debian's /usr/bin/python3 with python3-numpy.
+
+Each case runs in a temporary directory of its own and writes every file it needs there, so
+that any one runs alone: `--case NAME` runs that case (`run_examples` runs every example,
+`run_examples/model_b` one), no --case runs them all, `--list` prints the names, and
+`--expect-cases` checks that the names given (the tests CMake registers) are exactly those.
 
 1. For every example: random weights (symmetric where the model says so) and states;
    `damc eval --out` against a NumPy evaluation of the model's equations where they are
    simple enough to write here (Model B), and `damc run` with every integrator:
    the energy in the trace never rises beyond rounding (dopri5, rk4: the flow decreases E,
-   theory.md eq. 1.4), and the final states are fixed points that `damc eval` confirms.
+   docs/theory.md eq. 1.4), and the final states are fixed points that `damc eval` confirms.
 2. Every bad input of the issue gives exit 1, a message naming the file, the tensor and the
    shapes, and leaves no output file behind.
 """
@@ -81,58 +87,79 @@ def layers_of(model):
     return out
 
 
-def run_examples(tmp):
+def example_names():
+    return sorted(f[:-4] for f in os.listdir(EXAMPLES) if f.endswith(".dam"))
+
+
+def write_example_weights(name, tmp, rng):
+    """Random weights for examples/NAME.dam in TMP/NAME_w.npz; returns the path."""
+    wfile = os.path.join(tmp, name + "_w.npz")
+    np.savez(wfile, **weights_for(os.path.join(EXAMPLES, name + ".dam"), rng))
+    return wfile
+
+
+def example_rng(name):
+    """The generator as it stands when example NAME draws its data: one generator (seed 1)
+    draws every example's weights and initial states in turn, in name order, so that each
+    example gets the same data whether it runs alone or after the others."""
     rng = np.random.default_rng(1)
-    for file in sorted(os.listdir(EXAMPLES)):
-        if not file.endswith(".dam"):
+    for other in example_names():
+        if other == name:
+            return rng
+        model = os.path.join(EXAMPLES, other + ".dam")
+        weights_for(model, rng)
+        for n in layers_of(model).values():
+            rng.standard_normal((3, n))
+    raise ValueError(f"no example {name}")
+
+
+def run_example(tmp, name):
+    rng = example_rng(name)
+    model = os.path.join(EXAMPLES, name + ".dam")
+    wfile = write_example_weights(name, tmp, rng)
+    states = []
+    for layer, n in layers_of(model).items():
+        path = os.path.join(tmp, f"{name}_{layer}.npy")
+        np.save(path, 0.5 * rng.standard_normal((3, n)))
+        states += ["--init", f"{layer}={path}"]
+    for method, extra in (("dopri5", []), ("rk4", ["--dt", "0.02"]), ("euler", ["--dt", "0.01"])):
+        out = os.path.join(tmp, f"{name}_{method}.npz")
+        trace = os.path.join(tmp, f"{name}_{method}.csv")
+        code, _, err = damc("run", model, "--weights", wfile, *states, "--method", method,
+                            "--precision", "f64", "--max-steps", "20000", "--out", out,
+                            "--trace", trace, *extra)
+        check(code == 0, f"{name} {method}: run failed: {err}")
+        if code:
             continue
-        model = os.path.join(EXAMPLES, file)
-        name = file[:-4]
-        wfile = os.path.join(tmp, name + "_w.npz")
-        np.savez(wfile, **weights_for(model, rng))
-        states = []
-        for layer, n in layers_of(model).items():
-            path = os.path.join(tmp, f"{name}_{layer}.npy")
-            np.save(path, 0.5 * rng.standard_normal((3, n)))
-            states += ["--init", f"{layer}={path}"]
-        for method, extra in (("dopri5", []), ("rk4", ["--dt", "0.02"]), ("euler", ["--dt", "0.01"])):
-            out = os.path.join(tmp, f"{name}_{method}.npz")
-            trace = os.path.join(tmp, f"{name}_{method}.csv")
-            code, _, err = damc("run", model, "--weights", wfile, *states, "--method", method,
-                                "--precision", "f64", "--max-steps", "20000", "--out", out,
-                                "--trace", trace, *extra)
-            check(code == 0, f"{name} {method}: run failed: {err}")
-            if code:
-                continue
-            rows = np.genfromtxt(trace, delimiter=",", names=True)
-            worst = 0.0
-            for s in range(3):
-                e = rows["E"][rows["sample"] == s]
-                rise = np.diff(e) / (1 + np.abs(e[:-1]))
-                worst = max(worst, rise.max(initial=-np.inf))
-            # Rounding of E (a sum of O(n) terms in float64) stays far below 1e-10 relative;
-            # an explicit step that overshoots would show a rise of order dt^2.
-            check(worst <= 1e-10, f"{name} {method}: E rose by {worst:.3g} (relative)")
-            res = np.load(out)
-            check(res["converged"].all(), f"{name} {method}: not converged: {res['steps']}")
-            # The final states are fixed points: damc eval agrees.
-            ev_states = []
-            for layer in layers_of(model):
-                path = os.path.join(tmp, f"{name}_{layer}_final.npy")
-                np.save(path, res["x_" + layer])
-                ev_states += ["--state", f"{layer}={path}"]
-            evout = os.path.join(tmp, f"{name}_eval.npz")
-            code, _, err = damc("eval", model, "--weights", wfile, *ev_states, "--precision",
-                                "f64", "--out", evout)
-            check(code == 0, f"{name}: eval at the fixed point failed: {err}")
-            if code == 0:
-                ev = np.load(evout)
-                most = max(np.abs(ev[k]).max() for k in ev.files if k.startswith("dxdt_"))
-                check(most < 1e-5, f"{name} {method}: |dx/dt| = {most:.3g} at the final state")
-                check(np.allclose(ev["E"], res["E"], rtol=1e-12, atol=1e-12),
-                      f"{name} {method}: E differs between run and eval")
-            print(f"{name:18s} {method:6s} steps {int(res['steps'].max()):6d}  "
-                  f"max relative rise of E {worst:.1e}")
+        rows = np.genfromtxt(trace, delimiter=",", names=True)
+        worst = 0.0
+        for s in range(3):
+            e = rows["E"][rows["sample"] == s]
+            rise = np.diff(e) / (1 + np.abs(e[:-1]))
+            worst = max(worst, rise.max(initial=-np.inf))
+        # Rounding of E (a sum of O(n) terms in float64) stays far below 1e-10 relative;
+        # an explicit step that overshoots would show a rise of order dt^2.
+        check(worst <= 1e-10, f"{name} {method}: E rose by {worst:.3g} (relative)")
+        res = np.load(out)
+        check(res["converged"].all(), f"{name} {method}: not converged: {res['steps']}")
+        # The final states are fixed points: damc eval agrees.
+        ev_states = []
+        for layer in layers_of(model):
+            path = os.path.join(tmp, f"{name}_{layer}_final.npy")
+            np.save(path, res["x_" + layer])
+            ev_states += ["--state", f"{layer}={path}"]
+        evout = os.path.join(tmp, f"{name}_eval.npz")
+        code, _, err = damc("eval", model, "--weights", wfile, *ev_states, "--precision",
+                            "f64", "--out", evout)
+        check(code == 0, f"{name}: eval at the fixed point failed: {err}")
+        if code == 0:
+            ev = np.load(evout)
+            most = max(np.abs(ev[k]).max() for k in ev.files if k.startswith("dxdt_"))
+            check(most < 1e-5, f"{name} {method}: |dx/dt| = {most:.3g} at the final state")
+            check(np.allclose(ev["E"], res["E"], rtol=1e-12, atol=1e-12),
+                  f"{name} {method}: E differs between run and eval")
+        print(f"{name:18s} {method:6s} steps {int(res['steps'].max()):6d}  "
+              f"max relative rise of E {worst:.1e}")
 
 
 def model_b_against_numpy(tmp):
@@ -181,9 +208,9 @@ def bad_inputs(tmp):
     v = os.path.join(tmp, "v.npy")
     np.save(v, rng.standard_normal(784))
 
-    def bad(args, *needles, out=None):
+    def bad(args, *needles, out=None, status=1):
         code, so, se = damc(*args)
-        ok = code == 1 and all(n in se for n in needles)
+        ok = code == status and all(n in se for n in needles)
         if out:
             ok = ok and not os.path.exists(out) and not any(
                 f.startswith(os.path.basename(out) + ".tmp") for f in os.listdir(tmp))
@@ -228,9 +255,9 @@ def bad_inputs(tmp):
     with open(corrupt, "wb") as f:
         f.write(b"PK\x03\x04 this is not a zip archive")
     bad(["eval", model, "--weights", corrupt], "corrupt.npz")
-    # --set of an unknown param; a state for an unknown layer.
-    bad(["eval", model, "--weights", good, "--set", "gamma=2"], "gamma", "no param")
-    bad(["eval", model, "--weights", good, "--state", f"q={v}"], "no layer 'q'")
+    # --set of an unknown param; a state for an unknown layer: command-line mistakes (2).
+    bad(["eval", model, "--weights", good, "--set", "gamma=2"], "gamma", "no param", status=2)
+    bad(["eval", model, "--weights", good, "--state", f"q={v}"], "no layer 'q'", status=2)
     # A state of the wrong size names both shapes.
     short = os.path.join(tmp, "short.npy")
     np.save(short, np.zeros(10))
@@ -272,6 +299,7 @@ def emitted_code(tmp):
 def clamp_noise_input(tmp):
     """--clamp holds neurons exactly; --noise with --seed is reproducible; --input moves the
     fixed point, which eval (given the same input) confirms."""
+    before = len(failures)
     rng = np.random.default_rng(5)
     model = os.path.join(EXAMPLES, "model_b.dam")
     w = os.path.join(tmp, "cn.npz")
@@ -319,12 +347,12 @@ def clamp_noise_input(tmp):
         check(not np.array_equal(runs[0], runs[2]), "different seeds gave the same run")
     code, _, err = damc("run", model, "--weights", w, "--method", "rk4", "--noise", "0.1")
     check(code == 1 and "noise" in err, f"noise with rk4: exit {code}, {err}")
-    print("clamp, input and noise: ok" if not failures else "clamp, input and noise: see failures")
+    print("clamp, input and noise: ok" if len(failures) == before else "clamp, input and noise: see failures")
 
 
 def command_line():
     """Exit statuses of the command line itself (cli.md): help and version 0, usage 2,
-    a missing file 1, a subcommand not there yet 70."""
+    a missing file 1, a subcommand not there yet 2."""
     model = os.path.join(EXAMPLES, "model_b.dam")
     cases = [
         ((), 2), (("--help",), 0), (("--version",), 0), (("frobnicate",), 2), (("--frob",), 2),
@@ -333,7 +361,7 @@ def command_line():
         (("run", "--help"), 0), (("eval", "--help"), 0), (("emit", "-h"), 0), (("bench", "--help"), 0),
         (("run", model, "--method", "leapfrog"), 2), (("run", model, "--dt", "-1"), 2),
         (("run", model, "--max-steps", "1.5"), 2), (("eval", model, "--set", "beta"), 2),
-        (("eval", model, "--precision", "f16"), 2), (("check", model), 70),
+        (("eval", model, "--precision", "f16"), 2), (("check", model), 2),
     ]
     for args, want in cases:
         code, out, err = damc(*args)
@@ -345,7 +373,7 @@ def command_line():
 
 
 def async_rule(tmp):
-    """--method async on binary layers: theory.md §4.6 oracle K1 (one sweep takes
+    """--method async on binary layers: docs/theory.md §4.6 oracle K1 (one sweep takes
     (1, 1, -1, 1) to (1, 1, 1, 1) and E from -8 to -64), E never rises over the sweeps of a
     larger dense associative memory, which retrieves a corrupted pattern, and a layer that
     is not binary is refused."""
@@ -380,19 +408,56 @@ def async_rule(tmp):
         check(rises <= 0, f"async: E rose over a sweep by {rises}")
         check(np.array_equal(r["x_v"][0], patterns[4]) and np.array_equal(r["x_v"][1], patterns[2]),
               "async: the patterns were not retrieved")
-    code, _, err = damc("run", os.path.join(EXAMPLES, "model_a.dam"), "--weights",
-                        os.path.join(tmp, "model_a_w.npz"), "--method", "async")
+    wfile = write_example_weights("model_a", tmp, np.random.default_rng(8))
+    code, _, err = damc("run", os.path.join(EXAMPLES, "model_a.dam"), "--weights", wfile,
+                        "--method", "async")
     check(code == 1 and "binary" in err, f"async on tanh features: exit {code}, {err}")
     print("async: K1 oracle, retrieval and refusal: done")
 
 
-with tempfile.TemporaryDirectory() as tmp:
-    command_line()
-    clamp_noise_input(tmp)
-    emitted_code(tmp)
-    model_b_against_numpy(tmp)
-    run_examples(tmp)
-    async_rule(tmp)  # after run_examples, which writes model_a_w.npz
-    bad_inputs(tmp)
-print(f"{len(failures)} failures")
-sys.exit(1 if failures else 0)
+# The cases, in the order a full run takes them; each gets a fresh temporary directory.
+CASES = {
+    "command_line": lambda tmp: command_line(),
+    "clamp_noise_input": clamp_noise_input,
+    "emitted_code": emitted_code,
+    "model_b_against_numpy": model_b_against_numpy,
+    **{f"run_examples/{name}": (lambda tmp, name=name: run_example(tmp, name))
+       for name in example_names()},
+    "async_rule": async_rule,
+    "bad_inputs": bad_inputs,
+}
+
+
+def main(argv):
+    if "--list" in argv:
+        print("\n".join(CASES))
+        return 0
+    if "--expect-cases" in argv:
+        given = set(argv[argv.index("--expect-cases") + 1:])
+        missing, unknown = sorted(set(CASES) - given), sorted(given - set(CASES))
+        for name in missing:
+            print(f"FAIL: case {name} is not registered as a test")
+        for name in unknown:
+            print(f"FAIL: test {name} names no case")
+        return 1 if missing or unknown else 0
+    chosen = list(CASES)
+    if "--case" in argv:
+        if argv.index("--case") + 1 == len(argv):
+            print("native_cli.py: --case needs a name (--list prints them)")
+            return 2
+        want = argv[argv.index("--case") + 1]
+        chosen = [c for c in CASES if c == want or c.startswith(want + "/")]
+        if not chosen:
+            print(f"native_cli.py: no case '{want}'; the cases: {', '.join(CASES)}")
+            return 2
+    for name in chosen:
+        with tempfile.TemporaryDirectory() as tmp:
+            before = len(failures)
+            CASES[name](tmp)
+            if len(failures) > before:
+                print(f"case {name}: {len(failures) - before} failures")
+    print(f"{len(failures)} failures")
+    return 1 if failures else 0
+
+
+sys.exit(main(sys.argv[3:]))

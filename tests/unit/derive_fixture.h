@@ -111,7 +111,7 @@ static inline double fx_eval_scalar(Fixture *f, ExprId e) {
 
 // The dense Hessian of layer `a` from its structure: H_ij = d_i [i = j] + sum_k u_ki v_kj.
 static inline void fx_dense_hessian(Fixture *f, int a, double *h) {
-  const StructJac *j = &f->net->layers[a].hess;
+  const StructJac *j = &f->net->layers[a].hessian;
   int64_t n = fx_layer_size(f, a);
   double *d = calloc((size_t)n, sizeof *d), *u = calloc((size_t)n, sizeof *u),
          *v = calloc((size_t)n, sizeof *v);

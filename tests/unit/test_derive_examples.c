@@ -1,8 +1,8 @@
-// The energy identity dE/dt = -sum_A tau_A xdot_A' H_A xdot_A (theory.md eq. 1.4) on every
+// The energy identity dE/dt = -sum_A tau_A xdot_A' H_A xdot_A (docs/theory.md eq. 1.4) on every
 // example, checked with central differences of E along the flow and the reference
-// interpreter, at 20 random states each, with the tolerance of theory.md §4.1.6:
+// interpreter, at 20 random states each, with the tolerance of docs/theory.md §4.1.6:
 // |FD - (1.4)| <= 1e-6 (1 + |(1.4)|). Models with an eliminated layer are checked on their
-// reduced energy and dynamics (theory.md §2: the same identity over the remaining layers).
+// reduced energy and dynamics (docs/theory.md §2: the same identity over the remaining layers).
 #include <dirent.h>
 
 #include "derive_fixture.h"
@@ -52,7 +52,7 @@ static void check_model(const char *path) {
       if (l->eliminated) continue;
       int64_t m = fx_layer_size(&f, a);
       xdot[a] = calloc((size_t)m, sizeof(double));
-      fx_eval(&f, net->reduced ? net->reduced_dxdt[a] : l->dxdt, xdot[a]);
+      fx_eval(&f, net->reduced ? net->reduced_dxdt[a] : l->dxdt_x, xdot[a]);
       memcpy(f.dirs[a], xdot[a], (size_t)m * sizeof(double));
       double *hv = calloc((size_t)m, sizeof(double)), quad = 0;
       fx_eval(&f, l->hvp, hv);

@@ -1,6 +1,6 @@
 // Hand-written Lagrangians and energy terms: compositions of every function and reduction
 // of the language. Their derivatives have no closed forms here, so they are checked
-// against finite differences (theory.md §4.1: g against L, H against g, both with its
+// against finite differences (docs/theory.md §4.1: g against L, H against g, both with its
 // tolerances), the Hessian-vector product against the dense Hessian, and H for symmetry.
 // Energy terms: the currents u_A = -dE/dg(A) against finite differences of E in g(A).
 // Also: written-out forms derive the same stable expressions as the prelude's.
@@ -53,7 +53,7 @@ static void check_lagrangian(const Hand *c) {
   CHECK(fx_open(&f, text, N, 7));
   if (!f.net) return;
   const LayerEq *l = &f.net->layers[0];
-  CHECK(!l->hess.dense);
+  CHECK(!l->hessian.dense);
   double max_eg = 0, max_eh = 0, max_hvp = 0;
   for (int p = 0; p < POINTS; p++) {
     double *x = f.states[0], g[N], h[N * N], gp[N], gm[N], hvp[N];
@@ -104,7 +104,7 @@ static void check_lagrangian(const Hand *c) {
   bool ok = max_eg <= 1e-7 && max_eh <= 1e-6 && max_hvp <= 1e-12;
   CHECK(ok);
   printf("%-50s %-22s e_g %.1e e_H %.1e hvp %.1e\n", c->lagrangian,
-         l->hess.dense ? "dense" : l->hess.nterms ? "diagonal + low rank" : "diagonal", max_eg,
+         l->hessian.dense ? "dense" : l->hessian.nterms ? "diagonal + low rank" : "diagonal", max_eg,
          max_eh, max_hvp);
   fx_close(&f);
 }

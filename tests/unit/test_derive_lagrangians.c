@@ -1,6 +1,6 @@
 // The derived activations and Hessians of every prelude Lagrangian against the closed
-// forms of theory.md §3 (relative 1e-12 in float64) at random points, against the oracle
-// numbers of theory.md §4.6, and the finite-difference checks of theory.md §4.1 with their
+// forms of docs/theory.md §3 (relative 1e-12 in float64) at random points, against the oracle
+// numbers of docs/theory.md §4.6, and the finite-difference checks of docs/theory.md §4.1 with their
 // tolerances. Each Lagrangian is checked at several random points (a batch).
 #include "derive_fixture.h"
 
@@ -10,7 +10,7 @@ static const double EPS = 2.220446049250313e-16;
 typedef struct {
   const char *name;
   const char *lagrangian;  // of the state `x`
-  double beta_l;           // the sharpness of theory.md §4.1 (1 when there is none)
+  double beta_l;           // the sharpness of docs/theory.md §4.1 (1 when there is none)
   bool kink_at_zero;       // rectified: skip FD coordinates near 0
   // Closed forms: g and the dense H at x (n = N).
   void (*closed)(const double *x, double *g, double *h);
@@ -132,7 +132,7 @@ static void model_text(char *buf, size_t n, const char *lagrangian) {
            strstr(lagrangian, "beta)") ? "param beta = 1.7;\n" : "", lagrangian);
 }
 
-// |e_g| and |e_H| of theory.md §4.1 at the current state, or -1 if skipped everywhere.
+// |e_g| and |e_H| of docs/theory.md §4.1 at the current state, or -1 if skipped everywhere.
 static void fd_check(Fixture *f, const Case *c, double *max_eg, double *max_eh) {
   const LayerEq *l = &f->net->layers[0];
   double *x = f->states[0], g[N], gp[N], gm[N], h[N * N];
@@ -201,7 +201,7 @@ static void test_case(const Case *c) {
       CHECK(fabs(hvp[i] - want) <= 1e-12 * fmax(mag, 1e-300));
     }
     fd_check(&f, c, &max_eg, &max_eh);
-    // Symmetry of the derived H (theory.md §4.1: |H - H'| <= 4 eps |H|).
+    // Symmetry of the derived H (docs/theory.md §4.1: |H - H'| <= 4 eps |H|).
     for (int i = 0; i < N; i++)
       for (int j = 0; j < N; j++) CHECK(fabs(h[i * N + j] - h[j * N + i]) <= 4 * EPS * hmax);
   }
@@ -273,7 +273,7 @@ static void test_oracles(void) {
   CHECK_NEAR(h[5], -0.162803401989804, 1e-13);
   // Each row sums to beta (g_i - g_i sum_j g_j), zero up to the rounding of sum_j g_j.
   for (int i = 0; i < 3; i++) CHECK(fabs(h[3 * i] + h[3 * i + 1] + h[3 * i + 2]) <= 4 * EPS * 0.23);
-  CHECK_NEAR(fx_eval_scalar(&f, f.net->layers[0].lagrange), -0.832395581839939, 1e-13);
+  CHECK_NEAR(fx_eval_scalar(&f, f.net->layers[0].legendre), -0.832395581839939, 1e-13);
   fx_close(&f);
 }
 
@@ -295,7 +295,7 @@ static void test_structures(void) {
     model_text(text, sizeof text, expect[k].lagrangian);
     Fixture f;
     CHECK(fx_open(&f, text, N, 1));
-    const StructJac *h = &f.net->layers[0].hess;
+    const StructJac *h = &f.net->layers[0].hessian;
     CHECK(!h->dense);
     CHECK(h->nterms <= expect[k].max_terms);
     if (h->nterms > expect[k].max_terms)

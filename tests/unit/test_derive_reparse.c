@@ -124,7 +124,7 @@ int main(void) {
     }
     StrBuf pl = {0}, plam = {0}, pg = {0};
     print_as(&first, first.net->layers[0].L, "b", &pl);
-    print_as(&first, first.net->layers[0].lagrange, "c", &plam);
+    print_as(&first, first.net->layers[0].legendre, "c", &plam);
     print_as(&first, first.net->layers[0].g, "d", &pg);
     fx_close(&first);
 
@@ -138,7 +138,7 @@ int main(void) {
     if (f.net) {
       const LayerEq *a = &f.net->layers[0];
       check_same(&f, 1, a->L, "L", sb_str(&L));
-      check_same(&f, 2, a->lagrange, "Lambda", sb_str(&L));
+      check_same(&f, 2, a->legendre, "Lambda", sb_str(&L));
       // A constant vector (a broadcast scalar) has no syntax of its own: it prints as the
       // scalar, so sum(g) is compared only when g is not constant.
       if (expr_get(f.net->pool, a->g)->kind != EX_BCAST)

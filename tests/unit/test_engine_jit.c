@@ -1,6 +1,6 @@
 // The JIT-compiled kernels against the reference interpreter, on every example, for a
 // batch of random states: float64 within 1e-12 of the interpreter (relative to the size of
-// the quantity), float32 within the bound of theory.md §4.1.4 (16 eps32 (|v| + |v|_inf)).
+// the quantity), float32 within the bound of docs/theory.md §4.1.4 (16 eps32 (|v| + |v|_inf)).
 // Also: Model B with tau_h = 0 and one Euler step of dt = tau_v is exactly the modern
 // Hopfield update v <- Xi' softmax(beta Xi v) (float64, 1e-12 against a direct computation).
 #include <dirent.h>
@@ -10,17 +10,28 @@
 
 enum { BATCH = 3 };
 
-static DamrtTensor *tensor(size_t rows, size_t cols, const double *data) {
-  size_t shape[2] = {rows, cols};
-  DamrtTensor *t = damrt_tensor_new(DAMRT_F64, cols ? 2 : 1, cols ? shape : &shape[0], NULL);
-  memcpy(t->data, data, t->count * sizeof(double));
-  return t;
+// A float64 view of `data`: [rows, cols], or [rows] when cols is 0.
+static EngineArray array(size_t rows, size_t cols, const double *data) {
+  return (EngineArray){DAMRT_F64, cols ? 2 : 1, {rows, cols}, data};
 }
 
-static const double *result(EngineResult *r, int n, const char *name) {
-  for (int i = 0; i < n; i++)
-    if (!strcmp(r[i].name, name)) return r[i].tensor->data;
+static const double *result(const EngineResults *r, const char *name) {
+  for (size_t i = 0; i < r->count; i++)
+    if (!strcmp(r->items[i].name, name)) return r->items[i].tensor->data;
   return NULL;
+}
+
+// The engine through the pipeline up to the network's equations.
+static Engine *open_engine(const char *path, StrBuf *err) {
+  Engine *e = engine_new(path, NULL);
+  if (engine_compile(e, STAGE_DERIVE, err)) return e;
+  engine_free(e);
+  return NULL;
+}
+
+static bool prepare(Engine *e, DamrtDtype dtype, StrBuf *err) {
+  engine_target(e, dtype, false);
+  return engine_compile(e, STAGE_JIT, err);
 }
 
 typedef struct {
@@ -66,20 +77,22 @@ static void check_example(const char *path) {
   Engine *eng[2];
   StrBuf err = {0};
   for (int p = 0; p < 2; p++) {
-    eng[p] = engine_open(path, NULL, &err);
+    eng[p] = open_engine(path, &err);
     CHECK(eng[p] != NULL);
+    if (!eng[p]) return;
     for (int w = 0; w < m->nweights; w++) {
       const ModelWeight *mw = &m->weights[w];
       size_t rows = (size_t)fx.dims[mw->dims[0]], cols = mw->rank == 2 ? (size_t)fx.dims[mw->dims[1]] : 0;
-      CHECK(engine_bind_weight(eng[p], mw->name, tensor(rows, cols, fx.weights[w]), "test", &err));
+      EngineArray wa = array(rows, cols, fx.weights[w]);
+      CHECK(engine_bind_weight(eng[p], mw->name, &wa, "test", &err));
     }
-    CHECK(engine_prepare(eng[p], p ? DAMRT_F32 : DAMRT_F64, false, &err));
+    CHECK(prepare(eng[p], p ? DAMRT_F32 : DAMRT_F64, &err));
   }
   if (err.len) fprintf(stderr, "%s", sb_str(&err));
 
   // A batch of random states and inputs.
   double *states[16], *inputs[16];
-  DamrtTensor *st[16] = {0}, *in[16] = {0};
+  EngineArray st[16] = {0}, in[16] = {0};
   for (int a = 0; a < m->nlayers; a++) {
     int64_t n = fx_layer_size(&fx, a);
     states[a] = calloc((size_t)(BATCH * n), sizeof(double));
@@ -88,14 +101,15 @@ static void check_example(const char *path) {
       states[a][i] = fx_normal(&fx);
       inputs[a][i] = 0.3 * fx_normal(&fx);
     }
-    st[a] = tensor(BATCH, (size_t)n, states[a]);
-    if (net->layers[a].input) in[a] = tensor(BATCH, (size_t)n, inputs[a]);
+    st[a] = array(BATCH, (size_t)n, states[a]);
+    if (net->layers[a].input) in[a] = array(BATCH, (size_t)n, inputs[a]);
   }
   EngineArrays arrays = {st, in, NULL};
-  EngineResult r64[128], r32[128];
-  int n64 = engine_eval(eng[0], &arrays, r64, 128, &err);
-  int n32 = engine_eval(eng[1], &arrays, r32, 128, &err);
-  CHECK(n64 > 0 && n64 == n32);
+  EngineResults r64 = {0}, r32 = {0};
+  CHECK(engine_eval(eng[0], &arrays, &r64, &err));
+  CHECK(engine_eval(eng[1], &arrays, &r32, &err));
+  size_t n64 = r64.count;
+  CHECK(n64 > 0 && n64 == r32.count);
 
   Errors errs = {0, 0};
   for (int s = 0; s < BATCH && n64 > 0; s++) {
@@ -114,25 +128,23 @@ static void check_example(const char *path) {
       int64_t n = fx_layer_size(&fx, a);
       snprintf(name, sizeof name, "g_%s", m->layers[a].name);
       fx_eval(&fx, l->g, want);
-      compare(want, result(r64, n64, name) + s * n, result(r32, n32, name) + s * n, n, &errs, name);
+      compare(want, result(&r64, name) + s * n, result(&r32, name) + s * n, n, &errs, name);
       snprintf(name, sizeof name, "dxdt_%s", m->layers[a].name);
-      fx_eval(&fx, net->reduced ? net->reduced_dxdt[a] : l->dxdt, want);
-      compare(want, result(r64, n64, name) + s * n, result(r32, n32, name) + s * n, n, &errs, name);
+      fx_eval(&fx, net->reduced ? net->reduced_dxdt[a] : l->dxdt_x, want);
+      compare(want, result(&r64, name) + s * n, result(&r32, name) + s * n, n, &errs, name);
     }
     want[0] = fx_eval_scalar(&fx, net->reduced ? net->reduced_energy_x : net->energy_x);
-    compare(want, result(r64, n64, "E") + s, result(r32, n32, "E") + s, 1, &errs, "E");
+    compare(want, result(&r64, "E") + s, result(&r32, "E") + s, 1, &errs, "E");
   }
   CHECK(errs.worst64 <= 1e-12);
   CHECK(errs.worst32 <= 1);
   printf("%-24s f64: max rel err %.1e (tol 1e-12); f32: max err / bound %.2f (tol 1)\n",
          strrchr(path, '/') + 1, errs.worst64, errs.worst32);
-  for (int i = 0; i < n64; i++) damrt_tensor_free(r64[i].tensor);
-  for (int i = 0; i < n32; i++) damrt_tensor_free(r32[i].tensor);
+  engine_results_free(&r64);
+  engine_results_free(&r32);
   for (int a = 0; a < m->nlayers; a++) {
     free(states[a]);
     free(inputs[a]);
-    damrt_tensor_free(st[a]);
-    damrt_tensor_free(in[a]);
   }
   engine_free(eng[0]);
   engine_free(eng[1]);
@@ -145,7 +157,7 @@ static void check_modern_hopfield(const char *dir) {
   char path[4200];
   snprintf(path, sizeof path, "%s/tests/unit/data/model_b_eliminated.dam", dir);
   StrBuf err = {0};
-  Engine *e = engine_open(path, stderr, &err);
+  Engine *e = open_engine(path, &err);
   CHECK(e != NULL);
   if (!e) return;
   enum { N = 20, K = 7 };
@@ -154,9 +166,10 @@ static void check_modern_hopfield(const char *dir) {
   rng.rng = 5;
   for (int i = 0; i < K * N; i++) xi[i] = fx_normal(&rng) / sqrt((double)N);
   for (int i = 0; i < N; i++) v[i] = fx_normal(&rng);
-  CHECK(engine_bind_weight(e, "Xi", tensor(K, N, xi), "test", &err));
+  EngineArray xa = array(K, N, xi);
+  CHECK(engine_bind_weight(e, "Xi", &xa, "test", &err));
   CHECK(engine_set_param(e, "beta", 3.0, &err));
-  CHECK(engine_prepare(e, DAMRT_F64, false, &err));
+  CHECK(prepare(e, DAMRT_F64, &err));
   // v <- Xi' softmax(beta Xi v), computed directly.
   double s[K], mx = -INFINITY, z = 0;
   for (int k = 0; k < K; k++) {
@@ -170,11 +183,11 @@ static void check_modern_hopfield(const char *dir) {
     want[i] = 0;
     for (int k = 0; k < K; k++) want[i] += xi[k * N + i] * exp(s[k] - mx) / z;
   }
-  DamrtTensor *st[2] = {tensor(N, 0, v), NULL}, *in[2] = {NULL, NULL};
+  EngineArray st[2] = {array(N, 0, v), {0}}, in[2] = {{0}, {0}};
   EngineArrays arrays = {st, in, NULL};
-  EngineResult r[16];
-  int n = engine_eval(e, &arrays, r, 16, &err);
-  const double *dxdt = result(r, n, "dxdt_v");
+  EngineResults r = {0};
+  CHECK(engine_eval(e, &arrays, &r, &err));
+  const double *dxdt = result(&r, "dxdt_v");
   CHECK(dxdt != NULL);
   double worst = 0;
   for (int i = 0; dxdt && i < N; i++) {
@@ -183,8 +196,7 @@ static void check_modern_hopfield(const char *dir) {
   }
   CHECK(worst <= 1e-12);
   printf("modern Hopfield update: one Euler step, max rel err %.1e (tol 1e-12)\n", worst);
-  for (int i = 0; i < n; i++) damrt_tensor_free(r[i].tensor);
-  damrt_tensor_free(st[0]);
+  engine_results_free(&r);
   engine_free(e);
   sb_free(&err);
 }

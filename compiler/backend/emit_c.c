@@ -5,7 +5,7 @@
 // unused), the scalars of params and constants (hoisted: computed once per call), and the
 // steps. Every value computed inline is one `const` local, defined once per loop body and
 // reused there, as codegen.c reuses a value within a body.
-#include "lower/emit_c.h"
+#include "backend/emit_c.h"
 
 #include <errno.h>
 #include <math.h>
@@ -16,20 +16,19 @@
 
 #include "support/common.h"
 
-// The kernels' names and what they compute, per PlanKind: the ABI of engine.c's kernels.
-static const char *const kernel_prefixes[2] = {"DAMC_RHS", "DAMC_EVAL"};
-static const char *const kernel_summaries[2] = {
-    "dx/dt of every integrated layer",
-    "E, and per layer g, u, dx/dt and its energy part E_A = Lambda_A - I_A . g_A"};
+// The header's macro prefix of each kernel kind.
+static const char *const kernel_prefixes[KERNEL_KINDS] = {"DAMC_RHS", "DAMC_EVAL"};
 static const char *const role_names[] = {"DAMC_STATE", "DAMC_INPUT", "DAMC_WEIGHT",
                                          "DAMC_OUTPUT", "DAMC_TEMP"};
 
-// The elementwise functions, as the interpreter defines them (sym/elem_fn.def): each used
+// The elementwise functions, as the interpreter defines them (sym/builtins.def): each used
 // one becomes a static function of the generated file, with its body written verbatim.
 static const char *const elem_bodies[EF_COUNT] = {
-#define X(id, name, body) [id] = #body,
-#include "sym/elem_fn.def"
-#undef X
+#define ELEM(id, name, body) [EF_##id] = #body,
+#define FN(id, name, kind, arity)
+#include "sym/builtins.def"
+#undef ELEM
+#undef FN
 };
 
 // ---- One function ----
@@ -171,7 +170,7 @@ static void compute(Ec *ec, ExprId e, StrBuf *out) {
   case EX_DIM: literal(out, (double)ec->plan->dims[x->index], ec->f64); break;
   case EX_PARAM:
     ec->param_used[x->index] = true;
-    sb_printf(out, "p_%s", ec->plan->net->model->params[x->index].name);
+    sb_printf(out, "p_%s", ec->plan->net->params[x->index].name);
     break;
   case EX_ADD:
   case EX_MUL: {
@@ -367,18 +366,18 @@ static void shape_text(StrBuf *out, const PlanBuf *b) {
 static void describe_buffer(StrBuf *out, const Plan *plan, int buf) {
   static const char *const roles[] = {"state", "input", "weight", "output", "temp"};
   const PlanBuf *b = &plan->bufs[buf];
-  const Model *m = plan->net->model;
+  const Network *net = plan->net;
   size_t start = out->len;
   sb_printf(out, "%-7s ", roles[b->role]);
   shape_text(out, b);
   while (out->len < start + 20) sb_putc(out, ' ');
-  if (b->role == PB_STATE) sb_printf(out, "x of layer %s", m->layers[b->index].name);
-  else if (b->role == PB_INPUT) sb_printf(out, "I of layer %s", m->layers[b->index].name);
+  if (b->role == PB_STATE) sb_printf(out, "x of layer %s", net->layers[b->index].name);
+  else if (b->role == PB_INPUT) sb_printf(out, "I of layer %s", net->layers[b->index].name);
   else if (b->role == PB_WEIGHT) {
-    const ModelWeight *w = &m->weights[b->index];
+    const NetWeight *w = &net->weights[b->index];
     sb_printf(out, "%s[", w->name);
     for (int k = 0; k < w->rank; k++) {
-      const ModelDim *d = &m->dims[w->dims[k]];
+      const NetDim *d = &net->dims[w->dims[k]];
       if (k) sb_append(out, ", ");
       if (d->name) sb_append(out, d->name);
       else sb_printf(out, "%lld", (long long)plan->dims[w->dims[k]]);
@@ -391,10 +390,11 @@ static void describe_buffer(StrBuf *out, const Plan *plan, int buf) {
 
 // ---- Files ----
 
-static void write_function(const Plan *plan, PlanKind kind, bool f64, unsigned *helpers,
-                           StrBuf *out, StrBuf *err) {
+static void write_function(const Plan *plan, bool f64, unsigned *helpers, StrBuf *out,
+                           StrBuf *err) {
   uint32_t nn = expr_count(plan->net->pool);
-  const Model *m = plan->net->model;
+  const Network *net = plan->net;
+  KernelKind kind = plan->kind;
   Ec ec = {0};
   ec.plan = plan;
   ec.pool = plan->net->pool;
@@ -406,7 +406,7 @@ static void write_function(const Plan *plan, PlanKind kind, bool f64, unsigned *
   ec.invariant = xcalloc(nn, sizeof *ec.invariant);
   ec.gen = 2;
   ec.buf_used = xcalloc((size_t)plan->nbufs + 1, sizeof *ec.buf_used);
-  ec.param_used = xcalloc((size_t)m->nparams + 1, sizeof *ec.param_used);
+  ec.param_used = xcalloc((size_t)net->nparams + 1, sizeof *ec.param_used);
   ec.helpers = helpers;
   ec.err = err;
 
@@ -430,9 +430,9 @@ static void write_function(const Plan *plan, PlanKind kind, bool f64, unsigned *
   }
   sb_free(&printed);
 
-  sb_printf(out, "\n// %s: %s.\n", plan_kernel_name(kind), kernel_summaries[kind]);
+  sb_printf(out, "\n// %s: %s.\n", kernel_name(kind), kernel_summary(kind));
   sb_printf(out, "void %s(void **bufs, const double *params, int64_t batch) {\n",
-            plan_kernel_name(kind));
+            kernel_name(kind));
   for (int i = 0; i < plan->nbufs; i++) {
     const PlanBuf *b = &plan->bufs[i];
     if (!ec.buf_used[i]) continue;
@@ -445,10 +445,10 @@ static void write_function(const Plan *plan, PlanKind kind, bool f64, unsigned *
     sb_free(&decl);
   }
   bool any_param = false;
-  for (int k = 0; k < m->nparams; k++) {
+  for (int k = 0; k < net->nparams; k++) {
     if (!ec.param_used[k]) continue;
     any_param = true;
-    line(out, 1, "const %s p_%s = %sparams[%d];", ec.real, m->params[k].name,
+    line(out, 1, "const %s p_%s = %sparams[%d];", ec.real, net->params[k].name,
          f64 ? "" : "(float)", k);
   }
   if (!any_param) line(out, 1, "(void)params;");
@@ -469,12 +469,12 @@ static void write_function(const Plan *plan, PlanKind kind, bool f64, unsigned *
 
 static void write_source(const Plan *const plans[2], bool f64, const char *model_path,
                          const char *c_name, const char *h_name, StrBuf *out, StrBuf *err) {
-  const Model *m = plans[0]->net->model;
+  const Network *net = plans[0]->net;
   unsigned helpers = 0;
   StrBuf fns = {0};
-  for (int k = 0; k < 2; k++) write_function(plans[k], (PlanKind)k, f64, &helpers, &fns, err);
+  for (int k = 0; k < KERNEL_KINDS; k++) write_function(plans[k], f64, &helpers, &fns, err);
 
-  sb_printf(out, "// %s: the kernels of model '%s' (%s) in %s.\n", c_name, m->name, model_path,
+  sb_printf(out, "// %s: the kernels of model '%s' (%s) in %s.\n", c_name, net->name, model_path,
             f64 ? "float64" : "float32");
   sb_printf(out, "// Generated by damc %s (damc emit --c); do not edit. %s describes the "
             "buffers and params.\n", DAMC_VERSION, h_name);
@@ -496,9 +496,10 @@ static void write_source(const Plan *const plans[2], bool f64, const char *model
   sb_free(&fns);
 }
 
-static void write_kernel_header(const Plan *plan, PlanKind kind, StrBuf *out) {
+static void write_kernel_header(const Plan *plan, StrBuf *out) {
+  KernelKind kind = plan->kind;
   const char *pre = kernel_prefixes[kind];
-  sb_printf(out, "\n// ---- %s: %s ----\n//\n", plan_kernel_name(kind), kernel_summaries[kind]);
+  sb_printf(out, "\n// ---- %s: %s ----\n//\n", kernel_name(kind), kernel_summary(kind));
   sb_printf(out, "// bufs[%s_NBUFS]: the index of every buffer in `bufs`, with its role, shape "
             "(B: the batch)\n// and contents.\nenum {\n", pre);
   for (int i = 0; i < plan->nbufs; i++) {
@@ -527,16 +528,15 @@ static void write_kernel_header(const Plan *plan, PlanKind kind, StrBuf *out) {
   for (int i = 0; i < plan->noutputs; i++)
     sb_printf(out, " \\\n  X(%s, %d)", plan->outputs[i].name, plan->outputs[i].buf);
   sb_printf(out, "\n\nvoid %s(void **bufs, const double *params, int64_t batch);\n",
-            plan_kernel_name(kind));
+            kernel_name(kind));
 }
 
 static void write_header(const Plan *const plans[2], bool f64, const char *model_path,
                          const char *h_name, StrBuf *out) {
   const Network *net = plans[0]->net;
-  const Model *m = net->model;
   const int64_t *dims = plans[0]->dims;
   const char *real = f64 ? "double" : "float";
-  sb_printf(out, "// %s: the kernels of model '%s' (%s) in %s, as C.\n", h_name, m->name,
+  sb_printf(out, "// %s: the kernels of model '%s' (%s) in %s, as C.\n", h_name, net->name,
             model_path, f64 ? "float64" : "float32");
   sb_printf(out, "// Generated by damc %s (damc emit --c); do not edit.\n//\n", DAMC_VERSION);
   sb_printf(out,
@@ -549,11 +549,11 @@ static void write_header(const Plan *const plans[2], bool f64, const char *model
             "caller fills the states\n// and inputs (batched) and the weights (not batched, as "
             "declared), calls the kernel, and\n// reads the outputs. Link with libdamrt.a, "
             "OpenBLAS and libm. One model per program.\n//\n// Layers:",
-            kernel_summaries[PLAN_RHS], kernel_summaries[PLAN_EVAL], real);
-  for (int a = 0; a < m->nlayers; a++)
-    sb_printf(out, " %s[%lld]%s%s", m->layers[a].name, (long long)dims[m->layers[a].dim],
+            kernel_summary(KERNEL_RHS), kernel_summary(KERNEL_EVAL), real);
+  for (int a = 0; a < net->nlayers; a++)
+    sb_printf(out, " %s[%lld]%s%s", net->layers[a].name, (long long)dims[net->layers[a].dim],
               net->layers[a].eliminated ? " (eliminated: x = u)" : "",
-              a + 1 < m->nlayers ? "," : ".\n");
+              a + 1 < net->nlayers ? "," : ".\n");
   char guard[256];
   size_t n = 0;
   n += (size_t)snprintf(guard, sizeof guard, "DAMC_");
@@ -564,19 +564,19 @@ static void write_header(const Plan *const plans[2], bool f64, const char *model
   sb_printf(out, "#ifndef %s\n#define %s\n\n#include <stdint.h>\n\n", guard, guard);
   sb_printf(out, "// The element type of every buffer.\ntypedef %s damc_real;\n\n", real);
   sb_append(out, "// The model's sizes.\n");
-  for (int d = 0; d < m->ndims; d++)
-    if (m->dims[d].name) sb_printf(out, "#define DAMC_DIM_%s %lld\n", m->dims[d].name,
+  for (int d = 0; d < net->ndims; d++)
+    if (net->dims[d].name) sb_printf(out, "#define DAMC_DIM_%s %lld\n", net->dims[d].name,
                                    (long long)dims[d]);
   sb_printf(out, "\n// The params, in the order of `params` (float64): X(index, name, default, "
-            "has_default).\n#define DAMC_NPARAMS %d\n#define DAMC_PARAMS(X)", m->nparams);
-  for (int k = 0; k < m->nparams; k++) {
-    sb_printf(out, " \\\n  X(%d, %s, ", k, m->params[k].name);
-    literal(out, m->params[k].has_default ? m->params[k].value : 0, true);
-    sb_printf(out, ", %d)", m->params[k].has_default);
+            "has_default).\n#define DAMC_NPARAMS %d\n#define DAMC_PARAMS(X)", net->nparams);
+  for (int k = 0; k < net->nparams; k++) {
+    sb_printf(out, " \\\n  X(%d, %s, ", k, net->params[k].name);
+    literal(out, net->params[k].has_default ? net->params[k].value : 0, true);
+    sb_printf(out, ", %d)", net->params[k].has_default);
   }
   sb_append(out, "\n\n// The roles of buffers.\nenum { DAMC_STATE, DAMC_INPUT, DAMC_WEIGHT, "
                  "DAMC_OUTPUT, DAMC_TEMP };\n");
-  for (int k = 0; k < 2; k++) write_kernel_header(plans[k], (PlanKind)k, out);
+  for (int k = 0; k < KERNEL_KINDS; k++) write_kernel_header(plans[k], out);
   sb_printf(out, "\n#endif\n");
 }
 

@@ -1,6 +1,6 @@
 // Emitting kernel plans as portable C: `damc emit FILE TENSORS... --c OUT.c`.
 //
-// The two plans the engine builds (PLAN_RHS and PLAN_EVAL) become two C11 functions with
+// The two plans the engine builds (KERNEL_RHS and KERNEL_EVAL) become two C11 functions with
 // the ABI of the JIT-compiled kernels, so that a program without LLVM can run the model
 // with only the runtime library (libdamrt.a), OpenBLAS and libm:
 //   void damc_rhs(void **bufs, const double *params, int64_t batch);   // dx/dt
@@ -29,7 +29,7 @@
 #include "lower/plan.h"
 #include "support/strbuf.h"
 
-// Writes the C source of `plans` (indexed by PlanKind; same network and sizes) to `c_path`
+// Writes the C source of `plans` (indexed by KernelKind; same network and sizes) to `c_path`
 // and its header next to it (the same path with ".h" for its ".c"). `f64` chooses float64,
 // else float32; `model_path` is named in the files' opening comments. Returns false with a
 // message in `err` when a file cannot be written or a plan has a node it cannot translate;

@@ -1,0 +1,50 @@
+// The equations of each kernel (see kernel_eqs.h).
+#include "derive/kernel_eqs.h"
+
+#include <stdio.h>
+
+#include "support/common.h"
+
+static void add(KernelEq *out, int *n, OutputWhat what, const char *prefix, const Network *net,
+                int layer, ExprId expr) {
+  KernelEq *k = &out[(*n)++];
+  if (layer < 0) snprintf(k->name, sizeof k->name, "%s", prefix);
+  else snprintf(k->name, sizeof k->name, "%s_%s", prefix, net->layers[layer].name);
+  k->what = what;
+  k->layer = layer;
+  k->expr = expr;
+}
+
+KernelEq *kernel_equations(const Network *net, KernelKind kind, int *count) {
+  KernelEq *out = xcalloc((size_t)(5 * net->nlayers + 2), sizeof *out);
+  int n = 0;
+  // Activations first: of the integrated layers, then of the eliminated ones, each at its
+  // instantaneous state x_h = u_h (which reads only integrated layers' activations).
+  for (int a = 0; a < net->nlayers; a++)
+    if (!net->layers[a].eliminated) add(out, &n, OUT_G, "g", net, a, net->layers[a].g);
+  for (int h = 0; h < net->nlayers; h++) {
+    if (!net->layers[h].eliminated) continue;
+    add(out, &n, OUT_X, "x", net, h, net->layers[h].u);
+    add(out, &n, OUT_G, "g", net, h, net->layers[h].g);
+  }
+  for (int a = 0; a < net->nlayers; a++) {
+    const LayerEq *l = &net->layers[a];
+    if (kind == KERNEL_EVAL) add(out, &n, OUT_U, "u", net, a, l->u);
+    if (!l->eliminated) add(out, &n, OUT_DXDT, "dxdt", net, a, l->dxdt);
+  }
+  if (kind == KERNEL_EVAL) {
+    for (int a = 0; a < net->nlayers; a++)
+      add(out, &n, OUT_PART, "E", net, a, net->layers[a].energy_part);
+    add(out, &n, OUT_ENERGY, "E", net, -1, net->energy);
+  }
+  *count = n;
+  return out;
+}
+
+const char *kernel_name(KernelKind kind) { return kind == KERNEL_RHS ? "damc_rhs" : "damc_eval"; }
+
+const char *kernel_summary(KernelKind kind) {
+  return kind == KERNEL_RHS
+             ? "dx/dt of every integrated layer"
+             : "E, and per layer g, u, dx/dt and its energy part E_A = Lambda_A - I_A . g_A";
+}

@@ -1,0 +1,45 @@
+// The equations each kind of kernel computes, derived once, here; lower/ only schedules them.
+//
+// A kernel is a list of named outputs, each an expression of the network's DAG, computed in
+// order for a batch of samples. The activations come first: every output that is some
+// layer's g (or an eliminated layer's state x_h = u_h) binds that layer's leaf, so later
+// outputs read it instead of recomputing it. The kinds:
+//   KERNEL_RHS:  g of every layer, then dx/dt of every integrated layer (what an integrator
+//                calls at every stage of a step);
+//   KERNEL_EVAL: the same, plus u of every layer, each layer's energy part
+//                Lambda_A - I_A . g_A, and E (docs/theory.md eq. 1.1).
+// The check issue's Hessian-vector and Jacobian-vector kernels are further kinds here.
+#ifndef DAMC_KERNEL_EQS_H
+#define DAMC_KERNEL_EQS_H
+
+#include "derive/network.h"
+
+typedef enum { KERNEL_RHS, KERNEL_EVAL, KERNEL_KINDS } KernelKind;
+
+// What an output is, so that callers find it by meaning, not by its printed name.
+typedef enum {
+  OUT_G,       // g_A
+  OUT_X,       // x_h of an eliminated layer (= u_h)
+  OUT_U,       // u_A
+  OUT_DXDT,    // dx_A/dt
+  OUT_PART,    // E_A = Lambda_A - I_A . g_A
+  OUT_ENERGY,  // E
+} OutputWhat;
+
+typedef struct {
+  char name[64];   // "g_v", "x_h", "u_v", "dxdt_v", "E_v", "E": the name results carry
+  OutputWhat what;
+  int layer;       // the layer it belongs to, or -1 (E)
+  ExprId expr;
+} KernelEq;
+
+// The outputs of a kernel of `kind`, in the order they are computed; `*count` of them, in
+// an array the caller frees.
+KernelEq *kernel_equations(const Network *net, KernelKind kind, int *count);
+
+// The name of the function compiled for `kind` ("damc_rhs", "damc_eval"): the JIT, the
+// object file and the emitted C all use it; and a one-line description of what it computes.
+const char *kernel_name(KernelKind kind);
+const char *kernel_summary(KernelKind kind);
+
+#endif

@@ -1,0 +1,206 @@
+// Executing kernels on batches: the kernels' buffers, filled from the caller's arrays in the
+// kernels' dtype; results read back as float64 tensors; damc eval.
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine_internal.h"
+#include "support/common.h"
+
+double engine_get(DamrtDtype dtype, const void *base, size_t k) {
+  return dtype == DAMRT_F32 ? ((const float *)base)[k] : ((const double *)base)[k];
+}
+
+void engine_set(DamrtDtype dtype, void *base, size_t k, double v) {
+  if (dtype == DAMRT_F32) ((float *)base)[k] = (float)v;
+  else ((double *)base)[k] = v;
+}
+
+void *engine_aligned_zeros(size_t count, size_t elem) {
+  size_t bytes = (count ? count : 1) * elem;
+  bytes = (bytes + DAMRT_ALIGNMENT - 1) / DAMRT_ALIGNMENT * DAMRT_ALIGNMENT;
+  void *p = NULL;
+  if (posix_memalign(&p, DAMRT_ALIGNMENT, bytes) != 0)
+    damc_internal_error(__FILE__, __LINE__, "out of memory");
+  memset(p, 0, bytes);
+  return p;
+}
+
+// "[3, 4]": the index of flat element `k` of an array of `rank` dims `shape`.
+static void index_text(int rank, const size_t *shape, size_t k, StrBuf *out) {
+  size_t stride = 1;
+  for (int i = 0; i < rank; i++) stride *= shape[i];
+  sb_putc(out, '[');
+  for (int i = 0; i < rank; i++) {
+    stride /= shape[i];
+    sb_printf(out, "%s%zu", i ? ", " : "", k / stride);
+    k %= stride;
+  }
+  sb_putc(out, ']');
+}
+
+static size_t count_of(int rank, const size_t *shape) {
+  size_t n = 1;
+  for (int i = 0; i < rank; i++) n *= shape[i];
+  return n;
+}
+
+bool engine_check_range(DamrtDtype dtype, const EngineArray *a, const char *label, StrBuf *err) {
+  if (dtype != DAMRT_F32 || a->dtype != DAMRT_F64 || !a->data) return true;
+  size_t n = count_of(a->rank, a->shape);
+  for (size_t k = 0; k < n; k++) {
+    double v = ((const double *)a->data)[k];
+    if (fabs(v) <= FLT_MAX) continue;
+    sb_printf(err, "%s: %.17g at ", label, v);
+    index_text(a->rank, a->shape, k, err);
+    sb_printf(err, " does not fit float32 (largest %.9g): use --precision f64\n", (double)FLT_MAX);
+    return false;
+  }
+  return true;
+}
+
+bool engine_check_results(const EngineResults *r, size_t first, bool batched, StrBuf *err) {
+  for (size_t i = first; i < r->count; i++) {
+    const DamrtTensor *t = r->items[i].tensor;
+    for (size_t k = 0; k < t->count; k++) {
+      double v = ((const double *)t->data)[k];
+      if (isfinite(v)) continue;
+      size_t per = batched && t->rank > 0 ? t->count / t->shape[0] : t->count;
+      sb_printf(err, "output '%s' is %s at sample %zu, index %zu: the model overflows at these "
+                "states and params (in float32, --precision f64 may help)\n", r->items[i].name,
+                isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf", batched ? k / per : 0,
+                batched ? k % per : k);
+      return false;
+    }
+  }
+  return true;
+}
+
+bool engine_batch(const Engine *e, const EngineArrays *arrays, size_t *batch, bool *batched,
+                  StrBuf *err) {
+  static const char *const what[3] = {"state", "input", "clamp"};
+  const EngineArray *all[3] = {arrays->state, arrays->input, arrays->clamp};
+  *batch = 1;
+  *batched = false;
+  const char *first = NULL;
+  for (int kind = 0; kind < 3; kind++) {
+    if (!all[kind]) continue;
+    for (int a = 0; a < e->net->nlayers; a++) {
+      const EngineArray *t = &all[kind][a];
+      if (!t->data) continue;
+      const char *layer = e->net->layers[a].name;
+      int64_t n = e->dims[e->net->layers[a].dim];
+      if ((t->rank != 1 && t->rank != 2) || (int64_t)t->shape[t->rank - 1] != n) {
+        StrBuf have = {0};
+        engine_shape_text(t->rank, t->shape, &have);
+        sb_printf(err, "%s of layer '%s' has shape %s, but layer '%s' has %lld neurons: give "
+                  "[%lld] or [B, %lld]", what[kind], layer, sb_str(&have), layer,
+                  (long long)n, (long long)n, (long long)n);
+        engine_dim_origin(e, e->net->layers[a].dim, t->shape[t->rank - 1], err);
+        sb_putc(err, '\n');
+        sb_free(&have);
+        return false;
+      }
+      char label[200];
+      snprintf(label, sizeof label, "%s of layer '%s'", what[kind], layer);
+      if (!engine_check_range(e->dtype, t, label, err)) return false;
+      if (t->rank == 2) {
+        if (*batched && t->shape[0] != *batch) {
+          sb_printf(err, "%s of layer '%s' has a batch of %zu, but %s has %zu\n", what[kind],
+                    layer, t->shape[0], first, *batch);
+          return false;
+        }
+        *batched = true;
+        *batch = t->shape[0];
+        first = layer;
+      }
+    }
+  }
+  if (*batch == 0) {
+    sb_append(err, "the batch is empty (0 samples)\n");
+    return false;
+  }
+  return true;
+}
+
+void **engine_alloc_buffers(const Engine *e, const Plan *plan, size_t batch, size_t copies,
+                            const EngineArrays *arrays) {
+  size_t elem = damrt_dtype_size(e->dtype);
+  void **bufs = xcalloc((size_t)plan->nbufs + 1, sizeof *bufs);
+  for (int i = 0; i < plan->nbufs; i++) {
+    const PlanBuf *b = &plan->bufs[i];
+    if (b->role == PB_WEIGHT) {
+      bufs[i] = (void *)e->weight_data[b->index];
+      continue;
+    }
+    size_t n = (size_t)b->numel, samples = b->batched ? batch * copies : 1;
+    bufs[i] = engine_aligned_zeros(n * samples, elem);
+    const EngineArray *from = b->role == PB_STATE   ? arrays->state
+                              : b->role == PB_INPUT ? arrays->input
+                                                    : NULL;
+    const EngineArray *src = from ? &from[b->index] : NULL;
+    if (!src || !src->data) continue;
+    for (size_t s = 0; s < samples; s++) {
+      size_t row = src->rank == 2 ? s / copies * n : 0;
+      for (size_t k = 0; k < n; k++)
+        engine_set(e->dtype, bufs[i], s * n + k, engine_get(src->dtype, src->data, row + k));
+    }
+  }
+  return bufs;
+}
+
+void engine_free_buffers(const Plan *plan, void **bufs) {
+  for (int i = 0; i < plan->nbufs; i++)
+    if (plan->bufs[i].role != PB_WEIGHT) free(bufs[i]);
+  free(bufs);
+}
+
+void engine_add_result(EngineResults *out, const char *name, DamrtTensor *t) {
+  EngineResult r = {"", t};
+  snprintf(r.name, sizeof r.name, "%s", name);
+  VEC_PUSH(out->items, out->count, out->cap, r);
+}
+
+void engine_add_buffer_result(const Engine *e, EngineResults *out, const char *name,
+                              const Plan *plan, int buf, const void *data, size_t batch,
+                              bool batched) {
+  const PlanBuf *b = &plan->bufs[buf];
+  size_t shape[2] = {0, 0};
+  int rank = 0;
+  if (batched) shape[rank++] = batch;
+  if (b->rank > 0) shape[rank++] = (size_t)b->numel;
+  DamrtTensor *t = damrt_tensor_new(DAMRT_F64, rank, shape, NULL);
+  size_t n = (size_t)b->numel * (batched ? batch : 1);
+  // An unbatched buffer (a value of the weights alone) is the same for every sample.
+  for (size_t k = 0; k < n; k++)
+    ((double *)t->data)[k] = engine_get(e->dtype, data, b->batched ? k : k % (size_t)b->numel);
+  engine_add_result(out, name, t);
+}
+
+void engine_results_free(EngineResults *r) {
+  for (size_t i = 0; i < r->count; i++) damrt_tensor_free(r->items[i].tensor);
+  free(r->items);
+  sb_free(&r->warning);
+  *r = (EngineResults){0};
+}
+
+bool engine_eval(Engine *e, const EngineArrays *arrays, EngineResults *out, StrBuf *err) {
+  size_t batch;
+  bool batched;
+  KernelFn kernel;
+  if (!engine_batch(e, arrays, &batch, &batched, err) ||
+      !(kernel = engine_kernel(e, KERNEL_EVAL, err)))
+    return false;
+  const Plan *plan = e->plans[KERNEL_EVAL];
+  void **bufs = engine_alloc_buffers(e, plan, batch, 1, arrays);
+  kernel(bufs, e->params, (int64_t)batch);
+  size_t first = out->count;
+  for (int i = 0; i < plan->noutputs; i++) {
+    const PlanOutput *o = &plan->outputs[i];
+    if (o->what == OUT_X) continue;  // an eliminated layer's state, reported as u
+    engine_add_buffer_result(e, out, o->name, plan, o->buf, bufs[o->buf], batch, batched);
+  }
+  engine_free_buffers(plan, bufs);
+  return engine_check_results(out, first, batched, err);
+}

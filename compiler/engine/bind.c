@@ -1,0 +1,205 @@
+// Binding tensors and params to a derived model (see engine_bind_weight): the shapes bind
+// the dims that have no declared size, and every tensor is checked against the model before
+// anything is compiled.
+#include <math.h>
+#include <string.h>
+
+#include "engine/engine_internal.h"
+#include "support/common.h"
+#include "support/suggest.h"
+
+void engine_unknown_name(const Engine *e, EngineNameKind kind, const char *name, StrBuf *out) {
+  static const char *const what[] = {"layer", "weight", "param"};
+  const Model *m = e->m;
+  int n = kind == NAME_LAYER ? m->nlayers : kind == NAME_WEIGHT ? m->nweights : m->nparams;
+  Suggestion s = suggest_begin(name);
+  for (int i = 0; i < n; i++)
+    suggest_consider(&s, kind == NAME_LAYER    ? m->layers[i].name
+                         : kind == NAME_WEIGHT ? m->weights[i].name
+                                               : m->params[i].name);
+  sb_printf(out, "model '%s' has no %s '%s'", m->name, what[kind], name);
+  if (s.best) sb_printf(out, "; did you mean '%s'?", s.best);
+  sb_printf(out, " (its %ss:", what[kind]);
+  for (int i = 0; i < n; i++)
+    sb_printf(out, " %s", kind == NAME_LAYER    ? m->layers[i].name
+                          : kind == NAME_WEIGHT ? m->weights[i].name
+                                                : m->params[i].name);
+  sb_append(out, n ? ")" : " none)");
+}
+
+void engine_declared_shape(const Engine *e, int w, StrBuf *out) {
+  const NetWeight *mw = &e->net->weights[w];
+  sb_putc(out, '[');
+  for (int i = 0; i < mw->rank; i++) {
+    const NetDim *d = &e->net->dims[mw->dims[i]];
+    if (i) sb_append(out, ", ");
+    if (d->name && e->dims[mw->dims[i]] > 0)
+      sb_printf(out, "%s=%lld", d->name, (long long)e->dims[mw->dims[i]]);
+    else if (d->name) sb_append(out, d->name);
+    else sb_printf(out, "%lld", (long long)d->size);
+  }
+  sb_putc(out, ']');
+}
+
+void engine_shape_text(int rank, const size_t *shape, StrBuf *out) {
+  sb_putc(out, '[');
+  for (int i = 0; i < rank; i++) sb_printf(out, "%s%zu", i ? ", " : "", shape[i]);
+  sb_putc(out, ']');
+}
+
+void engine_dim_origin(const Engine *e, int d, size_t other, StrBuf *out) {
+  int w = e->dim_origin[d] ? engine_weight_index(e, e->dim_origin[d]) : -1;
+  if (w < 0) return;
+  const EngineArray *t = &e->weights[w];
+  StrBuf have = {0}, declared = {0};
+  engine_shape_text(t->rank, t->shape, &have);
+  engine_declared_shape(e, w, &declared);
+  sb_printf(out, " (%s = %lld from weight '%s' in %s, shape %s, declared %s", e->net->dims[d].name,
+            (long long)e->dims[d], e->dim_origin[d], e->weight_origin[w], sb_str(&have),
+            sb_str(&declared));
+  bool transposed = false;
+  for (int i = 0; i < t->rank; i++)
+    transposed |= e->net->weights[w].dims[i] != d && t->shape[i] == other;
+  if (transposed) sb_printf(out, "; is '%s' transposed?", e->dim_origin[d]);
+  sb_putc(out, ')');
+  sb_free(&have);
+  sb_free(&declared);
+}
+
+// The message for a weight whose shape contradicts the model.
+static void shape_mismatch(const Engine *e, int w, const EngineArray *t, const char *origin,
+                           StrBuf *err) {
+  const NetWeight *mw = &e->net->weights[w];
+  StrBuf want = {0}, have = {0};
+  engine_declared_shape(e, w, &want);
+  engine_shape_text(t->rank, t->shape, &have);
+  sb_printf(err, "%s: tensor '%s' has shape %s, but the model declares '%s' as %s", origin,
+            mw->name, sb_str(&have), mw->name, sb_str(&want));
+  bool reversed = t->rank == 2 && mw->rank == 2;
+  for (int i = 0; i < mw->rank && i < t->rank; i++) {
+    int d = mw->dims[i];
+    bool reported = i == 1 && mw->dims[0] == d;  // a square weight names its dim once
+    if (e->dims[d] > 0 && (size_t)e->dims[d] != t->shape[i] && !reported)
+      engine_dim_origin(e, d, t->shape[i], err);
+    if (reversed) {
+      int64_t other = e->dims[mw->dims[1 - i]];
+      reversed = other > 0 && (size_t)other == t->shape[i];
+    }
+  }
+  if (reversed) sb_printf(err, "; is '%s' transposed?", mw->name);
+  sb_putc(err, '\n');
+  sb_free(&want);
+  sb_free(&have);
+}
+
+// The runtime's finiteness check, on a view of the caller's array.
+static bool check_finite(const EngineArray *t, const char *label, StrBuf *err) {
+  DamrtTensor view = {t->dtype, t->rank, {1, 1, 1, 1}, 1, (void *)t->data};
+  for (int i = 0; i < t->rank; i++) view.count *= view.shape[i] = t->shape[i];
+  DamrtError derr = {0};
+  if (damrt_tensor_check_finite(&view, label, &derr) == DAMRT_OK) return true;
+  sb_printf(err, "%s\n", derr.message);
+  return false;
+}
+
+// A self-synapse or `symmetric` weight must be symmetric up to the rounding of float32
+// data (a symmetric coupling written by NumPy is usually exactly symmetric).
+static bool check_symmetric(const Engine *e, int w, const EngineArray *t, const char *origin,
+                            StrBuf *err) {
+  const NetWeight *mw = &e->net->weights[w];
+  size_t n = t->shape[0];
+  double scale = 0, worst = 0;
+  size_t wi = 0, wj = 0;
+  for (size_t i = 0; i < n * n; i++) scale = fmax(scale, fabs(engine_get(t->dtype, t->data, i)));
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < i; j++) {
+      double d = fabs(engine_get(t->dtype, t->data, i * n + j) -
+                      engine_get(t->dtype, t->data, j * n + i));
+      if (d > worst) {
+        worst = d;
+        wi = i;
+        wj = j;
+      }
+    }
+  if (worst <= 1e-6 * scale) return true;
+  sb_printf(err, "%s: weight '%s' must be symmetric (it is a %s), but [%zu, %zu] = %.17g "
+            "and [%zu, %zu] = %.17g\n", origin, mw->name,
+            mw->self_synapse ? "self-synapse" : "'symmetric' weight", wi, wj,
+            engine_get(t->dtype, t->data, wi * n + wj), wj, wi,
+            engine_get(t->dtype, t->data, wj * n + wi));
+  return false;
+}
+
+bool engine_bind_weight(Engine *e, const char *name, const EngineArray *t, const char *origin,
+                        StrBuf *err) {
+  DAMC_ASSERT(e->done >= STAGE_DERIVE);
+  engine_rewind(e, STAGE_DERIVE);  // a compile that failed binds again
+  const Network *net = e->net;
+  int w = -1;
+  for (int i = 0; i < net->nweights; i++)
+    if (strcmp(net->weights[i].name, name) == 0) w = i;
+  if (w < 0) {
+    sb_printf(err, "%s: tensor '%s' is not a weight: ", origin, name);
+    engine_unknown_name(e, NAME_WEIGHT, name, err);
+    sb_putc(err, '\n');
+    return false;
+  }
+  const NetWeight *mw = &net->weights[w];
+  for (int i = 0; i < t->rank; i++)
+    if (t->shape[i] == 0) {
+      StrBuf have = {0};
+      engine_shape_text(t->rank, t->shape, &have);
+      sb_printf(err, "%s: weight '%s' has shape %s: every size must be at least 1\n", origin,
+                name, sb_str(&have));
+      sb_free(&have);
+      return false;
+    }
+  bool ok = t->rank == mw->rank;
+  for (int i = 0; ok && i < mw->rank; i++) {
+    int d = mw->dims[i];
+    if (e->dims[d] > 0 && (size_t)e->dims[d] != t->shape[i]) ok = false;
+    // A dim named twice (W[N, N]) must have one size, bound or not.
+    for (int j = 0; ok && j < i; j++) ok = mw->dims[j] != d || t->shape[j] == t->shape[i];
+  }
+  if (!ok) {
+    shape_mismatch(e, w, t, origin, err);
+    return false;
+  }
+  if (e->weights[w].data) {
+    sb_printf(err, "%s: weight '%s' is given twice (first from %s)\n", origin, name,
+              e->weight_origin[w]);
+    return false;
+  }
+  char label[512];
+  snprintf(label, sizeof label, "%s: tensor '%s'", origin, name);
+  if (!check_finite(t, label, err) || (mw->symmetric && !check_symmetric(e, w, t, origin, err)))
+    return false;
+  for (int i = 0; i < mw->rank; i++)
+    if (e->dims[mw->dims[i]] < 0) {
+      e->dims[mw->dims[i]] = (int64_t)t->shape[i];
+      e->dim_origin[mw->dims[i]] = mw->name;
+    }
+  e->weights[w] = *t;
+  e->weight_origin[w] = intern(e->s->names, origin);
+  return true;
+}
+
+bool engine_set_param(Engine *e, const char *name, double value, StrBuf *err) {
+  const Network *net = e->net;
+  for (int i = 0; i < net->nparams; i++)
+    if (strcmp(net->params[i].name, name) == 0) {
+      if (!isfinite(value)) {
+        sb_printf(err, "--set %s: the value must be a finite number\n", name);
+        return false;
+      }
+      e->params[i] = value;
+      e->param_set[i] = true;
+      // After binding, tau is evaluated again with the new value (params are read by the
+      // kernels at every call; tau by the run).
+      return e->done < STAGE_BIND || engine_evaluate_tau(e, err);
+    }
+  sb_printf(err, "--set %s: ", name);
+  engine_unknown_name(e, NAME_PARAM, name, err);
+  sb_putc(err, '\n');
+  return false;
+}

@@ -1,0 +1,135 @@
+// What the engine's files share (engine.h is the interface): the Engine itself, and the
+// helpers that move values between the caller's arrays, the kernels' buffers and results.
+//
+// pipeline.c runs the stages, bind.c checks and binds tensors, batch.c executes kernels on
+// batches (buffers, dtype conversion, results, eval), run.c is the glue to the integrators,
+// async.c the discrete single-unit rule, trace.c the CSV trace writer, bench.c the timing.
+#ifndef DAMC_ENGINE_INTERNAL_H
+#define DAMC_ENGINE_INTERNAL_H
+
+#include "backend/kernels.h"
+#include "engine/engine.h"
+#include "front/ast.h"
+#include "support/session.h"
+
+struct Engine {
+  EngineStage done;  // the last stage that succeeded
+  // read
+  const char *path;  // the model file, or NULL for text given in memory
+  const char *name;  // the model's name in messages
+  char *text;
+  size_t len;
+  // parse, check, derive
+  Session *s;
+  FILE *echo;  // where located diagnostics go as found (then not repeated in `err`)
+  AstDecl *program;
+  Model *m;
+  int *eliminate;
+  int neliminate;
+  Network *net;
+  // bind: per dim, its size (-1 while unbound) and the weight that bound it
+  int64_t *dims;
+  const char **dim_origin;
+  double *params;
+  bool *param_set;
+  EngineArray *weights;  // per weight, as the caller gave it (data NULL until bound)
+  const char **weight_origin;
+  DamrtDtype dtype;
+  bool showable;
+  DamrtTensor **converted;  // per weight: a copy in the kernels' dtype, or NULL (used in place)
+  const void **weight_data; // per weight: what the kernels read
+  double *tau;              // per layer, evaluated
+  // plan, codegen, jit: per kernel kind
+  bool wanted[KERNEL_KINDS];
+  Plan *plans[KERNEL_KINDS];
+  Kernels *modules[KERNEL_KINDS];  // the module that holds the kernel (shared when showable)
+  KernelFn kernels[KERNEL_KINDS];
+};
+
+// Evaluates each layer's tau with the params as set (bind, and a param set after it).
+bool engine_evaluate_tau(Engine *e, StrBuf *err);
+
+// The compiled kernel of `kind`, compiling it through the pipeline when not yet done.
+KernelFn engine_kernel(Engine *e, KernelKind kind, StrBuf *err);
+
+// "[K=100, N=784]": the declared shape of weight `w` with the sizes known so far.
+void engine_declared_shape(const Engine *e, int w, StrBuf *out);
+// "[3, 4]"
+void engine_shape_text(int rank, const size_t *shape, StrBuf *out);
+// Where dim `d`'s size came from, when a weight bound it: " (N = 784 from weight 'Xi' in
+// w.npz, shape [5, 784], declared [K, N]; is 'Xi' transposed?)". The question is asked when
+// `other`, a size that contradicts the dim, is the size of the weight's other axis.
+void engine_dim_origin(const Engine *e, int d, size_t other, StrBuf *out);
+
+// Element `k` of an array of `dtype` as a double, and the reverse.
+double engine_get(DamrtDtype dtype, const void *base, size_t k);
+void engine_set(DamrtDtype dtype, void *base, size_t k, double v);
+// False, with "LABEL: 1e+39 at [3, 4] does not fit float32 ...", when a float64 array
+// holds a value beyond the range of `dtype`.
+bool engine_check_range(DamrtDtype dtype, const EngineArray *a, const char *label, StrBuf *err);
+// False, with the output, the sample and the index, when a result from `first` on holds a
+// NaN or an infinity: no non-finite value leaves the engine unreported.
+bool engine_check_results(const EngineResults *r, size_t first, bool batched, StrBuf *err);
+// `count` zeroed elements of `elem` bytes, aligned for the widest vector loads.
+void *engine_aligned_zeros(size_t count, size_t elem);
+
+// The buffers of `plan` for `batch` samples, each sample of `arrays` given `copies` times in
+// a row (1 usually; 2 for the async rule's pairs): states and inputs filled (a single-sample
+// array repeated over the batch), weights pointed to, the rest zero.
+void **engine_alloc_buffers(const Engine *e, const Plan *plan, size_t batch, size_t copies,
+                            const EngineArrays *arrays);
+void engine_free_buffers(const Plan *plan, void **bufs);
+// Appends buffer `buf` of `plan` as a float64 result named `name` ([B, n] or [n] when not
+// batched, [B] or [] for scalars).
+void engine_add_buffer_result(const Engine *e, EngineResults *out, const char *name,
+                              const Plan *plan, int buf, const void *data, size_t batch,
+                              bool batched);
+// Appends a result that takes `t`.
+void engine_add_result(EngineResults *out, const char *name, DamrtTensor *t);
+
+// ---- A run in progress (run.c), shared with the trace writer and the async rule ----
+
+// The integrator's state is one row of all integrated layers per sample; the kernels read
+// one array per layer. The right-hand side copies between the two (cheap next to the
+// products) through buffers allocated once, before the run.
+typedef struct {
+  Engine *e;
+  size_t batch, dim;
+  bool batched;
+  int *offset;       // per layer: its first coordinate in a sample's row, or -1 (eliminated)
+  int *dxdt_buf;     // per layer: the rhs plan's dxdt output buffer, or -1
+  int *part_buf;     // per layer: the eval plan's E_A output buffer
+  int energy_buf;    // the eval plan's E
+  void **rhs_bufs;   // the rhs plan's buffers
+  void **eval_bufs;  // the eval plan's buffers (for the trace and the async rule)
+  const EngineRunOptions *opt;
+  const double *tau;  // [dim]: each coordinate's tau (for the progress's residual)
+  double started, last_report;  // clock_seconds() of the start and of the last progress report
+  double first_rho;             // the largest scaled residual at the first report
+  size_t first_rho_step;        // and its step
+} RunCtx;
+
+// Copies between the rows of the integrator's state and the per-layer buffers `layer_buf`.
+void engine_copy_rows(const RunCtx *r, const void *rows, void **bufs, const int *layer_buf,
+                      bool to_rows);
+// The eval kernel at the states `rows`, into r->eval_bufs.
+void engine_eval_rows(const RunCtx *r, const void *rows);
+
+// The trace (trace.c): its header line, and one row per sample after a step (an on_step
+// hook of the integrators).
+void trace_header(const RunCtx *r);
+DamrtStatus trace_step(void *ctx, size_t step, double t, const void *x, const void *dxdt,
+                       const uint8_t *active, DamrtError *err);
+
+// The per-step hook of a run (progress.c): the trace row, and the progress report when one
+// is due (`active`: 1 for the samples still moving).
+DamrtStatus run_on_step(void *ctx, size_t step, double t, const void *x, const void *dxdt,
+                        const uint8_t *active, DamrtError *err);
+// The last progress report of a run.
+void progress_done(RunCtx *r, size_t step, const uint8_t *active);
+
+// The discrete single-unit rule (async.c) on the states `x` (rows), in place.
+DamrtStatus async_run(RunCtx *r, char *x, const uint8_t *clamp, const EngineArrays *arrays,
+                      size_t *steps, uint8_t *converged, StrBuf *err);
+
+#endif

@@ -1,0 +1,362 @@
+// The compile pipeline (see engine.h): every stage, in order, in engine_compile.
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "engine/engine_internal.h"
+#include "front/front.h"
+#include "support/common.h"
+#include "sym/eval.h"
+
+static Engine *engine_alloc(const char *path, const char *name, FILE *echo) {
+  Engine *e = xcalloc(1, sizeof *e);
+  e->s = session_new(echo);
+  e->echo = echo;
+  e->path = path ? intern(e->s->names, path) : NULL;
+  e->name = intern(e->s->names, name);
+  e->dtype = DAMRT_F32;
+  e->wanted[KERNEL_RHS] = true;
+  return e;
+}
+
+Engine *engine_new(const char *path, FILE *echo) { return engine_alloc(path, path, echo); }
+
+Engine *engine_new_text(const char *name, const char *text, size_t len, FILE *echo) {
+  Engine *e = engine_alloc(NULL, name, echo);
+  e->text = xmalloc(len + 1);
+  memcpy(e->text, text, len);
+  e->text[len] = '\0';
+  e->len = len;
+  return e;
+}
+
+void engine_free(Engine *e) {
+  if (!e) return;
+  for (int k = 0; k < KERNEL_KINDS; k++) {
+    // A module shared by several kinds is freed once.
+    for (int j = k + 1; j < KERNEL_KINDS; j++)
+      if (e->modules[j] == e->modules[k]) e->modules[j] = NULL;
+    kernels_free(e->modules[k]);
+    plan_free(e->plans[k]);
+  }
+  if (e->net)
+    for (int i = 0; i < e->net->nweights; i++) damrt_tensor_free(e->converted[i]);
+  network_free(e->net);
+  free(e->text);
+  free(e->eliminate);
+  free(e->dims);
+  free(e->dim_origin);
+  free(e->params);
+  free(e->param_set);
+  free(e->weights);
+  free(e->weight_origin);
+  free(e->converted);
+  free(e->weight_data);
+  free(e->tau);
+  session_free(e->s);
+  free(e);
+}
+
+// ---- The stages ----
+
+// read: the model file as text. One reader and one wording for every subcommand.
+static bool stage_read(Engine *e, StrBuf *err) {
+  if (!e->path) return true;  // text given in memory
+  const char *path = e->path;
+  FILE *f = fopen(path, "rb");
+  struct stat st;
+  if (!f || fstat(fileno(f), &st) != 0) {
+    sb_printf(err, "cannot read '%s': %s\n", path, strerror(errno));
+    if (f) fclose(f);
+    return false;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    sb_printf(err, "cannot read '%s': it is a directory, not a model file\n", path);
+    fclose(f);
+    return false;
+  }
+  StrBuf text = {0};
+  char chunk[1 << 16];
+  size_t n;
+  bool too_big = false;
+  while (!too_big && (n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+    sb_appendn(&text, chunk, n);
+    too_big = text.len > ENGINE_MAX_MODEL_BYTES;
+  }
+  int read_errno = errno;
+  bool failed = ferror(f);
+  fclose(f);
+  if (failed || too_big) {
+    if (too_big)
+      sb_printf(err, "cannot read '%s': a model file is at most %d MiB\n", path,
+                ENGINE_MAX_MODEL_BYTES >> 20);
+    else
+      sb_printf(err, "cannot read '%s': %s\n", path, strerror(read_errno));
+    sb_free(&text);
+    return false;
+  }
+  e->len = text.len;
+  e->text = text.data ? text.data : xstrdup("");
+  return true;
+}
+
+// The diagnostics of a front-end stage that failed, into `err` (unless already echoed).
+static bool front_result(Engine *e, bool ok, StrBuf *err) {
+  if (!ok && !e->echo) sb_append(err, diag_text(e->s->diag));
+  return ok;
+}
+
+// parse: the prelude and the file as one syntax tree.
+static bool stage_parse(Engine *e, StrBuf *err) {
+  e->program = front_parse_program(e->s, e->name, e->text, e->len);
+  return front_result(e, e->program != NULL, err);
+}
+
+// check: the semantic checks; the Model.
+static bool stage_check(Engine *e, StrBuf *err) {
+  e->m = front_check(e->s, e->program, e->name);
+  return front_result(e, e->m != NULL, err);
+}
+
+// derive: the network's equations; the tables that binding fills.
+static bool stage_derive(Engine *e, StrBuf *err) {
+  e->net = network_derive(e->s, e->m, e->eliminate, e->neliminate);
+  if (!front_result(e, e->net != NULL, err)) return false;
+  const Network *net = e->net;
+  e->dims = xmalloc(((size_t)net->ndims + 1) * sizeof *e->dims);
+  e->dim_origin = xcalloc((size_t)net->ndims + 1, sizeof *e->dim_origin);
+  for (int i = 0; i < net->ndims; i++) e->dims[i] = net->dims[i].size;
+  e->params = xcalloc((size_t)net->nparams + 1, sizeof *e->params);
+  e->param_set = xcalloc((size_t)net->nparams + 1, sizeof *e->param_set);
+  for (int i = 0; i < net->nparams; i++) {
+    e->params[i] = net->params[i].value;
+    e->param_set[i] = net->params[i].has_default;
+  }
+  e->weights = xcalloc((size_t)net->nweights + 1, sizeof *e->weights);
+  e->weight_origin = xcalloc((size_t)net->nweights + 1, sizeof *e->weight_origin);
+  e->converted = xcalloc((size_t)net->nweights + 1, sizeof *e->converted);
+  e->weight_data = xcalloc((size_t)net->nweights + 1, sizeof *e->weight_data);
+  e->tau = xcalloc((size_t)net->nlayers + 1, sizeof *e->tau);
+  return true;
+}
+
+bool engine_evaluate_tau(Engine *e, StrBuf *err) {
+  EvalEnv env = {e->dims, e->params, NULL, NULL, NULL, NULL, NULL};
+  Evaluator *ev = eval_new(e->net->pool, &env);
+  bool ok = true;
+  for (int a = 0; a < e->net->nlayers; a++) {
+    const LayerEq *l = &e->net->layers[a];
+    double tau = eval_scalar(ev, l->tau);
+    e->tau[a] = tau;
+    if (!(tau >= 0)) {
+      NumText t;
+      sb_printf(err, "tau of layer '%s' is %s with the params as set; it must not be negative\n",
+                l->name, number_text(tau, &t));
+      ok = false;
+    } else if (tau == 0 && !l->eliminated) {
+      sb_printf(err, "tau of layer '%s' is 0 with the params as set; write 'tau = 0;' in the "
+                "model to eliminate the layer\n", l->name);
+      ok = false;
+    }
+  }
+  eval_free(ev);
+  return ok;
+}
+
+// bind: every weight given and every param set; tau; the weights in the kernels' dtype.
+static bool stage_bind(Engine *e, StrBuf *err) {
+  const Network *net = e->net;
+  bool ok = true;
+  for (int w = 0; w < net->nweights; w++)
+    if (!e->weights[w].data) {
+      StrBuf want = {0};
+      engine_declared_shape(e, w, &want);
+      sb_printf(err, "weight '%s' %s is missing: give it with --weights FILE.npz or --weight "
+                "%s=FILE.npy\n", net->weights[w].name, sb_str(&want), net->weights[w].name);
+      sb_free(&want);
+      ok = false;
+    }
+  for (int i = 0; i < net->nparams; i++)
+    if (!e->param_set[i]) {
+      sb_printf(err, "param '%s' has no default: give it with --set %s=VALUE\n",
+                net->params[i].name, net->params[i].name);
+      ok = false;
+    }
+  for (int i = 0; i < net->nparams && e->dtype == DAMRT_F32; i++)
+    if (fabs(e->params[i]) > FLT_MAX) {
+      sb_printf(err, "param '%s' = %.17g does not fit float32 (largest %.9g): use --precision "
+                "f64\n", net->params[i].name, e->params[i], (double)FLT_MAX);
+      ok = false;
+    }
+  if (!ok || !engine_evaluate_tau(e, err)) return false;
+  for (int w = 0; w < net->nweights; w++) {
+    const EngineArray *a = &e->weights[w];
+    char label[300];
+    snprintf(label, sizeof label, "%s: weight '%s'", e->weight_origin[w], net->weights[w].name);
+    if (!engine_check_range(e->dtype, a, label, err)) return false;
+    damrt_tensor_free(e->converted[w]);
+    e->converted[w] = NULL;
+    e->weight_data[w] = a->data;
+    if (a->dtype == e->dtype) continue;  // used in place
+    e->converted[w] = damrt_tensor_new(e->dtype, a->rank, a->shape, NULL);
+    if (!e->converted[w]) {
+      sb_printf(err, "weight '%s': out of memory converting it to %s\n", net->weights[w].name,
+                damrt_dtype_name(e->dtype));
+      return false;
+    }
+    for (size_t k = 0; k < e->converted[w]->count; k++)
+      engine_set(e->dtype, e->converted[w]->data, k, engine_get(a->dtype, a->data, k));
+    e->weight_data[w] = e->converted[w]->data;
+  }
+  return true;
+}
+
+// plan: the equations of each wanted kernel scheduled for the bound sizes.
+static bool stage_plan(Engine *e, StrBuf *err) {
+  for (int k = 0; k < KERNEL_KINDS; k++) {
+    if (!e->wanted[k] || e->plans[k]) continue;
+    if (!(e->plans[k] = plan_build(e->net, e->dims, (KernelKind)k, err))) {
+      sb_putc(err, '\n');
+      return false;
+    }
+  }
+  return true;
+}
+
+// codegen: the planned kernels not yet generated, as one module.
+static bool stage_codegen(Engine *e, StrBuf *err) {
+  const Plan *plans[KERNEL_KINDS];
+  int n = 0;
+  for (int k = 0; k < KERNEL_KINDS; k++)
+    if (e->plans[k] && !e->modules[k]) plans[n++] = e->plans[k];
+  if (n == 0) return true;
+  Kernels *module = kernels_generate(plans, n, e->dtype == DAMRT_F32, e->net->name, e->showable,
+                                     err);
+  if (!module) return false;
+  for (int i = 0; i < n; i++) e->modules[plans[i]->kind] = module;
+  return true;
+}
+
+// jit: machine code for the generated module, and the kernels' addresses.
+static bool stage_jit(Engine *e, StrBuf *err) {
+  for (int k = 0; k < KERNEL_KINDS; k++) {
+    if (!e->modules[k] || e->kernels[k]) continue;
+    bool shared = false;
+    for (int j = 0; j < k; j++) shared |= e->modules[j] == e->modules[k];
+    if (!shared && !kernels_jit(e->modules[k], err)) return false;
+    if (!(e->kernels[k] = kernels_lookup(e->modules[k], kernel_name((KernelKind)k), err)))
+      return false;
+  }
+  return true;
+}
+
+// ---- The pipeline ----
+
+typedef bool (*Stage)(Engine *e, StrBuf *err);
+
+static bool run_stage(Engine *e, EngineStage stage, EngineStage last, Stage fn, StrBuf *err) {
+  if (e->done >= stage || stage > last) return true;
+  if (!fn(e, err)) return false;
+  e->done = stage;
+  return true;
+}
+
+bool engine_compile(Engine *e, EngineStage last, StrBuf *err) {
+  return run_stage(e, STAGE_READ, last, stage_read, err)          // file -> text
+      && run_stage(e, STAGE_PARSE, last, stage_parse, err)        // text -> syntax tree
+      && run_stage(e, STAGE_CHECK, last, stage_check, err)        // tree -> checked Model
+      && run_stage(e, STAGE_DERIVE, last, stage_derive, err)      // Model -> Network
+      && run_stage(e, STAGE_BIND, last, stage_bind, err)          // tensors -> sizes, tau
+      && run_stage(e, STAGE_PLAN, last, stage_plan, err)          // Network -> Plans
+      && run_stage(e, STAGE_CODEGEN, last, stage_codegen, err)    // Plans -> module
+      && run_stage(e, STAGE_JIT, last, stage_jit, err);           // module -> kernels
+}
+
+EngineStage engine_stage(const Engine *e) { return e->done; }
+
+void engine_eliminate(Engine *e, const int *layers, int n) {
+  DAMC_ASSERT(e->done < STAGE_DERIVE);
+  free(e->eliminate);
+  e->eliminate = xmalloc(((size_t)n + 1) * sizeof *e->eliminate);
+  memcpy(e->eliminate, layers, (size_t)n * sizeof *layers);
+  e->neliminate = n;
+}
+
+void engine_rewind(Engine *e, EngineStage stage) {
+  if (e->done <= stage) return;
+  // Plans depend on the sizes (bind), code on the plans and the dtype.
+  for (int k = 0; k < KERNEL_KINDS; k++) {
+    for (int j = k + 1; j < KERNEL_KINDS; j++)
+      if (e->modules[j] == e->modules[k]) e->modules[j] = NULL;
+    kernels_free(e->modules[k]);
+    e->modules[k] = NULL;
+    e->kernels[k] = NULL;
+    if (stage < STAGE_PLAN) {
+      plan_free(e->plans[k]);
+      e->plans[k] = NULL;
+    }
+  }
+  e->done = stage;
+}
+
+void engine_target(Engine *e, DamrtDtype dtype, bool showable) {
+  DAMC_ASSERT(e->done >= STAGE_DERIVE);
+  engine_rewind(e, STAGE_DERIVE);
+  e->dtype = dtype;
+  e->showable = showable;
+  // A shown module holds every kernel.
+  if (showable)
+    for (int k = 0; k < KERNEL_KINDS; k++) e->wanted[k] = true;
+}
+
+void engine_want(Engine *e, KernelKind kind) {
+  if (e->wanted[kind]) return;
+  e->wanted[kind] = true;
+  if (e->done > STAGE_BIND) e->done = STAGE_BIND;  // plan, generate and compile it too
+}
+
+KernelFn engine_kernel(Engine *e, KernelKind kind, StrBuf *err) {
+  engine_want(e, kind);
+  return engine_compile(e, STAGE_JIT, err) ? e->kernels[kind] : NULL;
+}
+
+// ---- What the stages produced ----
+
+const Model *engine_model(const Engine *e) { return e->m; }
+const Network *engine_network(const Engine *e) { return e->net; }
+
+int engine_layer_index(const Engine *e, const char *name) {
+  for (int a = 0; a < e->m->nlayers; a++)
+    if (strcmp(e->m->layers[a].name, name) == 0) return a;
+  return -1;
+}
+
+int engine_weight_index(const Engine *e, const char *name) {
+  for (int w = 0; w < e->m->nweights; w++)
+    if (strcmp(e->m->weights[w].name, name) == 0) return w;
+  return -1;
+}
+
+int engine_param_index(const Engine *e, const char *name) {
+  for (int i = 0; i < e->m->nparams; i++)
+    if (strcmp(e->m->params[i].name, name) == 0) return i;
+  return -1;
+}
+
+size_t engine_layer_size(const Engine *e, int a) {
+  int64_t n = e->dims[e->net->layers[a].dim];
+  return n > 0 ? (size_t)n : 0;
+}
+
+const Plan *engine_plan(const Engine *e, KernelKind kind) { return e->plans[kind]; }
+
+char *engine_kernels_text(Engine *e, bool assembly, StrBuf *err) {
+  return kernels_text(e->modules[KERNEL_RHS], assembly, err);
+}
+
+bool engine_write_object(Engine *e, const char *path, StrBuf *err) {
+  return kernels_write_object(e->modules[KERNEL_RHS], path, err);
+}

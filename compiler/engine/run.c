@@ -1,0 +1,254 @@
+// damc run: the glue between the compiled kernels and the integrators of the runtime
+// (damrt_integrate.h) or the discrete rule (async.c). It lays out the integrated layers as
+// one row per sample, holds clamped neurons, names the layer of a non-finite value, and
+// reads the final values through the eval kernel.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine_internal.h"
+#include "support/common.h"
+
+void engine_copy_rows(const RunCtx *r, const void *rows, void **bufs, const int *layer_buf,
+                      bool to_rows) {
+  size_t elem = damrt_dtype_size(r->e->dtype);
+  for (int a = 0; a < r->e->net->nlayers; a++) {
+    if (r->offset[a] < 0 || layer_buf[a] < 0) continue;
+    size_t n = engine_layer_size(r->e, a);
+    char *layer = bufs[layer_buf[a]];
+    for (size_t b = 0; b < r->batch; b++) {
+      char *row = (char *)rows + (b * r->dim + (size_t)r->offset[a]) * elem;
+      if (to_rows) memcpy(row, layer + b * n * elem, n * elem);
+      else memcpy(layer + b * n * elem, row, n * elem);
+    }
+  }
+}
+
+void engine_eval_rows(const RunCtx *r, const void *rows) {
+  const Engine *e = r->e;
+  engine_copy_rows(r, rows, r->eval_bufs, e->plans[KERNEL_EVAL]->state_buf, false);
+  e->kernels[KERNEL_EVAL](r->eval_bufs, e->params, (int64_t)r->batch);
+}
+
+static DamrtStatus run_rhs(void *ctx, const void *x, void *dxdt, DamrtError *err) {
+  (void)err;
+  RunCtx *r = ctx;
+  const Engine *e = r->e;
+  engine_copy_rows(r, x, r->rhs_bufs, e->plans[KERNEL_RHS]->state_buf, false);
+  e->kernels[KERNEL_RHS](r->rhs_bufs, e->params, (int64_t)r->batch);
+  engine_copy_rows(r, dxdt, r->rhs_bufs, r->dxdt_buf, true);
+  return DAMRT_OK;
+}
+
+static DamrtTensor *per_sample(const double *v, size_t batch, bool batched) {
+  size_t shape[1] = {batch};
+  DamrtTensor *t = damrt_tensor_new(DAMRT_F64, batched ? 1 : 0, shape, NULL);
+  memcpy(t->data, v, (batched ? batch : 1) * sizeof(double));
+  return t;
+}
+
+// Checks that every clamp mask holds 0 and 1 only (a mask with other values is most likely
+// a state passed where the mask belongs).
+static bool check_masks(const Engine *e, const EngineArrays *arrays, StrBuf *err) {
+  for (int a = 0; arrays->clamp && a < e->net->nlayers; a++) {
+    const EngineArray *c = &arrays->clamp[a];
+    if (!c->data) continue;
+    size_t n = c->rank == 2 ? c->shape[0] * c->shape[1] : c->shape[0];
+    for (size_t k = 0; k < n; k++) {
+      double v = engine_get(c->dtype, c->data, k);
+      if (v == 0 || v == 1) continue;
+      sb_printf(err, "clamp of layer '%s' holds %.17g at index %zu: a mask holds 0 (free) and 1 "
+                "(clamped) only; was a state given as the mask?\n", e->net->layers[a].name, v,
+                k);
+      return false;
+    }
+  }
+  return true;
+}
+
+// 1 for each coordinate of a row held fixed by the clamp masks ([batch][dim]), or NULL.
+static uint8_t *clamp_mask(const RunCtx *r, const EngineArrays *arrays) {
+  uint8_t *clamp = NULL;
+  for (int a = 0; a < r->e->net->nlayers; a++) {
+    const EngineArray *c = arrays->clamp ? &arrays->clamp[a] : NULL;
+    if (r->offset[a] < 0 || !c || !c->data) continue;
+    size_t n = engine_layer_size(r->e, a);
+    if (!clamp) clamp = xcalloc(r->batch * r->dim + 1, 1);
+    for (size_t b = 0; b < r->batch; b++)
+      for (size_t k = 0; k < n; k++)
+        clamp[b * r->dim + (size_t)r->offset[a] + k] =
+            engine_get(c->dtype, c->data, (c->rank == 2 ? b * n : 0) + k) == 1;
+  }
+  return clamp;
+}
+
+// The layer of coordinate `k` of a sample's row, and the neuron within it.
+static const char *layer_of(const RunCtx *r, size_t k, size_t *neuron) {
+  const Network *net = r->e->net;
+  int layer = 0;
+  for (int a = 0; a < net->nlayers; a++)
+    if (r->offset[a] >= 0 && (size_t)r->offset[a] <= k) layer = a;
+  *neuron = k - (size_t)r->offset[layer];
+  return net->layers[layer].name;
+}
+
+// The message of a run that failed: a non-finite value named by its layer and neuron.
+static void report_failure(const RunCtx *r, const DamrtRunResult *res, const DamrtError *derr,
+                           StrBuf *err) {
+  if (!res->nonfinite.found) {
+    sb_printf(err, "%s\n", derr->message);
+    return;
+  }
+  const DamrtNonfinite *nf = &res->nonfinite;
+  size_t neuron;
+  const char *layer = layer_of(r, nf->coordinate, &neuron);
+  NumText t;
+  if (nf->step == 0 && nf->in_dxdt)
+    sb_printf(err, "dx/dt of layer '%s' is %g at t = 0 (sample %zu, neuron %zu) although the "
+              "initial state is finite: a param, an input or an initial value is bad there\n",
+              layer, nf->value, nf->sample, neuron);
+  else if (nf->step == 0)
+    sb_printf(err, "the initial state of layer '%s' is %g (sample %zu, neuron %zu)\n", layer,
+              nf->value, nf->sample, neuron);
+  else
+    sb_printf(err, "the run diverged: layer '%s', sample %zu, neuron %zu is %g at step %zu "
+              "(t = %s)\n", layer, nf->sample, neuron, nf->value, nf->step,
+              number_text(nf->t, &t));
+}
+
+// The warning of a run in which some samples did not converge: how many, where the largest
+// residual is, and what to change.
+static void report_unconverged(const RunCtx *r, const DamrtRunResult *res, EngineResults *out) {
+  if (res->unconverged == 0 || r->opt->tol <= 0) return;
+  const DamrtResidual *w = &res->worst;
+  size_t neuron;
+  const char *layer = layer_of(r, w->coordinate, &neuron);
+  NumText rho, tol;
+  sb_printf(&out->warning, "%zu of %zu samples did not converge in %zu steps; the largest "
+            "residual is in layer '%s' (sample %zu, neuron %zu): tau |dx/dt| / (1 + |x|) = %s "
+            "> tol = %s; raise --max-steps, or --tol (with dopri5, keep tol >= 30 rtol)",
+            res->unconverged, r->batch, res->steps, layer, w->sample, neuron,
+            number_text(w->value, &rho), number_text(r->opt->tol, &tol));
+}
+
+// The final values: x and g of every layer, E, and per sample steps and converged.
+static void final_results(RunCtx *r, const char *x, const size_t *steps,
+                          const uint8_t *converged, EngineResults *out) {
+  const Engine *e = r->e;
+  const Plan *ev = e->plans[KERNEL_EVAL];
+  engine_eval_rows(r, x);
+  char name[80];
+  for (int a = 0; a < e->net->nlayers; a++) {
+    int buf = ev->state_buf[a];
+    snprintf(name, sizeof name, "x_%s", e->net->layers[a].name);
+    engine_add_buffer_result(e, out, name, ev, buf, r->eval_bufs[buf], r->batch, r->batched);
+    buf = plan_output_buf(ev, OUT_G, a);
+    snprintf(name, sizeof name, "g_%s", e->net->layers[a].name);
+    engine_add_buffer_result(e, out, name, ev, buf, r->eval_bufs[buf], r->batch, r->batched);
+  }
+  engine_add_buffer_result(e, out, "E", ev, r->energy_buf, r->eval_bufs[r->energy_buf], r->batch,
+                           r->batched);
+  double *v = xmalloc(r->batch * sizeof *v);
+  for (size_t b = 0; b < r->batch; b++) v[b] = (double)steps[b];
+  engine_add_result(out, "steps", per_sample(v, r->batch, r->batched));
+  for (size_t b = 0; b < r->batch; b++) v[b] = converged[b];
+  engine_add_result(out, "converged", per_sample(v, r->batch, r->batched));
+  free(v);
+}
+
+// Compiles the eval kernel (the final values, the trace and the async rule's energies need
+// it; a run without those starts stepping before it is compiled) and gives it buffers.
+static bool attach_eval(RunCtx *r, const EngineArrays *arrays, StrBuf *err) {
+  Engine *e = r->e;
+  if (r->eval_bufs) return true;
+  if (!engine_kernel(e, KERNEL_EVAL, err)) return false;
+  const Plan *ev = e->plans[KERNEL_EVAL];
+  r->energy_buf = plan_output_buf(ev, OUT_ENERGY, -1);
+  for (int a = 0; a < e->net->nlayers; a++) r->part_buf[a] = plan_output_buf(ev, OUT_PART, a);
+  r->eval_bufs = engine_alloc_buffers(e, ev, r->batch, 1, arrays);
+  return true;
+}
+
+bool engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *opt,
+                EngineResults *out, StrBuf *err) {
+  const Network *net = e->net;
+  RunCtx r = {e, 0, 0, false, NULL, NULL, NULL, -1, NULL, NULL, opt, NULL,
+              clock_seconds(), clock_seconds(), NAN, 0};
+  if (!engine_batch(e, arrays, &r.batch, &r.batched, err) || !check_masks(e, arrays, err) ||
+      !engine_kernel(e, KERNEL_RHS, err))
+    return false;
+  const Plan *rhs = e->plans[KERNEL_RHS];
+  r.offset = xmalloc(((size_t)net->nlayers + 1) * sizeof *r.offset);
+  r.dxdt_buf = xmalloc(((size_t)net->nlayers + 1) * sizeof *r.dxdt_buf);
+  r.part_buf = xmalloc(((size_t)net->nlayers + 1) * sizeof *r.part_buf);
+  double min_tau = INFINITY;
+  for (int a = 0; a < net->nlayers; a++) {
+    r.dxdt_buf[a] = plan_output_buf(rhs, OUT_DXDT, a);
+    r.offset[a] = net->layers[a].eliminated ? -1 : (int)r.dim;
+    if (!net->layers[a].eliminated) {
+      r.dim += engine_layer_size(e, a);
+      min_tau = fmin(min_tau, e->tau[a]);
+    }
+  }
+  bool ok = false;
+  if (r.dim == 0) {
+    sb_append(err, "every layer is eliminated (tau = 0): there is nothing to integrate; use "
+                   "damc eval\n");
+    goto done;
+  }
+  size_t elem = damrt_dtype_size(e->dtype);
+  r.rhs_bufs = engine_alloc_buffers(e, rhs, r.batch, 1, arrays);
+  char *x = engine_aligned_zeros(r.batch * r.dim, elem);
+  engine_copy_rows(&r, x, r.rhs_bufs, rhs->state_buf, true);  // the initial states, as converted
+  double *tau = xmalloc((r.dim + 1) * sizeof *tau);
+  for (int a = 0; a < net->nlayers; a++)
+    for (size_t k = 0; r.offset[a] >= 0 && k < engine_layer_size(e, a); k++)
+      tau[(size_t)r.offset[a] + k] = e->tau[a];
+  r.tau = tau;
+  uint8_t *clamp = clamp_mask(&r, arrays);
+  DamrtSystem sys = {run_rhs, &r, r.batch, r.dim, e->dtype, tau};
+  DamrtRunOptions ro = {opt->method, opt->dt > 0 ? opt->dt : 0.1 * min_tau, 0, opt->rtol,
+                        opt->atol, opt->max_steps, opt->tol, clamp, opt->noise_T, opt->seed,
+                        opt->trace || opt->progress ? run_on_step : NULL, &r};
+  size_t *steps = xcalloc(r.batch, sizeof *steps);
+  uint8_t *converged = xcalloc(r.batch, 1);
+  DamrtRunResult res = {0, 0, steps, NULL, converged, {0}};
+  DamrtError derr = {0};
+  size_t before = err->len;
+  DamrtStatus st = DAMRT_OK;
+  if ((opt->trace || opt->async || opt->progress) && !attach_eval(&r, arrays, err))
+    st = DAMRT_E_VALUE;
+  else {
+    if (opt->trace) trace_header(&r);
+    st = opt->async ? async_run(&r, x, clamp, arrays, steps, converged, err)
+                    : damrt_integrate(&sys, &ro, x, &res, &derr);
+  }
+  if (st != DAMRT_OK && err->len == before) report_failure(&r, &res, &derr, err);
+  ok = st == DAMRT_OK && attach_eval(&r, arrays, err);
+  size_t first = out->count;
+  if (ok) final_results(&r, x, steps, converged, out);
+  if (opt->progress) {
+    for (size_t b = 0; b < r.batch; b++) converged[b] = !converged[b];  // as `active`
+    progress_done(&r, opt->async ? steps[0] : res.steps, converged);
+    for (size_t b = 0; b < r.batch; b++) converged[b] = !converged[b];
+  }
+  if (ok && !opt->async) report_unconverged(&r, &res, out);
+  size_t still = 0;
+  for (size_t b = 0; opt->async && b < r.batch; b++) still += !converged[b];
+  if (ok && still)
+    sb_printf(&out->warning, "%zu of %zu samples still changed in sweep %zu; raise --max-steps",
+              still, r.batch, opt->max_steps);
+  ok = ok && engine_check_results(out, first, r.batched, err);
+  free(steps);
+  free(converged);
+  free(clamp);
+  free(tau);
+  free(x);
+  engine_free_buffers(rhs, r.rhs_bufs);
+  if (r.eval_bufs) engine_free_buffers(e->plans[KERNEL_EVAL], r.eval_bufs);
+done:
+  free(r.offset);
+  free(r.dxdt_buf);
+  free(r.part_buf);
+  return ok;
+}

@@ -1,0 +1,891 @@
+// The C API (include/damc.h) end to end, as a client sees it: models from text and from a
+// file, layers, weights bound in float64 and float32, params, compile, eval against closed
+// forms computed here, run to a fixed point that eval confirms, errors as values, two models
+// in one process, and the enumeration of results.
+//
+// The models: Model B with its memories eliminated (tau_h = 0), whose energy is
+//   E = |v|^2 / 2 - I . v - lse(beta Xi v) / beta,
+// g_h = softmax(beta Xi v), u_v = I + Xi' g_h, u_h = Xi v, dxdt_v = u_v - v; and the classic
+// Hopfield network (examples/hopfield_classic.dam), g = tanh(beta x),
+//   E = sum_i (x_i g_i - log cosh(beta x_i) / beta) - g' T g / 2 - I . g,  u = I + T g.
+//
+// Tolerances (relative to max(1, |want|), the CHECK_NEAR convention, unless stated):
+//   F64_TOL = 1e-12: float64 kernels against the closed form in double. Both sides round a
+//     few dozen operations (sums of at most 8 terms, exp, log, tanh), each within a few ulps
+//     (2.2e-16); 1e-12 leaves a margin of over 100 on the worst case measured (printed).
+//   F32_DATA_TOL = 2e-6: an f64 model given the same weights as float32 data against float64
+//     data: the data differ by the rounding to float32 (at most 2^-24 = 6e-8 relative per
+//     element); with beta = 2 and |v| <= 3 the softmax amplifies that by at most
+//     beta |v| |Xi| ~ 2 * 3 * 3 = 18, so ~1.1e-6 in the worst case, and 2e-6 bounds it.
+//     Against float64 data already rounded to float32 the agreement is exact (float to double
+//     is exact and the kernels are the same).
+//   F32_TOL = 4e-6: float32 kernels against the closed form: the inputs rounded to float32
+//     move the results by up to ~1.1e-6 (as above), and each result is a few dozen float32
+//     roundings (6e-8 each) from the exact value at those inputs: ~2e-6 at worst; 4e-6.
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "damc.h"
+
+#define F64_TOL 1e-12
+#define F32_DATA_TOL 2e-6
+#define F32_TOL 4e-6
+
+enum { N = 8, K = 4 };
+
+static const char model_b_text[] =
+    "model mb;\n"
+    "dim N = 8;\n"
+    "dim K;\n"
+    "param beta = 8.0;\n"
+    "layer v[N] { L = lagr_identity(v); tau = 1.0; }\n"
+    "layer h[K] { L = logsumexp(beta * h) / beta; tau = 0; }\n"
+    "synapse Xi[K, N] : h <-> v;\n"
+    "input v;\n";
+
+static const char *src_dir = ".";
+
+// Arrays a model reads in place must outlive it: kept here, freed at the end of main.
+static void *kept[64];
+static int nkept;
+static void *keep(void *p) {
+  if (nkept < 64) kept[nkept++] = p;
+  return p;
+}
+static double worst_f64, worst_f32_data, worst_f32;
+
+// ---- Deterministic data ----
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static double uniform(void) {
+  rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+  return (double)(rng >> 11) / 9007199254740992.0;
+}
+static double normal(void) {
+  double u = uniform() + 1e-300, v = uniform();
+  return sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
+}
+static void fill_normal(double *x, size_t n, double scale) {
+  for (size_t i = 0; i < n; i++) x[i] = scale * normal();
+}
+
+// Row `r` of the 8 x 8 Sylvester Hadamard matrix: entries +-1, rows mutually orthogonal.
+static double hadamard(int r, int c) { return __builtin_popcount((unsigned)(r & c)) % 2 ? -1 : 1; }
+
+// ---- Closed forms ----
+
+typedef struct {
+  double E, E_v, E_h;
+  double g_h[K], u_v[N], u_h[K], dxdt_v[N];
+} ModelB;
+
+// Model B, h eliminated, at state v with input I (NULL: none), k memories Xi[k, N].
+static ModelB model_b_closed(const double *xi, int k, double beta, const double *v,
+                             const double *I) {
+  ModelB r = {0};
+  double z[K], zmax = -INFINITY, s = 0, vv = 0, iv = 0;
+  for (int m = 0; m < k; m++) {
+    r.u_h[m] = 0;
+    for (int i = 0; i < N; i++) r.u_h[m] += xi[m * N + i] * v[i];
+    z[m] = beta * r.u_h[m];
+    zmax = fmax(zmax, z[m]);
+  }
+  for (int m = 0; m < k; m++) s += exp(z[m] - zmax);
+  double lse = zmax + log(s);
+  for (int m = 0; m < k; m++) r.g_h[m] = exp(z[m] - lse);
+  for (int i = 0; i < N; i++) {
+    r.u_v[i] = I ? I[i] : 0;
+    for (int m = 0; m < k; m++) r.u_v[i] += xi[m * N + i] * r.g_h[m];
+    r.dxdt_v[i] = r.u_v[i] - v[i];
+    vv += v[i] * v[i];
+    iv += I ? I[i] * v[i] : 0;
+  }
+  r.E_v = 0.5 * vv - iv;
+  r.E_h = -lse / beta;
+  for (int m = 0; m < k; m++) r.E_h += r.u_h[m] * r.g_h[m];  // Lambda_h(u_h)
+  r.E = r.E_v - lse / beta;
+  return r;
+}
+
+// The classic Hopfield energy at x (n neurons, T[n, n], beta, input I or NULL), and g.
+static double hopfield_energy(const double *T, int n, double beta, const double *x,
+                              const double *I, double *g) {
+  double e = 0;
+  for (int i = 0; i < n; i++) {
+    g[i] = tanh(beta * x[i]);
+    e += x[i] * g[i] - log(cosh(beta * x[i])) / beta - (I ? I[i] * g[i] : 0);
+  }
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < n; j++) e -= 0.5 * g[i] * T[i * n + j] * g[j];
+  return e;
+}
+
+// ---- Helpers ----
+
+// |got - want| / max(1, |want|), recorded in *worst.
+static double rel(double got, double want, double *worst) {
+  double e = fabs(got - want) / fmax(1, fabs(want));
+  if (worst && e > *worst) *worst = e;
+  return e;
+}
+
+static void check_vec(const DamcResults *r, const char *name, const double *want, size_t n,
+                      double tol, double *worst) {
+  size_t count = 0;
+  const double *got = damc_result(r, name, &count);
+  CHECK(got != NULL);
+  CHECK_EQ(count, n);
+  if (!got || count != n) return;
+  for (size_t i = 0; i < n; i++) {
+    double e = rel(got[i], want[i], worst);
+    if (!(e <= tol)) {
+      fprintf(stderr, "%s[%zu] = %.17g, want %.17g (error %.3g > %.3g)\n", name, i, got[i],
+              want[i], e, tol);
+      check_failures++;
+    }
+    check_count++;
+  }
+}
+
+static double result1(const DamcResults *r, const char *name, size_t i) {
+  size_t count = 0;
+  const double *p = damc_result(r, name, &count);
+  return p && i < count ? p[i] : NAN;
+}
+
+static bool contains(const DamcError *err, const char *needle) {
+  bool ok = err->message && strstr(err->message, needle);
+  if (!ok)
+    fprintf(stderr, "message lacks \"%s\": %s\n", needle, err->message ? err->message : "(null)");
+  return ok;
+}
+
+// Model B from text with Xi (k rows) bound, beta set, compiled in `precision`; NULL on error.
+static DamcModel *model_b(const double *xi, int k, DamcPrecision data, double beta,
+                          DamcPrecision precision) {
+  DamcError err = {0};
+  DamcModel *m = damc_model_from_string("mb.dam", model_b_text, &err);
+  if (!m) {
+    fprintf(stderr, "%s", err.message);
+    damc_error_clear(&err);
+    return NULL;
+  }
+  float *xf = NULL;
+  DamcArray w = {2, {(size_t)k, N}, xi, DAMC_F64};
+  if (data == DAMC_F32) {
+    // Converted once at compile (float64 kernels) or read in place (float32 kernels): kept
+    // alive until the end of the test either way.
+    xf = keep(malloc((size_t)k * N * sizeof *xf));
+    for (int i = 0; i < k * N; i++) xf[i] = (float)xi[i];
+    w.data = xf;
+    w.dtype = DAMC_F32;
+  }
+  if (!damc_bind_weight(m, "Xi", &w, "test", &err) || !damc_set_param(m, "beta", beta, &err) ||
+      !damc_compile(m, precision, &err)) {
+    fprintf(stderr, "%s", err.message);
+    damc_error_clear(&err);
+    damc_model_free(m);
+    return NULL;
+  }
+  return m;
+}
+
+static DamcResults *eval1(DamcModel *m, const double *v, const double *I, size_t n) {
+  DamcArray states[2] = {{1, {n}, v, DAMC_F64}, {0, {0}, NULL, 0}};
+  DamcArray inputs[2] = {{1, {n}, I, DAMC_F64}, {0, {0}, NULL, 0}};
+  DamcBatch b = {states, I ? inputs : NULL, NULL};
+  DamcError err = {0};
+  DamcResults *r = damc_eval(m, &b, &err);
+  if (!r) fprintf(stderr, "damc_eval: %s", err.message);
+  damc_error_clear(&err);
+  return r;
+}
+
+// ---- Tests ----
+
+// Loading, layers, sizes before and after binding.
+static void test_load_and_layers(void) {
+  DamcError err = {0};
+  DamcModel *m = damc_model_from_string("mb.dam", model_b_text, &err);
+  CHECK(m != NULL);
+  CHECK_EQ(err.status, 0);
+  CHECK(err.message == NULL);
+  if (!m) return;
+  CHECK_EQ(damc_layer_count(m), 2);
+  CHECK_STREQ(damc_layer_name(m, 0), "v");
+  CHECK_STREQ(damc_layer_name(m, 1), "h");
+  CHECK_EQ(damc_layer_size(m, 0), N);  // dim N = 8 is declared
+  CHECK_EQ(damc_layer_size(m, 1), 0);  // K is unbound until Xi is bound
+  double xi[3 * N] = {0};
+  DamcArray w = {2, {3, N}, xi, DAMC_F64};
+  CHECK(damc_bind_weight(m, "Xi", &w, NULL, &err));
+  CHECK_EQ(damc_layer_size(m, 1), 3);  // K = 3 from Xi's shape
+  damc_model_free(m);
+
+  // From a file: the example classic Hopfield network; N is bound by T.
+  char path[4096];
+  snprintf(path, sizeof path, "%s/examples/hopfield_classic.dam", src_dir);
+  m = damc_model_from_file(path, &err);
+  CHECK(m != NULL);
+  if (m) {
+    CHECK_EQ(damc_layer_count(m), 1);
+    CHECK_STREQ(damc_layer_name(m, 0), "v");
+    CHECK_EQ(damc_layer_size(m, 0), 0);
+    damc_model_free(m);
+  }
+  damc_model_free(NULL);  // a no-op, like free
+}
+
+// Eval of Model B against its closed form: float64 and float32 data, float64 and float32
+// kernels; beta set through damc_set_param.
+static void test_eval_closed_form(void) {
+  double xi[K * N], v[N], I[N];
+  fill_normal(xi, K * N, 1 / sqrt(N));
+  fill_normal(v, N, 1);
+  fill_normal(I, N, 0.1);
+  const double beta = 2;  // set, replacing the default 8
+  ModelB want = model_b_closed(xi, K, beta, v, I);
+
+  DamcModel *m64 = model_b(xi, K, DAMC_F64, beta, DAMC_F64);
+  CHECK(m64 != NULL);
+  if (!m64) return;
+  CHECK_EQ(damc_layer_size(m64, 1), K);
+  DamcResults *r = eval1(m64, v, I, N);
+  CHECK(r != NULL);
+  if (r) {
+    CHECK(rel(result1(r, "E", 0), want.E, &worst_f64) <= F64_TOL);
+    CHECK(rel(result1(r, "E_v", 0), want.E_v, &worst_f64) <= F64_TOL);
+    CHECK(rel(result1(r, "E_h", 0), want.E_h, &worst_f64) <= F64_TOL);
+    check_vec(r, "g_v", v, N, F64_TOL, &worst_f64);  // g = v (lagr_identity)
+    check_vec(r, "g_h", want.g_h, K, F64_TOL, &worst_f64);
+    check_vec(r, "u_v", want.u_v, N, F64_TOL, &worst_f64);
+    check_vec(r, "u_h", want.u_h, K, F64_TOL, &worst_f64);
+    check_vec(r, "dxdt_v", want.dxdt_v, N, F64_TOL, &worst_f64);
+    // The eliminated layer does not move: no dxdt_h; its state is reported as u_h.
+    CHECK(damc_result(r, "dxdt_h", NULL) == NULL);
+    CHECK(damc_result(r, "x_h", NULL) == NULL);
+    CHECK(damc_result(r, "no such result", NULL) == NULL);
+  }
+  damc_results_free(r);
+
+  // A float64 model given float32 data (converted once at compile) agrees with the same
+  // model given float64 data to the rounding of the data; and exactly with float64 data
+  // that is already that rounding.
+  double xi_rounded[K * N];
+  for (int i = 0; i < K * N; i++) xi_rounded[i] = (float)xi[i];
+  DamcModel *m32d = model_b(xi, K, DAMC_F32, beta, DAMC_F64);
+  DamcModel *mrd = model_b(xi_rounded, K, DAMC_F64, beta, DAMC_F64);
+  CHECK(m32d && mrd);
+  if (m32d && mrd) {
+    DamcResults *a = eval1(m32d, v, I, N), *b = eval1(mrd, v, I, N), *c = eval1(m64, v, I, N);
+    CHECK(a && b && c);
+    if (a && b && c) {
+      CHECK_EQ(damc_results_count(a), damc_results_count(c));
+      for (size_t i = 0; i < damc_results_count(a); i++) {
+        DamcArray x, y, z;
+        const char *name = damc_results_at(a, i, &x);
+        CHECK_STREQ(damc_results_at(b, i, &y), name);
+        CHECK_STREQ(damc_results_at(c, i, &z), name);
+        size_t count = 1;
+        for (int d = 0; d < x.rank; d++) count *= x.shape[d];
+        for (size_t k = 0; k < count; k++) {
+          double xv = ((const double *)x.data)[k], yv = ((const double *)y.data)[k],
+                 zv = ((const double *)z.data)[k];
+          CHECK(xv == yv);  // float -> double is exact; the same kernels
+          CHECK(rel(xv, zv, &worst_f32_data) <= F32_DATA_TOL);
+        }
+      }
+    }
+    damc_results_free(a);
+    damc_results_free(b);
+    damc_results_free(c);
+  }
+  damc_model_free(m32d);
+  damc_model_free(mrd);
+
+  // Float32 kernels (float32 data used in place; float64 states converted) against the
+  // closed form.
+  DamcModel *m32 = model_b(xi, K, DAMC_F32, beta, DAMC_F32);
+  CHECK(m32 != NULL);
+  if (m32) {
+    // A float32 state too: the batch arrays take either dtype.
+    float vf[N];
+    for (int i = 0; i < N; i++) vf[i] = (float)v[i];
+    DamcArray states[2] = {{1, {N}, vf, DAMC_F32}, {0, {0}, NULL, 0}};
+    DamcArray inputs[2] = {{1, {N}, I, DAMC_F64}, {0, {0}, NULL, 0}};
+    DamcBatch b = {states, inputs, NULL};
+    DamcError err = {0};
+    r = damc_eval(m32, &b, &err);
+    CHECK(r != NULL);
+    if (r) {
+      CHECK(rel(result1(r, "E", 0), want.E, &worst_f32) <= F32_TOL);
+      check_vec(r, "g_h", want.g_h, K, F32_TOL, &worst_f32);
+      check_vec(r, "u_v", want.u_v, N, F32_TOL, &worst_f32);
+      check_vec(r, "dxdt_v", want.dxdt_v, N, F32_TOL, &worst_f32);
+    }
+    damc_results_free(r);
+    damc_error_clear(&err);
+    damc_model_free(m32);
+  }
+
+  // A param set after compiling takes effect at the next call (params are run-time
+  // scalars): beta = 5 now.
+  DamcError err = {0};
+  CHECK(damc_set_param(m64, "beta", 5, &err));
+  ModelB want5 = model_b_closed(xi, K, 5, v, I);
+  r = eval1(m64, v, I, N);
+  CHECK(r != NULL);
+  if (r) {
+    CHECK(rel(result1(r, "E", 0), want5.E, &worst_f64) <= F64_TOL);
+    check_vec(r, "g_h", want5.g_h, K, F64_TOL, &worst_f64);
+  }
+  damc_results_free(r);
+  damc_model_free(m64);
+}
+
+// The classic Hopfield network from its example file: eval against the closed form.
+static DamcModel *hopfield(const double *T, int n, DamcError *err) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/examples/hopfield_classic.dam", src_dir);
+  DamcModel *m = damc_model_from_file(path, err);
+  if (!m) return NULL;
+  DamcArray w = {2, {(size_t)n, (size_t)n}, T, 0};  // dtype 0: float64
+  if (!damc_bind_weight(m, "T", &w, "T.npy", err) || !damc_compile(m, DAMC_F64, err)) {
+    damc_model_free(m);
+    return NULL;
+  }
+  return m;
+}
+
+enum { HN = 6 };
+
+static void symmetric_random(double *T, int n) {
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j <= i; j++) T[i * n + j] = T[j * n + i] = normal() / sqrt(n);
+}
+
+static void test_hopfield(void) {
+  double T[HN * HN], x[HN], I[HN], g[HN];
+  symmetric_random(T, HN);
+  fill_normal(x, HN, 1);
+  fill_normal(I, HN, 0.2);
+  DamcError err = {0};
+  DamcModel *m = hopfield(T, HN, &err);
+  CHECK(m != NULL);
+  if (!m) {
+    fprintf(stderr, "%s", err.message);
+    damc_error_clear(&err);
+    return;
+  }
+  CHECK_EQ(damc_layer_size(m, 0), HN);
+  double E = hopfield_energy(T, HN, 1, x, I, g);
+  DamcResults *r = eval1(m, x, I, HN);
+  CHECK(r != NULL);
+  if (r) {
+    CHECK(rel(result1(r, "E", 0), E, &worst_f64) <= F64_TOL);
+    check_vec(r, "g_v", g, HN, F64_TOL, &worst_f64);
+    double u[HN], dx[HN];
+    for (int i = 0; i < HN; i++) {
+      u[i] = I[i];
+      for (int j = 0; j < HN; j++) u[i] += T[i * HN + j] * g[j];
+      dx[i] = u[i] - x[i];  // tau = 1
+    }
+    check_vec(r, "u_v", u, HN, F64_TOL, &worst_f64);
+    check_vec(r, "dxdt_v", dx, HN, F64_TOL, &worst_f64);
+  }
+  damc_results_free(r);
+  damc_model_free(m);
+}
+
+// Run Model B (h eliminated) from corrupted patterns to convergence: the final states are
+// fixed points that eval confirms, and the patterns are retrieved.
+static void test_run_fixed_point(void) {
+  // Four orthogonal +-1 patterns (Hadamard rows 1, 2, 5, 6); beta = 2. At a stored pattern
+  // the other overlaps are 0 against 8, so their softmax weights are e^-16 = 1.1e-7: the
+  // fixed point is the pattern to within 3 * 1.1e-7 per neuron (|Xi| entries are 1).
+  static const int rows[K] = {1, 2, 5, 6};
+  double xi[K * N], v0[2 * N];
+  for (int m = 0; m < K; m++)
+    for (int i = 0; i < N; i++) xi[m * N + i] = hadamard(rows[m], i);
+  for (int i = 0; i < N; i++) {
+    v0[i] = xi[2 * N + i] * (i == 3 ? -1 : 1);          // pattern 2, one sign flipped
+    v0[N + i] = 0.5 * xi[0 * N + i] * (i < 2 ? -1 : 1);  // pattern 0, two flipped, halved
+  }
+  DamcModel *m = model_b(xi, K, DAMC_F64, 2, DAMC_F64);
+  CHECK(m != NULL);
+  if (!m) return;
+  DamcArray states[2] = {{2, {2, N}, v0, DAMC_F64}, {0, {0}, NULL, 0}};
+  DamcBatch b = {states, NULL, NULL};
+  DamcError err = {0};
+  DamcResults *start = damc_eval(m, &b, &err);
+  DamcResults *r = damc_run(m, &b, NULL, &err);  // defaults: dopri5, tol 1e-6 (float64)
+  CHECK(r != NULL && start != NULL);
+  if (!r || !start) {
+    fprintf(stderr, "%s", err.message ? err.message : "");
+    damc_error_clear(&err);
+    damc_results_free(r);
+    damc_results_free(start);
+    damc_model_free(m);
+    return;
+  }
+  // Results of a run: x and g of each layer (the eliminated h too), E, steps, converged.
+  static const char *const names[] = {"x_v", "g_v", "x_h", "g_h", "E", "steps", "converged"};
+  CHECK_EQ(damc_results_count(r), 7);
+  for (size_t i = 0; i < 7 && i < damc_results_count(r); i++) {
+    DamcArray a;
+    CHECK_STREQ(damc_results_at(r, i, &a), names[i]);
+  }
+  size_t count;
+  const double *x = damc_result(r, "x_v", &count);
+  CHECK_EQ(count, 2 * N);
+  for (int s = 0; s < 2; s++) {
+    CHECK(result1(r, "converged", (size_t)s) == 1);
+    CHECK(result1(r, "steps", (size_t)s) >= 1 && result1(r, "steps", (size_t)s) < 10000);
+    // The energy went down along the flow (docs/theory.md eq. 1.4).
+    CHECK(result1(r, "E", (size_t)s) < result1(start, "E", (size_t)s));
+  }
+  // Retrieval: pattern 2 and pattern 0, each to within 1e-5 (the fixed point's distance from
+  // the pattern, 3.4e-7, plus the distance left when |dx/dt| < 1e-6 stopped the run: near the
+  // fixed point the update map's Jacobian is ~e^-16, so |x - x*| ~ |dx/dt| <= 1e-6).
+  double far = 0;
+  for (int i = 0; i < N; i++) {
+    far = fmax(far, fabs(x[i] - xi[2 * N + i]));
+    far = fmax(far, fabs(x[N + i] - xi[0 * N + i]));
+  }
+  CHECK(far < 1e-5);
+  // A fixed point: eval at the final state gives |dx/dt| below the run's tolerance, and the
+  // same E as the run (the same eval kernel on the same state: equal to rounding).
+  DamcArray fin[2] = {{2, {2, N}, x, DAMC_F64}, {0, {0}, NULL, 0}};
+  DamcBatch fb = {fin, NULL, NULL};
+  DamcResults *ev = damc_eval(m, &fb, &err);
+  CHECK(ev != NULL);
+  if (ev) {
+    const double *dx = damc_result(ev, "dxdt_v", &count);
+    CHECK_EQ(count, 2 * N);
+    double most = 0;
+    for (size_t i = 0; dx && i < count; i++) most = fmax(most, fabs(dx[i]));
+    CHECK(most < 1e-6);
+    for (size_t s = 0; s < 2; s++) CHECK_NEAR(result1(ev, "E", s), result1(r, "E", s), 1e-12);
+    printf("run: %g and %g steps, |x - pattern| <= %.2g, |dx/dt| at the end %.2g\n",
+           result1(r, "steps", 0), result1(r, "steps", 1), far, most);
+  }
+  damc_results_free(ev);
+  damc_results_free(r);
+  damc_results_free(start);
+  damc_model_free(m);
+}
+
+// Every failure is a value, with a status and a message.
+static void test_errors(void) {
+  DamcError err = {0};
+  // A malformed model: NULL, status 1, the message located as name:line:col.
+  DamcModel *m = damc_model_from_string(
+      "bad.dam", "model m;\ndim N = 4;\nlayer v[N] { L = frobnicate(v); tau = 1; }\n", &err);
+  CHECK(m == NULL);
+  CHECK_EQ(err.status, 1);
+  // 'frobnicate' starts after the 17 characters "layer v[N] { L = " of line 3.
+  CHECK(contains(&err, "bad.dam:3:18: error: unknown function 'frobnicate'"));
+  damc_error_clear(&err);
+  CHECK(err.message == NULL && err.status == 0);
+  m = damc_model_from_string("syntax.dam",
+                             "model m;\ndim N = 4;\nlayer v[N] { L = lagr_identity(v) tau = 1; }\n",
+                             &err);
+  CHECK(m == NULL);
+  CHECK_EQ(err.status, 1);
+  // The missing ';' is found at 'tau', after the 34 characters "layer v[N] { L = lagr_identity(v) ".
+  CHECK(contains(&err, "syntax.dam:3:35:"));
+  damc_error_clear(&err);
+  // A missing file.
+  CHECK(damc_model_from_file("/no/such/model.dam", &err) == NULL);
+  CHECK_EQ(err.status, 1);
+  CHECK(contains(&err, "/no/such/model.dam"));
+  damc_error_clear(&err);
+  // err may be NULL.
+  CHECK(damc_model_from_string("bad.dam", "model", NULL) == NULL);
+
+  m = damc_model_from_string("mb.dam", model_b_text, &err);
+  CHECK(m != NULL);
+  if (!m) return;
+  double xi[K * 7] = {0};
+  // A shape that contradicts the model: status 1, both shapes named.
+  DamcArray wrong = {2, {K, 7}, xi, DAMC_F64};
+  CHECK(!damc_bind_weight(m, "Xi", &wrong, NULL, &err));
+  CHECK_EQ(err.status, 1);
+  CHECK(contains(&err, "'Xi'") && contains(&err, "[4, 7]") && contains(&err, "[K, N=8]"));
+  damc_error_clear(&err);
+  DamcArray rank1 = {1, {K * 7}, xi, DAMC_F64};
+  CHECK(!damc_bind_weight(m, "Xi", &rank1, "xi.npy", &err));
+  CHECK_EQ(err.status, 1);
+  CHECK(contains(&err, "xi.npy") && contains(&err, "[28]"));
+  damc_error_clear(&err);
+  // A name that is no weight.
+  CHECK(!damc_bind_weight(m, "W", &wrong, NULL, &err));
+  CHECK_EQ(err.status, 1);
+  CHECK(contains(&err, "'W'") && contains(&err, "not a weight"));
+  damc_error_clear(&err);
+  // Bad arrays are bad arguments: status 2 (a rank above 4, an unknown dtype, no data).
+  DamcArray rank5 = {5, {1, 1, 1, 1}, xi, DAMC_F64};
+  CHECK(!damc_bind_weight(m, "Xi", &rank5, NULL, &err));
+  CHECK_EQ(err.status, 2);
+  damc_error_clear(&err);
+  DamcArray negative = {-1, {0}, xi, DAMC_F64};
+  CHECK(!damc_bind_weight(m, "Xi", &negative, NULL, &err));
+  CHECK_EQ(err.status, 2);
+  damc_error_clear(&err);
+  DamcArray dtype9 = {2, {K, N}, xi, (DamcPrecision)9};
+  CHECK(!damc_bind_weight(m, "Xi", &dtype9, NULL, &err));
+  CHECK_EQ(err.status, 2);
+  damc_error_clear(&err);
+  DamcArray nodata = {2, {K, N}, NULL, DAMC_F64};
+  CHECK(!damc_bind_weight(m, "Xi", &nodata, NULL, &err));
+  CHECK_EQ(err.status, 2);
+  damc_error_clear(&err);
+  CHECK(!damc_bind_weight(m, "Xi", NULL, NULL, &err));
+  CHECK_EQ(err.status, 2);
+  damc_error_clear(&err);
+  // A NaN names the tensor and the element.
+  double bad[K * N];
+  fill_normal(bad, K * N, 1);
+  bad[2 * N + 5] = NAN;
+  DamcArray nan = {2, {K, N}, bad, DAMC_F64};
+  CHECK(!damc_bind_weight(m, "Xi", &nan, "nan.npy", &err));
+  CHECK_EQ(err.status, 1);
+  CHECK(contains(&err, "nan.npy") && contains(&err, "NaN") && contains(&err, "[2, 5]"));
+  damc_error_clear(&err);
+  // Params: unknown, or not finite.
+  CHECK(!damc_set_param(m, "gamma", 1, &err));
+  CHECK_EQ(err.status, 1);
+  CHECK(contains(&err, "no param 'gamma'"));
+  damc_error_clear(&err);
+  CHECK(!damc_set_param(m, "beta", INFINITY, &err));
+  CHECK_EQ(err.status, 1);
+  damc_error_clear(&err);
+  // Eval before compile.
+  double v[N] = {0};
+  DamcArray states[2] = {{1, {N}, v, DAMC_F64}, {0, {0}, NULL, 0}};
+  DamcBatch b = {states, NULL, NULL};
+  CHECK(damc_eval(m, &b, &err) == NULL);
+  CHECK(err.status != 0);
+  CHECK(contains(&err, "damc_compile"));
+  damc_error_clear(&err);
+  CHECK(damc_run(m, &b, NULL, &err) == NULL);
+  CHECK(err.status != 0);
+  damc_error_clear(&err);
+  // A precision that is not one: status 2.
+  CHECK(!damc_compile(m, (DamcPrecision)3, &err));
+  CHECK_EQ(err.status, 2);
+  damc_error_clear(&err);
+  // A missing weight, found at compile: status 1, the weight and its shape named...
+  CHECK(!damc_compile(m, DAMC_F64, &err));
+  CHECK_EQ(err.status, 1);
+  CHECK(contains(&err, "weight 'Xi' [K, N=8] is missing"));
+  damc_error_clear(&err);
+  // ...and the model is still usable: bind it and compile again.
+  double good[K * N];
+  fill_normal(good, K * N, 0.3);
+  DamcArray w = {2, {K, N}, good, DAMC_F64};
+  CHECK(damc_bind_weight(m, "Xi", &w, NULL, &err));
+  CHECK(!damc_bind_weight(m, "Xi", &w, "again", &err));  // given twice
+  CHECK_EQ(err.status, 1);
+  CHECK(contains(&err, "given twice"));
+  damc_error_clear(&err);
+  CHECK(damc_compile(m, DAMC_F64, &err));
+  CHECK_EQ(err.status, 0);
+  // After compiling: a second compile or a late weight is a bad argument (status 2).
+  CHECK(!damc_compile(m, DAMC_F64, &err));
+  CHECK_EQ(err.status, 2);
+  damc_error_clear(&err);
+  CHECK(!damc_bind_weight(m, "Xi", &w, NULL, &err));
+  CHECK_EQ(err.status, 2);
+  damc_error_clear(&err);
+  // A state of the wrong size: status 1, the layer and both sizes named.
+  DamcArray short_state[2] = {{1, {5}, v, DAMC_F64}, {0, {0}, NULL, 0}};
+  DamcBatch sb = {short_state, NULL, NULL};
+  CHECK(damc_eval(m, &sb, &err) == NULL);
+  CHECK_EQ(err.status, 1);
+  CHECK(contains(&err, "layer 'v'") && contains(&err, "[5]") && contains(&err, "[8] or [B, 8]"));
+  damc_error_clear(&err);
+  // Batches that disagree.
+  double two[2 * N] = {0}, three[3 * K] = {0};
+  DamcArray mixed[2] = {{2, {2, N}, two, DAMC_F64}, {2, {3, K}, three, DAMC_F64}};
+  DamcBatch mb = {mixed, NULL, NULL};
+  CHECK(damc_eval(m, &mb, &err) == NULL);
+  CHECK_EQ(err.status, 1);
+  CHECK(contains(&err, "batch of 3") && contains(&err, "has 2"));
+  damc_error_clear(&err);
+  // The model still works after all of that.
+  DamcResults *r = damc_eval(m, &b, &err);
+  CHECK(r != NULL);
+  damc_results_free(r);
+  damc_model_free(m);
+
+  // A self-synapse that is not symmetric.
+  double T[HN * HN];
+  fill_normal(T, HN * HN, 1);
+  CHECK(hopfield(T, HN, &err) == NULL);
+  CHECK_EQ(err.status, 1);
+  CHECK(contains(&err, "T.npy") && contains(&err, "'T'") && contains(&err, "symmetric"));
+  damc_error_clear(&err);
+
+  // Regression: a weight whose shape names one unbound dim twice (W[N, N]) was not checked
+  // against itself: [3, 4] bound N = 3 and was accepted, then read as a 3 x 3 matrix.
+  {
+    DamcModel *q = damc_model_from_string(
+        "w.dam",
+        "model w;\ndim N;\nlayer v[N] { L = lagr_identity(v); tau = 1; }\nweight W[N, N];\n"
+        "energy -0.5 * dot(g(v), W @ g(v));\n",
+        &err);
+    CHECK(q != NULL);
+    double w12[12] = {0};
+    DamcArray w34 = {2, {3, 4}, w12, DAMC_F64};
+    CHECK(!damc_bind_weight(q, "W", &w34, NULL, &err));
+    CHECK_EQ(err.status, 1);
+    damc_error_clear(&err);
+    damc_model_free(q);
+  }
+  // Inconsistency: a batch array of a bad rank (a bad argument, as for damc_bind_weight)
+  // gives status 1, and so does an eval before compile.
+  {
+    DamcModel *q = model_b(good, K, DAMC_F64, 2, DAMC_F64);
+    DamcArray r5[2] = {{5, {1, 1, 1, 1}, v, DAMC_F64}, {0, {0}, NULL, 0}};
+    DamcBatch bb = {r5, NULL, NULL};
+    CHECK(damc_eval(q, &bb, &err) == NULL);
+    CHECK_EQ(err.status, 2);
+    damc_error_clear(&err);
+    damc_model_free(q);
+  }
+}
+
+// Two models in one process (two Model Bs from the same text with different memories, and
+// a classic Hopfield network), with interleaved calls, give exactly what each gives alone.
+typedef struct {
+  double E[2], g_h[2 * K];
+} Snapshot;
+
+static void snapshot_b(DamcModel *m, const double *v, int k, Snapshot *s) {
+  DamcArray states[2] = {{2, {2, N}, v, DAMC_F64}, {0, {0}, NULL, 0}};
+  DamcBatch b = {states, NULL, NULL};
+  DamcError err = {0};
+  DamcResults *r = damc_eval(m, &b, &err);
+  CHECK(r != NULL);
+  memset(s, 0, sizeof *s);
+  if (!r) return;
+  size_t count;
+  const double *e = damc_result(r, "E", &count);
+  CHECK_EQ(count, 2);
+  memcpy(s->E, e, sizeof s->E);
+  const double *g = damc_result(r, "g_h", &count);
+  CHECK_EQ(count, (size_t)(2 * k));
+  memcpy(s->g_h, g, (size_t)(2 * k) * sizeof *g);
+  damc_results_free(r);
+}
+
+static double hopfield_run(DamcModel *m, const double *x0, double *x_final) {
+  DamcArray states[1] = {{1, {HN}, x0, DAMC_F64}};
+  DamcBatch b = {states, NULL, NULL};
+  DamcError err = {0};
+  DamcResults *r = damc_run(m, &b, NULL, &err);
+  CHECK(r != NULL);
+  if (!r) return NAN;
+  size_t count;
+  memcpy(x_final, damc_result(r, "x_v", &count), HN * sizeof *x_final);
+  CHECK_EQ(count, HN);
+  double e = result1(r, "E", 0);
+  damc_results_free(r);
+  return e;
+}
+
+static void test_independent_models(void) {
+  double xi1[K * N], xi2[3 * N], v[2 * N], T[HN * HN], x0[HN];
+  fill_normal(xi1, K * N, 0.4);
+  fill_normal(xi2, 3 * N, 0.4);
+  fill_normal(v, 2 * N, 1);
+  symmetric_random(T, HN);
+  fill_normal(x0, HN, 1);
+  Snapshot alone1, alone2, s;
+  double xa[HN], xb[HN];
+  DamcError err = {0};
+
+  // Each alone.
+  DamcModel *p = model_b(xi1, K, DAMC_F64, 3, DAMC_F64);
+  CHECK(p != NULL);
+  if (!p) return;
+  snapshot_b(p, v, K, &alone1);
+  damc_model_free(p);
+  p = model_b(xi2, 3, DAMC_F64, 0.5, DAMC_F64);
+  CHECK(p != NULL);
+  if (!p) return;
+  snapshot_b(p, v, 3, &alone2);
+  damc_model_free(p);
+  DamcModel *h = hopfield(T, HN, &err);
+  CHECK(h != NULL);
+  if (!h) return;
+  double Ea = hopfield_run(h, x0, xa);
+  damc_model_free(h);
+  // They are different models: the results differ, and match the closed forms.
+  CHECK(alone1.E[0] != alone2.E[0]);
+  for (int smp = 0; smp < 2; smp++) {
+    CHECK(rel(alone1.E[smp], model_b_closed(xi1, K, 3, v + smp * N, NULL).E, &worst_f64) <= F64_TOL);
+    CHECK(rel(alone2.E[smp], model_b_closed(xi2, 3, 0.5, v + smp * N, NULL).E, &worst_f64) <= F64_TOL);
+  }
+
+  // Together, built and called in interleaved order.
+  DamcModel *a = damc_model_from_string("mb.dam", model_b_text, &err);
+  DamcModel *b = damc_model_from_string("mb.dam", model_b_text, &err);
+  CHECK(a && b);
+  if (!a || !b) return;
+  h = hopfield(T, HN, &err);
+  CHECK(h != NULL);
+  DamcArray w2 = {2, {3, N}, xi2, DAMC_F64}, w1 = {2, {K, N}, xi1, DAMC_F64};
+  CHECK(damc_bind_weight(b, "Xi", &w2, NULL, &err));
+  CHECK(damc_bind_weight(a, "Xi", &w1, NULL, &err));
+  CHECK(damc_set_param(b, "beta", 0.5, &err) && damc_set_param(a, "beta", 3, &err));
+  CHECK_EQ(damc_layer_size(a, 1), K);
+  CHECK_EQ(damc_layer_size(b, 1), 3);
+  CHECK(damc_compile(b, DAMC_F64, &err));
+  CHECK(damc_compile(a, DAMC_F64, &err));
+  for (int round = 0; round < 2; round++) {
+    snapshot_b(b, v, 3, &s);
+    CHECK(memcmp(&s, &alone2, sizeof s) == 0);
+    double Eb = h ? hopfield_run(h, x0, xb) : NAN;
+    CHECK(Eb == Ea && memcmp(xa, xb, sizeof xa) == 0);
+    snapshot_b(a, v, K, &s);
+    CHECK(memcmp(&s, &alone1, sizeof s) == 0);
+  }
+  damc_model_free(a);
+  // b and h survive a's end.
+  snapshot_b(b, v, 3, &s);
+  CHECK(memcmp(&s, &alone2, sizeof s) == 0);
+  damc_model_free(b);
+  if (h) {
+    CHECK(hopfield_run(h, x0, xb) == Ea);
+    damc_model_free(h);
+  }
+  damc_error_clear(&err);
+}
+
+// damc_results_count and damc_results_at: every result in order, with its shape; a single
+// sample gives no batch axis (E of rank 0), a batch gives one.
+static void test_results_enumeration(void) {
+  double xi[K * N], v[3 * N];
+  fill_normal(xi, K * N, 0.5);
+  fill_normal(v, 3 * N, 1);
+  DamcModel *m = model_b(xi, K, DAMC_F64, 2, DAMC_F64);
+  CHECK(m != NULL);
+  if (!m) return;
+  // Eval's results, in kernel order (kernel_eqs.h), x_h left out (it is u_h):
+  static const char *const names[] = {"g_v", "g_h", "u_v", "dxdt_v", "u_h", "E_v", "E_h", "E"};
+  static const size_t sizes[] = {N, K, N, N, K, 0, 0, 0};  // 0: a scalar per sample
+  for (int batched = 0; batched < 2; batched++) {
+    DamcArray states[2] = {{batched ? 2 : 1, {batched ? 3 : N, N}, v, DAMC_F64},
+                           {0, {0}, NULL, 0}};
+    DamcBatch b = {states, NULL, NULL};
+    DamcError err = {0};
+    DamcResults *r = damc_eval(m, &b, &err);
+    CHECK(r != NULL);
+    if (!r) continue;
+    CHECK_EQ(damc_results_count(r), 8);
+    for (size_t i = 0; i < 8 && i < damc_results_count(r); i++) {
+      DamcArray a;
+      const char *name = damc_results_at(r, i, &a);
+      CHECK_STREQ(name, names[i]);
+      CHECK_EQ(a.dtype, DAMC_F64);
+      int want_rank = (batched ? 1 : 0) + (sizes[i] ? 1 : 0);
+      CHECK_EQ(a.rank, want_rank);
+      if (batched) CHECK_EQ(a.shape[0], 3);
+      if (sizes[i]) CHECK_EQ(a.shape[a.rank - 1], sizes[i]);
+      // The same values as damc_result by name.
+      size_t count;
+      CHECK(damc_result(r, name, &count) == a.data);
+      CHECK_EQ(count, (batched ? 3 : 1) * (sizes[i] ? sizes[i] : 1));
+    }
+    // The batch's samples are evaluated independently: sample 1 of the batch is what sample
+    // 1 alone gives (the closed form at v + N).
+    ModelB want = model_b_closed(xi, K, 2, v + (batched ? N : 0), NULL);
+    CHECK(rel(result1(r, "E", batched ? 1 : 0), want.E, &worst_f64) <= F64_TOL);
+    damc_results_free(r);
+  }
+  damc_results_free(NULL);
+  damc_model_free(m);
+}
+
+// Regression: damc_compile after a compile that failed past the bind stage (here the
+// lowering cannot schedule W + W') tripped an assertion in engine_target instead of
+// returning an error.
+static void test_compile_retry(void) {
+  DamcError err = {0};
+  DamcModel *m = damc_model_from_string(
+      "wt.dam",
+      "model wt;\ndim N;\nlayer v[N] { L = lagr_identity(v); tau = 1; }\nweight W[N, N];\n"
+      "energy -0.25 * dot(g(v), (W + W') @ g(v));\n",
+      &err);
+  double w[9] = {0};
+  DamcArray a = {2, {3, 3}, w, DAMC_F64};
+  CHECK(m && damc_bind_weight(m, "W", &a, NULL, &err));
+  CHECK(!damc_compile(m, DAMC_F64, &err));
+  CHECK_EQ(err.status, 1);
+  damc_error_clear(&err);
+  CHECK(!damc_compile(m, DAMC_F64, &err));  // aborted before
+  CHECK(err.status != 0);
+  damc_error_clear(&err);
+  damc_model_free(m);
+}
+
+// A current of the weights alone (u_v = W' b) is the same for every sample of a batch:
+// E = |v|^2 / 2 - (W' b) . v and u_v = W' b for each of 3 samples (float64).
+static void test_weight_current_batch(void) {
+  DamcError err = {0};
+  DamcModel *m = damc_model_from_string(
+      "wb.dam",
+      "model wb;\ndim N = 5;\ndim M = 3;\nlayer v[N] { L = lagr_identity(v); tau = 1; }\n"
+      "weight W[M, N];\nweight b[M];\nenergy -dot(W' @ b, g(v));\n",
+      &err);
+  CHECK(m != NULL);
+  if (!m) return;
+  double w[15], bias[3], v[3 * 5], u[5];
+  fill_normal(w, 15, 1);
+  fill_normal(bias, 3, 1);
+  fill_normal(v, 15, 1);
+  DamcArray wa = {2, {3, 5}, w, DAMC_F64}, ba = {1, {3}, bias, DAMC_F64};
+  CHECK(damc_bind_weight(m, "W", &wa, NULL, &err) && damc_bind_weight(m, "b", &ba, NULL, &err));
+  CHECK(damc_compile(m, DAMC_F64, &err));
+  DamcArray states[1] = {{2, {3, 5}, v, DAMC_F64}};
+  DamcBatch batch = {states, NULL, NULL};
+  DamcResults *r = damc_eval(m, &batch, &err);
+  CHECK(r != NULL);
+  for (int i = 0; i < 5; i++) {
+    u[i] = 0;
+    for (int k = 0; k < 3; k++) u[i] += w[k * 5 + i] * bias[k];
+  }
+  for (size_t s = 0; r && s < 3; s++) {
+    double E = 0;
+    for (int i = 0; i < 5; i++) E += 0.5 * v[s * 5 + i] * v[s * 5 + i] - u[i] * v[s * 5 + i];
+    CHECK(rel(result1(r, "E", s), E, &worst_f64) <= F64_TOL);
+    for (int i = 0; i < 5; i++) CHECK(rel(result1(r, "u_v", s * 5 + (size_t)i), u[i], &worst_f64) <= F64_TOL);
+  }
+  damc_results_free(r);
+  damc_error_clear(&err);
+  damc_model_free(m);
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1) src_dir = argv[1];
+  test_load_and_layers();
+  test_eval_closed_form();
+  test_hopfield();
+  test_run_fixed_point();
+  test_errors();
+  test_independent_models();
+  test_results_enumeration();
+  test_weight_current_batch();
+  test_compile_retry();
+  printf("worst relative errors: float64 kernels %.2g (bound %.0e), float32 data %.2g "
+         "(bound %.0e), float32 kernels %.2g (bound %.0e)\n",
+         worst_f64, F64_TOL, worst_f32_data, F32_DATA_TOL, worst_f32, F32_TOL);
+  for (int i = 0; i < nkept; i++) free(kept[i]);
+  return check_report("test_api_c");
+}
