@@ -12,22 +12,53 @@
 // shape needs (and, when the input's size is known, not before checking that the data is
 // really there).
 //
+// The header can be read on its own (damrt_npy_read_info), so that a caller can refuse a
+// dtype or shape before anything is allocated for the data.
+//
 // Writing produces what numpy.save produces for a C-ordered array of the tensor's dtype
 // (version 1.0, little-endian on little-endian machines, header padded to 64 bytes), through
-// a temporary file renamed over the target only once everything was written, so a failure
-// never leaves a truncated or half-replaced file behind.
+// a DamrtOutput (damrt_output.h): a failure never leaves a truncated or half-replaced file
+// behind, and a device or a symbolic link is written through rather than replaced.
+//
+// Messages about a file start with its quoted path: 'x.npy': truncated data: ...
 #ifndef DAMRT_NPY_H
 #define DAMRT_NPY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "damrt_error.h"
 #include "damrt_tensor.h"
 
-// Reads the .npy file at `path` into a new tensor of dtype `want`. Messages start with
-// `path`. Fails with DAMRT_E_IO (cannot open or read), DAMRT_E_FORMAT (not a valid .npy,
-// truncated), DAMRT_E_UNSUPPORTED (dtype or rank refused) or DAMRT_E_NOMEM. The caller owns
-// the result.
+// What a .npy header declares.
+typedef struct {
+  char descr[64];          // the dtype as written, e.g. "<f8", "|b1", ">i2"
+  char kind;               // 'f' float, 'i' signed integer, 'u' unsigned integer, 'b' bool
+  size_t itemsize;         // bytes per element in the file
+  bool fortran_order;      // the data is stored in Fortran order (read into C order)
+  int rank;                // 0 .. DAMRT_MAX_RANK
+  size_t shape[DAMRT_MAX_RANK];  // entries past `rank` are 1
+  size_t count;            // elements: the product of the shape (0 when a dimension is 0)
+  size_t data_size;        // bytes of data the header declares: count * itemsize
+} DamrtNpyInfo;
+
+// Reads only the header of the .npy file at `path` into `*info`: the dtype, order and
+// shape the file declares, validated as by damrt_npy_read (refused dtypes and ranks fail
+// here already). Nothing is allocated for the data and the data is not checked (a
+// truncated file passes). Reading a FIFO or a pipe consumes it: read those with
+// damrt_npy_read alone.
+DamrtStatus damrt_npy_read_info(const char *path, DamrtNpyInfo *info, DamrtError *err);
+
+// Like damrt_npy_read_info, from the `size` bytes at `data`; messages start with `label`.
+DamrtStatus damrt_npy_parse_info(const void *data, size_t size, DamrtNpyInfo *info,
+                                 const char *label, DamrtError *err);
+
+// Reads the .npy file at `path` (a regular file, a FIFO or a device; not a directory) into
+// a new tensor of dtype `want`. Messages start with the quoted path. Fails with DAMRT_E_IO
+// (cannot open or read, a directory), DAMRT_E_FORMAT (not a valid .npy, truncated, extra
+// bytes), DAMRT_E_UNSUPPORTED (dtype or rank refused) or DAMRT_E_NOMEM. The caller owns the
+// result. From a FIFO or a pipe, whose size is unknown, the tensor is allocated for the
+// declared shape before the data arrives (never more than that).
 DamrtTensor *damrt_npy_read(const char *path, DamrtDtype want, DamrtError *err);
 
 // Like damrt_npy_read, from the `size` bytes at `data` (which are only read during the call);
@@ -35,9 +66,9 @@ DamrtTensor *damrt_npy_read(const char *path, DamrtDtype want, DamrtError *err);
 DamrtTensor *damrt_npy_parse(const void *data, size_t size, DamrtDtype want,
                              const char *label, DamrtError *err);
 
-// Writes `t` to `path` as a .npy file, replacing any existing file only on success. Fails
-// with DAMRT_E_ARGUMENT for a malformed tensor and DAMRT_E_IO when creating, writing or
-// renaming fails; the temporary file is removed on failure.
+// Writes `t` to `path` as a .npy file through damrt_output_open, replacing any existing
+// file only on success. Fails with DAMRT_E_ARGUMENT for a malformed tensor and DAMRT_E_IO
+// when creating, writing, syncing or renaming fails; nothing is left behind on failure.
 DamrtStatus damrt_npy_write(const char *path, const DamrtTensor *t, DamrtError *err);
 
 #endif

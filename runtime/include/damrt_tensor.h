@@ -55,6 +55,10 @@ DamrtTensor *damrt_tensor_convert(const DamrtTensor *t, DamrtDtype dtype, DamrtE
 // with `label`.
 DamrtStatus damrt_tensor_check(const DamrtTensor *t, const char *label, DamrtError *err);
 
+// Whether `t` holds no element: some dimension is 0 (NumPy allows such arrays, and the
+// readers return them; a model has no use for them, so the engine refuses them).
+bool damrt_tensor_has_zero_size(const DamrtTensor *t);
+
 // Converts the flat index `flat` (< t->count) to one index per dimension in `index`.
 void damrt_tensor_unravel(const DamrtTensor *t, size_t flat, size_t index[DAMRT_MAX_RANK]);
 

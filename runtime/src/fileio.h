@@ -1,42 +1,50 @@
-// File handling shared by the .npy and .npz modules: opening an input with a clear message,
-// and replacing an output atomically.
-//
-// An output is written to a fresh temporary file next to the target (same directory, hence
-// same file system) and renamed over the target only after it was completely written and
-// synced, so readers see either the old file or the new one, never a truncated mix. The
-// temporary name is `<target>.tmp.<pid>.<n>`, created with O_EXCL (so concurrent writers,
-// even threads of one process, never share one) and with mode 0666 minus the umask, like
-// any new file. Internal to damrt.
+// File handling shared by the readers and the output module: quoting paths for messages,
+// opening inputs with one set of messages, and following symbolic links to the file they
+// name. Internal to damrt.
 #ifndef DAMRT_FILEIO_H
 #define DAMRT_FILEIO_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include "damrt_error.h"
+#include "damrt_output.h"
 
-// Opens `path` for reading in binary mode. When it is a regular file, sets `*has_size` and
-// stores its size in `*size`; otherwise clears `*has_size`. Refuses a directory. Fails with
-// DAMRT_E_IO and a message naming `path` and the system's reason.
-FILE *damrt_file_open_read(const char *path, bool *has_size, size_t *size, DamrtError *err);
+// Room for the label of a path in messages (longer paths are cut).
+enum { DAMRT_LABEL_SIZE = 512 };
 
-typedef struct {
-  const char *target;  // borrowed from the caller
-  char *temp;          // owned; the temporary file's path
-} DamrtAtomicFile;
+// Writes `path` in quotes, "'PATH'", into `buf` (of DAMRT_LABEL_SIZE bytes) and returns it:
+// the form in which every message names a file.
+const char *damrt_path_label(const char *path, char buf[DAMRT_LABEL_SIZE]);
 
-// Creates an empty temporary file for `target` and fills `f`. On success the caller must end
-// with exactly one of damrt_atomic_commit and damrt_atomic_abort. Fails with DAMRT_E_IO or
-// DAMRT_E_NOMEM, leaving nothing behind.
-DamrtStatus damrt_atomic_begin(DamrtAtomicFile *f, const char *target, DamrtError *err);
+// Opens `path` for reading in binary mode; `label` is its quoted form for messages. Stores
+// whether it is a regular file in `*is_regular` and, if so, its size in `*size` (else 0).
+// Refuses a directory ("LABEL: is a directory"); other failures are "LABEL: cannot open:
+// REASON". All with DAMRT_E_IO.
+FILE *damrt_file_open_read(const char *path, const char *label, bool *is_regular,
+                           size_t *size, DamrtError *err);
 
-// Syncs the temporary file (which the caller has written and closed) and renames it over the
-// target. On failure the temporary file is removed and the target is untouched. Either way,
-// `f` is finished.
-DamrtStatus damrt_atomic_commit(DamrtAtomicFile *f, DamrtError *err);
+// Follows `path` through symbolic links (of its last component, repeatedly, also to a
+// target that does not exist) and stores the final path in `*target` (malloc'ed). When
+// that path exists, fills `*st` (lstat) and sets `*exists`; otherwise clears `*exists`
+// (whatever the reason: the caller's next step reports it). Fails only on a link loop
+// (ELOOP), an unreadable link or memory, with a message starting with `label`.
+DamrtStatus damrt_path_follow(const char *path, const char *label, char **target,
+                              struct stat *st, bool *exists, DamrtError *err);
 
-// Removes the temporary file; the target is untouched.
-void damrt_atomic_abort(DamrtAtomicFile *f);
+// For the .npz writer, which needs to seek back over what it wrote (libzip rewrites each
+// member's local header once the member's size and CRC are known).
+
+// Whether the output can seek (false for pipes and terminals).
+bool damrt_output_can_seek(DamrtOutput *out);
+// The position of the next byte written, counted from where the output started.
+uint64_t damrt_output_tell(const DamrtOutput *out);
+// Flushes and moves the write position to `offset` from the start; sticky like a write.
+DamrtStatus damrt_output_seek(DamrtOutput *out, uint64_t offset, DamrtError *err);
+// The quoted path (or "standard output") that starts the output's messages.
+const char *damrt_output_label(const DamrtOutput *out);
 
 #endif

@@ -40,18 +40,12 @@ static bool host_is_big_endian(void) {
   return first == 0;
 }
 
-// The element types the reader converts from.
-typedef enum { KIND_FLOAT, KIND_INT, KIND_UINT, KIND_BOOL } Kind;
+// The element kinds the reader converts from, as in DamrtNpyInfo.kind.
+enum { KIND_FLOAT = 'f', KIND_INT = 'i', KIND_UINT = 'u', KIND_BOOL = 'b' };
 
-typedef struct {
-  char descr[STRING_MAX];  // as written, for messages
-  Kind kind;
-  size_t itemsize;
-  bool is_big_endian;
-  bool is_fortran;
-  int rank;                // may exceed DAMRT_MAX_RANK until validated
-  size_t shape[DAMRT_MAX_RANK];
-} Header;
+typedef DamrtNpyHeader Header;
+
+_Static_assert(sizeof ((DamrtNpyInfo *)0)->descr == STRING_MAX, "descr holds a header string");
 
 // ---------------------------------------------------------------------------------------
 // The header dictionary
@@ -169,7 +163,7 @@ static DamrtStatus parse_shape(Cursor *c, Header *h) {
     size_t dim = 0;
     DamrtStatus status = parse_dimension(c, &dim);
     if (status != DAMRT_OK) return status;
-    if (rank < DAMRT_MAX_RANK) h->shape[rank] = dim;
+    if (rank < DAMRT_MAX_RANK) h->info.shape[rank] = dim;
     rank++;
     skip_space(c);
     has_trailing_comma = eat(c, ',');
@@ -182,7 +176,7 @@ static DamrtStatus parse_shape(Cursor *c, Header *h) {
   // In Python (3) is the number 3; NumPy refuses it as a shape, and so do we.
   if (rank == 1 && !has_trailing_comma)
     return malformed(c, "'shape' is a number, not a tuple (a 1-d shape is written (n,))");
-  h->rank = rank;
+  h->info.rank = rank;
   return DAMRT_OK;
 }
 
@@ -202,7 +196,7 @@ static const char *refused_kind(char kind) {
 
 // Interprets a dtype string such as '<f8', '|b1' or '>u2' ([byte order] kind size).
 static DamrtStatus interpret_descr(Header *h, const char *label, DamrtError *err) {
-  const char *p = h->descr;
+  const char *p = h->info.descr;
   char order = '=';
   if (*p && strchr("<>=|", *p)) order = *p++;
   char kind = *p ? *p++ : '\0';
@@ -210,7 +204,7 @@ static DamrtStatus interpret_descr(Header *h, const char *label, DamrtError *err
   if (refused)
     return damrt_error_set(err, DAMRT_E_UNSUPPORTED,
                            "%s: dtype '%s' (%s) is not supported; use float32 or float64",
-                           label, h->descr, refused);
+                           label, h->info.descr, refused);
   size_t size = 0;
   while (*p >= '0' && *p <= '9' && size < 100) size = size * 10 + (size_t)(*p++ - '0');
   bool is_valid = *p == '\0';
@@ -218,21 +212,21 @@ static DamrtStatus interpret_descr(Header *h, const char *label, DamrtError *err
     return damrt_error_set(err, DAMRT_E_UNSUPPORTED,
                            "%s: dtype '%s' (extended-precision float) is not supported; "
                            "use float32 or float64",
-                           label, h->descr);
+                           label, h->info.descr);
   bool is_int_size = size == 1 || size == 2 || size == 4 || size == 8;
   switch (kind) {
-  case 'f': h->kind = KIND_FLOAT; is_valid &= size == 2 || size == 4 || size == 8; break;
-  case 'i': h->kind = KIND_INT; is_valid &= is_int_size; break;
-  case 'u': h->kind = KIND_UINT; is_valid &= is_int_size; break;
-  case 'b': h->kind = KIND_BOOL; is_valid &= size == 1; break;
+  case 'f': h->info.kind = KIND_FLOAT; is_valid &= size == 2 || size == 4 || size == 8; break;
+  case 'i': h->info.kind = KIND_INT; is_valid &= is_int_size; break;
+  case 'u': h->info.kind = KIND_UINT; is_valid &= is_int_size; break;
+  case 'b': h->info.kind = KIND_BOOL; is_valid &= size == 1; break;
   default: is_valid = false;
   }
   if (!is_valid)
     return damrt_error_set(err, DAMRT_E_UNSUPPORTED,
                            "%s: dtype '%s' is not a NumPy dtype this reader understands; "
                            "use float32 or float64",
-                           label, h->descr);
-  h->itemsize = size;
+                           label, h->info.descr);
+  h->info.itemsize = size;
   // '|' (not applicable) and '=' (native) both mean the writer's order, taken to be ours.
   h->is_big_endian = order == '>' || (order != '<' && host_is_big_endian());
   return DAMRT_OK;
@@ -248,7 +242,7 @@ static DamrtStatus parse_descr(Cursor *c, Header *h) {
     return damrt_error_set(c->err, DAMRT_E_UNSUPPORTED,
                            "%s: subarray dtypes are not supported; save a plain array",
                            c->label);
-  DamrtStatus status = parse_string(c, h->descr, "the dtype string for 'descr'");
+  DamrtStatus status = parse_string(c, h->info.descr, "the dtype string for 'descr'");
   return status != DAMRT_OK ? status : interpret_descr(h, c->label, c->err);
 }
 
@@ -276,7 +270,7 @@ static DamrtStatus parse_header(Cursor *c, Header *h) {
     if (!eat(c, ':')) return malformed(c, "expected ':' after '%s'", key);
     skip_space(c);
     status = which == 0 ? parse_descr(c, h)
-           : which == 1 ? parse_bool(c, &h->is_fortran)
+           : which == 1 ? parse_bool(c, &h->info.fortran_order)
                         : parse_shape(c, h);
     if (status != DAMRT_OK) return status;
     skip_space(c);
@@ -288,10 +282,10 @@ static DamrtStatus parse_header(Cursor *c, Header *h) {
   if (c->p != c->end) return malformed(c, "unexpected text after '}'");
   for (int k = 0; k < 3; k++)
     if (!seen[k]) return malformed(c, "no '%s' key", KEYS[k]);
-  if (h->rank > DAMRT_MAX_RANK)
+  if (h->info.rank > DAMRT_MAX_RANK)
     return damrt_error_set(c->err, DAMRT_E_UNSUPPORTED,
                            "%s: arrays of rank %d are not supported (at most %d dimensions)",
-                           c->label, h->rank, DAMRT_MAX_RANK);
+                           c->label, h->info.rank, DAMRT_MAX_RANK);
   return DAMRT_OK;
 }
 
@@ -318,9 +312,10 @@ static uint32_t load_le(const uint8_t *p, size_t n) {
   return v;
 }
 
-// Reads the prelude and the header; stores in `*consumed` how many bytes they took.
-static DamrtStatus read_header(DamrtNpySource *src, Header *h, size_t *consumed,
-                               const char *label, DamrtError *err) {
+DamrtStatus damrt_npy_load_header(DamrtNpySource *src, Header *h, const char *label,
+                                  DamrtError *err) {
+  memset(h, 0, sizeof *h);
+  size_t *consumed = &h->consumed;
   uint8_t prelude[PRELUDE_SIZE + 4];
   size_t n;
   DamrtStatus status = read_full(src, prelude, PRELUDE_SIZE, &n, label, err);
@@ -374,13 +369,23 @@ static DamrtStatus read_header(DamrtNpySource *src, Header *h, size_t *consumed,
     status = parse_header(&c, h);
   }
   free(text);
-  return status;
+  if (status != DAMRT_OK) return status;
+  DamrtNpyInfo *info = &h->info;
+  for (int d = info->rank; d < DAMRT_MAX_RANK; d++) info->shape[d] = 1;
+  if (!damrt_shape_count(info->rank, info->shape, info->itemsize, &info->count)) {
+    char shape[DAMRT_SHAPE_TEXT_SIZE];
+    return damrt_error_set(err, DAMRT_E_FORMAT,
+                           "%s: shape %s is too large (its byte size overflows)", label,
+                           damrt_shape_format(shape, sizeof shape, info->rank, info->shape));
+  }
+  info->data_size = info->count * info->itemsize;
+  return DAMRT_OK;
 }
 
 // One decoded element, kept in the widest type of its kind (bools as unsigned) so that the
 // final cast to the requested float type is the single rounding NumPy's astype performs.
 typedef struct {
-  Kind kind;
+  char kind;
   double f;
   int64_t i;
   uint64_t u;
@@ -397,16 +402,16 @@ static double half_to_double(uint16_t bits) {
 
 static Scalar decode(const uint8_t *p, const Header *h) {
   uint64_t bits = 0;
-  for (size_t i = 0; i < h->itemsize; i++) {
-    size_t at = h->is_big_endian ? i : h->itemsize - 1 - i;
+  for (size_t i = 0; i < h->info.itemsize; i++) {
+    size_t at = h->is_big_endian ? i : h->info.itemsize - 1 - i;
     bits = bits << 8 | p[at];
   }
-  Scalar v = {h->kind, 0, 0, 0};
-  switch (h->kind) {
+  Scalar v = {h->info.kind, 0, 0, 0};
+  switch (h->info.kind) {
   case KIND_FLOAT:
-    if (h->itemsize == 2) {
+    if (h->info.itemsize == 2) {
       v.f = half_to_double((uint16_t)bits);
-    } else if (h->itemsize == 4) {
+    } else if (h->info.itemsize == 4) {
       uint32_t b32 = (uint32_t)bits;
       float f;
       memcpy(&f, &b32, sizeof f);
@@ -417,7 +422,7 @@ static Scalar decode(const uint8_t *p, const Header *h) {
     break;
   case KIND_INT: {
     // Sign extension written without implementation-defined conversions.
-    uint64_t sign = (uint64_t)1 << (8 * h->itemsize - 1);
+    uint64_t sign = (uint64_t)1 << (8 * h->info.itemsize - 1);
     v.i = bits & sign ? -(int64_t)(~bits & (sign - 1)) - 1 : (int64_t)bits;
     break;
   }
@@ -466,25 +471,38 @@ static void walk_next(FortranWalk *w) {
   }
 }
 
-static DamrtStatus truncated_data(const Header *h, size_t needed, size_t present,
-                                  const char *label, DamrtError *err) {
+static const char *format_shape(const Header *h, char buf[DAMRT_SHAPE_TEXT_SIZE]) {
+  return damrt_shape_format(buf, DAMRT_SHAPE_TEXT_SIZE, h->info.rank, h->info.shape);
+}
+
+static DamrtStatus truncated_data(const Header *h, size_t present, const char *label,
+                                  DamrtError *err) {
   char shape[DAMRT_SHAPE_TEXT_SIZE];
   return damrt_error_set(err, DAMRT_E_FORMAT,
                          "%s: truncated data: shape %s of '%s' needs %zu bytes, only %zu "
                          "present",
-                         label, damrt_shape_format(shape, sizeof shape, h->rank, h->shape),
-                         h->descr, needed, present);
+                         label, format_shape(h, shape), h->info.descr, h->info.data_size,
+                         present);
+}
+
+static DamrtStatus excess_data(const Header *h, const char *label, DamrtError *err) {
+  char shape[DAMRT_SHAPE_TEXT_SIZE];
+  return damrt_error_set(err, DAMRT_E_FORMAT,
+                         "%s: unexpected bytes after the data (shape %s of '%s' needs %zu "
+                         "bytes)",
+                         label, format_shape(h, shape), h->info.descr, h->info.data_size);
 }
 
 // Reads the `t->count` elements into `t` and checks that nothing follows them.
 static DamrtStatus read_data(DamrtNpySource *src, const Header *h, DamrtTensor *t,
                              const char *label, DamrtError *err) {
-  size_t needed = t->count * h->itemsize;
+  size_t needed = h->info.data_size;
+  size_t itemsize = h->info.itemsize;
   size_t present = 0, got;
-  bool is_fortran = h->is_fortran && h->rank > 1;
+  bool is_fortran = h->info.fortran_order && h->info.rank > 1;
   uint8_t chunk[CHUNK_SIZE];
   DamrtStatus status;
-  if (h->kind == KIND_FLOAT && h->itemsize == damrt_dtype_size(t->dtype) &&
+  if (h->info.kind == KIND_FLOAT && itemsize == damrt_dtype_size(t->dtype) &&
       h->is_big_endian == host_is_big_endian() && !is_fortran) {
     status = read_full(src, t->data, needed, &present, label, err);
     if (status != DAMRT_OK) return status;
@@ -497,63 +515,71 @@ static DamrtStatus read_data(DamrtNpySource *src, const Header *h, DamrtTensor *
       status = read_full(src, chunk, want, &got, label, err);
       if (status != DAMRT_OK) return status;
       present += got;
-      for (size_t off = 0; off + h->itemsize <= got; off += h->itemsize, next++) {
+      for (size_t off = 0; off + itemsize <= got; off += itemsize, next++) {
         store(t, is_fortran ? walk.at : next, decode(chunk + off, h));
         if (is_fortran) walk_next(&walk);
       }
       if (got < want) break;
     }
   }
-  if (present < needed) return truncated_data(h, needed, present, label, err);
+  if (present < needed) return truncated_data(h, present, label, err);
+  // One byte more: there must be none, and for a zip member reaching the end is what makes
+  // libzip check the CRC and the size.
   status = read_full(src, chunk, 1, &got, label, err);
   if (status != DAMRT_OK) return status;
-  if (got > 0) {
-    char shape[DAMRT_SHAPE_TEXT_SIZE];
-    return damrt_error_set(err, DAMRT_E_FORMAT,
-                           "%s: unexpected bytes after the data (shape %s of '%s' needs %zu "
-                           "bytes)",
-                           label, damrt_shape_format(shape, sizeof shape, h->rank, h->shape),
-                           h->descr, needed);
-  }
+  if (got > 0) return excess_data(h, label, err);
   return DAMRT_OK;
 }
 
-DamrtTensor *damrt_npy_load(DamrtNpySource *src, DamrtDtype want, const char *label,
-                            DamrtError *err) {
+DamrtTensor *damrt_npy_load_data(DamrtNpySource *src, const Header *h, DamrtDtype want,
+                                 const char *label, DamrtError *err) {
   size_t want_size = damrt_dtype_size(want);
   if (want_size == 0) {
     damrt_error_set(err, DAMRT_E_ARGUMENT, "%s: unknown dtype %d requested", label, (int)want);
     return NULL;
   }
-  Header h;
-  memset(&h, 0, sizeof h);
-  size_t consumed = 0;
-  if (read_header(src, &h, &consumed, label, err) != DAMRT_OK) return NULL;
-  size_t count;
+  const DamrtNpyInfo *info = &h->info;
   char shape[DAMRT_SHAPE_TEXT_SIZE];
-  if (!damrt_shape_count(h.rank, h.shape, h.itemsize > want_size ? h.itemsize : want_size,
-                         &count)) {
+  size_t count;
+  if (!damrt_shape_count(info->rank, info->shape, want_size, &count)) {
     damrt_error_set(err, DAMRT_E_FORMAT, "%s: shape %s is too large (its byte size overflows)",
-                    label, damrt_shape_format(shape, sizeof shape, h.rank, h.shape));
+                    label, damrt_shape_format(shape, sizeof shape, info->rank, info->shape));
     return NULL;
   }
   // Checking the length first keeps a corrupt shape from causing a huge allocation.
-  size_t needed = count * h.itemsize;
-  if (src->has_size && src->size - consumed < needed) {
-    truncated_data(&h, needed, src->size - consumed, label, err);
-    return NULL;
+  if (src->has_size) {
+    size_t remaining = src->size > h->consumed ? src->size - h->consumed : 0;
+    if (remaining < info->data_size) {
+      truncated_data(h, remaining, label, err);
+      return NULL;
+    }
+    if (remaining > info->data_size) {
+      excess_data(h, label, err);
+      return NULL;
+    }
   }
-  DamrtTensor *t = damrt_tensor_new(want, h.rank, h.shape, NULL);
+  DamrtTensor *t = damrt_tensor_alloc(want, info->rank, info->shape, false, NULL);
   if (!t) {
     damrt_error_set(err, DAMRT_E_NOMEM, "%s: cannot allocate %zu elements for shape %s", label,
-                    count, damrt_shape_format(shape, sizeof shape, h.rank, h.shape));
+                    count, damrt_shape_format(shape, sizeof shape, info->rank, info->shape));
     return NULL;
   }
-  if (read_data(src, &h, t, label, err) != DAMRT_OK) {
+  if (read_data(src, h, t, label, err) != DAMRT_OK) {
     damrt_tensor_free(t);
     return NULL;
   }
   return t;
+}
+
+DamrtTensor *damrt_npy_load(DamrtNpySource *src, DamrtDtype want, const char *label,
+                            DamrtError *err) {
+  if (damrt_dtype_size(want) == 0) {
+    damrt_error_set(err, DAMRT_E_ARGUMENT, "%s: unknown dtype %d requested", label, (int)want);
+    return NULL;
+  }
+  Header h;
+  if (damrt_npy_load_header(src, &h, label, err) != DAMRT_OK) return NULL;
+  return damrt_npy_load_data(src, &h, want, label, err);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -582,14 +608,36 @@ static DamrtStatus memory_read(void *ctx, void *buf, size_t n, size_t *got, cons
   return DAMRT_OK;
 }
 
+// Opens `path` as a source; NULL after a message.
+static FILE *open_source(const char *path, DamrtNpySource *src, char label[DAMRT_LABEL_SIZE],
+                         DamrtError *err) {
+  damrt_path_label(path, label);
+  *src = (DamrtNpySource){file_read, NULL, false, 0};
+  FILE *f = damrt_file_open_read(path, label, &src->has_size, &src->size, err);
+  src->ctx = f;
+  return f;
+}
+
 DamrtTensor *damrt_npy_read(const char *path, DamrtDtype want, DamrtError *err) {
-  DamrtNpySource src = {file_read, NULL, false, 0};
-  FILE *f = damrt_file_open_read(path, &src.has_size, &src.size, err);
+  DamrtNpySource src;
+  char label[DAMRT_LABEL_SIZE];
+  FILE *f = open_source(path, &src, label, err);
   if (!f) return NULL;
-  src.ctx = f;
-  DamrtTensor *t = damrt_npy_load(&src, want, path, err);
+  DamrtTensor *t = damrt_npy_load(&src, want, label, err);
   fclose(f);
   return t;
+}
+
+DamrtStatus damrt_npy_read_info(const char *path, DamrtNpyInfo *info, DamrtError *err) {
+  DamrtNpySource src;
+  char label[DAMRT_LABEL_SIZE];
+  FILE *f = open_source(path, &src, label, err);
+  if (!f) return DAMRT_E_IO;
+  Header h;
+  DamrtStatus status = damrt_npy_load_header(&src, &h, label, err);
+  fclose(f);
+  if (status == DAMRT_OK) *info = h.info;
+  return status;
 }
 
 DamrtTensor *damrt_npy_parse(const void *data, size_t size, DamrtDtype want,
@@ -597,6 +645,16 @@ DamrtTensor *damrt_npy_parse(const void *data, size_t size, DamrtDtype want,
   Memory m = {data, size, 0};
   DamrtNpySource src = {memory_read, &m, true, size};
   return damrt_npy_load(&src, want, label, err);
+}
+
+DamrtStatus damrt_npy_parse_info(const void *data, size_t size, DamrtNpyInfo *info,
+                                 const char *label, DamrtError *err) {
+  Memory m = {data, size, 0};
+  DamrtNpySource src = {memory_read, &m, true, size};
+  Header h;
+  DamrtStatus status = damrt_npy_load_header(&src, &h, label, err);
+  if (status == DAMRT_OK) *info = h.info;
+  return status;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -632,24 +690,14 @@ size_t damrt_npy_header(const DamrtTensor *t, char buf[DAMRT_NPY_HEADER_MAX]) {
 }
 
 DamrtStatus damrt_npy_write(const char *path, const DamrtTensor *t, DamrtError *err) {
-  DamrtStatus status = damrt_tensor_check(t, path, err);
+  char label[DAMRT_LABEL_SIZE];
+  DamrtStatus status = damrt_tensor_check(t, damrt_path_label(path, label), err);
   if (status != DAMRT_OK) return status;
   char header[DAMRT_NPY_HEADER_MAX];
   size_t header_len = damrt_npy_header(t, header);
-  DamrtAtomicFile out;
-  status = damrt_atomic_begin(&out, path, err);
-  if (status != DAMRT_OK) return status;
-  FILE *f = fopen(out.temp, "wb");
-  bool is_ok = f && fwrite(header, 1, header_len, f) == header_len &&
-               fwrite(t->data, damrt_dtype_size(t->dtype), t->count, f) == t->count;
-  int saved = errno;
-  if (f && fclose(f) != 0 && is_ok) {
-    is_ok = false;
-    saved = errno;
-  }
-  if (!is_ok) {
-    damrt_atomic_abort(&out);
-    return damrt_error_errno(err, saved, "%s: cannot write", path);
-  }
-  return damrt_atomic_commit(&out, err);
+  DamrtOutput *out = damrt_output_open(path, err);
+  if (!out) return err ? err->code : DAMRT_E_IO;
+  damrt_output_write(out, header, header_len, NULL);
+  damrt_output_write(out, t->data, t->count * damrt_dtype_size(t->dtype), NULL);
+  return damrt_output_commit(out, err);
 }

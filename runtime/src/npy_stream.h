@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "damrt_error.h"
+#include "damrt_npy.h"
 #include "damrt_tensor.h"
 
 // A source of bytes: a file, a memory buffer or a zip member.
@@ -20,9 +21,27 @@ typedef struct {
   size_t size;    // the total number of bytes the source holds
 } DamrtNpySource;
 
-// Reads one .npy array from `src` into a new tensor of dtype `want`, consuming the source to
-// its end (bytes after the data are an error). Messages start with `label`. See damrt_npy.h
-// for what is accepted and refused.
+// A parsed header: what it declares, and how to decode the data after it.
+typedef struct {
+  DamrtNpyInfo info;
+  bool is_big_endian;
+  size_t consumed;  // bytes of prelude and header read from the source
+} DamrtNpyHeader;
+
+// Reads the prelude and the header from `src` and validates them (see damrt_npy.h), leaving
+// the source at the first data byte. Messages start with `label`.
+DamrtStatus damrt_npy_load_header(DamrtNpySource *src, DamrtNpyHeader *h, const char *label,
+                                  DamrtError *err);
+
+// Reads the data that `h` (from damrt_npy_load_header on `src`) declares into a new tensor
+// of dtype `want`, consuming the source to its end: exactly `h->info.data_size` bytes must
+// be present (fewer or more is an error, detected before allocating when the source's size
+// is known). Never allocates more than the declared shape needs, and reads the data straight
+// into the tensor (through a small buffer when the dtype or the order differ).
+DamrtTensor *damrt_npy_load_data(DamrtNpySource *src, const DamrtNpyHeader *h,
+                                 DamrtDtype want, const char *label, DamrtError *err);
+
+// Both: one .npy array from `src` into a new tensor of dtype `want`.
 DamrtTensor *damrt_npy_load(DamrtNpySource *src, DamrtDtype want, const char *label,
                             DamrtError *err);
 

@@ -23,8 +23,8 @@ const char *damrt_dtype_name(DamrtDtype dtype) {
   return "invalid";
 }
 
-DamrtTensor *damrt_tensor_new(DamrtDtype dtype, int rank, const size_t *shape,
-                              DamrtError *err) {
+DamrtTensor *damrt_tensor_alloc(DamrtDtype dtype, int rank, const size_t *shape,
+                                bool zero_data, DamrtError *err) {
   size_t elem = damrt_dtype_size(dtype);
   if (elem == 0) {
     damrt_error_set(err, DAMRT_E_ARGUMENT, "tensor: unknown dtype %d", (int)dtype);
@@ -53,7 +53,10 @@ DamrtTensor *damrt_tensor_new(DamrtDtype dtype, int rank, const size_t *shape,
     damrt_error_set(err, DAMRT_E_NOMEM, "tensor: cannot allocate %zu bytes", bytes);
     return NULL;
   }
-  memset(data, 0, bytes);
+  // Only the padding when the caller fills every element: a reader allocating for a
+  // declared shape then touches no more memory than the data it really finds.
+  size_t from = zero_data ? 0 : count * elem;
+  memset((char *)data + from, 0, bytes - from);
   t->dtype = dtype;
   t->rank = rank;
   for (int d = 0; d < DAMRT_MAX_RANK; d++) t->shape[d] = d < rank ? shape[d] : 1;
@@ -61,6 +64,13 @@ DamrtTensor *damrt_tensor_new(DamrtDtype dtype, int rank, const size_t *shape,
   t->data = data;
   return t;
 }
+
+DamrtTensor *damrt_tensor_new(DamrtDtype dtype, int rank, const size_t *shape,
+                              DamrtError *err) {
+  return damrt_tensor_alloc(dtype, rank, shape, true, err);
+}
+
+bool damrt_tensor_has_zero_size(const DamrtTensor *t) { return t->count == 0; }
 
 void damrt_tensor_free(DamrtTensor *t) {
   if (!t) return;

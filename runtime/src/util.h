@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "damrt_error.h"
+#include "damrt_tensor.h"
 
 // Stores the product of the `rank` entries of `shape` in `*count` and returns true when
 // `count * elem_size` bytes, rounded up to the tensor alignment, fit in a size_t; returns
@@ -27,6 +28,11 @@ __attribute__((format(printf, 4, 5))) void damrt_appendf(char *buf, size_t cap,
 __attribute__((format(printf, 3, 4))) DamrtStatus damrt_error_errno(DamrtError *err,
                                                                    int errnum,
                                                                    const char *fmt, ...);
+
+// damrt_tensor_new, but with the elements left uninitialised when `zero_data` is false (the
+// padding after them is always zeroed), for readers that fill every element or fail.
+DamrtTensor *damrt_tensor_alloc(DamrtDtype dtype, int rank, const size_t *shape,
+                                bool zero_data, DamrtError *err);
 
 // Writes `shape` as NumPy prints it, "()", "(3,)" or "(2, 3)", into `buf` and returns `buf`.
 const char *damrt_shape_format(char *buf, size_t cap, int rank, const size_t *shape);

@@ -68,6 +68,65 @@ def main():
         data = f.read()
     with open(os.path.join(npz_dir, "truncated.npz"), "wb") as f:
         f.write(data[: len(data) // 2])
+    crafted(npy_dir, npz_dir)
+
+
+def zip_bytes(members, deflated=True):
+    buf = io.BytesIO()
+    method = zipfile.ZIP_DEFLATED if deflated else zipfile.ZIP_STORED
+    with zipfile.ZipFile(buf, "w", method) as z:
+        for name, data in members:
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = method
+            z.writestr(info, data)
+    return buf.getvalue()
+
+
+def lie_about_size(archive, name, size):
+    """The archive with the uncompressed size of member `name` set to `size` in both its
+    local header and its central directory entry (no zip64 fields)."""
+    out = bytearray(archive)
+    encoded = name.encode()
+    for sig, size_at, name_at in [(b"PK\x03\x04", 22, 30), (b"PK\x01\x02", 24, 46)]:
+        at = out.find(sig)
+        while at >= 0:
+            if out[at + name_at: at + name_at + len(encoded)] == encoded:
+                out[at + size_at: at + size_at + 4] = size.to_bytes(4, "little")
+            at = out.find(sig, at + 4)
+    return bytes(out)
+
+
+def crafted(npy_dir, npz_dir):
+    """Seeds for the header-first reading and the member names (deterministic: fixed zip
+    timestamps), written without touching the other seeds."""
+    good = npy_bytes(np.arange(6.0).reshape(2, 3))
+    big = fmt.header_data_from_array_1_0(np.zeros(1))
+    big["shape"] = (268435456,)
+    buf = io.BytesIO()
+    fmt.write_array_header_1_0(buf, big)
+    big_header = buf.getvalue()
+    seeds_npy = {
+        "big_declared": big_header + bytes(1024),
+        "excess": npy_bytes(np.arange(2.0)) + bytes(8),
+    }
+    for name, data in seeds_npy.items():
+        with open(os.path.join(npy_dir, name + ".npy"), "wb") as f:
+            f.write(data)
+    seeds_npz = {
+        # "Xi" without the suffix is an array; notes.txt and the directory are not.
+        "no_suffix": zip_bytes([("Xi", good), ("beta.npy", npy_bytes(np.float64(2))),
+                                ("notes.txt", b"not an array"), ("sub/", b"")]),
+        "ambiguous": zip_bytes([("Xi.npy", good), ("Xi", good)], deflated=False),
+        "big_declared": zip_bytes([("Xi.npy", big_header + bytes(1 << 16))]),
+        "big_lying": lie_about_size(zip_bytes([("Xi.npy", big_header + bytes(1 << 16))]),
+                                    "Xi.npy", len(big_header) + 2 ** 31),
+        "excess": zip_bytes([("a.npy", npy_bytes(np.arange(2.0)) + bytes(8))]),
+        "short_lying": lie_about_size(zip_bytes([("a.npy", good)], deflated=False), "a.npy",
+                                      len(good) + 8),
+    }
+    for name, data in seeds_npz.items():
+        with open(os.path.join(npz_dir, name + ".npz"), "wb") as f:
+            f.write(data)
 
 
 if __name__ == "__main__":

@@ -308,11 +308,11 @@ def test_refusals(s):
     for name, (arr, message) in refused.items():
         path = s.path(name)
         np.save(path, arr, allow_pickle=True)
-        cases[path] = f"{path}: {message}"
+        cases[path] = f"'{path}': {message}"
     # The message of the command-line contract, from inside an archive.
     z = s.path("weights.npz")
     np.savez(z, v=np.zeros(3), Xi=np.zeros((2, 3), "<c16"))
-    cases[z] = [f"{z}: tensor 'Xi': dtype '<c16' (complex) is not supported; use float32 or "
+    cases[z] = [f"'{z}': tensor 'Xi': dtype '<c16' (complex) is not supported; use float32 or "
                 "float64"]
     expect_errors(s, cases)
 
@@ -333,47 +333,47 @@ def test_damaged(s, rng):
         else:
             message = (f"truncated data: shape (3, 5) of '<f8' needs 120 bytes, only "
                        f"{n - header} present")
-        cases[path] = f"{path}: {message}"
+        cases[path] = f"'{path}': {message}"
     path = write(s.path("trailing.npy"), good + b"\n")
-    cases[path] = (f"{path}: unexpected bytes after the data (shape (3, 5) of '<f8' needs "
+    cases[path] = (f"'{path}': unexpected bytes after the data (shape (3, 5) of '<f8' needs "
                    "120 bytes)")
     path = write(s.path("text.npy"), b"1.0 2.0 3.0\n")
-    cases[path] = f"{path}: not a .npy file (it does not start with \\x93NUMPY)"
+    cases[path] = f"'{path}': not a .npy file (it does not start with \\x93NUMPY)"
     np.savez(s.path("really.npz"), a=np.zeros(2))
     path = write(s.path("npz_as.npy"), open(s.path("really.npz"), "rb").read())
-    cases[path] = f"{path}: not a .npy file (it is a zip archive: a .npz file?)"
+    cases[path] = f"'{path}': not a .npy file (it is a zip archive: a .npz file?)"
     path = write(s.path("version4.npy"), good[:6] + b"\x04" + good[7:])
-    cases[path] = (f"{path}: unsupported .npy format version 4.0 (this reader knows 1.0, 2.0 "
+    cases[path] = (f"'{path}': unsupported .npy format version 4.0 (this reader knows 1.0, 2.0 "
                    "and 3.0)")
     path = write(s.path("expression.npy"), good.replace(b"(3, 5), ", b"(2**9,),"))
-    cases[path] = (f"{path}: malformed header: expected ',' or ')' in 'shape' at byte 52; the "
+    cases[path] = (f"'{path}': malformed header: expected ',' or ')' in 'shape' at byte 52; the "
                    "header is {'descr': '<f8', 'fortran_order': False, 'shape': (2**9,),}")
     # Archives: not one, empty, and cut anywhere (which always loses the directory at the
     # end); a member holding a cut .npy file.
     not_zip = " not a zip archive, or a truncated one (no end-of-central-directory record); " \
               "a .npz file is a zip archive of .npy files"
     path = write(s.path("text.npz"), b"x,y\n1,2\n")
-    cases[path] = f"{path}:{not_zip}"
+    cases[path] = f"'{path}':{not_zip}"
     path = write(s.path("empty_file.npz"), b"")
-    cases[path] = f"{path}: not a zip archive (it is empty)"
+    cases[path] = f"'{path}': not a zip archive (it is empty)"
     np.savez_compressed(s.path("small.npz"), a=np.arange(6.0), b=np.ones(3, "<i2"))
     whole = open(s.path("small.npz"), "rb").read()
     for n in range(1, len(whole), 7):
         path = write(s.path(f"cut_{n}.npz"), whole[:n])
-        cases[path] = f"{path}:{not_zip}"
+        cases[path] = f"'{path}':{not_zip}"
     path = s.path("cut_member.npz")
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("a.npy", good[:-8])
-    cases[path] = [f"{path}: tensor 'a': truncated data: shape (3, 5) of '<f8' needs 120 "
+    cases[path] = [f"'{path}': tensor 'a': truncated data: shape (3, 5) of '<f8' needs 120 "
                    "bytes, only 112 present"]
     path = s.path("dup.npz")
     with zipfile.ZipFile(path, "w") as z, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # zipfile warns about the duplicate we want
         z.writestr("a.npy", good)
         z.writestr("a.npy", good)
-    cases[path] = f"{path}: corrupt archive: two members have the same name"
+    cases[path] = f"'{path}': corrupt archive: two members have the same name"
     path = s.path("missing.npz")
-    cases[path] = f"{path}: cannot open: No such file or directory"
+    cases[path] = f"'{path}': cannot open: No such file or directory"
     expect_errors(s, cases)
 
 

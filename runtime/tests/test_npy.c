@@ -403,16 +403,15 @@ static void test_write_failures(const ScratchDir *dir) {
   scratch_file(dir, "missing/x.npy", path, sizeof path);
   CHECK_EQ(damrt_npy_write(path, t, &err), DAMRT_E_IO);
   snprintf(expected, sizeof expected,
-           "%s: cannot create the temporary file '%s.tmp.%ld.0': No such file or directory",
-           path, path, (long)getpid());
+           "'%s': cannot create a temporary file in its directory: No such file or directory",
+           path);
   CHECK_STREQ(err.message, expected);
 
-  // The target is a directory: everything is written, the rename fails, the temporary file
-  // goes away.
+  // The target is a directory: refused before anything is written.
   scratch_file(dir, "adir", path, sizeof path);
   mkdir(path, 0777);
   CHECK_EQ(damrt_npy_write(path, t, &err), DAMRT_E_IO);
-  snprintf(expected, sizeof expected, "%s: cannot replace the file: Is a directory", path);
+  snprintf(expected, sizeof expected, "'%s': is a directory", path);
   CHECK_STREQ(err.message, expected);
   CHECK_EQ(scratch_count_temp(dir), 0);
   rmdir(path);
@@ -429,7 +428,7 @@ static void test_write_failures(const ScratchDir *dir) {
   DamrtStatus status = damrt_npy_write(path, t, &err);
   setrlimit(RLIMIT_FSIZE, &saved);
   CHECK_EQ(status, DAMRT_E_IO);
-  snprintf(expected, sizeof expected, "%s: cannot write: File too large", path);
+  snprintf(expected, sizeof expected, "'%s': cannot write: File too large", path);
   CHECK_STREQ(err.message, expected);
   size_t size;
   unsigned char *bytes = file_read_all(path, &size);
@@ -449,10 +448,10 @@ static void test_read_failures(const ScratchDir *dir) {
   scratch_file(dir, "nonexistent.npy", path, sizeof path);
   CHECK(damrt_npy_read(path, DAMRT_F64, &err) == NULL);
   CHECK_EQ(err.code, DAMRT_E_IO);
-  snprintf(expected, sizeof expected, "%s: cannot open: No such file or directory", path);
+  snprintf(expected, sizeof expected, "'%s': cannot open: No such file or directory", path);
   CHECK_STREQ(err.message, expected);
   CHECK(damrt_npy_read(dir->path, DAMRT_F64, &err) == NULL);
-  snprintf(expected, sizeof expected, "%s: cannot read: it is a directory", dir->path);
+  snprintf(expected, sizeof expected, "'%s': is a directory", dir->path);
   CHECK_STREQ(err.message, expected);
 }
 
@@ -464,6 +463,53 @@ static void test_bad_request(void) {
   CHECK(parse(&im, (DamrtDtype)0, &err) == NULL);
   CHECK_EQ(err.code, DAMRT_E_ARGUMENT);
   CHECK_STREQ(err.message, "x.npy: unknown dtype 0 requested");
+}
+
+// The header alone: what it declares, before any data is allocated or even present.
+static void test_info(const ScratchDir *dir) {
+  DamrtError err;
+  Image im;
+  DamrtNpyInfo info;
+  // Fortran order, big-endian int16, a shape of 6 GB of data that is not there.
+  make_image(&im, 2, "{'shape': (3000, 1000000), 'fortran_order': True, 'descr': '>i2'}",
+             "", 0);
+  memset(&info, 0x55, sizeof info);
+  CHECK_EQ(damrt_npy_parse_info(im.bytes, im.size, &info, "x.npy", &err), DAMRT_OK);
+  CHECK_STREQ(info.descr, ">i2");
+  CHECK(info.kind == 'i' && info.itemsize == 2 && info.fortran_order && info.rank == 2);
+  CHECK(info.shape[0] == 3000 && info.shape[1] == 1000000 && info.shape[2] == 1 &&
+        info.shape[3] == 1);
+  CHECK(info.count == 3000000000u && info.data_size == 6000000000u);
+  // Reading it refuses before allocating, from the size of the input.
+  CHECK(parse(&im, DAMRT_F64, &err) == NULL);
+  CHECK_STREQ(err.message, "x.npy: truncated data: shape (3000, 1000000) of '>i2' needs "
+                           "6000000000 bytes, only 0 present");
+  // Refused dtypes and overflowing shapes fail in the header already.
+  make_image(&im, 1, "{'descr': '<U3', 'fortran_order': False, 'shape': (2,), }", "", 0);
+  CHECK_EQ(damrt_npy_parse_info(im.bytes, im.size, &info, "x.npy", &err), DAMRT_E_UNSUPPORTED);
+  make_image(&im, 1,
+             "{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296), }",
+             "", 0);
+  CHECK_EQ(damrt_npy_parse_info(im.bytes, im.size, &info, "x.npy", &err), DAMRT_E_FORMAT);
+  CHECK_STREQ(err.message,
+              "x.npy: shape (4294967296, 4294967296) is too large (its byte size overflows)");
+  // Scalars, empty arrays, and a file on disk.
+  make_image(&im, 1, "{'descr': '|b1', 'fortran_order': False, 'shape': (), }", "\1", 1);
+  CHECK_EQ(damrt_npy_parse_info(im.bytes, im.size, &info, "x.npy", &err), DAMRT_OK);
+  CHECK(info.rank == 0 && info.count == 1 && info.data_size == 1 && info.kind == 'b');
+  char path[512];
+  scratch_file(dir, "info.npy", path, sizeof path);
+  size_t shape[3] = {2, 0, 5};
+  DamrtTensor *t = damrt_tensor_new(DAMRT_F32, 3, shape, NULL);
+  CHECK(damrt_tensor_has_zero_size(t));
+  CHECK_EQ(damrt_npy_write(path, t, &err), DAMRT_OK);
+  CHECK_EQ(damrt_npy_read_info(path, &info, &err), DAMRT_OK);
+  CHECK(info.rank == 3 && info.shape[2] == 5 && info.count == 0 && info.itemsize == 4);
+  DamrtTensor *back = damrt_npy_read(path, DAMRT_F64, &err);
+  CHECK(back && damrt_tensor_has_zero_size(back) && back->shape[1] == 0);
+  damrt_tensor_free(back);
+  damrt_tensor_free(t);
+  remove(path);
 }
 
 int main(void) {
@@ -480,6 +526,7 @@ int main(void) {
   test_write_failures(&dir);
   test_read_failures(&dir);
   test_bad_request();
+  test_info(&dir);
   scratch_free(&dir);
   return check_report("runtime/npy");
 }
