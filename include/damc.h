@@ -118,6 +118,10 @@ typedef struct {
   /* NULL, or called at most ten times a second during the run and once at its end. */
   void (*progress)(void *user, const DamcProgress *progress);
   void *progress_user;
+  /* NULL, or a flag (set by a signal handler, say) that stops the run at the next step
+     with status 1 and a message that says it was interrupted; the trace keeps the steps
+     taken. */
+  const volatile int *cancel;
 } DamcRunOptions;
 
 /* E and, per layer, g_A, u_A and dxdt_A at the given states. */

@@ -233,7 +233,8 @@ DamcResults *damc_run(DamcModel *model, const DamcBatch *batch, const DamcRunOpt
                         d.seed,
                         d.trace,
                         d.progress ? progress_relay : NULL,
-                        &d};
+                        &d,
+                        d.cancel};
   StrBuf sb = {0};
   Views v;
   DamcResults *r = xcalloc(1, sizeof *r);

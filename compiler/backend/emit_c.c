@@ -7,7 +7,6 @@
 // reused there, as codegen.c reuses a value within a body.
 #include "backend/emit_c.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -629,58 +628,11 @@ static void write_header(const Plan *const plans[2], bool f64, const char *model
   sb_printf(out, "\n#endif\n");
 }
 
-// Writes `text` to `path` through a temporary file; false with a message when it cannot.
-static bool write_file(const char *path, const char *tmp, const StrBuf *text, StrBuf *err) {
-  FILE *f = fopen(tmp, "wb");
-  bool ok = f && fwrite(sb_str(text), 1, text->len, f) == text->len;
-  int e = errno;
-  if (f && fclose(f) != 0 && ok) {
-    ok = false;
-    e = errno;
-  }
-  if (!ok) {
-    sb_printf(err, "cannot write '%s': %s", path, strerror(e));
-    remove(tmp);
-  }
-  return ok;
-}
-
-bool emit_c_write(const Plan *const plans[2], bool f64, const char *model_path,
-                  const char *c_path, StrBuf *err) {
-  StrBuf h_path = {0}, c_tmp = {0}, h_tmp = {0}, source = {0}, header = {0};
-  size_t len = strlen(c_path);
-  bool dot_c = len >= 2 && strcmp(c_path + len - 2, ".c") == 0;
-  sb_appendn(&h_path, c_path, dot_c ? len - 2 : len);
-  sb_append(&h_path, ".h");
-  const char *c_name = strrchr(c_path, '/') ? strrchr(c_path, '/') + 1 : c_path;
-  const char *h_name = strrchr(sb_str(&h_path), '/') ? strrchr(sb_str(&h_path), '/') + 1
-                                                       : sb_str(&h_path);
+bool emit_c_generate(const Plan *const plans[2], bool f64, const char *model_path,
+                     const char *c_name, const char *h_name, StrBuf *source, StrBuf *header,
+                     StrBuf *err) {
   size_t len0 = err->len;
-  write_source(plans, f64, model_path, c_name, h_name, &source, err);
-  write_header(plans, f64, model_path, h_name, &header);
-  sb_printf(&c_tmp, "%s.tmp", c_path);
-  sb_printf(&h_tmp, "%s.tmp", sb_str(&h_path));
-  bool ok = err->len == len0 && write_file(c_path, sb_str(&c_tmp), &source, err);
-  if (ok && !write_file(sb_str(&h_path), sb_str(&h_tmp), &header, err)) {
-    remove(sb_str(&c_tmp));
-    ok = false;
-  }
-  if (ok && rename(sb_str(&c_tmp), c_path) != 0) {
-    sb_printf(err, "cannot write '%s': %s", c_path, strerror(errno));
-    remove(sb_str(&c_tmp));
-    remove(sb_str(&h_tmp));
-    ok = false;
-  }
-  if (ok && rename(sb_str(&h_tmp), sb_str(&h_path)) != 0) {
-    sb_printf(err, "cannot write '%s': %s", sb_str(&h_path), strerror(errno));
-    remove(sb_str(&h_tmp));
-    remove(c_path);
-    ok = false;
-  }
-  sb_free(&h_path);
-  sb_free(&c_tmp);
-  sb_free(&h_tmp);
-  sb_free(&source);
-  sb_free(&header);
-  return ok;
+  write_source(plans, f64, model_path, c_name, h_name, source, err);
+  write_header(plans, f64, model_path, h_name, header);
+  return err->len == len0;
 }

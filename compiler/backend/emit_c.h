@@ -29,12 +29,13 @@
 #include "lower/plan.h"
 #include "support/strbuf.h"
 
-// Writes the C source of `plans` (indexed by KernelKind; same network and sizes) to `c_path`
-// and its header next to it (the same path with ".h" for its ".c"). `f64` chooses float64,
-// else float32; `model_path` is named in the files' opening comments. Returns false with a
-// message in `err` when a file cannot be written or a plan has a node it cannot translate;
-// neither file is left behind then.
-bool emit_c_write(const Plan *const plans[2], bool f64, const char *model_path,
-                  const char *c_path, StrBuf *err);
+// Generates the C source of `plans` (indexed by KernelKind; same network and sizes) into
+// `source` and its header into `header`; the source includes the header as `h_name`, and
+// both name themselves (`c_name`, `h_name`) and `model_path` in their opening comments.
+// `f64` chooses float64, else float32. Returns false with a message in `err` when a plan
+// has a node it cannot translate. Writing the files is the caller's.
+bool emit_c_generate(const Plan *const plans[2], bool f64, const char *model_path,
+                     const char *c_name, const char *h_name, StrBuf *source, StrBuf *header,
+                     StrBuf *err);
 
 #endif

@@ -253,12 +253,15 @@ char *jit_module_asm(Jit *jit, JitModule *m, StrBuf *err) {
   return text;
 }
 
-bool jit_module_write_object(Jit *jit, JitModule *m, const char *path, StrBuf *err) {
+bool jit_module_object(Jit *jit, JitModule *m, StrBuf *bytes, StrBuf *err) {
   LLVMModuleRef clone = LLVMCloneModule(m->mod);
   char *msg = NULL;
-  bool failed = LLVMTargetMachineEmitToFile(jit->tm, clone, path, LLVMObjectFile, &msg);
+  LLVMMemoryBufferRef buf = NULL;
+  bool failed = LLVMTargetMachineEmitToMemoryBuffer(jit->tm, clone, LLVMObjectFile, &msg, &buf);
   LLVMDisposeModule(clone);
-  if (failed) return fail_msg(err, "writing an object file", msg);
+  if (failed) return fail_msg(err, "generating an object file", msg);
+  sb_appendn(bytes, LLVMGetBufferStart(buf), LLVMGetBufferSize(buf));
+  LLVMDisposeMemoryBuffer(buf);
   return true;
 }
 

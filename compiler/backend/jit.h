@@ -82,9 +82,9 @@ char *jit_module_ir(JitModule *m);
 // message in `err`, on failure.
 char *jit_module_asm(Jit *jit, JitModule *m, StrBuf *err);
 
-// Writes the host object file (ELF on Linux) of `m`, generated from a copy, to `path`.
-// Returns false, with the message in `err`, on failure.
-bool jit_module_write_object(Jit *jit, JitModule *m, const char *path, StrBuf *err);
+// The host object file (ELF on Linux) of `m`, generated from a copy, appended to `bytes`
+// (the caller writes it where it belongs). Returns false, with the message in `err`.
+bool jit_module_object(Jit *jit, JitModule *m, StrBuf *bytes, StrBuf *err);
 
 // Verifies `m` and adds it to `jit` under a new resource tracker. Takes ownership of `m`
 // in every case: on failure (an invalid module, or LLVM refusing it, e.g. a duplicate

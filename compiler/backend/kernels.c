@@ -75,12 +75,12 @@ char *kernels_text(Kernels *k, bool assembly, StrBuf *err) {
   return assembly ? jit_module_asm(k->jit, k->shown, err) : jit_module_ir(k->shown);
 }
 
-bool kernels_write_object(Kernels *k, const char *path, StrBuf *err) {
+bool kernels_object(Kernels *k, StrBuf *bytes, StrBuf *err) {
   if (!k->shown) {
     sb_append(err, "the kernels were compiled without a copy to write");
     return false;
   }
-  return jit_module_write_object(k->jit, k->shown, path, err);
+  return jit_module_object(k->jit, k->shown, bytes, err);
 }
 
 const char *kernels_cpu(const Kernels *k) { return jit_cpu_name(k->jit); }

@@ -30,7 +30,8 @@ KernelFn kernels_lookup(Kernels *k, const char *name, StrBuf *err);
 // The module's LLVM IR, or its host assembly (NULL with a message on failure, or when no
 // copy was kept); the caller frees the text.
 char *kernels_text(Kernels *k, bool assembly, StrBuf *err);
-bool kernels_write_object(Kernels *k, const char *path, StrBuf *err);
+// The object file of the kept copy, appended to `bytes`.
+bool kernels_object(Kernels *k, StrBuf *bytes, StrBuf *err);
 // The CPU the code is compiled for.
 const char *kernels_cpu(const Kernels *k);
 

@@ -9,6 +9,9 @@
 #define DAMC_DRIVER_H
 
 #include <stdbool.h>
+#include <stddef.h>
+
+#include "support/strbuf.h"
 
 enum { EXIT_MODEL = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 70 };
 
@@ -46,6 +49,16 @@ int unknown_option(const Command *c, const char *opt);
 int unknown_command(const char *name);
 // Prints each line of `text` as "damc COMMAND: error: LINE".
 void print_errors(const char *command, const char *text);
+
+// Writes `len` bytes to `path` (NULL: standard output), whole or not at all (output.c);
+// false with the path and the system's reason in `err`.
+bool output_write(const char *path, const void *data, size_t len, StrBuf *err);
+// Two files, both or neither (emit --c: the source and its header).
+bool output_write_pair(const char *path1, const StrBuf *data1, const char *path2,
+                       const StrBuf *data2, StrBuf *err);
+// False, with the message, when an output names one of the inputs or another output.
+bool output_check_paths(const char *const *inputs, int ninputs, const char *const *outputs,
+                        int noutputs, StrBuf *err);
 
 void print_help(void);
 void print_command_help(const Command *c);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "api/damc_internal.h"
+#include "damrt_output.h"
 #include "derive/network.h"
 #include "driver/driver.h"
 #include "front/ast_dump.h"
@@ -58,13 +59,17 @@ int cmd_parse(int argc, char **argv) {
   }
   if (!file) return usage_error("parse", "no model file given%s", "");
   Engine *e = open_model("parse", file, STAGE_CHECK);
-  if (e && dump) {
-    StrBuf out = {0};
-    ast_dump_model(&out, engine_model(e));
-    fputs(sb_str(&out), stdout);
-    sb_free(&out);
-  }
   int status = e ? 0 : EXIT_MODEL;
+  if (e && dump) {
+    StrBuf out = {0}, err = {0};
+    ast_dump_model(&out, engine_model(e));
+    if (!output_write(NULL, out.data, out.len, &err)) {
+      print_errors("parse", sb_str(&err));
+      status = EXIT_MODEL;
+    }
+    sb_free(&out);
+    sb_free(&err);
+  }
   engine_free(e);
   return status;
 }
@@ -120,7 +125,10 @@ int cmd_explain(int argc, char **argv) {
     if (engine_compile(e, STAGE_DERIVE, &err)) {
       StrBuf out = {0};
       network_explain(&out, engine_network(e), latex ? PRINT_LATEX : PRINT_PRETTY);
-      fputs(sb_str(&out), stdout);
+      if (!output_write(NULL, out.data, out.len, &err)) {
+        print_errors("explain", sb_str(&err));
+        status = EXIT_MODEL;
+      }
       sb_free(&out);
     } else {
       print_errors("explain", sb_str(&err));
@@ -164,6 +172,13 @@ static void on_abort(int sig) {
 
 int main(int argc, char **argv) {
   signal(SIGABRT, on_abort);
+  // A signal removes the temporary files of outputs not yet written whole; a file-size limit
+  // is a write error with the file's name, not a silent death.
+  DamrtError serr = {0};
+  if (damrt_output_install_signal_handlers(&serr) != DAMRT_OK) {
+    fprintf(stderr, "damc: error: %s\n", serr.message);
+    return EXIT_INTERNAL;
+  }
   if (argc < 2) return usage_error(NULL, "no command given%s", "");
   if (is_help(argv[1])) {
     print_help();

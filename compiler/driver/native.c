@@ -8,6 +8,7 @@
 // bench (the compiler's own tools), the engine under the model (api/damc_internal.h).
 // Every problem is reported with the file, the tensor and the shapes.
 #include <errno.h>
+#include <signal.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include "damrt_kernel.h"
 #include "damrt_npy.h"
 #include "damrt_npz.h"
+#include "damrt_output.h"
 #include "driver/driver.h"
 #include "support/common.h"
 
@@ -413,7 +415,9 @@ static bool write_results(const char *path, const DamcResults *results, StrBuf *
   return ok;
 }
 
-static void print_summary(const DamcResults *results) {
+// The summary of the results on stdout (checked like a file).
+static bool print_summary(const DamcResults *results, StrBuf *err) {
+  StrBuf out = {0};
   for (size_t i = 0; i < damc_results_count(results); i++) {
     DamcArray a;
     const char *name = damc_results_at(results, i, &a);
@@ -421,15 +425,18 @@ static void print_summary(const DamcResults *results) {
     size_t count = 1;
     for (int k = 0; k < a.rank; k++) count *= a.shape[k];
     if (!strcmp(name, "E") || !strncmp(name, "E_", 2)) {
-      printf("%-12s", name);
-      for (size_t k = 0; k < count && k < 8; k++) printf(" %.10g", v[k]);
-      printf("%s\n", count > 8 ? " ..." : "");
+      sb_printf(&out, "%-12s", name);
+      for (size_t k = 0; k < count && k < 8; k++) sb_printf(&out, " %.10g", v[k]);
+      sb_printf(&out, "%s\n", count > 8 ? " ..." : "");
     } else {
       double mx = 0;  // NaN when any value is NaN (fmax would skip it)
       for (size_t k = 0; k < count; k++) mx = isnan(v[k]) || isnan(mx) ? NAN : fmax(mx, fabs(v[k]));
-      printf("%-12s max|.| = %.6g over %zu values\n", name, mx, count);
+      sb_printf(&out, "%-12s max|.| = %.6g over %zu values\n", name, mx, count);
     }
   }
+  bool ok = output_write(NULL, out.data, out.len, err);
+  sb_free(&out);
+  return ok;
 }
 
 // The per-layer arrays as the API's batch.
@@ -454,7 +461,7 @@ static int report_results(const Options *o, DamcResults *results, DamcError *der
   else if (status) {
     // --strict: no output from a run that did not converge.
   } else if (o->out && !write_results(o->out, results, &err)) status = EXIT_MODEL;
-  else if (!o->out) print_summary(results);
+  else if (!o->out && !print_summary(results, &err)) status = EXIT_MODEL;
   if (status) print_errors(o->command, sb_str(&err));
   sb_free(&err);
   damc_results_free(results);
@@ -488,12 +495,57 @@ static void draw_progress(void *user, const DamcProgress *p) {
   fflush(stderr);
 }
 
+// An interrupt (Ctrl-C) or SIGTERM during a run stops it at the next step, so that the
+// trace so far is kept; a second one ends the process at once, removing temporary files.
+static volatile int interrupted;
+
+static void on_interrupt(int sig) {
+  if (interrupted) {
+    damrt_output_remove_pending();
+    signal(sig, SIG_DFL);
+    raise(sig);
+  }
+  interrupted = 1;
+}
+
 // ---- The subcommands ----
+
+// The header written next to --c OUT.c: OUT.h (the caller frees).
+static char *header_path(const char *c_path) {
+  char *h = xstrdup(c_path);
+  h[strlen(h) - 1] = 'h';  // parse_options made sure the name ends in ".c"
+  return h;
+}
+
+// Refuses an output that names an input or another output (before anything is read).
+static int check_paths(const Options *o) {
+  const char **inputs = xcalloc((size_t)o->ntensors + 2, sizeof *inputs);
+  int nin = 0;
+  inputs[nin++] = o->model;
+  for (int i = 0; i < o->ntensors; i++) {
+    const char *opt = o->tensors[i].option, *v = o->tensors[i].value, *eq = strchr(v, '=');
+    if (strcmp(opt, "--set") != 0) inputs[nin++] = strcmp(opt, "--weights") && eq ? eq + 1 : v;
+  }
+  char *h = o->c_source ? header_path(o->c_source) : NULL;
+  const char *all[] = {o->out, o->trace, o->obj, o->c_source, h};
+  const char *outputs[ARRAY_LEN(all)];
+  int nout = 0;
+  for (size_t i = 0; i < ARRAY_LEN(all); i++)
+    if (all[i]) outputs[nout++] = all[i];
+  StrBuf err = {0};
+  bool ok = output_check_paths(inputs, nin, outputs, nout, &err);
+  if (!ok) print_errors(o->command, sb_str(&err));
+  sb_free(&err);
+  free(h);
+  free(inputs);
+  return ok ? 0 : EXIT_USAGE;
+}
 
 // Parses the options and loads the model up to the stage the command needs (emit --plan
 // and --c need the plans only); 0 or the exit status.
 static int start(Options *o, Loaded *l, int argc, char **argv) {
   int status = parse_options(o, argc, argv);
+  if (!status) status = check_paths(o);
   if (status) {
     memset(l, 0, sizeof *l);
     return status;
@@ -522,33 +574,45 @@ int cmd_run(int argc, char **argv) {
   Loaded l;
   int status = start(&o, &l, argc, argv);
   if (status) return finish(&o, &l, status);
-  StrBuf trace_tmp = {0};
+  DamrtOutput *trace = NULL;
   if (o.trace) {
-    // Written to a temporary name and renamed at the end: no half trace after a failure.
-    sb_printf(&trace_tmp, "%s.tmp.%ld", o.trace, (long)getpid());
-    o.run.trace = fopen(sb_str(&trace_tmp), "w");
-    if (!o.run.trace) {
-      fprintf(stderr, "damc run: error: cannot write '%s': %s\n", o.trace, strerror(errno));
-      sb_free(&trace_tmp);
+    // Whole when the run succeeds; kept as TRACE.partial when it fails.
+    DamrtError terr = {0};
+    if (!(trace = damrt_output_open(o.trace, &terr))) {
+      print_errors("run", terr.message);
       return finish(&o, &l, EXIT_MODEL);
     }
+    o.run.trace = damrt_output_stream(trace);
   }
   // Progress on a terminal (or when asked), never with --quiet or --no-progress.
   if (o.progress > 0 || (o.progress == 0 && !o.quiet && isatty(STDERR_FILENO)))
     o.run.progress = draw_progress;
+  o.run.cancel = &interrupted;
+  signal(SIGINT, on_interrupt);
+  signal(SIGTERM, on_interrupt);
   DamcBatch batch = batch_of(&l);
   DamcError derr = {0};
   DamcResults *results = damc_run(l.damc, &batch, &o.run, &derr);
-  if (o.run.trace) {
-    bool ok = fclose(o.run.trace) == 0 && results;
-    if (ok && rename(sb_str(&trace_tmp), o.trace) != 0) {
+  if (trace) {
+    DamrtError terr = {0};
+    if (results && damrt_output_commit(trace, &terr) != DAMRT_OK) {
       damc_results_free(results);
       results = NULL;
-      derr.message = xstrdup("cannot write the trace\n");
+      damc_error_clear(&derr);
+      derr.message = xstrdup(terr.message);
+    } else if (!results) {
+      char *partial = NULL;
+      StrBuf more = {0};
+      if (damrt_output_commit_partial(trace, &partial, &terr) == DAMRT_OK)
+        sb_printf(&more, "%sthe trace of the steps taken is in '%s'\n", derr.message, partial);
+      else
+        sb_printf(&more, "%sthe trace was lost: %s\n", derr.message, terr.message);
+      free(derr.message);
+      derr.message = xstrdup(sb_str(&more));
+      sb_free(&more);
+      free(partial);
     }
-    if (!ok || !results) remove(sb_str(&trace_tmp));
   }
-  sb_free(&trace_tmp);
   return finish(&o, &l, report_results(&o, results, &derr));
 }
 
@@ -589,17 +653,28 @@ int cmd_emit(int argc, char **argv) {
       sb_printf(&text, "kernel %s\n", k == KERNEL_RHS ? "damc_rhs (dx/dt)" : "damc_eval (E, g, u, dx/dt)");
       plan_print(&text, engine_plan(l.engine, (KernelKind)k));
     }
-    fputs(sb_str(&text), stdout);
+    if (!output_write(NULL, text.data, text.len, &err)) status = EXIT_MODEL;
   } else if (o.ir || o.asm_text) {
     char *code = engine_kernels_text(l.engine, o.asm_text, &err);
-    if (code) fputs(code, stdout);
-    else status = EXIT_INTERNAL;
+    if (!code) status = EXIT_INTERNAL;
+    else if (!output_write(NULL, code, strlen(code), &err)) status = EXIT_MODEL;
     free(code);
   } else if (o.obj) {
-    if (!engine_write_object(l.engine, o.obj, &err)) status = EXIT_MODEL;
+    if (!engine_object_code(l.engine, &text, &err)) status = EXIT_INTERNAL;
+    else if (!output_write(o.obj, text.data, text.len, &err)) status = EXIT_MODEL;
   } else {
     const Plan *plans[2] = {engine_plan(l.engine, KERNEL_RHS), engine_plan(l.engine, KERNEL_EVAL)};
-    if (!emit_c_write(plans, o.precision == DAMC_F64, o.model, o.c_source, &err)) status = EXIT_MODEL;
+    char *h_path = header_path(o.c_source);
+    const char *c_name = strrchr(o.c_source, '/') ? strrchr(o.c_source, '/') + 1 : o.c_source;
+    const char *h_name = strrchr(h_path, '/') ? strrchr(h_path, '/') + 1 : h_path;
+    StrBuf header = {0};
+    if (!emit_c_generate(plans, o.precision == DAMC_F64, o.model, c_name, h_name, &text, &header,
+                         &err))
+      status = EXIT_INTERNAL;
+    else if (!output_write_pair(o.c_source, &text, h_path, &header, &err))
+      status = EXIT_MODEL;
+    sb_free(&header);
+    free(h_path);
   }
   if (status) print_errors("emit", sb_str(&err));
   sb_free(&err);

@@ -36,7 +36,8 @@ DamrtStatus async_run(RunCtx *r, char *x, const uint8_t *clamp, const EngineArra
   size_t *flips = xcalloc(batch, sizeof *flips);
   uint8_t *active = xmalloc(batch);
   for (size_t b = 0; b < batch; b++) active[b] = !converged[b];
-  DamrtStatus st = run_on_step(r, 0, 0, x, zeros, active, NULL);
+  DamrtError derr = {0};
+  DamrtStatus st = run_on_step(r, 0, 0, x, zeros, active, &derr);
   for (size_t step = 1; step <= r->opt->max_steps && st == DAMRT_OK; step++) {
     memset(flips, 0, batch * sizeof *flips);
     for (size_t j = 0; j < dim; j++) {
@@ -65,9 +66,10 @@ DamrtStatus async_run(RunCtx *r, char *x, const uint8_t *clamp, const EngineArra
       active[b] = !converged[b];
       all &= converged[b] != 0;
     }
-    st = run_on_step(r, step, (double)step, x, zeros, active, NULL);
+    st = run_on_step(r, step, (double)step, x, zeros, active, &derr);
     if (all) break;
   }
+  if (st != DAMRT_OK) sb_printf(err, "%s\n", derr.message);
   free(flips);
   free(active);
   free(zeros);

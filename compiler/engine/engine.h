@@ -64,7 +64,7 @@ EngineStage engine_stage(const Engine *e);
 // Before STAGE_DERIVE: layers to eliminate besides those with tau = 0 (indices).
 void engine_eliminate(Engine *e, const int *layers, int n);
 // After STAGE_DERIVE: the kernels' float type (default float32) and whether to keep a copy
-// of the code to show (engine_kernels_text, engine_write_object; it doubles compile time).
+// of the code to show (engine_kernels_text, engine_object_code; it doubles compile time).
 // Anything compiled before is dropped: the next engine_compile binds, plans and compiles
 // again.
 void engine_target(Engine *e, DamrtDtype dtype, bool showable);
@@ -108,9 +108,9 @@ bool engine_set_param(Engine *e, const char *name, double value, StrBuf *err);
 // After STAGE_PLAN: the plan of `kind`, or NULL when it was not wanted.
 const Plan *engine_plan(const Engine *e, KernelKind kind);
 // After STAGE_JIT with `showable`: the LLVM IR or host assembly of the kernels (the caller
-// frees), or the object file.
+// frees), or the object file's bytes (appended to `bytes`).
 char *engine_kernels_text(Engine *e, bool assembly, StrBuf *err);
-bool engine_write_object(Engine *e, const char *path, StrBuf *err);
+bool engine_object_code(Engine *e, StrBuf *bytes, StrBuf *err);
 
 // Per-layer arrays given to engine_eval and engine_run, one entry per layer (or NULL: none):
 // [n_a] or [B, n_a] (data NULL: absent; states then start at zero); all batched entries
@@ -166,6 +166,7 @@ typedef struct {
   FILE *trace;  // NULL, or where to write the CSV trace (one row per accepted step)
   void (*progress)(void *user, const EngineProgress *p);  // NULL: none
   void *progress_user;
+  const volatile int *cancel;  // NULL, or nonzero: stop at the next step (an error)
 } EngineRunOptions;
 
 // Integrates the dynamics from the given states (zeros where none is given), holding the

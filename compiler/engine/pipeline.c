@@ -4,8 +4,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "damrt_file.h"
 #include "engine/engine_internal.h"
 #include "front/front.h"
 #include "support/common.h"
@@ -62,44 +62,15 @@ void engine_free(Engine *e) {
 
 // ---- The stages ----
 
-// read: the model file as text. One reader and one wording for every subcommand.
+// read: the model file as text, through the runtime's reader: one wording for every
+// subcommand and every kind of path (a directory, a FIFO, /dev/zero beyond the limit).
 static bool stage_read(Engine *e, StrBuf *err) {
   if (!e->path) return true;  // text given in memory
-  const char *path = e->path;
-  FILE *f = fopen(path, "rb");
-  struct stat st;
-  if (!f || fstat(fileno(f), &st) != 0) {
-    sb_printf(err, "cannot read '%s': %s\n", path, strerror(errno));
-    if (f) fclose(f);
+  DamrtError derr = {0};
+  if (damrt_read_text_file(e->path, ENGINE_MAX_MODEL_BYTES, &e->text, &e->len, &derr) != DAMRT_OK) {
+    sb_printf(err, "%s\n", derr.message);
     return false;
   }
-  if (S_ISDIR(st.st_mode)) {
-    sb_printf(err, "cannot read '%s': it is a directory, not a model file\n", path);
-    fclose(f);
-    return false;
-  }
-  StrBuf text = {0};
-  char chunk[1 << 16];
-  size_t n;
-  bool too_big = false;
-  while (!too_big && (n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-    sb_appendn(&text, chunk, n);
-    too_big = text.len > ENGINE_MAX_MODEL_BYTES;
-  }
-  int read_errno = errno;
-  bool failed = ferror(f);
-  fclose(f);
-  if (failed || too_big) {
-    if (too_big)
-      sb_printf(err, "cannot read '%s': a model file is at most %d MiB\n", path,
-                ENGINE_MAX_MODEL_BYTES >> 20);
-    else
-      sb_printf(err, "cannot read '%s': %s\n", path, strerror(read_errno));
-    sb_free(&text);
-    return false;
-  }
-  e->len = text.len;
-  e->text = text.data ? text.data : xstrdup("");
   return true;
 }
 
@@ -357,6 +328,6 @@ char *engine_kernels_text(Engine *e, bool assembly, StrBuf *err) {
   return kernels_text(e->modules[KERNEL_RHS], assembly, err);
 }
 
-bool engine_write_object(Engine *e, const char *path, StrBuf *err) {
-  return kernels_write_object(e->modules[KERNEL_RHS], path, err);
+bool engine_object_code(Engine *e, StrBuf *bytes, StrBuf *err) {
+  return kernels_object(e->modules[KERNEL_RHS], bytes, err);
 }

@@ -1,4 +1,5 @@
-// The per-step hook of a run: the trace row (trace.c), and the progress report of a long run
+// The per-step hook of a run: the trace row (trace.c), a request to stop (an interrupt),
+// and the progress report of a long run
 // (--progress), at most ten times a second: step, t, E, samples converged, elapsed time and
 // an estimate of what is left. The estimate extrapolates the largest scaled residual of the
 // stop rule (docs/cli.md), which near a fixed point decays exponentially in the steps, to the
@@ -65,6 +66,9 @@ DamrtStatus run_on_step(void *ctx, size_t step, double t, const void *x, const v
     DamrtStatus st = trace_step(ctx, step, t, x, dxdt, active, err);
     if (st != DAMRT_OK) return st;
   }
+  if (r->opt->cancel && *r->opt->cancel)
+    return damrt_error_set(err, DAMRT_E_VALUE, "the run was interrupted at step %zu (t = %g)",
+                           step, t);
   if (r->opt->progress && clock_seconds() - r->last_report >= 0.1)
     report(r, step, t, x, dxdt, active, false);
   return DAMRT_OK;

@@ -209,7 +209,7 @@ bool engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *o
   DamrtSystem sys = {run_rhs, &r, r.batch, r.dim, e->dtype, tau};
   DamrtRunOptions ro = {opt->method, opt->dt > 0 ? opt->dt : 0.1 * min_tau, 0, opt->rtol,
                         opt->atol, opt->max_steps, opt->tol, clamp, opt->noise_T, opt->seed,
-                        opt->trace || opt->progress ? run_on_step : NULL, &r};
+                        opt->trace || opt->progress || opt->cancel ? run_on_step : NULL, &r};
   size_t *steps = xcalloc(r.batch, sizeof *steps);
   uint8_t *converged = xcalloc(r.batch, 1);
   DamrtRunResult res = {0, 0, steps, NULL, converged, {0}};

@@ -17,7 +17,6 @@ void trace_header(const RunCtx *r) {
 DamrtStatus trace_step(void *ctx, size_t step, double t, const void *x, const void *dxdt,
                        const uint8_t *active, DamrtError *err) {
   (void)active;
-  (void)err;
   const RunCtx *r = ctx;
   const Engine *e = r->e;
   FILE *f = r->opt->trace;
@@ -39,5 +38,7 @@ DamrtStatus trace_step(void *ctx, size_t step, double t, const void *x, const vo
     }
     fputc('\n', f);
   }
+  // A write that failed (a full disk) stops the run; the writer's owner names the reason.
+  if (ferror(f)) return damrt_error_set(err, DAMRT_E_IO, "the trace could not be written");
   return DAMRT_OK;
 }

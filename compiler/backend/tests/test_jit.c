@@ -73,14 +73,11 @@ static void test_symbols_and_outputs(void) {
   // Assembly is generated from a copy: the module is still whole afterwards.
   CHECK(jit_module_optimize(jit, m, &err));
 
-  const char *path = "test_backend_jit_outputs.o";
-  CHECK(jit_module_write_object(jit, m, path, &err));
-  FILE *f = fopen(path, "rb");
-  CHECK(f != NULL);
-  if (f) {
-    unsigned char obj[4096];
-    size_t n = fread(obj, 1, sizeof obj, f);
-    fclose(f);
+  StrBuf bytes = {0};
+  CHECK(jit_module_object(jit, m, &bytes, &err));
+  {
+    const unsigned char *obj = (const unsigned char *)bytes.data;
+    size_t n = bytes.len;
     CHECK(n >= 64);
     CHECK(!memcmp(obj, "\x7f" "ELF", 4));
     CHECK_EQ(obj[4], 2);                 // ELFCLASS64
@@ -90,7 +87,7 @@ static void test_symbols_and_outputs(void) {
 #endif
     CHECK(contains_bytes(obj, n, "k_outputs"));
   }
-  remove(path);
+  sb_free(&bytes);
 
   CHECK(jit_add_module_take(jit, m, &err) != NULL);
   UnaryFn fn = lookup(jit, "k_outputs");
