@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "api/damc_internal.h"
@@ -252,6 +253,13 @@ static bool bind_weight(Loaded *l, const char *name, DamrtTensor *t, const char 
   return ok;
 }
 
+// The dtype to read a weight in: the kernels', except that float64 data for float32 kernels
+// is read as float64, so that a value beyond float32's range is refused (engine_check_range)
+// instead of becoming an infinity.
+static DamrtDtype read_dtype(const DamrtNpyInfo *info, DamrtDtype kernels) {
+  return info->kind == 'f' && info->itemsize == 8 ? DAMRT_F64 : kernels;
+}
+
 static bool load_npz_weights(Loaded *l, const char *path, DamrtDtype dtype, bool allow_extra,
                              StrBuf *err) {
   DamrtError derr = {0};
@@ -261,10 +269,21 @@ static bool load_npz_weights(Loaded *l, const char *path, DamrtDtype dtype, bool
     return false;
   }
   bool ok = true;
-  for (size_t i = 0; i < damrt_npz_count(npz); i++) {
+  for (size_t i = 0; i < damrt_npz_count(npz) && ok; i++) {
     const char *key = damrt_npz_key(npz, i);
     if (allow_extra && engine_weight_index(l->engine, key) < 0) continue;
-    DamrtTensor *t = damrt_npz_read(npz, key, dtype, &derr);
+    // The member's header first: a shape the model refuses is never inflated.
+    DamrtNpyInfo info;
+    if (damrt_npz_member_info(npz, key, &info, &derr) != DAMRT_OK) {
+      sb_printf(err, "%s\n", derr.message);
+      ok = false;
+      continue;
+    }
+    if (!engine_check_weight_shape(l->engine, key, info.rank, info.shape, path, err)) {
+      ok = false;
+      continue;
+    }
+    DamrtTensor *t = damrt_npz_read(npz, key, read_dtype(&info, dtype), &derr);
     if (!t) {
       sb_printf(err, "%s\n", derr.message);
       ok = false;
@@ -320,7 +339,17 @@ static int load_tensor(Loaded *l, const TensorOption *t, DamrtDtype dtype, bool 
   if (!strcmp(opt, "--weight")) {
     split_pair(val, name, sizeof name, &rest);
     DamrtError read_err = {0};
-    DamrtTensor *w = damrt_npy_read(rest, dtype, &read_err);
+    // The header first, when the file can be read twice (a regular file).
+    DamrtNpyInfo info;
+    struct stat st;
+    bool regular = stat(rest, &st) == 0 && S_ISREG(st.st_mode);
+    if (regular && damrt_npy_read_info(rest, &info, &read_err) != DAMRT_OK) {
+      sb_printf(err, "%s\n", read_err.message);
+      return EXIT_MODEL;
+    }
+    if (regular && !engine_check_weight_shape(l->engine, name, info.rank, info.shape, rest, err))
+      return EXIT_MODEL;
+    DamrtTensor *w = damrt_npy_read(rest, regular ? read_dtype(&info, dtype) : dtype, &read_err);
     if (!w) sb_printf(err, "%s\n", read_err.message);
     return w && bind_weight(l, name, w, rest, err) ? 0 : EXIT_MODEL;
   }

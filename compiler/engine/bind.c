@@ -130,41 +130,49 @@ static bool check_symmetric(const Engine *e, int w, const EngineArray *t, const 
   return false;
 }
 
-bool engine_bind_weight(Engine *e, const char *name, const EngineArray *t, const char *origin,
-                        StrBuf *err) {
+bool engine_check_weight_shape(const Engine *e, const char *name, int rank, const size_t *shape,
+                               const char *origin, StrBuf *err) {
   DAMC_ASSERT(e->done >= STAGE_DERIVE);
-  engine_rewind(e, STAGE_DERIVE);  // a compile that failed binds again
-  const Network *net = e->net;
-  int w = -1;
-  for (int i = 0; i < net->nweights; i++)
-    if (strcmp(net->weights[i].name, name) == 0) w = i;
+  int w = engine_weight_index(e, name);
   if (w < 0) {
     sb_printf(err, "%s: tensor '%s' is not a weight: ", origin, name);
     engine_unknown_name(e, NAME_WEIGHT, name, err);
     sb_putc(err, '\n');
     return false;
   }
-  const NetWeight *mw = &net->weights[w];
-  for (int i = 0; i < t->rank; i++)
-    if (t->shape[i] == 0) {
+  const NetWeight *mw = &e->net->weights[w];
+  for (int i = 0; i < rank; i++)
+    if (shape[i] == 0) {
       StrBuf have = {0};
-      engine_shape_text(t->rank, t->shape, &have);
+      engine_shape_text(rank, shape, &have);
       sb_printf(err, "%s: weight '%s' has shape %s: every size must be at least 1\n", origin,
                 name, sb_str(&have));
       sb_free(&have);
       return false;
     }
-  bool ok = t->rank == mw->rank;
+  bool ok = rank == mw->rank;
   for (int i = 0; ok && i < mw->rank; i++) {
     int d = mw->dims[i];
-    if (e->dims[d] > 0 && (size_t)e->dims[d] != t->shape[i]) ok = false;
+    if (e->dims[d] > 0 && (size_t)e->dims[d] != shape[i]) ok = false;
     // A dim named twice (W[N, N]) must have one size, bound or not.
-    for (int j = 0; ok && j < i; j++) ok = mw->dims[j] != d || t->shape[j] == t->shape[i];
+    for (int j = 0; ok && j < i; j++) ok = mw->dims[j] != d || shape[j] == shape[i];
   }
   if (!ok) {
-    shape_mismatch(e, w, t, origin, err);
+    EngineArray t = {DAMRT_F64, rank, {0}, NULL};
+    memcpy(t.shape, shape, (size_t)rank * sizeof *shape);
+    shape_mismatch(e, w, &t, origin, err);
     return false;
   }
+  return true;
+}
+
+bool engine_bind_weight(Engine *e, const char *name, const EngineArray *t, const char *origin,
+                        StrBuf *err) {
+  DAMC_ASSERT(e->done >= STAGE_DERIVE);
+  engine_rewind(e, STAGE_DERIVE);  // a compile that failed binds again
+  if (!engine_check_weight_shape(e, name, t->rank, t->shape, origin, err)) return false;
+  int w = engine_weight_index(e, name);
+  const NetWeight *mw = &e->net->weights[w];
   if (e->weights[w].data) {
     sb_printf(err, "%s: weight '%s' is given twice (first from %s)\n", origin, name,
               e->weight_origin[w]);

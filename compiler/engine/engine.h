@@ -102,6 +102,11 @@ typedef struct {
 // shape names that have no size yet; checks the shape, finiteness and declared symmetry.
 bool engine_bind_weight(Engine *e, const char *name, const EngineArray *w, const char *origin,
                         StrBuf *err);
+// The checks of engine_bind_weight that need only the shape (the name, every size at least
+// 1, the declared rank and the dims bound so far), so that a file's header can be checked
+// before its data is read.
+bool engine_check_weight_shape(const Engine *e, const char *name, int rank, const size_t *shape,
+                               const char *origin, StrBuf *err);
 // Sets param `name` (from `--set`).
 bool engine_set_param(Engine *e, const char *name, double value, StrBuf *err);
 
