@@ -434,7 +434,12 @@ static bool write_results(const char *path, const DamcResults *results, StrBuf *
     const char *name = damc_results_at(results, i, &a);
     views[i] = (DamrtTensor){DAMRT_F64, a.rank, {1, 1, 1, 1}, 1, (void *)a.data};
     for (int k = 0; k < a.rank; k++) views[i].count *= views[i].shape[k] = a.shape[k];
-    items[i] = (DamrtNamedTensor){name, &views[i]};
+    // A run's step counts are stored as int64 and its convergence flags as bool, as NumPy
+    // users expect of them; every other result as float64.
+    DamrtStoreAs as = !strcmp(name, "steps")       ? DAMRT_STORE_INT64
+                      : !strcmp(name, "converged") ? DAMRT_STORE_BOOL
+                                                   : DAMRT_STORE_TENSOR;
+    items[i] = (DamrtNamedTensor){name, &views[i], as};
   }
   DamrtError derr = {0};
   bool ok = damrt_npz_write(path, items, n, DAMRT_NPZ_STORED, &derr) == DAMRT_OK;

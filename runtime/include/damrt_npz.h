@@ -80,9 +80,14 @@ DamrtStatus damrt_npz_member_info(DamrtNpz *npz, const char *key, DamrtNpyInfo *
 DamrtTensor *damrt_npz_read(DamrtNpz *npz, const char *key, DamrtDtype want,
                             DamrtError *err);
 
+// How a member is stored: in the tensor's own dtype, or (for counts and flags that travel
+// as floats) as NumPy's int64 (the values must be whole) or bool (the values must be 0 or 1).
+typedef enum { DAMRT_STORE_TENSOR, DAMRT_STORE_INT64, DAMRT_STORE_BOOL } DamrtStoreAs;
+
 typedef struct {
   const char *key;             // the member is named key + ".npy"
   const DamrtTensor *tensor;
+  DamrtStoreAs as;             // 0: the tensor's dtype
 } DamrtNamedTensor;
 
 typedef enum { DAMRT_NPZ_STORED, DAMRT_NPZ_DEFLATED } DamrtNpzCompression;

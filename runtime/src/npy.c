@@ -665,12 +665,20 @@ DamrtStatus damrt_npy_parse_info(const void *data, size_t size, DamrtNpyInfo *in
 enum { GROWTH_DIGITS = 21 };
 
 size_t damrt_npy_header(const DamrtTensor *t, char buf[DAMRT_NPY_HEADER_MAX]) {
+  char descr[8];
+  snprintf(descr, sizeof descr, "%cf%zu", host_is_big_endian() ? '>' : '<',
+           damrt_dtype_size(t->dtype));
+  return damrt_npy_header_descr(t, descr, buf);
+}
+
+size_t damrt_npy_header_descr(const DamrtTensor *t, const char *descr,
+                              char buf[DAMRT_NPY_HEADER_MAX]) {
   char shape[DAMRT_SHAPE_TEXT_SIZE];
   char dict[DAMRT_NPY_HEADER_MAX];
   size_t used = 0;
   dict[0] = '\0';
-  damrt_appendf(dict, sizeof dict, &used, "{'descr': '%cf%zu', 'fortran_order': False, "
-                "'shape': %s, }", host_is_big_endian() ? '>' : '<', damrt_dtype_size(t->dtype),
+  damrt_appendf(dict, sizeof dict, &used, "{'descr': '%s', 'fortran_order': False, "
+                "'shape': %s, }", descr,
                 damrt_shape_format(shape, sizeof shape, t->rank, t->shape));
   if (t->rank > 0) {
     int digits = snprintf(NULL, 0, "%zu", t->shape[0]);

@@ -51,5 +51,8 @@ enum { DAMRT_NPY_HEADER_MAX = 256 };
 // numpy.save writes for a C-ordered array of `t`'s dtype and shape, and returns its length,
 // a multiple of 64. `t` must pass damrt_tensor_check.
 size_t damrt_npy_header(const DamrtTensor *t, char buf[DAMRT_NPY_HEADER_MAX]);
+// The same with the dtype string `descr` ("<i8", "|b1") instead of the tensor's.
+size_t damrt_npy_header_descr(const DamrtTensor *t, const char *descr,
+                              char buf[DAMRT_NPY_HEADER_MAX]);
 
 #endif

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -360,14 +361,56 @@ static DamrtStatus check_items(const char *label, const DamrtNamedTensor *items,
   return DAMRT_OK;
 }
 
-// Adds one member to `zip`; `header` must stay valid until the archive is closed.
+static bool host_big_endian(void) {
+  const uint16_t one = 1;
+  return *(const uint8_t *)&one == 0;
+}
+
+// The values of `t` as int64 or bool (DamrtStoreAs), in a new buffer; NULL with a message
+// when a value is not whole (int64) or not 0 or 1 (bool), or when memory runs out.
+static void *stored_values(const DamrtTensor *t, DamrtStoreAs as, const char *label,
+                           const char *key, DamrtError *err) {
+  size_t size = as == DAMRT_STORE_INT64 ? 8 : 1;
+  unsigned char *buf = malloc(t->count * size + 1);
+  if (!buf) {
+    damrt_error_set(err, DAMRT_E_NOMEM, "%s: out of memory", label);
+    return NULL;
+  }
+  for (size_t k = 0; k < t->count; k++) {
+    double v = t->dtype == DAMRT_F32 ? ((const float *)t->data)[k] : ((const double *)t->data)[k];
+    bool fits = as == DAMRT_STORE_INT64 ? v == floor(v) && fabs(v) < 9.2e18 : v == 0 || v == 1;
+    if (!fits) {
+      free(buf);
+      damrt_error_set(err, DAMRT_E_ARGUMENT, "%s: member '%s': %.17g at index %zu is not %s",
+                      label, key, v, k, as == DAMRT_STORE_INT64 ? "a whole number" : "0 or 1");
+      return NULL;
+    }
+    if (as == DAMRT_STORE_INT64) {
+      int64_t i = (int64_t)v;
+      memcpy(buf + 8 * k, &i, 8);
+    } else {
+      buf[k] = (unsigned char)v;
+    }
+  }
+  return buf;
+}
+
+// Adds one member to `zip`; `header` and `*values` (the member's converted data, allocated
+// here when it is stored in another dtype) must stay valid until the archive is closed.
 static DamrtStatus add_member(zip_t *zip, const char *label, const DamrtNamedTensor *item,
-                              DamrtNpzCompression compression, char *header, DamrtError *err) {
+                              DamrtNpzCompression compression, char *header, void **values,
+                              DamrtError *err) {
   const DamrtTensor *t = item->tensor;
   zip_buffer_fragment_t parts[2] = {
       {(zip_uint8_t *)header, damrt_npy_header(t, header)},
       {t->data, t->count * damrt_dtype_size(t->dtype)},
   };
+  if (item->as != DAMRT_STORE_TENSOR) {
+    if (!(*values = stored_values(t, item->as, label, item->key, err))) return err ? err->code : DAMRT_E_ARGUMENT;
+    parts[0].length = damrt_npy_header_descr(
+        t, item->as == DAMRT_STORE_INT64 ? (host_big_endian() ? ">i8" : "<i8") : "|b1", header);
+    parts[1] = (zip_buffer_fragment_t){*values, t->count * (item->as == DAMRT_STORE_INT64 ? 8 : 1)};
+  }
   size_t name_len = strlen(item->key) + 5;
   char *name = malloc(name_len);
   if (!name) return damrt_error_set(err, DAMRT_E_NOMEM, "%s: out of memory", label);
@@ -476,13 +519,14 @@ static DamrtStatus write_archive(DamrtOutput *out, const DamrtNamedTensor *items
     zip_source_free(src);
   }
   char *headers = NULL;
+  void **values = calloc(n, sizeof *values);
   if (status == DAMRT_OK) {
     headers = malloc(n * DAMRT_NPY_HEADER_MAX);
-    if (!headers) status = damrt_error_set(err, DAMRT_E_NOMEM, "%s: out of memory", label);
+    if (!headers || !values) status = damrt_error_set(err, DAMRT_E_NOMEM, "%s: out of memory", label);
   }
   for (size_t i = 0; i < n && status == DAMRT_OK; i++)
     status = add_member(zip, label, &items[i], compression, headers + i * DAMRT_NPY_HEADER_MAX,
-                        err);
+                        &values[i], err);
   // zip_close is where libzip reads the sources, compresses and writes everything. A
   // failed write is best told by the output, which kept its reason.
   if (status == DAMRT_OK && zip_close(zip) != 0) {
@@ -495,6 +539,8 @@ static DamrtStatus write_archive(DamrtOutput *out, const DamrtNamedTensor *items
   zip_error_fini(&ze);
   zip_error_fini(&sink.error);
   free(headers);
+  for (size_t i = 0; values && i < n; i++) free(values[i]);
+  free(values);
   return status;
 }
 

@@ -73,7 +73,7 @@ static DamrtStatus copy_npz(const char *in, const char *out, DamrtDtype want,
   DamrtStatus status = DAMRT_OK;
   for (size_t i = 0; i < n && status == DAMRT_OK; i++) {
     tensors[i] = damrt_npz_read(npz, damrt_npz_key(npz, i), want, err);
-    items[i] = (DamrtNamedTensor){damrt_npz_key(npz, i), tensors[i]};
+    items[i] = (DamrtNamedTensor){damrt_npz_key(npz, i), tensors[i], DAMRT_STORE_TENSOR};
     if (!tensors[i]) status = err->code;
   }
   if (status == DAMRT_OK) status = damrt_npz_write(out, items, n, compression, err);

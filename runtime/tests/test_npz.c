@@ -22,9 +22,9 @@ static void fixture_new(Fixture *f) {
   f->beta = damrt_tensor_new(DAMRT_F32, 0, NULL, NULL);
   *(float *)f->beta->data = 8.0f;
   f->empty = damrt_tensor_new(DAMRT_F32, 2, shape_empty, NULL);
-  f->items[0] = (DamrtNamedTensor){"Xi", f->w};
-  f->items[1] = (DamrtNamedTensor){"beta", f->beta};
-  f->items[2] = (DamrtNamedTensor){"empty", f->empty};
+  f->items[0] = (DamrtNamedTensor){"Xi", f->w, DAMRT_STORE_TENSOR};
+  f->items[1] = (DamrtNamedTensor){"beta", f->beta, DAMRT_STORE_TENSOR};
+  f->items[2] = (DamrtNamedTensor){"empty", f->empty, DAMRT_STORE_TENSOR};
 }
 
 static void fixture_free(Fixture *f) {
@@ -123,17 +123,17 @@ static void test_bad_items(const ScratchDir *dir, const Fixture *f) {
   DamrtError err;
   char path[512], expected[2048];
   scratch_file(dir, "bad.npz", path, sizeof path);
-  DamrtNamedTensor twice[2] = {{"a", f->w}, {"a", f->beta}};
+  DamrtNamedTensor twice[2] = {{"a", f->w, DAMRT_STORE_TENSOR}, {"a", f->beta, DAMRT_STORE_TENSOR}};
   CHECK_EQ(damrt_npz_write(path, twice, 2, DAMRT_NPZ_STORED, &err), DAMRT_E_ARGUMENT);
   snprintf(expected, sizeof expected, "'%s': key 'a' is given twice", path);
   CHECK_STREQ(err.message, expected);
-  DamrtNamedTensor unnamed[2] = {{"a", f->w}, {"", f->beta}};
+  DamrtNamedTensor unnamed[2] = {{"a", f->w, DAMRT_STORE_TENSOR}, {"", f->beta, DAMRT_STORE_TENSOR}};
   CHECK_EQ(damrt_npz_write(path, unnamed, 2, DAMRT_NPZ_STORED, &err), DAMRT_E_ARGUMENT);
   snprintf(expected, sizeof expected, "'%s': tensor 1 has an empty key", path);
   CHECK_STREQ(err.message, expected);
   DamrtTensor broken = *f->w;
   broken.count = 5;
-  DamrtNamedTensor bad[1] = {{"w", &broken}};
+  DamrtNamedTensor bad[1] = {{"w", &broken, DAMRT_STORE_TENSOR}};
   CHECK_EQ(damrt_npz_write(path, bad, 1, DAMRT_NPZ_STORED, &err), DAMRT_E_ARGUMENT);
   snprintf(expected, sizeof expected,
            "'%s': tensor 'w': element count 5 does not match the shape (2, 3)", path);
@@ -150,7 +150,7 @@ static void test_write_failure(const ScratchDir *dir) {
   file_write_all(path, "old", 3);
   size_t shape[1] = {100000};
   DamrtTensor *t = damrt_tensor_new(DAMRT_F64, 1, shape, NULL);
-  DamrtNamedTensor items[1] = {{"t", t}};
+  DamrtNamedTensor items[1] = {{"t", t, DAMRT_STORE_TENSOR}};
   struct rlimit saved, small;
   getrlimit(RLIMIT_FSIZE, &saved);
   small = saved;

@@ -142,7 +142,7 @@ static int write_over_limit(void *arg, char *message, size_t cap) {
   }
   DamrtError err = {DAMRT_OK, ""};
   DamrtStatus status = DAMRT_OK;
-  DamrtNamedTensor items[1] = {{"t", t}};
+  DamrtNamedTensor items[1] = {{"t", t, DAMRT_STORE_TENSOR}};
   switch (c->writer) {
   case WRITE_OUTPUT: {
     DamrtOutput *out = damrt_output_open(c->path, &err);
@@ -198,7 +198,7 @@ static void test_devices(void) {
   DamrtError err;
   size_t shape[2] = {3, 4};
   DamrtTensor *t = damrt_tensor_new(DAMRT_F64, 2, shape, NULL);
-  DamrtNamedTensor items[1] = {{"w", t}};
+  DamrtNamedTensor items[1] = {{"w", t, DAMRT_STORE_TENSOR}};
 
   // /dev/full: every write fails with ENOSPC, and each writer says so.
   DamrtOutput *out = damrt_output_open("/dev/full", &err);
