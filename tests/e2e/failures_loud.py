@@ -1,0 +1,312 @@
+#!/usr/bin/env python3
+"""Every failure loud, every output whole: each kind of fault of the command line, with the
+inputs it needs built here and the right value checked.
+
+  convergence:  Model B (N = 784, 20 +-1 memories, a cue with 25% of its signs flipped)
+                converges with the default options in float32 and float64: converged is a
+                true bool, steps an int64 below the limit, the memory retrieved; a run cut
+                short warns (layer, count, residual) and --strict makes it an error.
+  nonfinite:    a softmax whose logits overflow float32 is refused, never NaN with exit 0,
+                and exact in float64; a param beyond float32 refused; NaN at t = 0 named.
+  outputs:      /dev/full and a file-size limit exit 1 with no file left; a diverging run
+                keeps its trace as .partial; --out naming an input or the trace refused;
+                --out through a symbolic link keeps the link; /dev/null stays a device.
+  sizes_masks:  a zero-size weight and a non-binary mask are refused with their index.
+  command_line: --option=value, "did you mean", damc help, a transposed weight named,
+                .npz members with and without .npy, extra members, numbers that round-trip.
+  paths:        a directory as model (one message in every command), /dev/zero, a .npz from
+                a pipe, SIGTERM leaving no temporary file and a partial trace.
+  progress:     --progress draws step, t, E and samples converged on stderr.
+
+usage: failures_loud.py DAMC SOURCE_DIR [--case NAME | --list]"""
+import glob
+import os
+import resource
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+DAMC, SRC = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+MODEL_B = os.path.join(SRC, "examples", "model_b.dam")
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what)
+
+
+def damc(*args, **kw):
+    r = subprocess.run([DAMC, *args], capture_output=True, text=True, timeout=300, **kw)
+    return r.returncode, r.stdout, r.stderr
+
+
+def leftovers(tmp, name):
+    """Files in tmp that start with `name` (the output or its temporaries)."""
+    return [f for f in os.listdir(tmp) if f.startswith(name)]
+
+
+def memories(tmp, k=20, n=784, seed=5):
+    rng = np.random.default_rng(seed)
+    xi = np.sign(rng.standard_normal((k, n)))
+    cue = xi[3].copy()
+    cue[rng.permutation(n)[: n // 4]] *= -1
+    np.savez(os.path.join(tmp, "w.npz"), Xi=xi)
+    np.save(os.path.join(tmp, "cue.npy"), cue)
+    return xi
+
+
+def convergence(tmp):
+    xi = memories(tmp)
+    w, cue = os.path.join(tmp, "w.npz"), os.path.join(tmp, "cue.npy")
+    for precision in ("f32", "f64"):
+        out = os.path.join(tmp, f"o_{precision}.npz")
+        code, _, err = damc("run", MODEL_B, "--weights", w, "--init", f"v={cue}",
+                            "--precision", precision, "--out", out)
+        check(code == 0 and "warning" not in err, f"run {precision}: exit {code}: {err}")
+        if code:
+            continue
+        r = np.load(out)
+        check(r["converged"].dtype == np.bool_ and bool(r["converged"]),
+              f"{precision}: converged {r['converged']!r}")
+        check(r["steps"].dtype == np.int64 and 0 < int(r["steps"]) < 10000,
+              f"{precision}: steps {r['steps']!r}")
+        check(np.array_equal(np.sign(r["x_v"]), xi[3]), f"{precision}: the memory not retrieved")
+        print(f"{precision}: converged in {int(r['steps'])} steps, memory retrieved, "
+              f"max |x - xi| = {np.abs(r['x_v'] - xi[3]).max():.1e}")
+    code, _, err = damc("run", MODEL_B, "--weights", w, "--init", f"v={cue}", "--max-steps", "20")
+    check(code == 0 and "warning: 1 of 1 samples did not converge" in err and "layer '" in err
+          and "--max-steps" in err, f"cut short: exit {code}: {err}")
+    out = os.path.join(tmp, "strict.npz")
+    code, _, err = damc("run", MODEL_B, "--weights", w, "--init", f"v={cue}", "--max-steps", "20",
+                        "--strict", "--out", out)
+    check(code == 1 and "did not converge" in err and not leftovers(tmp, "strict.npz"),
+          f"--strict: exit {code}: {err}")
+
+
+def nonfinite(tmp):
+    memories(tmp, k=5)
+    w = os.path.join(tmp, "w.npz")
+    h = os.path.join(tmp, "h.npy")
+    np.save(h, np.array([1e10, 0, -1e10, 5e9, 1.0]))
+    # beta h = 1e40 overflows float32: refused with the output named, never NaN with exit 0.
+    code, out, err = damc("eval", MODEL_B, "--weights", w, "--set", "beta=1e30", "--state", f"h={h}")
+    check(code == 1 and "NaN" in err and "output '" in err and "nan" not in out.lower(),
+          f"f32 overflow: exit {code}: {err}")
+    # In float64 the stable softmax is exact: g_h = e_0, and E_h = Lambda - I.g = 0.
+    o = os.path.join(tmp, "o.npz")
+    code, _, err = damc("eval", MODEL_B, "--weights", w, "--set", "beta=1e30", "--state", f"h={h}",
+                        "--precision", "f64", "--out", o)
+    check(code == 0, f"f64 overflow: exit {code}: {err}")
+    if code == 0:
+        r = np.load(o)
+        check(np.array_equal(r["g_h"], [1, 0, 0, 0, 0]), f"f64: g_h = {r['g_h']}")
+        check(all(np.isfinite(r[k]).all() for k in r.files), "f64: a non-finite output")
+    code, _, err = damc("eval", MODEL_B, "--weights", w, "--set", "beta=1e39")
+    check(code == 1 and "does not fit float32" in err, f"beta = 1e39 in f32: exit {code}: {err}")
+    model = os.path.join(tmp, "sqrt.dam")
+    with open(model, "w") as f:
+        f.write("dim N = 3;\nparam p = 1;\nlayer v[N] { L = lagr_identity(v); }\n"
+                "energy -sqrt(p) * sum(g(v));\n")
+    code, _, err = damc("run", model, "--set", "p=-1", "--precision", "f64")
+    check(code == 1 and "t = 0" in err and "layer 'v'" in err and "param" in err
+          and "diverged" not in err, f"NaN at t = 0: exit {code}: {err}")
+
+
+def outputs(tmp):
+    memories(tmp)
+    w = os.path.join(tmp, "w.npz")
+    code, _, err = damc("eval", MODEL_B, "--weights", w, "--out", "/dev/full")
+    check(code == 1 and "No space left on device" in err, f"/dev/full: exit {code}: {err}")
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([DAMC, "explain", MODEL_B], stdout=full, stderr=subprocess.PIPE, text=True)
+    check(r.returncode == 1 and "standard output" in r.stderr, f"stdout to /dev/full: {r.stderr}")
+    big = os.path.join(tmp, "big.npz")
+    b64 = os.path.join(tmp, "b64.npy")
+    np.save(b64, np.sign(np.random.default_rng(1).standard_normal((64, 784))))
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    r = subprocess.run([DAMC, "run", MODEL_B, "--weights", w, "--init", f"v={b64}", "--out", big],
+                       capture_output=True, text=True, preexec_fn=limit)
+    check(r.returncode == 1 and "File too large" in r.stderr and not leftovers(tmp, "big.npz"),
+          f"file-size limit: exit {r.returncode}, left {leftovers(tmp, 'big.npz')}: {r.stderr}")
+    # A diverging run keeps its trace under a name that says so.
+    model = os.path.join(tmp, "blow.dam")
+    with open(model, "w") as f:
+        f.write("dim N = 3;\nlayer v[N] { L = lagr_identity(v); }\nsynapse W[N, N] : v <-> v;\n")
+    np.savez(os.path.join(tmp, "blow.npz"), W=3 * np.eye(3))
+    np.save(os.path.join(tmp, "one.npy"), np.ones(3))
+    trace = os.path.join(tmp, "t.csv")
+    code, _, err = damc("run", model, "--weights", os.path.join(tmp, "blow.npz"), "--init",
+                        f"v={tmp}/one.npy", "--method", "euler", "--dt", "0.5", "--max-steps",
+                        "100000", "--trace", trace)
+    check(code == 1 and "diverged" in err and "t.csv.partial" in err
+          and leftovers(tmp, "t.csv") == ["t.csv.partial"], f"partial trace: {err} {leftovers(tmp, 't.csv')}")
+    if os.path.exists(trace + ".partial"):
+        rows = np.genfromtxt(trace + ".partial", delimiter=",", names=True)
+        check(len(rows) > 10 and (np.diff(rows["step"]) == 1).all(), "partial trace rows")
+    # Outputs that would destroy an input or another output.
+    code, _, err = damc("eval", MODEL_B, "--weights", w, "--out", w)
+    check(code == 2 and "also an input" in err, f"--out = the weights: exit {code}: {err}")
+    code, _, err = damc("run", MODEL_B, "--weights", w, "--out", f"{tmp}/x.npz", "--trace", f"{tmp}/./x.npz")
+    check(code == 2 and "same file" in err, f"--out = --trace: exit {code}: {err}")
+    code, _, err = damc("eval", MODEL_B, "--weights", w, "--out", MODEL_B)
+    check(code == 2, f"--out = the model: exit {code}: {err}")
+    # Through a symbolic link: the link stays a link, its target gets the result.
+    target = os.path.join(tmp, "target.npz")
+    link = os.path.join(tmp, "link.npz")
+    os.symlink(target, link)
+    code, _, err = damc("eval", MODEL_B, "--weights", w, "--out", link)
+    check(code == 0 and os.path.islink(link) and "E" in np.load(target).files,
+          f"--out through a link: exit {code}: {err}")
+    code, _, err = damc("eval", MODEL_B, "--weights", w, "--out", "/dev/null")
+    check(code == 0 and stat.S_ISCHR(os.stat("/dev/null").st_mode), f"/dev/null: {err}")
+    code, _, err = damc("eval", MODEL_B, "--weights", w, f"--out={tmp}/eq.npz")
+    check(code == 0 and os.path.exists(f"{tmp}/eq.npz"), f"--out=: exit {code}: {err}")
+
+
+def sizes_masks(tmp):
+    zero = os.path.join(tmp, "xi0.npy")
+    np.save(zero, np.zeros((0, 784)))
+    code, _, err = damc("eval", MODEL_B, "--weight", f"Xi={zero}")
+    check(code == 1 and "'Xi'" in err and "[0, 784]" in err and "xi0.npy" in err,
+          f"zero size: exit {code}: {err}")
+    memories(tmp)
+    w, cue = os.path.join(tmp, "w.npz"), os.path.join(tmp, "cue.npy")
+    code, _, err = damc("run", MODEL_B, "--weights", w, "--init", f"v={cue}", "--clamp", f"v={cue}")
+    check(code == 1 and "mask" in err and "-1" in err and "index" in err,
+          f"a +-1 cue as the mask: exit {code}: {err}")
+    mask = os.path.join(tmp, "mask.npy")
+    np.save(mask, np.arange(784) < 392)  # bool: the first half clamped
+    out = os.path.join(tmp, "m.npz")
+    code, _, err = damc("run", MODEL_B, "--weights", w, "--init", f"v={cue}", "--clamp",
+                        f"v={mask}", "--out", out)
+    check(code == 0, f"a bool mask: exit {code}: {err}")
+    if code == 0:
+        check(np.array_equal(np.load(out)["x_v"][:392], np.load(cue)[:392]), "clamped half moved")
+
+
+def command_line(tmp):
+    memories(tmp)
+    w, cue = os.path.join(tmp, "w.npz"), os.path.join(tmp, "cue.npy")
+    cases = [
+        (("run", MODEL_B, "--tlo", "3"), "did you mean '--tol'"),
+        (("rnu", MODEL_B), "did you mean 'run'"),
+        (("eval", MODEL_B, "--weights", w, "--state", f"vv={cue}"), "did you mean 'v'"),
+        (("eval", MODEL_B, "--weights", w, "--set", "bta=1"), "did you mean 'beta'"),
+        (("eval", MODEL_B, "--weights", w, "--set", "beta=1e999"), "out of range"),
+        (("emit", MODEL_B, "--weights", w, "--plan=1"), "takes no value"),
+    ]
+    for args, needle in cases:
+        code, _, err = damc(*args)
+        check(code == 2 and needle in err and err.startswith("damc"),
+              f"damc {' '.join(args[:3])}: exit {code}: {err}")
+    code, out, _ = damc("help", "run")
+    check(code == 0 and "--max-steps" in out, "damc help run")
+    # A transposed weight is named as the likely culprit.
+    wt = os.path.join(tmp, "wt.npz")
+    v5 = os.path.join(tmp, "v5.npy")
+    np.save(v5, np.ones(5))
+    free = os.path.join(tmp, "free.dam")
+    with open(free, "w") as f:
+        f.write("dim N;\ndim K;\nlayer v[N] { L = lagr_identity(v); }\n"
+                "layer h[K] { L = logsumexp(h); }\nsynapse Xi[K, N] : h <-> v;\n")
+    np.savez(wt, Xi=np.ones((5, 784)))
+    code, _, err = damc("eval", free, "--weights", wt, "--state", f"v={v5}")
+    check(code == 1 and "is 'Xi' transposed?" in err and "wt.npz" in err, f"transposed: {err}")
+    # .npz members named with or without .npy; a member that is no weight.
+    import zipfile
+    bare = os.path.join(tmp, "bare.npz")
+    np.save(os.path.join(tmp, "xi.npy"), np.load(w)["Xi"])
+    with zipfile.ZipFile(bare, "w") as z:
+        z.write(os.path.join(tmp, "xi.npy"), "Xi")
+    code, _, err = damc("eval", MODEL_B, "--weights", bare)
+    check(code == 0, f"member without .npy: exit {code}: {err}")
+    extra = os.path.join(tmp, "extra.npz")
+    np.savez(extra, Xi=np.load(w)["Xi"], labels=np.arange(20))
+    code, _, err = damc("eval", MODEL_B, "--weights", extra)
+    check(code == 1 and "'labels'" in err, f"extra member: exit {code}: {err}")
+    code, _, err = damc("eval", MODEL_B, "--weights", extra, "--allow-extra")
+    check(code == 0, f"--allow-extra: exit {code}: {err}")
+    dim_model = os.path.join(tmp, "dim.dam")
+    with open(dim_model, "w") as f:
+        f.write("dim N = 4.35*100;\nlayer v[N] { L = lagr_identity(v); }\n")
+    code, _, err = damc("parse", dim_model)
+    check(code == 1 and "434.99999999999994" in err, f"4.35*100: {err}")
+
+
+def paths(tmp):
+    memories(tmp)
+    w = os.path.join(tmp, "w.npz")
+    messages = set()
+    for cmd in ("parse", "explain", "eval", "run"):
+        code, _, err = damc(cmd, tmp, *(["--weights", w] if cmd in ("eval", "run") else []))
+        check(code == 1 and "is a directory" in err, f"{cmd} DIR: exit {code}: {err}")
+        messages.add(err.split("error: ", 1)[-1])
+    check(len(messages) == 1, f"one message for a directory: {messages}")
+    t0 = time.time()
+    code, _, err = damc("parse", "/dev/zero")
+    check(code == 1 and "limit" in err and time.time() - t0 < 30, f"/dev/zero: {err}")
+    with open(w, "rb") as f:
+        data = f.read()
+    r = subprocess.run([DAMC, "eval", MODEL_B, "--weights", "/dev/stdin"], input=data,
+                       capture_output=True)  # stdin is a pipe
+    check(r.returncode == 1 and b"seeking" in r.stderr, f".npz from a pipe: {r.stderr}")
+    # SIGTERM in the middle of a run: no temporary file, the trace so far kept.
+    model = os.path.join(tmp, "slow.dam")
+    with open(model, "w") as f:
+        f.write("dim N = 3;\nlayer v[N] { L = lagr_identity(v); }\n")
+    trace, out = os.path.join(tmp, "slow.csv"), os.path.join(tmp, "slow.npz")
+    p = subprocess.Popen([DAMC, "run", model, "--method", "euler", "--dt", "1e-9", "--tol", "0",
+                          "--max-steps", "1000000000", "--trace", trace, "--out", out],
+                         stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    check(p.returncode == 1 and "interrupted" in err and "slow.csv.partial" in err,
+          f"SIGTERM: exit {p.returncode}: {err}")
+    check(not glob.glob(os.path.join(tmp, "*.tmp.*")), f"temporaries left: {os.listdir(tmp)}")
+    check(not os.path.exists(out), "an output of an interrupted run")
+
+
+def progress(tmp):
+    memories(tmp)
+    w, cue = os.path.join(tmp, "w.npz"), os.path.join(tmp, "cue.npy")
+    b = os.path.join(tmp, "b.npy")
+    np.save(b, np.repeat(np.load(cue)[None], 16, axis=0))
+    code, out, err = damc("run", MODEL_B, "--weights", w, "--init", f"v={b}", "--precision",
+                          "f64", "--method", "euler", "--progress")
+    lines = [l for l in err.replace("\r", "\n").splitlines() if l.strip()]
+    check(code == 0 and lines and lines[-1].startswith("step ") and "converged 16/16" in lines[-1],
+          f"--progress: exit {code}: {lines[-3:]}")
+    code, out, err = damc("run", MODEL_B, "--weights", w, "--init", f"v={b}")
+    check(code == 0 and "step " not in err, f"no progress when stderr is not a terminal: {err}")
+
+
+CASES = {"convergence": convergence, "nonfinite": nonfinite, "outputs": outputs,
+         "sizes_masks": sizes_masks, "command_line": command_line, "paths": paths,
+         "progress": progress}
+
+
+def main(argv):
+    if "--list" in argv:
+        print("\n".join(CASES))
+        return 0
+    names = [argv[argv.index("--case") + 1]] if "--case" in argv else list(CASES)
+    for name in names:
+        with tempfile.TemporaryDirectory() as tmp:
+            CASES[name](tmp)
+    print(f"{len(failures)} failures")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[3:]))
