@@ -659,10 +659,54 @@ static void split_scalar_factors(ExprPool *p, ExprId a, ExprId *scalar, ExprId *
   free(r.items);
 }
 
+// sum(t_1 + ... + t_n) as sum(t_1) + ... + sum(t_n) (a scalar t_k sums to len * t_k), when
+// some of these cancel: sum(x - mean(x)) is 0. Returns 0 when nothing cancels, and the sum
+// stays as it is. Exact for finite values; the one exception to the IEEE policy besides
+// expr_at_zero (docs/symbolic.md): with an infinite or NaN element the original is NaN.
+static ExprId sum_cancelling(ExprPool *pool, ExprId a) {
+  const Expr *e = node(pool, a);
+  uint32_t n = e->nkids;
+  ExprId *bases = xmalloc(n * sizeof *bases);
+  double *coefs = xmalloc(n * sizeof *coefs);
+  uint32_t nb = 0;
+  bool cancels = false;
+  for (uint32_t k = 0; k < n; k++) {
+    ExprId kid = node(pool, a)->kids[k];
+    ExprId t = node(pool, kid)->shape.rank == 0
+                   ? expr_mul(pool, kid, expr_numel(pool, node(pool, a)->shape))
+                   : expr_sum(pool, kid);
+    double c;
+    ExprId base = split_coefficient(pool, t, &c);
+    uint32_t i = 0;
+    while (i < nb && bases[i] != base) i++;
+    if (i == nb) {
+      bases[nb] = base;
+      coefs[nb++] = 0;
+    }
+    coefs[i] += c;
+    if (coefs[i] == 0) cancels = true;
+  }
+  ExprId r = 0;
+  if (cancels) {
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < nb; i++)
+      if (coefs[i] != 0) bases[m++] = expr_scale(pool, coefs[i], bases[i]);
+    r = m ? expr_add_n(pool, bases, m) : expr_const(pool, 0);
+  }
+  free(bases);
+  free(coefs);
+  return r;
+}
+
 ExprId expr_sum(ExprPool *pool, ExprId a) {
   const Expr *e = node(pool, a);
   if (e->shape.rank == 0) return a;
   if (e->kind == EX_BCAST) return expr_mul(pool, e->kids[0], expr_numel(pool, e->shape));
+  if (e->kind == EX_ADD) {
+    ExprId r = sum_cancelling(pool, a);
+    if (r) return r;
+    e = node(pool, a);
+  }
   // sum(c x) = c sum(x) for scalar factors c.
   ExprId scalar, rest;
   split_scalar_factors(pool, a, &scalar, &rest);
