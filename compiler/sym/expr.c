@@ -302,6 +302,61 @@ static void flatten_sum(ExprPool *p, const ExprId *xs, uint32_t n, IdVec *out) {
   free(flat.items);
 }
 
+static void split_scalar_factors(ExprPool *p, ExprId a, ExprId *scalar, ExprId *rest);
+
+// The Legendre term of the sigmoid Lagrangian, x . g - L for L = sum(softplus(c x)) / c:
+// for ca a + cb b with a = sum(x sigmoid(c x)) and b = k sum(softplus(c x)) (k a scalar),
+// where cb k c = -ca, returns the same sum in the form
+// cb k sum(sigmoid(z) softplus(-z) + sigmoid(-z) softplus(z)), z = c x, whose two terms
+// have one sign: x sigmoid(c x) - softplus(c x) / c cancels to -e^-z (x + 1/c) for large z.
+// Returns 0 when a and b are not such a pair.
+static ExprId sigmoid_legendre(ExprPool *p, ExprId a, double ca, ExprId b, double cb) {
+  const Expr *ea = node(p, a);
+  if (ea->kind != EX_SUM || node(p, ea->kids[0])->kind != EX_MUL) return 0;
+  // b = k sum(softplus(z)): the factor sum(...) and the product k of the others.
+  ExprId k = expr_const(p, 1), sum_b = b;
+  const Expr *eb = node(p, b);
+  if (eb->kind == EX_MUL) {
+    uint32_t at_sum = eb->nkids;
+    for (uint32_t i = 0; i < eb->nkids; i++)
+      if (node(p, eb->kids[i])->kind == EX_SUM) at_sum = i;
+    if (at_sum == eb->nkids) return 0;
+    sum_b = eb->kids[at_sum];
+    ExprId *others = xmalloc(eb->nkids * sizeof *others);
+    uint32_t no = 0;
+    for (uint32_t i = 0; i < eb->nkids; i++)
+      if (i != at_sum) others[no++] = node(p, b)->kids[i];
+    k = expr_mul_n(p, others, no);
+    free(others);
+  }
+  eb = node(p, sum_b);
+  if (eb->kind != EX_SUM) return 0;
+  const Expr *sp = node(p, eb->kids[0]);
+  if (sp->kind != EX_FN || sp->index != EF_SOFTPLUS) return 0;
+  ExprId z = sp->kids[0];
+  // The factor sigmoid(z) of the product in a, and the rest x.
+  const Expr *prod = node(p, ea->kids[0]);
+  uint32_t at = prod->nkids;
+  for (uint32_t i = 0; i < prod->nkids; i++) {
+    const Expr *f = node(p, prod->kids[i]);
+    if (f->kind == EX_FN && f->index == EF_SIGMOID && f->kids[0] == z) at = i;
+  }
+  if (at == prod->nkids) return 0;
+  ExprId *rest = xmalloc(prod->nkids * sizeof *rest);
+  uint32_t nr = 0;
+  for (uint32_t i = 0; i < prod->nkids; i++)
+    if (i != at) rest[nr++] = node(p, ea->kids[0])->kids[i];
+  ExprId x = expr_mul_n(p, rest, nr);
+  free(rest);
+  // z = c x with cb k c = -ca.
+  ExprId c, zx;
+  split_scalar_factors(p, z, &c, &zx);
+  if (zx != x || !expr_is_const(p, expr_scale(p, cb, expr_mul(p, k, c)), -ca)) return 0;
+  ExprId t1 = expr_mul(p, expr_fn(p, EF_SIGMOID, z), expr_fn(p, EF_SOFTPLUS, expr_neg(p, z)));
+  ExprId t2 = expr_mul(p, expr_fn(p, EF_SIGMOID, expr_neg(p, z)), expr_fn(p, EF_SOFTPLUS, z));
+  return expr_mul(p, expr_scale(p, cb, k), expr_sum(p, expr_add(p, t1, t2)));
+}
+
 ExprId expr_add_n(ExprPool *pool, const ExprId *terms, uint32_t n) {
   ExprShape shape = common_shape(pool, terms, n);
   IdVec flat = {0};
@@ -327,6 +382,25 @@ ExprId expr_add_n(ExprPool *pool, const ExprId *terms, uint32_t n) {
     coefs[k] += c;
   }
   free(flat.items);
+  // The sigmoid Lagrangian's x . g - L in its form without cancellation: the pair is
+  // replaced and the sum built again.
+  for (uint32_t i = 0; i < nb; i++)
+    for (uint32_t j = 0; j < nb; j++) {
+      ExprId t = i != j ? sigmoid_legendre(pool, bases[i], coefs[i], bases[j], coefs[j]) : 0;
+      if (!t) continue;
+      ExprId *rest = xmalloc((nb + 1) * sizeof *rest);
+      uint32_t m = 0;
+      for (uint32_t k = 0; k < nb; k++)
+        if (k != i && k != j) rest[m++] = expr_scale(pool, coefs[k], bases[k]);
+      rest[m++] = t;
+      rest[m++] = expr_const(pool, constant);
+      ExprId r = expr_add_n(pool, rest, m);
+      free(rest);
+      free(bases);
+      free(coefs);
+      if (node(pool, r)->shape.rank == 0 && shape.rank > 0) r = expr_bcast(pool, r, shape);
+      return r;
+    }
   // exp(z) - 1 -> expm1(z): exact where exp(z) - 1 cancels.
   if (constant == -1)
     for (uint32_t k = 0; k < nb; k++) {
