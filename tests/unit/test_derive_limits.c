@@ -876,12 +876,17 @@ int main(void) {
   printf("built-in functions: %d, at %d points: %d checks against closed forms, largest "
          "error %.1e\n", NBUILTINS, NEDGE, t.checks, t.worst_closed);
   test_closed_forms();
-  t = tally;
   printf("prelude Lagrangians and the catalogue: %d Lagrangians at %d points: %d checks "
          "against closed forms, largest error %.1e (tol 1e-12)\n", NCLOSED, NCPOINTS,
-         t.checks, t.worst_closed);
+         tally.checks - t.checks, tally.worst_closed);
+  int before = tally.models;
+  t = tally;
   test_scalar_compositions();
   test_vector_compositions();
+  printf("compositions: %d Lagrangians (%d of one variable at %d points, %d of vectors at %d "
+         "points): %d checks against finite differences\n",
+         tally.models - before, tally.models - before - NVLAGR, NSCALAR, NVLAGR, NVPOINTS,
+         tally.checks - t.checks);
   test_norm_squared();
   test_minimal_structures();
   int unseen = 0;
