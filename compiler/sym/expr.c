@@ -313,15 +313,18 @@ static void split_scalar_factors(ExprPool *p, ExprId a, ExprId *scalar, ExprId *
 static ExprId sigmoid_legendre(ExprPool *p, ExprId a, double ca, ExprId b, double cb) {
   const Expr *ea = node(p, a);
   if (ea->kind != EX_SUM || node(p, ea->kids[0])->kind != EX_MUL) return 0;
-  // b = k sum(softplus(z)): the factor sum(...) and the product k of the others.
-  ExprId k = expr_const(p, 1), sum_b = b;
+  // b = k sum(softplus(z)): the factor sum(softplus(z)) and the product k of the others.
   const Expr *eb = node(p, b);
+  uint32_t at_sum = eb->kind == EX_MUL ? eb->nkids : 0;
+  for (uint32_t i = 0; i < eb->nkids && eb->kind == EX_MUL; i++)
+    if (node(p, eb->kids[i])->kind == EX_SUM) at_sum = i;
+  ExprId sum_b = eb->kind == EX_MUL ? (at_sum < eb->nkids ? eb->kids[at_sum] : 0) : b;
+  if (!sum_b || node(p, sum_b)->kind != EX_SUM) return 0;
+  const Expr *sp = node(p, node(p, sum_b)->kids[0]);
+  if (sp->kind != EX_FN || sp->index != EF_SOFTPLUS) return 0;
+  ExprId z = sp->kids[0];
+  ExprId k = expr_const(p, 1);
   if (eb->kind == EX_MUL) {
-    uint32_t at_sum = eb->nkids;
-    for (uint32_t i = 0; i < eb->nkids; i++)
-      if (node(p, eb->kids[i])->kind == EX_SUM) at_sum = i;
-    if (at_sum == eb->nkids) return 0;
-    sum_b = eb->kids[at_sum];
     ExprId *others = xmalloc(eb->nkids * sizeof *others);
     uint32_t no = 0;
     for (uint32_t i = 0; i < eb->nkids; i++)
@@ -329,11 +332,6 @@ static ExprId sigmoid_legendre(ExprPool *p, ExprId a, double ca, ExprId b, doubl
     k = expr_mul_n(p, others, no);
     free(others);
   }
-  eb = node(p, sum_b);
-  if (eb->kind != EX_SUM) return 0;
-  const Expr *sp = node(p, eb->kids[0]);
-  if (sp->kind != EX_FN || sp->index != EF_SOFTPLUS) return 0;
-  ExprId z = sp->kids[0];
   // The factor sigmoid(z) of the product in a, and the rest x.
   const Expr *prod = node(p, ea->kids[0]);
   uint32_t at = prod->nkids;
