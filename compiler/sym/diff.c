@@ -49,6 +49,71 @@ static ExprId fn_derivative(ExprPool *p, ElemFn fn, ExprId a, ExprId fa) {
   damc_unreachable();
 }
 
+// Whether `e` is an exact zero of the chain rule: 0, or a product with the coefficient 0
+// (0 * y stays beside a y that may be infinite, expr.c). A path whose partial derivative is
+// such a zero adds nothing to a derivative (docs/symbolic.md, "Derivatives").
+static bool is_zero(const ExprPool *p, ExprId e) {
+  const Expr *x = expr_get(p, e);
+  if (x->kind == EX_BCAST) x = expr_get(p, x->kids[0]);
+  if (x->kind == EX_MUL) x = expr_get(p, x->kids[0]);
+  return x->kind == EX_CONST && x->value == 0;
+}
+
+// The power rule through the base, for n = f(z)^q with a constant q (n = sqrt(f(z)) with
+// q = 1/2) where q f^(q-1) f'(z) is 0 * inf at a point where the power is smooth: at an
+// overflow or underflow of f, or where relu(z) is 0. Gives the partial dn/dz in a form
+// without that product (docs/symbolic.md, "Rewrites that keep derivatives finite") and
+// sets *z; returns 0 when the ordinary rule applies.
+static ExprId power_partial(ExprPool *p, ExprId n, ExprId *z) {
+  const Expr *e = expr_get(p, n);
+  double q;
+  ExprId a;
+  if (e->kind == EX_POW && expr_get(p, e->kids[1])->kind == EX_CONST) {
+    a = e->kids[0];
+    q = expr_get(p, e->kids[1])->value;
+  } else if (e->kind == EX_FN && e->index == EF_SQRT) {
+    a = e->kids[0];
+    q = 0.5;
+  } else {
+    return 0;
+  }
+  const Expr *f = expr_get(p, a);
+  if (f->kind != EX_FN) return 0;
+  *z = f->kids[0];
+  ExprId r;  // the logarithmic derivative f'/f, bounded where it is used
+  switch ((ElemFn)f->index) {
+  case EF_SIGMOID:
+    if (q >= 1) return 0;
+    r = expr_fn(p, EF_SIGMOID, expr_neg(p, *z));
+    break;
+  case EF_COSH:
+    if (q >= 1) return 0;
+    r = expr_fn(p, EF_TANH, *z);
+    break;
+  case EF_SECH2:
+    if (q >= 1) return 0;
+    r = expr_scale(p, -2, expr_fn(p, EF_TANH, *z));
+    break;
+  case EF_SINH:  // coth z has a pole at 0, where sinh^q has one for q < 0
+    if (q >= 0) return 0;
+    r = expr_pow(p, expr_fn(p, EF_TANH, *z), expr_const(p, -1));
+    break;
+  case EF_EXPM1:  // e^z / expm1(z) = -1 / expm1(-z)
+    if (q >= 0) return 0;
+    r = expr_neg(p, expr_pow(p, expr_fn(p, EF_EXPM1, expr_neg(p, *z)), expr_const(p, -1)));
+    break;
+  case EF_RELU: {
+    // q step(z) (relu(z) + step(-z))^(q-1): relu(z)^(q-1) where z > 0, 0 where z < 0.
+    if (q >= 1) return 0;
+    ExprId w = expr_add(p, a, expr_fn(p, EF_STEP, expr_neg(p, *z)));
+    return expr_mul(p, expr_scale(p, q, expr_fn(p, EF_STEP, *z)),
+                    expr_pow(p, w, expr_const(p, q - 1)));
+  }
+  default: return 0;
+  }
+  return expr_mul(p, expr_scale(p, q, n), r);
+}
+
 // Sums `x` down to the shape of `target` when an operand was broadcast.
 static ExprId reduce_to(ExprPool *p, ExprId x, ExprId target) {
   if (expr_get(p, target)->shape.rank == 0 && expr_get(p, x)->shape.rank > 0)
@@ -100,7 +165,13 @@ ExprId diff_grad(ExprPool *p, ExprId root, ExprId leaf) {
   for (size_t i = t.n; i-- > 0;) {
     ExprId n = t.order[i];
     ExprId bar = adj[n];
-    if (!bar || n == leaf) continue;
+    if (!bar || n == leaf || is_zero(p, bar)) continue;
+    ExprId z, part = power_partial(p, n, &z);
+    if (part) {
+      ExprId c = reduce_to(p, expr_mul(p, bar, part), z);
+      if (!is_zero(p, c)) adj[z] = adj[z] ? expr_add(p, adj[z], c) : c;
+      continue;
+    }
     const Expr *e = expr_get(p, n);
     ExprId contrib[2] = {0, 0};  // for two-kid nodes; n-ary nodes add directly
     bool d0 = e->nkids > 0 && depends(p, e->kids[0], leaf);
@@ -113,6 +184,7 @@ ExprId diff_grad(ExprPool *p, ExprId root, ExprId leaf) {
         if (!depends(p, kid, leaf)) continue;
         ExprId c = e->kind == EX_ADD ? bar : expr_mul(p, bar, product_except(p, expr_get(p, n), k));
         c = reduce_to(p, c, kid);
+        if (is_zero(p, c)) continue;
         adj[kid] = adj[kid] ? expr_add(p, adj[kid], c) : c;
       }
       continue;
@@ -156,6 +228,7 @@ ExprId diff_grad(ExprPool *p, ExprId root, ExprId leaf) {
       ExprId kid = e->kids[k];
       if (!contrib[k] || !depends(p, kid, leaf)) continue;
       ExprId c = reduce_to(p, contrib[k], kid);
+      if (is_zero(p, c)) continue;
       adj[kid] = adj[kid] ? expr_add(p, adj[kid], c) : c;
     }
   }
@@ -179,6 +252,16 @@ static ExprId jvp_rec(ExprPool *p, Jvp *j, ExprId n) {
   if (!depends(p, n, j->leaf)) return 0;  // 0: a zero tangent
   if (n == j->leaf) return j->dir;
   if (n < j->memo_len && j->memo[n]) return j->memo[n];
+  ExprId z, part = power_partial(p, n, &z);
+  if (part) {
+    ExprId dz = jvp_rec(p, j, z);
+    ExprId r = dz ? expr_mul(p, dz, part) : 0;
+    if (r && is_zero(p, r)) r = 0;
+    if (r && expr_get(p, r)->shape.rank < expr_get(p, n)->shape.rank)
+      r = expr_bcast(p, r, expr_get(p, n)->shape);
+    if (n < j->memo_len) j->memo[n] = r;
+    return r;
+  }
   const Expr *e = expr_get(p, n);
   uint32_t nk = e->nkids;
   ExprId *dk = xmalloc((nk + 1) * sizeof *dk);
@@ -239,6 +322,7 @@ static ExprId jvp_rec(ExprPool *p, Jvp *j, ExprId n) {
   default: damc_unreachable();
   }
   free(dk);
+  if (r && is_zero(p, r)) r = 0;
   if (r && expr_get(p, r)->shape.rank < expr_get(p, n)->shape.rank)
     r = expr_bcast(p, r, expr_get(p, n)->shape);
   if (n < j->memo_len) j->memo[n] = r;
@@ -258,9 +342,41 @@ ExprId diff_jvp(ExprPool *p, ExprId root, ExprId leaf, ExprId dir) {
 static StructJac jac_zero(void) { return (StructJac){false, 0, 0, {0}, {0}}; }
 static StructJac jac_dense(void) { return (StructJac){true, 0, 0, {0}, {0}}; }
 
-// Adds the rank-one term u v' to `j`, merging it with a term of the same u or v.
+// Splits a vector into a scalar factor and the rest: (c v) -> (c, v); a broadcast scalar c
+// -> (c, 0), where 0 stands for the vector of ones.
+static ExprId split_scalar(ExprPool *p, ExprId e, ExprId *vec) {
+  const Expr *x = expr_get(p, e);
+  if (x->kind == EX_BCAST) {
+    *vec = 0;
+    return x->kids[0];
+  }
+  if (x->shape.rank == 0) {
+    *vec = 0;
+    return e;
+  }
+  if (x->kind != EX_MUL) {
+    *vec = e;
+    return expr_const(p, 1);
+  }
+  ExprId *s = xmalloc(x->nkids * sizeof *s), *r = xmalloc(x->nkids * sizeof *r);
+  uint32_t ns = 0, nr = 0;
+  for (uint32_t i = 0; i < x->nkids; i++) {
+    ExprId k = expr_get(p, e)->kids[i];
+    if (expr_get(p, k)->shape.rank == 0) s[ns++] = k;
+    else r[nr++] = k;
+  }
+  ExprId scalar = expr_mul_n(p, s, ns);
+  *vec = expr_mul_n(p, r, nr);
+  free(s);
+  free(r);
+  return scalar;
+}
+
+// Adds the rank-one term u v' to `j`, merging it with a term whose u or v is the same vector
+// up to a scalar factor: a u v' + b u w' = u (a v + b w)'. So the rank is that of the
+// distinct directions (softplus(logsumexp z) is diagonal plus rank one, not two).
 static void jac_add_term(ExprPool *p, StructJac *j, ExprId u, ExprId v) {
-  if (j->dense) return;
+  if (j->dense || is_zero(p, u) || is_zero(p, v)) return;
   for (int k = 0; k < j->nterms; k++) {
     if (j->v[k] == v) {
       j->u[k] = expr_add(p, j->u[k], u);
@@ -268,6 +384,23 @@ static void jac_add_term(ExprPool *p, StructJac *j, ExprId u, ExprId v) {
     }
     if (j->u[k] == u) {
       j->v[k] = expr_add(p, j->v[k], v);
+      return;
+    }
+  }
+  ExprShape shape = expr_get(p, u)->shape;
+  for (int k = 0; k < j->nterms; k++) {
+    ExprId ru, rk, sv, sk;
+    ExprId a = split_scalar(p, u, &ru), b = split_scalar(p, j->u[k], &rk);
+    if (ru == rk) {
+      j->u[k] = ru ? ru : expr_bcast(p, expr_const(p, 1), shape);
+      j->v[k] = expr_add(p, expr_mul(p, b, j->v[k]), expr_mul(p, a, v));
+      return;
+    }
+    a = split_scalar(p, v, &sv);
+    b = split_scalar(p, j->v[k], &sk);
+    if (sv == sk) {
+      j->v[k] = sv ? sv : expr_bcast(p, expr_const(p, 1), shape);
+      j->u[k] = expr_add(p, expr_mul(p, b, j->u[k]), expr_mul(p, a, u));
       return;
     }
   }
@@ -284,7 +417,8 @@ static void jac_accumulate(ExprPool *p, StructJac *acc, const StructJac *b) {
     *acc = jac_dense();
     return;
   }
-  if (b->diag) acc->diag = acc->diag ? expr_add(p, acc->diag, b->diag) : b->diag;
+  if (b->diag && !is_zero(p, b->diag))
+    acc->diag = acc->diag ? expr_add(p, acc->diag, b->diag) : b->diag;
   for (int k = 0; k < b->nterms; k++) jac_add_term(p, acc, b->u[k], b->v[k]);
 }
 
@@ -304,7 +438,7 @@ static StructJac jacobian(ExprPool *p, ExprId e, ExprId leaf);
 // one the rank-one term partial grad(a)'.
 static StructJac operand_jacobian(ExprPool *p, ExprId a, ExprId partial, ExprId leaf,
                                   ExprShape shape) {
-  if (!depends(p, a, leaf) || expr_is_const(p, partial, 0)) return jac_zero();
+  if (!depends(p, a, leaf) || is_zero(p, partial)) return jac_zero();
   if (expr_get(p, a)->shape.rank == 0) {
     StructJac j = jac_zero();
     jac_add_term(p, &j, expr_bcast(p, partial, shape), diff_grad(p, a, leaf));
@@ -318,6 +452,9 @@ static StructJac jacobian(ExprPool *p, ExprId n, ExprId leaf) {
   if (n == leaf) return (StructJac){false, expr_const(p, 1), 0, {0}, {0}};
   const Expr *e = expr_get(p, n);
   ExprShape shape = e->shape;
+  ExprId z, part = power_partial(p, n, &z);
+  if (part) return operand_jacobian(p, z, part, leaf, shape);
+  e = expr_get(p, n);
   StructJac acc = jac_zero();
   switch (e->kind) {
   case EX_ADD:

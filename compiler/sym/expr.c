@@ -86,6 +86,46 @@ static void rehash(ExprPool *p) {
   p->table_cap = cap;
 }
 
+static bool is_even(double v) { return v == 2 * floor(v / 2) && fabs(v) < 1e15; }
+
+// Whether a node of this kind and these kids is never negative (Expr.nonneg).
+static bool nonneg_node(const ExprPool *p, ExprKind kind, const ExprId *kids, uint32_t nkids,
+                        double value, int index) {
+  switch (kind) {
+  case EX_CONST: return value >= 0;
+  case EX_DIM: return true;
+  case EX_ADD:
+  case EX_MUL:
+  case EX_SUM:
+  case EX_BCAST:
+  case EX_TRANSPOSE:
+  case EX_OUTER:
+    for (uint32_t k = 0; k < nkids; k++)
+      if (!p->nodes[kids[k]]->nonneg) return false;
+    return true;
+  case EX_LSE1: return true;  // log(1 + sum(exp z)) >= log(1)
+  case EX_POW: {
+    const Expr *q = p->nodes[kids[1]];
+    return p->nodes[kids[0]]->nonneg || (q->kind == EX_CONST && is_even(q->value));
+  }
+  case EX_FN:
+    switch ((ElemFn)index) {
+    case EF_EXP:
+    case EF_SQRT:  // NaN below 0
+    case EF_ABS:
+    case EF_SIGMOID:
+    case EF_SOFTPLUS:
+    case EF_RELU:
+    case EF_COSH:
+    case EF_STEP:
+    case EF_SECH2:
+    case EF_LOGCOSH: return true;  // log cosh z >= log 1
+    default: return false;
+    }
+  default: return false;
+  }
+}
+
 static ExprId intern(ExprPool *p, ExprKind kind, ExprShape shape, const ExprId *kids,
                      uint32_t nkids, double value, int index) {
   uint64_t h = mix(mix(mix(kind, (uint64_t)index), value_bits(value)), (uint64_t)shape.rank);
@@ -117,6 +157,7 @@ static ExprId intern(ExprPool *p, ExprKind kind, ExprShape shape, const ExprId *
     e->acts |= kid->acts;
     if (!kid->finite) e->finite = false;
   }
+  e->nonneg = nonneg_node(p, kind, kids, nkids, value, index);
   int bit = index < 63 ? index : 63;
   if (kind == EX_STATE) e->states |= 1ull << bit;
   if (kind == EX_ACT) e->acts |= 1ull << bit;
@@ -263,6 +304,59 @@ static void flatten_sum(ExprPool *p, const ExprId *xs, uint32_t n, IdVec *out) {
   free(flat.items);
 }
 
+static void split_scalar_factors(ExprPool *p, ExprId a, ExprId *scalar, ExprId *rest);
+
+// The Legendre term of the sigmoid Lagrangian, x . g - L for L = sum(softplus(c x)) / c:
+// for ca a + cb b with a = sum(x sigmoid(c x)) and b = k sum(softplus(c x)) (k a scalar),
+// where cb k c = -ca, returns the same sum in the form
+// cb k sum(sigmoid(z) softplus(-z) + sigmoid(-z) softplus(z)), z = c x, whose two terms
+// have one sign: x sigmoid(c x) - softplus(c x) / c cancels to -e^-z (x + 1/c) for large z.
+// Returns 0 when a and b are not such a pair.
+static ExprId sigmoid_legendre(ExprPool *p, ExprId a, double ca, ExprId b, double cb) {
+  const Expr *ea = node(p, a);
+  if (ea->kind != EX_SUM || node(p, ea->kids[0])->kind != EX_MUL) return 0;
+  // b = k sum(softplus(z)): the factor sum(softplus(z)) and the product k of the others.
+  const Expr *eb = node(p, b);
+  uint32_t at_sum = eb->kind == EX_MUL ? eb->nkids : 0;
+  for (uint32_t i = 0; i < eb->nkids && eb->kind == EX_MUL; i++)
+    if (node(p, eb->kids[i])->kind == EX_SUM) at_sum = i;
+  ExprId sum_b = eb->kind == EX_MUL ? (at_sum < eb->nkids ? eb->kids[at_sum] : 0) : b;
+  if (!sum_b || node(p, sum_b)->kind != EX_SUM) return 0;
+  const Expr *sp = node(p, node(p, sum_b)->kids[0]);
+  if (sp->kind != EX_FN || sp->index != EF_SOFTPLUS) return 0;
+  ExprId z = sp->kids[0];
+  ExprId k = expr_const(p, 1);
+  if (eb->kind == EX_MUL) {
+    ExprId *others = xmalloc(eb->nkids * sizeof *others);
+    uint32_t no = 0;
+    for (uint32_t i = 0; i < eb->nkids; i++)
+      if (i != at_sum) others[no++] = node(p, b)->kids[i];
+    k = expr_mul_n(p, others, no);
+    free(others);
+  }
+  // The factor sigmoid(z) of the product in a, and the rest x.
+  const Expr *prod = node(p, ea->kids[0]);
+  uint32_t at = prod->nkids;
+  for (uint32_t i = 0; i < prod->nkids; i++) {
+    const Expr *f = node(p, prod->kids[i]);
+    if (f->kind == EX_FN && f->index == EF_SIGMOID && f->kids[0] == z) at = i;
+  }
+  if (at == prod->nkids) return 0;
+  ExprId *rest = xmalloc(prod->nkids * sizeof *rest);
+  uint32_t nr = 0;
+  for (uint32_t i = 0; i < prod->nkids; i++)
+    if (i != at) rest[nr++] = node(p, ea->kids[0])->kids[i];
+  ExprId x = expr_mul_n(p, rest, nr);
+  free(rest);
+  // z = c x with cb k c = -ca.
+  ExprId c, zx;
+  split_scalar_factors(p, z, &c, &zx);
+  if (zx != x || !expr_is_const(p, expr_scale(p, cb, expr_mul(p, k, c)), -ca)) return 0;
+  ExprId t1 = expr_mul(p, expr_fn(p, EF_SIGMOID, z), expr_fn(p, EF_SOFTPLUS, expr_neg(p, z)));
+  ExprId t2 = expr_mul(p, expr_fn(p, EF_SIGMOID, expr_neg(p, z)), expr_fn(p, EF_SOFTPLUS, z));
+  return expr_mul(p, expr_scale(p, cb, k), expr_sum(p, expr_add(p, t1, t2)));
+}
+
 ExprId expr_add_n(ExprPool *pool, const ExprId *terms, uint32_t n) {
   ExprShape shape = common_shape(pool, terms, n);
   IdVec flat = {0};
@@ -288,6 +382,25 @@ ExprId expr_add_n(ExprPool *pool, const ExprId *terms, uint32_t n) {
     coefs[k] += c;
   }
   free(flat.items);
+  // The sigmoid Lagrangian's x . g - L in its form without cancellation: the pair is
+  // replaced and the sum built again.
+  for (uint32_t i = 0; i < nb; i++)
+    for (uint32_t j = 0; j < nb; j++) {
+      ExprId t = i != j ? sigmoid_legendre(pool, bases[i], coefs[i], bases[j], coefs[j]) : 0;
+      if (!t) continue;
+      ExprId *rest = xmalloc((nb + 1) * sizeof *rest);
+      uint32_t m = 0;
+      for (uint32_t k = 0; k < nb; k++)
+        if (k != i && k != j) rest[m++] = expr_scale(pool, coefs[k], bases[k]);
+      rest[m++] = t;
+      rest[m++] = expr_const(pool, constant);
+      ExprId r = expr_add_n(pool, rest, m);
+      free(rest);
+      free(bases);
+      free(coefs);
+      if (node(pool, r)->shape.rank == 0 && shape.rank > 0) r = expr_bcast(pool, r, shape);
+      return r;
+    }
   // exp(z) - 1 -> expm1(z): exact where exp(z) - 1 cancels.
   if (constant == -1)
     for (uint32_t k = 0; k < nb; k++) {
@@ -338,12 +451,27 @@ ExprId expr_scale(ExprPool *pool, double c, ExprId a) {
 
 // ---- Products ----
 
-// Splits a factor into base and constant exponent: x^3 -> (x, 3); x -> (x, 1).
+// Whether `e` is sqrt(s) of an s >= 0, whose powers are powers of s.
+static bool is_sqrt_of_nonneg(const ExprPool *p, ExprId e) {
+  const Expr *x = node(p, e);
+  return x->kind == EX_FN && x->index == EF_SQRT && node(p, x->kids[0])->nonneg;
+}
+
+// Splits a factor into base and constant exponent: x^3 -> (x, 3); x -> (x, 1); and for
+// s >= 0, sqrt(s) -> (s, 1/2) and sqrt(s)^k -> (s, k/2), so that s sqrt(s) is s^(3/2).
 static ExprId split_power(const ExprPool *p, ExprId f, double *exponent) {
   const Expr *e = node(p, f);
   *exponent = 1;
-  if (e->kind == EX_POW && const_value(p, e->kids[1], exponent)) return e->kids[0];
+  if (e->kind == EX_POW && const_value(p, e->kids[1], exponent)) {
+    if (!is_sqrt_of_nonneg(p, e->kids[0])) return e->kids[0];
+    *exponent /= 2;
+    return node(p, e->kids[0])->kids[0];
+  }
   *exponent = 1;
+  if (is_sqrt_of_nonneg(p, f)) {
+    *exponent = 0.5;
+    return e->kids[0];
+  }
   return f;
 }
 
@@ -445,10 +573,39 @@ ExprId expr_pow(ExprPool *pool, ExprId base, ExprId exponent) {
     // step(z)^k = step(z) for k > 0: it is 0 or 1.
     if (e > 0 && node(pool, base)->kind == EX_FN && node(pool, base)->index == EF_STEP)
       return expr_bcast(pool, base, shape);
-    // (x^a)^k = x^(a k) for an integer k.
+    // The rewrites of docs/symbolic.md, "Rewrites that keep derivatives finite": a power
+    // of a function that is not differentiable where the power is (or that overflows where
+    // the power does not) becomes one power of the inner argument.
+    if (x->kind == EX_FN) {
+      ExprId z = x->kids[0];
+      // abs(z)^k = z^k for an even integer k.
+      if (x->index == EF_ABS && is_even(e)) return expr_bcast(pool, expr_pow(pool, z, exponent), shape);
+      // exp(z)^p = exp(p z).
+      if (x->index == EF_EXP)
+        return expr_bcast(pool, expr_fn(pool, EF_EXP, expr_scale(pool, e, z)), shape);
+      // sqrt(s)^p = s^(p/2) for s >= 0, when p is even or p > 1 (sqrt(s)^-1 and
+      // sqrt(s)^-3 stay: they are the canonical s^(k/2), see below).
+      if (x->index == EF_SQRT && node(pool, z)->nonneg && (is_even(e) || e > 1))
+        return expr_bcast(pool, expr_pow(pool, z, expr_const(pool, e / 2)), shape);
+    }
     double inner;
-    if (x->kind == EX_POW && is_integer(e) && const_value(pool, x->kids[1], &inner))
-      return expr_pow(pool, x->kids[0], expr_const(pool, inner * e));
+    if (x->kind == EX_POW && const_value(pool, x->kids[1], &inner)) {
+      ExprId y = x->kids[0];
+      // (y^a)^b = y^(a b) where both are defined alike: y >= 0, or b an integer and a an
+      // integer too (or a b not one: then both are NaN for y < 0).
+      if (node(pool, y)->nonneg || (is_integer(e) && (is_integer(inner) || !is_integer(inner * e))))
+        return expr_pow(pool, y, expr_const(pool, inner * e));
+      // (y^a)^b = |y|^(a b) for an even integer a.
+      if (is_even(inner))
+        return expr_bcast(pool, expr_pow(pool, expr_fn(pool, EF_ABS, y), expr_const(pool, inner * e)), shape);
+    }
+    // The canonical s^(k/2) of an s >= 0, k odd: sqrt(s) for k = 1, sqrt(s)^k for k < 0,
+    // s^(k/2) for k >= 3 (split_power reads all three as powers of s).
+    if (x->nonneg && is_integer(2 * e) && !is_integer(e) && e < 1) {
+      ExprId r = expr_fn(pool, EF_SQRT, base);
+      if (e != 0.5) r = expr_pow(pool, r, expr_const(pool, 2 * e));
+      return expr_bcast(pool, r, shape);
+    }
     // (a b)^k = a^k b^k for an integer k: one form for products, with the constant
     // coefficient in front (a / (b c) and a * b^-1 * c^-1 are one node).
     if (x->kind == EX_MUL && is_integer(e)) {
@@ -488,7 +645,36 @@ ExprId expr_fn(ExprPool *pool, ElemFn fn, ExprId a) {
     double r = expr_eval_fn(fn, v);
     if (isfinite(r)) return expr_bcast(pool, expr_const(pool, r), shape);
   }
+  // The rewrites of docs/symbolic.md, "Rewrites that keep derivatives finite".
+  // abs(s) = relu(s) = s for s >= 0 (NaN stays NaN).
+  if ((fn == EF_ABS || fn == EF_RELU) && x->nonneg) return expr_bcast(pool, a, shape);
+  // f(abs(z)) = f(z) for the even functions cosh, logcosh and sech2.
+  if ((fn == EF_COSH || fn == EF_LOGCOSH || fn == EF_SECH2) && x->kind == EX_FN &&
+      x->index == EF_ABS)
+    return expr_bcast(pool, expr_fn(pool, fn, x->kids[0]), shape);
+  if (fn == EF_SQRT) {
+    double q;
+    // sqrt(y^a) = y^(a/2) for y >= 0, and |y|^(a/2) for an even integer a.
+    if (x->kind == EX_POW && const_value(pool, x->kids[1], &q)) {
+      if (node(pool, x->kids[0])->nonneg)
+        return expr_bcast(pool, expr_pow(pool, x->kids[0], expr_const(pool, q / 2)), shape);
+      if (is_even(q))
+        return expr_bcast(pool, expr_pow(pool, expr_fn(pool, EF_ABS, x->kids[0]),
+                                         expr_const(pool, q / 2)), shape);
+    }
+    // sqrt(exp z) = exp(z / 2).
+    if (x->kind == EX_FN && x->index == EF_EXP)
+      return expr_bcast(pool, expr_fn(pool, EF_EXP, expr_scale(pool, 0.5, x->kids[0])), shape);
+  }
+  // exp(log s) = s for s >= 0 (exp(log 0) = exp(-inf) = 0).
+  if (fn == EF_EXP && x->kind == EX_FN && x->index == EF_LOG && node(pool, x->kids[0])->nonneg)
+    return expr_bcast(pool, x->kids[0], shape);
   if (fn == EF_LOG) {
+    // log(sigmoid z) = -softplus(-z);  log(sech2 z) = -2 logcosh(z).
+    if (x->kind == EX_FN && x->index == EF_SIGMOID)
+      return expr_bcast(pool, expr_neg(pool, expr_fn(pool, EF_SOFTPLUS, expr_neg(pool, x->kids[0]))), shape);
+    if (x->kind == EX_FN && x->index == EF_SECH2)
+      return expr_bcast(pool, expr_scale(pool, -2, expr_fn(pool, EF_LOGCOSH, x->kids[0])), shape);
     // log(cosh z) -> logcosh z;  log(sum(exp z)) -> lse z;  log(exp z) -> z.
     if (x->kind == EX_FN && x->index == EF_COSH)
       return expr_bcast(pool, expr_fn(pool, EF_LOGCOSH, x->kids[0]), shape);
@@ -549,10 +735,54 @@ static void split_scalar_factors(ExprPool *p, ExprId a, ExprId *scalar, ExprId *
   free(r.items);
 }
 
+// sum(t_1 + ... + t_n) as sum(t_1) + ... + sum(t_n) (a scalar t_k sums to len * t_k), when
+// some of these cancel: sum(x - mean(x)) is 0. Returns 0 when nothing cancels, and the sum
+// stays as it is. Exact for finite values; the one exception to the IEEE policy besides
+// expr_at_zero (docs/symbolic.md): with an infinite or NaN element the original is NaN.
+static ExprId sum_cancelling(ExprPool *pool, ExprId a) {
+  const Expr *e = node(pool, a);
+  uint32_t n = e->nkids;
+  ExprId *bases = xmalloc(n * sizeof *bases);
+  double *coefs = xmalloc(n * sizeof *coefs);
+  uint32_t nb = 0;
+  bool cancels = false;
+  for (uint32_t k = 0; k < n; k++) {
+    ExprId kid = node(pool, a)->kids[k];
+    ExprId t = node(pool, kid)->shape.rank == 0
+                   ? expr_mul(pool, kid, expr_numel(pool, node(pool, a)->shape))
+                   : expr_sum(pool, kid);
+    double c;
+    ExprId base = split_coefficient(pool, t, &c);
+    uint32_t i = 0;
+    while (i < nb && bases[i] != base) i++;
+    if (i == nb) {
+      bases[nb] = base;
+      coefs[nb++] = 0;
+    }
+    coefs[i] += c;
+    if (coefs[i] == 0) cancels = true;
+  }
+  ExprId r = 0;
+  if (cancels) {
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < nb; i++)
+      if (coefs[i] != 0) bases[m++] = expr_scale(pool, coefs[i], bases[i]);
+    r = m ? expr_add_n(pool, bases, m) : expr_const(pool, 0);
+  }
+  free(bases);
+  free(coefs);
+  return r;
+}
+
 ExprId expr_sum(ExprPool *pool, ExprId a) {
   const Expr *e = node(pool, a);
   if (e->shape.rank == 0) return a;
   if (e->kind == EX_BCAST) return expr_mul(pool, e->kids[0], expr_numel(pool, e->shape));
+  if (e->kind == EX_ADD) {
+    ExprId r = sum_cancelling(pool, a);
+    if (r) return r;
+    e = node(pool, a);
+  }
   // sum(c x) = c sum(x) for scalar factors c.
   ExprId scalar, rest;
   split_scalar_factors(pool, a, &scalar, &rest);

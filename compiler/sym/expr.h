@@ -82,6 +82,11 @@ typedef struct {
   uint64_t states;     // bit i: depends on EX_STATE of layer i (layers >= 64 share bit 63)
   uint64_t acts;       // bit i: depends on EX_ACT of layer i
   bool finite;         // known finite for every binding: constants, params, dims
+  // Known never negative for every binding: each element is >= 0 (a zero may be -0) or
+  // NaN. Sums, products and sums of elements of such nodes, even powers, any power of such
+  // a node, exp, sqrt, abs, relu, softplus, sigmoid, step, cosh, sech2, dims and constants
+  // >= 0 (docs/symbolic.md, "Rewrites that keep derivatives finite").
+  bool nonneg;
 } Expr;
 
 typedef struct ExprPool ExprPool;

@@ -285,9 +285,8 @@ static void test_structures(void) {
     int max_terms;
   } expect[] = {
       {"lagr_identity(x)", 0}, {"lagr_tanh(x)", 0},     {"lagr_rexp(x)", 0},
-      // Layer norm is diagonal plus rank two in exact arithmetic; the derivation does not
-      // prove sum(x - mean(x)) = 0, so a third term with a vanishing coefficient remains.
-      {"lagr_softmax(x, 3)", 1}, {"lagr_ghostmax(x)", 1}, {"lagr_layernorm(x)", 3},
+      // Layer norm is diagonal plus rank two (sum(x - mean(x)) is 0, docs/symbolic.md).
+      {"lagr_softmax(x, 3)", 1}, {"lagr_ghostmax(x)", 1}, {"lagr_layernorm(x)", 2},
       {"lagr_spherical(x)", 1},
   };
   for (size_t k = 0; k < sizeof expect / sizeof *expect; k++) {
