@@ -313,6 +313,12 @@ static int load_layer_array(Loaded *l, int kind, const char *what, const char *a
     return EXIT_USAGE;
   }
   DamrtError derr = {0};
+  // float64 data for float32 kernels is read as float64 so that the engine refuses a value
+  // beyond float32's range by name (the header tells the dtype of a regular file).
+  DamrtNpyInfo info;
+  struct stat st;
+  if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && damrt_npy_read_info(path, &info, &derr) == DAMRT_OK)
+    dtype = read_dtype(&info, dtype);
   DamrtTensor *t = damrt_npy_read(path, dtype, &derr);
   if (!t) {
     sb_printf(err, "%s\n", derr.message);

@@ -110,6 +110,13 @@ def nonfinite(tmp):
         check(all(np.isfinite(r[k]).all() for k in r.files), "f64: a non-finite output")
     code, _, err = damc("eval", MODEL_B, "--weights", w, "--set", "beta=1e39")
     check(code == 1 and "does not fit float32" in err, f"beta = 1e39 in f32: exit {code}: {err}")
+    vbig = os.path.join(tmp, "vbig.npy")
+    v = np.zeros(784)
+    v[5] = 1e39
+    np.save(vbig, v)
+    code, _, err = damc("eval", MODEL_B, "--weights", w, "--state", f"v={vbig}")
+    check(code == 1 and "does not fit float32" in err and "[5]" in err,
+          f"a float64 state beyond float32: exit {code}: {err}")
     model = os.path.join(tmp, "sqrt.dam")
     with open(model, "w") as f:
         f.write("dim N = 3;\nparam p = 1;\nlayer v[N] { L = lagr_identity(v); }\n"
