@@ -1,0 +1,129 @@
+// The report of damc check (see report.h).
+#include "check/report.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "support/common.h"
+
+const char *verdict_name(Verdict v) {
+  static const char *const names[] = {"pass", "warn", "fail", "skipped"};
+  return names[v];
+}
+
+CheckItem *report_add(CheckReport *r, const char *check, const char *subject, const Span *where,
+                      Verdict v, const char *fmt, ...) {
+  CheckItem item = {{0}, {0}, {0, 0, 0}, where != NULL, v, {0}, NULL, 0, 0};
+  snprintf(item.check, sizeof item.check, "%s", check);
+  snprintf(item.subject, sizeof item.subject, "%s", subject);
+  if (where) item.where = *where;
+  va_list ap;
+  va_start(ap, fmt);
+  sb_vprintf(&item.reason, fmt, ap);
+  va_end(ap);
+  VEC_PUSH(r->items, r->count, r->cap, item);
+  return &r->items[r->count - 1];
+}
+
+void report_number(CheckItem *item, const char *name, double value) {
+  CheckNumber n = {{0}, value};
+  snprintf(n.name, sizeof n.name, "%s", name);
+  VEC_PUSH(item->numbers, item->nnumbers, item->cap, n);
+}
+
+void report_free(CheckReport *r) {
+  for (size_t i = 0; i < r->count; i++) {
+    sb_free(&r->items[i].reason);
+    free(r->items[i].numbers);
+  }
+  free(r->items);
+  *r = (CheckReport){0};
+}
+
+Verdict report_worst(const CheckReport *r) {
+  Verdict worst = VERDICT_PASS;
+  for (size_t i = 0; i < r->count; i++) {
+    Verdict v = r->items[i].verdict;
+    if (v == VERDICT_FAIL || (v == VERDICT_WARN && worst != VERDICT_FAIL)) worst = v;
+  }
+  return worst;
+}
+
+// "model.dam:4:9", or "" without a place.
+static void place(const CheckItem *item, const DiagSink *sink, char *buf, size_t n) {
+  buf[0] = '\0';
+  if (!item->has_where || !sink) return;
+  uint32_t line, col;
+  diag_line_col((DiagSink *)sink, item->where.file, item->where.begin, &line, &col);
+  snprintf(buf, n, "%s:%u:%u", diag_source(sink, item->where.file)->name, line, col);
+}
+
+void report_print_text(const CheckReport *r, const DiagSink *sink, StrBuf *out) {
+  size_t counts[4] = {0, 0, 0, 0};
+  for (size_t i = 0; i < r->count; i++) counts[r->items[i].verdict]++;
+  sb_printf(out, "%s: %zu passed, %zu warnings, %zu failed, %zu skipped\n\n",
+            verdict_name(report_worst(r)), counts[VERDICT_PASS], counts[VERDICT_WARN],
+            counts[VERDICT_FAIL], counts[VERDICT_SKIPPED]);
+  for (size_t i = 0; i < r->count; i++) {
+    const CheckItem *it = &r->items[i];
+    char where[300];
+    place(it, sink, where, sizeof where);
+    sb_printf(out, "%-7s %-16s %-16s %s%s%s\n", verdict_name(it->verdict), it->check, it->subject,
+              where, where[0] ? ": " : "", sb_str(&it->reason));
+    for (size_t k = 0; k < it->nnumbers; k++)
+      sb_printf(out, "%44s%-28s %.6g\n", "", it->numbers[k].name, it->numbers[k].value);
+  }
+}
+
+static void json_string(StrBuf *out, const char *s) {
+  sb_putc(out, '"');
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') sb_printf(out, "\\%c", c);
+    else if (c == '\n') sb_append(out, "\\n");
+    else if (c < 0x20) sb_printf(out, "\\u%04x", c);
+    else sb_putc(out, (char)c);
+  }
+  sb_putc(out, '"');
+}
+
+static void json_number(StrBuf *out, double v) {
+  if (isfinite(v)) sb_printf(out, "%.17g", v);
+  else json_string(out, isnan(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity");
+}
+
+void report_print_json(const CheckReport *r, const DiagSink *sink, const char *model, StrBuf *out) {
+  sb_append(out, "{\"model\": ");
+  json_string(out, model);
+  sb_append(out, ", \"verdict\": ");
+  json_string(out, verdict_name(report_worst(r)));
+  sb_append(out, ", \"items\": [");
+  for (size_t i = 0; i < r->count; i++) {
+    const CheckItem *it = &r->items[i];
+    char where[300];
+    place(it, sink, where, sizeof where);
+    sb_append(out, i ? ",\n  {" : "\n  {");
+    sb_append(out, "\"check\": ");
+    json_string(out, it->check);
+    sb_append(out, ", \"subject\": ");
+    json_string(out, it->subject);
+    sb_append(out, ", \"where\": ");
+    json_string(out, where);
+    sb_append(out, ", \"verdict\": ");
+    json_string(out, verdict_name(it->verdict));
+    sb_append(out, ", \"reason\": ");
+    json_string(out, sb_str(&it->reason));
+    sb_append(out, ", \"numbers\": {");
+    for (size_t k = 0; k < it->nnumbers; k++) {
+      if (k) sb_append(out, ", ");
+      json_string(out, it->numbers[k].name);
+      sb_append(out, ": ");
+      json_number(out, it->numbers[k].value);
+    }
+    sb_append(out, "}}");
+  }
+  sb_append(out, "\n]}\n");
+}

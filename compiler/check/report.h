@@ -1,0 +1,59 @@
+// The report of `damc check`: one item per check and subject (a layer, a term, a param, the
+// network), each with a verdict, the reason, the numbers behind it and the source place it
+// concerns; printed for people (verdicts first, then the numbers) or as JSON (everything).
+//
+// The checks themselves (docs/theory.md §4) live in the other files of compiler/check/ and
+// only add items here.
+#ifndef DAMC_CHECK_REPORT_H
+#define DAMC_CHECK_REPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "support/diag.h"
+#include "support/strbuf.h"
+
+typedef enum { VERDICT_PASS, VERDICT_WARN, VERDICT_FAIL, VERDICT_SKIPPED } Verdict;
+
+typedef struct {
+  char name[48];
+  double value;
+} CheckNumber;
+
+typedef struct {
+  char check[32];     // "derivatives", "convexity", "bounded-energy", "energy-decrease", ...
+  char subject[96];   // "layer v", "network", "param beta", "energy term 1"
+  Span where;         // the source place it concerns (file 0, 0..0: none)
+  bool has_where;
+  Verdict verdict;
+  StrBuf reason;      // one or more sentences: why, and for a failure what to change
+  CheckNumber *numbers;
+  size_t nnumbers, cap;
+} CheckItem;
+
+typedef struct {
+  CheckItem *items;
+  size_t count, cap;
+} CheckReport;
+
+// Adds an item; `where` may be NULL. Returns it, to add numbers to.
+__attribute__((format(printf, 6, 7))) CheckItem *report_add(CheckReport *r, const char *check,
+                                                           const char *subject,
+                                                           const Span *where, Verdict v,
+                                                           const char *fmt, ...);
+void report_number(CheckItem *item, const char *name, double value);
+void report_free(CheckReport *r);
+
+// The worst verdict of the report (FAIL > WARN > PASS; SKIPPED counts as PASS).
+Verdict report_worst(const CheckReport *r);
+
+// For people: a line of counts, one line per item (verdict, check, subject, place, reason),
+// then the numbers of each item that has any, indented. `sink` turns spans into
+// FILE:LINE:COL.
+void report_print_text(const CheckReport *r, const DiagSink *sink, StrBuf *out);
+// Every item and number as one JSON object: {"model": ..., "verdict": ..., "items": [...]}.
+void report_print_json(const CheckReport *r, const DiagSink *sink, const char *model, StrBuf *out);
+
+const char *verdict_name(Verdict v);
+
+#endif
