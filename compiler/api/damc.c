@@ -234,7 +234,9 @@ DamcResults *damc_run(DamcModel *model, const DamcBatch *batch, const DamcRunOpt
                         d.trace,
                         d.progress ? progress_relay : NULL,
                         &d,
-                        d.cancel};
+                        d.cancel,
+                        NULL,
+                        NULL};
   StrBuf sb = {0};
   Views v;
   DamcResults *r = xcalloc(1, sizeof *r);

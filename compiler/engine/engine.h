@@ -160,6 +160,18 @@ typedef struct {
   bool done;            // the last report of the run
 } EngineProgress;
 
+// The network's values after a step (EngineRunOptions.on_state), in the kernels' dtype,
+// [batch, n_A] per layer (NULL where the layer has none: x of an eliminated layer is its u,
+// I of a layer without input), E and E_A [batch]; valid during the call only.
+typedef struct {
+  size_t step, batch;
+  double t;
+  DamrtDtype dtype;
+  const void *energy;
+  const void *const *x, *const *g, *const *u, *const *input, *const *part;
+  const uint8_t *active;  // [batch]: 1 for samples still moving
+} EngineState;
+
 typedef struct {
   DamrtMethod method;
   bool async;  // the discrete single-unit rule instead of `method` (binary layers)
@@ -172,6 +184,10 @@ typedef struct {
   void (*progress)(void *user, const EngineProgress *p);  // NULL: none
   void *progress_user;
   const volatile int *cancel;  // NULL, or nonzero: stop at the next step (an error)
+  // NULL, or called at the initial state and after every accepted step with the network's
+  // values there (damc check's energy monitor); false stops the run with an error.
+  bool (*on_state)(void *user, const EngineState *s);
+  void *state_user;
 } EngineRunOptions;
 
 // Integrates the dynamics from the given states (zeros where none is given), holding the

@@ -5,6 +5,7 @@
 // stop rule (docs/cli.md), which near a fixed point decays exponentially in the steps, to the
 // tolerance; before that is possible, the step limit bounds it.
 #include <math.h>
+#include <stdlib.h>
 
 #include "engine/engine_internal.h"
 #include "support/common.h"
@@ -59,6 +60,29 @@ static void report(RunCtx *r, size_t step, double t, const void *x, const void *
   opt->progress(opt->progress_user, &p);
 }
 
+// The network's values at the states `x`, for EngineRunOptions.on_state.
+static bool report_state(RunCtx *r, size_t step, double t, const void *x, const uint8_t *active) {
+  const Engine *e = r->e;
+  const Plan *ev = e->plans[KERNEL_EVAL];
+  int n = e->net->nlayers;
+  const void **views = xcalloc(5 * (size_t)n + 1, sizeof *views);
+  engine_eval_rows(r, x);
+  for (int a = 0; a < n; a++) {
+    int xb = ev->state_buf[a], gb = plan_output_buf(ev, OUT_G, a), ub = plan_output_buf(ev, OUT_U, a);
+    int ib = ev->input_buf[a], pb = plan_output_buf(ev, OUT_PART, a);
+    views[a] = xb >= 0 ? r->eval_bufs[xb] : NULL;
+    views[n + a] = gb >= 0 ? r->eval_bufs[gb] : NULL;
+    views[2 * n + a] = ub >= 0 ? r->eval_bufs[ub] : NULL;
+    views[3 * n + a] = ib >= 0 ? r->eval_bufs[ib] : NULL;
+    views[4 * n + a] = pb >= 0 ? r->eval_bufs[pb] : NULL;
+  }
+  EngineState s = {step, r->batch, t, e->dtype, r->eval_bufs[r->energy_buf], views, views + n,
+                   views + 2 * n, views + 3 * n, views + 4 * n, active};
+  bool ok = r->opt->on_state(r->opt->state_user, &s);
+  free(views);
+  return ok;
+}
+
 DamrtStatus run_on_step(void *ctx, size_t step, double t, const void *x, const void *dxdt,
                         const uint8_t *active, DamrtError *err) {
   RunCtx *r = ctx;
@@ -66,6 +90,8 @@ DamrtStatus run_on_step(void *ctx, size_t step, double t, const void *x, const v
     DamrtStatus st = trace_step(ctx, step, t, x, dxdt, active, err);
     if (st != DAMRT_OK) return st;
   }
+  if (r->opt->on_state && !report_state(r, step, t, x, active))
+    return damrt_error_set(err, DAMRT_E_VALUE, "stopped by the state monitor at step %zu", step);
   if (r->opt->cancel && *r->opt->cancel)
     return damrt_error_set(err, DAMRT_E_VALUE, "the run was interrupted at step %zu (t = %g)",
                            step, t);

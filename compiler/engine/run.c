@@ -209,14 +209,15 @@ bool engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *o
   DamrtSystem sys = {run_rhs, &r, r.batch, r.dim, e->dtype, tau};
   DamrtRunOptions ro = {opt->method, opt->dt > 0 ? opt->dt : 0.1 * min_tau, 0, opt->rtol,
                         opt->atol, opt->max_steps, opt->tol, clamp, opt->noise_T, opt->seed,
-                        opt->trace || opt->progress || opt->cancel ? run_on_step : NULL, &r};
+                        opt->trace || opt->progress || opt->cancel || opt->on_state ? run_on_step : NULL,
+                        &r};
   size_t *steps = xcalloc(r.batch, sizeof *steps);
   uint8_t *converged = xcalloc(r.batch, 1);
   DamrtRunResult res = {0, 0, steps, NULL, converged, {0}};
   DamrtError derr = {0};
   size_t before = err->len;
   DamrtStatus st = DAMRT_OK;
-  if ((opt->trace || opt->async || opt->progress) && !attach_eval(&r, arrays, err))
+  if ((opt->trace || opt->async || opt->progress || opt->on_state) && !attach_eval(&r, arrays, err))
     st = DAMRT_E_VALUE;
   else {
     if (opt->trace) trace_header(&r);
