@@ -72,6 +72,17 @@ static const OptionSpec bench_options[] = {
     {"--repeat", "R", "calls timed (default 20; the median is reported)"},
     {NULL, NULL, NULL}};
 
+static const OptionSpec check_options[] = {
+    TENSORS,
+    {"--init", "A=FILE.npy", "initial states of the trajectories: [n] or [B, n] (default: sampled)"},
+    {"--input", "A=FILE.npy", "the external input of layer A"},
+    {"--samples", "N", "states sampled for the energy identity and trajectories (default 20)"},
+    {"--seed", "S", "the seed of every sample (default 0)"},
+    {"--strict", NULL, "exit 3 on any failure or warning"},
+    {"--json", NULL, "the report as JSON, with every number"},
+    {"--emit-c", "OUT.c", "a standalone C program of the checks (not implemented yet)"},
+    {NULL, NULL, NULL}};
+
 static const OptionSpec no_options[] = {{NULL, NULL, NULL}};
 
 static const Command commands[] = {
@@ -86,8 +97,9 @@ static const Command commands[] = {
     {"run", "Integrate the dynamics from the initial states to convergence or the step limit.",
      "FILE TENSORS... [RUN OPTIONS] [--out OUT.npz] [--trace TRACE.csv]", cmd_run, run_options,
      true},
-    {"check", "Run the Hessian, convexity, energy and stability checks (not implemented yet).",
-     "FILE [TENSORS...]", cmd_missing, no_options, false},
+    {"check", "Run the derivative, convexity, energy and stability checks of the model.",
+     "FILE [TENSORS...] [--init A=FILE.npy...] [--samples N] [--seed S] [--strict] [--json]",
+     cmd_check, check_options, true},
     {"emit", "Show or export the specialised kernels.",
      "FILE TENSORS... (--plan | --ir | --asm | --obj OUT.o | --c OUT.c)", cmd_emit,
      emit_options, true},

@@ -13,7 +13,7 @@
 
 #include "support/strbuf.h"
 
-enum { EXIT_MODEL = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 70 };
+enum { EXIT_MODEL = 1, EXIT_USAGE = 2, EXIT_CHECK = 3, EXIT_INTERNAL = 70 };
 
 // An option: its name, the name of its value (NULL: a flag) and its help line.
 typedef struct {
@@ -66,10 +66,10 @@ void print_command_help(const Command *c);
 int cmd_parse(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 int cmd_help(int argc, char **argv);
-int cmd_missing(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_emit(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 
 #endif

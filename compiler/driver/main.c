@@ -156,12 +156,6 @@ int cmd_help(int argc, char **argv) {
   return 0;
 }
 
-// A subcommand that `damc --help` lists as not implemented yet: a usage error, not an
-// internal one.
-int cmd_missing(int argc, char **argv) {
-  (void)argc;
-  return usage_error(argv[0], "not implemented in damc " DAMC_VERSION " yet%s", "");
-}
 
 // An internal error has been printed (damc_internal_error) and abort() called: exit with the
 // status cli.md gives internal errors.

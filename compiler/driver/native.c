@@ -18,6 +18,7 @@
 
 #include "api/damc_internal.h"
 #include "backend/emit_c.h"
+#include "check/check.h"
 #include "damrt_kernel.h"
 #include "damrt_npy.h"
 #include "damrt_npz.h"
@@ -55,6 +56,9 @@ typedef struct {
   bool strict;       // run --strict: an unconverged sample is an error
   int progress;      // run: 1 --progress, -1 --no-progress, 0 when stderr is a terminal
   bool quiet;
+  // check
+  int samples;
+  bool json;
 } Options;
 
 // The model with its tensors, as loaded.
@@ -128,7 +132,7 @@ static int parse_run_option(Options *o, const char *opt, const char *val) {
     }
   if (!strcmp(opt, "--max-steps") || !strcmp(opt, "--seed") || !strcmp(opt, "--threads")) {
     if (!parse_number(val, 0, 9007199254740992.0, &v) || v != floor(v))
-      return usage_error("run", "expected a whole number, not '%s'", val);
+      return usage_error(o->command, "expected a whole number, not '%s'", val);
     if (!strcmp(opt, "--max-steps") && v < 1) return usage_error("run", "--max-steps %s: at least 1", val);
     if (!strcmp(opt, "--max-steps")) r->max_steps = (size_t)v;
     else if (!strcmp(opt, "--seed")) r->seed = (uint64_t)v;
@@ -177,6 +181,7 @@ static int parse_options(Options *o, int argc, char **argv) {
   o->precision = DAMC_F32;
   o->batch = 1;
   o->repeat = 20;
+  o->samples = 20;
   o->run = (DamcRunOptions){.method = DAMC_DOPRI5, .max_steps = 10000};
   o->tensors = xcalloc((size_t)argc + 1, sizeof *o->tensors);
   for (int i = 1; i < argc; i++) {
@@ -198,6 +203,15 @@ static int parse_options(Options *o, int argc, char **argv) {
     else if (!strcmp(opt, "--progress")) o->progress = 1;
     else if (!strcmp(opt, "--no-progress")) o->progress = -1;
     else if (!strcmp(opt, "--quiet")) o->quiet = true;
+    else if (!strcmp(opt, "--json")) o->json = true;
+    else if (!strcmp(opt, "--emit-c"))
+      return usage_error(o->command, "--emit-c is not implemented in damc " DAMC_VERSION " yet%s", "");
+    else if (!strcmp(opt, "--samples")) {
+      double v;
+      if (!parse_number(val, 1, 1e6, &v) || v != floor(v))
+        return usage_error(o->command, "--samples %s: expected a whole number from 1 to 1000000", val);
+      o->samples = (int)v;
+    }
     else if (!strcmp(opt, "--out")) o->out = val;
     else if (!strcmp(opt, "--obj")) o->obj = val;
     else if (!strcmp(opt, "--precision")) {
@@ -225,6 +239,7 @@ static int parse_options(Options *o, int argc, char **argv) {
     }
   }
   if (!o->model) return usage_error(o->command, "no model file given%s", "");
+  if (!strcmp(o->command, "check")) o->precision = DAMC_F64;  // the checks run in float64
   if (!strcmp(o->command, "emit") && !o->plan && !o->ir && !o->asm_text && !o->obj && !o->c_source)
     return usage_error("emit", "say what to emit: --plan, --ir, --asm, --obj OUT.o or --c OUT.c%s",
                        "");
@@ -590,7 +605,11 @@ static int start(Options *o, Loaded *l, int argc, char **argv) {
     memset(l, 0, sizeof *l);
     return status;
   }
-  return load_model(o, l, o->plan || o->c_source ? STAGE_PLAN : STAGE_JIT);
+  // The checks need no compiled code before they know whether every weight is given.
+  EngineStage last = !strcmp(o->command, "check") ? STAGE_DERIVE
+                     : o->plan || o->c_source    ? STAGE_PLAN
+                                                 : STAGE_JIT;
+  return load_model(o, l, last);
 }
 
 static int finish(Options *o, Loaded *l, int status) {
@@ -719,5 +738,66 @@ int cmd_emit(int argc, char **argv) {
   if (status) print_errors("emit", sb_str(&err));
   sb_free(&err);
   sb_free(&text);
+  return finish(&o, &l, status);
+}
+
+// The engine's view of a loaded per-layer array.
+static EngineArray engine_array(const DamcArray *a) {
+  EngineArray v = {a->dtype == DAMC_F32 ? DAMRT_F32 : DAMRT_F64, a->rank, {0}, a->data};
+  for (int i = 0; i < a->rank && i < DAMRT_MAX_RANK; i++) v.shape[i] = a->shape[i];
+  return v;
+}
+
+// The size given to a dim that no weight binds when checking without weights.
+enum { CHECK_SAMPLE_SIZE = 8 };
+
+int cmd_check(int argc, char **argv) {
+  Options o;
+  Loaded l;
+  int status = start(&o, &l, argc, argv);
+  if (status) return finish(&o, &l, status);
+  Engine *e = l.engine;
+  const Network *net = engine_network(e);
+  bool have_weights = true;
+  for (int w = 0; w < net->nweights; w++) have_weights &= engine_weight_bound(e, w);
+  StrBuf err = {0};
+  // With every weight, the float64 kernels for the runs; without, sample sizes for the dims.
+  engine_target(e, DAMRT_F64, false);
+  if (have_weights && !engine_compile(e, STAGE_JIT, &err)) {
+    print_errors("check", sb_str(&err));
+    sb_free(&err);
+    return finish(&o, &l, EXIT_MODEL);
+  }
+  int64_t *dims = xcalloc((size_t)net->ndims + 1, sizeof *dims);
+  for (int d = 0; d < net->ndims; d++) {
+    dims[d] = engine_dims(e)[d];
+    if (dims[d] <= 0) dims[d] = CHECK_SAMPLE_SIZE;
+  }
+  EngineArray *arrays[2] = {NULL, NULL};
+  for (int k = 0; k < 2; k++) {
+    const DamcArray *src = l.arrays[k == 0 ? ARR_STATE : ARR_INPUT];
+    bool any = false;
+    for (int a = 0; a < l.nlayers; a++) any |= src[a].data != NULL;
+    if (!any) continue;
+    arrays[k] = xcalloc((size_t)l.nlayers + 1, sizeof(EngineArray));
+    for (int a = 0; a < l.nlayers; a++) arrays[k][a] = engine_array(&src[a]);
+  }
+  EngineArrays given = {arrays[0], arrays[1], NULL};
+  CheckOptions co = {o.run.seed, o.samples, have_weights, arrays[0] || arrays[1] ? &given : NULL};
+  CheckReport report = {0};
+  if (!check_model(e, dims, &co, &report, &err)) status = EXIT_MODEL;
+  StrBuf text = {0};
+  const DiagSink *sink = engine_diagnostics(e);
+  if (o.json) report_print_json(&report, sink, o.model, &text);
+  else report_print_text(&report, sink, &text);
+  if (!output_write(NULL, text.data, text.len, &err)) status = EXIT_MODEL;
+  if (status) print_errors("check", sb_str(&err));
+  else if (o.strict && report_worst(&report) != VERDICT_PASS) status = EXIT_CHECK;
+  report_free(&report);
+  sb_free(&text);
+  sb_free(&err);
+  free(dims);
+  free(arrays[0]);
+  free(arrays[1]);
   return finish(&o, &l, status);
 }

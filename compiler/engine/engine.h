@@ -85,6 +85,14 @@ int engine_param_index(const Engine *e, const char *name);
 // the message for a name of `kind` that the model does not have.
 typedef enum { NAME_LAYER, NAME_WEIGHT, NAME_PARAM } EngineNameKind;
 void engine_unknown_name(const Engine *e, EngineNameKind kind, const char *name, StrBuf *out);
+// After STAGE_DERIVE: every dim's size (-1 while unbound) and every param's value; after
+// STAGE_BIND, weight `w` as the kernels read it (in their dtype).
+const int64_t *engine_dims(const Engine *e);
+const double *engine_params(const Engine *e);
+const void *engine_weight(const Engine *e, int w);
+bool engine_weight_bound(const Engine *e, int w);
+// The diagnostics of the model's source (to turn spans into FILE:LINE:COL).
+const DiagSink *engine_diagnostics(const Engine *e);
 // The number of neurons of layer `a` (0 while its dim is unbound).
 size_t engine_layer_size(const Engine *e, int a);
 

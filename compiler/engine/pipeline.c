@@ -305,6 +305,12 @@ int engine_layer_index(const Engine *e, const char *name) {
   return -1;
 }
 
+const int64_t *engine_dims(const Engine *e) { return e->dims; }
+const double *engine_params(const Engine *e) { return e->params; }
+const void *engine_weight(const Engine *e, int w) { return e->weight_data[w]; }
+bool engine_weight_bound(const Engine *e, int w) { return e->weights[w].data != NULL; }
+const DiagSink *engine_diagnostics(const Engine *e) { return e->s->diag; }
+
 int engine_weight_index(const Engine *e, const char *name) {
   for (int w = 0; w < e->m->nweights; w++)
     if (strcmp(e->m->weights[w].name, name) == 0) return w;

@@ -1,0 +1,22 @@
+// What the files of compiler/check/ share: the network-level checks that check.c runs
+// (energy_checks.c, trajectories.c), over the interpreter's values (network_env.h).
+#ifndef DAMC_CHECK_CHECKS_H
+#define DAMC_CHECK_CHECKS_H
+
+#include "check/check.h"
+#include "check/network_env.h"
+#include "check/report.h"
+
+// Is E bounded below (docs/theory.md §1.4): the growth of every activation, and for two
+// linearly growing activations coupled by a synapse, the coupling's norm (needs weights).
+void check_bounded_energy(NetEnv *ne, bool have_weights, CheckReport *r);
+// The energy identity (1.4) at `samples` random states (docs/theory.md §4.1.6).
+void check_energy_identity(NetEnv *ne, int samples, CheckReport *r);
+// A model with a directed synapse has no energy (docs/theory.md §1.5): one item each.
+void check_has_energy(const Network *net, CheckReport *r);
+// Trajectories of euler, rk4 and dopri5 (E never rising beyond rounding, §4.3) and the fixed
+// points they reach (stability §4.4.2, dead units §4.5). False only when the engine fails.
+bool check_trajectories(Engine *e, NetEnv *ne, const CheckOptions *opt, CheckReport *r,
+                        StrBuf *err);
+
+#endif

@@ -1,0 +1,64 @@
+// Float64 values of a whole network for the interpreter (see network_env.h).
+#include "check/network_env.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "support/common.h"
+
+void netenv_init(NetEnv *ne, const Network *net, const int64_t *dims, const double *params,
+                 const double *const *weights, uint64_t seed) {
+  int n = net->nlayers;
+  *ne = (NetEnv){net, NULL, NULL, NULL, NULL, NULL, NULL, {0}, seed * 2654435761u + 1};
+  ne->n = xcalloc((size_t)n + 1, sizeof *ne->n);
+  double ***arrays[4] = {&ne->states, &ne->acts, &ne->inputs, &ne->dirs};
+  for (int k = 0; k < 4; k++) *arrays[k] = xcalloc((size_t)n + 1, sizeof(double *));
+  for (int a = 0; a < n; a++) {
+    ne->n[a] = dims[net->layers[a].dim];
+    for (int k = 0; k < 4; k++) (*arrays[k])[a] = xcalloc((size_t)ne->n[a] + 1, sizeof(double));
+  }
+  ne->weights = xcalloc((size_t)net->nweights + 1, sizeof *ne->weights);
+  for (int w = 0; weights && w < net->nweights; w++) ne->weights[w] = weights[w];
+  ne->env = (EvalEnv){dims, params, (const double *const *)ne->states,
+                      (const double *const *)ne->acts, (const double *const *)ne->inputs,
+                      ne->weights, (const double *const *)ne->dirs};
+}
+
+void netenv_free(NetEnv *ne) {
+  for (int a = 0; a < ne->net->nlayers; a++) {
+    free(ne->states[a]);
+    free(ne->acts[a]);
+    free(ne->inputs[a]);
+    free(ne->dirs[a]);
+  }
+  free(ne->states);
+  free(ne->acts);
+  free(ne->inputs);
+  free(ne->dirs);
+  free(ne->weights);
+  free(ne->n);
+}
+
+double netenv_normal(NetEnv *ne) {
+  ne->rng = ne->rng * 6364136223846793005ull + 1442695040888963407ull;
+  double u = (double)(ne->rng >> 11) / 9007199254740992.0 + 1e-300;
+  ne->rng = ne->rng * 6364136223846793005ull + 1442695040888963407ull;
+  double v = (double)(ne->rng >> 11) / 9007199254740992.0;
+  return sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
+}
+
+void netenv_eval(NetEnv *ne, ExprId e, double *out) {
+  Evaluator *ev = eval_new(ne->net->pool, &ne->env);
+  int64_t count;
+  const double *v = eval_node(ev, e, &count);
+  memcpy(out, v, (size_t)count * sizeof *out);
+  eval_free(ev);
+}
+
+double netenv_scalar(NetEnv *ne, ExprId e) {
+  Evaluator *ev = eval_new(ne->net->pool, &ne->env);
+  double v = eval_scalar(ev, e);
+  eval_free(ev);
+  return v;
+}

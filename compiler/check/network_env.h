@@ -1,0 +1,32 @@
+// The float64 values of a whole network for the reference interpreter (sym/eval.h): one
+// array per layer for states, activations, inputs and directions, the weights and params as
+// bound. Shared by the network-level checks of compiler/check/.
+#ifndef DAMC_CHECK_NETWORK_ENV_H
+#define DAMC_CHECK_NETWORK_ENV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "derive/network.h"
+#include "sym/eval.h"
+
+typedef struct {
+  const Network *net;
+  int64_t *n;  // per layer: its size
+  double **states, **acts, **inputs, **dirs;
+  const double **weights;
+  EvalEnv env;
+  uint64_t rng;
+} NetEnv;
+
+// `weights` (per weight, float64, or NULL when none are bound) are borrowed.
+void netenv_init(NetEnv *ne, const Network *net, const int64_t *dims, const double *params,
+                 const double *const *weights, uint64_t seed);
+void netenv_free(NetEnv *ne);
+// A standard normal deviate (deterministic from the seed).
+double netenv_normal(NetEnv *ne);
+// The value of `e` (freshly evaluated at the current arrays) into `out` (its numel values).
+void netenv_eval(NetEnv *ne, ExprId e, double *out);
+double netenv_scalar(NetEnv *ne, ExprId e);
+
+#endif

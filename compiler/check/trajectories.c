@@ -1,0 +1,343 @@
+// Checks along trajectories of the compiled model (float64 kernels): the energy never rises
+// beyond rounding (docs/theory.md §4.3), and at the fixed points reached, stability in the
+// range of H (§4.4.2), the spectrum of the Jacobian (§4.4.1) and dead units (§4.5).
+#include <lapacke.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check/checks.h"
+#include "front/ast.h"
+#include "support/common.h"
+
+// ---- The energy monitor ----
+
+typedef struct {
+  const Network *net;
+  const int64_t *n;  // per layer
+  double c_r;        // 8 + 2 sqrt(longest inner product), docs/theory.md §4.3
+  double *prev_e, *prev_s;  // per sample: E and its scale at the previous step
+  size_t rises, steps;
+  double worst;      // the largest rise over its allowance
+} Monitor;
+
+static double at(const void *p, size_t k) { return ((const double *)p)[k]; }
+
+// The sum of the magnitudes of the terms of E for sample b (docs/theory.md §4.3): per layer
+// |x.g| + |L| + |I.g| and the coupling |g.(u - I)|, so that the rounding of E is allowed
+// in proportion to what cancels in it.
+static double energy_scale(const Monitor *m, const EngineState *s, size_t b) {
+  double total = 0;
+  for (int a = 0; a < m->net->nlayers; a++) {
+    int64_t n = m->n[a];
+    const void *x = s->x[a] ? s->x[a] : s->u[a];
+    double xg = 0, ig = 0;
+    for (int64_t i = 0; i < n; i++) {
+      size_t k = b * (size_t)n + (size_t)i;
+      double g = at(s->g[a], k), in = s->input[a] ? at(s->input[a], k) : 0;
+      xg += at(x, k) * g;
+      ig += in * g;
+      total += fabs(at(x, k) * g) + fabs(in * g) + fabs(g * (at(s->u[a], k) - in));
+    }
+    total += fabs(xg - ig - at(s->part[a], b));  // |L_A|
+  }
+  return total;
+}
+
+static bool monitor_state(void *user, const EngineState *s) {
+  Monitor *m = user;
+  for (size_t b = 0; b < s->batch; b++) {
+    double e = at(s->energy, b), scale = energy_scale(m, s, b);
+    if (s->step > 0) {
+      double allowance = m->c_r * 2.220446049250313e-16 * (scale + m->prev_s[b]);
+      double rise = e - m->prev_e[b];
+      m->worst = fmax(m->worst, rise / fmax(allowance, 1e-300));
+      if (rise > allowance) m->rises++;
+      m->steps++;
+    }
+    m->prev_e[b] = e;
+    m->prev_s[b] = scale;
+  }
+  return true;
+}
+
+// ---- Dense matrices at a fixed point ----
+
+// The Hessian of layer a at the current states, column by column through the derived
+// Hessian-vector product: [n, n] row-major (symmetrised).
+static double *layer_hessian(NetEnv *ne, int a) {
+  int64_t n = ne->n[a];
+  double *h = xcalloc((size_t)(n * n) + 1, sizeof *h), *col = xcalloc((size_t)n + 1, sizeof *col);
+  for (int64_t j = 0; j < n; j++) {
+    memset(ne->dirs[a], 0, (size_t)n * sizeof(double));
+    ne->dirs[a][j] = 1;
+    netenv_eval(ne, ne->net->layers[a].hvp, col);
+    for (int64_t i = 0; i < n; i++) h[i * n + j] = col[i];
+  }
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t j = 0; j < i; j++) h[i * n + j] = h[j * n + i] = 0.5 * (h[i * n + j] + h[j * n + i]);
+  free(col);
+  return h;
+}
+
+// Eigenvalues (ascending) and, when `vectors`, eigenvectors (columns, in place) of a
+// symmetric n x n matrix. False when LAPACK fails.
+static bool symmetric_eig(double *m, int64_t n, double *values, bool vectors) {
+  return LAPACKE_dsyevd(LAPACK_ROW_MAJOR, vectors ? 'V' : 'N', 'U', (lapack_int)n, m,
+                        (lapack_int)n, values) == 0;
+}
+
+typedef struct {
+  int64_t dim;      // all layers
+  int64_t *offset;  // per layer, in the stacked state
+} Stack;
+
+// The coupling 𝐖 = du/dg (all layers stacked), by central differences of the derived
+// currents in the activations at the fixed point's g (exact for synapses: u is linear).
+static double *coupling(NetEnv *ne, const Stack *st) {
+  const Network *net = ne->net;
+  int64_t d = st->dim;
+  double *w = xcalloc((size_t)(d * d) + 1, sizeof *w);
+  double *up = xcalloc((size_t)d + 1, sizeof *up), *down = xcalloc((size_t)d + 1, sizeof *down);
+  for (int b = 0; b < net->nlayers; b++)
+    for (int64_t k = 0; k < ne->n[b]; k++) {
+      double g0 = ne->acts[b][k], h = 1e-4 * fmax(1, fabs(g0));
+      for (int side = 0; side < 2; side++) {
+        ne->acts[b][k] = g0 + (side ? -h : h);
+        for (int a = 0; a < net->nlayers; a++)
+          netenv_eval(ne, net->layers[a].u, (side ? down : up) + st->offset[a]);
+      }
+      ne->acts[b][k] = g0;
+      int64_t j = st->offset[b] + k;
+      for (int64_t i = 0; i < d; i++) w[i * d + j] = (up[i] - down[i]) / (2 * h);
+    }
+  free(up);
+  free(down);
+  return w;
+}
+
+// Stability, the Jacobian's spectrum and dead units at one fixed point (states set in `ne`).
+static void check_fixed_point(NetEnv *ne, const double *tau, int index, CheckReport *r) {
+  const Network *net = ne->net;
+  const Model *m = net->model;
+  int n = net->nlayers;
+  Stack st = {0, xcalloc((size_t)n + 1, sizeof(int64_t))};
+  for (int a = 0; a < n; a++) {
+    st.offset[a] = st.dim;
+    st.dim += ne->n[a];
+  }
+  int64_t d = st.dim;
+  char subject[64];
+  snprintf(subject, sizeof subject, "fixed point %d", index);
+  // g at the fixed point, for the couplings' derivative.
+  for (int a = 0; a < n; a++) netenv_eval(ne, net->layers[a].g, ne->acts[a]);
+  double *hess = xcalloc((size_t)(d * d) + 1, sizeof *hess);
+  bool eliminated = false;
+  for (int a = 0; a < n; a++) {
+    eliminated |= net->layers[a].eliminated;
+    double *h = layer_hessian(ne, a);
+    int64_t na = ne->n[a], o = st.offset[a];
+    for (int64_t i = 0; i < na; i++)
+      for (int64_t j = 0; j < na; j++) hess[(o + i) * d + o + j] = h[i * na + j];
+    // Dead units (§4.5): the nullity of H_A beyond its structural null directions.
+    double *ev = xcalloc((size_t)na + 1, sizeof *ev);
+    if (symmetric_eig(h, na, ev, false)) {
+      // The rule of NumPy's matrix_rank: an eigenvalue at most n eps lambda_max is zero.
+      double top = fmax(fabs(ev[na - 1]), fabs(ev[0])), limit = (double)na * 2.220446049250313e-16 * top;
+      int64_t nullity = 0;
+      for (int64_t i = 0; i < na; i++) nullity += ev[i] <= limit;
+      double gmax = 0;
+      for (int64_t i = 0; i < na; i++) gmax = fmax(gmax, fabs(ne->acts[a][i]));
+      // Every direction flat: dead when the activation is 0 (rectified units below their
+      // threshold), saturated when it is not (tanh at +-1, a softmax whose winner takes all).
+      bool dead = nullity == na && gmax == 0, saturated = nullity == na && gmax > 0;
+      char layer[96];
+      snprintf(layer, sizeof layer, "layer %s", m->layers[a].name);
+      if (nullity > 0) {
+        CheckItem *it = report_add(
+            r, "dead-neurons", layer, &m->layers[a].span, dead ? VERDICT_WARN : VERDICT_PASS,
+            dead ? "every unit of layer '%s' is dead at fixed point %d (g = 0, H = 0): the layer is "
+                   "in effect disconnected there; remedies: leaky relu, eps > 0 in norms, or adding "
+                   "(lambda/2)|x|^2 (docs/theory.md §4.5)"
+            : saturated ? "layer '%s' is saturated at fixed point %d (H = 0, g != 0: the winner takes "
+                          "all); its flat directions decay at the rate 1/tau (docs/theory.md §4.4.2)"
+                        : "layer '%s' has flat directions at fixed point %d (the null space of H: dead "
+                          "or structural, docs/theory.md §4.5)",
+            m->layers[a].name, index);
+        report_number(it, "nullity", (double)nullity);
+        report_number(it, "flat fraction", (double)nullity / (double)na);
+      }
+    }
+    free(ev);
+    free(h);
+  }
+  double *w = coupling(ne, &st);
+  for (int64_t i = 0; i < d; i++)  // 𝐖 of an energy model is symmetric; take its symmetric part
+    for (int64_t j = 0; j < i; j++) w[i * d + j] = w[j * d + i] = 0.5 * (w[i * d + j] + w[j * d + i]);
+  // K = Bᵀ𝐖B with 𝐇 = BBᵀ, B = Q diag(sqrt(max(λ, 0))) (§4.4.2).
+  double *q = xmalloc((size_t)(d * d) * sizeof *q + 1), *lam = xcalloc((size_t)d + 1, sizeof *lam);
+  memcpy(q, hess, (size_t)(d * d) * sizeof *q);
+  bool ok = symmetric_eig(q, d, lam, true);
+  double *k = NULL, *kev = NULL;
+  if (ok) {
+    for (int64_t i = 0; i < d; i++)
+      for (int64_t j = 0; j < d; j++) q[i * d + j] *= sqrt(fmax(lam[j], 0));
+    double *wb = xcalloc((size_t)(d * d) + 1, sizeof *wb);
+    k = xcalloc((size_t)(d * d) + 1, sizeof *k);
+    kev = xcalloc((size_t)d + 1, sizeof *kev);
+    for (int64_t i = 0; i < d; i++)
+      for (int64_t l = 0; l < d; l++)
+        if (w[i * d + l] != 0)
+          for (int64_t j = 0; j < d; j++) wb[i * d + j] += w[i * d + l] * q[l * d + j];
+    for (int64_t i = 0; i < d; i++)
+      for (int64_t l = 0; l < d; l++)
+        if (q[l * d + i] != 0)
+          for (int64_t j = 0; j < d; j++) k[i * d + j] += q[l * d + i] * wb[l * d + j];
+    free(wb);
+    ok = symmetric_eig(k, d, kev, false);
+  }
+  if (ok) {
+    double top = kev[d - 1];
+    Verdict v = top < 1 - 1e-8 ? VERDICT_PASS : top > 1 + 1e-8 ? VERDICT_FAIL : VERDICT_WARN;
+    CheckItem *it = report_add(r, "stability", subject, NULL, v,
+                               v == VERDICT_PASS   ? "stable: lambda_max(B'WB) < 1 (docs/theory.md §4.4.2); "
+                                                     "its flat region, if any, lies in its basin (§4.4.4)"
+                               : v == VERDICT_FAIL ? "unstable: lambda_max(B'WB) > 1 (docs/theory.md §4.4.2): "
+                                                     "the run came to rest at a saddle or a maximum"
+                                                   : "marginal: lambda_max(B'WB) = 1 to 1e-8 (docs/theory.md §4.4.2)");
+    report_number(it, "lambda_max(B'WB)", top);
+    if (!eliminated) {
+      // J = T^-1 (𝐖𝐇 - I): real eigenvalues when 𝐖 is symmetric and 𝐇 >= 0 (§4.4.2).
+      double *jac = xcalloc((size_t)(d * d) + 1, sizeof *jac), *re = xcalloc((size_t)d + 1, sizeof *re),
+             *im = xcalloc((size_t)d + 1, sizeof *im);
+      for (int a = 0; a < n; a++)
+        for (int64_t i = st.offset[a]; i < st.offset[a] + ne->n[a]; i++)
+          for (int64_t j = 0; j < d; j++) {
+            double wh = 0;
+            for (int64_t l = 0; l < d; l++) wh += w[i * d + l] * hess[l * d + j];
+            jac[i * d + j] = (wh - (i == j)) / tau[a];
+          }
+      if (LAPACKE_dgeev(LAPACK_ROW_MAJOR, 'N', 'N', (lapack_int)d, jac, (lapack_int)d, re, im, NULL,
+                        1, NULL, 1) == 0) {
+        double most = -INFINITY, least = INFINITY, imag = 0;
+        for (int64_t i = 0; i < d; i++) {
+          most = fmax(most, re[i]);
+          least = fmin(least, re[i]);
+          imag = fmax(imag, fabs(im[i]));
+        }
+        report_number(it, "max Re eig(J)", most);
+        report_number(it, "min Re eig(J)", least);
+        report_number(it, "max |Im eig(J)|", imag);
+      }
+      free(jac);
+      free(re);
+      free(im);
+    }
+  } else {
+    report_add(r, "stability", subject, NULL, VERDICT_SKIPPED, "LAPACK could not diagonalise H or K");
+  }
+  free(k);
+  free(kev);
+  free(q);
+  free(lam);
+  free(w);
+  free(hess);
+  free(st.offset);
+}
+
+// ---- The runs ----
+
+// `samples` random initial states per layer ([samples, n_A], standard normal), or the
+// user's arrays.
+static EngineArray *initial_states(NetEnv *ne, int samples, double **data) {
+  int n = ne->net->nlayers;
+  EngineArray *states = xcalloc((size_t)n + 1, sizeof *states);
+  for (int a = 0; a < n; a++) {
+    data[a] = xcalloc((size_t)(samples * ne->n[a]) + 1, sizeof(double));
+    for (int64_t i = 0; i < samples * ne->n[a]; i++) data[a][i] = netenv_normal(ne);
+    states[a] = (EngineArray){DAMRT_F64, 2, {(size_t)samples, (size_t)ne->n[a]}, data[a]};
+  }
+  return states;
+}
+
+bool check_trajectories(Engine *e, NetEnv *ne, const CheckOptions *opt, CheckReport *r, StrBuf *err) {
+  const Network *net = ne->net;
+  int n = net->nlayers;
+  double **data = xcalloc((size_t)n + 1, sizeof *data);
+  EngineArray *states = NULL;
+  EngineArrays arrays = opt->arrays ? *opt->arrays : (EngineArrays){NULL, NULL, NULL};
+  if (!arrays.state) arrays.state = states = initial_states(ne, opt->samples, data);
+  int64_t longest = 0;
+  for (int a = 0; a < n; a++) longest = ne->n[a] > longest ? ne->n[a] : longest;
+  double *tau = xcalloc((size_t)n + 1, sizeof *tau);
+  for (int a = 0; a < n; a++) tau[a] = netenv_scalar(ne, net->layers[a].tau);
+  static const DamrtMethod methods[] = {DAMRT_EULER, DAMRT_RK4, DAMRT_DOPRI5};
+  static const char *const names[] = {"euler", "rk4", "dopri5"};
+  bool ok = true;
+  EngineResults last = {0};
+  for (int i = 0; i < 3 && ok; i++) {
+    size_t batch;
+    bool batched;
+    if (!engine_batch(e, &arrays, &batch, &batched, err)) {
+      ok = false;
+      break;
+    }
+    Monitor mon = {net, ne->n, 8 + 2 * sqrt((double)longest), xcalloc(batch + 1, sizeof(double)),
+                   xcalloc(batch + 1, sizeof(double)), 0, 0, 0};
+    EngineRunOptions ro = {methods[i], false, 0, 1e-9, 1e-11, 1e-7, 10000, 0, 0, NULL, NULL, NULL,
+                           NULL, net->has_directed ? NULL : monitor_state, &mon};
+    EngineResults res = {0};
+    StrBuf run_err = {0};
+    bool ran = engine_run(e, &arrays, &ro, &res, &run_err);
+    char subject[32];
+    snprintf(subject, sizeof subject, "%s", names[i]);
+    if (!ran) {
+      report_add(r, "energy-decrease", subject, NULL, VERDICT_FAIL, "the run failed: %s",
+                 sb_str(&run_err));
+    } else if (!net->has_directed) {
+      CheckItem *it = report_add(
+          r, "energy-decrease", subject, NULL, mon.rises ? VERDICT_FAIL : VERDICT_PASS,
+          mon.rises ? "E rose beyond its rounding at %zu of %zu steps (docs/theory.md §4.3)"
+                    : "E never rose beyond its rounding over %zu steps of %zu samples (docs/theory.md §4.3)",
+          mon.rises ? mon.rises : mon.steps, mon.rises ? mon.steps : batch);
+      report_number(it, "largest rise / allowance", mon.worst);
+      report_number(it, "c_r", mon.c_r);
+    }
+    if (res.warning.len) report_add(r, "convergence", subject, NULL, VERDICT_WARN, "%s", sb_str(&res.warning));
+    sb_free(&run_err);
+    free(mon.prev_e);
+    free(mon.prev_s);
+    if (i == 2 && ran) last = res;
+    else engine_results_free(&res);
+  }
+  // The fixed points dopri5 reached: the first three samples that converged.
+  const double *conv = NULL;
+  size_t samples = 0;
+  for (size_t i = 0; i < last.count; i++)
+    if (!strcmp(last.items[i].name, "converged")) {
+      conv = last.items[i].tensor->data;
+      samples = last.items[i].tensor->rank ? last.items[i].tensor->shape[0] : 1;
+    }
+  int checked = 0;
+  for (size_t b = 0; conv && checked < 3 && b < samples; b++) {
+    if (conv[b] != 1) continue;
+    for (int a = 0; a < n; a++) {
+      char name[80];
+      snprintf(name, sizeof name, "x_%s", net->layers[a].name);
+      for (size_t i = 0; i < last.count; i++)
+        if (!strcmp(last.items[i].name, name))
+          memcpy(ne->states[a], (const double *)last.items[i].tensor->data + b * (size_t)ne->n[a],
+                 (size_t)ne->n[a] * sizeof(double));
+    }
+    check_fixed_point(ne, tau, checked++, r);
+  }
+  if (ok && checked == 0)
+    report_add(r, "stability", "network", NULL, VERDICT_SKIPPED,
+               "no dopri5 run converged, so no fixed point was checked");
+  engine_results_free(&last);
+  for (int a = 0; a < n; a++) free(data[a]);
+  free(data);
+  free(states);
+  free(tau);
+  return ok;
+}
