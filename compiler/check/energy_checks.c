@@ -51,8 +51,9 @@ static bool coupled(const Network *net, int a, int b) {
 static double norm2(const double *w, int64_t m, int64_t n) {
   double *copy = xmalloc((size_t)(m * n) * sizeof *copy), *s = xmalloc((size_t)(m < n ? m : n) * sizeof *s);
   memcpy(copy, w, (size_t)(m * n) * sizeof *copy);
+  // JOBZ 'N': U and V' are not computed, but LAPACKE checks their leading dimensions.
   lapack_int info = LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'N', (lapack_int)m, (lapack_int)n, copy,
-                                   (lapack_int)n, s, NULL, 1, NULL, 1);
+                                   (lapack_int)n, s, NULL, (lapack_int)m, NULL, (lapack_int)n);
   double v = info == 0 ? s[0] : NAN;
   free(copy);
   free(s);

@@ -116,6 +116,29 @@ static double *coupling(NetEnv *ne, const Stack *st) {
   return w;
 }
 
+// How much E changes when the dead units of layer a (H_ii = 0 and g_i = 0: rectified
+// units below threshold) move further into their dead region, x_i -> 2 x_i - 1: zero to
+// rounding along a flat region (docs/theory.md §4.4.4). NaN when the layer has none.
+static double flat_region_change(NetEnv *ne, int a, const double *h) {
+  const Network *net = ne->net;
+  int64_t n = ne->n[a];
+  ExprId energy = net->reduced ? net->reduced_energy_x : net->energy_x;
+  if (net->layers[a].eliminated) return NAN;
+  double *saved = xmalloc((size_t)n * sizeof *saved + 1);
+  memcpy(saved, ne->states[a], (size_t)n * sizeof *saved);
+  double before = netenv_scalar(ne, energy);
+  int moved = 0;
+  for (int64_t i = 0; i < n; i++)
+    if (h[i * n + i] == 0 && ne->acts[a][i] == 0) {
+      ne->states[a][i] = 2 * ne->states[a][i] - 1;
+      moved++;
+    }
+  double after = moved ? netenv_scalar(ne, energy) : before;
+  memcpy(ne->states[a], saved, (size_t)n * sizeof *saved);
+  free(saved);
+  return moved ? after - before : NAN;
+}
+
 // Stability, the Jacobian's spectrum and dead units at one fixed point (states set in `ne`).
 static void check_fixed_point(NetEnv *ne, const double *tau, int index, CheckReport *r) {
   const Network *net = ne->net;
@@ -136,6 +159,7 @@ static void check_fixed_point(NetEnv *ne, const double *tau, int index, CheckRep
   for (int a = 0; a < n; a++) {
     eliminated |= net->layers[a].eliminated;
     double *h = layer_hessian(ne, a);
+    double flat = flat_region_change(ne, a, h);  // before the eigensolver overwrites h
     int64_t na = ne->n[a], o = st.offset[a];
     for (int64_t i = 0; i < na; i++)
       for (int64_t j = 0; j < na; j++) hess[(o + i) * d + o + j] = h[i * na + j];
@@ -166,6 +190,7 @@ static void check_fixed_point(NetEnv *ne, const double *tau, int index, CheckRep
             m->layers[a].name, index);
         report_number(it, "nullity", (double)nullity);
         report_number(it, "flat fraction", (double)nullity / (double)na);
+        if (!isnan(flat)) report_number(it, "E change along the flat region", flat);
       }
     }
     free(ev);
@@ -318,9 +343,12 @@ bool check_trajectories(Engine *e, NetEnv *ne, const CheckOptions *opt, CheckRep
       conv = last.items[i].tensor->data;
       samples = last.items[i].tensor->rank ? last.items[i].tensor->shape[0] : 1;
     }
+  // Distinct fixed points only (samples often reach the same one): up to three.
   int checked = 0;
+  double **seen = xcalloc(4 * (size_t)n + 1, sizeof *seen);
   for (size_t b = 0; conv && checked < 3 && b < samples; b++) {
     if (conv[b] != 1) continue;
+    bool same_as_before = false;
     for (int a = 0; a < n; a++) {
       char name[80];
       snprintf(name, sizeof name, "x_%s", net->layers[a].name);
@@ -329,8 +357,24 @@ bool check_trajectories(Engine *e, NetEnv *ne, const CheckOptions *opt, CheckRep
           memcpy(ne->states[a], (const double *)last.items[i].tensor->data + b * (size_t)ne->n[a],
                  (size_t)ne->n[a] * sizeof(double));
     }
+    for (int c = 0; c < checked && !same_as_before; c++) {
+      double diff = 0, size = 0;
+      for (int a = 0; a < n; a++)
+        for (int64_t i = 0; i < ne->n[a]; i++) {
+          diff = fmax(diff, fabs(ne->states[a][i] - seen[c * n + a][i]));
+          size = fmax(size, fabs(ne->states[a][i]));
+        }
+      same_as_before = diff <= 1e-6 * (1 + size);
+    }
+    if (same_as_before) continue;
+    for (int a = 0; a < n; a++) {
+      seen[checked * n + a] = xmalloc((size_t)ne->n[a] * sizeof(double) + 1);
+      memcpy(seen[checked * n + a], ne->states[a], (size_t)ne->n[a] * sizeof(double));
+    }
     check_fixed_point(ne, tau, checked++, r);
   }
+  for (int i = 0; i < 4 * n; i++) free(seen[i]);
+  free(seen);
   if (ok && checked == 0)
     report_add(r, "stability", "network", NULL, VERDICT_SKIPPED,
                "no dopri5 run converged, so no fixed point was checked");

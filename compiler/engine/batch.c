@@ -60,7 +60,8 @@ bool engine_check_range(DamrtDtype dtype, const EngineArray *a, const char *labe
   return true;
 }
 
-bool engine_check_results(const EngineResults *r, size_t first, bool batched, StrBuf *err) {
+bool engine_check_results(const EngineResults *r, size_t first, bool batched, bool f32,
+                          StrBuf *err) {
   for (size_t i = first; i < r->count; i++) {
     const DamrtTensor *t = r->items[i].tensor;
     for (size_t k = 0; k < t->count; k++) {
@@ -68,9 +69,9 @@ bool engine_check_results(const EngineResults *r, size_t first, bool batched, St
       if (isfinite(v)) continue;
       size_t per = batched && t->rank > 0 ? t->count / t->shape[0] : t->count;
       sb_printf(err, "output '%s' is %s at sample %zu, index %zu: the model overflows at these "
-                "states and params (in float32, --precision f64 may help)\n", r->items[i].name,
+                "states and params%s\n", r->items[i].name,
                 isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf", batched ? k / per : 0,
-                batched ? k % per : k);
+                batched ? k % per : k, f32 ? " (--precision f64 may help)" : "");
       return false;
     }
   }
@@ -202,5 +203,5 @@ bool engine_eval(Engine *e, const EngineArrays *arrays, EngineResults *out, StrB
     engine_add_buffer_result(e, out, o->name, plan, o->buf, bufs[o->buf], batch, batched);
   }
   engine_free_buffers(plan, bufs);
-  return engine_check_results(out, first, batched, err);
+  return engine_check_results(out, first, batched, e->dtype == DAMRT_F32, err);
 }

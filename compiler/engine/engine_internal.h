@@ -69,7 +69,8 @@ void engine_set(DamrtDtype dtype, void *base, size_t k, double v);
 bool engine_check_range(DamrtDtype dtype, const EngineArray *a, const char *label, StrBuf *err);
 // False, with the output, the sample and the index, when a result from `first` on holds a
 // NaN or an infinity: no non-finite value leaves the engine unreported.
-bool engine_check_results(const EngineResults *r, size_t first, bool batched, StrBuf *err);
+bool engine_check_results(const EngineResults *r, size_t first, bool batched, bool f32,
+                          StrBuf *err);
 // `count` zeroed elements of `elem` bytes, aligned for the widest vector loads.
 void *engine_aligned_zeros(size_t count, size_t elem);
 

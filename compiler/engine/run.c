@@ -239,7 +239,7 @@ bool engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *o
   if (ok && still)
     sb_printf(&out->warning, "%zu of %zu samples still changed in sweep %zu; raise --max-steps",
               still, r.batch, opt->max_steps);
-  ok = ok && engine_check_results(out, first, r.batched, err);
+  ok = ok && engine_check_results(out, first, r.batched, e->dtype == DAMRT_F32, err);
   free(steps);
   free(converged);
   free(clamp);

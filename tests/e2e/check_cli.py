@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""damc check end to end, on models whose verdicts theory predicts (docs/theory.md §4):
+
+  examples:   every example with weights passes every check (exit 0 with --strict), in
+              well under 5 s each (the times are printed, not asserted);
+  no_weights: without weights, the checks that need none run and the others say so;
+  saddle:     x = 2 tanh(y), y = 2 tanh(x) at the origin: unstable, lambda_max(B'WB) = 2 and
+              eig J = {1, -3} (§4.4.2); --strict exits 3;
+  unbounded:  Model A with identity features and n = 3: E can go to -infinity (§1.4 rule 3);
+  dead_units: a relu hidden layer: dead units at the fixed point, E constant along their
+              flat region (§4.4.4, §4.5), the fixed point stable;
+  directed:   a directed synapse: no energy, the energy checks skipped (§1.5).
+
+usage: check_cli.py DAMC SOURCE_DIR [--case NAME | --list]"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+DAMC, SRC = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+MODELS = os.path.join(SRC, "tests", "e2e", "models")
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what)
+
+
+def damc_check(model, *args):
+    t0 = time.time()
+    r = subprocess.run([DAMC, "check", model, "--json", *args], capture_output=True, text=True,
+                       timeout=600)
+    report = None
+    if r.stdout:
+        try:
+            report = json.loads(r.stdout)
+        except json.JSONDecodeError as e:
+            check(False, f"{model}: the JSON report does not parse: {e}")
+    return r.returncode, report, r.stderr, time.time() - t0
+
+
+def items(report, check_name):
+    return [i for i in report["items"] if i["check"] == check_name] if report else []
+
+
+def examples(tmp):
+    rng = np.random.default_rng(0)
+    T = rng.standard_normal((16, 16)) / 4
+    weights = {
+        "model_b": {"Xi": np.sign(rng.standard_normal((10, 784)))},
+        "model_a": {"Xi": rng.standard_normal((6, 16)) / 4},
+        "hierarchical": {"W12": rng.standard_normal((64, 32)) / 16, "W23": rng.standard_normal((32, 16)) / 8},
+        "custom_energy": {"W": rng.standard_normal((8, 16)) / 4, "b": rng.standard_normal(8)},
+        "hopfield_classic": {"T": (T + T.T) / 2},
+    }
+    names = sorted(f[:-4] for f in os.listdir(os.path.join(SRC, "examples")) if f.endswith(".dam"))
+    check(sorted(weights) == names, f"examples without weights here: {set(names) ^ set(weights)}")
+    for name in names:
+        w = os.path.join(tmp, f"{name}.npz")
+        np.savez(w, **weights.get(name, {}))
+        code, report, err, seconds = damc_check(os.path.join(SRC, "examples", name + ".dam"),
+                                                "--weights", w, "--strict")
+        bad = [f"{i['verdict']} {i['check']} {i['subject']}: {i['reason'][:120]}"
+               for i in (report or {"items": []})["items"] if i["verdict"] in ("fail", "warn")]
+        check(code == 0 and not bad, f"{name}: exit {code}: {bad} {err}")
+        print(f"{name}: {report['verdict'] if report else '?'} in {seconds:.2f} s "
+              f"({len(report['items']) if report else 0} items)")
+
+
+def no_weights(tmp):
+    code, report, err, _ = damc_check(os.path.join(SRC, "examples", "model_b.dam"))
+    check(code == 0, f"no weights: exit {code}: {err}")
+    skipped = [i for i in report["items"] if i["verdict"] == "skipped"]
+    check(len(skipped) >= 3 and all("weights" in i["reason"] for i in skipped),
+          f"no weights: {skipped}")
+
+
+def saddle(tmp):
+    np.save(os.path.join(tmp, "W.npy"), np.array([[2.0]]))
+    np.save(os.path.join(tmp, "zero.npy"), np.zeros(1))
+    args = ("--weight", f"W={tmp}/W.npy", "--init", f"x={tmp}/zero.npy", "--init", f"y={tmp}/zero.npy")
+    code, report, err, _ = damc_check(os.path.join(MODELS, "saddle.dam"), *args)
+    check(code == 0, f"saddle: exit {code}: {err}")
+    st = items(report, "stability")
+    check(len(st) == 1 and st[0]["verdict"] == "fail", f"saddle: {st}")
+    if st:
+        n = st[0]["numbers"]
+        check(abs(n["lambda_max(B'WB)"] - 2) <= 1e-9, f"saddle: lambda_max {n}")
+        check(abs(n["max Re eig(J)"] - 1) <= 1e-9 and abs(n["min Re eig(J)"] + 3) <= 1e-9
+              and n["max |Im eig(J)|"] == 0, f"saddle: eig J {n}")
+    code, _, _, _ = damc_check(os.path.join(MODELS, "saddle.dam"), *args, "--strict")
+    check(code == 3, f"saddle --strict: exit {code}")
+
+
+def unbounded(tmp):
+    np.savez(os.path.join(tmp, "w.npz"), Xi=np.random.default_rng(1).standard_normal((4, 6)) / 3)
+    code, report, err, _ = damc_check(os.path.join(MODELS, "model_a_identity.dam"), "--weights",
+                                      f"{tmp}/w.npz")
+    warn = [i for i in items(report, "bounded-energy") if i["verdict"] == "warn"]
+    check(code == 0 and warn and "-infinity" in warn[0]["reason"] and "§1.4" in warn[0]["reason"]
+          and warn[0]["where"].endswith("model_a_identity.dam:6:7"), f"unbounded: {warn} {err}")
+
+
+def dead_units(tmp):
+    rng = np.random.default_rng(0)
+    np.savez(os.path.join(tmp, "w.npz"), Xi=0.1 * rng.standard_normal((12, 6)))
+    np.save(os.path.join(tmp, "in.npy"), rng.standard_normal(6))
+    code, report, err, _ = damc_check(os.path.join(MODELS, "relu_hidden.dam"), "--weights",
+                                      f"{tmp}/w.npz", "--input", f"v={tmp}/in.npy")
+    check(code == 0 and report["verdict"] == "pass", f"dead units: exit {code}: {err}")
+    dead = [i for i in items(report, "dead-neurons") if i["subject"] == "layer h"]
+    check(dead and dead[0]["numbers"]["nullity"] >= 1
+          and abs(dead[0]["numbers"]["E change along the flat region"]) <= 1e-12,
+          f"dead units: {dead}")
+    st = items(report, "stability")
+    check(st and st[0]["verdict"] == "pass", f"dead units: stability {st}")
+    if dead:
+        print(f"dead units of h: {dead[0]['numbers']['nullity']:.0f} of 12; E change along them "
+              f"{dead[0]['numbers']['E change along the flat region']:.1e}")
+
+
+def directed(tmp):
+    model = os.path.join(tmp, "directed.dam")
+    with open(model, "w") as f:
+        f.write("dim N = 3;\nlayer a[N] { L = lagr_tanh(a); }\nlayer b[N] { L = lagr_tanh(b); }\n"
+                "synapse D[N, N] : a -> b;\n")
+    np.save(os.path.join(tmp, "D.npy"), 0.5 * np.eye(3))
+    code, report, err, _ = damc_check(model, "--weight", f"D={tmp}/D.npy")
+    check(code == 0 and items(report, "no-energy") and items(report, "no-energy")[0]["verdict"] == "warn",
+          f"directed: {err} {report and [i['check'] for i in report['items']]}")
+    ident = items(report, "energy-identity")
+    check(ident and ident[0]["verdict"] == "skipped", f"directed: identity {ident}")
+
+
+CASES = {"examples": examples, "no_weights": no_weights, "saddle": saddle, "unbounded": unbounded,
+         "dead_units": dead_units, "directed": directed}
+
+
+def main(argv):
+    if "--list" in argv:
+        print("\n".join(CASES))
+        return 0
+    names = [argv[argv.index("--case") + 1]] if "--case" in argv else list(CASES)
+    for name in names:
+        with tempfile.TemporaryDirectory() as tmp:
+            CASES[name](tmp)
+    print(f"{len(failures)} failures")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[3:]))
