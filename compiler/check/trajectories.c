@@ -139,6 +139,63 @@ static double flat_region_change(NetEnv *ne, int a, const double *h) {
   return moved ? after - before : NAN;
 }
 
+// The residual r = u(x) - x of every layer (stacked) and its largest scaled entry
+// |r_i| / (1 + |x|_inf) (docs/theory.md §4.4.1). Sets the activations to g(x).
+static double residual(NetEnv *ne, const Stack *st, double *r) {
+  const Network *net = ne->net;
+  double xmax = 0, rmax = 0;
+  for (int a = 0; a < net->nlayers; a++) netenv_eval(ne, net->layers[a].g, ne->acts[a]);
+  for (int a = 0; a < net->nlayers; a++) {
+    netenv_eval(ne, net->layers[a].u, r + st->offset[a]);
+    for (int64_t i = 0; i < ne->n[a]; i++) {
+      r[st->offset[a] + i] -= ne->states[a][i];
+      xmax = fmax(xmax, fabs(ne->states[a][i]));
+      rmax = fmax(rmax, fabs(r[st->offset[a] + i]));
+    }
+  }
+  return rmax / (1 + xmax);
+}
+
+// Newton's method on r(x) = 𝐖g(x) + I - x, whose Jacobian is 𝐖𝐇 - I (docs/theory.md §4.4.1),
+// from the state the run reached, until |r|_inf <= 1e-10 (1 + |x|_inf) or 8 steps. Returns
+// the last scaled residual; `steps` gets the number of steps taken.
+static double polish(NetEnv *ne, const Stack *st, int *steps) {
+  int64_t d = st->dim;
+  double *r = xcalloc((size_t)d + 1, sizeof *r);
+  double rho = residual(ne, st, r);
+  for (*steps = 0; *steps < 8 && rho > 1e-10; ++*steps) {
+    double *w = coupling(ne, st), *jac = xcalloc((size_t)(d * d) + 1, sizeof *jac);
+    double *hess = xcalloc((size_t)(d * d) + 1, sizeof *hess);
+    for (int a = 0; a < ne->net->nlayers; a++) {
+      double *h = layer_hessian(ne, a);
+      int64_t na = ne->n[a], o = st->offset[a];
+      for (int64_t i = 0; i < na; i++)
+        for (int64_t j = 0; j < na; j++) hess[(o + i) * d + o + j] = h[i * na + j];
+      free(h);
+    }
+    for (int64_t i = 0; i < d; i++)
+      for (int64_t l = 0; l < d; l++)
+        if (w[i * d + l] != 0)
+          for (int64_t j = 0; j < d; j++) jac[i * d + j] += w[i * d + l] * hess[l * d + j];
+    for (int64_t i = 0; i < d; i++) {
+      jac[i * d + i] -= 1;
+      r[i] = -r[i];
+    }
+    lapack_int *pivots = xcalloc((size_t)d + 1, sizeof *pivots);
+    bool solved = LAPACKE_dgesv(LAPACK_ROW_MAJOR, (lapack_int)d, 1, jac, (lapack_int)d, pivots, r, 1) == 0;
+    free(pivots);
+    free(w);
+    free(jac);
+    free(hess);
+    if (!solved) break;  // 𝐖𝐇 - I singular: a marginal point; keep the run's state
+    for (int a = 0; a < ne->net->nlayers; a++)
+      for (int64_t i = 0; i < ne->n[a]; i++) ne->states[a][i] += r[st->offset[a] + i];
+    rho = residual(ne, st, r);
+  }
+  free(r);
+  return rho;
+}
+
 // Stability, the Jacobian's spectrum and dead units at one fixed point (states set in `ne`).
 static void check_fixed_point(NetEnv *ne, const double *tau, int index, CheckReport *r) {
   const Network *net = ne->net;
@@ -152,8 +209,8 @@ static void check_fixed_point(NetEnv *ne, const double *tau, int index, CheckRep
   int64_t d = st.dim;
   char subject[64];
   snprintf(subject, sizeof subject, "fixed point %d", index);
-  // g at the fixed point, for the couplings' derivative.
-  for (int a = 0; a < n; a++) netenv_eval(ne, net->layers[a].g, ne->acts[a]);
+  int newton = 0;
+  double rho = polish(ne, &st, &newton);  // also sets g at the fixed point
   double *hess = xcalloc((size_t)(d * d) + 1, sizeof *hess);
   bool eliminated = false;
   for (int a = 0; a < n; a++) {
@@ -231,6 +288,8 @@ static void check_fixed_point(NetEnv *ne, const double *tau, int index, CheckRep
                                                      "the run came to rest at a saddle or a maximum"
                                                    : "marginal: lambda_max(B'WB) = 1 to 1e-8 (docs/theory.md §4.4.2)");
     report_number(it, "lambda_max(B'WB)", top);
+    report_number(it, "residual |u - x|_inf / (1 + |x|_inf)", rho);
+    report_number(it, "Newton steps", newton);
     if (!eliminated) {
       // J = T^-1 (𝐖𝐇 - I): real eigenvalues when 𝐖 is symmetric and 𝐇 >= 0 (§4.4.2).
       double *jac = xcalloc((size_t)(d * d) + 1, sizeof *jac), *re = xcalloc((size_t)d + 1, sizeof *re),
