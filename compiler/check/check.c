@@ -26,10 +26,11 @@ bool check_model(Engine *e, const int64_t *dims, const CheckOptions *opt, CheckR
     report_add(report, "stability", "network", NULL, VERDICT_SKIPPED,
                "needs the weights (give them as for damc eval)");
   } else {
-    if (net->has_directed)
+    if (net->has_directed) {
       report_add(report, "energy-identity", "network", NULL, VERDICT_SKIPPED,
                  "the model has no energy (a directed synapse)");
-    else
+      check_residual_lyapunov(&ne, opt->samples, report);
+    } else
       check_energy_identity(&ne, opt->samples, report);
     ok = check_trajectories(e, &ne, opt, report, err);
   }

@@ -196,6 +196,68 @@ static double polish(NetEnv *ne, const Stack *st, int *steps) {
   return rho;
 }
 
+// λ_max(Bᵀ𝐖B) for 𝐇 = BBᵀ, B = Q diag(sqrt(max(λ, 0))) (docs/theory.md §4.4.2); NaN when
+// LAPACK fails. `w` must be symmetric.
+static double lambda_max_bwb(const double *hess, const double *w, int64_t d) {
+  double *q = xmalloc((size_t)(d * d) * sizeof *q + 1), *lam = xcalloc((size_t)d + 1, sizeof *lam);
+  memcpy(q, hess, (size_t)(d * d) * sizeof *q);
+  double top = NAN;
+  if (symmetric_eig(q, d, lam, true)) {
+    for (int64_t i = 0; i < d; i++)
+      for (int64_t j = 0; j < d; j++) q[i * d + j] *= sqrt(fmax(lam[j], 0));
+    double *wb = xcalloc((size_t)(d * d) + 1, sizeof *wb), *k = xcalloc((size_t)(d * d) + 1, sizeof *k);
+    for (int64_t i = 0; i < d; i++)
+      for (int64_t l = 0; l < d; l++)
+        if (w[i * d + l] != 0)
+          for (int64_t j = 0; j < d; j++) wb[i * d + j] += w[i * d + l] * q[l * d + j];
+    for (int64_t i = 0; i < d; i++)
+      for (int64_t l = 0; l < d; l++)
+        if (q[l * d + i] != 0)
+          for (int64_t j = 0; j < d; j++) k[i * d + j] += q[l * d + i] * wb[l * d + j];
+    if (symmetric_eig(k, d, lam, false)) top = lam[d - 1];
+    free(wb);
+    free(k);
+  }
+  free(q);
+  free(lam);
+  return top;
+}
+
+typedef struct {
+  bool ok;
+  double most, least, imag;  // the extremes of the real parts, the largest |imaginary part|
+} JacobianSpectrum;
+
+// The spectrum of J = T⁻¹(𝐖𝐇 - I) (docs/theory.md §4.4.1), for models without eliminated
+// layers.
+static JacobianSpectrum jacobian_spectrum(const NetEnv *ne, const Stack *st, const double *w,
+                                          const double *hess, const double *tau) {
+  int64_t d = st->dim;
+  JacobianSpectrum js = {false, -INFINITY, INFINITY, 0};
+  double *jac = xcalloc((size_t)(d * d) + 1, sizeof *jac), *re = xcalloc((size_t)d + 1, sizeof *re),
+         *im = xcalloc((size_t)d + 1, sizeof *im);
+  for (int a = 0; a < ne->net->nlayers; a++)
+    for (int64_t i = st->offset[a]; i < st->offset[a] + ne->n[a]; i++)
+      for (int64_t j = 0; j < d; j++) {
+        double wh = 0;
+        for (int64_t l = 0; l < d; l++) wh += w[i * d + l] * hess[l * d + j];
+        jac[i * d + j] = (wh - (i == j)) / tau[a];
+      }
+  if (LAPACKE_dgeev(LAPACK_ROW_MAJOR, 'N', 'N', (lapack_int)d, jac, (lapack_int)d, re, im, NULL, 1,
+                    NULL, 1) == 0) {
+    js.ok = true;
+    for (int64_t i = 0; i < d; i++) {
+      js.most = fmax(js.most, re[i]);
+      js.least = fmin(js.least, re[i]);
+      js.imag = fmax(js.imag, fabs(im[i]));
+    }
+  }
+  free(jac);
+  free(re);
+  free(im);
+  return js;
+}
+
 // Stability, the Jacobian's spectrum and dead units at one fixed point (states set in `ne`).
 static void check_fixed_point(NetEnv *ne, const double *tau, int index, CheckReport *r) {
   const Network *net = ne->net;
@@ -254,78 +316,110 @@ static void check_fixed_point(NetEnv *ne, const double *tau, int index, CheckRep
     free(h);
   }
   double *w = coupling(ne, &st);
-  for (int64_t i = 0; i < d; i++)  // 𝐖 of an energy model is symmetric; take its symmetric part
-    for (int64_t j = 0; j < i; j++) w[i * d + j] = w[j * d + i] = 0.5 * (w[i * d + j] + w[j * d + i]);
-  // K = Bᵀ𝐖B with 𝐇 = BBᵀ, B = Q diag(sqrt(max(λ, 0))) (§4.4.2).
-  double *q = xmalloc((size_t)(d * d) * sizeof *q + 1), *lam = xcalloc((size_t)d + 1, sizeof *lam);
-  memcpy(q, hess, (size_t)(d * d) * sizeof *q);
-  bool ok = symmetric_eig(q, d, lam, true);
-  double *k = NULL, *kev = NULL;
-  if (ok) {
-    for (int64_t i = 0; i < d; i++)
-      for (int64_t j = 0; j < d; j++) q[i * d + j] *= sqrt(fmax(lam[j], 0));
-    double *wb = xcalloc((size_t)(d * d) + 1, sizeof *wb);
-    k = xcalloc((size_t)(d * d) + 1, sizeof *k);
-    kev = xcalloc((size_t)d + 1, sizeof *kev);
-    for (int64_t i = 0; i < d; i++)
-      for (int64_t l = 0; l < d; l++)
-        if (w[i * d + l] != 0)
-          for (int64_t j = 0; j < d; j++) wb[i * d + j] += w[i * d + l] * q[l * d + j];
-    for (int64_t i = 0; i < d; i++)
-      for (int64_t l = 0; l < d; l++)
-        if (q[l * d + i] != 0)
-          for (int64_t j = 0; j < d; j++) k[i * d + j] += q[l * d + i] * wb[l * d + j];
-    free(wb);
-    ok = symmetric_eig(k, d, kev, false);
-  }
-  if (ok) {
-    double top = kev[d - 1];
-    Verdict v = top < 1 - 1e-8 ? VERDICT_PASS : top > 1 + 1e-8 ? VERDICT_FAIL : VERDICT_WARN;
-    CheckItem *it = report_add(r, "stability", subject, NULL, v,
-                               v == VERDICT_PASS   ? "stable: lambda_max(B'WB) < 1 (docs/theory.md §4.4.2); "
-                                                     "its flat region, if any, lies in its basin (§4.4.4)"
-                               : v == VERDICT_FAIL ? "unstable: lambda_max(B'WB) > 1 (docs/theory.md §4.4.2): "
-                                                     "the run came to rest at a saddle or a maximum"
-                                                   : "marginal: lambda_max(B'WB) = 1 to 1e-8 (docs/theory.md §4.4.2)");
-    report_number(it, "lambda_max(B'WB)", top);
-    report_number(it, "residual |u - x|_inf / (1 + |x|_inf)", rho);
-    report_number(it, "Newton steps", newton);
-    if (!eliminated) {
-      // J = T^-1 (𝐖𝐇 - I): real eigenvalues when 𝐖 is symmetric and 𝐇 >= 0 (§4.4.2).
-      double *jac = xcalloc((size_t)(d * d) + 1, sizeof *jac), *re = xcalloc((size_t)d + 1, sizeof *re),
-             *im = xcalloc((size_t)d + 1, sizeof *im);
-      for (int a = 0; a < n; a++)
-        for (int64_t i = st.offset[a]; i < st.offset[a] + ne->n[a]; i++)
-          for (int64_t j = 0; j < d; j++) {
-            double wh = 0;
-            for (int64_t l = 0; l < d; l++) wh += w[i * d + l] * hess[l * d + j];
-            jac[i * d + j] = (wh - (i == j)) / tau[a];
-          }
-      if (LAPACKE_dgeev(LAPACK_ROW_MAJOR, 'N', 'N', (lapack_int)d, jac, (lapack_int)d, re, im, NULL,
-                        1, NULL, 1) == 0) {
-        double most = -INFINITY, least = INFINITY, imag = 0;
-        for (int64_t i = 0; i < d; i++) {
-          most = fmax(most, re[i]);
-          least = fmin(least, re[i]);
-          imag = fmax(imag, fabs(im[i]));
-        }
-        report_number(it, "max Re eig(J)", most);
-        report_number(it, "min Re eig(J)", least);
-        report_number(it, "max |Im eig(J)|", imag);
-      }
-      free(jac);
-      free(re);
-      free(im);
-    }
+  JacobianSpectrum js = {false, 0, 0, 0};
+  if (!eliminated) js = jacobian_spectrum(ne, &st, w, hess, tau);
+  CheckItem *it = NULL;
+  if (net->has_directed) {
+    // No energy: 𝐖 is not symmetric and the criterion of §4.4.2 does not hold; the
+    // Jacobian's spectrum decides (§1.5).
+    Verdict v = !js.ok ? VERDICT_SKIPPED : js.most < -1e-8 ? VERDICT_PASS : js.most > 1e-8 ? VERDICT_FAIL : VERDICT_WARN;
+    it = report_add(r, "stability", subject, NULL, v,
+                    !js.ok ? "the Jacobian's spectrum is not computed for a model with eliminated layers"
+                    : v == VERDICT_PASS ? "stable: every eigenvalue of J has a negative real part (docs/theory.md §1.5)"
+                    : v == VERDICT_FAIL ? "unstable: an eigenvalue of J has a positive real part (docs/theory.md §1.5)"
+                                        : "marginal: the largest real part of eig(J) is 0 to 1e-8");
   } else {
-    report_add(r, "stability", subject, NULL, VERDICT_SKIPPED, "LAPACK could not diagonalise H or K");
+    for (int64_t i = 0; i < d; i++)  // 𝐖 of an energy model is symmetric; take its symmetric part
+      for (int64_t j = 0; j < i; j++) w[i * d + j] = w[j * d + i] = 0.5 * (w[i * d + j] + w[j * d + i]);
+    double top = lambda_max_bwb(hess, w, d);
+    Verdict v = isnan(top) ? VERDICT_SKIPPED : top < 1 - 1e-8 ? VERDICT_PASS : top > 1 + 1e-8 ? VERDICT_FAIL : VERDICT_WARN;
+    it = report_add(r, "stability", subject, NULL, v,
+                    v == VERDICT_SKIPPED ? "LAPACK could not diagonalise H or B'WB"
+                    : v == VERDICT_PASS  ? "stable: lambda_max(B'WB) < 1 (docs/theory.md §4.4.2); "
+                                           "its flat region, if any, lies in its basin (§4.4.4)"
+                    : v == VERDICT_FAIL  ? "unstable: lambda_max(B'WB) > 1 (docs/theory.md §4.4.2): "
+                                           "the run came to rest at a saddle or a maximum"
+                                         : "marginal: lambda_max(B'WB) = 1 to 1e-8 (docs/theory.md §4.4.2)");
+    report_number(it, "lambda_max(B'WB)", top);
   }
-  free(k);
-  free(kev);
-  free(q);
-  free(lam);
+  report_number(it, "residual |u - x|_inf / (1 + |x|_inf)", rho);
+  report_number(it, "Newton steps", newton);
+  if (js.ok) {
+    report_number(it, "max Re eig(J)", js.most);
+    report_number(it, "min Re eig(J)", js.least);
+    report_number(it, "max |Im eig(J)|", js.imag);
+  }
   free(w);
   free(hess);
+  free(st.offset);
+}
+
+// ---- Models without energy: the residual Lyapunov function (§4.4.5) ----
+
+// At `samples` random states: with r = u(x) - x and the flow xdot = (I - 𝐖𝐇)ᵀ r, the function
+// V = |r|^2 / 2 has dV/dt = -|xdot|^2 <= 0 for any 𝐖 and any symmetric 𝐇 (docs/theory.md
+// §4.4.5). Checked by central differences of V along xdot, with the tolerance of §4.1.6.
+void check_residual_lyapunov(NetEnv *ne, int samples, CheckReport *rep) {
+  const Network *net = ne->net;
+  int n = net->nlayers;
+  Stack st = {0, xcalloc((size_t)n + 1, sizeof(int64_t))};
+  for (int a = 0; a < n; a++) {
+    st.offset[a] = st.dim;
+    st.dim += ne->n[a];
+  }
+  int64_t d = st.dim;
+  double worst = 0, rises = 0;
+  double *r = xcalloc((size_t)d + 1, sizeof *r), *flow = xcalloc((size_t)d + 1, sizeof *flow);
+  for (int s = 0; s < samples; s++) {
+    for (int a = 0; a < n; a++)
+      for (int64_t i = 0; i < ne->n[a]; i++) ne->states[a][i] = netenv_normal(ne);
+    residual(ne, &st, r);
+    double *w = coupling(ne, &st), *hess = xcalloc((size_t)(d * d) + 1, sizeof *hess);
+    for (int a = 0; a < n; a++) {
+      double *h = layer_hessian(ne, a);
+      int64_t na = ne->n[a], o = st.offset[a];
+      for (int64_t i = 0; i < na; i++)
+        for (int64_t j = 0; j < na; j++) hess[(o + i) * d + o + j] = h[i * na + j];
+      free(h);
+    }
+    // flow = (I - 𝐖𝐇)ᵀ r = r - 𝐇ᵀ 𝐖ᵀ r
+    double *wt_r = xcalloc((size_t)d + 1, sizeof *wt_r), predicted = 0, fmax_ = 0;
+    for (int64_t i = 0; i < d; i++)
+      for (int64_t j = 0; j < d; j++) wt_r[j] += w[i * d + j] * r[i];
+    for (int64_t j = 0; j < d; j++) {
+      double hw = 0;
+      for (int64_t i = 0; i < d; i++) hw += hess[i * d + j] * wt_r[i];
+      flow[j] = r[j] - hw;
+      predicted -= flow[j] * flow[j];
+      fmax_ = fmax(fmax_, fabs(flow[j]));
+    }
+    double delta = 6.055454452393343e-06 / fmax(1, fmax_), v[2];
+    for (int side = 0; side < 2; side++) {
+      for (int a = 0; a < n; a++)
+        for (int64_t i = 0; i < ne->n[a]; i++)
+          ne->states[a][i] += (side ? -2 : 1) * delta * flow[st.offset[a] + i];
+      residual(ne, &st, r);
+      v[side] = 0;
+      for (int64_t i = 0; i < d; i++) v[side] += 0.5 * r[i] * r[i];
+    }
+    double fd = (v[0] - v[1]) / (2 * delta);
+    worst = fmax(worst, fabs(fd - predicted) / (1 + fabs(predicted)));
+    rises = fmax(rises, fd / (1 + fabs(predicted)));
+    free(w);
+    free(hess);
+    free(wt_r);
+  }
+  bool ok = worst <= 1e-6 && rises <= 1e-6;
+  CheckItem *it = report_add(
+      rep, "residual-lyapunov", "network", NULL, ok ? VERDICT_PASS : VERDICT_FAIL,
+      ok ? "V = |u - x|^2 / 2 decreases along xdot = (I - WH)' (u - x) at %d sampled states: a "
+           "Lyapunov function for the fixed points of this model without energy (docs/theory.md §4.4.5)"
+         : "V = |u - x|^2 / 2 does not decrease as docs/theory.md §4.4.5 says at %d sampled "
+           "states: a current or a Hessian is derived wrong",
+      samples);
+  report_number(it, "max |FD - dV/dt| / (1 + |dV/dt|)", worst);
+  free(r);
+  free(flow);
   free(st.offset);
 }
 

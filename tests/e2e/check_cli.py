@@ -9,7 +9,8 @@
   unbounded:  Model A with identity features and n = 3: E can go to -infinity (§1.4 rule 3);
   dead_units: a relu hidden layer: dead units at the fixed point, E constant along their
               flat region (§4.4.4, §4.5), the fixed point stable;
-  directed:   a directed synapse: no energy, the energy checks skipped (§1.5).
+  directed:   a directed synapse: no energy, the energy checks skipped (§1.5), the residual
+              Lyapunov function of §4.4.5 checked instead, stability from the Jacobian.
 
 usage: check_cli.py DAMC SOURCE_DIR [--case NAME | --list]"""
 import json
@@ -136,6 +137,11 @@ def directed(tmp):
           f"directed: {err} {report and [i['check'] for i in report['items']]}")
     ident = items(report, "energy-identity")
     check(ident and ident[0]["verdict"] == "skipped", f"directed: identity {ident}")
+    lyap = items(report, "residual-lyapunov")
+    check(lyap and lyap[0]["verdict"] == "pass", f"directed: residual Lyapunov function {lyap}")
+    st = items(report, "stability")
+    check(st and st[0]["verdict"] == "pass" and st[0]["numbers"]["max Re eig(J)"] < 0,
+          f"directed: stability by the Jacobian {st}")
 
 
 CASES = {"examples": examples, "no_weights": no_weights, "saddle": saddle, "unbounded": unbounded,
