@@ -126,6 +126,14 @@ typedef struct {
 
 /* E and, per layer, g_A, u_A and dxdt_A at the given states. */
 DamcResults *damc_eval(DamcModel *model, const DamcBatch *batch, DamcError *err);
+/* At the given states, with `directions` one array per layer in declaration order (like the
+   states: [n] or [B, n], absent: zeros): the Hessian-vector products H_A d_A of every layer
+   ("hvp_A"), or the Jacobian-vector product of the right-hand side,
+   sum_B d(dx_A/dt)/dx_B d_B, of every integrated layer ("jvp_A"). Compiled when first used. */
+DamcResults *damc_hvp(DamcModel *model, const DamcBatch *batch, const DamcArray *directions,
+                      DamcError *err);
+DamcResults *damc_jvp(DamcModel *model, const DamcBatch *batch, const DamcArray *directions,
+                      DamcError *err);
 /* Integrates to convergence: x_A and g_A per layer, E, steps and converged per sample.
    `options` may be NULL. */
 DamcResults *damc_run(DamcModel *model, const DamcBatch *batch, const DamcRunOptions *options,

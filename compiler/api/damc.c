@@ -172,7 +172,7 @@ static bool to_views(DamcModel *model, const DamcBatch *batch, Views *v, StrBuf 
       v->all[k][a] = view(&src[k][a]);
     }
   }
-  v->arrays = (EngineArrays){v->all[0], v->all[1], v->all[2]};
+  v->arrays = (EngineArrays){v->all[0], v->all[1], v->all[2], NULL};
   if (!model->compiled) {
     sb_append(sb, "the model is not compiled: call damc_compile first\n");
     return false;
@@ -213,6 +213,39 @@ static void progress_relay(void *user, const EngineProgress *p) {
   DamcProgress d = {p->step, p->max_steps, p->t, p->energy, p->converged, p->batch,
                     p->elapsed, p->remaining, p->done};
   o->progress(o->progress_user, &d);
+}
+
+// A kernel of derivatives at the batch's states along `directions`.
+static DamcResults *derivative(DamcModel *model, KernelKind kind, const DamcBatch *batch,
+                               const DamcArray *directions, DamcError *err) {
+  StrBuf sb = {0};
+  Views v;
+  DamcResults *r = xcalloc(1, sizeof *r);
+  int n = damc_layer_count(model);
+  EngineArray *dirs = xcalloc((size_t)n + 1, sizeof *dirs);
+  bool ok = to_views(model, batch, &v, &sb);
+  for (int a = 0; ok && directions && a < n; a++) {
+    if (!directions[a].data) continue;
+    ok = valid_array(&directions[a]);
+    if (!ok) sb_printf(&sb, "layer '%s': a direction of rank %d; give [n] or [B, n]\n",
+                       damc_layer_name(model, a), directions[a].rank);
+    dirs[a] = view(&directions[a]);
+  }
+  v.arrays.direction = dirs;
+  int status = !ok ? 2 : !engine_apply(model->engine, kind, &v.arrays, &r->list, &sb) ? 1 : 0;
+  free_views(&v);
+  free(dirs);
+  return finish(r, status, err, &sb);
+}
+
+DamcResults *damc_hvp(DamcModel *model, const DamcBatch *batch, const DamcArray *directions,
+                      DamcError *err) {
+  return derivative(model, KERNEL_HVP, batch, directions, err);
+}
+
+DamcResults *damc_jvp(DamcModel *model, const DamcBatch *batch, const DamcArray *directions,
+                      DamcError *err) {
+  return derivative(model, KERNEL_JVP, batch, directions, err);
 }
 
 DamcResults *damc_run(DamcModel *model, const DamcBatch *batch, const DamcRunOptions *options,

@@ -16,9 +16,10 @@
 #include "support/common.h"
 
 // The header's macro prefix of each kernel kind.
-static const char *const kernel_prefixes[KERNEL_KINDS] = {"DAMC_RHS", "DAMC_EVAL"};
+static const char *const kernel_prefixes[KERNEL_KINDS] = {"DAMC_RHS", "DAMC_EVAL", "DAMC_HVP",
+                                                          "DAMC_JVP"};
 static const char *const role_names[] = {"DAMC_STATE", "DAMC_INPUT", "DAMC_WEIGHT",
-                                         "DAMC_OUTPUT", "DAMC_TEMP"};
+                                         "DAMC_OUTPUT", "DAMC_TEMP", "DAMC_DIRECTION"};
 
 // The elementwise functions, as the interpreter defines them (sym/builtins.def): each used
 // one becomes a static function of the generated file, with its body written verbatim.
@@ -411,7 +412,7 @@ static void shape_text(StrBuf *out, const PlanBuf *b) {
 
 // "state   [B, 784]  x of layer v": the buffer's role, shape and what it holds.
 static void describe_buffer(StrBuf *out, const Plan *plan, int buf) {
-  static const char *const roles[] = {"state", "input", "weight", "output", "temp"};
+  static const char *const roles[] = {"state", "input", "weight", "output", "temp", "direction"};
   const PlanBuf *b = &plan->bufs[buf];
   const Network *net = plan->net;
   size_t start = out->len;
@@ -484,7 +485,8 @@ static void write_function(const Plan *plan, bool f64, unsigned *helpers, StrBuf
   for (int i = 0; i < plan->nbufs; i++) {
     const PlanBuf *b = &plan->bufs[i];
     if (!ec.buf_used[i]) continue;
-    bool in = b->role == PB_STATE || b->role == PB_INPUT || b->role == PB_WEIGHT;
+    bool in = b->role == PB_STATE || b->role == PB_INPUT || b->role == PB_WEIGHT ||
+              b->role == PB_DIRECTION;
     StrBuf what = {0}, decl = {0};
     describe_buffer(&what, plan, i);
     sb_printf(&decl, "%s%s *restrict buf_%s = bufs[%d];", in ? "const " : "", ec.real, b->name, i);
@@ -520,7 +522,7 @@ static void write_source(const Plan *const plans[2], bool f64, const char *model
   const Network *net = plans[0]->net;
   unsigned helpers = 0;
   StrBuf fns = {0};
-  for (int k = 0; k < KERNEL_KINDS; k++) write_function(plans[k], f64, &helpers, &fns, err);
+  for (int k = 0; k < KERNEL_MODEL_KINDS; k++) write_function(plans[k], f64, &helpers, &fns, err);
 
   sb_printf(out, "// %s: the kernels of model '%s' (%s) in %s.\n", c_name, net->name, model_path,
             f64 ? "float64" : "float32");
@@ -624,7 +626,7 @@ static void write_header(const Plan *const plans[2], bool f64, const char *model
   }
   sb_append(out, "\n\n// The roles of buffers.\nenum { DAMC_STATE, DAMC_INPUT, DAMC_WEIGHT, "
                  "DAMC_OUTPUT, DAMC_TEMP };\n");
-  for (int k = 0; k < KERNEL_KINDS; k++) write_kernel_header(plans[k], out);
+  for (int k = 0; k < KERNEL_MODEL_KINDS; k++) write_kernel_header(plans[k], out);
   sb_printf(out, "\n#endif\n");
 }
 

@@ -443,7 +443,7 @@ bool check_trajectories(Engine *e, NetEnv *ne, const CheckOptions *opt, CheckRep
   int n = net->nlayers;
   double **data = xcalloc((size_t)n + 1, sizeof *data);
   EngineArray *states = NULL;
-  EngineArrays arrays = opt->arrays ? *opt->arrays : (EngineArrays){NULL, NULL, NULL};
+  EngineArrays arrays = opt->arrays ? *opt->arrays : (EngineArrays){NULL, NULL, NULL, NULL};
   if (!arrays.state) arrays.state = states = initial_states(ne, opt->samples, data);
   int64_t longest = 0;
   for (int a = 0; a < n; a++) longest = ne->n[a] > longest ? ne->n[a] : longest;

@@ -18,6 +18,26 @@ static void add(KernelEq *out, int *n, OutputWhat what, const char *prefix, cons
 KernelEq *kernel_equations(const Network *net, KernelKind kind, int *count) {
   KernelEq *out = xcalloc((size_t)(5 * net->nlayers + 2), sizeof *out);
   int n = 0;
+  if (kind == KERNEL_HVP) {
+    for (int a = 0; a < net->nlayers; a++) add(out, &n, OUT_HVP, "hvp", net, a, net->layers[a].hvp);
+    *count = n;
+    return out;
+  }
+  if (kind == KERNEL_JVP) {
+    // In the states alone (the x-forms), differentiated along every integrated layer's d.
+    ExprPool *p = net->pool;
+    for (int a = 0; a < net->nlayers; a++) {
+      const LayerEq *l = &net->layers[a];
+      if (l->eliminated) continue;
+      ExprId rhs = net->reduced ? net->reduced_dxdt[a] : l->dxdt_x, jvp = expr_const(p, 0);
+      for (int b = 0; b < net->nlayers; b++)
+        if (!net->layers[b].eliminated)
+          jvp = expr_add(p, jvp, diff_jvp(p, rhs, net->layers[b].state, net->layers[b].dir));
+      add(out, &n, OUT_JVP, "jvp", net, a, expr_add(p, jvp, expr_bcast(p, expr_const(p, 0), expr_get(p, l->state)->shape)));
+    }
+    *count = n;
+    return out;
+  }
   // Activations first: of the integrated layers, then of the eliminated ones, each at its
   // instantaneous state x_h = u_h (which reads only integrated layers' activations).
   for (int a = 0; a < net->nlayers; a++)
@@ -41,10 +61,16 @@ KernelEq *kernel_equations(const Network *net, KernelKind kind, int *count) {
   return out;
 }
 
-const char *kernel_name(KernelKind kind) { return kind == KERNEL_RHS ? "damc_rhs" : "damc_eval"; }
+const char *kernel_name(KernelKind kind) {
+  static const char *const names[KERNEL_KINDS] = {"damc_rhs", "damc_eval", "damc_hvp", "damc_jvp"};
+  return names[kind];
+}
 
 const char *kernel_summary(KernelKind kind) {
-  return kind == KERNEL_RHS
-             ? "dx/dt of every integrated layer"
-             : "E, and per layer g, u, dx/dt and its energy part E_A = Lambda_A - I_A . g_A";
+  static const char *const summaries[KERNEL_KINDS] = {
+      "dx/dt of every integrated layer",
+      "E, and per layer g, u, dx/dt and its energy part E_A = Lambda_A - I_A . g_A",
+      "H_A d_A of every layer (the Hessian-vector products)",
+      "the Jacobian of dx/dt applied to d (the Jacobian-vector product)"};
+  return summaries[kind];
 }

@@ -7,14 +7,21 @@
 //   KERNEL_RHS:  g of every layer, then dx/dt of every integrated layer (what an integrator
 //                calls at every stage of a step);
 //   KERNEL_EVAL: the same, plus u of every layer, each layer's energy part
-//                Lambda_A - I_A . g_A, and E (docs/theory.md eq. 1.1).
-// The check issue's Hessian-vector and Jacobian-vector kernels are further kinds here.
+//                Lambda_A - I_A . g_A, and E (docs/theory.md eq. 1.1);
+//   KERNEL_HVP:  H_A d_A of every layer at x_A (the Hessian-vector products, for damc check
+//                and for callers that need curvature: Newton, Krylov solvers);
+//   KERNEL_JVP:  the Jacobian-vector product of the right-hand side, sum_B d(dx_A/dt)/dx_B d_B
+//                for every integrated layer (of the reduced dynamics when layers are
+//                eliminated).
+// The first two are the model's kernels (damc eval and run, emit --c); the last two are
+// compiled when asked for.
 #ifndef DAMC_KERNEL_EQS_H
 #define DAMC_KERNEL_EQS_H
 
 #include "derive/network.h"
 
-typedef enum { KERNEL_RHS, KERNEL_EVAL, KERNEL_KINDS } KernelKind;
+typedef enum { KERNEL_RHS, KERNEL_EVAL, KERNEL_HVP, KERNEL_JVP, KERNEL_KINDS } KernelKind;
+enum { KERNEL_MODEL_KINDS = KERNEL_HVP };  // RHS and EVAL
 
 // What an output is, so that callers find it by meaning, not by its printed name.
 typedef enum {
@@ -24,6 +31,8 @@ typedef enum {
   OUT_DXDT,    // dx_A/dt
   OUT_PART,    // E_A = Lambda_A - I_A . g_A
   OUT_ENERGY,  // E
+  OUT_HVP,     // H_A d_A
+  OUT_JVP,     // the Jacobian of dx_A/dt applied to d
 } OutputWhat;
 
 typedef struct {

@@ -708,7 +708,7 @@ int cmd_emit(int argc, char **argv) {
   if (status) return finish(&o, &l, status);
   StrBuf err = {0}, text = {0};
   if (o.plan) {
-    for (int k = 0; k < KERNEL_KINDS; k++) {
+    for (int k = 0; k < KERNEL_MODEL_KINDS; k++) {
       sb_printf(&text, "kernel %s\n", k == KERNEL_RHS ? "damc_rhs (dx/dt)" : "damc_eval (E, g, u, dx/dt)");
       plan_print(&text, engine_plan(l.engine, (KernelKind)k));
     }
@@ -782,7 +782,7 @@ int cmd_check(int argc, char **argv) {
     arrays[k] = xcalloc((size_t)l.nlayers + 1, sizeof(EngineArray));
     for (int a = 0; a < l.nlayers; a++) arrays[k][a] = engine_array(&src[a]);
   }
-  EngineArrays given = {arrays[0], arrays[1], NULL};
+  EngineArrays given = {arrays[0], arrays[1], NULL, NULL};
   CheckOptions co = {o.run.seed, o.samples, have_weights, arrays[0] || arrays[1] ? &given : NULL};
   CheckReport report = {0};
   if (!check_model(e, dims, &co, &report, &err)) status = EXIT_MODEL;

@@ -80,12 +80,12 @@ bool engine_check_results(const EngineResults *r, size_t first, bool batched, bo
 
 bool engine_batch(const Engine *e, const EngineArrays *arrays, size_t *batch, bool *batched,
                   StrBuf *err) {
-  static const char *const what[3] = {"state", "input", "clamp"};
-  const EngineArray *all[3] = {arrays->state, arrays->input, arrays->clamp};
+  static const char *const what[4] = {"state", "input", "clamp", "direction"};
+  const EngineArray *all[4] = {arrays->state, arrays->input, arrays->clamp, arrays->direction};
   *batch = 1;
   *batched = false;
   const char *first = NULL;
-  for (int kind = 0; kind < 3; kind++) {
+  for (int kind = 0; kind < 4; kind++) {
     if (!all[kind]) continue;
     for (int a = 0; a < e->net->nlayers; a++) {
       const EngineArray *t = &all[kind][a];
@@ -137,9 +137,10 @@ void **engine_alloc_buffers(const Engine *e, const Plan *plan, size_t batch, siz
     }
     size_t n = (size_t)b->numel, samples = b->batched ? batch * copies : 1;
     bufs[i] = engine_aligned_zeros(n * samples, elem);
-    const EngineArray *from = b->role == PB_STATE   ? arrays->state
-                              : b->role == PB_INPUT ? arrays->input
-                                                    : NULL;
+    const EngineArray *from = b->role == PB_STATE       ? arrays->state
+                              : b->role == PB_INPUT     ? arrays->input
+                              : b->role == PB_DIRECTION ? arrays->direction
+                                                        : NULL;
     const EngineArray *src = from ? &from[b->index] : NULL;
     if (!src || !src->data) continue;
     for (size_t s = 0; s < samples; s++) {
@@ -187,13 +188,17 @@ void engine_results_free(EngineResults *r) {
 }
 
 bool engine_eval(Engine *e, const EngineArrays *arrays, EngineResults *out, StrBuf *err) {
+  return engine_apply(e, KERNEL_EVAL, arrays, out, err);
+}
+
+bool engine_apply(Engine *e, KernelKind kind, const EngineArrays *arrays, EngineResults *out,
+                  StrBuf *err) {
   size_t batch;
   bool batched;
   KernelFn kernel;
-  if (!engine_batch(e, arrays, &batch, &batched, err) ||
-      !(kernel = engine_kernel(e, KERNEL_EVAL, err)))
+  if (!engine_batch(e, arrays, &batch, &batched, err) || !(kernel = engine_kernel(e, kind, err)))
     return false;
-  const Plan *plan = e->plans[KERNEL_EVAL];
+  const Plan *plan = e->plans[kind];
   void **bufs = engine_alloc_buffers(e, plan, batch, 1, arrays);
   kernel(bufs, e->params, (int64_t)batch);
   size_t first = out->count;

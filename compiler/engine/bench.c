@@ -18,9 +18,9 @@ bool engine_bench(Engine *e, size_t batch, int repeat, double *rhs_seconds, doub
     return false;
   }
   if (!engine_kernel(e, KERNEL_EVAL, err)) return false;
-  EngineArrays none = {NULL, NULL, NULL};
+  EngineArrays none = {NULL, NULL, NULL, NULL};
   double *times = xmalloc((size_t)repeat * sizeof *times);
-  for (int k = 0; k < KERNEL_KINDS; k++) {
+  for (int k = 0; k < KERNEL_MODEL_KINDS; k++) {
     const Plan *plan = e->plans[k];
     void **bufs = engine_alloc_buffers(e, plan, batch, 1, &none);
     for (int i = 0; i < plan->nbufs; i++) {

@@ -131,7 +131,8 @@ bool engine_object_code(Engine *e, StrBuf *bytes, StrBuf *err);
 typedef struct {
   const EngineArray *state;
   const EngineArray *input;
-  const EngineArray *clamp;  // engine_run only: 1 = the neuron is held fixed
+  const EngineArray *clamp;      // engine_run only: 1 = the neuron is held fixed
+  const EngineArray *direction;  // KERNEL_HVP and KERNEL_JVP: the direction d of each layer
 } EngineArrays;
 
 // The batch size of `arrays` (1 when every array is a single sample), and whether the
@@ -156,6 +157,10 @@ void engine_results_free(EngineResults *r);
 // Evaluates E and, per layer, g, u, dxdt and E_A at the given states (an eliminated layer is
 // set to x = u). Appends the results to `out`; false with a message on error.
 bool engine_eval(Engine *e, const EngineArrays *arrays, EngineResults *out, StrBuf *err);
+// Runs kernel `kind` (compiled when first asked for) at the given states (and directions,
+// for KERNEL_HVP and KERNEL_JVP) and appends its outputs ("hvp_v", "jvp_v", ...) to `out`.
+bool engine_apply(Engine *e, KernelKind kind, const EngineArrays *arrays, EngineResults *out,
+                  StrBuf *err);
 
 // What a long run reports while it goes on (at most ten times a second, and once at the end).
 typedef struct {

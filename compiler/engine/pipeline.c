@@ -278,9 +278,9 @@ void engine_target(Engine *e, DamrtDtype dtype, bool showable) {
   engine_rewind(e, STAGE_DERIVE);
   e->dtype = dtype;
   e->showable = showable;
-  // A shown module holds every kernel.
+  // A shown module holds the model's kernels (emit --ir, --asm, --obj).
   if (showable)
-    for (int k = 0; k < KERNEL_KINDS; k++) e->wanted[k] = true;
+    for (int k = 0; k < KERNEL_MODEL_KINDS; k++) e->wanted[k] = true;
 }
 
 void engine_want(Engine *e, KernelKind kind) {

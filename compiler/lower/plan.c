@@ -255,9 +255,16 @@ Plan *plan_build(const Network *net, const int64_t *dims, KernelKind kind, StrBu
   for (int a = 0; a < net->nlayers; a++) {
     const LayerEq *l = &net->layers[a];
     plan->state_buf[a] = plan->input_buf[a] = -1;
-    if (!l->eliminated) {
+    // An eliminated layer's state is the output x_h = u_h of the model's kernels; the
+    // derivative kernels take it as given, like any state.
+    bool given = !l->eliminated || ((int)kind >= (int)KERNEL_MODEL_KINDS && lw.uses[l->state]);
+    if (given) {
       snprintf(name, sizeof name, "x_%s", l->name);
       plan->state_buf[a] = plan->node_buf[l->state] = add_buf(&lw, PB_STATE, l->state, true, a, name);
+    }
+    if (lw.uses[l->dir]) {
+      snprintf(name, sizeof name, "d_%s", l->name);
+      plan->node_buf[l->dir] = add_buf(&lw, PB_DIRECTION, l->dir, true, a, name);
     }
     if (l->input) {
       snprintf(name, sizeof name, "I_%s", l->name);
@@ -339,7 +346,7 @@ static void shape_text(StrBuf *out, const PlanBuf *b) {
 }
 
 void plan_print(StrBuf *out, const Plan *plan) {
-  static const char *const roles[] = {"state", "input", "weight", "output", "temp"};
+  static const char *const roles[] = {"state", "input", "weight", "output", "temp", "direction"};
   ExprNames names = plan->net->names;
   names.alias = buffer_alias;
   names.alias_ctx = plan;

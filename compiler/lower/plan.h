@@ -35,6 +35,7 @@ typedef enum {
   PB_WEIGHT,  // a weight (input, not batched)
   PB_OUTPUT,  // an assignment's target
   PB_TEMP,    // an intermediate result
+  PB_DIRECTION,  // d of a layer (input): the direction of Hessian- and Jacobian-vector products
 } PlanBufRole;
 
 typedef struct {

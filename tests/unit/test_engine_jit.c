@@ -153,7 +153,7 @@ static void check_example(const char *path, double spread) {
     st[a] = array(BATCH, (size_t)n, states[a]);
     if (net->layers[a].input) in[a] = array(BATCH, (size_t)n, inputs[a]);
   }
-  EngineArrays arrays = {st, in, NULL};
+  EngineArrays arrays = {st, in, NULL, NULL};
   EngineResults r64 = {0}, r32 = {0};
   CHECK(engine_eval(eng[0], &arrays, &r64, &err));
   CHECK(engine_eval(eng[1], &arrays, &r32, &err));
@@ -235,7 +235,7 @@ static void check_modern_hopfield(const char *dir) {
     for (int k = 0; k < K; k++) want[i] += xi[k * N + i] * exp(s[k] - mx) / z;
   }
   EngineArray st[2] = {array(N, 0, v), {0}}, in[2] = {{0}, {0}};
-  EngineArrays arrays = {st, in, NULL};
+  EngineArrays arrays = {st, in, NULL, NULL};
   EngineResults r = {0};
   CHECK(engine_eval(e, &arrays, &r, &err));
   const double *dxdt = result(&r, "dxdt_v");
