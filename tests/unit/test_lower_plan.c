@@ -422,7 +422,7 @@ static void test_eliminated(void) {
   if (!n.net) return;
   CHECK(n.net->layers[1].eliminated);
   CHECK(!n.net->layers[0].eliminated);
-  for (int kind = 0; kind < KERNEL_KINDS; kind++) {
+  for (int kind = 0; kind < KERNEL_MODEL_KINDS; kind++) {
     Plan *p = build(&n, (KernelKind)kind);
     CHECK(p != NULL);
     if (!p) continue;
@@ -749,7 +749,7 @@ static void test_transpose_outside_product(void) {
                  "energy -0.25 * dot(g(v), (W + W') @ g(v));\n",
                  names, sizes, 1));
   if (!n.net) return;
-  for (int kind = 0; kind < KERNEL_KINDS; kind++) {
+  for (int kind = 0; kind < KERNEL_MODEL_KINDS; kind++) {
     StrBuf err = {0};
     Plan *p = plan_build(n.net, n.dims, (KernelKind)kind, &err);
     CHECK(p != NULL);
@@ -776,6 +776,47 @@ static void test_transpose_outside_product(void) {
   net_close(&n);
 }
 
+// ---- The derivative kernels ----
+
+static void test_derivative_kernels(void) {
+  Net n;
+  const char *names[] = {"N", "K"};
+  const int64_t sizes[] = {7, 3};
+  CHECK(net_open(&n,
+                 "model b;\ndim N;\ndim K;\nparam beta = 2;\n"
+                 "layer v[N] { L = lagr_identity(v); tau = 1; }\n"
+                 "layer h[K] { L = logsumexp(beta * h) / beta; tau = 0; }\n"
+                 "synapse Xi[K, N] : h <-> v;\n",
+                 names, sizes, 2));
+  if (!n.net) return;
+  // HVP: one output per layer, H_A d_A; every layer's state and direction is an input (the
+  // eliminated h too: the product is taken at the state given).
+  Plan *p = build(&n, KERNEL_HVP);
+  CHECK(p != NULL);
+  if (p) {
+    CHECK_EQ(p->noutputs, 2);
+    CHECK_EQ(count_role(p, PB_DIRECTION), 2);
+    CHECK_EQ(count_role(p, PB_STATE), 2);
+    CHECK(plan_output_buf(p, OUT_HVP, 0) >= 0 && plan_output_buf(p, OUT_HVP, 1) >= 0);
+    plan_free(p);
+  }
+  // JVP of the reduced dynamics: one output (v), its state and direction the only inputs
+  // besides the weight; the two products with Xi go through BLAS.
+  p = build(&n, KERNEL_JVP);
+  CHECK(p != NULL);
+  if (p) {
+    CHECK_EQ(p->noutputs, 1);
+    CHECK(plan_output_buf(p, OUT_JVP, 0) >= 0);
+    CHECK_EQ(count_role(p, PB_DIRECTION), 1);
+    CHECK_EQ(count_role(p, PB_STATE), 1);
+    int products = 0;
+    for (int i = 0; i < p->nsteps; i++) products += p->steps[i].kind == PS_MATMUL;
+    CHECK(products >= 2);
+    plan_free(p);
+  }
+  net_close(&n);
+}
+
 int main(void) {
   test_model_b_rhs();
   test_model_b_eval();
@@ -786,5 +827,6 @@ int main(void) {
   test_weight_product();
   test_matrix_once();
   test_transpose_outside_product();
+  test_derivative_kernels();
   return check_report("test_lower_plan");
 }
