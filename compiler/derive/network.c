@@ -133,8 +133,15 @@ static void derive_couplings(DagBuilder *lw) {
   ExprId e_int = energy_terms;
   for (int a = 0; a < net->nlayers; a++) {
     LayerEq *l = &net->layers[a];
-    // -dE/dg(A) of the general energy terms, derived symbolically.
-    l->u = expr_neg(p, diff_grad(p, energy_terms, l->act));
+    // -dE/dg(A) of the general energy terms, derived symbolically. A layer no term
+    // touches gets an exact +0: negating the zero gradient would make it -0 (-1 * 0), which
+    // printed as "-0" in u and in the dynamics of an unconnected layer.
+    ExprId grad = diff_grad(p, energy_terms, l->act);
+    const Expr *gx = expr_get(p, grad);
+    bool zero = expr_is_const(p, grad, 0) ||
+                (gx->kind == EX_BCAST && expr_is_const(p, gx->kids[0], 0));
+    l->u = zero ? expr_bcast(p, expr_const(p, 0), expr_get(p, l->act)->shape)
+                : expr_neg(p, grad);
     if (l->input) l->u = expr_add(p, l->u, l->input);
   }
   for (int i = 0; i < m->nsynapses; i++) {

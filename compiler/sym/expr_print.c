@@ -44,6 +44,9 @@ static void put_name(Printer *p, const char *name) {
 }
 
 static void put_number(Printer *p, double v) {
+  // -0 (a negated zero) reads back as such in PRINT_TEXT, which must reparse to the same
+  // node; for a reader it is 0.
+  if (v == 0 && p->style != PRINT_TEXT) v = 0;
   if (latex(p) && fabs(v) > 0 && (fabs(v) < 1e-4 || fabs(v) >= 1e6)) {
     int ex = (int)floor(log10(fabs(v)));
     StrBuf m = {0};
