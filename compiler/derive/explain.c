@@ -129,6 +129,14 @@ static void energy_line(Explainer *x, bool reduced) {
   sb_append(x->out, tex(x) ? " \\\\\n" : "\n");
 }
 
+// A coefficient that is not a number or a name is parenthesised before what it multiplies:
+// "(2 * tscale + 0.1) dv/dt", not "2 * tscale + 0.1 dv/dt".
+static bool compound(const Network *net, ExprId e) {
+  const Expr *n = expr_get(net->pool, e);
+  return n->kind == EX_ADD || n->kind == EX_MUL || n->kind == EX_POW ||
+         (n->kind == EX_CONST && n->value < 0);
+}
+
 // tau_A dx_A/dt = u_A - x_A (or x_A = u_A for an eliminated layer).
 static void dynamics_line(Explainer *x, int a) {
   const Network *net = x->net;
@@ -142,7 +150,10 @@ static void dynamics_line(Explainer *x, int a) {
     return;
   }
   StrBuf tau = {0};
+  bool paren = compound(net, l->tau);
+  if (paren) sb_append(&tau, tex(x) ? "\\left(" : "(");
   expr_print(&tau, net->pool, l->tau, &net->names, x->style);
+  if (paren) sb_append(&tau, tex(x) ? "\\right)" : ")");
   if (tex(x)) sb_printf(x->out, "  %s \\frac{dx_{%s}}{dt} &= ", sb_str(&tau), name);
   else sb_printf(x->out, "  %s d%s/dt = ", sb_str(&tau), name);
   sb_free(&tau);
