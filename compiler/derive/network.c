@@ -213,6 +213,19 @@ static void derive_reduced(Network *net) {
     coupling = expr_sub(p, coupling, substitute(net, l->L, NULL, states));
     states[h] = 0;
   }
+  // A directed synapse D : b -> h into an eliminated layer adds D @ g(b) to u_h without an
+  // energy term. The energy the kernels compute (and eval and run report) is E of the full
+  // model at x_h = u_h, which then exceeds E_eff of eq. (2.1) by g_h . (D @ g(b))
+  // (docs/theory.md §2.3); the term is added so that the reduced energy is that E. Such a
+  // reduced model has no energy function: explain says so.
+  const Model *m = net->model;
+  for (int i = 0; i < m->nsynapses; i++) {
+    const ModelSynapse *s = &m->synapses[i];
+    if (!s->directed || !net->layers[s->a].eliminated) continue;
+    ExprId w = expr_leaf(p, EX_WEIGHT, s->weight, weight_shape(&m->weights[s->weight]));
+    coupling = expr_add(p, coupling, expr_dot(p, net->layers[s->a].act,
+                                              expr_matmul(p, w, net->layers[s->b].act)));
+  }
   coupling = substitute(net, expr_add(p, coupling, e_int), acts, NULL);
   ExprId energy = coupling;
   for (int a = 0; a < n; a++) {
