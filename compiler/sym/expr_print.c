@@ -151,6 +151,7 @@ static void add_terms(const Printer *p, ExprId e, double coef, const ExprId *ext
   }
   ExprId f[MAX_FACTORS];
   uint32_t nf = 0;
+  if (nextra > MAX_FACTORS) out->overflow = true;
   for (uint32_t i = 0; i < nextra && nf < MAX_FACTORS; i++) f[nf++] = extra[i];
   if (x->kind == EX_CONST) {
     coef *= x->value;
