@@ -96,12 +96,14 @@ static void layer_section(Explainer *x, int a) {
 
 // E = sum_A Lambda_A - sum_A I_A . g_A + E_int over the layers that are not eliminated
 // (all of them, or those of the reduced model), with the Lambda_A named (they are printed
-// in the layer sections) so that the coupling terms stand out.
-static void energy_line(Explainer *x, bool reduced) {
+// in the layer sections) so that the coupling terms stand out. `note`, when given, follows
+// on a line of its own in text and as a remark on the line in LaTeX.
+static void energy_line(Explainer *x, bool reduced, const char *tex_lhs, const char *note) {
   const Network *net = x->net;
   const Model *m = net->model;
   ExprId coupling = reduced ? net->reduced_energy_int : net->energy_int;
-  sb_append(x->out, tex(x) ? (reduced ? "  E_{\\mathrm{eff}} &= " : "  E &= ") : "  E          = ");
+  if (tex(x)) sb_printf(x->out, "  %s &= ", tex_lhs);
+  else sb_append(x->out, "  E          = ");
   bool first = true;
   for (int a = 0; a < net->nlayers; a++) {
     if (reduced && net->layers[a].eliminated) continue;
@@ -126,7 +128,61 @@ static void energy_line(Explainer *x, bool reduced) {
     else sb_printf(x->out, " + %s", text);
     sb_free(&e);
   }
-  sb_append(x->out, tex(x) ? " \\\\\n" : "\n");
+  if (tex(x)) {
+    if (note) sb_printf(x->out, " && \\text{%s}", note);
+    sb_append(x->out, " \\\\\n");
+  } else {
+    sb_putc(x->out, '\n');
+    if (note) sb_printf(x->out, "  (%s)\n", note);
+  }
+}
+
+// The first directed synapse into an eliminated layer (index into Model.synapses), or -1.
+static int directed_into_eliminated(const Network *net) {
+  const Model *m = net->model;
+  for (int i = 0; i < m->nsynapses; i++)
+    if (m->synapses[i].directed && net->layers[m->synapses[i].a].eliminated) return i;
+  return -1;
+}
+
+// The energy of the reduced model, and what it is. Without directed synapses it is E_eff
+// of docs/theory.md eq. (2.1), an energy function of the reduced dynamics. With one, the
+// reduced model has none: the line is still the E the kernels compute (the full model's E
+// at x_h = u_h; for a directed synapse into h that is E_eff plus g_h . (D @ g(b)),
+// docs/theory.md §2.3), and the note says so.
+static void reduced_energy_line(Explainer *x) {
+  const Network *net = x->net;
+  const Model *m = net->model;
+  char note[512];
+  int d = directed_into_eliminated(net);
+  if (d >= 0) {
+    const ModelSynapse *s = &m->synapses[d];
+    const char *w = m->weights[s->weight].name, *h = m->layers[s->a].name,
+               *b = m->layers[s->b].name;
+    if (tex(x))
+      snprintf(note, sizeof note, "no energy function: a directed synapse feeds an eliminated "
+               "layer; E as eval and run report it");
+    else
+      snprintf(note, sizeof note, "the reduced model has no energy function: the directed "
+               "synapse %s : %s -> %s feeds the eliminated layer %s. This E is the full model's "
+               "E at x_%s = u_%s, as eval and run report it, with the term dot(g(%s), %s @ g(%s)) "
+               "that E_eff lacks; it is not guaranteed to decrease", w, b, h, h, h, h, h, w, b);
+  } else if (net->has_directed) {
+    snprintf(note, sizeof note, "%s", tex(x) ? "no energy function (directed synapse)"
+             : "the reduced model has no energy function: a directed synapse adds to the "
+               "currents without energy. This E is the one eval and run report; it is not "
+               "guaranteed to decrease");
+  }
+  energy_line(x, true, d >= 0 || net->has_directed ? "E" : "E_{\\mathrm{eff}}",
+              d >= 0 || net->has_directed ? note : NULL);
+}
+
+// A coefficient that is not a number or a name is parenthesised before what it multiplies:
+// "(2 * tscale + 0.1) dv/dt", not "2 * tscale + 0.1 dv/dt".
+static bool compound(const Network *net, ExprId e) {
+  const Expr *n = expr_get(net->pool, e);
+  return n->kind == EX_ADD || n->kind == EX_MUL || n->kind == EX_POW ||
+         (n->kind == EX_CONST && n->value < 0);
 }
 
 // tau_A dx_A/dt = u_A - x_A (or x_A = u_A for an eliminated layer).
@@ -142,7 +198,10 @@ static void dynamics_line(Explainer *x, int a) {
     return;
   }
   StrBuf tau = {0};
+  bool paren = compound(net, l->tau);
+  if (paren) sb_append(&tau, tex(x) ? "\\left(" : "(");
   expr_print(&tau, net->pool, l->tau, &net->names, x->style);
+  if (paren) sb_append(&tau, tex(x) ? "\\right)" : ")");
   if (tex(x)) sb_printf(x->out, "  %s \\frac{dx_{%s}}{dt} &= ", sb_str(&tau), name);
   else sb_printf(x->out, "  %s d%s/dt = ", sb_str(&tau), name);
   sb_free(&tau);
@@ -159,11 +218,12 @@ void network_explain(StrBuf *out, const Network *net, PrintStyle style) {
 
   heading(&x, "energy");
   begin_align(&x);
-  energy_line(&x, false);
+  energy_line(&x, false, "E",
+              !net->has_directed ? NULL
+              : tex(&x) ? "no energy function (directed synapse)"
+                        : "a directed synapse adds to the currents without energy: E is not "
+                          "guaranteed to decrease");
   end_align(&x);
-  if (net->has_directed && !tex(&x))
-    sb_append(out, "  (a directed synapse adds to the currents without energy: E is not "
-                   "guaranteed to decrease)\n");
 
   heading(&x, "currents");
   begin_align(&x);
@@ -183,7 +243,7 @@ void network_explain(StrBuf *out, const Network *net, PrintStyle style) {
   if (!net->reduced) return;
   heading(&x, "reduced model (eliminated layers integrated out)");
   begin_align(&x);
-  energy_line(&x, true);
+  reduced_energy_line(&x);
   for (int a = 0; a < net->nlayers; a++) {
     if (net->layers[a].eliminated) continue;
     const char *name = m->layers[a].name;

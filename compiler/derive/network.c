@@ -133,8 +133,15 @@ static void derive_couplings(DagBuilder *lw) {
   ExprId e_int = energy_terms;
   for (int a = 0; a < net->nlayers; a++) {
     LayerEq *l = &net->layers[a];
-    // -dE/dg(A) of the general energy terms, derived symbolically.
-    l->u = expr_neg(p, diff_grad(p, energy_terms, l->act));
+    // -dE/dg(A) of the general energy terms, derived symbolically. A layer no term
+    // touches gets an exact +0: negating the zero gradient would make it -0 (-1 * 0), which
+    // printed as "-0" in u and in the dynamics of an unconnected layer.
+    ExprId grad = diff_grad(p, energy_terms, l->act);
+    const Expr *gx = expr_get(p, grad);
+    bool zero = expr_is_const(p, grad, 0) ||
+                (gx->kind == EX_BCAST && expr_is_const(p, gx->kids[0], 0));
+    l->u = zero ? expr_bcast(p, expr_const(p, 0), expr_get(p, l->act)->shape)
+                : expr_neg(p, grad);
     if (l->input) l->u = expr_add(p, l->u, l->input);
   }
   for (int i = 0; i < m->nsynapses; i++) {
@@ -205,6 +212,19 @@ static void derive_reduced(Network *net) {
     e_int = expr_at_zero(p, e_int, l->act);
     coupling = expr_sub(p, coupling, substitute(net, l->L, NULL, states));
     states[h] = 0;
+  }
+  // A directed synapse D : b -> h into an eliminated layer adds D @ g(b) to u_h without an
+  // energy term. The energy the kernels compute (and eval and run report) is E of the full
+  // model at x_h = u_h, which then exceeds E_eff of eq. (2.1) by g_h . (D @ g(b))
+  // (docs/theory.md §2.3); the term is added so that the reduced energy is that E. Such a
+  // reduced model has no energy function: explain says so.
+  const Model *m = net->model;
+  for (int i = 0; i < m->nsynapses; i++) {
+    const ModelSynapse *s = &m->synapses[i];
+    if (!s->directed || !net->layers[s->a].eliminated) continue;
+    ExprId w = expr_leaf(p, EX_WEIGHT, s->weight, weight_shape(&m->weights[s->weight]));
+    coupling = expr_add(p, coupling, expr_dot(p, net->layers[s->a].act,
+                                              expr_matmul(p, w, net->layers[s->b].act)));
   }
   coupling = substitute(net, expr_add(p, coupling, e_int), acts, NULL);
   ExprId energy = coupling;

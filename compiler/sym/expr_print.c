@@ -5,6 +5,7 @@
 #include "sym/expr_print.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -44,6 +45,9 @@ static void put_name(Printer *p, const char *name) {
 }
 
 static void put_number(Printer *p, double v) {
+  // -0 (a negated zero) reads back as such in PRINT_TEXT, which must reparse to the same
+  // node; for a reader it is 0.
+  if (v == 0 && p->style != PRINT_TEXT) v = 0;
   if (latex(p) && fabs(v) > 0 && (fabs(v) < 1e-4 || fabs(v) >= 1e6)) {
     int ex = (int)floor(log10(fabs(v)));
     StrBuf m = {0};
@@ -105,6 +109,102 @@ static void print_sum_signed(Printer *p, ExprId e, int outer, bool negate) {
 
 static void print_sum(Printer *p, ExprId e, int outer) { print_sum_signed(p, e, outer, false); }
 
+// ---- softmax(a) and ghostmax(a): exp(a - lse(a)) and exp(a - lse1(a)) ----
+//
+// The sum under the exp holds -lse(a) and the terms of a; but a itself may be a sum, or a
+// scaled sum (beta * (W @ g(v) + D @ g(v)) in a reduced model), which the sum under the exp
+// holds opened up (beta * (W @ g(v)) + beta * (D @ g(v))). Both sides are therefore compared
+// as lists of terms, each a constant coefficient times a multiset of other factors.
+
+enum { MAX_TERMS = 64, MAX_FACTORS = 16 };
+
+typedef struct {
+  double coef;
+  uint32_t nf;
+  ExprId f[MAX_FACTORS];  // sorted by id
+} Term;
+
+typedef struct {
+  Term t[MAX_TERMS];
+  uint32_t n;
+  bool overflow;
+} TermList;
+
+static void sort_ids(ExprId *f, uint32_t n) {
+  for (uint32_t i = 1; i < n; i++)
+    for (uint32_t j = i; j > 0 && f[j - 1] > f[j]; j--) {
+      ExprId t = f[j];
+      f[j] = f[j - 1];
+      f[j - 1] = t;
+    }
+}
+
+// Appends `e` times `coef` times the factors `extra` to `out` as terms; with `open`, a sum,
+// and a product holding one sum (the scaled sum the constructors open up inside a sum),
+// are expanded into their terms.
+static void add_terms(const Printer *p, ExprId e, double coef, const ExprId *extra, uint32_t nextra,
+                      bool open, TermList *out) {
+  const Expr *x = node(p, e);
+  if (open && x->kind == EX_ADD) {
+    for (uint32_t i = 0; i < x->nkids; i++) add_terms(p, x->kids[i], coef, extra, nextra, open, out);
+    return;
+  }
+  ExprId f[MAX_FACTORS];
+  uint32_t nf = 0;
+  if (nextra > MAX_FACTORS) out->overflow = true;
+  for (uint32_t i = 0; i < nextra && nf < MAX_FACTORS; i++) f[nf++] = extra[i];
+  if (x->kind == EX_CONST) {
+    coef *= x->value;
+  } else if (x->kind == EX_MUL) {
+    ExprId sum = 0;
+    for (uint32_t i = 0; i < x->nkids; i++) {
+      const Expr *k = node(p, x->kids[i]);
+      if (k->kind == EX_CONST) coef *= k->value;
+      else if (open && k->kind == EX_ADD && !sum) sum = x->kids[i];
+      else if (nf < MAX_FACTORS) f[nf++] = x->kids[i];
+      else out->overflow = true;
+    }
+    if (sum) {
+      add_terms(p, sum, coef, f, nf, open, out);
+      return;
+    }
+  } else if (nf < MAX_FACTORS) {
+    f[nf++] = e;
+  } else {
+    out->overflow = true;
+  }
+  if (out->n == MAX_TERMS) {
+    out->overflow = true;
+    return;
+  }
+  Term *t = &out->t[out->n++];
+  t->coef = coef;
+  t->nf = nf;
+  memcpy(t->f, f, nf * sizeof *f);
+  sort_ids(t->f, nf);
+}
+
+static bool same_factors(const Term *a, const Term *b) {
+  return a->nf == b->nf && memcmp(a->f, b->f, a->nf * sizeof *a->f) == 0;
+}
+
+// Whether two lists hold the same terms, in any order. Coefficients may differ in their
+// last bits: a product of constants folded in another order.
+static bool same_terms(const TermList *a, const TermList *b) {
+  if (a->overflow || b->overflow || a->n != b->n) return false;
+  bool used[MAX_TERMS] = {false};
+  for (uint32_t i = 0; i < a->n; i++) {
+    bool found = false;
+    for (uint32_t j = 0; j < b->n && !found; j++)
+      if (!used[j] && same_factors(&a->t[i], &b->t[j]) &&
+          fabs(a->t[i].coef - b->t[j].coef) <= 1e-14 * fabs(a->t[i].coef)) {
+        used[j] = found = true;
+      }
+    if (!found) return false;
+  }
+  return true;
+}
+
 // exp(a - lse(a)) (or lse1) printed as softmax(a) (ghostmax(a)) in the pretty styles.
 static bool print_softmax(Printer *p, const Expr *x) {
   if (p->style == PRINT_TEXT || x->kind != EX_FN || x->index != EF_EXP) return false;
@@ -115,15 +215,18 @@ static bool print_softmax(Printer *p, const Expr *x) {
     if (t->kind != EX_MUL || t->nkids != 2 || !expr_is_const(p->pool, t->kids[0], -1)) continue;
     const Expr *l = node(p, t->kids[1]);
     if (l->kind != EX_LSE && l->kind != EX_LSE1) continue;
-    // The other terms must add up to the logits of the lse.
+    // The other terms must add up to the logits of the lse: as they stand, or with the
+    // logits' sums opened up.
     ExprId logits = l->kids[0];
-    const Expr *lg = node(p, logits);
-    bool match = false;
-    if (s->nkids == 2) match = s->kids[1 - i] == logits;
-    else if (lg->kind == EX_ADD && lg->nkids == s->nkids - 1) {
-      match = true;
-      for (uint32_t j = 0, k = 0; j < s->nkids; j++)
-        if (j != i) match &= s->kids[j] == lg->kids[k++];
+    bool match = s->nkids == 2 && s->kids[1 - i] == logits;
+    for (int open = 0; open < 2 && !match; open++) {
+      TermList *rest = calloc(2, sizeof *rest), *want = rest + 1;
+      if (!rest) return false;
+      for (uint32_t j = 0; j < s->nkids; j++)
+        if (j != i) add_terms(p, s->kids[j], 1, NULL, 0, false, rest);
+      add_terms(p, logits, 1, NULL, 0, open, want);
+      match = same_terms(rest, want);
+      free(rest);
     }
     if (!match) return false;
     const char *name = l->kind == EX_LSE ? "softmax" : "ghostmax";
