@@ -13,8 +13,10 @@
 //
 // Elimination (docs/theory.md §2): a layer with tau = 0, or one named with --eliminate, is
 // solved instantly, x_h = u_h. The reduced model has the energy
-// E_eff = sum_{A != h} (Lambda_A - I_A . g_A) + E_int(g_h = 0) - L_h(u_h) and the currents
-// of the other layers with g_h = g_h(u_h). It requires u_h not to depend on g(h). In the
+// E_eff = sum_{A != h} (Lambda_A - I_A . g_A) + E_int(g_h = 0) - L_h(u_h) (plus g_h . (D g_b)
+// for a directed synapse D : b -> h, so that it is the E the kernels compute at x_h = u_h,
+// docs/theory.md §2.3; such a model has no energy function) and the currents of the other
+// layers with g_h = g_h(u_h). It requires u_h not to depend on g(h). In the
 // reduced model, the activation of a remaining layer whose g is its state (g(v) = v) is
 // written as the state, so Model B reads as the modern Hopfield network.
 #ifndef DAMC_NETWORK_H

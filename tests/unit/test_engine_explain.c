@@ -508,7 +508,7 @@ static void check_model(const char *label, const char *text, const char *const *
     st[a] = array(BATCH, (size_t)n, states[a]);
     if (net->layers[a].input) in[a] = array(BATCH, (size_t)n, inputs[a]);
   }
-  EngineArrays arrays = {st, in, NULL};
+  EngineArrays arrays = {st, in, NULL, NULL};
   EngineResults res = {0};
   ok = engine_eval(eng, &arrays, &res, &err);
   CHECK(ok);
