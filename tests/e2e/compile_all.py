@@ -10,6 +10,9 @@ constructs that once parsed but did not compile.
   state_dependent_matrix: tests/e2e/models/state_matrix.dam, (W + sum(g(v))) @ g(v): one
     product per sample; E against NumPy and u_v against central differences of the energy.
 
+  float32_last_steps: L = lagr_tanh(v) with an input of 400 converges to 400 in float32 with
+    euler, rk4 and dopri5 (the integrators' states are float64).
+
 usage: compile_all.py DAMC SOURCE_DIR [--case NAME | --list]"""
 import os
 import subprocess
@@ -108,7 +111,28 @@ def state_dependent_matrix(tmp):
               f"(tol {tol_u:.1e})")
 
 
-CASES = {"transposed_weights": transposed_weights, "state_dependent_matrix": state_dependent_matrix}
+def float32_last_steps(tmp):
+    """A float32 run near a large fixed point: x = 400 for L = lagr_tanh(v) with input 400.
+    With the state in float32 an increment below half an ulp of 400 (3e-5) vanished and the
+    run stopped 4 ulps short, never converging; the integrator keeps its state in float64."""
+    model = os.path.join(tmp, "tanh400.dam")
+    with open(model, "w") as f:
+        f.write("dim N = 3;\nlayer v[N] { L = lagr_tanh(v); tau = 1; }\ninput v;\n")
+    np.save(os.path.join(tmp, "in.npy"), np.full(3, 400.0))
+    for method in ("euler", "rk4", "dopri5"):
+        out = os.path.join(tmp, f"{method}.npz")
+        code, _, err = damc("run", model, "--input", f"v={tmp}/in.npy", "--method", method,
+                            "--tol", "1e-8", "--out", out)
+        check(code == 0 and "warning" not in err, f"{method}: exit {code}: {err}")
+        if code == 0:
+            r = np.load(out)
+            ulps = np.abs(r["x_v"] - 400) / np.spacing(np.float32(400))
+            check(bool(r["converged"]) and ulps.max() <= 1, f"{method}: {ulps.max()} ulps from 400")
+            print(f"float32 {method}: converged in {int(r['steps'])} steps, {ulps.max():.0f} ulps from 400")
+
+
+CASES = {"transposed_weights": transposed_weights, "state_dependent_matrix": state_dependent_matrix,
+         "float32_last_steps": float32_last_steps}
 
 
 def main(argv):
