@@ -110,9 +110,9 @@ void report_layer_convexity(CheckReport *r, const LayerCheckCtx *ctx, const Samp
                         : "");
   } else if (res->verdict == VERDICT_PASS) {
     it = report_add(r, "convexity", subj, lagrangian_span(ctx), VERDICT_PASS,
-                    "H is positive semidefinite at %d sample points (eigenvalues: %s; "
-                    "docs/theory.md §4.2)",
-                    res->points_checked, spectrum_method_name(res->method));
+                    "H is positive semidefinite at %d of the %d sample points (eigenvalues: "
+                    "%s; docs/theory.md §4.2)",
+                    res->points_checked, pts->count, spectrum_method_name(res->method));
   } else {
     const double *x = pts->x + (size_t)res->worst_point * (size_t)ctx->n;
     describe_x(x, ctx->n, xs, sizeof xs);
@@ -174,12 +174,14 @@ void check_layers(const Network *net, const int64_t *dims, const double *params,
     DerivResult dr;
     layer_check_derivatives(&ctx, &pts, seed, &dr);
     report_layer_derivatives(report, &ctx, &pts, &dr);
+    LayerSpectrum *spectra = layer_spectra(&ctx, &pts);
     ConvexResult cr;
-    layer_check_convexity(&ctx, &pts, &cr);
+    layer_check_convexity(&ctx, &pts, spectra, &cr);
     report_layer_convexity(report, &ctx, &pts, &cr);
     DeadResult de;
-    layer_dead_neurons(&ctx, &pts, &pts, &de);
+    layer_dead_neurons(&ctx, &pts, spectra, &pts, spectra, &de);
     report_layer_dead(report, &ctx, &de, "sample points");
+    free(spectra);
     sample_set_free(&pts);
   }
 }
@@ -197,7 +199,7 @@ void check_layer_dead_at(const Network *net, int layer, const int64_t *dims,
     sample_set_add(&given, states + (size_t)k * (size_t)ctx.n, label);
   }
   DeadResult de;
-  layer_dead_neurons(&ctx, &pts, &given, &de);
+  layer_dead_neurons(&ctx, &pts, NULL, &given, NULL, &de);
   report_layer_dead(report, &ctx, &de, states_name);
   sample_set_free(&pts);
   sample_set_free(&given);

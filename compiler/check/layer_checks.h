@@ -140,6 +140,7 @@ typedef enum {
 } SpectrumMethod;
 
 typedef struct {
+  bool computed;           // set by layer_spectra for the points it computed
   bool finite;             // H was finite at the point (otherwise nothing else is set)
   SpectrumMethod method;   // how lambda_min was found
   double lambda_min, lambda_max;  // the extreme eigenvalues
@@ -184,7 +185,15 @@ typedef struct {
   double worst_lambda, worst_tol;
 } ConvexResult;
 
-void layer_check_convexity(const LayerCheckCtx *ctx, const SampleSet *pts, ConvexResult *out);
+// The spectrum at every point of `pts` (an array of pts->count, to free()); a layer without
+// a closed-form spectrum of more than 256 units (64 when H has no structure and is built from
+// n Hessian-vector products) gets dsyevd at 16 evenly spaced points only, the others stay
+// computed = false.
+LayerSpectrum *layer_spectra(const LayerCheckCtx *ctx, const SampleSet *pts);
+
+// Convexity at the points of `pts`, from their spectra (NULL: computed here).
+void layer_check_convexity(const LayerCheckCtx *ctx, const SampleSet *pts,
+                           const LayerSpectrum *spectra, ConvexResult *out);
 
 // ---- Dead neurons and flat directions (§4.5) ----
 
@@ -193,7 +202,8 @@ enum { NULL_ONES = 1, NULL_X = 2, NULL_CENTRED = 4 };
 // The structural null directions: which of 1, x and x - mean(x) H annihilates at every
 // point of `pts` (|H d| <= 10 n eps |H|_F |d|, at points where d != 0), as NULL_* bits, and
 // the dimension of their span (*dim).
-unsigned layer_structural_nulls(const LayerCheckCtx *ctx, const SampleSet *pts, int *dim);
+unsigned layer_structural_nulls(const LayerCheckCtx *ctx, const SampleSet *pts,
+                                const LayerSpectrum *spectra, int *dim);
 // "span{1}", "span{1, x - mean(x)}", "none"...
 void structural_nulls_name(unsigned bits, char *buf, size_t n);
 
@@ -205,8 +215,10 @@ typedef struct {
   int64_t nullity;    // of H (matrix_rank rule)
 } DeadAt;
 
-// The dead units of the layer at one state, given the structural dimension.
-void layer_dead_at(const LayerCheckCtx *ctx, const double *x, int structural_dim, DeadAt *out);
+// The dead units of the layer at one state, given the structural dimension and the spectrum
+// at x (NULL: computed here when needed, for vector layers).
+void layer_dead_at(const LayerCheckCtx *ctx, const double *x, int structural_dim,
+                   const LayerSpectrum *spectrum, DeadAt *out);
 
 typedef struct {
   unsigned structural;  // NULL_* bits
@@ -221,9 +233,10 @@ typedef struct {
 } DeadResult;
 
 // Dead units at every state of `states`; the structural directions are found on `samples`
-// (which may be `states` itself).
+// (which may be `states` itself). The spectra of either (from layer_spectra) may be NULL.
 void layer_dead_neurons(const LayerCheckCtx *ctx, const SampleSet *samples,
-                        const SampleSet *states, DeadResult *out);
+                        const LayerSpectrum *sample_spectra, const SampleSet *states,
+                        const LayerSpectrum *state_spectra, DeadResult *out);
 
 // ---- The report ----
 

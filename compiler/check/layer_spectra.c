@@ -352,34 +352,50 @@ static bool needs_dense(const LayerCheckCtx *ctx) {
   return !j->diag || expr_get(ctx->net->pool, j->diag)->shape.rank != 0 ? true : false;
 }
 
-void layer_check_convexity(const LayerCheckCtx *ctx, const SampleSet *pts, ConvexResult *out) {
+LayerSpectrum *layer_spectra(const LayerCheckCtx *ctx, const SampleSet *pts) {
+  int64_t n = ctx->n;
+  LayerSpectrum *sp = xcalloc((size_t)pts->count + 1, sizeof *sp);
+  // A large layer without a closed form is checked at DENSE_POINTS of its points.
+  int stride = 1;
+  // So is one whose H has no structure above LAYER_CHECK_DIRECTIONAL_N units: each point
+  // costs n Hessian-vector products.
+  bool many = ctx->eq->hessian.dense ? n > LAYER_CHECK_DIRECTIONAL_N : n > DENSE_FULL_N;
+  if (many && needs_dense(ctx)) stride = (pts->count + DENSE_POINTS - 1) / DENSE_POINTS;
+  for (int k = 0; k < pts->count; k += stride) {
+    layer_spectrum(ctx, pts->x + (size_t)k * (size_t)n, n <= LAYER_CHECK_DIRECTIONAL_N, &sp[k]);
+    sp[k].computed = true;
+  }
+  return sp;
+}
+
+void layer_check_convexity(const LayerCheckCtx *ctx, const SampleSet *pts,
+                           const LayerSpectrum *spectra, ConvexResult *out) {
   int64_t n = ctx->n;
   *out = (ConvexResult){.worst_point = -1, .min_rel = INFINITY, .max_closed_gap = -1,
                         .tol_rel = LAYER_TOL_PSD * (double)n * CHECK_EPS};
-  // A large layer without a closed form is checked at DENSE_POINTS of its points.
-  int stride = 1;
-  if (n > DENSE_FULL_N && needs_dense(ctx)) stride = (pts->count + DENSE_POINTS - 1) / DENSE_POINTS;
-  bool cross = n <= LAYER_CHECK_DIRECTIONAL_N;
+  LayerSpectrum *own = spectra ? NULL : layer_spectra(ctx, pts);
+  if (own) spectra = own;
   for (int k = 0; k < pts->count; k++) {
-    if (k % stride) continue;
-    LayerSpectrum sp;
-    layer_spectrum(ctx, pts->x + (size_t)k * (size_t)n, cross, &sp);
-    if (!sp.finite) {
+    const LayerSpectrum *sp = &spectra[k];
+    if (!sp->computed) continue;
+    if (!sp->finite) {
       out->points_skipped++;
       continue;
     }
     out->points_checked++;
-    out->method = sp.method;
-    double rel = sp.scale > 0 ? sp.lambda_min / sp.scale : 0, tol = out->tol_rel * sp.scale;
+    out->method = sp->method;
+    double rel = sp->scale > 0 ? sp->lambda_min / sp->scale : 0, tol = out->tol_rel * sp->scale;
     if (rel < out->min_rel) {
       out->min_rel = rel;
       out->worst_point = k;
-      out->worst_lambda = sp.lambda_min;
+      out->worst_lambda = sp->lambda_min;
       out->worst_tol = tol;
     }
-    if (sp.has_closed && sp.scale > 0)
-      out->max_closed_gap = fmax(out->max_closed_gap, fabs(sp.closed_lambda_min - sp.lambda_min) / sp.scale);
+    if (sp->has_closed && sp->scale > 0)
+      out->max_closed_gap =
+          fmax(out->max_closed_gap, fabs(sp->closed_lambda_min - sp->lambda_min) / sp->scale);
   }
+  free(own);
   if (!out->points_checked) {
     out->min_rel = 0;
     out->verdict = VERDICT_SKIPPED;
@@ -402,18 +418,20 @@ void structural_nulls_name(unsigned bits, char *buf, size_t n) {
            bits & NULL_X ? "x}" : bits ? "}" : "");
 }
 
-unsigned layer_structural_nulls(const LayerCheckCtx *ctx, const SampleSet *pts, int *dim) {
+unsigned layer_structural_nulls(const LayerCheckCtx *ctx, const SampleSet *pts,
+                                const LayerSpectrum *spectra, int *dim) {
   int64_t n = ctx->n;
   const StructJac *j = &ctx->eq->hessian;
   // An additive layer has no structural directions: its null directions are its dead units.
   unsigned bits = !j->dense && j->nterms == 0 ? 0 : NULL_ONES | NULL_X | NULL_CENTRED;
   int seen[3] = {0, 0, 0};
   double *d = xcalloc((size_t)n + 1, sizeof *d), *hd = xcalloc((size_t)n + 1, sizeof *hd);
+  LayerSpectrum *own = spectra || !bits ? NULL : layer_spectra(ctx, pts);
+  if (own) spectra = own;
   for (int k = 0; k < pts->count && bits; k++) {
     const double *x = pts->x + (size_t)k * (size_t)n;
-    LayerSpectrum sp;
-    layer_spectrum(ctx, x, false, &sp);
-    if (!sp.finite) continue;
+    const LayerSpectrum *sp = &spectra[k];
+    if (!sp->computed || !sp->finite) continue;
     double mean = 0;
     for (int64_t i = 0; i < n; i++) mean += x[i] / (double)n;
     for (int c = 0; c < 3; c++) {
@@ -429,9 +447,10 @@ unsigned layer_structural_nulls(const LayerCheckCtx *ctx, const SampleSet *pts, 
       if (!layer_eval(ctx, x, d, &ctx->eq->hvp, 1, outs, BCAST_ALL)) continue;
       for (int64_t i = 0; i < n; i++) hh += hd[i] * hd[i];
       seen[c]++;
-      if (sqrt(hh) > LAYER_TOL_PSD * (double)n * CHECK_EPS * sp.scale * sqrt(dd)) bits &= ~bit;
+      if (sqrt(hh) > LAYER_TOL_PSD * (double)n * CHECK_EPS * sp->scale * sqrt(dd)) bits &= ~bit;
     }
   }
+  free(own);
   for (int c = 0; c < 3; c++)
     if (!seen[c]) bits &= ~(1u << c);
   free(d);
@@ -442,11 +461,13 @@ unsigned layer_structural_nulls(const LayerCheckCtx *ctx, const SampleSet *pts, 
   return bits;
 }
 
-void layer_dead_at(const LayerCheckCtx *ctx, const double *x, int structural_dim, DeadAt *out) {
+void layer_dead_at(const LayerCheckCtx *ctx, const double *x, int structural_dim,
+                   const LayerSpectrum *spectrum, DeadAt *out) {
   int64_t n = ctx->n;
   memset(out, 0, sizeof *out);
   const StructJac *j = &ctx->eq->hessian;
   out->additive = !j->dense && j->nterms == 0;
+  if (!out->additive && spectrum && !spectrum->computed) return;  // a point left out
   double *hii = xcalloc((size_t)n + 1, sizeof *hii);
   if (j->dense) {
     if (n > DENSE_MAX_N) {
@@ -478,11 +499,15 @@ void layer_dead_at(const LayerCheckCtx *ctx, const double *x, int structural_dim
         out->nullity += fabs(hii[i]) <= (double)n * CHECK_EPS * amax;
       }
     } else {
-      LayerSpectrum sp;
-      layer_spectrum(ctx, x, false, &sp);
-      out->finite = sp.finite;
-      out->nullity = sp.nullity;
-      out->dead = sp.nullity > structural_dim ? sp.nullity - structural_dim : 0;
+      LayerSpectrum own;
+      if (!spectrum) {
+        layer_spectrum(ctx, x, false, &own);
+        own.computed = true;
+        spectrum = &own;
+      }
+      out->finite = spectrum->computed && spectrum->finite;
+      out->nullity = spectrum->nullity;
+      out->dead = out->nullity > structural_dim ? out->nullity - structural_dim : 0;
       for (int64_t i = 0; i < n; i++) out->saturated += fabs(hii[i]) < sat;
     }
   }
@@ -490,13 +515,15 @@ void layer_dead_at(const LayerCheckCtx *ctx, const double *x, int structural_dim
 }
 
 void layer_dead_neurons(const LayerCheckCtx *ctx, const SampleSet *samples,
-                        const SampleSet *states, DeadResult *out) {
+                        const LayerSpectrum *sample_spectra, const SampleSet *states,
+                        const LayerSpectrum *state_spectra, DeadResult *out) {
   memset(out, 0, sizeof *out);
-  out->structural = layer_structural_nulls(ctx, samples, &out->structural_dim);
+  out->structural = layer_structural_nulls(ctx, samples, sample_spectra, &out->structural_dim);
   int64_t n = ctx->n;
   for (int k = 0; k < states->count; k++) {
     DeadAt at;
-    layer_dead_at(ctx, states->x + (size_t)k * (size_t)n, out->structural_dim, &at);
+    layer_dead_at(ctx, states->x + (size_t)k * (size_t)n, out->structural_dim,
+                  state_spectra ? &state_spectra[k] : NULL, &at);
     out->additive = at.additive;
     if (!at.finite) {
       out->states_skipped++;

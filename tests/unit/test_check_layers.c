@@ -49,8 +49,10 @@ static Run run_layer(Fixture *f, int a, const LayerEq *eq, uint64_t seed) {
   SampleSet pts;
   layer_samples(&ctx, seed, 0, &pts);
   layer_check_derivatives(&ctx, &pts, seed, &r.d);
-  layer_check_convexity(&ctx, &pts, &r.c);
-  layer_dead_neurons(&ctx, &pts, &pts, &r.dead);
+  LayerSpectrum *spectra = layer_spectra(&ctx, &pts);
+  layer_check_convexity(&ctx, &pts, spectra, &r.c);
+  layer_dead_neurons(&ctx, &pts, spectra, &pts, spectra, &r.dead);
+  free(spectra);
   r.beta = ctx.beta;
   r.seconds = cpu_seconds() - t0;
   sample_set_free(&pts);
@@ -415,7 +417,7 @@ static void test_dead_relu(void) {
   static const int nonpos[3] = {4, 0, 6};
   for (int s = 0; s < 3; s++) {
     DeadAt at;
-    layer_dead_at(&ctx, states[s], 0, &at);
+    layer_dead_at(&ctx, states[s], 0, NULL, &at);
     CHECK(at.finite && at.additive);
     CHECK_EQ(at.dead, nonpos[s]);
     CHECK_EQ(at.nullity, nonpos[s]);
@@ -426,7 +428,7 @@ static void test_dead_relu(void) {
     int want = 0;
     for (int i = 0; i < 8; i++) x[i] = fx_normal(&f), want += x[i] <= 0;
     DeadAt at;
-    layer_dead_at(&ctx, x, 0, &at);
+    layer_dead_at(&ctx, x, 0, NULL, &at);
     CHECK_EQ(at.dead, want);
   }
   // The report at given states.
@@ -444,7 +446,7 @@ static void test_dead_relu(void) {
   layer_ctx_init(&ctx, f.net, 0, f.dims, f.params);
   static const double leaky_state[8] = {-1, 2, -0.5, 0.25, 3, -2, 1, 0.1};
   DeadAt at;
-  layer_dead_at(&ctx, leaky_state, 0, &at);
+  layer_dead_at(&ctx, leaky_state, 0, NULL, &at);
   CHECK_EQ(at.dead, 0);
   fx_close(&f);
 }
@@ -458,7 +460,7 @@ static void test_lse_structural(void) {
     SampleSet pts;
     layer_samples(&ctx, 4, 0, &pts);
     int dim;
-    CHECK_EQ(layer_structural_nulls(&ctx, &pts, &dim), NULL_ONES);
+    CHECK_EQ(layer_structural_nulls(&ctx, &pts, NULL, &dim), NULL_ONES);
     CHECK_EQ(dim, 1);
     // At states where every p_i is well above eps: nullity 1, structural, no dead unit.
     double *states = calloc((size_t)(10 * n), sizeof *states);
@@ -466,7 +468,7 @@ static void test_lse_structural(void) {
       for (int i = 0; i < n; i++) states[s * n + i] = 0.5 * fx_normal(&f);
     for (int s = 0; s < 10; s++) {
       DeadAt at;
-      layer_dead_at(&ctx, states + s * n, dim, &at);
+      layer_dead_at(&ctx, states + s * n, dim, NULL, &at);
       CHECK(!at.additive);
       CHECK_EQ(at.nullity, 1);
       CHECK_EQ(at.dead, 0);
@@ -483,7 +485,7 @@ static void test_lse_structural(void) {
     // A losing competitor (p_i ~ e^-60) is in effect dead: nullity 2, one dead unit.
     states[0] = -30;
     DeadAt at;
-    layer_dead_at(&ctx, states, dim, &at);
+    layer_dead_at(&ctx, states, dim, NULL, &at);
     CHECK_EQ(at.nullity, 2);
     CHECK_EQ(at.dead, 1);
     report_free(&report);
@@ -616,6 +618,60 @@ static void test_handwritten_derivatives(void) {
     }
 }
 
+// Hessians without a closed spectrum: seven rank-one terms (more than the structure keeps:
+// H is built from n Hessian-vector products), and a diagonal that is not constant plus two
+// terms; small (every point) and large (16 points) layers, all passing, in well under a second.
+static void test_unstructured(void) {
+#define SEVEN                                                                   \
+  "logsumexp(x) + logsumexp(2*x)/2 + logsumexp(3*x)/3 + logsumexp(4*x)/4 + " \
+  "lagr_ghostmax(x) + lagr_ghostmax(x, 2) + lagr_ghostmax(x, 3)"
+  static const struct {
+    const char *lagrangian;
+    int n;
+    bool dense;
+  } cases[] = {{SEVEN, 8, true}, {SEVEN, 200, true},
+               {"0.5 * sum(relu(x - mean(x))^2)", 8, false},
+               {"0.5 * sum(relu(x - mean(x))^2)", 300, false}};
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+    Fixture f;
+    if (!open_layer(&f, cases[k].lagrangian, cases[k].n, 1, NULL)) continue;
+    CHECK(f.net->layers[0].hessian.dense == cases[k].dense);
+    Run r = run_layer(&f, 0, NULL, 41);
+    CHECK(r.d.verdict == VERDICT_PASS);
+    CHECK(r.c.verdict == VERDICT_PASS);
+    CHECK(!cases[k].dense || r.c.method == SPECTRUM_DENSE);
+    CHECK(cases[k].n > 256 || (cases[k].dense && cases[k].n > 64) ? r.c.points_checked <= 16
+                                                                 : r.c.points_checked >= 100);
+    CHECK(r.seconds < 1);
+    note_pass(&r);
+    printf("%-40.40s n=%-3d %s: e_g %.2e e_H %.2e, lambda_min/scale %+.2e at %d points, %.3f s\n",
+           cases[k].lagrangian, cases[k].n, cases[k].dense ? "no structure" : "diag + rank 2",
+           r.d.max_eg, r.d.max_eh, r.c.min_rel, r.c.points_checked, r.seconds);
+    fx_close(&f);
+  }
+#undef SEVEN
+  // H from Hessian-vector products (the path of a dense H) equals H from its structure.
+  Fixture f;
+  if (!open_layer(&f, "lagr_layernorm(x, 1.3, 0.2, 1e-3) + lagr_softmax(x, 2)", 7, 1, NULL)) return;
+  LayerEq dense = f.net->layers[0];
+  dense.hessian.dense = true;
+  LayerCheckCtx a, b;
+  layer_ctx_init(&a, f.net, 0, f.dims, f.params);
+  layer_ctx_init_eq(&b, f.net, 0, &dense, f.dims, f.params, NULL);
+  double x[7], ha[49], hb[49], hmax = 0;
+  for (int i = 0; i < 7; i++) x[i] = fx_normal(&f);
+  CHECK(layer_dense_hessian(&a, x, ha));
+  CHECK(layer_dense_hessian(&b, x, hb));
+  for (int i = 0; i < 49; i++) hmax = fmax(hmax, fabs(ha[i]));
+  for (int i = 0; i < 49; i++) CHECK(fabs(ha[i] - hb[i]) <= 1e-13 * hmax);
+  LayerSpectrum sa, sb;
+  layer_spectrum(&a, x, true, &sa);
+  layer_spectrum(&b, x, true, &sb);
+  CHECK(fabs(sa.lambda_min - sb.lambda_min) <= 1e-13 * sa.frob);
+  CHECK(fabs(sa.lambda_max - sb.lambda_max) <= 1e-13 * sa.frob);
+  fx_close(&f);
+}
+
 int main(int argc, char **argv) {
   test_secular();
   test_sharpness();
@@ -627,6 +683,7 @@ int main(int argc, char **argv) {
   test_dead_relu();
   test_lse_structural();
   test_handwritten_derivatives();
+  test_unstructured();
   printf("passing cases: worst e_g %.2e (tolerance 1e-7), worst e_H %.2e (tolerance 1e-6), "
          "smallest lambda_min/scale %.2e (tolerance -10 n eps), closed-form gap %.2e, slowest "
          "layer %.3f s\n",
