@@ -50,7 +50,8 @@ void report_layer_derivatives(CheckReport *r, const LayerCheckCtx *ctx, const Sa
   subject(ctx, subj, sizeof subj);
   const char *form = res->directional ? "along one random direction per point, against the "
                                         "derived Hessian-vector product"
-                                      : "coordinate by coordinate";
+                                      : "coordinate by coordinate, and along one random "
+                                        "direction against the Hessian-vector product";
   CheckItem *it;
   if (res->verdict == VERDICT_SKIPPED) {
     it = report_add(r, "derivatives", subj, lagrangian_span(ctx), VERDICT_SKIPPED,
@@ -78,7 +79,7 @@ void report_layer_derivatives(CheckReport *r, const LayerCheckCtx *ctx, const Sa
   report_number(it, "tolerance e_g", LAYER_TOL_EG);
   report_number(it, "max e_H", res->max_eh);
   report_number(it, "tolerance e_H", LAYER_TOL_EH);
-  report_number(it, "symmetry |H-H'|max/(eps |H|max)", res->max_sym);
+  report_number(it, "symmetry |H-H'|max/(eps |terms|max)", res->max_sym);
   report_number(it, "tolerance symmetry", LAYER_TOL_SYM);
   report_number(it, "points checked", res->points_checked);
   report_number(it, "points skipped", res->points_skipped);

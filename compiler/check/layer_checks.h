@@ -7,8 +7,9 @@
 //     a one-hot logit at +20/beta), deterministic from a seed (layer_samples.c);
 //   * derivative consistency (§4.1): g against L and H against g by central differences,
 //     with the step rule, the normalised errors and tolerances, kink skipping and the
-//     Richardson retry of §4.1.1-§4.1.5; for layers of more than 64 units the directional
-//     form against the derived Hessian-vector product (layer_deriv.c);
+//     Richardson retry of §4.1.1-§4.1.5, coordinate by coordinate against H's structure and
+//     along one random direction against the derived Hessian-vector product; for layers of
+//     more than 64 units the directional form alone (layer_deriv.c);
 //   * convexity (§4.2.2, §4.2.3): the spectrum of H at every sample point, exactly from its
 //     structure where it allows (diagonal; constant diagonal plus low rank; diagonal plus a
 //     symmetric rank-one term, by the secular equation), by LAPACK's dsyevd otherwise;
@@ -110,7 +111,9 @@ typedef struct {
   Verdict verdict;      // FAIL when a tolerance is exceeded after the Richardson retry
   bool directional;     // n > LAYER_CHECK_DIRECTIONAL_N: one random direction per point
   double max_eg, max_eh;  // the largest normalised errors over the checked points
-  double max_sym;         // max over points of |H - H'|_max / (eps |H|_max) (0 when |H| = 0)
+  // max over points of |H - H'|_max / (eps |H|_max), |H|_max taken of the terms H is
+  // assembled from (|diag d| + sum_k |u_k||v_k|', as for convexity; 0 when H = 0)
+  double max_sym;
   int points_checked, points_skipped;  // skipped: non-finite, singular, or every coordinate at a kink
   int coords_skipped;   // coordinates (or directions) skipped at kinks
   int retries;          // Richardson retries, and how many of them passed

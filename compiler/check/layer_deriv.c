@@ -17,6 +17,7 @@ typedef struct {
   double *gp, *gm;      // g at the shifted points
   double *kink0, *kinkv;  // kink arguments at x and at a shifted point (nkinks rows of n)
   double L, SL, gmax;
+  double term_max;  // the largest entry of the terms of H (its rounding's scale)
 } Point;
 
 // A failure after the Richardson retry this close to a kink (in steps h) is a skip.
@@ -116,7 +117,7 @@ static int check_full(Point *p, int point, DerivResult *r) {
   int64_t n = p->n;
   double *dg = xcalloc((size_t)n, sizeof *dg), *dg2 = xcalloc((size_t)n, sizeof *dg2);
   // Symmetry of the derived H.
-  double hmax = 0, asym = 0;
+  double hmax = p->term_max, asym = 0;
   for (int64_t a = 0; a < n; a++)
     for (int64_t b = 0; b < n; b++) {
       hmax = fmax(hmax, fabs(p->h[a * n + b]));
@@ -205,7 +206,7 @@ static double symmetry_large(Point *p, CheckRng *rng) {
   if (!ctx->eq->hessian.dense && ctx->eq->hessian.nterms == 0) return 0;
   if (!ctx->eq->hessian.dense && n <= 2048) {
     double *h = xcalloc((size_t)(n * n), sizeof *h), hmax = 0, asym = 0;
-    layer_dense_hessian(ctx, p->x, h);
+    dense_hessian_terms(ctx, p->x, h, &hmax);
     for (int64_t a = 0; a < n; a++)
       for (int64_t b = 0; b < n; b++) {
         hmax = fmax(hmax, fabs(h[a * n + b]));
@@ -239,15 +240,17 @@ static double symmetry_large(Point *p, CheckRng *rng) {
 }
 
 // The directional form at one point (n > LAYER_CHECK_DIRECTIONAL_N). Returns 1 if checked.
-static int check_directional(Point *p, int point, CheckRng *rng, DerivResult *r) {
+static int check_directional(Point *p, int point, CheckRng *rng, bool symmetry, DerivResult *r) {
   int64_t n = p->n;
   const LayerCheckCtx *ctx = p->ctx;
   double *v = xcalloc((size_t)n, sizeof *v), norm = 0, xmax = 0;
   for (int64_t i = 0; i < n; i++) v[i] = rng_normal(rng), norm += v[i] * v[i];
   for (int64_t i = 0; i < n; i++) v[i] /= sqrt(norm), xmax = fmax(xmax, fabs(p->x[i]));
-  double sym = symmetry_large(p, rng);
-  r->max_sym = fmax(r->max_sym, sym);
-  note_worst(r, point, -1, "symmetry", sym / LAYER_TOL_SYM);
+  if (symmetry) {
+    double sym = symmetry_large(p, rng);
+    r->max_sym = fmax(r->max_sym, sym);
+    note_worst(r, point, -1, "symmetry", sym / LAYER_TOL_SYM);
+  }
   double h = CHECK_CBRT_EPS * fmax(1, xmax) / fmax(1, ctx->beta), s = h / CHECK_CBRT_EPS;
   int checked = 0;
   if (near_kink_dir(p, v, h, 2)) {
@@ -324,7 +327,7 @@ void layer_check_derivatives(const LayerCheckCtx *ctx, const SampleSet *pts, uin
     for (int j = 0; j < ctx->nsingular; j++) nodes[m] = ctx->singular[j], outs[m++] = &sing[j];
     bool ok = layer_eval(ctx, p.x, NULL, nodes, m, outs, ((1ull << ctx->nkinks) - 1) << 2);
     for (int j = 0; j < ctx->nsingular; j++) ok &= sing[j] >= LAYER_SINGULAR_MIN;
-    if (ok && !out->directional) ok = layer_dense_hessian(ctx, p.x, p.h);
+    if (ok && !out->directional) ok = dense_hessian_terms(ctx, p.x, p.h, &p.term_max);
     if (!ok) {
       out->points_skipped++;
       continue;
@@ -332,7 +335,15 @@ void layer_check_derivatives(const LayerCheckCtx *ctx, const SampleSet *pts, uin
     p.SL = fabs(p.L);
     p.gmax = 0;
     for (int64_t i = 0; i < n; i++) p.SL += fabs(p.x[i] * p.g[i]), p.gmax = fmax(p.gmax, fabs(p.g[i]));
-    int checked = out->directional ? check_directional(&p, k, &rng, out) : check_full(&p, k, out);
+    int checked;
+    if (out->directional) {
+      checked = check_directional(&p, k, &rng, true, out);
+    } else {
+      // Coordinate by coordinate against H's structure, then along one random direction
+      // against the Hessian-vector product (what the kernels use; it overwrites p.h).
+      checked = check_full(&p, k, out);
+      if (checked) check_directional(&p, k, &rng, false, out);
+    }
     if (checked) out->points_checked++;
     else out->points_skipped++;
   }

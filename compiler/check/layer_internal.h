@@ -72,4 +72,9 @@ typedef struct {
 bool struct_eval(const LayerCheckCtx *ctx, const double *x, StructVals *sv);
 void struct_free(StructVals *sv);
 
+// layer_dense_hessian, and the largest entry of the terms H is assembled from,
+// |diag(d)| + sum_k |u_k||v_k|' (0 for an H without structure), into *term_max (or NULL):
+// the scale of its rounding.
+bool dense_hessian_terms(const LayerCheckCtx *ctx, const double *x, double *h, double *term_max);
+
 #endif

@@ -60,14 +60,26 @@ static void struct_dense(const StructVals *sv, double *h) {
 }
 
 bool layer_dense_hessian(const LayerCheckCtx *ctx, const double *x, double *h) {
+  return dense_hessian_terms(ctx, x, h, NULL);
+}
+
+// Forward: the magnitudes of the terms of a structured H (below).
+static void term_norms(const StructVals *sv, double *frob, double *maxabs);
+
+bool dense_hessian_terms(const LayerCheckCtx *ctx, const double *x, double *h, double *term_max) {
   int64_t n = ctx->n;
   if (!ctx->eq->hessian.dense) {
     StructVals sv;
     bool ok = struct_eval(ctx, x, &sv);
     struct_dense(&sv, h);
+    if (term_max) {
+      double frob;
+      term_norms(&sv, &frob, term_max);
+    }
     struct_free(&sv);
     return ok;
   }
+  if (term_max) *term_max = 0;
   // Column j is H e_j, from the Hessian-vector product.
   double *e = xcalloc((size_t)n, sizeof *e), *col = xcalloc((size_t)n, sizeof *col);
   bool ok = true;

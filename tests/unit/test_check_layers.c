@@ -7,8 +7,8 @@
 //   * hand-written non-convex Lagrangians (sum(x^3), sum(x*sigmoid(x)), -logsumexp(x)) and a
 //     layer norm with a per-unit gain fail convexity with a counterexample whose eigenvalue is
 //     recomputed here independently;
-//   * faults injected into the derived equations (g*(1+1e-4), g + 1e-5 x^2, H or Hv scaled by
-//     1+1e-4) are caught by the derivative check; the correct equations pass;
+//   * faults injected into the derived equations (g*(1+1e-4), g + 1e-5 x^2, H and Hd, or Hd
+//     alone, scaled by 1+1e-4) are caught by the derivative check; the correct equations pass;
 //   * dead neurons: a relu layer's dead count is its number of non-positive coordinates; the
 //     log-sum-exp null direction 1 is structural, not dead;
 //   * the secular-equation eigenvalues against LAPACK, the sharpness beta_L, the sample
@@ -360,7 +360,7 @@ static void test_nonconvex(void) {
 
 // ---- Injected faults are caught ----
 
-typedef enum { FAULT_G_SCALE, FAULT_G_SQUARE, FAULT_H_SCALE } Fault;
+typedef enum { FAULT_G_SCALE, FAULT_G_SQUARE, FAULT_H_SCALE, FAULT_HVP } Fault;
 
 static void check_fault(const char *lagrangian, int n, Fault fault) {
   Fixture f;
@@ -386,6 +386,10 @@ static void check_fault(const char *lagrangian, int n, Fault fault) {
     bad.hvp = expr_scale(p, 1 + 1e-4, l->hvp);
     what = "H*(1+1e-4)";
     break;
+  case FAULT_HVP:  // the Hessian-vector product alone (the kernels' form of H)
+    bad.hvp = expr_scale(p, 1 + 1e-4, l->hvp);
+    what = "Hd*(1+1e-4)";
+    break;
   }
   Run r = run_layer(&f, 0, &bad, 21);
   CHECK(r.d.verdict == VERDICT_FAIL);
@@ -400,7 +404,7 @@ static void test_faults(void) {
                                       "lagr_layernorm(x)", "lagr_relu(x)"};
   for (size_t k = 0; k < sizeof lagrangians / sizeof *lagrangians; k++)
     for (int n = 8; n <= 100; n += 92)
-      for (int fault = 0; fault < 3; fault++) check_fault(lagrangians[k], n, (Fault)fault);
+      for (int fault = 0; fault < 4; fault++) check_fault(lagrangians[k], n, (Fault)fault);
 }
 
 // ---- Dead neurons ----
