@@ -143,9 +143,16 @@ void report_layer_dead(CheckReport *r, const LayerCheckCtx *ctx, const DeadResul
   subject(ctx, subj, sizeof subj);
   structural_nulls_name(res->structural, structural, sizeof structural);
   bool all_dead = res->states && res->entirely_dead == res->states;
-  CheckItem *it = report_add(
+  CheckItem *it;
+  if (!res->states) {
+    it = report_add(r, "dead-neurons", subj, lagrangian_span(ctx), VERDICT_SKIPPED,
+                    "H is not finite at any of the %d %s", res->states_skipped, states_name);
+    report_number(it, "states skipped", res->states_skipped);
+    return;
+  }
+  it = report_add(
       r, "dead-neurons", subj, lagrangian_span(ctx),
-      !res->states ? VERDICT_SKIPPED : all_dead ? VERDICT_WARN : VERDICT_PASS,
+      all_dead ? VERDICT_WARN : VERDICT_PASS,
       "at %d %s: %.1f%% of the units dead and %.1f%% saturated on average (%s layer), nullity of "
       "H %.2f on average and %lld at most; structural null directions: %s (not counted as dead)%s",
       res->states, states_name, 100 * res->dead_fraction, 100 * res->saturated_fraction,

@@ -153,7 +153,9 @@ typedef struct {
   // H is assembled from (|H|_F when it has no structure). Assembling H costs about eps
   // times its terms, which cancel in log-sum-exp at a one-hot state (docs/theory.md §4.2.3).
   double scale;
-  int64_t nullity;         // #{k : |lambda_k| <= n eps abs_max} (NumPy's matrix_rank rule)
+  // #{k : |lambda_k| <= n eps max(abs_max, the largest entry of H's terms)}: NumPy's
+  // matrix_rank rule, scaled like `scale` below.
+  int64_t nullity;
   // With `cross_check` and a closed form available: its lambda_min, beside dsyevd's.
   bool has_closed;
   double closed_lambda_min;

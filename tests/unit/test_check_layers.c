@@ -577,6 +577,7 @@ static void test_samples(void) {
   double h = 6.055454452393343e-06 / 4;
   CHECK(fabs(a.x[97 * 5] - 2 * h) <= 1e-20 && fabs(a.x[98 * 5] + 2 * h) <= 1e-20);
   CHECK(a.x[100 * 5] == 30.0 / 4 && a.x[101 * 5] == -30.0 / 4);
+  sample_set_free(&b);
   layer_samples(&ctx, 100, 0, &b);
   CHECK(memcmp(a.x, b.x, 96 * 5 * sizeof *a.x) != 0);  // another seed, other points
   sample_set_free(&a);
