@@ -106,7 +106,7 @@ void report_layer_convexity(CheckReport *r, const LayerCheckCtx *ctx, const Samp
   if (res->verdict == VERDICT_SKIPPED) {
     it = report_add(r, "convexity", subj, lagrangian_span(ctx), VERDICT_SKIPPED,
                     "H is not finite at any of the %d sample points%s", pts->count,
-                    ctx->n > 2048 && ctx->eq->hessian.dense
+                    ctx->n > DENSE_MAX_N && ctx->eq->hessian.dense
                         ? ", or the layer is too large for a dense eigenvalue problem"
                         : "");
   } else if (res->verdict == VERDICT_PASS) {

@@ -17,7 +17,7 @@
 //     assembled from (LayerSpectrum.scale) (layer_spectra.c);
 //   * dead neurons and flat directions (§4.5): structural null directions (span{1},
 //     span{x}, span{x - mean x}, whichever H annihilates at every sample point), dead and
-//     saturated units, nullity by the matrix_rank rule (layer_spectra.c).
+//     saturated units, nullity by the matrix_rank rule (layer_dead.c).
 //
 // check_layers runs them all on every layer and adds their items to a CheckReport
 // (layer_checks.c); the lower-level functions are for tests and for the driver's own uses

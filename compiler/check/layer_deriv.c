@@ -204,7 +204,7 @@ static double symmetry_large(Point *p, CheckRng *rng) {
   const LayerCheckCtx *ctx = p->ctx;
   int64_t n = p->n;
   if (!ctx->eq->hessian.dense && ctx->eq->hessian.nterms == 0) return 0;
-  if (!ctx->eq->hessian.dense && n <= 2048) {
+  if (!ctx->eq->hessian.dense && n <= DENSE_MAX_N) {
     double *h = xcalloc((size_t)(n * n), sizeof *h), hmax = 0, asym = 0;
     dense_hessian_terms(ctx, p->x, h, &hmax);
     for (int64_t a = 0; a < n; a++)

@@ -14,6 +14,9 @@
 #define CHECK_EPS 2.220446049250313e-16
 #define CHECK_CBRT_EPS 6.055454452393343e-06  // eps^(1/3), the step of §4.1.1
 
+// The largest layer whose H is made dense (for dsyevd, or from Hessian-vector products).
+enum { DENSE_MAX_N = 2048 };
+
 // splitmix64: a small deterministic stream, the same on every platform.
 typedef struct {
   uint64_t s;
