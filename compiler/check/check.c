@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "check/checks.h"
+#include "check/layer_checks.h"
 #include "front/ast.h"
 #include "support/common.h"
 
@@ -14,6 +15,8 @@ bool check_model(Engine *e, const int64_t *dims, const CheckOptions *opt, CheckR
   for (int w = 0; opt->have_weights && w < net->nweights; w++) weights[w] = engine_weight(e, w);
   NetEnv ne;
   netenv_init(&ne, net, dims, engine_params(e), opt->have_weights ? weights : NULL, opt->seed);
+  // Each layer: derivatives, convexity, dead units at sampled states (layer_checks.h).
+  check_layers(net, dims, engine_params(e), opt->seed, 0, report);
   // The network: does it have an energy, is it bounded below.
   check_has_energy(net, report);
   check_bounded_energy(&ne, opt->have_weights, report);

@@ -298,7 +298,7 @@ static void check_fixed_point(NetEnv *ne, const double *tau, int index, CheckRep
       snprintf(layer, sizeof layer, "layer %s", m->layers[a].name);
       if (nullity > 0) {
         CheckItem *it = report_add(
-            r, "dead-neurons", layer, &m->layers[a].span, dead ? VERDICT_WARN : VERDICT_PASS,
+            r, "fixed-point-dead", layer, &m->layers[a].span, dead ? VERDICT_WARN : VERDICT_PASS,
             dead ? "every unit of layer '%s' is dead at fixed point %d (g = 0, H = 0): the layer is "
                    "in effect disconnected there; remedies: leaky relu, eps > 0 in norms, or adding "
                    "(lambda/2)|x|^2 (docs/theory.md §4.5)"

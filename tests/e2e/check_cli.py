@@ -9,6 +9,8 @@
   unbounded:  Model A with identity features and n = 3: E can go to -infinity (§1.4 rule 3);
   dead_units: a relu hidden layer: dead units at the fixed point, E constant along their
               flat region (§4.4.4, §4.5), the fixed point stable;
+  nonconvex:  x^3, a SiLU, a negative multiple of a convex term and -logsumexp fail convexity
+              with a counterexample, at the layer's place; --strict exits 3;
   directed:   a directed synapse: no energy, the energy checks skipped (§1.5), the residual
               Lyapunov function of §4.4.5 checked instead, stability from the Jacobian.
 
@@ -115,7 +117,7 @@ def dead_units(tmp):
     code, report, err, _ = damc_check(os.path.join(MODELS, "relu_hidden.dam"), "--weights",
                                       f"{tmp}/w.npz", "--input", f"v={tmp}/in.npy")
     check(code == 0 and report["verdict"] == "pass", f"dead units: exit {code}: {err}")
-    dead = [i for i in items(report, "dead-neurons") if i["subject"] == "layer h"]
+    dead = [i for i in items(report, "fixed-point-dead") if i["subject"] == "layer h"]
     check(dead and dead[0]["numbers"]["nullity"] >= 1
           and abs(dead[0]["numbers"]["E change along the flat region"]) <= 1e-12,
           f"dead units: {dead}")
@@ -144,7 +146,25 @@ def directed(tmp):
           f"directed: stability by the Jacobian {st}")
 
 
-CASES = {"examples": examples, "no_weights": no_weights, "saddle": saddle, "unbounded": unbounded,
+def nonconvex(tmp):
+    """Lagrangians that are not convex fail `convexity` with a counterexample (a negative
+    eigenvalue of H at a named state); without weights, as the checks need none."""
+    for name, lagrangian in (("concave", "-beta * sum(h^2)"), ("cubic", "sum(h^3) / 3"),
+                             ("silu", "sum(h * sigmoid(h))"), ("neg_lse", "-logsumexp(h)")):
+        model = os.path.join(tmp, f"{name}.dam")
+        with open(model, "w") as f:
+            f.write(f"dim N = 4;\nparam beta = 1;\nlayer h[N] {{ L = {lagrangian}; }}\n")
+        code, report, err, _ = damc_check(model)
+        conv = items(report, "convexity")
+        check(code == 0 and conv and conv[0]["verdict"] == "fail"
+              and conv[0]["numbers"].get("counterexample lambda", 0) < 0
+              and f"{name}.dam:3:" in conv[0]["where"],
+              f"{name}: {conv} {err}")
+        code, _, _, _ = damc_check(model, "--strict")
+        check(code == 3, f"{name} --strict: exit {code}")
+
+
+CASES = {"examples": examples, "nonconvex": nonconvex, "no_weights": no_weights, "saddle": saddle, "unbounded": unbounded,
          "dead_units": dead_units, "directed": directed}
 
 
