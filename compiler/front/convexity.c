@@ -79,6 +79,8 @@ typedef enum {
   BU_LSE,
   BU_NORM,
   BU_DIV_ZERO,
+  BU_DIV_MAYBE_ZERO,
+  BU_NOT_FINITE,
   BU_TOO_BIG,
   BU_OTHER,
 } BlameKind;
@@ -180,6 +182,16 @@ static Val v_unknown(An *an, BlameKind kind, const AstExpr *e, bool vec) {
   return v;
 }
 
+// A computed constant: of unknown curvature when it is not a finite number, since an
+// infinity or a NaN makes every term it enters undefined somewhere.
+static Val v_value(An *an, double value, bool vec, const AstExpr *e) {
+  return isfinite(value) ? v_const(value, vec) : v_unknown(an, BU_NOT_FINITE, e, vec);
+}
+
+// Whether a term is proven defined everywhere: every rule that gives a curvature checks
+// the domains of the functions below it.
+static bool defined(const Val *v) { return v->cvx || v->ccv; }
+
 // Marks `r` as of unknown curvature, blaming `inherit` if an operand already was.
 static void make_unknown(An *an, Val *r, int inherit, BlameKind kind, Span span,
                          const AstExpr *e) {
@@ -215,12 +227,12 @@ static Val negate(An *an, Val a, BlameKind kind, Span span, const AstExpr *e) {
 static Val scale(An *an, Val a, Val c, BlameKind kind, const AstExpr *e) {
   bool vec = a.vec || c.vec;
   if (a.konst) {
-    if (a.has_value && c.has_value) return v_const(a.value * c.value, vec);
+    if (a.has_value && c.has_value) return v_value(an, a.value * c.value, vec, e);
     return v_const_sign(sign_mul(a.sign, c.sign), vec);
   }
   Val r = a;
   r.vec = vec;
-  if (c.has_value && c.value == 0) return v_const(0, vec);
+  if (c.has_value && c.value == 0 && defined(&a)) return v_const(0, vec);
   uint8_t s = c.sign;
   if (s == SG_POS) {
     r.value = a.value * (c.has_value ? c.value : 1);
@@ -246,16 +258,13 @@ static Val scale(An *an, Val a, Val c, BlameKind kind, const AstExpr *e) {
 }
 
 static Val add(An *an, Val a, Val b, bool difference, const AstExpr *e) {
+  if (a.has_value && b.has_value) return v_value(an, a.value + b.value, a.vec || b.vec, e);
   Val r = {0};
   r.vec = a.vec || b.vec;
   r.konst = a.konst && b.konst;
   r.cvx = a.cvx && b.cvx;
   r.ccv = a.ccv && b.ccv;
   r.sign = sign_add(a.sign, b.sign);
-  if (a.has_value && b.has_value) {
-    r.value = a.value + b.value;
-    r.has_value = isfinite(r.value);
-  }
   r.sep = r.vec && (a.sep || (!a.vec && a.konst)) && (b.sep || (!b.vec && b.konst));
   if (affine(&r)) r.varies = (a.varies && b.konst) || (b.varies && a.konst);
   // f + g is not convex if f is not and g is concave (else f = (f + g) - g is convex).
@@ -316,10 +325,12 @@ static Val product(An *an, Val a, Val b, const AstExpr *ea, const Env *enva,
 static Val power(An *an, Val a, double p, const AstExpr *e) {
   if (p == 1) return a;
   if (a.konst) {
-    if (a.has_value) return v_const(pow(a.value, p), a.vec);
+    if (a.has_value) return v_value(an, pow(a.value, p), a.vec, e);
+    if ((p != floor(p) && !nonneg(a.sign)) || (p < 0 && (a.sign & SG_ZERO)))
+      return v_unknown(an, BU_DOMAIN_POW, e, a.vec);
     return v_const_sign(p == 0 ? SG_POS : SG_ANY, a.vec);
   }
-  if (p == 0) return v_const(1, a.vec);
+  if (p == 0 && defined(&a)) return v_const(1, a.vec);
   bool integer = p == floor(p) && fabs(p) < 9007199254740992.0;
   bool even = integer && fmod(p, 2) == 0, odd = integer && !even;
   Val r = {0};
@@ -455,8 +466,15 @@ static uint8_t fn_sign(int fn, uint8_t s) {
 }
 
 static Val compose(An *an, int fn, Val a, const AstExpr *e) {
+  FnRule rule = fn_rule(fn);
   if (a.konst) {
-    if (a.has_value) return v_const(fn_value(fn, a.value), a.vec);
+    if (a.has_value) return v_value(an, fn_value(fn, a.value), a.vec, e);
+    if ((rule.domain == DO_POS && a.sign != SG_POS) ||
+        (rule.domain == DO_NONNEG && !nonneg(a.sign))) {
+      Val r = v_unknown(an, BU_DOMAIN, e, a.vec);
+      an->blames[r.unk_blame].fn = fn;
+      return r;
+    }
     return v_const_sign(fn_sign(fn, a.sign), a.vec);
   }
   Val r = {0};
@@ -476,7 +494,6 @@ static Val compose(An *an, int fn, Val a, const AstExpr *e) {
     r.nv = a.sos_vary;
     return settle(r);
   }
-  FnRule rule = fn_rule(fn);
   uint8_t s = a.sign;
   int inherit = first_unknown(&a, NULL);
   if ((rule.domain == DO_POS && s != SG_POS) || (rule.domain == DO_NONNEG && !nonneg(s))) {
@@ -485,7 +502,7 @@ static Val compose(An *an, int fn, Val a, const AstExpr *e) {
     return settle(r);
   }
   // relu and abs of a term of one sign.
-  if (fn == FN_RELU && nonpos(s)) return v_const(0, a.vec);
+  if (fn == FN_RELU && nonpos(s) && defined(&a)) return v_const(0, a.vec);
   if ((fn == FN_RELU || fn == FN_ABS) && nonneg(s)) return a;
   if (fn == FN_ABS && nonpos(s)) return negate(an, a, BL_NEG_MULTIPLE, e->span, e);
   FnCurv fc = rule.curv;
@@ -734,8 +751,11 @@ static Val analyze_def_call(An *an, const AstExpr *e, const Env *env) {
   Env inner = {def, e->bound_args, env, args};
   Val r = analyze(an, def->value, &inner);
   // What the rules do not reach, the catalogue may: a prelude Lagrangian of an affine
-  // argument, with its parameters in range (docs/theory.md §3).
-  if (!r.cvx && !r.nc && rules_hold && def->nparams > 0 && affine(&args[0]) && !an->overflow) {
+  // argument, with constant parameters in range (docs/theory.md §3).
+  bool constant_params = true;
+  for (int i = 1; i < def->nparams; i++) constant_params &= args[i].konst;
+  if (!r.cvx && !r.nc && rules_hold && constant_params && def->nparams > 0 &&
+      affine(&args[0]) && !an->overflow) {
     Val c = {0};
     c.cvx = true;
     c.sign = SG_ANY;
@@ -791,7 +811,7 @@ static Val analyze_builtin(An *an, const AstExpr *e, const Env *env) {
   case FN_LOGSUMEXP: {
     if (!a.vec) return a;
     if (a.konst) {
-      if (a.has_value && an->n > 0) return v_const(a.value + log((double)an->n), false);
+      if (a.has_value && an->n > 0) return v_value(an, a.value + log((double)an->n), false, e);
       return v_const_sign(SG_ANY, false);
     }
     Val r = {0};
@@ -807,7 +827,8 @@ static Val analyze_builtin(An *an, const AstExpr *e, const Env *env) {
   case FN_NORM: {
     if (!a.vec) return compose(an, FN_ABS, a, e);
     if (a.konst) {
-      if (a.has_value && an->n > 0) return v_const(fabs(a.value) * sqrt((double)an->n), false);
+      if (a.has_value && an->n > 0)
+        return v_value(an, fabs(a.value) * sqrt((double)an->n), false, e);
       return v_const_sign(SG_NONNEG, false);
     }
     Val r = {0};
@@ -849,9 +870,9 @@ static Val analyze_binary(An *an, const AstExpr *e, const Env *env) {
   case OP_DIV:
     if (b.konst) {
       if (b.has_value && b.value == 0) return v_unknown(an, BU_DIV_ZERO, e, a.vec);
-      if (b.has_value) return scale(an, a, v_const(1 / b.value, b.vec), BL_NEG_MULTIPLE, e);
-      uint8_t s = (uint8_t)(b.sign & ~SG_ZERO);
-      return scale(an, a, v_const_sign(s ? s : SG_ANY, b.vec), BL_NEG_MULTIPLE, e);
+      if (b.has_value) return scale(an, a, v_value(an, 1 / b.value, b.vec, e), BL_NEG_MULTIPLE, e);
+      if (b.sign & SG_ZERO) return v_unknown(an, BU_DIV_MAYBE_ZERO, e, a.vec || b.vec);
+      return scale(an, a, v_const_sign(b.sign, b.vec), BL_NEG_MULTIPLE, e);
     }
     if (a.konst) return scale(an, power(an, b, -1, e), a, BL_NEG_MULTIPLE, e);
     {
@@ -996,6 +1017,10 @@ static void write_reason(const An *an, const Blame *b, char *out, size_t size) {
     snprintf(out, size, "norm of a term that is neither affine nor convex and of one sign");
     return;
   case BU_DIV_ZERO: snprintf(out, size, "a division by zero"); return;
+  case BU_DIV_MAYBE_ZERO:
+    snprintf(out, size, "a division by a constant that may be zero (a param without a value)");
+    return;
+  case BU_NOT_FINITE: snprintf(out, size, "a constant that is not a finite number"); return;
   case BU_TOO_BIG:
     snprintf(out, size, "the Lagrangian is too large for the static proof");
     return;
