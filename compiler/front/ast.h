@@ -149,6 +149,17 @@ typedef struct {
   int synapse;  // index into Model.synapses, or -1 for a `weight`
 } ModelWeight;
 
+// The static convexity proof of a Lagrangian (front/convexity.h, docs/theory.md §4.2.5).
+typedef enum { CONVEXITY_UNKNOWN, CONVEX_PROVEN, NONCONVEX_PROVEN } Convexity;
+
+// A parameter of a prelude Lagrangian outside its range (docs/theory.md §4.2.1).
+typedef struct {
+  Span span;   // the argument, or the call when the default is used
+  Span call;   // the call of the prelude Lagrangian
+  bool fatal;  // outside the range where the Lagrangian is admissible; false: advice only
+  char text[200];  // "'beta' of lagr_softmax must be positive, but it is -1"
+} ParamRuleIssue;
+
 typedef struct {
   const char *name;
   Span span;
@@ -157,6 +168,14 @@ typedef struct {
   AstExpr *tau;  // NULL: 1
   bool has_input;
   Span input_span;
+  // Filled by sema (front/convexity.h) with the params' defaults; damc check re-evaluates
+  // with --set. The span is the sub-expression to blame (NONCONVEX_PROVEN), where the rules
+  // stopped (CONVEXITY_UNKNOWN) or the Lagrangian (CONVEX_PROVEN); the reason is one line.
+  Convexity convexity;
+  Span convexity_span;
+  const char *convexity_reason;
+  const ParamRuleIssue *param_issues;
+  int nparam_issues;
 } ModelLayer;
 
 // `synapse W : a <-> b` (energy -g(a).(W g(b)); W is [n_a, n_b]) or, with `directed`,

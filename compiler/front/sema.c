@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "front/convexity.h"
 #include "support/common.h"
 #include "support/strbuf.h"
 #include "support/suggest.h"
@@ -935,8 +936,9 @@ static void register_decls(Checker *c, AstDecl *decls, const char *default_name)
       break;
     case DECL_LAYER:
       d->index = m->nlayers++;
-      m->layers[d->index] = (ModelLayer){d->name, d->name_span, -1, d->lagrangian, d->tau,
-                                         false, d->span};
+      m->layers[d->index] = (ModelLayer){.name = d->name, .span = d->name_span, .dim = -1,
+                                         .lagrangian = d->lagrangian, .tau = d->tau,
+                                         .input_span = d->span};
       add_symbol(c, d, SYM_LAYER, d->index);
       break;
     case DECL_WEIGHT:
@@ -1042,6 +1044,9 @@ Model *sema_check(Session *s, AstDecl *decls, const char *default_name) {
     diag_error(s->diag, start, "the model declares no layer; a model needs at least one "
                "'layer'");
   }
+
+  // The static convexity proof (docs/theory.md §4.2.5), on models without errors.
+  if (!diag_error_count(s->diag)) convexity_check_model(s, m);
 
   diag_flush(s->diag);
   free(c.table);

@@ -7,6 +7,9 @@
 // whose shape does not match their layers (self-synapses must be square), `tau` that is
 // negative or not a scalar constant of params, dims that can never be bound, and recursive
 // `def`s. A def is shape-polymorphic: its names are resolved once, its shapes per call.
+// A model without errors then gets the static convexity proof of every Lagrangian
+// (front/convexity.h): its verdict in each ModelLayer, and warnings for Lagrangians proven
+// not convex and for parameters of prelude Lagrangians out of range.
 #ifndef DAMC_SEMA_H
 #define DAMC_SEMA_H
 
