@@ -1,12 +1,38 @@
 // damc check: the checks in order (see check.h).
 #include "check/check.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "check/checks.h"
 #include "check/layer_checks.h"
 #include "front/ast.h"
+#include "front/convexity.h"
 #include "support/common.h"
+
+// The front end's proof (front/convexity.h) again, with the params as set and the sizes
+// bound: proven convex passes, proven not convex fails at the sub-expression to blame, and
+// a broken parameter rule fails (or warns, for advice).
+static void static_convexity(const Engine *e, const int64_t *dims, CheckReport *report) {
+  const Model *m = engine_model(e);
+  for (int a = 0; a < m->nlayers; a++) {
+    ConvexityResult res;
+    convexity_analyze(m, a, engine_params(e), dims, engine_diagnostics(e), &res);
+    char subject[96];
+    snprintf(subject, sizeof subject, "layer %s", m->layers[a].name);
+    Verdict v = res.verdict == CONVEX_PROVEN      ? VERDICT_PASS
+                : res.verdict == NONCONVEX_PROVEN ? VERDICT_FAIL
+                                                  : VERDICT_SKIPPED;
+    report_add(report, "static-convexity", subject, &res.span, v, "%s%s%s",
+               convexity_verdict_text(res.verdict),
+               v == VERDICT_SKIPPED ? ": the composition rules do not decide it (the sampled "
+                                      "check below does); they stopped here: " : ": ",
+               res.reason);
+    for (int i = 0; i < res.nissues; i++)
+      report_add(report, "parameter-rules", subject, &res.issues[i].span,
+                 res.issues[i].fatal ? VERDICT_FAIL : VERDICT_WARN, "%s", res.issues[i].text);
+  }
+}
 
 bool check_model(Engine *e, const int64_t *dims, const CheckOptions *opt, CheckReport *report,
                  StrBuf *err) {
@@ -15,7 +41,9 @@ bool check_model(Engine *e, const int64_t *dims, const CheckOptions *opt, CheckR
   for (int w = 0; opt->have_weights && w < net->nweights; w++) weights[w] = engine_weight(e, w);
   NetEnv ne;
   netenv_init(&ne, net, dims, engine_params(e), opt->have_weights ? weights : NULL, opt->seed);
-  // Each layer: derivatives, convexity, dead units at sampled states (layer_checks.h).
+  // Each layer: the static proof of convexity with the params as set, then derivatives,
+  // convexity and dead units at sampled states (layer_checks.h).
+  static_convexity(e, dims, report);
   check_layers(net, dims, engine_params(e), opt->seed, 0, report);
   // The network: does it have an energy, is it bounded below.
   check_has_energy(net, report);
