@@ -99,6 +99,29 @@ typedef struct {
   int64_t *offset;  // per layer, in the stacked state
 } Stack;
 
+// Every layer's coordinates one after the other.
+static Stack stack_layers(const NetEnv *ne) {
+  Stack st = {0, xcalloc((size_t)ne->net->nlayers + 1, sizeof(int64_t))};
+  for (int a = 0; a < ne->net->nlayers; a++) {
+    st.offset[a] = st.dim;
+    st.dim += ne->n[a];
+  }
+  return st;
+}
+
+// The block-diagonal 𝐇 of all layers at the current states (d x d, zero off the blocks).
+static void stacked_hessian(NetEnv *ne, const Stack *st, double *hess) {
+  int64_t d = st->dim;
+  memset(hess, 0, (size_t)(d * d) * sizeof *hess);
+  for (int a = 0; a < ne->net->nlayers; a++) {
+    double *h = layer_hessian(ne, a);
+    int64_t na = ne->n[a], o = st->offset[a];
+    for (int64_t i = 0; i < na; i++)
+      for (int64_t j = 0; j < na; j++) hess[(o + i) * d + o + j] = h[i * na + j];
+    free(h);
+  }
+}
+
 // The coupling 𝐖 = du/dg (all layers stacked), by central differences of the derived
 // currents in the activations at the fixed point's g (exact for synapses: u is linear).
 static double *coupling(NetEnv *ne, const Stack *st) {
@@ -176,13 +199,7 @@ static double polish(NetEnv *ne, const Stack *st, const double *w, int *steps) {
   for (*steps = 0; *steps < 8 && rho > 1e-10; ++*steps) {
     double *jac = xcalloc((size_t)(d * d) + 1, sizeof *jac);
     double *hess = xcalloc((size_t)(d * d) + 1, sizeof *hess);
-    for (int a = 0; a < ne->net->nlayers; a++) {
-      double *h = layer_hessian(ne, a);
-      int64_t na = ne->n[a], o = st->offset[a];
-      for (int64_t i = 0; i < na; i++)
-        for (int64_t j = 0; j < na; j++) hess[(o + i) * d + o + j] = h[i * na + j];
-      free(h);
-    }
+    stacked_hessian(ne, st, hess);
     matmul(w, false, hess, jac, d);
     for (int64_t i = 0; i < d; i++) {
       jac[i * d + i] -= 1;
@@ -260,11 +277,7 @@ static void check_fixed_point(NetEnv *ne, const double *tau, int index, CheckRep
   const Network *net = ne->net;
   const Model *m = net->model;
   int n = net->nlayers;
-  Stack st = {0, xcalloc((size_t)n + 1, sizeof(int64_t))};
-  for (int a = 0; a < n; a++) {
-    st.offset[a] = st.dim;
-    st.dim += ne->n[a];
-  }
+  Stack st = stack_layers(ne);
   int64_t d = st.dim;
   char subject[64];
   snprintf(subject, sizeof subject, "fixed point %d", index);
@@ -363,11 +376,7 @@ static void check_fixed_point(NetEnv *ne, const double *tau, int index, CheckRep
 void check_residual_lyapunov(NetEnv *ne, int samples, CheckReport *rep) {
   const Network *net = ne->net;
   int n = net->nlayers;
-  Stack st = {0, xcalloc((size_t)n + 1, sizeof(int64_t))};
-  for (int a = 0; a < n; a++) {
-    st.offset[a] = st.dim;
-    st.dim += ne->n[a];
-  }
+  Stack st = stack_layers(ne);
   int64_t d = st.dim;
   double worst = 0, rises = 0;
   double *r = xcalloc((size_t)d + 1, sizeof *r), *flow = xcalloc((size_t)d + 1, sizeof *flow);
@@ -376,13 +385,7 @@ void check_residual_lyapunov(NetEnv *ne, int samples, CheckReport *rep) {
       for (int64_t i = 0; i < ne->n[a]; i++) ne->states[a][i] = netenv_normal(ne);
     residual(ne, &st, r);
     double *w = coupling(ne, &st), *hess = xcalloc((size_t)(d * d) + 1, sizeof *hess);
-    for (int a = 0; a < n; a++) {
-      double *h = layer_hessian(ne, a);
-      int64_t na = ne->n[a], o = st.offset[a];
-      for (int64_t i = 0; i < na; i++)
-        for (int64_t j = 0; j < na; j++) hess[(o + i) * d + o + j] = h[i * na + j];
-      free(h);
-    }
+    stacked_hessian(ne, &st, hess);
     // flow = (I - 𝐖𝐇)ᵀ r = r - 𝐇ᵀ 𝐖ᵀ r
     double *wt_r = xcalloc((size_t)d + 1, sizeof *wt_r), predicted = 0, fmax_ = 0;
     for (int64_t i = 0; i < d; i++)

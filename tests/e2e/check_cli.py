@@ -19,20 +19,15 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2e_cases import check, run  # noqa: E402
+
 DAMC, SRC = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 MODELS = os.path.join(SRC, "tests", "e2e", "models")
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what)
 
 
 def damc_check(model, *args):
@@ -168,17 +163,5 @@ CASES = {"examples": examples, "nonconvex": nonconvex, "no_weights": no_weights,
          "dead_units": dead_units, "directed": directed}
 
 
-def main(argv):
-    if "--list" in argv:
-        print("\n".join(CASES))
-        return 0
-    names = [argv[argv.index("--case") + 1]] if "--case" in argv else list(CASES)
-    for name in names:
-        with tempfile.TemporaryDirectory() as tmp:
-            CASES[name](tmp)
-    print(f"{len(failures)} failures")
-    return 1 if failures else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[3:]))
+    run(CASES)

@@ -17,19 +17,14 @@ usage: compile_all.py DAMC SOURCE_DIR [--case NAME | --list]"""
 import os
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2e_cases import check, run  # noqa: E402
+
 DAMC, SRC = sys.argv[1], sys.argv[2]
 MODELS = os.path.join(SRC, "tests", "e2e", "models")
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what)
 
 
 def damc(*args):
@@ -135,17 +130,5 @@ CASES = {"transposed_weights": transposed_weights, "state_dependent_matrix": sta
          "float32_last_steps": float32_last_steps}
 
 
-def main(argv):
-    if "--list" in argv:
-        print("\n".join(CASES))
-        return 0
-    names = [argv[argv.index("--case") + 1]] if "--case" in argv else list(CASES)
-    for name in names:
-        with tempfile.TemporaryDirectory() as tmp:
-            CASES[name](tmp)
-    print(f"{len(failures)} failures")
-    return 1 if failures else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[3:]))
+    run(CASES)
