@@ -295,15 +295,19 @@ static ExprId jvp_rec(ExprPool *p, Jvp *j, ExprId n) {
     }
     break;
   }
+  // A kid whose tangent is an exact zero (0: the chain rule dropped it) gives none.
   case EX_FN: {
+    if (!dk[0]) break;
     ExprId d = fn_derivative(p, (ElemFn)e->index, e->kids[0], n);
     r = expr_is_const(p, d, 0) ? 0 : expr_mul(p, dk[0], d);
     break;
   }
-  case EX_BCAST: r = expr_bcast(p, dk[0], e->shape); break;
-  case EX_SUM: r = expr_sum(p, dk[0]); break;
+  case EX_BCAST: r = dk[0] ? expr_bcast(p, dk[0], e->shape) : 0; break;
+  case EX_SUM: r = dk[0] ? expr_sum(p, dk[0]) : 0; break;
   case EX_LSE:
-  case EX_LSE1: r = expr_dot(p, dk[0], expr_fn(p, EF_EXP, expr_sub(p, e->kids[0], n))); break;
+  case EX_LSE1:
+    r = dk[0] ? expr_dot(p, dk[0], expr_fn(p, EF_EXP, expr_sub(p, e->kids[0], n))) : 0;
+    break;
   case EX_MATMUL:
     if (dk[0]) r = expr_matmul(p, dk[0], e->kids[1]);
     if (dk[1]) {
@@ -311,7 +315,7 @@ static ExprId jvp_rec(ExprPool *p, Jvp *j, ExprId n) {
       r = r ? expr_add(p, r, t) : t;
     }
     break;
-  case EX_TRANSPOSE: r = expr_transpose(p, dk[0]); break;
+  case EX_TRANSPOSE: r = dk[0] ? expr_transpose(p, dk[0]) : 0; break;
   case EX_OUTER:
     if (dk[0]) r = expr_outer(p, dk[0], e->kids[1]);
     if (dk[1]) {
