@@ -63,6 +63,7 @@ bool check_model(Engine *e, const int64_t *dims, const CheckOptions *opt, CheckR
       check_residual_lyapunov(&ne, opt->samples, report);
     } else
       check_energy_identity(&ne, opt->samples, report);
+    check_precision(e, &ne, opt->samples, report);
     ok = check_trajectories(e, &ne, opt, report, err);
   }
   netenv_free(&ne);

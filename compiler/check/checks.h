@@ -16,6 +16,8 @@ void check_energy_identity(NetEnv *ne, int samples, CheckReport *r);
 void check_has_energy(const Network *net, CheckReport *r);
 // Trajectories of euler, rk4 and dopri5 (E never rising beyond rounding, §4.3) and the fixed
 // points they reach (stability §4.4.2, dead units §4.5). False only when the engine fails.
+// The float32 kernels against the float64 ones of `e` at `samples` states (§4.1.4).
+void check_precision(Engine *e, NetEnv *ne, int samples, CheckReport *r);
 // For a model without energy (a directed synapse): the residual Lyapunov function of
 // docs/theory.md §4.4.5 at `samples` random states.
 void check_residual_lyapunov(NetEnv *ne, int samples, CheckReport *r);

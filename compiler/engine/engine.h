@@ -91,6 +91,10 @@ const int64_t *engine_dims(const Engine *e);
 const double *engine_params(const Engine *e);
 const void *engine_weight(const Engine *e, int w);
 bool engine_weight_bound(const Engine *e, int w);
+// A new engine for the same model text, through STAGE_DERIVE, with the same weights (read
+// in place from `e`'s arrays, which must outlive it) and params bound: the same model in
+// another precision (damc check's float32 comparison). NULL with the message on failure.
+Engine *engine_clone(const Engine *e, StrBuf *err);
 // The diagnostics of the model's source (to turn spans into FILE:LINE:COL).
 const DiagSink *engine_diagnostics(const Engine *e);
 // The number of neurons of layer `a` (0 while its dim is unbound).

@@ -309,6 +309,19 @@ const int64_t *engine_dims(const Engine *e) { return e->dims; }
 const double *engine_params(const Engine *e) { return e->params; }
 const void *engine_weight(const Engine *e, int w) { return e->weight_data[w]; }
 bool engine_weight_bound(const Engine *e, int w) { return e->weights[w].data != NULL; }
+
+Engine *engine_clone(const Engine *e, StrBuf *err) {
+  Engine *c = engine_new_text(e->name, e->text, e->len, NULL);
+  if (e->neliminate) engine_eliminate(c, e->eliminate, e->neliminate);
+  bool ok = engine_compile(c, STAGE_DERIVE, err);
+  for (int w = 0; ok && w < e->net->nweights; w++)
+    if (e->weights[w].data) ok = engine_bind_weight(c, e->net->weights[w].name, &e->weights[w], e->weight_origin[w], err);
+  for (int i = 0; ok && i < e->net->nparams; i++)
+    if (e->param_set[i]) ok = engine_set_param(c, e->net->params[i].name, e->params[i], err);
+  if (ok) return c;
+  engine_free(c);
+  return NULL;
+}
 const DiagSink *engine_diagnostics(const Engine *e) { return e->s->diag; }
 
 int engine_weight_index(const Engine *e, const char *name) {

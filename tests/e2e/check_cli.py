@@ -67,6 +67,8 @@ def examples(tmp):
         bad = [f"{i['verdict']} {i['check']} {i['subject']}: {i['reason'][:120]}"
                for i in (report or {"items": []})["items"] if i["verdict"] in ("fail", "warn")]
         check(code == 0 and not bad, f"{name}: exit {code}: {bad} {err}")
+        f32 = items(report, "float32")
+        check(f32 and f32[0]["verdict"] == "pass", f"{name}: float32 against float64 {f32}")
         print(f"{name}: {report['verdict'] if report else '?'} in {seconds:.2f} s "
               f"({len(report['items']) if report else 0} items)")
 
