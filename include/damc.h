@@ -139,6 +139,28 @@ DamcResults *damc_jvp(DamcModel *model, const DamcBatch *batch, const DamcArray 
 DamcResults *damc_run(DamcModel *model, const DamcBatch *batch, const DamcRunOptions *options,
                       DamcError *err);
 
+/* damc check (docs/cli.md, "damc check"): the derivative, convexity, energy and stability
+   checks of the model as bound so far (weights and params; without every weight, the checks
+   that need them are skipped), on a float64 copy (the model itself is not changed, compiled
+   or not). `samples` (0: 20) states are sampled from `seed`. The report is a list of items. */
+typedef struct DamcCheckReport DamcCheckReport;
+typedef struct {
+  const char *check;    /* "derivatives", "convexity", "stability", ... */
+  const char *subject;  /* "layer v", "network", "fixed point 0", ... */
+  const char *where;    /* "model.dam:4:9", or "" */
+  const char *verdict;  /* "pass", "warn", "fail" or "skipped" */
+  const char *reason;
+} DamcCheckItem;
+DamcCheckReport *damc_check(DamcModel *model, uint64_t seed, int samples, DamcError *err);
+size_t damc_check_count(const DamcCheckReport *report);
+/* Item i (valid until damc_check_free); and one of its numbers by name (NaN when absent). */
+void damc_check_item(const DamcCheckReport *report, size_t i, DamcCheckItem *item);
+double damc_check_number(const DamcCheckReport *report, size_t i, const char *name);
+/* "pass", "warn" or "fail": the worst verdict; and the whole report as JSON. */
+const char *damc_check_verdict(const DamcCheckReport *report);
+const char *damc_check_json(const DamcCheckReport *report);
+void damc_check_free(DamcCheckReport *report);
+
 /* The result `name` ("E", "x_v", "g_h", ...): its float64 values (`*count` of them,
    batch-major), or NULL when there is none. Valid until damc_results_free. */
 const double *damc_result(const DamcResults *results, const char *name, size_t *count);

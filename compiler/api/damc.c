@@ -2,9 +2,11 @@
 #include "damc.h"
 #include "api/damc_internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "check/check.h"
 #include "engine/engine.h"
 #include "support/common.h"
 
@@ -278,6 +280,68 @@ DamcResults *damc_run(DamcModel *model, const DamcBatch *batch, const DamcRunOpt
                                                                           : 0;
   free_views(&v);
   return finish(r, status, err, &sb);
+}
+
+struct DamcCheckReport {
+  CheckReport report;
+  char **where;  // per item
+  StrBuf json;
+};
+
+DamcCheckReport *damc_check(DamcModel *model, uint64_t seed, int samples, DamcError *err) {
+  StrBuf sb = {0};
+  DamcCheckReport *r = xcalloc(1, sizeof *r);
+  if (!check_run(model->engine, seed, samples > 0 ? samples : 20, NULL, &r->report, &sb)) {
+    damc_check_free(r);
+    fail(err, 1, &sb);
+    return NULL;
+  }
+  sb_free(&sb);
+  const DiagSink *sink = engine_diagnostics(model->engine);
+  report_print_json(&r->report, sink, engine_network(model->engine)->name, &r->json);
+  r->where = xcalloc(r->report.count + 1, sizeof *r->where);
+  for (size_t i = 0; i < r->report.count; i++) {
+    const CheckItem *it = &r->report.items[i];
+    StrBuf w = {0};
+    if (it->has_where) {
+      uint32_t line, col;
+      diag_line_col((DiagSink *)sink, it->where.file, it->where.begin, &line, &col);
+      sb_printf(&w, "%s:%u:%u", diag_source(sink, it->where.file)->name, line, col);
+    }
+    r->where[i] = xstrdup(sb_str(&w));
+    sb_free(&w);
+  }
+  return r;
+}
+
+size_t damc_check_count(const DamcCheckReport *report) { return report->report.count; }
+
+void damc_check_item(const DamcCheckReport *report, size_t i, DamcCheckItem *item) {
+  const CheckItem *it = &report->report.items[i];
+  *item = (DamcCheckItem){it->check, it->subject, report->where[i], verdict_name(it->verdict),
+                          sb_str(&it->reason)};
+}
+
+double damc_check_number(const DamcCheckReport *report, size_t i, const char *name) {
+  const CheckItem *it = &report->report.items[i];
+  for (size_t k = 0; k < it->nnumbers; k++)
+    if (!strcmp(it->numbers[k].name, name)) return it->numbers[k].value;
+  return NAN;
+}
+
+const char *damc_check_verdict(const DamcCheckReport *report) {
+  return verdict_name(report_worst(&report->report));
+}
+
+const char *damc_check_json(const DamcCheckReport *report) { return sb_str(&report->json); }
+
+void damc_check_free(DamcCheckReport *report) {
+  if (!report) return;
+  for (size_t i = 0; report->where && i < report->report.count; i++) free(report->where[i]);
+  free(report->where);
+  report_free(&report->report);
+  sb_free(&report->json);
+  free(report);
 }
 
 const double *damc_result(const DamcResults *results, const char *name, size_t *count) {

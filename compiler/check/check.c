@@ -34,6 +34,27 @@ static void static_convexity(const Engine *e, const int64_t *dims, CheckReport *
   }
 }
 
+bool check_run(const Engine *e, uint64_t seed, int samples, const EngineArrays *arrays,
+               CheckReport *report, StrBuf *err) {
+  Engine *c = engine_clone(e, err);
+  if (!c) return false;
+  const Network *net = engine_network(c);
+  bool have_weights = true;
+  for (int w = 0; w < net->nweights; w++) have_weights &= engine_weight_bound(c, w);
+  engine_target(c, DAMRT_F64, false);
+  bool ok = !have_weights || engine_compile(c, STAGE_JIT, err);
+  int64_t *dims = xcalloc((size_t)net->ndims + 1, sizeof *dims);
+  for (int d = 0; d < net->ndims; d++) {
+    dims[d] = engine_dims(c)[d];
+    if (dims[d] <= 0) dims[d] = CHECK_SAMPLE_SIZE;
+  }
+  CheckOptions opt = {seed, samples, have_weights, arrays};
+  ok = ok && check_model(c, dims, &opt, report, err);
+  free(dims);
+  engine_free(c);
+  return ok;
+}
+
 bool check_model(Engine *e, const int64_t *dims, const CheckOptions *opt, CheckReport *report,
                  StrBuf *err) {
   const Network *net = engine_network(e);

@@ -31,4 +31,14 @@ typedef struct {
 bool check_model(Engine *e, const int64_t *dims, const CheckOptions *opt, CheckReport *report,
                  StrBuf *err);
 
+// The size given to a dim that no weight binds when checking without weights.
+enum { CHECK_SAMPLE_SIZE = 8 };
+
+// What `damc check` and damc_check do: a float64 copy of the model of `e` (at STAGE_DERIVE
+// or later, with whatever weights and params are bound; `e` itself is left as it is),
+// compiled when every weight is bound, the dims no weight binds given CHECK_SAMPLE_SIZE,
+// then check_model. `arrays` (or NULL): initial states and inputs of the trajectories.
+bool check_run(const Engine *e, uint64_t seed, int samples, const EngineArrays *arrays,
+               CheckReport *report, StrBuf *err);
+
 #endif

@@ -748,31 +748,11 @@ static EngineArray engine_array(const DamcArray *a) {
   return v;
 }
 
-// The size given to a dim that no weight binds when checking without weights.
-enum { CHECK_SAMPLE_SIZE = 8 };
-
 int cmd_check(int argc, char **argv) {
   Options o;
   Loaded l;
   int status = start(&o, &l, argc, argv);
   if (status) return finish(&o, &l, status);
-  Engine *e = l.engine;
-  const Network *net = engine_network(e);
-  bool have_weights = true;
-  for (int w = 0; w < net->nweights; w++) have_weights &= engine_weight_bound(e, w);
-  StrBuf err = {0};
-  // With every weight, the float64 kernels for the runs; without, sample sizes for the dims.
-  engine_target(e, DAMRT_F64, false);
-  if (have_weights && !engine_compile(e, STAGE_JIT, &err)) {
-    print_errors("check", sb_str(&err));
-    sb_free(&err);
-    return finish(&o, &l, EXIT_MODEL);
-  }
-  int64_t *dims = xcalloc((size_t)net->ndims + 1, sizeof *dims);
-  for (int d = 0; d < net->ndims; d++) {
-    dims[d] = engine_dims(e)[d];
-    if (dims[d] <= 0) dims[d] = CHECK_SAMPLE_SIZE;
-  }
   EngineArray *arrays[2] = {NULL, NULL};
   for (int k = 0; k < 2; k++) {
     const DamcArray *src = l.arrays[k == 0 ? ARR_STATE : ARR_INPUT];
@@ -783,20 +763,21 @@ int cmd_check(int argc, char **argv) {
     for (int a = 0; a < l.nlayers; a++) arrays[k][a] = engine_array(&src[a]);
   }
   EngineArrays given = {arrays[0], arrays[1], NULL, NULL};
-  CheckOptions co = {o.run.seed, o.samples, have_weights, arrays[0] || arrays[1] ? &given : NULL};
   CheckReport report = {0};
-  if (!check_model(e, dims, &co, &report, &err)) status = EXIT_MODEL;
-  StrBuf text = {0};
-  const DiagSink *sink = engine_diagnostics(e);
-  if (o.json) report_print_json(&report, sink, o.model, &text);
-  else report_print_text(&report, sink, &text);
-  if (!output_write(NULL, text.data, text.len, &err)) status = EXIT_MODEL;
+  StrBuf err = {0}, text = {0};
+  if (!check_run(l.engine, o.run.seed, o.samples, arrays[0] || arrays[1] ? &given : NULL, &report, &err))
+    status = EXIT_MODEL;
+  const DiagSink *sink = engine_diagnostics(l.engine);
+  if (!status) {
+    if (o.json) report_print_json(&report, sink, o.model, &text);
+    else report_print_text(&report, sink, &text);
+    if (!output_write(NULL, text.data, text.len, &err)) status = EXIT_MODEL;
+  }
   if (status) print_errors("check", sb_str(&err));
   else if (o.strict && report_worst(&report) != VERDICT_PASS) status = EXIT_CHECK;
   report_free(&report);
   sb_free(&text);
   sb_free(&err);
-  free(dims);
   free(arrays[0]);
   free(arrays[1]);
   return finish(&o, &l, status);
