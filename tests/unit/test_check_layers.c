@@ -130,7 +130,7 @@ static void test_prelude(void) {
                  sizes[s], betas[b], r.d.max_eg, r.d.max_eh, r.c.min_rel, r.c.max_closed_gap,
                  r.seconds, ok ? "" : "  FAILED");
         note_pass(&r);
-        CHECK(r.seconds < 1);
+        // Times are printed, never asserted: a test does not fail for being slow.
         fx_close(&f);
       }
 }
@@ -202,7 +202,7 @@ static void check_example(const char *path) {
            item_number(dn, "dead fraction"), sb_str(&c->reason));
   }
   printf("  %d layers in %.3f s (processor time)\n", f.net->nlayers, seconds);
-  CHECK(seconds < 1.0 * f.net->nlayers);
+  // (printed above, never asserted: a test does not fail for being slow)
   slowest_layer = fmax(slowest_layer, seconds / f.net->nlayers);
   report_free(&report);
   fx_close(&f);
@@ -647,7 +647,7 @@ static void test_unstructured(void) {
     CHECK(!cases[k].dense || r.c.method == SPECTRUM_DENSE);
     CHECK(cases[k].n > 256 || (cases[k].dense && cases[k].n > 64) ? r.c.points_checked <= 16
                                                                  : r.c.points_checked >= 100);
-    CHECK(r.seconds < 1);
+    // The time is printed, never asserted: a test does not fail for being slow.
     note_pass(&r);
     printf("%-40.40s n=%-3d %s: e_g %.2e e_H %.2e, lambda_min/scale %+.2e at %d points, %.3f s\n",
            cases[k].lagrangian, cases[k].n, cases[k].dense ? "no structure" : "diag + rank 2",
