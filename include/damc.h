@@ -90,8 +90,10 @@ typedef struct {
   const DamcArray *clamps; /* damc_run: nonzero = the neuron is held fixed */
 } DamcBatch;
 
-/* DAMC_ASYNC: the discrete single-unit rule for binary layers (g = sign), one sweep a step. */
-typedef enum { DAMC_DOPRI5, DAMC_RK4, DAMC_EULER, DAMC_ASYNC } DamcMethod;
+/* DAMC_ASYNC: the discrete single-unit rule for binary layers (g = sign), one sweep a step.
+   DAMC_ITERATE: the fixed-point iteration x <- u (one update a step; with eliminated hidden
+   layers, the update of modern Hopfield networks; max_steps = 1 is one-step retrieval). */
+typedef enum { DAMC_DOPRI5, DAMC_RK4, DAMC_EULER, DAMC_ASYNC, DAMC_ITERATE } DamcMethod;
 
 /* What a run reports while it goes on (DamcRunOptions.progress). */
 typedef struct {

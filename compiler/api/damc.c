@@ -255,9 +255,10 @@ DamcResults *damc_run(DamcModel *model, const DamcBatch *batch, const DamcRunOpt
   DamcRunOptions d = {0};
   if (options) d = *options;
   bool single = model->dtype == DAMRT_F32;
-  EngineRunOptions o = {d.method == DAMC_EULER ? DAMRT_EULER
-                        : d.method == DAMC_RK4 ? DAMRT_RK4
-                                               : DAMRT_DOPRI5,
+  EngineRunOptions o = {d.method == DAMC_EULER     ? DAMRT_EULER
+                        : d.method == DAMC_RK4     ? DAMRT_RK4
+                        : d.method == DAMC_ITERATE ? DAMRT_ITERATE
+                                                   : DAMRT_DOPRI5,
                         d.method == DAMC_ASYNC,
                         d.dt,
                         d.rtol > 0 ? d.rtol : single ? 1e-6 : 1e-9,

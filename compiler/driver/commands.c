@@ -38,8 +38,9 @@ static const OptionSpec run_options[] = {
     {"--init", "A=FILE.npy", "the initial state of layer A: [n] or [B, n] (default zeros)"},
     {"--input", "A=FILE.npy", "the external input of layer A"},
     {"--clamp", "A=MASK.npy", "neurons of layer A held fixed (1 = clamped, 0 = free)"},
-    {"--method", "euler|rk4|dopri5|async", "the integrator (default dopri5, adaptive); "
-                                           "async: the single-unit rule for binary layers"},
+    {"--method", "euler|rk4|dopri5|iterate|async", "the integrator (default dopri5, adaptive); "
+                                                   "iterate: x <- u, one update a step; async: "
+                                                   "the single-unit rule for binary layers"},
     {"--dt", "DT", "the step (default: a tenth of the smallest tau)"},
     {"--rtol", "R", "dopri5's relative tolerance (default 1e-6 f32, 1e-9 f64)"},
     {"--atol", "A", "dopri5's absolute tolerance (default 1e-8 f32, 1e-11 f64)"},

@@ -110,7 +110,8 @@ static int parse_run_option(Options *o, const char *opt, const char *val) {
     else if (!strcmp(val, "rk4")) r->method = DAMC_RK4;
     else if (!strcmp(val, "dopri5")) r->method = DAMC_DOPRI5;
     else if (!strcmp(val, "async")) r->method = DAMC_ASYNC;
-    else return usage_error("run", "--method %s: expected euler, rk4, dopri5 or async", val);
+    else if (!strcmp(val, "iterate")) r->method = DAMC_ITERATE;
+    else return usage_error("run", "--method %s: expected euler, rk4, dopri5, iterate or async", val);
     return 1;
   }
   struct { const char *name; double lo, hi, *dst; } numbers[] = {

@@ -207,7 +207,9 @@ bool engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *o
   r.tau = tau;
   uint8_t *clamp = clamp_mask(&r, arrays);
   DamrtSystem sys = {run_rhs, &r, r.batch, r.dim, e->dtype, tau};
-  DamrtRunOptions ro = {opt->method, opt->dt > 0 ? opt->dt : 0.1 * min_tau, 0, opt->rtol,
+  // iterate: t counts the updates.
+  double dt = opt->method == DAMRT_ITERATE ? 1 : opt->dt > 0 ? opt->dt : 0.1 * min_tau;
+  DamrtRunOptions ro = {opt->method, dt, 0, opt->rtol,
                         opt->atol, opt->max_steps, opt->tol, clamp, opt->noise_T, opt->seed,
                         opt->trace || opt->progress || opt->cancel || opt->on_state ? run_on_step : NULL,
                         &r};

@@ -59,7 +59,11 @@ typedef struct {
   const double *tau;
 } DamrtSystem;
 
-typedef enum { DAMRT_EULER, DAMRT_RK4, DAMRT_DOPRI5 } DamrtMethod;
+// DAMRT_ITERATE is the fixed-point iteration x <- u: the Euler step with each coordinate's own
+// dt = tau_i (alpha = 1 in every layer, docs/theory.md §5.1; with eliminated hidden layers,
+// the update of Ramsauer et al. 2020, §5.2). Its `dt` only advances t (one unit a step); it
+// stops a sample by the same rule, the change of an update tau |dx/dt| being u - x.
+typedef enum { DAMRT_EULER, DAMRT_RK4, DAMRT_DOPRI5, DAMRT_ITERATE } DamrtMethod;
 
 typedef struct {
   DamrtMethod method;

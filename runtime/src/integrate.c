@@ -146,6 +146,7 @@ typedef struct {
   const DamrtSystem *sys;
   const DamrtRunOptions *opt;
   const Tableau *tab;
+  bool iterate;         // DAMRT_ITERATE: each coordinate steps by its own tau
   DamrtDtype dtype;     // of the kernels: of the caller's state, the views and dx/dt
   size_t n, elem;       // batch * dim elements of `elem` bytes
   // The accepted state and the trial state, in float64 (for float64 kernels one of them is
@@ -176,6 +177,7 @@ const char *damrt_method_name(DamrtMethod method) {
   case DAMRT_EULER: return "euler";
   case DAMRT_RK4: return "rk4";
   case DAMRT_DOPRI5: return "dopri5";
+  case DAMRT_ITERATE: return "iterate";
   }
   return "invalid";
 }
@@ -212,7 +214,8 @@ static DamrtStatus check_arguments(const DamrtSystem *sys, const DamrtRunOptions
                              fn, i, sys->tau[i]);
     }
   }
-  if (opt->method != DAMRT_EULER && opt->method != DAMRT_RK4 && opt->method != DAMRT_DOPRI5) {
+  if (opt->method != DAMRT_EULER && opt->method != DAMRT_RK4 && opt->method != DAMRT_DOPRI5 &&
+      opt->method != DAMRT_ITERATE) {
     return damrt_error_set(err, DAMRT_E_ARGUMENT, "%s: unknown method %d", fn,
                            (int)opt->method);
   }
@@ -265,7 +268,10 @@ static void work_free(Work *w) {
 static DamrtStatus work_init(Work *w, const DamrtSystem *sys, const DamrtRunOptions *opt,
                              void *x, DamrtError *err) {
   *w = (Work){.sys = sys, .opt = opt, .dtype = sys->dtype};
-  w->tab = opt->method == DAMRT_EULER ? &EULER : opt->method == DAMRT_RK4 ? &RK4 : &DOPRI5;
+  w->tab = opt->method == DAMRT_EULER || opt->method == DAMRT_ITERATE ? &EULER
+           : opt->method == DAMRT_RK4                                 ? &RK4
+                                                                      : &DOPRI5;
+  w->iterate = opt->method == DAMRT_ITERATE;
   w->elem = damrt_dtype_size(sys->dtype);
   bool f32 = sys->dtype == DAMRT_F32;
   // The scratch buffers, each padded to whole alignment blocks like a tensor, since the
@@ -382,7 +388,8 @@ static void combine(Work *w, double *out, const double *y, double h, const doubl
         for (int j = 0; j < nk; j++) {
           if (c[j] != 0) sum += c[j] * load(w->dtype, w->k[j], at);
         }
-        v += h * sum;
+        // iterate: x <- x + tau_i f_i = u_i, the Euler step of dt = tau of each layer.
+        v += (w->iterate ? w->sys->tau[i] : h) * sum;
         if (noisy) v += w->amp[i] * rng_normal(&w->rng[b]);
       }
       out[at] = v;
