@@ -76,6 +76,9 @@ typedef struct {
 int damc_bind_weight(DamcModel *model, const char *name, const DamcArray *weight,
                      const char *origin, DamcError *err);
 int damc_set_param(DamcModel *model, const char *name, double value, DamcError *err);
+/* Gives a dim the model declares without a size the size `size` (>= 1), before binding the
+   weights that use it. */
+int damc_set_dim(DamcModel *model, const char *name, int64_t size, DamcError *err);
 
 /* Compiles the kernels once every weight is bound. */
 int damc_compile(DamcModel *model, DamcPrecision precision, DamcError *err);

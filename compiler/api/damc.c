@@ -120,6 +120,18 @@ int damc_set_param(DamcModel *model, const char *name, double value, DamcError *
   return 1;
 }
 
+int damc_set_dim(DamcModel *model, const char *name, int64_t size, DamcError *err) {
+  StrBuf sb = {0};
+  if (model->compiled) {
+    sb_append(&sb, "damc_set_dim: the model is already compiled\n");
+    return fail(err, 2, &sb);
+  }
+  engine_rewind(model->engine, STAGE_DERIVE);
+  if (!engine_set_dim(model->engine, name, size, &sb)) return fail(err, 1, &sb);
+  sb_free(&sb);
+  return 1;
+}
+
 int damc_compile(DamcModel *model, DamcPrecision precision, DamcError *err) {
   return damc_compile_showable(model, precision, false, err);
 }

@@ -13,6 +13,7 @@
   {"--weights", "FILE.npz", "the weights, one member per weight (repeatable)"},           \
   {"--weight", "NAME=FILE.npy", "one weight (repeatable)"},                               \
   {"--set", "PARAM=VALUE", "a param's value (repeatable)"},                               \
+  {"--dim", "NAME=SIZE", "the size of a dim that no tensor fixes (repeatable)"},          \
   {"--precision", "f32|f64", "the kernels' float type (default f32)"},                    \
   {"--allow-extra", NULL, "ignore .npz members that are not weights of the model"}
 

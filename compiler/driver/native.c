@@ -156,6 +156,14 @@ static int check_tensor_option(const Options *o, const char *opt, const char *va
   if (!strcmp(opt, "--weights")) return 0;
   if (!strcmp(opt, "--weight") && !pair)
     return usage_error(o->command, "--weight %s: expected NAME=FILE.npy", val);
+  if (!strcmp(opt, "--dim")) {
+    char *end;
+    if (!pair) return usage_error(o->command, "--dim %s: expected NAME=SIZE", val);
+    long long size = strtoll(rest, &end, 10);
+    if (*end || size < 1 || size > 2147483647)
+      return usage_error(o->command, "--dim %s: the size is an integer from 1 to 2147483647", val);
+    return 0;
+  }
   if (!strcmp(opt, "--set")) {
     if (!pair) return usage_error(o->command, "--set %s: expected PARAM=VALUE", val);
     char *end;
@@ -375,6 +383,10 @@ static int load_tensor(Loaded *l, const TensorOption *t, DamrtDtype dtype, bool 
     if (!w) sb_printf(err, "%s\n", read_err.message);
     return w && bind_weight(l, name, w, rest, err) ? 0 : EXIT_MODEL;
   }
+  if (!strcmp(opt, "--dim")) {
+    split_pair(val, name, sizeof name, &rest);
+    return engine_set_dim(l->engine, name, strtoll(rest, NULL, 10), err) ? 0 : EXIT_USAGE;
+  }
   if (!strcmp(opt, "--set")) {
     split_pair(val, name, sizeof name, &rest);
     if (engine_param_index(l->engine, name) < 0) {
@@ -580,7 +592,8 @@ static int check_paths(const Options *o) {
   inputs[nin++] = o->model;
   for (int i = 0; i < o->ntensors; i++) {
     const char *opt = o->tensors[i].option, *v = o->tensors[i].value, *eq = strchr(v, '=');
-    if (strcmp(opt, "--set") != 0) inputs[nin++] = strcmp(opt, "--weights") && eq ? eq + 1 : v;
+    if (strcmp(opt, "--set") != 0 && strcmp(opt, "--dim") != 0)
+      inputs[nin++] = strcmp(opt, "--weights") && eq ? eq + 1 : v;
   }
   char *h = o->c_source ? header_path(o->c_source) : NULL;
   const char *all[] = {o->out, o->trace, o->obj, o->c_source, h};

@@ -48,6 +48,10 @@ void engine_shape_text(int rank, const size_t *shape, StrBuf *out) {
 }
 
 void engine_dim_origin(const Engine *e, int d, size_t other, StrBuf *out) {
+  if (!e->dim_origin[d] && e->dims[d] > 0 && e->net->dims[d].size <= 0) {
+    sb_printf(out, " (%s = %lld from --dim)", e->net->dims[d].name, (long long)e->dims[d]);
+    return;
+  }
   int w = e->dim_origin[d] ? engine_weight_index(e, e->dim_origin[d]) : -1;
   if (w < 0) return;
   const EngineArray *t = &e->weights[w];
@@ -190,6 +194,36 @@ bool engine_bind_weight(Engine *e, const char *name, const EngineArray *t, const
   e->weights[w] = *t;
   e->weight_origin[w] = intern(e->s->names, origin);
   return true;
+}
+
+bool engine_set_dim(Engine *e, const char *name, int64_t size, StrBuf *err) {
+  const Network *net = e->net;
+  for (int d = 0; d < net->ndims; d++) {
+    if (!net->dims[d].name || strcmp(net->dims[d].name, name) != 0) continue;
+    if (net->dims[d].size > 0) {
+      sb_printf(err, "--dim %s: the model declares its size (%lld)\n", name, (long long)net->dims[d].size);
+      return false;
+    }
+    if (e->dims[d] > 0 && e->dims[d] != size) {
+      sb_printf(err, "--dim %s=%lld: '%s' is already %lld (from %s)\n", name, (long long)size, name,
+                (long long)e->dims[d], e->dim_origin[d] ? e->dim_origin[d] : "--dim");
+      return false;
+    }
+    if (size < 1 || size > 2147483647) {
+      sb_printf(err, "--dim %s=%lld: a size is an integer from 1 to 2147483647\n", name, (long long)size);
+      return false;
+    }
+    e->dims[d] = size;
+    e->dim_origin[d] = NULL;  // a size given on the command line, not by a weight
+    return true;
+  }
+  sb_printf(err, "--dim %s: model '%s' has no dim '%s'", name, net->name, name);
+  Suggestion s = suggest_begin(name);
+  for (int d = 0; d < net->ndims; d++)
+    if (net->dims[d].name) suggest_consider(&s, net->dims[d].name);
+  if (s.best) sb_printf(err, "; did you mean '%s'?", s.best);
+  sb_putc(err, '\n');
+  return false;
 }
 
 bool engine_set_param(Engine *e, const char *name, double value, StrBuf *err) {

@@ -119,6 +119,9 @@ bool engine_bind_weight(Engine *e, const char *name, const EngineArray *w, const
 // before its data is read.
 bool engine_check_weight_shape(const Engine *e, const char *name, int rank, const size_t *shape,
                                const char *origin, StrBuf *err);
+// Gives dim `name`, which the model declares without a size, the size `size` (>= 1; from
+// `--dim NAME=SIZE`), before the weights that use it are bound (they must then agree).
+bool engine_set_dim(Engine *e, const char *name, int64_t size, StrBuf *err);
 // Sets param `name` (from `--set`).
 bool engine_set_param(Engine *e, const char *name, double value, StrBuf *err);
 

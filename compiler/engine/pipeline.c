@@ -314,6 +314,9 @@ Engine *engine_clone(const Engine *e, StrBuf *err) {
   Engine *c = engine_new_text(e->name, e->text, e->len, NULL);
   if (e->neliminate) engine_eliminate(c, e->eliminate, e->neliminate);
   bool ok = engine_compile(c, STAGE_DERIVE, err);
+  for (int d = 0; ok && d < e->net->ndims; d++)  // sizes given by --dim (no weight bound them)
+    if (e->dims[d] > 0 && e->net->dims[d].size <= 0 && !e->dim_origin[d])
+      ok = engine_set_dim(c, e->net->dims[d].name, e->dims[d], err);
   for (int w = 0; ok && w < e->net->nweights; w++)
     if (e->weights[w].data) ok = engine_bind_weight(c, e->net->weights[w].name, &e->weights[w], e->weight_origin[w], err);
   for (int i = 0; ok && i < e->net->nparams; i++)

@@ -238,6 +238,13 @@ def command_line(tmp):
     check(code == 1 and "'labels'" in err, f"extra member: exit {code}: {err}")
     code, _, err = damc("eval", MODEL_B, "--weights", extra, "--allow-extra")
     check(code == 0, f"--allow-extra: exit {code}: {err}")
+    # --dim gives an unbound dim its size; a weight that contradicts it names where it came from.
+    code, _, err = damc("eval", MODEL_B, "--dim", "K=5", "--weights", w)
+    check(code == 1 and "K = 5 from --dim" in err, f"--dim against a weight: exit {code}: {err}")
+    code, _, err = damc("eval", MODEL_B, "--dim=K=20", "--weights", w)
+    check(code == 0, f"--dim=K=20: exit {code}: {err}")
+    code, _, err = damc("check", MODEL_B, "--dim", "Kk=5")
+    check(code == 2 and "did you mean 'K'" in err, f"--dim Kk: exit {code}: {err}")
     dim_model = os.path.join(tmp, "dim.dam")
     with open(dim_model, "w") as f:
         f.write("dim N = 4.35*100;\nlayer v[N] { L = lagr_identity(v); }\n")
