@@ -1,0 +1,237 @@
+// Loading the model and its tensors for the subcommands that compile it (see native.h):
+// through the C API, each tensor read in the kernels' precision (float64 data for float32
+// kernels kept as read, so a value beyond float32 is refused by name) after its header was
+// checked against the model, and bound in place.
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "damrt_npy.h"
+#include "damrt_npz.h"
+#include "driver/driver.h"
+#include "driver/native.h"
+#include "support/common.h"
+
+static void hold(Loaded *l, DamrtTensor *t) { VEC_PUSH(l->held, l->nheld, l->held_cap, t); }
+
+static DamcArray array_of(const DamrtTensor *t) {
+  DamcArray a = {t->rank, {0}, t->data, t->dtype == DAMRT_F32 ? DAMC_F32 : DAMC_F64};
+  for (int i = 0; i < t->rank; i++) a.shape[i] = t->shape[i];
+  return a;
+}
+
+// Binds `t` (held until the end) as weight `name` through the C API.
+static bool bind_weight(Loaded *l, const char *name, DamrtTensor *t, const char *origin,
+                        StrBuf *err) {
+  hold(l, t);
+  DamcArray a = array_of(t);
+  DamcError derr = {0};
+  bool ok = damc_bind_weight(l->damc, name, &a, origin, &derr);
+  if (!ok) sb_append(err, derr.message);
+  damc_error_clear(&derr);
+  return ok;
+}
+
+// The dtype to read a weight in: the kernels', except that float64 data for float32 kernels
+// is read as float64, so that a value beyond float32's range is refused (engine_check_range)
+// instead of becoming an infinity.
+static DamrtDtype read_dtype(const DamrtNpyInfo *info, DamrtDtype kernels) {
+  return info->kind == 'f' && info->itemsize == 8 ? DAMRT_F64 : kernels;
+}
+
+static bool load_npz_weights(Loaded *l, const char *path, DamrtDtype dtype, bool allow_extra,
+                             StrBuf *err) {
+  DamrtError derr = {0};
+  DamrtNpz *npz = damrt_npz_open(path, &derr);
+  if (!npz) {
+    sb_printf(err, "%s\n", derr.message);
+    return false;
+  }
+  bool ok = true;
+  for (size_t i = 0; i < damrt_npz_count(npz) && ok; i++) {
+    const char *key = damrt_npz_key(npz, i);
+    if (allow_extra && engine_weight_index(l->engine, key) < 0) continue;
+    // The member's header first: a shape the model refuses is never inflated.
+    DamrtNpyInfo info;
+    if (damrt_npz_member_info(npz, key, &info, &derr) != DAMRT_OK) {
+      sb_printf(err, "%s\n", derr.message);
+      ok = false;
+      continue;
+    }
+    if (!engine_check_weight_shape(l->engine, key, info.rank, info.shape, path, err)) {
+      ok = false;
+      continue;
+    }
+    DamrtTensor *t = damrt_npz_read(npz, key, read_dtype(&info, dtype), &derr);
+    if (!t) {
+      sb_printf(err, "%s\n", derr.message);
+      ok = false;
+      continue;
+    }
+    ok &= bind_weight(l, key, t, path, err);
+  }
+  damrt_npz_close(npz);
+  return ok;
+}
+
+// Reads the .npy of a per-layer array option ("--state A=FILE.npy") into its slot.
+static int load_layer_array(Loaded *l, int kind, const char *what, const char *arg,
+                            DamrtDtype dtype, StrBuf *err) {
+  char name[256];
+  const char *path;
+  split_pair(arg, name, sizeof name, &path);
+  int a = engine_layer_index(l->engine, name);
+  if (a < 0) {
+    sb_printf(err, "%s %s: ", what, arg);
+    engine_unknown_name(l->engine, NAME_LAYER, name, err);
+    sb_putc(err, '\n');
+    return EXIT_USAGE;
+  }
+  if (l->arrays[kind][a].data) {
+    sb_printf(err, "%s %s: layer '%s' is given twice\n", what, arg, name);
+    return EXIT_USAGE;
+  }
+  DamrtError derr = {0};
+  // float64 data for float32 kernels is read as float64 so that the engine refuses a value
+  // beyond float32's range by name (the header tells the dtype of a regular file).
+  DamrtNpyInfo info;
+  struct stat st;
+  if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && damrt_npy_read_info(path, &info, &derr) == DAMRT_OK)
+    dtype = read_dtype(&info, dtype);
+  DamrtTensor *t = damrt_npy_read(path, dtype, &derr);
+  if (!t) {
+    sb_printf(err, "%s\n", derr.message);
+    return EXIT_MODEL;
+  }
+  hold(l, t);
+  char label[512];
+  snprintf(label, sizeof label, "%s: %s of layer '%s'", path, what + 2, name);
+  if (damrt_tensor_check_finite(t, label, &derr) != DAMRT_OK) {
+    sb_printf(err, "%s\n", derr.message);
+    return EXIT_MODEL;
+  }
+  l->arrays[kind][a] = array_of(t);
+  return 0;
+}
+
+// Reads and binds one tensor option; 0 or the exit status (the message in `err`).
+static int load_tensor(Loaded *l, const TensorOption *t, DamrtDtype dtype, bool allow_extra,
+                       StrBuf *err) {
+  const char *opt = t->option, *val = t->value;
+  char name[256];
+  const char *rest;
+  if (!strcmp(opt, "--weights")) return load_npz_weights(l, val, dtype, allow_extra, err) ? 0 : EXIT_MODEL;
+  if (!strcmp(opt, "--weight")) {
+    split_pair(val, name, sizeof name, &rest);
+    DamrtError read_err = {0};
+    // The header first, when the file can be read twice (a regular file).
+    DamrtNpyInfo info;
+    struct stat st;
+    bool regular = stat(rest, &st) == 0 && S_ISREG(st.st_mode);
+    if (regular && damrt_npy_read_info(rest, &info, &read_err) != DAMRT_OK) {
+      sb_printf(err, "%s\n", read_err.message);
+      return EXIT_MODEL;
+    }
+    if (regular && !engine_check_weight_shape(l->engine, name, info.rank, info.shape, rest, err))
+      return EXIT_MODEL;
+    DamrtTensor *w = damrt_npy_read(rest, regular ? read_dtype(&info, dtype) : dtype, &read_err);
+    if (!w) sb_printf(err, "%s\n", read_err.message);
+    return w && bind_weight(l, name, w, rest, err) ? 0 : EXIT_MODEL;
+  }
+  if (!strcmp(opt, "--dim")) {
+    split_pair(val, name, sizeof name, &rest);
+    return engine_set_dim(l->engine, name, strtoll(rest, NULL, 10), err) ? 0 : EXIT_USAGE;
+  }
+  if (!strcmp(opt, "--set")) {
+    split_pair(val, name, sizeof name, &rest);
+    if (engine_param_index(l->engine, name) < 0) {
+      sb_printf(err, "--set %s: ", val);
+      engine_unknown_name(l->engine, NAME_PARAM, name, err);
+      sb_putc(err, '\n');
+      return EXIT_USAGE;
+    }
+    DamcError derr = {0};
+    bool ok = damc_set_param(l->damc, name, strtod(rest, NULL), &derr);
+    if (!ok) sb_append(err, derr.message);
+    damc_error_clear(&derr);
+    return ok ? 0 : EXIT_MODEL;
+  }
+  int kind = !strcmp(opt, "--input") ? ARR_INPUT : !strcmp(opt, "--clamp") ? ARR_CLAMP : ARR_STATE;
+  return load_layer_array(l, kind, opt, val, dtype, err);
+}
+
+void unload(Loaded *l) {
+  damc_model_free(l->damc);
+  for (size_t i = 0; i < l->nheld; i++) damrt_tensor_free(l->held[i]);
+  free(l->held);
+  for (int k = 0; k < ARR_KINDS; k++) free(l->arrays[k]);
+}
+
+// Loads the model and its tensors and compiles up to stage `last`. Returns 0, or the exit
+// status after printing the message.
+int load_model(const Options *o, Loaded *l, EngineStage last) {
+  memset(l, 0, sizeof *l);
+  double t_start = clock_seconds();
+  DamcError derr = {0};
+  l->damc = damc_model_open(o->model, stderr, &derr);
+  if (!l->damc) {
+    print_errors(o->command, derr.message);
+    damc_error_clear(&derr);
+    return EXIT_MODEL;
+  }
+  l->engine = damc_model_engine(l->damc);
+  l->load_seconds = clock_seconds() - t_start;
+  const Network *net = engine_network(l->engine);
+  l->nlayers = net->nlayers;
+  for (int k = 0; k < ARR_KINDS; k++)
+    l->arrays[k] = xcalloc((size_t)l->nlayers + 1, sizeof *l->arrays[k]);
+  DamrtDtype dtype = o->precision == DAMC_F32 ? DAMRT_F32 : DAMRT_F64;
+  StrBuf err = {0};
+  int status = 0;
+  for (int i = 0; i < o->ntensors && !status; i++)
+    status = load_tensor(l, &o->tensors[i], dtype, o->allow_extra, &err);
+  // Inputs only for layers declared with `input`.
+  for (int a = 0; !status && a < l->nlayers; a++)
+    if (l->arrays[ARR_INPUT][a].data && !net->layers[a].has_input) {
+      sb_printf(&err, "--input: layer '%s' has no 'input' statement in the model\n",
+                net->layers[a].name);
+      status = EXIT_USAGE;
+    }
+  double t_compile = clock_seconds();
+  if (!status && !damc_compile_to(l->damc, o->precision, !strcmp(o->command, "emit"), last, &derr)) {
+    sb_append(&err, derr.message);
+    status = EXIT_MODEL;
+  }
+  damc_error_clear(&derr);
+  l->compile_seconds = clock_seconds() - t_compile;
+  l->ready_seconds = clock_seconds() - t_start;
+  print_errors(o->command, sb_str(&err));
+  if (status == EXIT_USAGE) fprintf(stderr, "try 'damc %s --help'\n", o->command);
+  sb_free(&err);
+  return status;
+}
+
+// Parses the options and loads the model up to the stage the command needs (emit --plan
+// and --c need the plans only); 0 or the exit status.
+int start(Options *o, Loaded *l, int argc, char **argv) {
+  int status = parse_options(o, argc, argv);
+  if (!status) status = check_paths(o);
+  if (status) {
+    memset(l, 0, sizeof *l);
+    return status;
+  }
+  // The checks need no compiled code before they know whether every weight is given.
+  EngineStage last = !strcmp(o->command, "check") ? STAGE_DERIVE
+                     : o->plan || o->c_source    ? STAGE_PLAN
+                                                 : STAGE_JIT;
+  return load_model(o, l, last);
+}
+
+int finish(Options *o, Loaded *l, int status) {
+  unload(l);
+  free(o->tensors);
+  return status;
+}

@@ -1,0 +1,229 @@
+// Reading the command line of the subcommands that compile a model, without opening any file
+// (see native.h): a mistake is reported before anything is loaded or compiled.
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "damrt_file.h"
+#include "damrt_kernel.h"
+#include "driver/driver.h"
+#include "driver/native.h"
+#include "support/common.h"
+
+// A number option's value; false when it is not a number in [lo, hi].
+bool parse_number(const char *text, double lo, double hi, double *out) {
+  char *end;
+  errno = 0;
+  double v = strtod(text, &end);
+  if (*text == '\0' || *end || errno || !(v >= lo && v <= hi)) return false;
+  *out = v;
+  return true;
+}
+
+// Splits "A=FILE" at the first '='; false when there is none.
+bool split_pair(const char *arg, char *key, size_t keysize, const char **value) {
+  const char *eq = strchr(arg, '=');
+  if (!eq || eq == arg || !eq[1] || (size_t)(eq - arg) >= keysize) return false;
+  memcpy(key, arg, (size_t)(eq - arg));
+  key[eq - arg] = '\0';
+  *value = eq + 1;
+  return true;
+}
+
+// Whether `text` is a number too large for a double (strtod's ERANGE on overflow).
+static bool number_out_of_range(const char *text) {
+  char *end;
+  errno = 0;
+  double v = strtod(text, &end);
+  return !*end && errno == ERANGE && fabs(v) > 1;
+}
+
+// The options of damc run; 1 when `opt` is one (its value parsed), 0 when it is not, or
+// the exit status of a usage error.
+static int parse_run_option(Options *o, const char *opt, const char *val) {
+  DamcRunOptions *r = &o->run;
+  double v;
+  if (!strcmp(opt, "--method")) {
+    if (!strcmp(val, "euler")) r->method = DAMC_EULER;
+    else if (!strcmp(val, "rk4")) r->method = DAMC_RK4;
+    else if (!strcmp(val, "dopri5")) r->method = DAMC_DOPRI5;
+    else if (!strcmp(val, "async")) r->method = DAMC_ASYNC;
+    else if (!strcmp(val, "iterate")) r->method = DAMC_ITERATE;
+    else return usage_error("run", "--method %s: expected euler, rk4, dopri5, iterate or async", val);
+    return 1;
+  }
+  struct { const char *name; double lo, hi, *dst; } numbers[] = {
+      {"--dt", 1e-300, 1e300, &r->dt},     {"--rtol", 0, 1, &r->rtol},
+      {"--atol", 1e-300, 1e300, &r->atol}, {"--tol", 0, 1e300, &r->tol},
+      {"--noise", 0, 1e300, &r->noise_T},
+  };
+  for (size_t i = 0; i < ARRAY_LEN(numbers); i++)
+    if (!strcmp(opt, numbers[i].name)) {
+      if (!parse_number(val, numbers[i].lo, numbers[i].hi, numbers[i].dst)) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s %%s: expected a number from %g to %g%s", opt, numbers[i].lo,
+                 numbers[i].hi, number_out_of_range(val) ? " (this one is out of range)" : "");
+        return usage_error("run", msg, val);
+      }
+      // --tol 0 means: never stop early (in the API, 0 asks for the default).
+      if (!strcmp(opt, "--tol") && r->tol == 0) r->tol = -1;
+      return 1;
+    }
+  if (!strcmp(opt, "--max-steps") || !strcmp(opt, "--seed") || !strcmp(opt, "--threads")) {
+    if (!parse_number(val, 0, 9007199254740992.0, &v) || v != floor(v))
+      return usage_error(o->command, "expected a whole number, not '%s'", val);
+    if (!strcmp(opt, "--max-steps") && v < 1) return usage_error("run", "--max-steps %s: at least 1", val);
+    if (!strcmp(opt, "--max-steps")) r->max_steps = (size_t)v;
+    else if (!strcmp(opt, "--seed")) r->seed = (uint64_t)v;
+    else if (v < 1) return usage_error("run", "--threads %s: at least 1", val);
+    else damrt_set_threads((int)v);
+    return 1;
+  }
+  if (!strcmp(opt, "--trace")) {
+    o->trace = val;
+    return 1;
+  }
+  return 0;
+}
+
+// Checks the syntax of a tensor option's value (its files are read when loading).
+static int check_tensor_option(const Options *o, const char *opt, const char *val) {
+  char key[256];
+  const char *rest;
+  bool pair = split_pair(val, key, sizeof key, &rest);
+  if (!strcmp(opt, "--weights")) return 0;
+  if (!strcmp(opt, "--weight") && !pair)
+    return usage_error(o->command, "--weight %s: expected NAME=FILE.npy", val);
+  if (!strcmp(opt, "--dim")) {
+    char *end;
+    if (!pair) return usage_error(o->command, "--dim %s: expected NAME=SIZE", val);
+    long long size = strtoll(rest, &end, 10);
+    if (*end || size < 1 || size > 2147483647)
+      return usage_error(o->command, "--dim %s: the size is an integer from 1 to 2147483647", val);
+    return 0;
+  }
+  if (!strcmp(opt, "--set")) {
+    if (!pair) return usage_error(o->command, "--set %s: expected PARAM=VALUE", val);
+    char *end;
+    (void)strtod(rest, &end);
+    if (*end) return usage_error(o->command, "--set %s: the value is not a number", val);
+    if (number_out_of_range(rest))
+      return usage_error(o->command, "--set %s: the value is out of range (beyond 1.8e308)", val);
+    return 0;
+  }
+  if (!pair) {
+    char msg[300];
+    snprintf(msg, sizeof msg, "%s %%s: expected LAYER=FILE.npy", opt);
+    return usage_error(o->command, msg, val);
+  }
+  return 0;
+}
+
+// Reads the command line into `o` without opening any file. Returns 0, or the exit status
+// of a usage error (printed).
+int parse_options(Options *o, int argc, char **argv) {
+  memset(o, 0, sizeof *o);
+  o->command = argv[0];
+  const Command *c = command_find(o->command);
+  o->precision = DAMC_F32;
+  o->batch = 1;
+  o->repeat = 20;
+  o->samples = 20;
+  o->run = (DamcRunOptions){.method = DAMC_DOPRI5, .max_steps = 10000};
+  o->tensors = xcalloc((size_t)argc + 1, sizeof *o->tensors);
+  for (int i = 1; i < argc; i++) {
+    if (argv[i][0] != '-' || !argv[i][1]) {
+      if (o->model) return usage_error(o->command, "more than one model file ('%s')", argv[i]);
+      o->model = argv[i];
+      continue;
+    }
+    const OptionSpec *spec;
+    const char *val;
+    int status = option_read(c, argc, argv, &i, &spec, &val);
+    if (status) return status;
+    const char *opt = spec->name;
+    if (!strcmp(opt, "--plan")) o->plan = true;
+    else if (!strcmp(opt, "--ir")) o->ir = true;
+    else if (!strcmp(opt, "--asm")) o->asm_text = true;
+    else if (!strcmp(opt, "--allow-extra")) o->allow_extra = true;
+    else if (!strcmp(opt, "--strict")) o->strict = true;
+    else if (!strcmp(opt, "--progress")) o->progress = 1;
+    else if (!strcmp(opt, "--no-progress")) o->progress = -1;
+    else if (!strcmp(opt, "--quiet")) o->quiet = true;
+    else if (!strcmp(opt, "--json")) o->json = true;
+    else if (!strcmp(opt, "--emit-c"))
+      return usage_error(o->command, "--emit-c is not implemented in damc " DAMC_VERSION " yet%s", "");
+    else if (!strcmp(opt, "--samples")) {
+      double v;
+      if (!parse_number(val, 1, 1e6, &v) || v != floor(v))
+        return usage_error(o->command, "--samples %s: expected a whole number from 1 to 1000000", val);
+      o->samples = (int)v;
+    }
+    else if (!strcmp(opt, "--out")) o->out = val;
+    else if (!strcmp(opt, "--obj")) o->obj = val;
+    else if (!strcmp(opt, "--precision")) {
+      if (!strcmp(val, "f32")) o->precision = DAMC_F32;
+      else if (!strcmp(val, "f64")) o->precision = DAMC_F64;
+      else return usage_error(o->command, "--precision %s: expected f32 or f64", val);
+    } else if (!strcmp(opt, "--c")) {
+      size_t len = strlen(val);
+      if (len < 3 || strcmp(val + len - 2, ".c") != 0)
+        return usage_error(o->command, "--c %s: the name must end in '.c' (the header is "
+                           "written next to it, ending in '.h')", val);
+      o->c_source = val;
+    } else if (!strcmp(opt, "--batch") || !strcmp(opt, "--repeat")) {
+      double v;
+      if (!parse_number(val, 1, 1e9, &v) || v != floor(v))
+        return usage_error(o->command, "expected a positive whole number, not '%s'", val);
+      if (!strcmp(opt, "--batch")) o->batch = (size_t)v;
+      else o->repeat = (int)v;
+    } else if ((status = parse_run_option(o, opt, val)) == 0) {
+      // A tensor option: its syntax now, its files when loading.
+      if ((status = check_tensor_option(o, opt, val)) != 0) return status;
+      o->tensors[o->ntensors++] = (TensorOption){opt, val};
+    } else if (status != 1) {
+      return status;
+    }
+  }
+  if (!o->model) return usage_error(o->command, "no model file given%s", "");
+  if (!strcmp(o->command, "check")) o->precision = DAMC_F64;  // the checks run in float64
+  if (!strcmp(o->command, "emit") && !o->plan && !o->ir && !o->asm_text && !o->obj && !o->c_source)
+    return usage_error("emit", "say what to emit: --plan, --ir, --asm, --obj OUT.o or --c OUT.c%s",
+                       "");
+  return 0;
+}
+
+// The header written next to --c OUT.c: OUT.h (the caller frees).
+char *header_path(const char *c_path) {
+  char *h = xstrdup(c_path);
+  h[strlen(h) - 1] = 'h';  // parse_options made sure the name ends in ".c"
+  return h;
+}
+
+// Refuses an output that names an input or another output (before anything is read).
+int check_paths(const Options *o) {
+  const char **inputs = xcalloc((size_t)o->ntensors + 2, sizeof *inputs);
+  int nin = 0;
+  inputs[nin++] = o->model;
+  for (int i = 0; i < o->ntensors; i++) {
+    const char *opt = o->tensors[i].option, *v = o->tensors[i].value, *eq = strchr(v, '=');
+    if (strcmp(opt, "--set") != 0 && strcmp(opt, "--dim") != 0)
+      inputs[nin++] = strcmp(opt, "--weights") && eq ? eq + 1 : v;
+  }
+  char *h = o->c_source ? header_path(o->c_source) : NULL;
+  const char *all[] = {o->out, o->trace, o->obj, o->c_source, h};
+  const char *outputs[ARRAY_LEN(all)];
+  int nout = 0;
+  for (size_t i = 0; i < ARRAY_LEN(all); i++)
+    if (all[i]) outputs[nout++] = all[i];
+  StrBuf err = {0};
+  bool ok = output_check_paths(inputs, nin, outputs, nout, &err);
+  if (!ok) print_errors(o->command, sb_str(&err));
+  sb_free(&err);
+  free(h);
+  free(inputs);
+  return ok ? 0 : EXIT_USAGE;
+}
