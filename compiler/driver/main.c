@@ -58,7 +58,8 @@ int cmd_parse(int argc, char **argv) {
     }
   }
   if (!file) return usage_error("parse", "no model file given%s", "");
-  Engine *e = open_model("parse", file, STAGE_CHECK);
+  // Through the derivation: a model whose layers cannot be eliminated is refused here too.
+  Engine *e = open_model("parse", file, STAGE_DERIVE);
   int status = e ? 0 : EXIT_MODEL;
   if (e && dump) {
     StrBuf out = {0}, err = {0};

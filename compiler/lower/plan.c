@@ -31,6 +31,17 @@ static bool is_batched(Lowering *lw, ExprId e) {
 
 static int64_t dim_size(const Lowering *lw, int dim) { return lw->plan->dims[dim]; }
 
+// Whether `name` is taken: by a buffer already in the plan, or by a weight other than the
+// one `self` is (weights keep the names the user gave them).
+static bool name_taken(const Lowering *lw, const char *name, PlanBufRole role, int self) {
+  for (int i = 0; i < lw->plan->nbufs; i++)
+    if (!strcmp(lw->plan->bufs[i].name, name)) return true;
+  const Network *net = lw->plan->net;
+  for (int w = 0; w < net->nweights; w++)
+    if (!(role == PB_WEIGHT && w == self) && !strcmp(net->weights[w].name, name)) return true;
+  return false;
+}
+
 static int add_buf(Lowering *lw, PlanBufRole role, ExprId e, bool batched, int index,
                    const char *name) {
   Plan *plan = lw->plan;
@@ -39,8 +50,14 @@ static int add_buf(Lowering *lw, PlanBufRole role, ExprId e, bool batched, int i
   if (x->shape.rank >= 1) b.rows = dim_size(lw, x->shape.dims[0]);
   if (x->shape.rank == 2) b.cols = dim_size(lw, x->shape.dims[1]);
   b.numel = b.rows * b.cols;
-  if (name) snprintf(b.name, sizeof b.name, "%s", name);
-  else snprintf(b.name, sizeof b.name, "t%d", lw->ntemps++);
+  // Names are unique in a plan (they are C identifiers in emit --c): an internal name that a
+  // weight or another buffer already has gets a trailing '_' until it is free.
+  do {
+    if (name) snprintf(b.name, sizeof b.name, "%s", name);
+    else snprintf(b.name, sizeof b.name, "t%d", lw->ntemps++);
+    while (name_taken(lw, b.name, role, index) && strlen(b.name) + 1 < sizeof b.name)
+      strcat(b.name, "_");
+  } while (!name && name_taken(lw, b.name, role, index));
   size_t count = (size_t)plan->nbufs;
   VEC_PUSH(plan->bufs, count, lw->buf_cap, b);
   plan->nbufs = (int)count;

@@ -72,6 +72,7 @@ MODELS = {
     "hopfield_classic": ({"T": (6, 6)}, []),
     "lateral": ({"C": (6, 6)}, []),  # tests/e2e/models: transposes outside products
     "state_matrix": ({"W": (6, 6)}, []),  # tests/e2e/models: a product per sample
+    "collide": ({"t0": (4, 4), "x_v": (4,), "E": (4,), "dxdt_h": (4,)}, []),  # names clash
 }
 SYMMETRIC = {"T"}
 BATCH = 5
@@ -288,10 +289,11 @@ def test_model(tmp, name, rng, worst):
                 v = rng.standard_normal((BATCH, numel)) * (0.5 if role == "DAMC_STATE" else 0.1)
                 if role == "DAMC_STATE":
                     v[-1] *= 80  # the last sample saturates tanh and sigmoid: Lambda cancels
-                (states if role == "DAMC_STATE" else inputs)[buf[2:]] = v
+                # x_LAYER or I_LAYER, with a trailing '_' when a weight has that name.
+                layer = buf[2:].rstrip("_")
+                (states if role == "DAMC_STATE" else inputs)[layer] = v
                 np.save(os.path.join(d, buf + ".npy"), v)
                 v.tofile(os.path.join(d, buf + ".bin"))
-                layer = buf[2:]
                 eval_args += ["--state" if role == "DAMC_STATE" else "--input",
                               f"{layer}={os.path.join(d, buf + '.npy')}"]
         for w, a in arrays.items():
