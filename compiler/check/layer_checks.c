@@ -142,7 +142,8 @@ void report_layer_dead(CheckReport *r, const LayerCheckCtx *ctx, const DeadResul
   char subj[96], structural[64];
   subject(ctx, subj, sizeof subj);
   structural_nulls_name(res->structural, structural, sizeof structural);
-  bool all_dead = res->states && res->entirely_dead == res->states;
+  // A binary layer (g = sign(x)) has H = 0 by design: its units are switches, not dead.
+  bool all_dead = res->states && res->entirely_dead == res->states && !ctx->eq->binary;
   CheckItem *it;
   if (!res->states) {
     it = report_add(r, "dead-neurons", subj, lagrangian_span(ctx), VERDICT_SKIPPED,

@@ -1,6 +1,7 @@
 // The report of damc check (see report.h).
 #include "check/report.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@ CheckItem *report_add(CheckReport *r, const char *check, const char *subject, co
 
 void report_number(CheckItem *item, const char *name, double value) {
   CheckNumber n = {{0}, value};
+  assert(strlen(name) < sizeof n.name);  // a cut name would be looked up in vain
   snprintf(n.name, sizeof n.name, "%s", name);
   VEC_PUSH(item->numbers, item->nnumbers, item->cap, n);
 }

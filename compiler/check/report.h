@@ -16,7 +16,7 @@
 typedef enum { VERDICT_PASS, VERDICT_WARN, VERDICT_FAIL, VERDICT_SKIPPED } Verdict;
 
 typedef struct {
-  char name[48];
+  char name[96];  // written by the checks themselves: report_number asserts it fits
   double value;
 } CheckNumber;
 

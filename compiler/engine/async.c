@@ -40,7 +40,13 @@ DamrtStatus async_run(RunCtx *r, char *x, const uint8_t *clamp, const EngineArra
   DamrtStatus st = run_on_step(r, 0, 0, x, zeros, active, &derr);
   for (size_t step = 1; step <= r->opt->max_steps && st == DAMRT_OK; step++) {
     memset(flips, 0, batch * sizeof *flips);
-    for (size_t j = 0; j < dim; j++) {
+    for (size_t j = 0; j < dim && st == DAMRT_OK; j++) {
+      // A sweep of a large layer takes long: an interrupt is honoured between units.
+      if (r->opt->cancel && *r->opt->cancel) {
+        st = damrt_error_set(&derr, DAMRT_E_VALUE, "the run was interrupted in sweep %zu, at unit %zu",
+                             step, j);
+        break;
+      }
       for (size_t b = 0; b < batch; b++)
         for (int sign = 0; sign < 2; sign++) {
           memcpy(pair + (2 * b + (size_t)sign) * dim * elem, x + b * dim * elem, dim * elem);
@@ -59,6 +65,7 @@ DamrtStatus async_run(RunCtx *r, char *x, const uint8_t *clamp, const EngineArra
         }
       }
     }
+    if (st != DAMRT_OK) break;
     bool all = true;
     for (size_t b = 0; b < batch; b++) {
       if (!converged[b] && flips[b] == 0) converged[b] = 1;
