@@ -158,11 +158,12 @@ int cmd_help(int argc, char **argv) {
 }
 
 
-// An internal error has been printed (damc_internal_error) and abort() called: exit with the
-// status cli.md gives internal errors.
+// An internal error or a want of memory has been printed (common.h) and abort() called:
+// remove the outputs' temporary files and exit with the status cli.md gives it.
 static void on_abort(int sig) {
   (void)sig;
-  _exit(EXIT_INTERNAL);
+  damrt_output_remove_pending();
+  _exit(damc_out_of_memory ? 1 : EXIT_INTERNAL);
 }
 
 int main(int argc, char **argv) {

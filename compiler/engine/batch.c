@@ -3,7 +3,9 @@
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine/engine_internal.h"
 #include "support/common.h"
@@ -18,11 +20,15 @@ void engine_set(DamrtDtype dtype, void *base, size_t k, double v) {
 }
 
 void *engine_aligned_zeros(size_t count, size_t elem) {
+  if (count > (SIZE_MAX - DAMRT_ALIGNMENT) / elem) damc_fail_out_of_memory(SIZE_MAX);
   size_t bytes = (count ? count : 1) * elem;
   bytes = (bytes + DAMRT_ALIGNMENT - 1) / DAMRT_ALIGNMENT * DAMRT_ALIGNMENT;
+  // Linux promises more than it has: a buffer beyond the physical memory would be granted and
+  // the process killed while the zeros are written. Refuse it here, with its size.
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  if (pages > 0 && page > 0 && bytes / (size_t)page >= (size_t)pages) damc_fail_out_of_memory(bytes);
   void *p = NULL;
-  if (posix_memalign(&p, DAMRT_ALIGNMENT, bytes) != 0)
-    damc_internal_error(__FILE__, __LINE__, "out of memory");
+  if (posix_memalign(&p, DAMRT_ALIGNMENT, bytes) != 0) damc_fail_out_of_memory(bytes);
   memset(p, 0, bytes);
   return p;
 }

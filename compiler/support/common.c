@@ -2,6 +2,7 @@
 #include "common.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,21 +13,30 @@ _Noreturn void damc_internal_error(const char *file, int line, const char *msg) 
   abort();
 }
 
+volatile sig_atomic_t damc_out_of_memory = 0;
+
+_Noreturn void damc_fail_out_of_memory(size_t bytes) {
+  fprintf(stderr, "damc: error: out of memory: cannot allocate %zu bytes (%.3g GB); use a "
+          "smaller batch or smaller layers\n", bytes, (double)bytes / 1e9);
+  damc_out_of_memory = 1;
+  abort();
+}
+
 void *xmalloc(size_t size) {
   void *p = malloc(size ? size : 1);
-  if (!p) damc_internal_error(__FILE__, __LINE__, "out of memory");
+  if (!p) damc_fail_out_of_memory(size);
   return p;
 }
 
 void *xcalloc(size_t count, size_t size) {
   void *p = calloc(count ? count : 1, size ? size : 1);
-  if (!p) damc_internal_error(__FILE__, __LINE__, "out of memory");
+  if (!p) damc_fail_out_of_memory(count > SIZE_MAX / (size ? size : 1) ? SIZE_MAX : count * size);
   return p;
 }
 
 void *xrealloc(void *ptr, size_t size) {
   void *p = realloc(ptr, size ? size : 1);
-  if (!p) damc_internal_error(__FILE__, __LINE__, "out of memory");
+  if (!p) damc_fail_out_of_memory(size);
   return p;
 }
 

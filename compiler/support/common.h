@@ -1,11 +1,14 @@
 // Common definitions for every compiler layer: checked allocation and internal-error macros.
 //
-// The compiler treats running out of memory and broken invariants as internal errors: it
-// prints where and aborts; the damc driver turns the abort into exit status 70. User errors
-// never come here; they go to a DiagSink.
+// The compiler treats broken invariants as internal errors: it prints where and aborts; the
+// damc driver turns the abort into exit status 70. Running out of memory is the machine's
+// limit, not a fault: it prints the size that could not be had and aborts with
+// damc_out_of_memory set, which the driver turns into exit status 1. User errors never come
+// here; they go to a DiagSink.
 #ifndef DAMC_COMMON_H
 #define DAMC_COMMON_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,7 +25,14 @@ _Noreturn void damc_internal_error(const char *file, int line, const char *msg);
   } while (0)
 #define damc_unreachable() damc_internal_error(__FILE__, __LINE__, "unreachable")
 
-// Allocation that never returns NULL: failure is an internal error.
+// Set (once, before abort) when an allocation failed for want of memory.
+extern volatile sig_atomic_t damc_out_of_memory;
+
+// Prints "damc: error: out of memory: cannot allocate BYTES bytes (X GB) ..." and aborts
+// with damc_out_of_memory set.
+_Noreturn void damc_fail_out_of_memory(size_t bytes);
+
+// Allocation that never returns NULL: failure is damc_fail_out_of_memory.
 void *xmalloc(size_t size);
 void *xcalloc(size_t count, size_t size);
 void *xrealloc(void *ptr, size_t size);

@@ -195,6 +195,12 @@ def sizes_masks(tmp):
     if code == 0:
         check(np.array_equal(np.load(out)["x_v"][:392], np.load(cue)[:392]), "clamped half moved")
 
+    # A batch beyond the machine's memory (3.1e8 x 784 floats, 980 GB) is refused before it is
+    # touched, with its size: exit 1, not an internal error or the kernel's OOM killer.
+    code, _, err = damc("bench", MODEL_B, "--weights", w, "--batch", "312500000")
+    check(code == 1 and "out of memory" in err and "GB" in err and "internal" not in err,
+          f"a batch beyond memory: exit {code}: {err}")
+
 
 def command_line(tmp):
     memories(tmp)
