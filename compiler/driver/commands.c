@@ -53,7 +53,7 @@ static const OptionSpec run_options[] = {
     {"--seed", "S", "the noise's seed (default 0)"},
     {"--threads", "N", "threads of the BLAS products"},
     {"--out", "OUT.npz", "write x_A, g_A, E, steps, converged (default: a summary)"},
-    {"--trace", "TRACE.csv", "one row per step: step,t,E, per layer E_A,max|dxdt_A|"},
+    {"--trace", "TRACE.csv", "one row per step: step,t,E, per layer E_A,max|dxdt_A| (-: stdout)"},
     {"--progress", NULL, "show progress on stderr (default: when stderr is a terminal)"},
     {"--no-progress", NULL, "never show progress"},
     {"--quiet", NULL, "no progress and no warnings"},

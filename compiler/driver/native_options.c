@@ -73,8 +73,12 @@ static int parse_run_option(Options *o, const char *opt, const char *val) {
       return 1;
     }
   if (!strcmp(opt, "--max-steps") || !strcmp(opt, "--seed") || !strcmp(opt, "--threads")) {
-    if (!parse_number(val, 0, 9007199254740992.0, &v) || v != floor(v))
-      return usage_error(o->command, "expected a whole number, not '%s'", val);
+    if (!parse_number(val, 0, 9007199254740992.0, &v) || v != floor(v)) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "%s %%s: expected a whole number from 0 to 2^53%s", opt,
+               number_out_of_range(val) ? " (this one is out of range)" : "");
+      return usage_error(o->command, msg, val);
+    }
     if (!strcmp(opt, "--max-steps") && v < 1) return usage_error("run", "--max-steps %s: at least 1", val);
     if (!strcmp(opt, "--max-steps")) r->max_steps = (size_t)v;
     else if (!strcmp(opt, "--seed")) r->seed = (uint64_t)v;
@@ -83,7 +87,7 @@ static int parse_run_option(Options *o, const char *opt, const char *val) {
     return 1;
   }
   if (!strcmp(opt, "--trace")) {
-    o->trace = val;
+    o->trace = strcmp(val, "-") ? val : "/dev/stdout";  // "-": standard output
     return 1;
   }
   return 0;
@@ -108,8 +112,9 @@ static int check_tensor_option(const Options *o, const char *opt, const char *va
   if (!strcmp(opt, "--set")) {
     if (!pair) return usage_error(o->command, "--set %s: expected PARAM=VALUE", val);
     char *end;
-    (void)strtod(rest, &end);
+    double v = strtod(rest, &end);
     if (*end) return usage_error(o->command, "--set %s: the value is not a number", val);
+    if (isnan(v)) return usage_error(o->command, "--set %s: the value must be a number, not NaN", val);
     if (number_out_of_range(rest))
       return usage_error(o->command, "--set %s: the value is out of range (beyond 1.8e308)", val);
     return 0;
@@ -119,6 +124,24 @@ static int check_tensor_option(const Options *o, const char *opt, const char *va
     snprintf(msg, sizeof msg, "%s %%s: expected LAYER=FILE.npy", opt);
     return usage_error(o->command, msg, val);
   }
+  return 0;
+}
+
+// Options that are each valid but not together. Returns 0 or the usage error's status.
+static int check_combinations(const Options *o) {
+  if (!strcmp(o->command, "emit")) {
+    int modes = o->plan + o->ir + o->asm_text + (o->obj != NULL) + (o->c_source != NULL);
+    if (modes != 1)
+      return usage_error("emit", "say what to emit, once: one of --plan, --ir, --asm, --obj OUT.o "
+                         "or --c OUT.c (%s)", modes ? "several were given" : "none was given");
+  }
+  const DamcRunOptions *r = &o->run;
+  if (r->noise_T > 0 && r->method != DAMC_EULER)
+    return usage_error(o->command, "--noise needs --method euler: the Langevin noise is added by "
+                       "the Euler-Maruyama step%s", "");
+  if (o->strict && r->tol < 0)
+    return usage_error(o->command, "--strict with --tol 0: a run that never stops early never "
+                       "converges, so every sample would fail%s", "");
   return 0;
 }
 
@@ -176,8 +199,11 @@ int parse_options(Options *o, int argc, char **argv) {
       o->c_source = val;
     } else if (!strcmp(opt, "--batch") || !strcmp(opt, "--repeat")) {
       double v;
-      if (!parse_number(val, 1, 1e9, &v) || v != floor(v))
-        return usage_error(o->command, "expected a positive whole number, not '%s'", val);
+      if (!parse_number(val, 1, 1e9, &v) || v != floor(v)) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s %%s: expected a whole number from 1 to 1000000000", opt);
+        return usage_error(o->command, msg, val);
+      }
       if (!strcmp(opt, "--batch")) o->batch = (size_t)v;
       else o->repeat = (int)v;
     } else if ((status = parse_run_option(o, opt, val)) == 0) {
@@ -190,10 +216,7 @@ int parse_options(Options *o, int argc, char **argv) {
   }
   if (!o->model) return usage_error(o->command, "no model file given%s", "");
   if (!strcmp(o->command, "check")) o->precision = DAMC_F64;  // the checks run in float64
-  if (!strcmp(o->command, "emit") && !o->plan && !o->ir && !o->asm_text && !o->obj && !o->c_source)
-    return usage_error("emit", "say what to emit: --plan, --ir, --asm, --obj OUT.o or --c OUT.c%s",
-                       "");
-  return 0;
+  return check_combinations(o);
 }
 
 // The header written next to --c OUT.c: OUT.h (the caller frees).

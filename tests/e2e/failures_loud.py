@@ -212,11 +212,24 @@ def command_line(tmp):
         (("eval", MODEL_B, "--weights", w, "--set", "bta=1"), "did you mean 'beta'"),
         (("eval", MODEL_B, "--weights", w, "--set", "beta=1e999"), "out of range"),
         (("emit", MODEL_B, "--weights", w, "--plan=1"), "takes no value"),
+        # Options valid alone but not together, and values that name their option.
+        (("emit", MODEL_B, "--weights", w, "--plan", "--ir"), "several were given"),
+        (("run", MODEL_B, "--weights", w, "--noise", "0.1"), "--noise needs --method euler"),
+        (("run", MODEL_B, "--weights", w, "--tol", "0", "--strict"), "--strict with --tol 0"),
+        (("run", MODEL_B, "--weights", w, "--max-steps", "1e20"), "--max-steps 1e20: expected"),
+        (("run", MODEL_B, "--weights", w, "--seed", "abc"), "--seed abc: expected"),
+        (("bench", MODEL_B, "--weights", w, "--batch", "0"), "--batch 0: expected"),
+        (("eval", MODEL_B, "--weights", w, "--set", "beta=nan"), "not NaN"),
     ]
     for args, needle in cases:
         code, _, err = damc(*args)
         check(code == 2 and needle in err and err.startswith("damc"),
               f"damc {' '.join(args[:3])}: exit {code}: {err}")
+    # --trace - is standard output.
+    code, out, err = damc("run", MODEL_B, "--weights", w, "--init", f"v={cue}", "--max-steps", "3",
+                          "--tol", "0", "--trace", "-", "--out", os.path.join(tmp, "t.npz"))
+    check(code == 0 and out.startswith("step,t,E") and len(out.splitlines()) == 5
+          and not os.path.exists("-"), f"--trace -: exit {code}: {out[:200]} {err}")
     code, out, _ = damc("help", "run")
     check(code == 0 and "--max-steps" in out, "damc help run")
     # A transposed weight is named as the likely culprit.

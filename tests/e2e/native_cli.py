@@ -345,8 +345,9 @@ def clamp_noise_input(tmp):
     if all(r is not None for r in runs):
         check(np.array_equal(runs[0], runs[1]), "the same seed gave different runs")
         check(not np.array_equal(runs[0], runs[2]), "different seeds gave the same run")
+    # A usage error (exit 2), found before any file is read.
     code, _, err = damc("run", model, "--weights", w, "--method", "rk4", "--noise", "0.1")
-    check(code == 1 and "noise" in err, f"noise with rk4: exit {code}, {err}")
+    check(code == 2 and "--noise needs --method euler" in err, f"noise with rk4: exit {code}, {err}")
     print("clamp, input and noise: ok" if len(failures) == before else "clamp, input and noise: see failures")
 
 
