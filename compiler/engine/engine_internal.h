@@ -108,6 +108,7 @@ typedef struct {
   double started, last_report;  // clock_seconds() of the start and of the last progress report
   double first_rho;             // the largest scaled residual at the first report
   size_t first_rho_step;        // and its step
+  size_t trace_bad_E_step;      // the first traced step whose E was not finite, or SIZE_MAX
 } RunCtx;
 
 // Copies between the rows of the integrator's state and the per-layer buffers `layer_buf`.

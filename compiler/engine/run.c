@@ -3,6 +3,7 @@
 // one row per sample, holds clamped neurons, names the layer of a non-finite value, and
 // reads the final values through the eval kernel.
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -173,7 +174,7 @@ bool engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *o
                 EngineResults *out, StrBuf *err) {
   const Network *net = e->net;
   RunCtx r = {e, 0, 0, false, NULL, NULL, NULL, -1, NULL, NULL, opt, NULL,
-              clock_seconds(), clock_seconds(), NAN, 0};
+              clock_seconds(), clock_seconds(), NAN, 0, SIZE_MAX};
   if (!engine_batch(e, arrays, &r.batch, &r.batched, err) || !check_masks(e, arrays, err) ||
       !engine_kernel(e, KERNEL_RHS, err))
     return false;
@@ -241,6 +242,12 @@ bool engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *o
   if (ok && still)
     sb_printf(&out->warning, "%zu of %zu samples still changed in sweep %zu; raise --max-steps",
               still, r.batch, opt->max_steps);
+  // The states stayed finite (or the run failed above), but E at some traced step did not:
+  // the trace shows it, and it must not pass unremarked.
+  if (ok && r.trace_bad_E_step != SIZE_MAX)
+    sb_printf(&out->warning, "%sE is not finite at step %zu of the trace, though the states are%s",
+              out->warning.len ? "\n" : "", r.trace_bad_E_step,
+              e->dtype == DAMRT_F32 ? ": it overflows float32 there; use --precision f64" : "");
   ok = ok && engine_check_results(out, first, r.batched, e->dtype == DAMRT_F32, err);
   free(steps);
   free(converged);

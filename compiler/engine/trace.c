@@ -17,7 +17,7 @@ void trace_header(const RunCtx *r) {
 DamrtStatus trace_step(void *ctx, size_t step, double t, const void *x, const void *dxdt,
                        const uint8_t *active, DamrtError *err) {
   (void)active;
-  const RunCtx *r = ctx;
+  RunCtx *r = ctx;
   const Engine *e = r->e;
   FILE *f = r->opt->trace;
   engine_eval_rows(r, x);
@@ -25,7 +25,9 @@ DamrtStatus trace_step(void *ctx, size_t step, double t, const void *x, const vo
   for (size_t b = 0; b < r->batch; b++) {
     fprintf(f, "%zu,", step);
     if (r->batched) fprintf(f, "%zu,", b);
-    fprintf(f, "%.17g,%.17g", t, engine_get(e->dtype, r->eval_bufs[r->energy_buf], b));
+    double energy = engine_get(e->dtype, r->eval_bufs[r->energy_buf], b);
+    if (!isfinite(energy) && r->trace_bad_E_step == SIZE_MAX) r->trace_bad_E_step = step;
+    fprintf(f, "%.17g,%.17g", t, energy);
     for (int a = 0; a < e->net->nlayers; a++) {
       fprintf(f, ",%.17g", engine_get(e->dtype, r->eval_bufs[r->part_buf[a]], b));
       double mx = 0;

@@ -119,6 +119,16 @@ def nonfinite(tmp):
     code, _, err = damc("run", model, "--set", "p=-1", "--precision", "f64")
     check(code == 1 and "t = 0" in err and "layer 'v'" in err and "param" in err
           and "diverged" not in err, f"NaN at t = 0: exit {code}: {err}")
+    # x = 1e20 decays to 0: its E = x^2 / 2 = 5e39 overflows float32 in the first traced steps
+    # while the states stay finite: the run succeeds, but says so.
+    decay = os.path.join(tmp, "decay.dam")
+    with open(decay, "w") as f:
+        f.write("dim N = 2;\nlayer x[N] { L = 0.5 * sum(x^2); }\n")
+    x0 = os.path.join(tmp, "x0.npy")
+    np.save(x0, np.array([1e20, 1.0]))
+    code, _, err = damc("run", decay, "--init", f"x={x0}", "--trace", os.path.join(tmp, "tr.csv"))
+    check(code == 0 and "E is not finite at step 0 of the trace" in err and "--precision f64" in err,
+          f"E overflowing float32 in the trace: exit {code}: {err}")
 
 
 def outputs(tmp):
