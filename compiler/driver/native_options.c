@@ -145,18 +145,34 @@ static int check_combinations(const Options *o) {
   return 0;
 }
 
-// Reads the command line into `o` without opening any file. Returns 0, or the exit status
-// of a usage error (printed).
-int parse_options(Options *o, int argc, char **argv) {
-  memset(o, 0, sizeof *o);
-  o->command = argv[0];
-  const Command *c = command_find(o->command);
-  o->precision = DAMC_F32;
-  o->batch = 1;
-  o->repeat = 20;
-  o->samples = 20;
-  o->run = (DamcRunOptions){.method = DAMC_DOPRI5, .max_steps = 10000};
-  o->tensors = xcalloc((size_t)argc + 1, sizeof *o->tensors);
+// A repeated option would silently replace the first value: it is refused, but for
+// --weights (several files) and the options that take NAME=VALUE (one per name: --set
+// beta=1 --set T=2 is fine, --set beta=1 --set beta=2 is not). `given` and `values` are the
+// options read before this one. Returns 0 or the usage error's status.
+static int check_repeat(const Options *o, const OptionSpec *spec, const char *val,
+                        const OptionSpec **given, const char **values, int count) {
+  if (!strcmp(spec->name, "--weights")) return 0;
+  const char *eq = val ? strchr(val, '=') : NULL;
+  bool named = eq && spec->value && strchr(spec->value, '=');  // "NAME=FILE.npy", "PARAM=VALUE"
+  for (int k = 0; k < count; k++) {
+    if (given[k] != spec) continue;
+    if (!named)
+      return usage_error(o->command, "option '%s' is given twice: give it once", spec->name);
+    size_t key = (size_t)(eq - val);
+    if (!strncmp(values[k], val, key) && values[k][key] == '=') {
+      char msg[400];
+      snprintf(msg, sizeof msg, "%s %.*s is given twice: give it once", spec->name,
+               (int)(key < 200 ? key : 200), val);
+      return usage_error(o->command, "%s", msg);
+    }
+  }
+  return 0;
+}
+
+// parse_options' loop over the arguments, `given`/`values` recording the options read.
+static int parse_args(Options *o, const Command *c, int argc, char **argv,
+                      const OptionSpec **given, const char **values) {
+  int count = 0;
   for (int i = 1; i < argc; i++) {
     if (argv[i][0] != '-' || !argv[i][1]) {
       if (o->model) return usage_error(o->command, "more than one model file ('%s')", argv[i]);
@@ -166,7 +182,10 @@ int parse_options(Options *o, int argc, char **argv) {
     const OptionSpec *spec;
     const char *val;
     int status = option_read(c, argc, argv, &i, &spec, &val);
+    if (!status) status = check_repeat(o, spec, val, given, values, count);
     if (status) return status;
+    given[count] = spec;
+    values[count++] = val;
     const char *opt = spec->name;
     if (!strcmp(opt, "--plan")) o->plan = true;
     else if (!strcmp(opt, "--ir")) o->ir = true;
@@ -214,6 +233,27 @@ int parse_options(Options *o, int argc, char **argv) {
       return status;
     }
   }
+  return 0;
+}
+
+// Reads the command line into `o` without opening any file. Returns 0, or the exit status
+// of a usage error (printed).
+int parse_options(Options *o, int argc, char **argv) {
+  memset(o, 0, sizeof *o);
+  o->command = argv[0];
+  const Command *c = command_find(o->command);
+  o->precision = DAMC_F32;
+  o->batch = 1;
+  o->repeat = 20;
+  o->samples = 20;
+  o->run = (DamcRunOptions){.method = DAMC_DOPRI5, .max_steps = 10000};
+  o->tensors = xcalloc((size_t)argc + 1, sizeof *o->tensors);
+  const OptionSpec **given = xcalloc((size_t)argc + 1, sizeof *given);
+  const char **values = xcalloc((size_t)argc + 1, sizeof *values);
+  int status = parse_args(o, c, argc, argv, given, values);
+  free(given);
+  free(values);
+  if (status) return status;
   if (!o->model) return usage_error(o->command, "no model file given%s", "");
   if (!strcmp(o->command, "check")) o->precision = DAMC_F64;  // the checks run in float64
   return check_combinations(o);

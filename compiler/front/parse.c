@@ -330,6 +330,8 @@ AstDecl *front_parse(Session *s, const char *filename, const char *text, size_t 
     diag_error_plain(s->diag, "'%s' is too large (%zu bytes; at most 2 GiB)", filename, len);
     return NULL;
   }
+  // A UTF-8 byte order mark, which some editors write first, is not part of the model.
+  if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) text += 3, len -= 3;
   uint32_t file = diag_add_source(s->diag, filename, text, (uint32_t)len);
   Parser p = {0};
   p.s = s;

@@ -205,6 +205,12 @@ def sizes_masks(tmp):
     if code == 0:
         check(np.array_equal(np.load(out)["x_v"][:392], np.load(cue)[:392]), "clamped half moved")
 
+    # A clamp of an eliminated layer (tau = 0) has nothing to hold: refused, not ignored.
+    model_a = os.path.join(SRC, "tests", "e2e", "models", "model_a_identity.dam")
+    np.save(os.path.join(tmp, "m20.npy"), np.ones(20))
+    code, _, err = damc("run", model_a, "--weights", w, "--clamp", f"h={tmp}/m20.npy")
+    check(code == 1 and "layer 'h' is eliminated" in err and "no state to clamp" in err,
+          f"clamp of an eliminated layer: exit {code}: {err}")
     # A batch beyond the machine's memory (3.1e8 x 784 floats, 980 GB) is refused before it is
     # touched, with its size: exit 1, not an internal error or the kernel's OOM killer.
     code, _, err = damc("bench", MODEL_B, "--weights", w, "--batch", "312500000")
@@ -230,6 +236,10 @@ def command_line(tmp):
         (("run", MODEL_B, "--weights", w, "--seed", "abc"), "--seed abc: expected"),
         (("bench", MODEL_B, "--weights", w, "--batch", "0"), "--batch 0: expected"),
         (("eval", MODEL_B, "--weights", w, "--set", "beta=nan"), "not NaN"),
+        # A repeated option would replace the first silently.
+        (("run", MODEL_B, "--weights", w, "--tol", "1e-3", "--tol=1e-4"), "'--tol' is given twice"),
+        (("eval", MODEL_B, "--weights", w, "--set", "beta=1", "--set", "beta=2"),
+         "--set beta is given twice"),
     ]
     for args, needle in cases:
         code, _, err = damc(*args)
