@@ -162,6 +162,16 @@ static bool stage_bind(Engine *e, StrBuf *err) {
                 "f64\n", net->params[i].name, e->params[i], (double)FLT_MAX);
       ok = false;
     }
+  // A number of the model (or of its derivation) beyond float32 would be inf in the kernels.
+  for (uint32_t id = 1; ok && e->dtype == DAMRT_F32 && id < expr_count(net->pool); id++) {
+    const Expr *x = expr_get(net->pool, id);
+    if (x->kind == EX_CONST && isfinite(x->value) && fabs(x->value) > FLT_MAX) {
+      NumText t;
+      sb_printf(err, "the model's equations hold the number %s, which does not fit float32 "
+                "(largest %.9g): use --precision f64\n", number_text(x->value, &t), (double)FLT_MAX);
+      ok = false;
+    }
+  }
   if (!ok || !engine_evaluate_tau(e, err)) return false;
   for (int w = 0; w < net->nweights; w++) {
     const EngineArray *a = &e->weights[w];

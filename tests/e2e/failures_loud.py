@@ -119,6 +119,13 @@ def nonfinite(tmp):
     code, _, err = damc("run", model, "--set", "p=-1", "--precision", "f64")
     check(code == 1 and "t = 0" in err and "layer 'v'" in err and "param" in err
           and "diverged" not in err, f"NaN at t = 0: exit {code}: {err}")
+    # A number of the model beyond float32 would be inf in the float32 kernels: refused.
+    lit = os.path.join(tmp, "lit.dam")
+    with open(lit, "w") as f:
+        f.write("dim N = 2;\nlayer x[N] { L = 0.5 * sum(x^2); }\nenergy -1e39 * sum(g(x));\n")
+    code, _, err = damc("run", lit)
+    check(code == 1 and "number 1e+39" in err and "--precision f64" in err,
+          f"a model literal beyond float32: exit {code}: {err}")
     # x = 1e20 decays to 0: its E = x^2 / 2 = 5e39 overflows float32 in the first traced steps
     # while the states stay finite: the run succeeds, but says so.
     decay = os.path.join(tmp, "decay.dam")
