@@ -85,7 +85,17 @@ bool check_model(Engine *e, const int64_t *dims, const CheckOptions *opt, CheckR
     } else
       check_energy_identity(&ne, opt->samples, report);
     check_precision(e, &ne, opt->samples, report);
-    ok = check_trajectories(e, &ne, opt, report, err);
+    bool any_state = false;
+    for (int a = 0; a < net->nlayers; a++) any_state |= !net->layers[a].eliminated;
+    if (any_state) {
+      ok = check_trajectories(e, &ne, opt, report, err);
+    } else {
+      // Every layer follows its input at every instant: there are no dynamics to check.
+      report_add(report, "energy-decrease", "network", NULL, VERDICT_SKIPPED,
+                 "every layer is eliminated (tau = 0): the model has no dynamics");
+      report_add(report, "stability", "network", NULL, VERDICT_SKIPPED,
+                 "every layer is eliminated (tau = 0): the model has no dynamics");
+    }
   }
   netenv_free(&ne);
   free(weights);

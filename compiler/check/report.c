@@ -25,6 +25,9 @@ CheckItem *report_add(CheckReport *r, const char *check, const char *subject, co
   va_start(ap, fmt);
   sb_vprintf(&item.reason, fmt, ap);
   va_end(ap);
+  // A reason may end with an error message's newline: the report lays its lines out itself.
+  while (item.reason.len && item.reason.data[item.reason.len - 1] == '\n')
+    item.reason.data[--item.reason.len] = '\0';
   VEC_PUSH(r->items, r->count, r->cap, item);
   return &r->items[r->count - 1];
 }
@@ -76,7 +79,8 @@ void report_print_text(const CheckReport *r, const DiagSink *sink, StrBuf *out) 
     sb_printf(out, "%-7s %-16s %-16s %s%s%s\n", verdict_name(it->verdict), it->check, it->subject,
               where, where[0] ? ": " : "", sb_str(&it->reason));
     for (size_t k = 0; k < it->nnumbers; k++)
-      sb_printf(out, "%44s%-28s %.6g\n", "", it->numbers[k].name, it->numbers[k].value);
+      sb_printf(out, "%44s%-28s %.6g\n", "", it->numbers[k].name,
+                isnan(it->numbers[k].value) ? NAN : it->numbers[k].value);  // "nan", never "-nan"
   }
 }
 

@@ -143,6 +143,19 @@ def directed(tmp):
           f"directed: stability by the Jacobian {st}")
 
 
+def all_eliminated(tmp):
+    """A model whose every layer has tau = 0 has no dynamics: the trajectory checks are
+    skipped with that reason, not failed."""
+    model = os.path.join(tmp, "static.dam")
+    with open(model, "w") as f:
+        f.write("dim N = 3;\nlayer x[N] { L = lagr_tanh(x); tau = 0; }\ninput x;\n")
+    code, report, err, _ = damc_check(model)
+    dec = items(report, "energy-decrease")
+    check(code == 0 and report["verdict"] == "pass" and dec and dec[0]["verdict"] == "skipped"
+          and "no dynamics" in dec[0]["reason"] and not dec[0]["reason"].endswith("\n"),
+          f"all eliminated: exit {code} {dec} {err}")
+
+
 def nonconvex(tmp):
     """Lagrangians that are not convex fail `convexity` with a counterexample (a negative
     eigenvalue of H at a named state); without weights, as the checks need none."""
@@ -179,7 +192,7 @@ def large_softmax(tmp):
     print(f"large softmax (4500 units): damc check took {secs:.1f} s")
 
 
-CASES = {"large_softmax": large_softmax, "examples": examples, "nonconvex": nonconvex, "no_weights": no_weights, "saddle": saddle, "unbounded": unbounded,
+CASES = {"large_softmax": large_softmax, "all_eliminated": all_eliminated, "examples": examples, "nonconvex": nonconvex, "no_weights": no_weights, "saddle": saddle, "unbounded": unbounded,
          "dead_units": dead_units, "directed": directed}
 
 
