@@ -143,6 +143,26 @@ def directed(tmp):
           f"directed: stability by the Jacobian {st}")
 
 
+def energy_rays(tmp):
+    """E = |v|^2/2 - (sum v)^3 (identity Lagrangian, a cubic energy term): no pairwise rule of
+    §1.4 decides it, and the ray probe finds the counterexample x = t (1, 1, 1), along which
+    E = 3 t^2 / 2 - 27 t^3. -0.1 (sum v)^2 >= -0.3 |v|^2, which the Legendre transform |v|^2/2 outgrows, is not flagged."""
+    for name, term, unbounded in (("cube", "-sum(g(v))^3", True), ("square", "-0.1 * sum(g(v))^2", False)):
+        model = os.path.join(tmp, f"{name}.dam")
+        with open(model, "w") as f:
+            f.write(f"dim N = 3;\nlayer v[N] {{ L = lagr_identity(v); }}\nenergy {term};\n")
+        code, report, err, _ = damc_check(model)
+        net = [i for i in items(report, "bounded-energy") if i["subject"] == "network"]
+        if unbounded:
+            t = 1e4
+            check(code == 0 and net and net[0]["verdict"] == "warn"
+                  and abs(net[0]["numbers"]["E(10^4 d)"] - (1.5 * t * t - 27 * t ** 3)) <= 1e-12 * 27 * t ** 3,
+                  f"{name}: {net} {err}")
+        else:
+            check(code == 0 and net and net[0]["verdict"] == "skipped" and "no proof" in net[0]["reason"],
+                  f"{name}: {net} {err}")
+
+
 def all_eliminated(tmp):
     """A model whose every layer has tau = 0 has no dynamics: the trajectory checks are
     skipped with that reason, not failed."""
@@ -192,7 +212,7 @@ def large_softmax(tmp):
     print(f"large softmax (4500 units): damc check took {secs:.1f} s")
 
 
-CASES = {"large_softmax": large_softmax, "all_eliminated": all_eliminated, "examples": examples, "nonconvex": nonconvex, "no_weights": no_weights, "saddle": saddle, "unbounded": unbounded,
+CASES = {"large_softmax": large_softmax, "all_eliminated": all_eliminated, "energy_rays": energy_rays, "examples": examples, "nonconvex": nonconvex, "no_weights": no_weights, "saddle": saddle, "unbounded": unbounded,
          "dead_units": dead_units, "directed": directed}
 
 
