@@ -150,6 +150,14 @@ static bool stage_bind(Engine *e, StrBuf *err) {
       sb_free(&want);
       ok = false;
     }
+  // A dim that no tensor fixed and the model does not size (a missing weight says so
+  // itself, with its shape: only then is a dim named here).
+  for (int d = 0; ok && d < net->ndims; d++)
+    if (e->dims[d] < 0 && net->dims[d].name)
+      sb_printf(err, "dim '%s' has no size: no tensor fixes it; give it with --dim %s=SIZE or "
+                "in the model ('dim %s = ...;')\n", net->dims[d].name, net->dims[d].name,
+                net->dims[d].name);
+  for (int d = 0; ok && d < net->ndims; d++) ok = e->dims[d] >= 0 || !net->dims[d].name;
   for (int i = 0; i < net->nparams; i++)
     if (!e->param_set[i]) {
       sb_printf(err, "param '%s' has no default: give it with --set %s=VALUE\n",

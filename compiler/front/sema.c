@@ -72,7 +72,6 @@ typedef struct {
   Symbol *table;  // open addressing, keyed by the interned name pointer
   size_t table_cap;
   bool *param_used, *weight_used, *layer_used;
-  int *dim_weight_uses;  // how many weight shapes name each dim
 } Checker;
 
 // ---- Symbol table ----
@@ -736,7 +735,6 @@ static void check_weight(Checker *c, AstDecl *d) {
     w->rank = -1;
     return;
   }
-  for (int i = 0; i < w->rank; i++) c->dim_weight_uses[w->dims[i]]++;
   if (d->symmetric && (w->rank != 2 || !same_dim(c, w->dims[0], w->dims[1]))) {
     Shape s = {w->rank, {w->dims[0], w->dims[1]}};
     diag_error(c->d, span_of_sizes(d), "a symmetric weight must be square, but '%s' is %s",
@@ -973,7 +971,7 @@ Model *sema_check(Session *s, AstDecl *decls, const char *default_name) {
   m->synapses = arena_alloc(arena, sizeof *m->synapses * (size_t)(count(decls, DECL_SYNAPSE) + 1));
   m->energies = arena_alloc(arena, sizeof *m->energies * (size_t)(count(decls, DECL_ENERGY) + 1));
 
-  Checker c = {s, s->diag, m, NULL, 64, NULL, NULL, NULL, NULL};
+  Checker c = {s, s->diag, m, NULL, 64, NULL, NULL, NULL};
   size_t nnames = 0;
   for (const AstDecl *d = decls; d; d = d->next) nnames++;
   while (c.table_cap < 2 * nnames + 2) c.table_cap *= 2;
@@ -981,7 +979,6 @@ Model *sema_check(Session *s, AstDecl *decls, const char *default_name) {
   c.param_used = xcalloc((size_t)count(decls, DECL_PARAM) + 1, sizeof(bool));
   c.weight_used = xcalloc((size_t)nweights + 1, sizeof(bool));
   c.layer_used = xcalloc((size_t)nlayers + 1, sizeof(bool));
-  c.dim_weight_uses = xcalloc((size_t)ndims + 1, sizeof(int));
 
   diag_defer(s->diag);
   register_decls(&c, decls, default_name);
@@ -1010,18 +1007,6 @@ Model *sema_check(Session *s, AstDecl *decls, const char *default_name) {
   }
 
   for (AstDecl *d = decls; d; d = d->next) {
-    if (d->kind == DECL_DIM && m->dims[d->index].value < 0 && !c.dim_weight_uses[d->index] &&
-        !d->value) {
-      diag_error(s->diag, d->name_span, "dim '%s' has no size, and no weight's shape uses it, "
-                 "so its size can never be known; give it one ('dim %s = ...;')", d->name,
-                 d->name);
-      for (int a = 0; a < m->nlayers; a++)
-        if (m->layers[a].dim == d->index) {
-          diag_note(s->diag, m->layers[a].span, "layer '%s' has this size, but states are "
-                    "optional (zeros by default), so they cannot fix it", m->layers[a].name);
-          break;
-        }
-    }
     // After an error, "never used" may only mean "used wrongly": say nothing then.
     if (d->in_prelude || diag_error_count(s->diag)) continue;
     if (d->kind == DECL_WEIGHT && !c.weight_used[d->index])
@@ -1053,6 +1038,5 @@ Model *sema_check(Session *s, AstDecl *decls, const char *default_name) {
   free(c.param_used);
   free(c.weight_used);
   free(c.layer_used);
-  free(c.dim_weight_uses);
   return diag_error_count(s->diag) ? NULL : m;
 }
