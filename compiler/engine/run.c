@@ -108,7 +108,7 @@ static void report_failure(const RunCtx *r, const DamrtRunResult *res, const Dam
   const DamrtNonfinite *nf = &res->nonfinite;
   size_t neuron;
   const char *layer = layer_of(r, nf->coordinate, &neuron);
-  NumText t;
+  NumText t, v;
   if (nf->step == 0 && nf->in_dxdt)
     sb_printf(err, "dx/dt of layer '%s' is %g at t = 0 (sample %zu, neuron %zu) although the "
               "initial state is finite: a param, an input or an initial value is bad there\n",
@@ -117,9 +117,16 @@ static void report_failure(const RunCtx *r, const DamrtRunResult *res, const Dam
     sb_printf(err, "the initial state of layer '%s' is %g (sample %zu, neuron %zu)\n", layer,
               nf->value, nf->sample, neuron);
   else
-    sb_printf(err, "the run diverged: layer '%s', sample %zu, neuron %zu is %g at step %zu "
-              "(t = %s)\n", layer, nf->sample, neuron, nf->value, nf->step,
-              number_text(nf->t, &t));
+    // inf: the state grew without bound (or overflowed the float type); NaN: a function was
+    // taken outside its domain (log, sqrt of a negative number) or inf - inf.
+    sb_printf(err, "the run %s: layer '%s', sample %zu, neuron %zu is %s at step %zu (t = %s)%s\n",
+              isnan(nf->value) ? "failed" : "diverged", layer, nf->sample, neuron,
+              number_text(nf->value, &v), nf->step, number_text(nf->t, &t),
+              isnan(nf->value) ? ": a function was evaluated outside its domain (a log or a square "
+                                 "root of a negative number, or inf - inf); a smaller --dt or "
+                                 "--precision f64 may avoid it"
+                               : ": the state grew without bound (is E bounded below? damc check "
+                                 "says) or beyond the float type (--precision f64)");
 }
 
 // The warning of a run in which some samples did not converge: how many, where the largest

@@ -58,6 +58,10 @@ void grow_array(void **items, size_t *cap, size_t need, size_t elem) {
 }
 
 const char *number_text(double v, NumText *buf) {
+  if (isnan(v)) {  // printf writes "-nan" for a NaN with its sign bit set
+    snprintf(buf->text, sizeof buf->text, "nan");
+    return buf->text;
+  }
   for (int digits = 1; digits <= 17; digits++) {
     snprintf(buf->text, sizeof buf->text, "%.*g", digits, v);
     if (strtod(buf->text, NULL) == v || !isfinite(v)) break;

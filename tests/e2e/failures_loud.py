@@ -119,6 +119,15 @@ def nonfinite(tmp):
     code, _, err = damc("run", model, "--set", "p=-1", "--precision", "f64")
     check(code == 1 and "t = 0" in err and "layer 'v'" in err and "param" in err
           and "diverged" not in err, f"NaN at t = 0: exit {code}: {err}")
+    # E = |x|^2/2 + sum(sqrt(x)) drives x below 0, where sqrt is NaN: a domain error, named as
+    # such (not "diverged"), with the layer, neuron and step.
+    sq = os.path.join(tmp, "sqrt_domain.dam")
+    with open(sq, "w") as f:
+        f.write("dim N = 2;\nlayer x[N] { L = 0.5 * sum(x^2); }\nenergy sum(sqrt(g(x)));\n")
+    np.save(os.path.join(tmp, "half.npy"), np.array([0.5, 0.5]))
+    code, _, err = damc("run", sq, "--init", f"x={tmp}/half.npy", "--precision", "f64")
+    check(code == 1 and "the run failed: layer 'x'" in err and " is nan at step" in err
+          and "outside its domain" in err and "-nan" not in err, f"a domain error: exit {code}: {err}")
     # A number of the model beyond float32 would be inf in the float32 kernels: refused.
     lit = os.path.join(tmp, "lit.dam")
     with open(lit, "w") as f:
