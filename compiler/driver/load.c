@@ -206,6 +206,9 @@ int load_model(const Options *o, Loaded *l, EngineStage last) {
     status = EXIT_MODEL;
   }
   damc_error_clear(&derr);
+  // check reports the param rules itself, as items.
+  if (!status && last >= STAGE_BIND && strcmp(o->command, "check") != 0)
+    engine_warn_param_rules(l->engine);
   l->compile_seconds = clock_seconds() - t_compile;
   l->ready_seconds = clock_seconds() - t_start;
   print_errors(o->command, sb_str(&err));

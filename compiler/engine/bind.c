@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "engine/engine_internal.h"
+#include "front/convexity.h"
 #include "support/common.h"
 #include "support/suggest.h"
 
@@ -244,4 +245,28 @@ bool engine_set_param(Engine *e, const char *name, double value, StrBuf *err) {
   engine_unknown_name(e, NAME_PARAM, name, err);
   sb_putc(err, '\n');
   return false;
+}
+
+int engine_warn_param_rules(Engine *e) {
+  const Model *m = e->m;
+  int warned = 0;
+  for (int a = 0; a < m->nlayers; a++) {
+    ConvexityResult set, dflt;
+    convexity_analyze(m, a, e->params, e->dims, e->s->diag, &set);
+    convexity_analyze(m, a, NULL, e->dims, e->s->diag, &dflt);
+    if (set.verdict == NONCONVEX_PROVEN && dflt.verdict != NONCONVEX_PROVEN) {
+      diag_warning(e->s->diag, set.span, "with the params as set, the Lagrangian of layer '%s' "
+                   "is not convex (%s): E need not decrease; 'damc check' tells more",
+                   m->layers[a].name, set.reason);
+      warned++;
+    }
+    for (int i = 0; i < set.nissues; i++) {
+      bool known = false;
+      for (int k = 0; k < dflt.nissues && !known; k++) known = !strcmp(dflt.issues[k].text, set.issues[i].text);
+      if (known) continue;
+      diag_warning(e->s->diag, set.issues[i].span, "%s", set.issues[i].text);
+      warned++;
+    }
+  }
+  return warned;
 }

@@ -61,6 +61,12 @@ void engine_free(Engine *e);
 bool engine_compile(Engine *e, EngineStage last, StrBuf *err);
 EngineStage engine_stage(const Engine *e);
 
+// After STAGE_BIND: warns, at the place in the model, about each Lagrangian that the params
+// as set (--set, damc_set_param) make provably non-convex or put outside a parameter rule,
+// where the defaults did not (parse already warned about those). docs/theory.md §4.2.1,
+// §4.2.5. Returns the number of warnings.
+int engine_warn_param_rules(Engine *e);
+
 // Before STAGE_DERIVE: layers to eliminate besides those with tau = 0 (indices).
 void engine_eliminate(Engine *e, const int *layers, int n);
 // After STAGE_DERIVE: the kernels' float type (default float32) and whether to keep a copy

@@ -221,6 +221,13 @@ def sizes_masks(tmp):
     if code == 0:
         check(np.array_equal(np.load(out)["x_v"][:392], np.load(cue)[:392]), "clamped half moved")
 
+    # --set beta=-1 makes logsumexp(beta h)/beta concave: a warning at the Lagrangian, once,
+    # from eval (check reports it as an item instead); the default beta gives none.
+    code, _, err = damc("eval", MODEL_B, "--weights", w, "--set", "beta=-1")
+    check(code == 0 and err.count("warning:") == 1 and "model_b.dam:15:7" in err
+          and "layer 'h' is not convex" in err, f"beta = -1: exit {code}: {err}")
+    code, _, err = damc("eval", MODEL_B, "--weights", w)
+    check(code == 0 and "warning" not in err, f"default beta: {err}")
     # A clamp of an eliminated layer (tau = 0) has nothing to hold: refused, not ignored.
     model_a = os.path.join(SRC, "tests", "e2e", "models", "model_a_identity.dam")
     np.save(os.path.join(tmp, "m20.npy"), np.ones(20))
