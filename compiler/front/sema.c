@@ -1006,6 +1006,11 @@ Model *sema_check(Session *s, AstDecl *decls, const char *default_name) {
     if (d->kind == DECL_ENERGY) check_energy(&c, d);
   }
 
+  // The symbolic layer tracks which layers an expression depends on in 64-bit masks.
+  if (m->nlayers > 64)
+    diag_error(s->diag, m->layers[64].span, "a model may have at most 64 layers; this is "
+               "layer %d", m->nlayers > 0 ? 65 : 0);
+
   for (AstDecl *d = decls; d; d = d->next) {
     // After an error, "never used" may only mean "used wrongly": say nothing then.
     if (d->in_prelude || diag_error_count(s->diag)) continue;
@@ -1018,10 +1023,6 @@ Model *sema_check(Session *s, AstDecl *decls, const char *default_name) {
                    "energy term or input uses it", d->name);
   }
 
-  // The symbolic layer tracks which layers an expression depends on in 64-bit masks.
-  if (m->nlayers > 64)
-    diag_error(s->diag, m->layers[64].span, "a model may have at most 64 layers; this is "
-               "layer %d", m->nlayers > 0 ? 65 : 0);
   if (m->nlayers == 0 && !diag_error_count(s->diag)) {
     Span start = {1, 0, 0};
     for (AstDecl *d = decls; d; d = d->next)
