@@ -134,9 +134,21 @@ int unknown_option(const Command *c, const char *opt) {
   Suggestion s = suggest_begin(opt);
   for (const OptionSpec *o = c->options; o->name; o++) suggest_consider(&s, o->name);
   suggest_consider(&s, "--help");
-  char msg[256];
-  snprintf(msg, sizeof msg, "unknown option '%%s'%s%s%s", s.best ? "; did you mean '" : "",
-           s.best ? s.best : "", s.best ? "'?" : "");
+  // An option of other commands (run's --init given to eval) is named as such: the
+  // nearest spelling here would mislead.
+  char others[128] = "";
+  size_t used = 0;
+  for (size_t i = 0; i < ARRAY_LEN(commands); i++)
+    if (&commands[i] != c && option_find(&commands[i], opt) && used < sizeof others)
+      used += (size_t)snprintf(others + used, sizeof others - used, "%s%s", used ? ", " : "",
+                               commands[i].name);
+  char msg[512];
+  if (others[0])
+    snprintf(msg, sizeof msg, "option '%%s' is an option of damc %s; damc %s does not take it",
+             others, c->name);
+  else
+    snprintf(msg, sizeof msg, "unknown option '%%s'%s%s%s", s.best ? "; did you mean '" : "",
+             s.best ? s.best : "", s.best ? "'?" : "");
   return usage_error(c->name, msg, opt);
 }
 

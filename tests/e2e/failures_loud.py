@@ -247,6 +247,7 @@ def command_line(tmp):
     cases = [
         (("run", MODEL_B, "--tlo", "3"), "did you mean '--tol'"),
         (("rnu", MODEL_B), "did you mean 'run'"),
+        (("eval", MODEL_B, "--init", "v=x.npy"), "'--init' is an option of damc run, check; damc eval does not take it"),
         (("eval", MODEL_B, "--weights", w, "--state", f"vv={cue}"), "did you mean 'v'"),
         (("eval", MODEL_B, "--weights", w, "--set", "bta=1"), "did you mean 'beta'"),
         (("eval", MODEL_B, "--weights", w, "--set", "beta=1e999"), "out of range"),
