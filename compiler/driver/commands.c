@@ -90,8 +90,7 @@ static const OptionSpec no_options[] = {{NULL, NULL, NULL}};
 static const Command commands[] = {
     {"parse", "Parse and check a model; silent with exit status 0 when it is valid.",
      "FILE [--ast]", cmd_parse, parse_options, true},
-    {"explain", "Print what was derived: each layer's L, g, Hessian structure and Legendre "
-     "term,\nthe energy, the currents and the dynamics.",
+    {"explain", "Print what was derived: L, g, H, the energy, the currents and the dynamics.",
      "FILE [--latex] [--eliminate LAYER]...", cmd_explain, explain_options, true},
     {"eval", "Evaluate the energy, activations, currents and dx/dt at given states.",
      "FILE TENSORS... --state A=FILE.npy... [--input A=FILE.npy...] [--out OUT.npz]", cmd_eval,
