@@ -137,12 +137,22 @@ bool engine_evaluate_tau(Engine *e, StrBuf *err) {
   return ok;
 }
 
-// bind: every weight given and every param set; tau; the weights in the kernels' dtype.
+// Whether every size of weight `w` is known without it (from the model, --dim or another
+// weight): code that only is shown (emit) needs its sizes, not its values.
+static bool weight_sized(const Engine *e, int w) {
+  const ModelWeight *mw = &e->m->weights[w];
+  for (int i = 0; i < mw->rank; i++)
+    if (e->dims[mw->dims[i]] < 0) return false;
+  return true;
+}
+
+// bind: every weight given (but for code that is only shown, when its sizes are known) and
+// every param set; tau; the weights in the kernels' dtype.
 static bool stage_bind(Engine *e, StrBuf *err) {
   const Network *net = e->net;
   bool ok = true;
   for (int w = 0; w < net->nweights; w++)
-    if (!e->weights[w].data) {
+    if (!e->weights[w].data && !(e->showable && weight_sized(e, w))) {
       StrBuf want = {0};
       engine_declared_shape(e, w, &want);
       sb_printf(err, "weight '%s' %s is missing: give it with --weights FILE.npz or --weight "
@@ -183,6 +193,7 @@ static bool stage_bind(Engine *e, StrBuf *err) {
   if (!ok || !engine_evaluate_tau(e, err)) return false;
   for (int w = 0; w < net->nweights; w++) {
     const EngineArray *a = &e->weights[w];
+    if (!a->data) continue;  // emit without it: engine_kernel refuses to run such code
     char label[300];
     snprintf(label, sizeof label, "%s: weight '%s'", e->weight_origin[w], net->weights[w].name);
     if (!engine_check_range(e->dtype, a, label, err)) return false;
@@ -308,6 +319,12 @@ void engine_want(Engine *e, KernelKind kind) {
 }
 
 KernelFn engine_kernel(Engine *e, KernelKind kind, StrBuf *err) {
+  for (int w = 0; w < e->net->nweights; w++)
+    if (!e->weights[w].data) {
+      sb_printf(err, "weight '%s' is missing: the model was compiled to be shown, without it; "
+                "give it to run the kernels\n", e->net->weights[w].name);
+      return NULL;
+    }
   engine_want(e, kind);
   return engine_compile(e, STAGE_JIT, err) ? e->kernels[kind] : NULL;
 }

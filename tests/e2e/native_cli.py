@@ -294,6 +294,14 @@ def emitted_code(tmp):
     code, _, err = damc("emit", model, "--weights", w, "--obj", obj)
     check(code == 0 and open(obj, "rb").read(4) == b"\x7fELF", f"emit --obj: {err}")
     print(f"emit --asm: {packed} packed float instructions, {wide} uses of ymm/zmm registers")
+    # The kernels take the weights as arguments: with every size known (here --dim), emit
+    # needs no weight file; where a size is unknown, the missing weight is named.
+    code, plan2, err = damc("emit", model, "--dim", "K=64", "--plan")
+    check(code == 0 and plan2 == plan, f"emit --plan without weights: exit {code}: {err}")
+    code, _, err = damc("emit", model, "--dim", "K=64", "--obj", os.path.join(tmp, "k2.o"))
+    check(code == 0, f"emit --obj without weights: exit {code}: {err}")
+    code, _, err = damc("emit", model, "--plan")
+    check(code == 1 and "weight 'Xi' [K, N=784] is missing" in err, f"emit, K unknown: {err}")
 
 
 def clamp_noise_input(tmp):
