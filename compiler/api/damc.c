@@ -82,8 +82,7 @@ size_t damc_layer_size(const DamcModel *model, int layer) {
 
 Engine *damc_model_engine(DamcModel *model) { return model->engine; }
 
-// The engine's view of an API array (no copy).
-static EngineArray view(const DamcArray *a) {
+EngineArray damc_engine_array(const DamcArray *a) {
   EngineArray v = {a->dtype == DAMC_F32 ? DAMRT_F32 : DAMRT_F64, a->rank, {0}, a->data};
   for (int i = 0; i < a->rank && i < DAMRT_MAX_RANK; i++) v.shape[i] = a->shape[i];
   return v;
@@ -106,7 +105,7 @@ int damc_bind_weight(DamcModel *model, const char *name, const DamcArray *weight
     sb_append(&sb, "damc_bind_weight: the model is already compiled\n");
     return fail(err, 2, &sb);
   }
-  EngineArray w = view(weight);
+  EngineArray w = damc_engine_array(weight);
   if (!engine_bind_weight(model->engine, name, &w, origin ? origin : "damc_bind_weight", &sb))
     return fail(err, 1, &sb);
   sb_free(&sb);
@@ -126,19 +125,13 @@ int damc_set_dim(DamcModel *model, const char *name, int64_t size, DamcError *er
     sb_append(&sb, "damc_set_dim: the model is already compiled\n");
     return fail(err, 2, &sb);
   }
-  engine_rewind(model->engine, STAGE_DERIVE);
   if (!engine_set_dim(model->engine, name, size, &sb)) return fail(err, 1, &sb);
   sb_free(&sb);
   return 1;
 }
 
 int damc_compile(DamcModel *model, DamcPrecision precision, DamcError *err) {
-  return damc_compile_showable(model, precision, false, err);
-}
-
-int damc_compile_showable(DamcModel *model, DamcPrecision precision, bool showable,
-                          DamcError *err) {
-  return damc_compile_to(model, precision, showable, STAGE_JIT, err);
+  return damc_compile_to(model, precision, false, STAGE_JIT, err);
 }
 
 int damc_compile_to(DamcModel *model, DamcPrecision precision, bool showable, EngineStage last,
@@ -183,7 +176,7 @@ static bool to_views(DamcModel *model, const DamcBatch *batch, Views *v, StrBuf 
         ok = false;
         continue;
       }
-      v->all[k][a] = view(&src[k][a]);
+      v->all[k][a] = damc_engine_array(&src[k][a]);
     }
   }
   v->arrays = (EngineArrays){v->all[0], v->all[1], v->all[2], NULL};
@@ -243,7 +236,7 @@ static DamcResults *derivative(DamcModel *model, KernelKind kind, const DamcBatc
     ok = valid_array(&directions[a]);
     if (!ok) sb_printf(&sb, "layer '%s': a direction of rank %d; give [n] or [B, n]\n",
                        damc_layer_name(model, a), directions[a].rank);
-    dirs[a] = view(&directions[a]);
+    dirs[a] = damc_engine_array(&directions[a]);
   }
   v.arrays.direction = dirs;
   int status = !ok ? 2 : !engine_apply(model->engine, kind, &v.arrays, &r->list, &sb) ? 1 : 0;

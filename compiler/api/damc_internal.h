@@ -15,10 +15,10 @@ Engine *damc_model_engine(DamcModel *model);
 // damc_model_from_file, with the model's located diagnostics (warnings too) written to
 // `echo` as they are found instead of into `err`.
 DamcModel *damc_model_open(const char *path, FILE *echo, DamcError *err);
-// damc_compile, keeping a copy of the code for emit (--ir, --asm, --obj) when `showable`.
-int damc_compile_showable(DamcModel *model, DamcPrecision precision, bool showable,
-                          DamcError *err);
-// damc_compile_showable, stopping after stage `last` (STAGE_PLAN for emit --plan).
+// The engine's view of an API array (no copy).
+EngineArray damc_engine_array(const DamcArray *a);
+// damc_compile, keeping a copy of the code for emit (--ir, --asm, --obj) when `showable`,
+// and stopping after stage `last` (STAGE_PLAN for emit --plan).
 int damc_compile_to(DamcModel *model, DamcPrecision precision, bool showable, EngineStage last,
                     DamcError *err);
 

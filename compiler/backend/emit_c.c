@@ -624,8 +624,9 @@ static void write_header(const Plan *const plans[2], bool f64, const char *model
     literal(out, net->params[k].has_default ? net->params[k].value : 0, true);
     sb_printf(out, ", %d)", net->params[k].has_default);
   }
-  sb_append(out, "\n\n// The roles of buffers.\nenum { DAMC_STATE, DAMC_INPUT, DAMC_WEIGHT, "
-                 "DAMC_OUTPUT, DAMC_TEMP };\n");
+  sb_append(out, "\n\n// The roles of buffers.\nenum {");
+  for (size_t r = 0; r < ARRAY_LEN(role_names); r++) sb_printf(out, "%s %s", r ? "," : "", role_names[r]);
+  sb_append(out, " };\n");
   for (int k = 0; k < KERNEL_MODEL_KINDS; k++) write_kernel_header(plans[k], out);
   sb_printf(out, "\n#endif\n");
 }

@@ -173,8 +173,8 @@ static void reduced_energy_line(Explainer *x) {
                "currents without energy. This E is the one eval and run report; it is not "
                "guaranteed to decrease");
   }
-  energy_line(x, true, d >= 0 || net->has_directed ? "E" : "E_{\\mathrm{eff}}",
-              d >= 0 || net->has_directed ? note : NULL);
+  energy_line(x, true, net->has_directed ? "E" : "E_{\\mathrm{eff}}",
+              net->has_directed ? note : NULL);
 }
 
 // A coefficient that is not a number or a name is parenthesised before what it multiplies:

@@ -33,7 +33,7 @@ KernelEq *kernel_equations(const Network *net, KernelKind kind, int *count) {
       for (int b = 0; b < net->nlayers; b++)
         if (!net->layers[b].eliminated)
           jvp = expr_add(p, jvp, diff_jvp(p, rhs, net->layers[b].state, net->layers[b].dir));
-      add(out, &n, OUT_JVP, "jvp", net, a, expr_add(p, jvp, expr_bcast(p, expr_const(p, 0), expr_get(p, l->state)->shape)));
+      add(out, &n, OUT_JVP, "jvp", net, a, jvp);  // layer a's own term gives it a's shape
     }
     *count = n;
     return out;

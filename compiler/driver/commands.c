@@ -89,25 +89,23 @@ static const OptionSpec no_options[] = {{NULL, NULL, NULL}};
 
 static const Command commands[] = {
     {"parse", "Parse and check a model; silent with exit status 0 when it is valid.",
-     "FILE [--ast]", cmd_parse, parse_options, true},
+     "FILE [--ast]", cmd_parse, parse_options},
     {"explain", "Print what was derived: L, g, H, the energy, the currents and the dynamics.",
-     "FILE [--latex] [--eliminate LAYER]...", cmd_explain, explain_options, true},
+     "FILE [--latex] [--eliminate LAYER]...", cmd_explain, explain_options},
     {"eval", "Evaluate the energy, activations, currents and dx/dt at given states.",
      "FILE TENSORS... --state A=FILE.npy... [--input A=FILE.npy...] [--out OUT.npz]", cmd_eval,
-     eval_options, true},
+     eval_options},
     {"run", "Integrate the dynamics from the initial states to convergence or the step limit.",
-     "FILE TENSORS... [RUN OPTIONS] [--out OUT.npz] [--trace TRACE.csv]", cmd_run, run_options,
-     true},
+     "FILE TENSORS... [RUN OPTIONS] [--out OUT.npz] [--trace TRACE.csv]", cmd_run, run_options},
     {"check", "Run the derivative, convexity, energy and stability checks of the model.",
      "FILE [TENSORS...] [--init A=FILE.npy...] [--samples N] [--seed S] [--strict] [--json]",
-     cmd_check, check_options, true},
+     cmd_check, check_options},
     {"emit", "Show or export the specialised kernels.",
      "FILE TENSORS... (--plan | --ir | --asm | --obj OUT.o | --c OUT.c)", cmd_emit,
-     emit_options, true},
+     emit_options},
     {"bench", "Time the compiled kernels and the whole step.",
-     "FILE TENSORS... [--batch B] [--repeat R]", cmd_bench, bench_options, true},
-    {"help", "Show the help of damc, or of one command.", "[COMMAND]", cmd_help, no_options,
-     true},
+     "FILE TENSORS... [--batch B] [--repeat R]", cmd_bench, bench_options},
+    {"help", "Show the help of damc, or of one command.", "[COMMAND]", cmd_help, no_options},
 };
 
 const Command *command_find(const char *name) {

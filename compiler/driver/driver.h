@@ -28,7 +28,6 @@ typedef struct {
   const char *usage;  // after "damc NAME "
   int (*run)(int argc, char **argv);  // argv[0] is the subcommand's name
   const OptionSpec *options;          // terminated by a NULL name
-  bool implemented;
 } Command;
 
 const Command *command_find(const char *name);

@@ -267,13 +267,6 @@ int cmd_emit(int argc, char **argv) {
   return finish(&o, &l, status);
 }
 
-// The engine's view of a loaded per-layer array.
-static EngineArray engine_array(const DamcArray *a) {
-  EngineArray v = {a->dtype == DAMC_F32 ? DAMRT_F32 : DAMRT_F64, a->rank, {0}, a->data};
-  for (int i = 0; i < a->rank && i < DAMRT_MAX_RANK; i++) v.shape[i] = a->shape[i];
-  return v;
-}
-
 int cmd_check(int argc, char **argv) {
   Options o;
   Loaded l;
@@ -286,7 +279,7 @@ int cmd_check(int argc, char **argv) {
     for (int a = 0; a < l.nlayers; a++) any |= src[a].data != NULL;
     if (!any) continue;
     arrays[k] = xcalloc((size_t)l.nlayers + 1, sizeof(EngineArray));
-    for (int a = 0; a < l.nlayers; a++) arrays[k][a] = engine_array(&src[a]);
+    for (int a = 0; a < l.nlayers; a++) arrays[k][a] = damc_engine_array(&src[a]);
   }
   EngineArrays given = {arrays[0], arrays[1], NULL, NULL};
   CheckReport report = {0};

@@ -198,6 +198,7 @@ bool engine_bind_weight(Engine *e, const char *name, const EngineArray *t, const
 }
 
 bool engine_set_dim(Engine *e, const char *name, int64_t size, StrBuf *err) {
+  engine_rewind(e, STAGE_DERIVE);  // the plans were built for the old sizes
   const Network *net = e->net;
   for (int d = 0; d < net->ndims; d++) {
     if (!net->dims[d].name || strcmp(net->dims[d].name, name) != 0) continue;
@@ -249,6 +250,11 @@ bool engine_set_param(Engine *e, const char *name, double value, StrBuf *err) {
 
 int engine_warn_param_rules(Engine *e) {
   const Model *m = e->m;
+  // With every param at its default, parse has said all there is: no analysis at start-up.
+  bool changed = false;
+  for (int i = 0; i < e->net->nparams; i++)
+    changed |= !e->net->params[i].has_default || e->params[i] != e->net->params[i].value;
+  if (!changed) return 0;
   int warned = 0;
   for (int a = 0; a < m->nlayers; a++) {
     ConvexityResult set, dflt;

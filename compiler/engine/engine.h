@@ -59,7 +59,6 @@ void engine_free(Engine *e);
 // Runs the stages after the last one done, up to and including `last`. False, with the
 // messages in `err`, when a stage fails (the engine is then left at the stage before it).
 bool engine_compile(Engine *e, EngineStage last, StrBuf *err);
-EngineStage engine_stage(const Engine *e);
 
 // After STAGE_BIND: warns, at the place in the model, about each Lagrangian that the params
 // as set (--set, damc_set_param) make provably non-convex or put outside a parameter rule,

@@ -35,13 +35,7 @@ Engine *engine_new_text(const char *name, const char *text, size_t len, FILE *ec
 
 void engine_free(Engine *e) {
   if (!e) return;
-  for (int k = 0; k < KERNEL_KINDS; k++) {
-    // A module shared by several kinds is freed once.
-    for (int j = k + 1; j < KERNEL_KINDS; j++)
-      if (e->modules[j] == e->modules[k]) e->modules[j] = NULL;
-    kernels_free(e->modules[k]);
-    plan_free(e->plans[k]);
-  }
+  engine_rewind(e, STAGE_NONE);  // the kernels and plans
   if (e->net)
     for (int i = 0; i < e->net->nweights; i++) damrt_tensor_free(e->converted[i]);
   network_free(e->net);
@@ -274,8 +268,6 @@ bool engine_compile(Engine *e, EngineStage last, StrBuf *err) {
       && run_stage(e, STAGE_CODEGEN, last, stage_codegen, err)    // Plans -> module
       && run_stage(e, STAGE_JIT, last, stage_jit, err);           // module -> kernels
 }
-
-EngineStage engine_stage(const Engine *e) { return e->done; }
 
 void engine_eliminate(Engine *e, const int *layers, int n) {
   DAMC_ASSERT(e->done < STAGE_DERIVE);

@@ -1060,7 +1060,6 @@ void convexity_analyze(const Model *m, int layer, const double *params, const in
     snprintf(out->reason, sizeof out->reason, "the Lagrangian is too large for the static proof");
   } else if (v.cvx) {
     out->verdict = CONVEX_PROVEN;
-    out->by_catalogue = an.catalogue_name != NULL;
     if (an.catalogue_name)
       snprintf(out->reason, sizeof out->reason, "convex by the catalogue: %s, with its "
                "parameters in range (docs/theory.md §3)", an.catalogue_name);

@@ -45,7 +45,6 @@ typedef struct {
   bool has_call;
   Span call;
   const char *call_name;
-  bool by_catalogue;  // proven with the catalogue's word for a prelude Lagrangian
   char reason[CONVEXITY_REASON_SIZE];  // one line, no final period
   int nissues;  // broken parameter rules of prelude calls, in order, without repeats
   ParamRuleIssue issues[CONVEXITY_MAX_ISSUES];
