@@ -232,7 +232,7 @@ void check_energy_identity(NetEnv *ne, int samples, CheckReport *r) {
       free(hv);
     }
     // docs/theory.md §4.1.6: delta = eps^(1/3) / max(1, |xdot|_inf).
-    double delta = 6.055454452393343e-06 / fmax(1, xdot_max), e[2];
+    double delta = CHECK_CBRT_EPS / fmax(1, xdot_max), e[2];
     for (int side = 0; side < 2; side++) {
       for (int a = 0; a < n; a++)
         for (int64_t i = 0; xdot[a] && i < ne->n[a]; i++)
@@ -254,7 +254,7 @@ void check_energy_identity(NetEnv *ne, int samples, CheckReport *r) {
       terms += fabs(netenv_scalar(ne, l->L));
       free(g);
     }
-    double rounding = 64 * 2.220446049250313e-16 * terms / (2 * delta);
+    double rounding = 64 * CHECK_EPS * terms / (2 * delta);
     worst_rounding = fmax(worst_rounding, rounding / (1 + fabs(predicted)));
     double err = fmax(0, fabs(fd - predicted) - rounding) / (1 + fabs(predicted));
     worst = isnan(err) ? INFINITY : fmax(worst, err);

@@ -11,8 +11,6 @@
 #include "check/layer_checks.h"
 #include "sym/eval.h"
 
-#define CHECK_EPS 2.220446049250313e-16
-#define CHECK_CBRT_EPS 6.055454452393343e-06  // eps^(1/3), the step of §4.1.1
 
 // The largest layer whose H is made dense (for dsyevd, or from Hessian-vector products).
 enum { DENSE_MAX_N = 2048 };

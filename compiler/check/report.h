@@ -13,6 +13,14 @@
 #include "support/diag.h"
 #include "support/strbuf.h"
 
+// The float64 constants the checks' tolerances are written in (docs/theory.md §4.1).
+#define CHECK_EPS 2.220446049250313e-16
+#define CHECK_CBRT_EPS 6.055454452393343e-06  // eps^(1/3), the step of §4.1.1
+// A decision on a number that is 0 (or 1) at a marginal fixed point: within this band of it,
+// the verdict is "marginal" (warn), as rounding of the Newton-polished point (|r| <= 1e-10,
+// §4.4.3) through a d x d eigenproblem can move it by about that much.
+#define CHECK_MARGIN 1e-8
+
 typedef enum { VERDICT_PASS, VERDICT_WARN, VERDICT_FAIL, VERDICT_SKIPPED } Verdict;
 
 typedef struct {

@@ -50,7 +50,7 @@ static bool monitor_state(void *user, const EngineState *s) {
   for (size_t b = 0; b < s->batch; b++) {
     double e = at(s->energy, b), scale = energy_scale(m, s, b);
     if (s->step > 0) {
-      double allowance = m->c_r * 2.220446049250313e-16 * (scale + m->prev_s[b]);
+      double allowance = m->c_r * CHECK_EPS * (scale + m->prev_s[b]);
       double rise = e - m->prev_e[b];
       m->worst = fmax(m->worst, rise / fmax(allowance, 1e-300));
       if (rise > allowance) m->rises++;
@@ -147,6 +147,8 @@ static double *coupling(NetEnv *ne, const Stack *st) {
   double *up = xcalloc((size_t)d + 1, sizeof *up), *down = xcalloc((size_t)d + 1, sizeof *down);
   for (int b = 0; b < net->nlayers; b++)
     for (int64_t k = 0; k < ne->n[b]; k++) {
+      // u is linear in g through synapses (any step is exact); through energy terms the
+      // central difference errs by O(h^2) = 1e-8 relative and its rounding by eps/h = 2e-12.
       double g0 = ne->acts[b][k], h = 1e-4 * fmax(1, fabs(g0));
       for (int side = 0; side < 2; side++) {
         ne->acts[b][k] = g0 + (side ? -h : h);
@@ -316,9 +318,9 @@ static void check_fixed_point(NetEnv *ne, const double *tau, int index, CheckRep
     double *ev = xcalloc((size_t)na + 1, sizeof *ev);
     if (symmetric_eig(h, na, ev, false)) {
       // The rule of NumPy's matrix_rank: an eigenvalue at most n eps lambda_max is zero.
-      double top = fmax(fabs(ev[na - 1]), fabs(ev[0])), limit = (double)na * 2.220446049250313e-16 * top;
+      double top = fmax(fabs(ev[na - 1]), fabs(ev[0])), limit = (double)na * CHECK_EPS * top;
       int64_t nullity = 0;
-      for (int64_t i = 0; i < na; i++) nullity += ev[i] <= limit;
+      for (int64_t i = 0; i < na; i++) nullity += fabs(ev[i]) <= limit;  // a negative one is not null
       double gmax = 0;
       for (int64_t i = 0; i < na; i++) gmax = fmax(gmax, fabs(ne->acts[a][i]));
       // Every direction flat: dead when the activation is 0 (rectified units below their
@@ -352,7 +354,7 @@ static void check_fixed_point(NetEnv *ne, const double *tau, int index, CheckRep
   if (net->has_directed) {
     // No energy: 𝐖 is not symmetric and the criterion of §4.4.2 does not hold; the
     // Jacobian's spectrum decides (§1.5).
-    Verdict v = !js.ok ? VERDICT_SKIPPED : js.most < -1e-8 ? VERDICT_PASS : js.most > 1e-8 ? VERDICT_FAIL : VERDICT_WARN;
+    Verdict v = !js.ok ? VERDICT_SKIPPED : js.most < -CHECK_MARGIN ? VERDICT_PASS : js.most > CHECK_MARGIN ? VERDICT_FAIL : VERDICT_WARN;
     it = report_add(r, "stability", subject, NULL, v,
                     !js.ok ? "the Jacobian's spectrum is not computed for a model with eliminated layers"
                     : v == VERDICT_PASS ? "stable: every eigenvalue of J has a negative real part (docs/theory.md §1.5)"
@@ -362,7 +364,7 @@ static void check_fixed_point(NetEnv *ne, const double *tau, int index, CheckRep
     for (int64_t i = 0; i < d; i++)  // 𝐖 of an energy model is symmetric; take its symmetric part
       for (int64_t j = 0; j < i; j++) w[i * d + j] = w[j * d + i] = 0.5 * (w[i * d + j] + w[j * d + i]);
     double top = lambda_max_bwb(hess, w, d);
-    Verdict v = isnan(top) ? VERDICT_SKIPPED : top < 1 - 1e-8 ? VERDICT_PASS : top > 1 + 1e-8 ? VERDICT_FAIL : VERDICT_WARN;
+    Verdict v = isnan(top) ? VERDICT_SKIPPED : top < 1 - CHECK_MARGIN ? VERDICT_PASS : top > 1 + CHECK_MARGIN ? VERDICT_FAIL : VERDICT_WARN;
     it = report_add(r, "stability", subject, NULL, v,
                     v == VERDICT_SKIPPED ? "LAPACK could not diagonalise H or B'WB"
                     : v == VERDICT_PASS  ? "stable: lambda_max(B'WB) < 1 (docs/theory.md §4.4.2); "
@@ -414,7 +416,7 @@ void check_residual_lyapunov(NetEnv *ne, int samples, CheckReport *rep) {
       predicted -= flow[j] * flow[j];
       fmax_ = fmax(fmax_, fabs(flow[j]));
     }
-    double delta = 6.055454452393343e-06 / fmax(1, fmax_), v[2];
+    double delta = CHECK_CBRT_EPS / fmax(1, fmax_), v[2];
     for (int side = 0; side < 2; side++) {
       for (int a = 0; a < n; a++)
         for (int64_t i = 0; i < ne->n[a]; i++)
@@ -430,6 +432,8 @@ void check_residual_lyapunov(NetEnv *ne, int samples, CheckReport *rep) {
     free(hess);
     free(wt_r);
   }
+  // A rise is judged with the difference's own tolerance (§4.1.6): below it, dV/dt > 0 cannot
+  // be told from the error of the central difference.
   bool ok = worst <= 1e-6 && rises <= 1e-6;
   CheckItem *it = report_add(
       rep, "residual-lyapunov", "network", NULL, ok ? VERDICT_PASS : VERDICT_FAIL,
@@ -541,6 +545,8 @@ bool check_trajectories(Engine *e, NetEnv *ne, const CheckOptions *opt, CheckRep
           diff = fmax(diff, fabs(ne->states[a][i] - seen[c * n + a][i]));
           size = fmax(size, fabs(ne->states[a][i]));
         }
+      // Runs stopped by the f64 rule tau|dx/dt| <= 1e-7 (1 + |x|) land within about that of
+      // their fixed point: ten times it still tells two attractors apart.
       same_as_before = diff <= 1e-6 * (1 + size);
     }
     if (same_as_before) continue;

@@ -365,9 +365,8 @@ static DamrtStatus finish(DamrtOutput *out, const char *final, DamrtError *err) 
   out->fd = -1;
   if (out->temp && out->error.code == DAMRT_OK && final && rename(out->temp, final) != 0) {
     char label[DAMRT_LABEL_SIZE];
-    if (out->error.code == DAMRT_OK)
-      damrt_error_errno(&out->error, errno, "%s: cannot replace the file",
-                        damrt_path_label(final, label));
+    damrt_error_errno(&out->error, errno, "%s: cannot replace the file",
+                      damrt_path_label(final, label));
   }
   if (out->temp && (out->error.code != DAMRT_OK || !final)) unlink(out->temp);
   slot_release(out->slot);

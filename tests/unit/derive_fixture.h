@@ -132,4 +132,20 @@ static inline void fx_dense_hessian(Fixture *f, int a, double *h) {
   free(v);
 }
 
+// The whole text of a file, NUL-terminated (free it), or NULL when it cannot be read whole.
+static inline char *fx_read_text(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *text = n >= 0 ? calloc((size_t)n + 1, 1) : NULL;
+  if (text && fread(text, 1, (size_t)n, f) != (size_t)n) {
+    free(text);
+    text = NULL;
+  }
+  fclose(f);
+  return text;
+}
+
 #endif

@@ -137,18 +137,6 @@ static void test_prelude(void) {
 
 // ---- Every example passes ----
 
-static char *read_text(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *text = calloc((size_t)n + 1, 1);
-  if (fread(text, 1, (size_t)n, f) != (size_t)n) n = 0;
-  fclose(f);
-  return text;
-}
-
 static const CheckItem *find_item(const CheckReport *r, const char *check, const char *subject) {
   for (size_t i = 0; i < r->count; i++)
     if (!strcmp(r->items[i].check, check) && !strcmp(r->items[i].subject, subject))
@@ -163,7 +151,7 @@ static double item_number(const CheckItem *it, const char *name) {
 }
 
 static void check_example(const char *path) {
-  char *text = read_text(path);
+  char *text = fx_read_text(path);
   CHECK(text != NULL);
   if (!text) return;
   Fixture f;

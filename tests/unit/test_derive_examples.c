@@ -9,20 +9,8 @@
 
 enum { STATES = 20 };
 
-static char *read_text(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *text = calloc((size_t)n + 1, 1);
-  if (fread(text, 1, (size_t)n, f) != (size_t)n) n = 0;
-  fclose(f);
-  return text;
-}
-
 static void check_model(const char *path) {
-  char *text = read_text(path);
+  char *text = fx_read_text(path);
   CHECK(text != NULL);
   if (!text) return;
   Fixture f;

@@ -543,18 +543,6 @@ static void check_model(const char *label, const char *text, const char *const *
   fx_close(&f);
 }
 
-static char *read_text(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *text = calloc((size_t)n + 1, 1);
-  if (fread(text, 1, (size_t)n, f) != (size_t)n) n = 0;
-  fclose(f);
-  return text;
-}
-
 static int by_name(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -591,7 +579,7 @@ int main(int argc, char **argv) {
   int n = list_models(dir, names, 128);
   for (int i = 0; i < n; i++) {
     snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-    char *text = read_text(path);
+    char *text = fx_read_text(path);
     CHECK(text != NULL);
     if (text) check_both(names[i], text, NULL);
     static const char *const variants[][2] = {{"model_b.dam", "h"},
@@ -614,9 +602,9 @@ int main(int argc, char **argv) {
   int skipped = 0;
   for (int i = 0; i < n; i++) {
     snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-    char *text = read_text(path);
+    char *text = fx_read_text(path);
     snprintf(path + strlen(path) - 4, 8, ".golden");
-    char *golden = read_text(path);
+    char *golden = fx_read_text(path);
     CHECK(text && golden);
     if (text && golden && !strstr(golden, "\n# exit 0\n")) {
       skipped++;

@@ -20,6 +20,7 @@ static Compiled compile(const char *text) {
   Compiled c = {session_new(NULL), NULL};
   c.m = front_compile(c.s, "test.dam", text, strlen(text));
   if (!c.m) fprintf(stderr, "does not compile:\n%s\n%s", text, diag_text(c.s->diag));
+  CHECK(c.m != NULL);  // a case whose model stops compiling must fail, not pass unchecked
   return c;
 }
 
