@@ -41,12 +41,6 @@ static Growth activation_growth(NetEnv *ne, int a) {
   return p < 0.1 ? GROWTH_BOUNDED : p < 1.1 ? (p > 0.9 ? GROWTH_LINEAR : GROWTH_UNKNOWN) : GROWTH_FASTER;
 }
 
-// Whether the current of layer `a` depends on the activation of layer `b`.
-static bool coupled(const Network *net, int a, int b) {
-  uint64_t acts = expr_get(net->pool, net->layers[a].u)->acts;
-  return acts >> (b < 63 ? b : 63) & 1;
-}
-
 // The largest singular value of an m x n row-major matrix (LAPACK), or NaN.
 static double norm2(const double *w, int64_t m, int64_t n) {
   double *copy = xmalloc((size_t)(m * n) * sizeof *copy), *s = xmalloc((size_t)(m < n ? m : n) * sizeof *s);
@@ -64,8 +58,7 @@ static double norm2(const double *w, int64_t m, int64_t n) {
 static double lambda_max(const double *w, int64_t n) {
   double *copy = xmalloc((size_t)(n * n) * sizeof *copy), *ev = xmalloc((size_t)n * sizeof *ev);
   memcpy(copy, w, (size_t)(n * n) * sizeof *copy);
-  lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'N', 'U', (lapack_int)n, copy, (lapack_int)n, ev);
-  double v = info == 0 ? ev[n - 1] : NAN;
+  double v = symmetric_eig(copy, n, ev, false) ? ev[n - 1] : NAN;
   free(copy);
   free(ev);
   return v;

@@ -1,6 +1,7 @@
 // Float64 values of a whole network for the interpreter (see network_env.h).
 #include "check/network_env.h"
 
+#include <lapacke.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,4 +62,9 @@ double netenv_scalar(NetEnv *ne, ExprId e) {
   double v = eval_scalar(ev, e);
   eval_free(ev);
   return v;
+}
+
+bool symmetric_eig(double *m, int64_t n, double *values, bool vectors) {
+  return LAPACKE_dsyevd(LAPACK_ROW_MAJOR, vectors ? 'V' : 'N', 'U', (lapack_int)n, m,
+                        (lapack_int)n, values) == 0;
 }

@@ -29,4 +29,15 @@ double netenv_normal(NetEnv *ne);
 void netenv_eval(NetEnv *ne, ExprId e, double *out);
 double netenv_scalar(NetEnv *ne, ExprId e);
 
+// Eigenvalues (ascending) and, when `vectors`, eigenvectors (columns, in place) of a
+// symmetric row-major n x n matrix `m` (overwritten), by LAPACK's dsyevd. False when LAPACK
+// fails.
+bool symmetric_eig(double *m, int64_t n, double *values, bool vectors);
+
+// Whether the current of layer `a` depends on the activation of layer `b` (layers from 63 on
+// share the last bit of the mask: a conservative yes).
+static inline bool coupled(const Network *net, int a, int b) {
+  return expr_get(net->pool, net->layers[a].u)->acts >> (b < 63 ? b : 63) & 1;
+}
+
 #endif

@@ -87,13 +87,6 @@ static double *layer_hessian(NetEnv *ne, int a) {
   return h;
 }
 
-// Eigenvalues (ascending) and, when `vectors`, eigenvectors (columns, in place) of a
-// symmetric n x n matrix. False when LAPACK fails.
-static bool symmetric_eig(double *m, int64_t n, double *values, bool vectors) {
-  return LAPACKE_dsyevd(LAPACK_ROW_MAJOR, vectors ? 'V' : 'N', 'U', (lapack_int)n, m,
-                        (lapack_int)n, values) == 0;
-}
-
 typedef struct {
   int64_t dim;      // all layers
   int64_t *offset;  // per layer, in the stacked state
@@ -153,7 +146,7 @@ static double *coupling(NetEnv *ne, const Stack *st) {
       for (int side = 0; side < 2; side++) {
         ne->acts[b][k] = g0 + (side ? -h : h);
         for (int a = 0; a < net->nlayers; a++)  // only the currents that read g(b)
-          if (expr_get(net->pool, net->layers[a].u)->acts >> (b < 63 ? b : 63) & 1)
+          if (coupled(net, a, b))
             netenv_eval(ne, net->layers[a].u, (side ? down : up) + st->offset[a]);
           else
             memset((side ? down : up) + st->offset[a], 0, (size_t)ne->n[a] * sizeof(double));

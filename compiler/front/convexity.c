@@ -18,6 +18,7 @@
 
 #include "support/common.h"
 #include "sym/builtins.h"
+#include "sym/expr.h"
 
 // ---- Signs: the set of signs a value may take ----
 
@@ -422,27 +423,8 @@ static FnRule fn_rule(int fn) {
   }
 }
 
-static double fn_value(int fn, double x) {
-  switch ((BuiltinFn)fn) {
-  case FN_EXP: return exp(x);
-  case FN_LOG: return log(x);
-  case FN_SQRT: return sqrt(x);
-  case FN_ABS: return fabs(x);
-  case FN_TANH: return tanh(x);
-  case FN_SIGMOID: return 1 / (1 + exp(-x));
-  case FN_SOFTPLUS: return fmax(x, 0) + log1p(exp(-fabs(x)));
-  case FN_RELU: return x > 0 ? x : 0;
-  case FN_LOG1P: return log1p(x);
-  case FN_EXPM1: return expm1(x);
-  case FN_COSH: return cosh(x);
-  case FN_SINH: return sinh(x);
-  case FN_LOGCOSH: return fabs(x) + log1p(exp(-2 * fabs(x))) - log(2.0);
-  case FN_STEP: return x > 0 ? 1 : 0;
-  case FN_SIGN: return x > 0 ? 1 : x < 0 ? -1 : 0;
-  case FN_SECH2: return 1 / (cosh(x) * cosh(x));
-  default: return NAN;
-  }
-}
+// A constant's value under an elementwise builtin: the one definition of builtins.def.
+static double fn_value(int fn, double x) { return fn < EF_COUNT ? expr_eval_fn((ElemFn)fn, x) : NAN; }
 
 static uint8_t fn_sign(int fn, uint8_t s) {
   switch ((BuiltinFn)fn) {
