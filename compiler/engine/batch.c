@@ -33,34 +33,23 @@ void *engine_aligned_zeros(size_t count, size_t elem) {
   return p;
 }
 
-// "[3, 4]": the index of flat element `k` of an array of `rank` dims `shape`.
-static void index_text(int rank, const size_t *shape, size_t k, StrBuf *out) {
-  size_t stride = 1;
-  for (int i = 0; i < rank; i++) stride *= shape[i];
-  sb_putc(out, '[');
-  for (int i = 0; i < rank; i++) {
-    stride /= shape[i];
-    sb_printf(out, "%s%zu", i ? ", " : "", k / stride);
-    k %= stride;
-  }
-  sb_putc(out, ']');
-}
-
-static size_t count_of(int rank, const size_t *shape) {
-  size_t n = 1;
-  for (int i = 0; i < rank; i++) n *= shape[i];
-  return n;
+DamrtTensor engine_tensor_view(const EngineArray *a) {
+  DamrtTensor view = {a->dtype, a->rank, {1, 1, 1, 1}, 1, (void *)a->data};
+  for (int i = 0; i < a->rank; i++) view.count *= view.shape[i] = a->shape[i];
+  return view;
 }
 
 bool engine_check_range(DamrtDtype dtype, const EngineArray *a, const char *label, StrBuf *err) {
   if (dtype != DAMRT_F32 || a->dtype != DAMRT_F64 || !a->data) return true;
-  size_t n = count_of(a->rank, a->shape);
-  for (size_t k = 0; k < n; k++) {
+  DamrtTensor view = engine_tensor_view(a);
+  for (size_t k = 0; k < view.count; k++) {
     double v = ((const double *)a->data)[k];
     if (fabs(v) <= FLT_MAX) continue;
-    sb_printf(err, "%s: %.17g at ", label, v);
-    index_text(a->rank, a->shape, k, err);
-    sb_printf(err, " does not fit float32 (largest %.9g): use --precision f64\n", (double)FLT_MAX);
+    size_t index[DAMRT_MAX_RANK];
+    damrt_tensor_unravel(&view, k, index);
+    sb_printf(err, "%s: %.17g at [", label, v);
+    for (int i = 0; i < view.rank; i++) sb_printf(err, "%s%zu", i ? ", " : "", index[i]);
+    sb_printf(err, "] does not fit float32 (largest %.9g): use --precision f64\n", (double)FLT_MAX);
     return false;
   }
   return true;

@@ -99,8 +99,7 @@ static void shape_mismatch(const Engine *e, int w, const EngineArray *t, const c
 
 // The runtime's finiteness check, on a view of the caller's array.
 static bool check_finite(const EngineArray *t, const char *label, StrBuf *err) {
-  DamrtTensor view = {t->dtype, t->rank, {1, 1, 1, 1}, 1, (void *)t->data};
-  for (int i = 0; i < t->rank; i++) view.count *= view.shape[i] = t->shape[i];
+  DamrtTensor view = engine_tensor_view(t);
   DamrtError derr = {0};
   if (damrt_tensor_check_finite(&view, label, &derr) == DAMRT_OK) return true;
   sb_printf(err, "%s\n", derr.message);
