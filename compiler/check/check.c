@@ -65,7 +65,7 @@ bool check_model(Engine *e, const int64_t *dims, const CheckOptions *opt, CheckR
   // Each layer: the static proof of convexity with the params as set, then derivatives,
   // convexity and dead units at sampled states (layer_checks.h).
   static_convexity(e, dims, report);
-  check_layers(net, dims, engine_params(e), opt->seed, 0, report);
+  check_layers(net, dims, engine_params(e), opt->seed, report);
   // The network: does it have an energy, is it bounded below.
   check_has_energy(net, report);
   check_bounded_energy(&ne, opt->have_weights, report);

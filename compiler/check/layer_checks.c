@@ -174,12 +174,12 @@ void report_layer_dead(CheckReport *r, const LayerCheckCtx *ctx, const DeadResul
 }
 
 void check_layers(const Network *net, const int64_t *dims, const double *params, uint64_t seed,
-                  int samples, CheckReport *report) {
+                  CheckReport *report) {
   for (int a = 0; a < net->nlayers; a++) {
     LayerCheckCtx ctx;
     layer_ctx_init(&ctx, net, a, dims, params);
     SampleSet pts;
-    layer_samples(&ctx, seed, samples, &pts);
+    layer_samples(&ctx, seed, 0, &pts);  // 0: the default count per scale
     DerivResult dr;
     layer_check_derivatives(&ctx, &pts, seed, &dr);
     report_layer_derivatives(report, &ctx, &pts, &dr);

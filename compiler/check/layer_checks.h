@@ -254,10 +254,10 @@ void report_layer_convexity(CheckReport *r, const LayerCheckCtx *ctx, const Samp
 void report_layer_dead(CheckReport *r, const LayerCheckCtx *ctx, const DeadResult *res,
                        const char *states_name);
 
-// Every check above on every layer of `net`, at its sample points (`samples` Gaussian
-// points per scale; <= 0 for 32), deterministic from `seed`; three items per layer.
+// Every check above on every layer of `net`, at the sample set of §4.1 (32 Gaussian points
+// per scale), deterministic from `seed`; three items per layer.
 void check_layers(const Network *net, const int64_t *dims, const double *params, uint64_t seed,
-                  int samples, CheckReport *report);
+                  CheckReport *report);
 
 // The dead-neuron item of one layer at given states (fixed points, trajectory points):
 // `nstates` rows of the layer's size; `states_name` says what they are ("fixed points").

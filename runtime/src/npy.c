@@ -23,7 +23,6 @@
 #include "npy_stream.h"
 #include "util.h"
 
-static const char MAGIC[6] = "\x93NUMPY";
 
 enum {
   PRELUDE_SIZE = 8,            // magic and version, before the header length
@@ -32,13 +31,6 @@ enum {
   CHUNK_SIZE = 8192,           // bytes decoded per read; a multiple of every item size
   EXCERPT_SIZE = 120,          // header characters quoted in a message
 };
-
-static bool host_is_big_endian(void) {
-  const uint16_t probe = 1;
-  uint8_t first;
-  memcpy(&first, &probe, 1);
-  return first == 0;
-}
 
 // The element kinds the reader converts from, as in DamrtNpyInfo.kind.
 enum { KIND_FLOAT = 'f', KIND_INT = 'i', KIND_UINT = 'u', KIND_BOOL = 'b' };
@@ -228,7 +220,7 @@ static DamrtStatus interpret_descr(Header *h, const char *label, DamrtError *err
                            label, h->info.descr);
   h->info.itemsize = size;
   // '|' (not applicable) and '=' (native) both mean the writer's order, taken to be ours.
-  h->is_big_endian = order == '>' || (order != '<' && host_is_big_endian());
+  h->is_big_endian = order == '>' || (order != '<' && npy_host_is_big_endian());
   return DAMRT_OK;
 }
 
@@ -322,7 +314,7 @@ DamrtStatus damrt_npy_load_header(DamrtNpySource *src, Header *h, const char *la
   if (status != DAMRT_OK) return status;
   if (n == 0)
     return damrt_error_set(err, DAMRT_E_FORMAT, "%s: not a .npy file (it is empty)", label);
-  if (memcmp(prelude, MAGIC, n < sizeof MAGIC ? n : sizeof MAGIC) != 0) {
+  if (memcmp(prelude, NPY_MAGIC, n < sizeof NPY_MAGIC ? n : sizeof NPY_MAGIC) != 0) {
     if (n >= 4 && memcmp(prelude, "PK\x03\x04", 4) == 0)
       return damrt_error_set(err, DAMRT_E_FORMAT,
                              "%s: not a .npy file (it is a zip archive: a .npz file?)", label);
@@ -503,7 +495,7 @@ static DamrtStatus read_data(DamrtNpySource *src, const Header *h, DamrtTensor *
   uint8_t chunk[CHUNK_SIZE];
   DamrtStatus status;
   if (h->info.kind == KIND_FLOAT && itemsize == damrt_dtype_size(t->dtype) &&
-      h->is_big_endian == host_is_big_endian() && !is_fortran) {
+      h->is_big_endian == npy_host_is_big_endian() && !is_fortran) {
     status = read_full(src, t->data, needed, &present, label, err);
     if (status != DAMRT_OK) return status;
   } else {
@@ -666,7 +658,7 @@ enum { GROWTH_DIGITS = 21 };
 
 size_t damrt_npy_header(const DamrtTensor *t, char buf[DAMRT_NPY_HEADER_MAX]) {
   char descr[8];
-  snprintf(descr, sizeof descr, "%cf%zu", host_is_big_endian() ? '>' : '<',
+  snprintf(descr, sizeof descr, "%cf%zu", npy_host_is_big_endian() ? '>' : '<',
            damrt_dtype_size(t->dtype));
   return damrt_npy_header_descr(t, descr, buf);
 }
@@ -686,7 +678,7 @@ size_t damrt_npy_header_descr(const DamrtTensor *t, const char *descr,
   }
   // The prelude, dictionary and newline together fill whole 64-byte blocks.
   size_t total = (10 + used + 1 + 63) / 64 * 64;
-  memcpy(buf, MAGIC, sizeof MAGIC);
+  memcpy(buf, NPY_MAGIC, sizeof NPY_MAGIC);
   buf[6] = 1;
   buf[7] = 0;
   buf[8] = (char)((total - 10) & 0xff);

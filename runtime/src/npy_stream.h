@@ -5,6 +5,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "damrt_error.h"
 #include "damrt_npy.h"
@@ -54,5 +56,16 @@ size_t damrt_npy_header(const DamrtTensor *t, char buf[DAMRT_NPY_HEADER_MAX]);
 // The same with the dtype string `descr` ("<i8", "|b1") instead of the tensor's.
 size_t damrt_npy_header_descr(const DamrtTensor *t, const char *descr,
                               char buf[DAMRT_NPY_HEADER_MAX]);
+
+// The 6 bytes every .npy file begins with.
+static const char NPY_MAGIC[6] = "\x93NUMPY";
+
+// Whether this machine stores numbers most significant byte first.
+static inline bool npy_host_is_big_endian(void) {
+  const uint16_t probe = 1;
+  uint8_t first;
+  memcpy(&first, &probe, 1);
+  return first == 0;
+}
 
 #endif

@@ -81,7 +81,6 @@ static bool has_npy_suffix(const char *name) {
   return len >= 4 && strcmp(name + len - 4, ".npy") == 0;
 }
 
-static const char NPY_MAGIC[6] = "\x93NUMPY";
 
 // Whether member `index`, named without ".npy", holds a .npy array: whether its first
 // bytes are the magic, as numpy.load decides. A member that cannot even be opened is no
@@ -361,11 +360,6 @@ static DamrtStatus check_items(const char *label, const DamrtNamedTensor *items,
   return DAMRT_OK;
 }
 
-static bool host_big_endian(void) {
-  const uint16_t one = 1;
-  return *(const uint8_t *)&one == 0;
-}
-
 // The values of `t` as int64 or bool (DamrtStoreAs), in a new buffer; NULL with a message
 // when a value is not whole (int64) or not 0 or 1 (bool), or when memory runs out.
 static void *stored_values(const DamrtTensor *t, DamrtStoreAs as, const char *label,
@@ -408,7 +402,7 @@ static DamrtStatus add_member(zip_t *zip, const char *label, const DamrtNamedTen
   if (item->as != DAMRT_STORE_TENSOR) {
     if (!(*values = stored_values(t, item->as, label, item->key, err))) return err ? err->code : DAMRT_E_ARGUMENT;
     parts[0].length = damrt_npy_header_descr(
-        t, item->as == DAMRT_STORE_INT64 ? (host_big_endian() ? ">i8" : "<i8") : "|b1", header);
+        t, item->as == DAMRT_STORE_INT64 ? (npy_host_is_big_endian() ? ">i8" : "<i8") : "|b1", header);
     parts[1] = (zip_buffer_fragment_t){*values, t->count * (item->as == DAMRT_STORE_INT64 ? 8 : 1)};
   }
   size_t name_len = strlen(item->key) + 5;

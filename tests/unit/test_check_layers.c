@@ -161,7 +161,7 @@ static void check_example(const char *path) {
   if (!ok) return;
   CheckReport report = {0};
   double t0 = cpu_seconds();
-  check_layers(f.net, f.dims, f.params, 2024, 0, &report);
+  check_layers(f.net, f.dims, f.params, 2024, &report);
   double seconds = cpu_seconds() - t0;
   CHECK_EQ(report.count, 3 * (size_t)f.net->nlayers);
   for (int a = 0; a < f.net->nlayers; a++) {
