@@ -78,6 +78,29 @@ static bool load_npz_weights(Loaded *l, const char *path, DamrtDtype dtype, bool
 }
 
 // Reads the .npy of a per-layer array option ("--state A=FILE.npy") into its slot.
+// Reads one .npy file. The header first, when the file can be read twice (a regular file):
+// float64 data for float32 kernels is then read as float64, so that the engine refuses a
+// value beyond float32's range by name, and the shape of `weight` (or NULL) is checked before
+// any data is read. NULL with the message in `err`.
+static DamrtTensor *read_npy(Loaded *l, const char *path, DamrtDtype dtype, const char *weight,
+                             StrBuf *err) {
+  DamrtError derr = {0};
+  DamrtNpyInfo info;
+  struct stat st;
+  if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+    if (damrt_npy_read_info(path, &info, &derr) != DAMRT_OK) {
+      sb_printf(err, "%s\n", derr.message);
+      return NULL;
+    }
+    if (weight && !engine_check_weight_shape(l->engine, weight, info.rank, info.shape, path, err))
+      return NULL;
+    dtype = read_dtype(&info, dtype);
+  }
+  DamrtTensor *t = damrt_npy_read(path, dtype, &derr);
+  if (!t) sb_printf(err, "%s\n", derr.message);
+  return t;
+}
+
 static int load_layer_array(Loaded *l, int kind, const char *what, const char *arg,
                             DamrtDtype dtype, StrBuf *err) {
   char name[256];
@@ -94,19 +117,10 @@ static int load_layer_array(Loaded *l, int kind, const char *what, const char *a
     sb_printf(err, "%s %s: layer '%s' is given twice\n", what, arg, name);
     return EXIT_USAGE;
   }
-  DamrtError derr = {0};
-  // float64 data for float32 kernels is read as float64 so that the engine refuses a value
-  // beyond float32's range by name (the header tells the dtype of a regular file).
-  DamrtNpyInfo info;
-  struct stat st;
-  if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && damrt_npy_read_info(path, &info, &derr) == DAMRT_OK)
-    dtype = read_dtype(&info, dtype);
-  DamrtTensor *t = damrt_npy_read(path, dtype, &derr);
-  if (!t) {
-    sb_printf(err, "%s\n", derr.message);
-    return EXIT_MODEL;
-  }
+  DamrtTensor *t = read_npy(l, path, dtype, NULL, err);
+  if (!t) return EXIT_MODEL;
   hold(l, t);
+  DamrtError derr = {0};
   char label[512];
   snprintf(label, sizeof label, "%s: %s of layer '%s'", path, what + 2, name);
   if (damrt_tensor_check_finite(t, label, &derr) != DAMRT_OK) {
@@ -126,19 +140,7 @@ static int load_tensor(Loaded *l, const TensorOption *t, DamrtDtype dtype, bool 
   if (!strcmp(opt, "--weights")) return load_npz_weights(l, val, dtype, allow_extra, err) ? 0 : EXIT_MODEL;
   if (!strcmp(opt, "--weight")) {
     split_pair(val, name, sizeof name, &rest);
-    DamrtError read_err = {0};
-    // The header first, when the file can be read twice (a regular file).
-    DamrtNpyInfo info;
-    struct stat st;
-    bool regular = stat(rest, &st) == 0 && S_ISREG(st.st_mode);
-    if (regular && damrt_npy_read_info(rest, &info, &read_err) != DAMRT_OK) {
-      sb_printf(err, "%s\n", read_err.message);
-      return EXIT_MODEL;
-    }
-    if (regular && !engine_check_weight_shape(l->engine, name, info.rank, info.shape, rest, err))
-      return EXIT_MODEL;
-    DamrtTensor *w = damrt_npy_read(rest, regular ? read_dtype(&info, dtype) : dtype, &read_err);
-    if (!w) sb_printf(err, "%s\n", read_err.message);
+    DamrtTensor *w = read_npy(l, rest, dtype, name, err);
     return w && bind_weight(l, name, w, rest, err) ? 0 : EXIT_MODEL;
   }
   if (!strcmp(opt, "--dim")) {
