@@ -32,6 +32,19 @@ def damc(*args):
     return r.returncode, r.stdout, r.stderr
 
 
+def eval_both(tmp, model, weight):
+    """damc eval of `model` with tmp/WEIGHT.npy and the states tmp/v.npy, in float64 and float32:
+    yields (precision, tolerance relative to the scale, results) for each run that succeeded.
+    Tolerances: 1e-12 in f64 (a few roundings of O(1) sums); 64 eps32 in f32."""
+    for precision, tol in (("f64", 1e-12), ("f32", 64 * np.finfo(np.float32).eps)):
+        out = os.path.join(tmp, f"out_{precision}.npz")
+        code, _, err = damc("eval", model, "--weight", f"{weight}={tmp}/{weight}.npy", "--state",
+                            f"v={tmp}/v.npy", "--precision", precision, "--out", out)
+        check(code == 0, f"eval {precision}: exit {code}: {err}")
+        if code == 0:
+            yield precision, tol, np.load(out)
+
+
 def transposed_weights(tmp):
     rng = np.random.default_rng(11)
     n, b, s = 6, 5, 0.1
@@ -44,14 +57,7 @@ def transposed_weights(tmp):
     E = 0.5 * (v * v).sum(1) - 0.25 * np.einsum("bi,ij,bj->b", v, C + C.T, v) \
         - s * (C.T * C).sum() * v.sum(1) - 0.02 * np.einsum("bi,ij,bj->b", v, np.exp(C.T), v)
     model = os.path.join(MODELS, "lateral.dam")
-    for precision, tol in (("f64", 1e-12), ("f32", 64 * np.finfo(np.float32).eps)):
-        out = os.path.join(tmp, f"out_{precision}.npz")
-        code, _, err = damc("eval", model, "--weight", f"C={tmp}/C.npy", "--state",
-                            f"v={tmp}/v.npy", "--precision", precision, "--out", out)
-        check(code == 0, f"eval {precision}: exit {code}: {err}")
-        if code:
-            continue
-        r = np.load(out)
+    for precision, tol, r in eval_both(tmp, model, "C"):
         scale = np.abs(E).max() + 1
         for name, got, want in (("E", r["E"], E), ("u_v", r["u_v"], u),
                                 ("dxdt_v", r["dxdt_v"], u - v)):
@@ -87,14 +93,7 @@ def state_dependent_matrix(tmp):
     h = 1e-5
     u = np.array([[-(e_int(x + h * d) - e_int(x - h * d)) / (2 * h) for d in np.eye(n)] for x in v])
     model = os.path.join(MODELS, "state_matrix.dam")
-    for precision, tol in (("f64", 1e-12), ("f32", 64 * np.finfo(np.float32).eps)):
-        out = os.path.join(tmp, f"out_{precision}.npz")
-        code, _, err = damc("eval", model, "--weight", f"W={tmp}/W.npy", "--state",
-                            f"v={tmp}/v.npy", "--precision", precision, "--out", out)
-        check(code == 0, f"eval {precision}: exit {code}: {err}")
-        if code:
-            continue
-        r = np.load(out)
+    for precision, tol, r in eval_both(tmp, model, "W"):
         scale = np.abs(E).max() + 1
         worst = np.abs(r["E"] - E).max() / scale
         check(worst <= tol, f"E {precision}: error {worst:.2e} > {tol:.1e}")
