@@ -161,6 +161,10 @@ size_t damc_check_count(const DamcCheckReport *report);
 /* Item i (valid until damc_check_free); and one of its numbers by name (NaN when absent). */
 void damc_check_item(const DamcCheckReport *report, size_t i, DamcCheckItem *item);
 double damc_check_number(const DamcCheckReport *report, size_t i, const char *name);
+/* One of its vectors by name ("eig(J)", "x*": a spectrum or a state): `*count` values, or
+   NULL when absent. Valid until damc_check_free. */
+const double *damc_check_vector(const DamcCheckReport *report, size_t i, const char *name,
+                                size_t *count);
 /* "pass", "warn" or "fail": the worst verdict; and the whole report as JSON. */
 const char *damc_check_verdict(const DamcCheckReport *report);
 const char *damc_check_json(const DamcCheckReport *report);

@@ -335,6 +335,18 @@ double damc_check_number(const DamcCheckReport *report, size_t i, const char *na
   return NAN;
 }
 
+const double *damc_check_vector(const DamcCheckReport *report, size_t i, const char *name,
+                                size_t *count) {
+  const CheckItem *it = &report->report.items[i];
+  for (size_t k = 0; k < it->nvectors; k++)
+    if (!strcmp(it->vectors[k].name, name)) {
+      if (count) *count = it->vectors[k].count;
+      return it->vectors[k].values;
+    }
+  if (count) *count = 0;
+  return NULL;
+}
+
 const char *damc_check_verdict(const DamcCheckReport *report) {
   return verdict_name(report_worst(&report->report));
 }

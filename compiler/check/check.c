@@ -62,6 +62,8 @@ bool check_model(Engine *e, const int64_t *dims, const CheckOptions *opt, CheckR
   for (int w = 0; opt->have_weights && w < net->nweights; w++) weights[w] = engine_weight(e, w);
   NetEnv ne;
   netenv_init(&ne, net, dims, engine_params(e), opt->have_weights ? weights : NULL, opt->seed);
+  ne.given_input = opt->arrays ? opt->arrays->input : NULL;
+  netenv_set_inputs(&ne, 0, false);
   // Each layer: the static proof of convexity with the params as set, then derivatives,
   // convexity and dead units at sampled states (layer_checks.h).
   static_convexity(e, dims, report);

@@ -205,6 +205,7 @@ void check_energy_identity(NetEnv *ne, int samples, CheckReport *r) {
   for (int s = 0; s < samples; s++) {
     for (int a = 0; a < n; a++)
       for (int64_t i = 0; i < ne->n[a]; i++) ne->states[a][i] = netenv_normal(ne);
+    netenv_set_inputs(ne, 0, true);  // the I.g terms of E and I in u are checked too
     double predicted = 0, xdot_max = 0;
     for (int a = 0; a < n; a++) {
       const LayerEq *l = &net->layers[a];
@@ -243,7 +244,8 @@ void check_energy_identity(NetEnv *ne, int samples, CheckReport *r) {
       const LayerEq *l = &net->layers[a];
       double *g = xcalloc((size_t)ne->n[a] + 1, sizeof *g);
       netenv_eval(ne, l->g, g);
-      for (int64_t i = 0; i < ne->n[a]; i++) terms += fabs(ne->states[a][i] * g[i]);
+      for (int64_t i = 0; i < ne->n[a]; i++)
+        terms += fabs(ne->states[a][i] * g[i]) + fabs(ne->inputs[a][i] * g[i]);
       terms += fabs(netenv_scalar(ne, l->L));
       free(g);
     }

@@ -11,7 +11,7 @@
 void netenv_init(NetEnv *ne, const Network *net, const int64_t *dims, const double *params,
                  const double *const *weights, uint64_t seed) {
   int n = net->nlayers;
-  *ne = (NetEnv){net, NULL, NULL, NULL, NULL, NULL, NULL, {0}, seed * 2654435761u + 1};
+  *ne = (NetEnv){net, NULL, NULL, NULL, NULL, NULL, NULL, {0}, seed * 2654435761u + 1, NULL};
   ne->n = xcalloc((size_t)n + 1, sizeof *ne->n);
   double ***arrays[4] = {&ne->states, &ne->acts, &ne->inputs, &ne->dirs};
   for (int k = 0; k < 4; k++) *arrays[k] = xcalloc((size_t)n + 1, sizeof(double *));
@@ -47,6 +47,23 @@ double netenv_normal(NetEnv *ne) {
   ne->rng = ne->rng * 6364136223846793005ull + 1442695040888963407ull;
   double v = (double)(ne->rng >> 11) / 9007199254740992.0;
   return sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
+}
+
+void netenv_set_inputs(NetEnv *ne, size_t b, bool sampled) {
+  const EngineArray *given = ne->given_input;
+  for (int a = 0; a < ne->net->nlayers; a++) {
+    int64_t n = ne->n[a];
+    const EngineArray *in = given && given[a].data ? &given[a] : NULL;
+    size_t numel = 1;
+    for (int k = 0; in && k < in->rank; k++) numel *= in->shape[k];
+    size_t row = in && numel > (size_t)n ? b * (size_t)n : 0;  // [B, n] or one for all
+    for (int64_t i = 0; i < n; i++) {
+      double v = 0;
+      if (in) v = engine_get(in->dtype, in->data, row + (size_t)i);
+      else if (!given && sampled && ne->net->layers[a].has_input) v = netenv_normal(ne);
+      ne->inputs[a][i] = v;
+    }
+  }
 }
 
 void netenv_eval(NetEnv *ne, ExprId e, double *out) {

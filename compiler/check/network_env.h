@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "derive/network.h"
+#include "engine/engine.h"
 #include "sym/eval.h"
 
 typedef struct {
@@ -17,6 +18,9 @@ typedef struct {
   const double **weights;
   EvalEnv env;
   uint64_t rng;
+  // The user's inputs (per layer: [n_A] for every sample or [B, n_A], float32 or float64;
+  // a layer's data NULL when not given), or NULL; borrowed.
+  const EngineArray *given_input;
 } NetEnv;
 
 // `weights` (per weight, float64, or NULL when none are bound) are borrowed.
@@ -25,6 +29,11 @@ void netenv_init(NetEnv *ne, const Network *net, const int64_t *dims, const doub
 void netenv_free(NetEnv *ne);
 // A standard normal deviate (deterministic from the seed).
 double netenv_normal(NetEnv *ne);
+// The inputs I_A of every layer declared `input`: sample `b` of the user's inputs
+// (`given_input`) where given, else zeros, or standard normal values when the user gave
+// none and `sampled`. Every check that evaluates E, u or dx/dt at a state a run of the
+// user's arrays reached must see the inputs that run had.
+void netenv_set_inputs(NetEnv *ne, size_t b, bool sampled);
 // The value of `e` (freshly evaluated at the current arrays) into `out` (its numel values).
 void netenv_eval(NetEnv *ne, ExprId e, double *out);
 double netenv_scalar(NetEnv *ne, ExprId e);

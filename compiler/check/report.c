@@ -17,7 +17,7 @@ const char *verdict_name(Verdict v) {
 
 CheckItem *report_add(CheckReport *r, const char *check, const char *subject, const Span *where,
                       Verdict v, const char *fmt, ...) {
-  CheckItem item = {{0}, {0}, {0, 0, 0}, where != NULL, v, {0}, NULL, 0, 0};
+  CheckItem item = {{0}, {0}, {0, 0, 0}, where != NULL, v, {0}, NULL, 0, 0, NULL, 0, 0};
   snprintf(item.check, sizeof item.check, "%s", check);
   snprintf(item.subject, sizeof item.subject, "%s", subject);
   if (where) item.where = *where;
@@ -39,10 +39,20 @@ void report_number(CheckItem *item, const char *name, double value) {
   VEC_PUSH(item->numbers, item->nnumbers, item->cap, n);
 }
 
+void report_vector(CheckItem *item, const char *name, const double *values, size_t count) {
+  CheckVector v = {{0}, xmalloc(count * sizeof(double) + 1), count};
+  assert(strlen(name) < sizeof v.name);
+  snprintf(v.name, sizeof v.name, "%s", name);
+  if (count) memcpy(v.values, values, count * sizeof(double));
+  VEC_PUSH(item->vectors, item->nvectors, item->vcap, v);
+}
+
 void report_free(CheckReport *r) {
   for (size_t i = 0; i < r->count; i++) {
     sb_free(&r->items[i].reason);
     free(r->items[i].numbers);
+    for (size_t k = 0; k < r->items[i].nvectors; k++) free(r->items[i].vectors[k].values);
+    free(r->items[i].vectors);
   }
   free(r->items);
   *r = (CheckReport){0};
@@ -81,6 +91,18 @@ void report_print_text(const CheckReport *r, const DiagSink *sink, StrBuf *out) 
     for (size_t k = 0; k < it->nnumbers; k++)
       sb_printf(out, "%44s%-28s %.6g\n", "", it->numbers[k].name,
                 isnan(it->numbers[k].value) ? NAN : it->numbers[k].value);  // "nan", never "-nan"
+    for (size_t k = 0; k < it->nvectors; k++) {
+      const CheckVector *v = &it->vectors[k];
+      sb_printf(out, "%44s%-28s", "", v->name);
+      for (size_t j = 0; j < v->count; j++) {
+        if (v->count > 8 && j == 4) {
+          sb_printf(out, " ... (%zu values)", v->count);
+          j = v->count - 4;
+        }
+        sb_printf(out, " %.6g", isnan(v->values[j]) ? NAN : v->values[j]);
+      }
+      sb_putc(out, '\n');
+    }
   }
 }
 
@@ -128,6 +150,17 @@ void report_print_json(const CheckReport *r, const DiagSink *sink, const char *m
       json_string(out, it->numbers[k].name);
       sb_append(out, ": ");
       json_number(out, it->numbers[k].value);
+    }
+    sb_append(out, "}, \"vectors\": {");
+    for (size_t k = 0; k < it->nvectors; k++) {
+      sb_append(out, k ? ", " : "");
+      json_string(out, it->vectors[k].name);
+      sb_append(out, ": [");
+      for (size_t j = 0; j < it->vectors[k].count; j++) {
+        sb_append(out, j ? ", " : "");
+        json_number(out, it->vectors[k].values[j]);
+      }
+      sb_putc(out, ']');
     }
     sb_append(out, "}}");
   }

@@ -29,6 +29,12 @@ typedef struct {
 } CheckNumber;
 
 typedef struct {
+  char name[96];
+  double *values;  // owned
+  size_t count;
+} CheckVector;
+
+typedef struct {
   char check[32];     // "derivatives", "convexity", "bounded-energy", "energy-decrease", ...
   char subject[96];   // "layer v", "network", "param beta", "energy term 1"
   Span where;         // the source place it concerns (file 0, 0..0: none)
@@ -37,6 +43,8 @@ typedef struct {
   StrBuf reason;      // one or more sentences: why, and for a failure what to change
   CheckNumber *numbers;
   size_t nnumbers, cap;
+  CheckVector *vectors;  // a spectrum or a state: all of it in JSON, its ends in the text
+  size_t nvectors, vcap;
 } CheckItem;
 
 typedef struct {
@@ -50,13 +58,16 @@ __attribute__((format(printf, 6, 7))) CheckItem *report_add(CheckReport *r, cons
                                                            const Span *where, Verdict v,
                                                            const char *fmt, ...);
 void report_number(CheckItem *item, const char *name, double value);
+// Adds a copy of `values[0..count)`.
+void report_vector(CheckItem *item, const char *name, const double *values, size_t count);
 void report_free(CheckReport *r);
 
 // The worst verdict of the report (FAIL > WARN > PASS; SKIPPED counts as PASS).
 Verdict report_worst(const CheckReport *r);
 
 // For people: a line of counts, one line per item (verdict, check, subject, place, reason),
-// then the numbers of each item that has any, indented. `sink` turns spans into
+// then the numbers of each item that has any, indented (of a vector, at most its first and
+// last four values). `sink` turns spans into
 // FILE:LINE:COL.
 void report_print_text(const CheckReport *r, const DiagSink *sink, StrBuf *out);
 // Every item and number as one JSON object: {"model": ..., "verdict": ..., "items": [...]}.

@@ -254,15 +254,21 @@ static double lambda_max_bwb(const double *hess, const double *w, int64_t d) {
 typedef struct {
   bool ok;
   double most, least, imag;  // the extremes of the real parts, the largest |imaginary part|
+  double *re;                // every real part, ascending (d of them; owned)
 } JacobianSpectrum;
+
+static int ascending(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
 
 // The spectrum of J = T⁻¹(𝐖𝐇 - I) (docs/theory.md §4.4.1), for models without eliminated
 // layers.
 static JacobianSpectrum jacobian_spectrum(const NetEnv *ne, const Stack *st, const double *w,
                                           const double *hess, const double *tau) {
   int64_t d = st->dim;
-  JacobianSpectrum js = {false, -INFINITY, INFINITY, 0};
-  double *jac = xcalloc((size_t)(d * d) + 1, sizeof *jac), *re = xcalloc((size_t)d + 1, sizeof *re),
+  JacobianSpectrum js = {false, -INFINITY, INFINITY, 0, xcalloc((size_t)d + 1, sizeof(double))};
+  double *jac = xcalloc((size_t)(d * d) + 1, sizeof *jac), *re = js.re,
          *im = xcalloc((size_t)d + 1, sizeof *im);
   matmul(w, false, hess, jac, d);
   for (int a = 0; a < ne->net->nlayers; a++)
@@ -276,9 +282,9 @@ static JacobianSpectrum jacobian_spectrum(const NetEnv *ne, const Stack *st, con
       js.least = fmin(js.least, re[i]);
       js.imag = fmax(js.imag, fabs(im[i]));
     }
+    qsort(re, (size_t)d, sizeof *re, ascending);
   }
   free(jac);
-  free(re);
   free(im);
   return js;
 }
@@ -340,7 +346,7 @@ static void check_fixed_point(NetEnv *ne, const double *tau, int index, CheckRep
     free(ev);
     free(h);
   }
-  JacobianSpectrum js = {false, 0, 0, 0};
+  JacobianSpectrum js = {false, 0, 0, 0, NULL};
   // The general eigenproblem costs about 10 d^3: up to d = 1000 (a second or two).
   if (!eliminated && d <= 1000) js = jacobian_spectrum(ne, &st, w, hess, tau);
   CheckItem *it = NULL;
@@ -369,11 +375,19 @@ static void check_fixed_point(NetEnv *ne, const double *tau, int index, CheckRep
   }
   report_number(it, "residual |u - x|_inf / (1 + |x|_inf)", rho);
   report_number(it, "Newton steps", newton);
+  ExprId energy = net->reduced ? net->reduced_energy_x : net->energy_x;
+  if (!net->has_directed) report_number(it, "E", netenv_scalar(ne, energy));
   if (js.ok) {
     report_number(it, "max Re eig(J)", js.most);
     report_number(it, "min Re eig(J)", js.least);
     report_number(it, "max |Im eig(J)|", js.imag);
+    report_vector(it, js.imag == 0 ? "eig(J)" : "Re eig(J)", js.re, (size_t)d);
   }
+  double *x = xcalloc((size_t)d + 1, sizeof *x);
+  for (int a = 0; a < n; a++) memcpy(x + st.offset[a], ne->states[a], (size_t)ne->n[a] * sizeof *x);
+  report_vector(it, "x*", x, (size_t)d);
+  free(x);
+  free(js.re);
   free(w);
   free(hess);
   free(st.offset);
@@ -395,6 +409,7 @@ void check_residual_lyapunov(NetEnv *ne, int samples, CheckReport *rep) {
   for (int s = 0; s < samples; s++) {
     for (int a = 0; a < n; a++)
       for (int64_t i = 0; i < ne->n[a]; i++) ne->states[a][i] = netenv_normal(ne);
+    netenv_set_inputs(ne, 0, true);
     residual(ne, &st, r);
     double *w = coupling(ne, &st), *hess = xcalloc((size_t)(d * d) + 1, sizeof *hess);
     stacked_hessian(ne, &st, hess);
@@ -522,6 +537,7 @@ bool check_trajectories(Engine *e, NetEnv *ne, const CheckOptions *opt, CheckRep
   bool fits = dense_fits(ne, "stability", "network", r);
   for (size_t b = 0; fits && conv && checked < 3 && b < samples; b++) {
     if (conv[b] != 1) continue;
+    netenv_set_inputs(ne, b, false);  // the fixed point of the inputs this sample ran with
     bool same_as_before = false;
     for (int a = 0; a < n; a++) {
       char name[80];

@@ -113,6 +113,9 @@ typedef struct {
   const void *data;  // NULL: absent
 } EngineArray;
 
+// Element `k` of an array of `dtype` (float32 or float64) as a double.
+double engine_get(DamrtDtype dtype, const void *base, size_t k);
+
 // After STAGE_DERIVE, before STAGE_BIND: binds weight `name` to `w`, which the engine reads
 // until it is freed (used in place when its dtype is the kernels', else converted once at
 // bind). `origin` names where it came from ("weights.npz") in messages. Binds the dims its

@@ -61,10 +61,9 @@ void engine_shape_text(int rank, const size_t *shape, StrBuf *out);
 // `other`, a size that contradicts the dim, is the size of the weight's other axis.
 void engine_dim_origin(const Engine *e, int d, size_t other, StrBuf *out);
 
-// Element `k` of an array of `dtype` as a double, and the reverse.
-double engine_get(DamrtDtype dtype, const void *base, size_t k);
 // The runtime's view of an engine array (no copy), for its tensor checks.
 DamrtTensor engine_tensor_view(const EngineArray *a);
+// Sets element `k` of an array of `dtype` to `v` (engine_get, engine.h, is the reverse).
 void engine_set(DamrtDtype dtype, void *base, size_t k, double v);
 // False, with "LABEL: 1e+39 at [3, 4] does not fit float32 ...", when a float64 array
 // holds a value beyond the range of `dtype`.

@@ -964,6 +964,50 @@ static void test_derivative_kernels(void) {
   }
 }
 
+// The oracle W1 of docs/theory.md §4.6 (computed in 40-digit arithmetic): at the given state,
+// dE/dt by (1.4), -sum_A tau_A xdot_A' H_A xdot_A, from the compiled Hessian-vector products
+// along dx/dt, against -1.10534651585699 to 1e-13 relative (the section's float64
+// tolerance); and the check's stability item sees the fixed point's spectrum by name.
+static void test_w1_oracle(void) {
+  DamcError err = {0};
+  DamcModel *m = damc_model_from_string(
+      "w1.dam",
+      "dim N = 3;\ndim K = 2;\nlayer v[N] { L = 0.5 * sum(v^2); tau = 1; }\n"
+      "layer h[K] { L = logsumexp(h); tau = 0.5; }\nsynapse W[N, K] : v <-> h;\ninput v;\n",
+      &err);
+  CHECK(m != NULL);
+  if (!m) return;
+  double w[6] = {1, -1, 0.5, 1, -1, 0.5}, in[3] = {0.1, -0.2, 0}, v[3] = {0.5, -0.3, 0.2},
+         h[2] = {0.1, -0.4}, tau[2] = {1, 0.5};
+  DamcArray wa = {2, {3, 2}, w, DAMC_F64};
+  CHECK(damc_bind_weight(m, "W", &wa, NULL, &err) && damc_compile(m, DAMC_F64, &err));
+  DamcArray states[2] = {{1, {3}, v, DAMC_F64}, {1, {2}, h, DAMC_F64}};
+  DamcArray inputs[2] = {{1, {3}, in, DAMC_F64}, {0, {0}, NULL, 0}};
+  DamcBatch b = {states, inputs, NULL};
+  DamcResults *e = damc_eval(m, &b, &err);
+  CHECK(e != NULL);
+  if (e) {
+    const double *dv = damc_result(e, "dxdt_v", NULL), *dh = damc_result(e, "dxdt_h", NULL);
+    DamcArray dirs[2] = {{1, {3}, dv, DAMC_F64}, {1, {2}, dh, DAMC_F64}};
+    DamcResults *hv = damc_hvp(m, &b, dirs, &err);
+    CHECK(hv != NULL);
+    if (hv) {
+      const double *xdot[2] = {dv, dh}, *hxdot[2] = {damc_result(hv, "hvp_v", NULL),
+                                                     damc_result(hv, "hvp_h", NULL)};
+      double dEdt = 0;
+      for (int a = 0; a < 2; a++)
+        for (int i = 0; i < (a ? 2 : 3); i++) dEdt -= tau[a] * xdot[a][i] * hxdot[a][i];
+      double worst = 0;
+      CHECK(rel(dEdt, -1.10534651585699, &worst) <= 1e-13);
+      printf("W1: dE/dt by (1.4) from damc_hvp %.15g (oracle -1.10534651585699, %.1e)\n", dEdt, worst);
+    }
+    damc_results_free(hv);
+  }
+  damc_results_free(e);
+  damc_error_clear(&err);
+  damc_model_free(m);
+}
+
 // damc_check through the C API: the saddle x = 2 tanh(y), y = 2 tanh(x) (docs/theory.md
 // §4.4.2) seen from sampled starts: every item has a verdict, the report is JSON, and the
 // model itself stays usable (the checks run on a copy).
@@ -981,7 +1025,7 @@ static void test_check_api(void) {
   CHECK(damc_bind_weight(m, "W", &wa, NULL, &err));
   DamcCheckReport *r = damc_check(m, 7, 8, &err);
   CHECK(r != NULL && damc_check_count(r) > 5);
-  bool saw_identity = false;
+  bool saw_identity = false, saw_spectrum = false;
   for (size_t i = 0; r && i < damc_check_count(r); i++) {
     DamcCheckItem it;
     damc_check_item(r, i, &it);
@@ -993,8 +1037,17 @@ static void test_check_api(void) {
       CHECK(damc_check_number(r, i, "max |FD - (1.4)| beyond rounding / (1 + |(1.4)|)") <= 1e-6);
       CHECK(isnan(damc_check_number(r, i, "no such number")));
     }
+    if (!strcmp(it.check, "stability") && strcmp(it.verdict, "skipped")) {
+      // The fixed point (x, y) and the spectrum of J, ascending, whose ends are the numbers.
+      size_t nx = 9, nj = 9;
+      const double *x = damc_check_vector(r, i, "x*", &nx), *j = damc_check_vector(r, i, "eig(J)", &nj);
+      saw_spectrum = x && j && nx == 2 && nj == 2;
+      CHECK(saw_spectrum && j[0] <= j[1] && j[0] == damc_check_number(r, i, "min Re eig(J)") &&
+            j[1] == damc_check_number(r, i, "max Re eig(J)"));
+      CHECK(!damc_check_vector(r, i, "no such vector", &nx) && nx == 0);
+    }
   }
-  CHECK(saw_identity);
+  CHECK(saw_identity && saw_spectrum);
   CHECK(r && damc_check_json(r)[0] == '{' && strstr(damc_check_json(r), "\"items\""));
   damc_check_free(r);
   // The model was not compiled by the check: it compiles and evaluates now.
@@ -1014,6 +1067,7 @@ int main(int argc, char **argv) {
   test_results_enumeration();
   test_weight_current_batch();
   test_derivative_kernels();
+  test_w1_oracle();
   test_check_api();
   test_compile_retry();
   printf("worst relative errors: float64 kernels %.2g (bound %.0e), float32 data %.2g "
