@@ -99,21 +99,21 @@ void report_layer_derivatives(CheckReport *r, const LayerCheckCtx *ctx, const Sa
 }
 
 void report_layer_convexity(CheckReport *r, const LayerCheckCtx *ctx, const SampleSet *pts,
-                            const ConvexResult *res) {
+                            const ConvexResult *res, const char *points_name) {
   char subj[96], xs[160] = "";
   subject(ctx, subj, sizeof subj);
   CheckItem *it;
   if (res->verdict == VERDICT_SKIPPED) {
     it = report_add(r, "convexity", subj, lagrangian_span(ctx), VERDICT_SKIPPED,
-                    "H is not finite at any of the %d sample points%s", pts->count,
+                    "H is not finite at any of the %d %s%s", pts->count, points_name,
                     ctx->n > DENSE_MAX_N && ctx->eq->hessian.dense
                         ? ", or the layer is too large for a dense eigenvalue problem"
                         : "");
   } else if (res->verdict == VERDICT_PASS) {
     it = report_add(r, "convexity", subj, lagrangian_span(ctx), VERDICT_PASS,
-                    "H is positive semidefinite at %d of the %d sample points (eigenvalues: "
-                    "%s; docs/theory.md §4.2)",
-                    res->points_checked, pts->count, spectrum_method_name(res->method));
+                    "H is positive semidefinite at %d of the %d %s (eigenvalues: %s; "
+                    "docs/theory.md §4.2)",
+                    res->points_checked, pts->count, points_name, spectrum_method_name(res->method));
   } else {
     const double *x = pts->x + (size_t)res->worst_point * (size_t)ctx->n;
     describe_x(x, ctx->n, xs, sizeof xs);
@@ -186,7 +186,7 @@ void check_layers(const Network *net, const int64_t *dims, const double *params,
     LayerSpectrum *spectra = layer_spectra(&ctx, &pts);
     ConvexResult cr;
     layer_check_convexity(&ctx, &pts, spectra, &cr);
-    report_layer_convexity(report, &ctx, &pts, &cr);
+    report_layer_convexity(report, &ctx, &pts, &cr, "sample points");
     DeadResult de;
     layer_dead_neurons(&ctx, &pts, spectra, &pts, spectra, &de);
     report_layer_dead(report, &ctx, &de, "sample points");
@@ -195,7 +195,7 @@ void check_layers(const Network *net, const int64_t *dims, const double *params,
   }
 }
 
-void check_layer_dead_at(const Network *net, int layer, const int64_t *dims,
+void check_layer_at_states(const Network *net, int layer, const int64_t *dims,
                          const double *params, const double *states, int nstates,
                          const char *states_name, uint64_t seed, CheckReport *report) {
   LayerCheckCtx ctx;
@@ -207,9 +207,14 @@ void check_layer_dead_at(const Network *net, int layer, const int64_t *dims,
     snprintf(label, sizeof label, "%s #%d", states_name, k);
     sample_set_add(&given, states + (size_t)k * (size_t)ctx.n, label);
   }
+  LayerSpectrum *spectra = layer_spectra(&ctx, &given);
+  ConvexResult cr;
+  layer_check_convexity(&ctx, &given, spectra, &cr);
+  report_layer_convexity(report, &ctx, &given, &cr, states_name);
   DeadResult de;
-  layer_dead_neurons(&ctx, &pts, NULL, &given, NULL, &de);
+  layer_dead_neurons(&ctx, &pts, NULL, &given, spectra, &de);
   report_layer_dead(report, &ctx, &de, states_name);
+  free(spectra);
   sample_set_free(&pts);
   sample_set_free(&given);
 }

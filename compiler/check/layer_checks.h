@@ -250,7 +250,7 @@ void layer_dead_neurons(const LayerCheckCtx *ctx, const SampleSet *samples,
 void report_layer_derivatives(CheckReport *r, const LayerCheckCtx *ctx, const SampleSet *pts,
                               const DerivResult *res);
 void report_layer_convexity(CheckReport *r, const LayerCheckCtx *ctx, const SampleSet *pts,
-                            const ConvexResult *res);
+                            const ConvexResult *res, const char *points_name);
 void report_layer_dead(CheckReport *r, const LayerCheckCtx *ctx, const DeadResult *res,
                        const char *states_name);
 
@@ -259,10 +259,11 @@ void report_layer_dead(CheckReport *r, const LayerCheckCtx *ctx, const DeadResul
 void check_layers(const Network *net, const int64_t *dims, const double *params, uint64_t seed,
                   CheckReport *report);
 
-// The dead-neuron item of one layer at given states (fixed points, trajectory points):
-// `nstates` rows of the layer's size; `states_name` says what they are ("fixed points").
-// The structural directions are found at the layer's sample points drawn from `seed`.
-void check_layer_dead_at(const Network *net, int layer, const int64_t *dims,
+// The convexity and dead-neuron items of one layer at given states (states along
+// trajectories, fixed points): `nstates` rows of the layer's size; `states_name` says what
+// they are ("states along trajectories"). The structural directions are found at the
+// layer's sample points drawn from `seed`.
+void check_layer_at_states(const Network *net, int layer, const int64_t *dims,
                          const double *params, const double *states, int nstates,
                          const char *states_name, uint64_t seed, CheckReport *report);
 

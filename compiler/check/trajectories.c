@@ -8,8 +8,64 @@
 #include <string.h>
 
 #include "check/checks.h"
+#include "check/layer_checks.h"
 #include "front/ast.h"
 #include "support/common.h"
+
+// ---- States along the trajectories (docs/theory.md §4.2.4) ----
+
+// The states of every trajectory (each sample of each integrator's run) at the steps that
+// are multiples of `stride`, which doubles (dropping the steps no longer multiples of it)
+// whenever TRAJECTORY_KEEP states are held: between about half that and all of it are kept,
+// spread evenly along the runs (all of them when the runs are short).
+enum { TRAJECTORY_KEEP = 256 };
+
+typedef struct {
+  const Network *net;
+  const int64_t *n;   // per layer
+  int count;
+  size_t stride;
+  size_t *step;       // per state kept: its step
+  double **x;         // per layer: TRAJECTORY_KEEP rows of n_A
+} Trajectories;
+
+static void trajectories_init(Trajectories *t, const Network *net, const int64_t *n) {
+  *t = (Trajectories){net, n, 0, 1, xcalloc(TRAJECTORY_KEEP, sizeof(size_t)),
+                      xcalloc((size_t)net->nlayers + 1, sizeof(double *))};
+  for (int a = 0; a < net->nlayers; a++)
+    t->x[a] = xcalloc(TRAJECTORY_KEEP * (size_t)n[a] + 1, sizeof(double));
+}
+
+static void trajectories_free(Trajectories *t) {
+  for (int a = 0; a < t->net->nlayers; a++) free(t->x[a]);
+  free(t->x);
+  free(t->step);
+}
+
+static void trajectories_offer(Trajectories *t, const EngineState *s) {
+  if (s->step % t->stride) return;
+  for (size_t b = 0; b < s->batch; b++) {
+    while (t->count == TRAJECTORY_KEEP) {  // full: keep the steps that are multiples of 2 stride
+      t->stride *= 2;
+      int kept = 0;
+      for (int k = 0; k < t->count; k++) {
+        if (t->step[k] % t->stride) continue;
+        for (int a = 0; a < t->net->nlayers; a++)
+          memmove(t->x[a] + (size_t)kept * (size_t)t->n[a], t->x[a] + (size_t)k * (size_t)t->n[a],
+                  (size_t)t->n[a] * sizeof(double));
+        t->step[kept++] = t->step[k];
+      }
+      t->count = kept;
+      if (s->step % t->stride) return;
+    }
+    for (int a = 0; a < t->net->nlayers; a++) {
+      const void *x = s->x[a] ? s->x[a] : s->u[a];  // an eliminated layer is at its u
+      memcpy(t->x[a] + (size_t)t->count * (size_t)t->n[a], (const double *)x + b * (size_t)t->n[a],
+             (size_t)t->n[a] * sizeof(double));
+    }
+    t->step[t->count++] = s->step;
+  }
+}
 
 // ---- The energy monitor ----
 
@@ -20,6 +76,8 @@ typedef struct {
   double *prev_e, *prev_s;  // per sample: E and its scale at the previous step
   size_t rises, steps;
   double worst;      // the largest rise over its allowance
+  bool energy;       // false: no energy to watch (a directed synapse)
+  Trajectories *along;
 } Monitor;
 
 static double at(const void *p, size_t k) { return ((const double *)p)[k]; }
@@ -47,7 +105,8 @@ static double energy_scale(const Monitor *m, const EngineState *s, size_t b) {
 
 static bool monitor_state(void *user, const EngineState *s) {
   Monitor *m = user;
-  for (size_t b = 0; b < s->batch; b++) {
+  trajectories_offer(m->along, s);
+  for (size_t b = 0; m->energy && b < s->batch; b++) {
     double e = at(s->energy, b), scale = energy_scale(m, s, b);
     if (s->step > 0) {
       double allowance = m->c_r * CHECK_EPS * (scale + m->prev_s[b]);
@@ -487,6 +546,8 @@ bool check_trajectories(Engine *e, NetEnv *ne, const CheckOptions *opt, CheckRep
   static const char *const names[] = {"euler", "rk4", "dopri5"};
   bool ok = true;
   EngineResults last = {0};
+  Trajectories along;
+  trajectories_init(&along, net, ne->n);
   for (int i = 0; i < 3 && ok; i++) {
     size_t batch;
     bool batched;
@@ -495,11 +556,11 @@ bool check_trajectories(Engine *e, NetEnv *ne, const CheckOptions *opt, CheckRep
       break;
     }
     Monitor mon = {net, ne->n, 8 + 2 * sqrt((double)longest), xcalloc(batch + 1, sizeof(double)),
-                   xcalloc(batch + 1, sizeof(double)), 0, 0, 0};
+                   xcalloc(batch + 1, sizeof(double)), 0, 0, 0, !net->has_directed, &along};
     // At most 2000 steps: the energy monitor needs no convergence, and dopri5 (whose fixed
     // points are analysed) converges in far fewer.
     EngineRunOptions ro = {methods[i], false, 0, 1e-9, 1e-11, 1e-7, 2000, 0, 0, NULL, NULL, NULL,
-                           NULL, net->has_directed ? NULL : monitor_state, &mon};
+                           NULL, monitor_state, &mon};
     EngineResults res = {0};
     StrBuf run_err = {0};
     bool ran = engine_run(e, &arrays, &ro, &res, &run_err);
@@ -523,6 +584,12 @@ bool check_trajectories(Engine *e, NetEnv *ne, const CheckOptions *opt, CheckRep
     if (i == 2 && ran) last = res;
     else engine_results_free(&res);
   }
+  // Convexity and dead units where the network actually goes (§4.2.4), not only at the
+  // layers' sample points.
+  for (int a = 0; ok && along.count && a < n; a++)
+    check_layer_at_states(net, a, ne->env.dims, ne->env.params, along.x[a], along.count,
+                          "states along trajectories", opt->seed, r);
+  trajectories_free(&along);
   // The fixed points dopri5 reached: the first three samples that converged.
   const double *conv = NULL;
   size_t samples = 0;

@@ -272,7 +272,7 @@ static void check_nonconvex(const char *lagrangian, int n, double (*lmin)(const 
   CHECK(fabs(r.c.worst_lambda - want) <= 1e-12 * fmax(1, fabs(want)));
   // The report: FAIL, with the state and the eigenvalue.
   CheckReport report = {0};
-  report_layer_convexity(&report, &ctx, &pts, &r.c);
+  report_layer_convexity(&report, &ctx, &pts, &r.c, "sample points");
   CHECK(report.items[0].verdict == VERDICT_FAIL);
   CHECK(strstr(sb_str(&report.items[0].reason), "not convex") != NULL);
   CHECK(item_number(&report.items[0], "counterexample lambda") == r.c.worst_lambda);
@@ -425,12 +425,15 @@ static void test_dead_relu(void) {
   }
   // The report at given states.
   CheckReport report = {0};
-  check_layer_dead_at(f.net, 0, f.dims, f.params, &states[0][0], 3, "fixed points", 1, &report);
-  CHECK_EQ(report.count, 1);
-  CHECK_NEAR(item_number(&report.items[0], "dead fraction"), (4 + 0 + 6) / 24.0, 1e-15);
-  CHECK(item_number(&report.items[0], "structural nullity") == 0);
+  check_layer_at_states(f.net, 0, f.dims, f.params, &states[0][0], 3, "fixed points", 1, &report);
+  CHECK_EQ(report.count, 2);  // convexity, then dead neurons
+  CHECK(!strcmp(report.items[0].check, "convexity") && report.items[0].verdict == VERDICT_PASS);
+  CHECK(item_number(&report.items[0], "points") == 3);
   CHECK(strstr(sb_str(&report.items[0].reason), "3 fixed points") != NULL);
-  printf("relu dead units: %s\n", sb_str(&report.items[0].reason));
+  CHECK_NEAR(item_number(&report.items[1], "dead fraction"), (4 + 0 + 6) / 24.0, 1e-15);
+  CHECK(item_number(&report.items[1], "structural nullity") == 0);
+  CHECK(strstr(sb_str(&report.items[1].reason), "3 fixed points") != NULL);
+  printf("relu dead units: %s\n", sb_str(&report.items[1].reason));
   report_free(&report);
   fx_close(&f);
   // A leaky relu has no dead unit (away from its kink: step(0) = 0 on both sides there).
@@ -466,8 +469,9 @@ static void test_lse_structural(void) {
       CHECK_EQ(at.dead, 0);
     }
     CheckReport report = {0};
-    check_layer_dead_at(f.net, 0, f.dims, f.params, states, 10, "states", 4, &report);
-    const CheckItem *it = &report.items[0];
+    check_layer_at_states(f.net, 0, f.dims, f.params, states, 10, "states", 4, &report);
+    const CheckItem *it = &report.items[1];  // after the convexity item
+    CHECK(report.count == 2 && report.items[0].verdict == VERDICT_PASS);
     CHECK(it->verdict == VERDICT_PASS);
     CHECK(item_number(it, "dead fraction") == 0);
     CHECK(item_number(it, "structural nullity") == 1);
