@@ -67,6 +67,10 @@ def examples(tmp):
         bad = [f"{i['verdict']} {i['check']} {i['subject']}: {i['reason'][:120]}"
                for i in (report or {"items": []})["items"] if i["verdict"] in ("fail", "warn")]
         check(code == 0 and not bad, f"{name}: exit {code}: {bad} {err}")
+        # Convexity and dead units also where the runs went: >= 100 states (§4.2.4) per layer.
+        along = [i for i in items(report, "convexity") if "along trajectories" in i["reason"]]
+        check(report and len(along) == len({i["subject"] for i in items(report, "derivatives")})
+              and all(i["numbers"]["points"] >= 100 for i in along), f"{name}: along trajectories {along}")
         f32 = items(report, "float32")
         check(f32 and f32[0]["verdict"] == "pass", f"{name}: float32 against float64 {f32}")
         print(f"{name}: {report['verdict'] if report else '?'} in {seconds:.2f} s "
