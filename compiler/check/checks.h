@@ -14,13 +14,22 @@ void check_bounded_energy(NetEnv *ne, bool have_weights, CheckReport *r);
 void check_energy_identity(NetEnv *ne, int samples, CheckReport *r);
 // A model with a directed synapse has no energy (docs/theory.md §1.5): one item each.
 void check_has_energy(const Network *net, CheckReport *r);
-// Trajectories of euler, rk4 and dopri5 (E never rising beyond rounding, §4.3) and the fixed
-// points they reach (stability §4.4.2, dead units §4.5). False only when the engine fails.
 // The float32 kernels against the float64 ones of `e` at `samples` states (§4.1.4).
 void check_precision(Engine *e, NetEnv *ne, int samples, CheckReport *r);
 // For a model without energy (a directed synapse): the residual Lyapunov function of
 // docs/theory.md §4.4.5 at `samples` random states.
 void check_residual_lyapunov(NetEnv *ne, int samples, CheckReport *r);
+// The one integrated layer of a model of scheme (c1) of docs/theory.md §4.3 (H = I, every
+// other layer eliminated, no self-coupling, an energy), for which Euler's step with
+// dt <= 2 tau decreases E by at least (1/alpha - 1/2)|dv|^2; -1 when the model is not.
+// Sets random states and directions (euler_step.c).
+int euler_c1_layer(NetEnv *ne);
+// The order test of scheme (c3) of docs/theory.md §4.3 at max(50, samples) random states:
+// the median of e(delta)/e(delta/2), e(h) = E(x + h xdot) - E(x) - h dE/dt, in [3.5, 4.5].
+void check_euler_order(NetEnv *ne, int samples, CheckReport *r);
+// Trajectories of euler, rk4 and dopri5 (E never rising beyond rounding, §4.3; the (c1)
+// bound for Euler), convexity and dead units at states along them (§4.2.4), and the fixed
+// points they reach (stability §4.4.2, dead units §4.5). False only when the engine fails.
 bool check_trajectories(Engine *e, NetEnv *ne, const CheckOptions *opt, CheckReport *r,
                         StrBuf *err);
 

@@ -206,25 +206,7 @@ void check_energy_identity(NetEnv *ne, int samples, CheckReport *r) {
     for (int a = 0; a < n; a++)
       for (int64_t i = 0; i < ne->n[a]; i++) ne->states[a][i] = netenv_normal(ne);
     netenv_set_inputs(ne, 0, true);  // the I.g terms of E and I in u are checked too
-    double predicted = 0, xdot_max = 0;
-    for (int a = 0; a < n; a++) {
-      const LayerEq *l = &net->layers[a];
-      free(xdot[a]);
-      xdot[a] = NULL;
-      if (l->eliminated) continue;
-      int64_t m = ne->n[a];
-      xdot[a] = xcalloc((size_t)m + 1, sizeof(double));
-      netenv_eval(ne, net->reduced ? net->reduced_dxdt[a] : l->dxdt_x, xdot[a]);
-      memcpy(ne->dirs[a], xdot[a], (size_t)m * sizeof(double));
-      double *hv = xcalloc((size_t)m + 1, sizeof(double)), quad = 0;
-      netenv_eval(ne, l->hvp, hv);
-      for (int64_t i = 0; i < m; i++) {
-        quad += xdot[a][i] * hv[i];
-        xdot_max = fmax(xdot_max, fabs(xdot[a][i]));
-      }
-      predicted -= netenv_scalar(ne, l->tau) * quad;
-      free(hv);
-    }
+    double xdot_max, predicted = netenv_energy_rate(ne, xdot, &xdot_max);
     // docs/theory.md §4.1.6: delta = eps^(1/3) / max(1, |xdot|_inf).
     double delta = CHECK_CBRT_EPS / fmax(1, xdot_max), e[2];
     for (int side = 0; side < 2; side++) {

@@ -81,6 +81,31 @@ double netenv_scalar(NetEnv *ne, ExprId e) {
   return v;
 }
 
+double netenv_energy_rate(NetEnv *ne, double **xdot, double *xdot_max) {
+  const Network *net = ne->net;
+  double rate = 0;
+  *xdot_max = 0;
+  for (int a = 0; a < net->nlayers; a++) {
+    const LayerEq *l = &net->layers[a];
+    free(xdot[a]);
+    xdot[a] = NULL;
+    if (l->eliminated) continue;
+    int64_t m = ne->n[a];
+    xdot[a] = xcalloc((size_t)m + 1, sizeof(double));
+    netenv_eval(ne, net->reduced ? net->reduced_dxdt[a] : l->dxdt_x, xdot[a]);
+    memcpy(ne->dirs[a], xdot[a], (size_t)m * sizeof(double));
+    double *hv = xcalloc((size_t)m + 1, sizeof(double)), quad = 0;
+    netenv_eval(ne, l->hvp, hv);
+    for (int64_t i = 0; i < m; i++) {
+      quad += xdot[a][i] * hv[i];
+      *xdot_max = fmax(*xdot_max, fabs(xdot[a][i]));
+    }
+    rate -= netenv_scalar(ne, l->tau) * quad;
+    free(hv);
+  }
+  return rate;
+}
+
 bool symmetric_eig(double *m, int64_t n, double *values, bool vectors) {
   return LAPACKE_dsyevd(LAPACK_ROW_MAJOR, vectors ? 'V' : 'N', 'U', (lapack_int)n, m,
                         (lapack_int)n, values) == 0;

@@ -38,6 +38,12 @@ void netenv_set_inputs(NetEnv *ne, size_t b, bool sampled);
 void netenv_eval(NetEnv *ne, ExprId e, double *out);
 double netenv_scalar(NetEnv *ne, ExprId e);
 
+// At the current states: dx/dt of every integrated layer into xdot[a] (freed and
+// reallocated; NULL for an eliminated layer), its largest magnitude into *xdot_max, and
+// dE/dt by the energy identity, -sum_A tau_A xdot_A' H_A xdot_A (docs/theory.md eq. 1.4).
+// Leaves xdot in the directions.
+double netenv_energy_rate(NetEnv *ne, double **xdot, double *xdot_max);
+
 // Eigenvalues (ascending) and, when `vectors`, eigenvectors (columns, in place) of a
 // symmetric row-major n x n matrix `m` (overwritten), by LAPACK's dsyevd. False when LAPACK
 // fails.

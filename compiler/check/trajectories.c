@@ -78,6 +78,12 @@ typedef struct {
   double worst;      // the largest rise over its allowance
   bool energy;       // false: no energy to watch (a directed synapse)
   Trajectories *along;
+  // Scheme (c1) of §4.3 on an Euler run: the layer (-1: not watched), its tau, its state
+  // and the time at the previous step, and how the bound E_{k+1} <= E_k - (1/alpha - 1/2)
+  // |dv|^2 + tol_k fared.
+  int c1;
+  double c1_tau, *prev_x, prev_t, c1_worst;
+  size_t c1_misses;
 } Monitor;
 
 static double at(const void *p, size_t k) { return ((const double *)p)[k]; }
@@ -114,11 +120,51 @@ static bool monitor_state(void *user, const EngineState *s) {
       m->worst = fmax(m->worst, rise / fmax(allowance, 1e-300));
       if (rise > allowance) m->rises++;
       m->steps++;
+      if (m->c1 >= 0) {
+        int64_t n = m->n[m->c1];
+        double alpha = (s->t - m->prev_t) / m->c1_tau, step = 0;
+        for (int64_t i = 0; i < n; i++) {
+          double d = at(s->x[m->c1], b * (size_t)n + (size_t)i) - m->prev_x[b * (size_t)n + (size_t)i];
+          step += d * d;
+        }
+        double excess = rise + (1 / alpha - 0.5) * step;
+        m->c1_worst = fmax(m->c1_worst, excess / fmax(allowance, 1e-300));
+        m->c1_misses += excess > allowance;
+      }
     }
     m->prev_e[b] = e;
     m->prev_s[b] = scale;
+    if (m->c1 >= 0)
+      memcpy(m->prev_x + b * (size_t)m->n[m->c1], (const double *)s->x[m->c1] + b * (size_t)m->n[m->c1],
+             (size_t)m->n[m->c1] * sizeof(double));
   }
+  m->prev_t = s->t;
   return true;
+}
+
+// The Euler run's item on its step: under scheme (c1) the largest safe step and how the
+// sharper bound held (docs/theory.md §4.3); otherwise the order test of (c3).
+static void report_euler_step(NetEnv *ne, const Monitor *m, int samples, CheckReport *r) {
+  if (m->c1 < 0) {
+    check_euler_order(ne, samples, r);
+    return;
+  }
+  const char *name = ne->net->model->layers[m->c1].name;
+  CheckItem *it =
+      m->c1_misses
+          ? report_add(r, "euler-step", "network", NULL, VERDICT_FAIL,
+                       "layer '%s' has H = I and every other layer is eliminated (docs/theory.md "
+                       "§4.3 (c1)), yet an Euler step decreased E by less than (1/alpha - 1/2)|dv|^2 "
+                       "at %zu of %zu steps: a current or the energy is derived wrong, or an "
+                       "eliminated layer's Lagrangian is not convex",
+                       name, m->c1_misses, m->steps)
+          : report_add(r, "euler-step", "network", NULL, VERDICT_PASS,
+                       "layer '%s' has H = I and every other layer is eliminated (docs/theory.md "
+                       "§4.3 (c1)): every Euler step with dt <= 2 tau_%s (alpha <= 2) decreases E "
+                       "by at least (1/alpha - 1/2)|dv|^2; it did at all %zu steps of the run",
+                       name, name, m->steps);
+  report_number(it, "largest safe dt", 2 * m->c1_tau);
+  report_number(it, "worst (dE + (1/alpha - 1/2)|dv|^2) / allowance", m->c1_worst);
 }
 
 // ---- Dense matrices at a fixed point ----
@@ -548,6 +594,7 @@ bool check_trajectories(Engine *e, NetEnv *ne, const CheckOptions *opt, CheckRep
   EngineResults last = {0};
   Trajectories along;
   trajectories_init(&along, net, ne->n);
+  int c1 = euler_c1_layer(ne);
   for (int i = 0; i < 3 && ok; i++) {
     size_t batch;
     bool batched;
@@ -556,7 +603,9 @@ bool check_trajectories(Engine *e, NetEnv *ne, const CheckOptions *opt, CheckRep
       break;
     }
     Monitor mon = {net, ne->n, 8 + 2 * sqrt((double)longest), xcalloc(batch + 1, sizeof(double)),
-                   xcalloc(batch + 1, sizeof(double)), 0, 0, 0, !net->has_directed, &along};
+                   xcalloc(batch + 1, sizeof(double)), 0, 0, 0, !net->has_directed, &along,
+                   methods[i] == DAMRT_EULER ? c1 : -1, c1 >= 0 ? tau[c1] : 0,
+                   xcalloc(batch * (size_t)(c1 >= 0 ? ne->n[c1] : 0) + 1, sizeof(double)), 0, 0, 0};
     // At most 2000 steps: the energy monitor needs no convergence, and dopri5 (whose fixed
     // points are analysed) converges in far fewer.
     EngineRunOptions ro = {methods[i], false, 0, 1e-9, 1e-11, 1e-7, 2000, 0, 0, NULL, NULL, NULL,
@@ -577,10 +626,12 @@ bool check_trajectories(Engine *e, NetEnv *ne, const CheckOptions *opt, CheckRep
           mon.rises ? mon.rises : mon.steps, mon.rises ? mon.steps : batch);
       report_number(it, "largest rise / allowance", mon.worst);
       report_number(it, "c_r", mon.c_r);
+      if (methods[i] == DAMRT_EULER) report_euler_step(ne, &mon, opt->samples, r);
     }
     sb_free(&run_err);
     free(mon.prev_e);
     free(mon.prev_s);
+    free(mon.prev_x);
     if (i == 2 && ran) last = res;
     else engine_results_free(&res);
   }

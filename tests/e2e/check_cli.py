@@ -216,7 +216,35 @@ def large_softmax(tmp):
     print(f"large softmax (4500 units): damc check took {secs:.1f} s")
 
 
-CASES = {"large_softmax": large_softmax, "all_eliminated": all_eliminated, "energy_rays": energy_rays, "examples": examples, "nonconvex": nonconvex, "no_weights": no_weights, "saddle": saddle, "unbounded": unbounded,
+def euler_step(tmp):
+    """The largest safe Euler step of docs/theory.md §4.3: Model B with its memory layer
+    eliminated is of scheme (c1) (H_v = I), so dt <= 2 tau_v = 2 is safe and every step of the
+    Euler run decreases E by at least (1/alpha - 1/2)|dv|^2; with the memory layer integrated
+    (tau_h = 0.05) it is of scheme (c3), and the energy change of a step is second order."""
+    rng = np.random.default_rng(3)
+    np.savez(os.path.join(tmp, "w.npz"), Xi=np.sign(rng.standard_normal((20, 64))))
+    for tau_h, scheme in (("0", "c1"), ("0.05", "c3")):
+        model = os.path.join(tmp, f"b_{scheme}.dam")
+        with open(model, "w") as f:
+            f.write("dim N = 64;\ndim K;\nparam beta = 0.5;\nlayer v[N] { L = 0.5 * sum(v^2); tau = 1; }\n"
+                    f"layer h[K] {{ L = logsumexp(beta * h) / beta; tau = {tau_h}; }}\n"
+                    "synapse Xi[K, N] : h <-> v;\n")
+        code, report, err, _ = damc_check(model, "--weights", f"{tmp}/w.npz")
+        step = items(report, "euler-step")
+        check(code == 0 and len(step) == 1 and step[0]["verdict"] == "pass", f"{scheme}: {step} {err}")
+        if not step:
+            continue
+        n = step[0]["numbers"]
+        if scheme == "c1":
+            check("(c1)" in step[0]["reason"] and n["largest safe dt"] == 2
+                  and n["worst (dE + (1/alpha - 1/2)|dv|^2) / allowance"] <= 1, f"c1: {step}")
+        else:
+            check("(c3)" in step[0]["reason"] and 3.5 <= n["median e(delta)/e(delta/2)"] <= 4.5
+                  and n["states used"] >= 50, f"c3: {step}")
+        print(f"{scheme}: {step[0]['reason'][:90]}... {n}")
+
+
+CASES = {"euler_step": euler_step, "large_softmax": large_softmax, "all_eliminated": all_eliminated, "energy_rays": energy_rays, "examples": examples, "nonconvex": nonconvex, "no_weights": no_weights, "saddle": saddle, "unbounded": unbounded,
          "dead_units": dead_units, "directed": directed}
 
 
