@@ -29,12 +29,15 @@
 #include "lower/plan.h"
 #include "support/strbuf.h"
 
-// Generates the C source of `plans` (indexed by KernelKind; same network and sizes) into
-// `source` and its header into `header`; the source includes the header as `h_name`, and
-// both name themselves (`c_name`, `h_name`) and `model_path` in their opening comments.
-// `f64` chooses float64, else float32. Returns false with a message in `err` when a plan
-// has a node it cannot translate. Writing the files is the caller's.
-bool emit_c_generate(const Plan *const plans[2], bool f64, const char *model_path,
+// Generates the C source of the `nplans` kernels of `plans` (same network and sizes; damc emit
+// --c gives KERNEL_RHS and KERNEL_EVAL, damc check --emit-c adds KERNEL_HVP and KERNEL_LAGR)
+// into `source` and its header into `header`; the source includes the header as `h_name`,
+// and both name themselves (`c_name`, `h_name`) and `model_path` in their opening comments.
+// With `h_name` NULL the source includes no header: the caller puts the header's text before
+// it in one file (check/emit_check.c). `f64` chooses float64, else float32. Returns false with
+// a message in `err` when a plan has a node it cannot translate. Writing the files is the
+// caller's.
+bool emit_c_generate(const Plan *const *plans, int nplans, bool f64, const char *model_path,
                      const char *c_name, const char *h_name, StrBuf *source, StrBuf *header,
                      StrBuf *err);
 

@@ -23,6 +23,14 @@ KernelEq *kernel_equations(const Network *net, KernelKind kind, int *count) {
     *count = n;
     return out;
   }
+  if (kind == KERNEL_LAGR) {
+    for (int a = 0; a < net->nlayers; a++) {
+      add(out, &n, OUT_LAGR, "L", net, a, net->layers[a].L);
+      add(out, &n, OUT_G, "g", net, a, net->layers[a].g);
+    }
+    *count = n;
+    return out;
+  }
   if (kind == KERNEL_JVP) {
     // In the states alone (the x-forms), differentiated along every integrated layer's d.
     ExprPool *p = net->pool;
@@ -62,7 +70,8 @@ KernelEq *kernel_equations(const Network *net, KernelKind kind, int *count) {
 }
 
 const char *kernel_name(KernelKind kind) {
-  static const char *const names[KERNEL_KINDS] = {"damc_rhs", "damc_eval", "damc_hvp", "damc_jvp"};
+  static const char *const names[KERNEL_KINDS] = {"damc_rhs", "damc_eval", "damc_hvp", "damc_jvp",
+                                                   "damc_lagr"};
   return names[kind];
 }
 
@@ -71,6 +80,7 @@ const char *kernel_summary(KernelKind kind) {
       "dx/dt of every integrated layer",
       "E, and per layer g, u, dx/dt and its energy part E_A = Lambda_A - I_A . g_A",
       "H_A d_A of every layer (the Hessian-vector products)",
-      "the Jacobian of dx/dt applied to d (the Jacobian-vector product)"};
+      "the Jacobian of dx/dt applied to d (the Jacobian-vector product)",
+      "L_A and g_A of every layer at x_A (eliminated layers too: for damc check --emit-c)"};
   return summaries[kind];
 }

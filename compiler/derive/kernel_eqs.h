@@ -12,15 +12,17 @@
 //                and for callers that need curvature: Newton, Krylov solvers);
 //   KERNEL_JVP:  the Jacobian-vector product of the right-hand side, sum_B d(dx_A/dt)/dx_B d_B
 //                for every integrated layer (of the reduced dynamics when layers are
-//                eliminated).
-// The first two are the model's kernels (damc eval and run, emit --c); the last two are
+//                eliminated);
+//   KERNEL_LAGR: L_A and g_A of every layer at the given x_A, eliminated layers too (what the
+//                program of `damc check --emit-c` differentiates by central differences).
+// The first two are the model's kernels (damc eval and run, emit --c); the others are
 // compiled when asked for.
 #ifndef DAMC_KERNEL_EQS_H
 #define DAMC_KERNEL_EQS_H
 
 #include "derive/network.h"
 
-typedef enum { KERNEL_RHS, KERNEL_EVAL, KERNEL_HVP, KERNEL_JVP, KERNEL_KINDS } KernelKind;
+typedef enum { KERNEL_RHS, KERNEL_EVAL, KERNEL_HVP, KERNEL_JVP, KERNEL_LAGR, KERNEL_KINDS } KernelKind;
 enum { KERNEL_MODEL_KINDS = KERNEL_HVP };  // RHS and EVAL
 
 // What an output is, so that callers find it by meaning, not by its printed name.
@@ -33,6 +35,7 @@ typedef enum {
   OUT_ENERGY,  // E
   OUT_HVP,     // H_A d_A
   OUT_JVP,     // the Jacobian of dx_A/dt applied to d
+  OUT_LAGR,    // L_A at x_A
 } OutputWhat;
 
 typedef struct {

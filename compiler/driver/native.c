@@ -16,6 +16,7 @@
 
 #include "backend/emit_c.h"
 #include "check/check.h"
+#include "check/emit_check.h"
 #include "damrt_npz.h"
 #include "damrt_output.h"
 #include "driver/driver.h"
@@ -253,8 +254,8 @@ int cmd_emit(int argc, char **argv) {
     const char *c_name = strrchr(o.c_source, '/') ? strrchr(o.c_source, '/') + 1 : o.c_source;
     const char *h_name = strrchr(h_path, '/') ? strrchr(h_path, '/') + 1 : h_path;
     StrBuf header = {0};
-    if (!emit_c_generate(plans, o.precision == DAMC_F64, o.model, c_name, h_name, &text, &header,
-                         &err))
+    if (!emit_c_generate(plans, KERNEL_MODEL_KINDS, o.precision == DAMC_F64, o.model, c_name,
+                         h_name, &text, &header, &err))
       status = EXIT_INTERNAL;
     else if (!output_write_pair(o.c_source, &text, h_path, &header, &err))
       status = EXIT_MODEL;
@@ -267,11 +268,30 @@ int cmd_emit(int argc, char **argv) {
   return finish(&o, &l, status);
 }
 
+// check --emit-c: the program of the checks, for the sizes and params as given (the weights
+// fix the sizes; the program reads them when it runs).
+static int emit_check(const Options *o, Loaded *l) {
+  StrBuf err = {0}, text = {0};
+  int status = 0;
+  const char *c_name = strrchr(o->emit_c, '/') ? strrchr(o->emit_c, '/') + 1 : o->emit_c;
+  if (!engine_compile(l->engine, STAGE_BIND, &err) ||
+      !emit_check_program(engine_network(l->engine), engine_dims(l->engine),
+                          engine_params(l->engine), o->model, c_name, &text, &err))
+    status = EXIT_MODEL;
+  else if (!output_write(o->emit_c, text.data, text.len, &err))
+    status = EXIT_MODEL;
+  if (status) print_errors("check", sb_str(&err));
+  sb_free(&err);
+  sb_free(&text);
+  return status;
+}
+
 int cmd_check(int argc, char **argv) {
   Options o;
   Loaded l;
   int status = start(&o, &l, argc, argv);
   if (status) return finish(&o, &l, status);
+  if (o.emit_c) return finish(&o, &l, emit_check(&o, &l));
   EngineArray *arrays[2] = {NULL, NULL};
   for (int k = 0; k < 2; k++) {
     const DamcArray *src = l.arrays[k == 0 ? ARR_STATE : ARR_INPUT];

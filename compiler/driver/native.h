@@ -29,6 +29,7 @@ typedef struct {
   bool plan, ir, asm_text;
   const char *obj;
   const char *c_source;  // --c: the C file (its header is written next to it)
+  const char *emit_c;    // check --emit-c: the program of the checks
   // run
   DamcRunOptions run;
   const char *trace;

@@ -196,8 +196,12 @@ static int parse_args(Options *o, const Command *c, int argc, char **argv,
     else if (!strcmp(opt, "--no-progress")) o->progress = -1;
     else if (!strcmp(opt, "--quiet")) o->quiet = true;
     else if (!strcmp(opt, "--json")) o->json = true;
-    else if (!strcmp(opt, "--emit-c"))
-      return usage_error(o->command, "--emit-c is not implemented in damc " DAMC_VERSION " yet%s", "");
+    else if (!strcmp(opt, "--emit-c")) {
+      size_t len = strlen(val);
+      if (len < 3 || strcmp(val + len - 2, ".c") != 0)
+        return usage_error(o->command, "--emit-c %s: the name must end in '.c'", val);
+      o->emit_c = val;
+    }
     else if (!strcmp(opt, "--samples")) {
       double v;
       if (!parse_number(val, 1, 1e6, &v) || v != floor(v))
@@ -277,7 +281,7 @@ int check_paths(const Options *o) {
       inputs[nin++] = strcmp(opt, "--weights") && eq ? eq + 1 : v;
   }
   char *h = o->c_source ? header_path(o->c_source) : NULL;
-  const char *all[] = {o->out, o->trace, o->obj, o->c_source, h};
+  const char *all[] = {o->out, o->trace, o->obj, o->c_source, h, o->emit_c};
   const char *outputs[ARRAY_LEN(all)];
   int nout = 0;
   for (size_t i = 0; i < ARRAY_LEN(all); i++)

@@ -361,7 +361,7 @@ def clamp_noise_input(tmp):
 
 def command_line():
     """Exit statuses of the command line itself (cli.md): help and version 0, usage 2,
-    a missing file 1, an option not implemented yet 2."""
+    a missing file 1, a program of the checks whose name does not end in .c 2."""
     model = os.path.join(EXAMPLES, "model_b.dam")
     cases = [
         ((), 2), (("--help",), 0), (("--version",), 0), (("frobnicate",), 2), (("--frob",), 2),
@@ -371,7 +371,7 @@ def command_line():
         (("run", model, "--method", "leapfrog"), 2), (("run", model, "--dt", "-1"), 2),
         (("run", model, "--max-steps", "1.5"), 2), (("eval", model, "--set", "beta"), 2),
         (("eval", model, "--precision", "f16"), 2), (("check", model), 0),
-        (("check", model, "--emit-c", "x.c"), 2),
+        (("check", model, "--emit-c", "x.txt"), 2),
     ]
     for args, want in cases:
         code, out, err = damc(*args)
