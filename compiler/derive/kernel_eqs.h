@@ -13,14 +13,16 @@
 //   KERNEL_JVP:  the Jacobian-vector product of the right-hand side, sum_B d(dx_A/dt)/dx_B d_B
 //                for every integrated layer (of the reduced dynamics when layers are
 //                eliminated).
-// The first two are the model's kernels (damc eval and run, emit --c); the last two are
+//   KERNEL_FLIP: for every eliminated layer, L_h(x_h + d_h) - L_h(x_h) at given x_h and d_h
+//                (LayerEq.flip): the fast single-unit rule's energy change (docs/theory.md §5.3).
+// The first two are the model's kernels (damc eval and run, emit --c); the others are
 // compiled when asked for.
 #ifndef DAMC_KERNEL_EQS_H
 #define DAMC_KERNEL_EQS_H
 
 #include "derive/network.h"
 
-typedef enum { KERNEL_RHS, KERNEL_EVAL, KERNEL_HVP, KERNEL_JVP, KERNEL_KINDS } KernelKind;
+typedef enum { KERNEL_RHS, KERNEL_EVAL, KERNEL_HVP, KERNEL_JVP, KERNEL_FLIP, KERNEL_KINDS } KernelKind;
 enum { KERNEL_MODEL_KINDS = KERNEL_HVP };  // RHS and EVAL
 
 // What an output is, so that callers find it by meaning, not by its printed name.
@@ -33,6 +35,7 @@ typedef enum {
   OUT_ENERGY,  // E
   OUT_HVP,     // H_A d_A
   OUT_JVP,     // the Jacobian of dx_A/dt applied to d
+  OUT_FLIP,    // L_h(x_h + d_h) - L_h(x_h) of an eliminated layer
 } OutputWhat;
 
 typedef struct {
