@@ -11,7 +11,8 @@
 //    hidden layer's Lagrangian in a form that keeps its precision);
 //  - slow, for every other model: E evaluated for both signs of the unit in every sample at
 //    once (a batch of 2B through the eval kernel), O(N K) a unit.
-// DAMC_ASYNC_SLOW=1 in the environment forces the slow path (for tests that compare them).
+// For tests only, DAMC_ASYNC_PATH=slow in the environment forces the slow path, and
+// DAMC_ASYNC_PATH=fast makes a model the fast path does not apply to an error (with why).
 //
 // After every sweep E is evaluated afresh: it must equal E before the sweep plus the sum of
 // the accepted changes, and at T = 0 not exceed E before the sweep, both within rounding; a
@@ -298,8 +299,13 @@ DamrtStatus async_run(RunCtx *r, char *x, const uint8_t *clamp, const EngineArra
       return DAMRT_E_ARGUMENT;
     }
   }
-  const char *force = getenv("DAMC_ASYNC_SLOW");
-  bool fast = net->async_fast && !(force && *force && strcmp(force, "0"));
+  const char *force = getenv("DAMC_ASYNC_PATH");
+  if (force && !strcmp(force, "fast") && !net->async_fast) {
+    sb_printf(err, "DAMC_ASYNC_PATH=fast, but the fast async rule does not apply: %s\n",
+              net->async_slow_why);
+    return DAMRT_E_ARGUMENT;
+  }
+  bool fast = net->async_fast && !(force && !strcmp(force, "slow"));
   DamrtDtype dt = e->dtype;
   size_t batch = r->batch, dim = r->dim, elem = damrt_dtype_size(dt);
   for (size_t k = 0; k < batch * dim; k++) engine_set(dt, x, k, engine_get(dt, x, k) < 0 ? -1 : 1);
