@@ -98,6 +98,10 @@ typedef struct {
    layers, the update of modern Hopfield networks; max_steps = 1 is one-step retrieval). */
 typedef enum { DAMC_DOPRI5, DAMC_RK4, DAMC_EULER, DAMC_ASYNC, DAMC_ITERATE } DamcMethod;
 
+/* DAMC_ASYNC's order of the units in a sweep: a random permutation per sweep drawn from
+   `seed` (docs/cli.md), or in order. */
+typedef enum { DAMC_ORDER_RANDOM, DAMC_ORDER_SEQUENTIAL } DamcOrder;
+
 /* What a run reports while it goes on (DamcRunOptions.progress). */
 typedef struct {
   size_t step, max_steps;
@@ -117,8 +121,9 @@ typedef struct {
                              0: the default for the precision (1e-4 f32, 1e-7 f64);
                              negative: never stop early */
   size_t max_steps;       /* 0: 10000 */
-  double noise_T;         /* Langevin temperature (euler only) */
-  uint64_t seed;
+  double noise_T;         /* euler: Langevin temperature; async: heat-bath (Glauber)
+                             temperature; other methods: must be 0 */
+  uint64_t seed;          /* of the noise, and of async's sweep order */
   FILE *trace;            /* NULL, or where to write the CSV trace (one row per step) */
   /* NULL, or called at most ten times a second during the run and once at its end. */
   void (*progress)(void *user, const DamcProgress *progress);
@@ -127,6 +132,7 @@ typedef struct {
      with status 1 and a message that says it was interrupted; the trace keeps the steps
      taken. */
   const volatile int *cancel;
+  DamcOrder order;        /* DAMC_ASYNC only; zero: random */
 } DamcRunOptions;
 
 /* E and, per layer, g_A, u_A and dxdt_A at the given states. */

@@ -277,10 +277,26 @@ DamcResults *damc_run(DamcModel *model, const DamcBatch *batch, const DamcRunOpt
                         &d,
                         d.cancel,
                         NULL,
-                        NULL};
+                        NULL,
+                        d.order == DAMC_ORDER_SEQUENTIAL};
   StrBuf sb = {0};
   Views v;
   DamcResults *r = xcalloc(1, sizeof *r);
+  // Options that belong to another method are refused, not ignored (as the command line does).
+  if (d.order != DAMC_ORDER_RANDOM && (d.order != DAMC_ORDER_SEQUENTIAL || d.method != DAMC_ASYNC)) {
+    sb_printf(&sb, "the order of the units (%d) is an option of DAMC_ASYNC only, and is "
+              "DAMC_ORDER_RANDOM or DAMC_ORDER_SEQUENTIAL\n", (int)d.order);
+    return finish(r, 2, err, &sb);
+  }
+  if (d.noise_T != 0 && (d.method != DAMC_EULER && d.method != DAMC_ASYNC)) {
+    sb_printf(&sb, "noise_T = %g: noise is an option of DAMC_EULER and DAMC_ASYNC only\n",
+              d.noise_T);
+    return finish(r, 2, err, &sb);
+  }
+  if (!(d.noise_T >= 0) || isinf(d.noise_T)) {
+    sb_printf(&sb, "noise_T = %g: the temperature is a finite number >= 0\n", d.noise_T);
+    return finish(r, 2, err, &sb);
+  }
   int status = !to_views(model, batch, &v, &sb)                            ? 2
                : !engine_run(model->engine, &v.arrays, &o, &r->list, &sb) ? 1
                                                                           : 0;

@@ -17,7 +17,7 @@
 
 // The header's macro prefix of each kernel kind.
 static const char *const kernel_prefixes[KERNEL_KINDS] = {"DAMC_RHS", "DAMC_EVAL", "DAMC_HVP",
-                                                          "DAMC_JVP", "DAMC_LAGR"};
+                                                          "DAMC_JVP", "DAMC_LAGR", "DAMC_FLIP"};
 static const char *const role_names[] = {"DAMC_STATE", "DAMC_INPUT", "DAMC_WEIGHT",
                                          "DAMC_OUTPUT", "DAMC_TEMP", "DAMC_DIRECTION"};
 

@@ -609,7 +609,7 @@ bool check_trajectories(Engine *e, NetEnv *ne, const CheckOptions *opt, CheckRep
     // At most 2000 steps: the energy monitor needs no convergence, and dopri5 (whose fixed
     // points are analysed) converges in far fewer.
     EngineRunOptions ro = {methods[i], false, 0, 1e-9, 1e-11, 1e-7, 2000, 0, 0, NULL, NULL, NULL,
-                           NULL, monitor_state, &mon};
+                           NULL, monitor_state, &mon, false};
     EngineResults res = {0};
     StrBuf run_err = {0};
     bool ran = engine_run(e, &arrays, &ro, &res, &run_err);

@@ -31,6 +31,12 @@ KernelEq *kernel_equations(const Network *net, KernelKind kind, int *count) {
     *count = n;
     return out;
   }
+  if (kind == KERNEL_FLIP) {
+    for (int h = 0; h < net->nlayers; h++)
+      if (net->layers[h].eliminated) add(out, &n, OUT_FLIP, "flip", net, h, net->layers[h].flip);
+    *count = n;
+    return out;
+  }
   if (kind == KERNEL_JVP) {
     // In the states alone (the x-forms), differentiated along every integrated layer's d.
     ExprPool *p = net->pool;
@@ -71,7 +77,7 @@ KernelEq *kernel_equations(const Network *net, KernelKind kind, int *count) {
 
 const char *kernel_name(KernelKind kind) {
   static const char *const names[KERNEL_KINDS] = {"damc_rhs", "damc_eval", "damc_hvp", "damc_jvp",
-                                                   "damc_lagr"};
+                                                   "damc_lagr", "damc_flip"};
   return names[kind];
 }
 
@@ -81,6 +87,7 @@ const char *kernel_summary(KernelKind kind) {
       "E, and per layer g, u, dx/dt and its energy part E_A = Lambda_A - I_A . g_A",
       "H_A d_A of every layer (the Hessian-vector products)",
       "the Jacobian of dx/dt applied to d (the Jacobian-vector product)",
-      "L_A and g_A of every layer at x_A (eliminated layers too: for damc check --emit-c)"};
+      "L_A and g_A of every layer at x_A (eliminated layers too: for damc check --emit-c)",
+      "L_h(x_h + d_h) - L_h(x_h) of every eliminated layer (the single-unit rule's energy change)"};
   return summaries[kind];
 }

@@ -14,7 +14,9 @@
 //                for every integrated layer (of the reduced dynamics when layers are
 //                eliminated);
 //   KERNEL_LAGR: L_A and g_A of every layer at the given x_A, eliminated layers too (what the
-//                program of `damc check --emit-c` differentiates by central differences).
+//                program of `damc check --emit-c` differentiates by central differences);
+//   KERNEL_FLIP: for every eliminated layer, L_h(x_h + d_h) - L_h(x_h) at given x_h and d_h
+//                (LayerEq.flip): the fast single-unit rule's energy change (docs/theory.md §5.3).
 // The first two are the model's kernels (damc eval and run, emit --c); the others are
 // compiled when asked for.
 #ifndef DAMC_KERNEL_EQS_H
@@ -22,7 +24,9 @@
 
 #include "derive/network.h"
 
-typedef enum { KERNEL_RHS, KERNEL_EVAL, KERNEL_HVP, KERNEL_JVP, KERNEL_LAGR, KERNEL_KINDS } KernelKind;
+typedef enum {
+  KERNEL_RHS, KERNEL_EVAL, KERNEL_HVP, KERNEL_JVP, KERNEL_LAGR, KERNEL_FLIP, KERNEL_KINDS
+} KernelKind;
 enum { KERNEL_MODEL_KINDS = KERNEL_HVP };  // RHS and EVAL
 
 // What an output is, so that callers find it by meaning, not by its printed name.
@@ -36,6 +40,7 @@ typedef enum {
   OUT_HVP,     // H_A d_A
   OUT_JVP,     // the Jacobian of dx_A/dt applied to d
   OUT_LAGR,    // L_A at x_A
+  OUT_FLIP,    // L_h(x_h + d_h) - L_h(x_h) of an eliminated layer
 } OutputWhat;
 
 typedef struct {

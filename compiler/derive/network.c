@@ -253,6 +253,108 @@ static void derive_reduced(Network *net) {
   free(states);
 }
 
+// ---- The fast single-unit rule (docs/theory.md §5.3) ----
+
+// L(x + d) - L(x) for the scalar `e`, a part of layer h's Lagrangian; `moved` maps the
+// state of h to x_h + d_h. Sums and constant factors are taken term by term, sum(a) as
+// sum(a(x + d) - a(x)) and lse(a) as lse(a(x + d) - lse(a(x))) (both exact identities, and
+// the second cannot overflow); anything else as the difference of its two values.
+static ExprId flip_form(Network *net, int h, ExprId e, const ExprId *moved) {
+  ExprPool *p = net->pool;
+  const Expr *x = expr_get(p, e);
+  if (!(x->states >> (h < 63 ? h : 63) & 1)) return expr_const(p, 0);
+  if (x->kind == EX_ADD && x->shape.rank == 0) {
+    ExprId sum = expr_const(p, 0);
+    for (uint32_t k = 0; k < x->nkids; k++) sum = expr_add(p, sum, flip_form(net, h, x->kids[k], moved));
+    return sum;
+  }
+  if (x->kind == EX_MUL && x->shape.rank == 0) {
+    int varying = -1, count = 0;
+    for (uint32_t k = 0; k < x->nkids; k++)
+      if (expr_get(p, x->kids[k])->states >> (h < 63 ? h : 63) & 1) varying = (int)k, count++;
+    if (count == 1) {
+      ExprId factor = flip_form(net, h, x->kids[varying], moved);
+      for (uint32_t k = 0; k < x->nkids; k++)
+        if ((int)k != varying) factor = expr_mul(p, factor, x->kids[k]);
+      return factor;
+    }
+  }
+  if (x->kind == EX_SUM) {
+    ExprId a = x->kids[0];
+    return expr_sum(p, expr_sub(p, substitute(net, a, NULL, moved), a));
+  }
+  if (x->kind == EX_LSE) {
+    ExprId a = x->kids[0];
+    return expr_lse(p, expr_sub(p, substitute(net, a, NULL, moved), expr_lse(p, a)));
+  }
+  return expr_sub(p, substitute(net, e, NULL, moved), e);
+}
+
+static bool is_zero(const ExprPool *p, ExprId e) {
+  const Expr *x = expr_get(p, e);
+  return expr_is_const(p, e, 0) || (x->kind == EX_BCAST && expr_is_const(p, x->kids[0], 0));
+}
+
+// Whether the fast rule applies, the couplings it moves along, and each eliminated layer's
+// flip expression.
+static void derive_async(Network *net) {
+  ExprPool *p = net->pool;
+  int n = net->nlayers;
+  ExprId *moved = xcalloc((size_t)n + 1, sizeof *moved);
+  for (int h = 0; h < n; h++) {
+    LayerEq *l = &net->layers[h];
+    if (!l->eliminated) continue;
+    moved[h] = expr_add(p, l->state, l->dir);
+    l->flip = flip_form(net, h, l->L, moved);
+    moved[h] = 0;
+  }
+  free(moved);
+  net->async_slow_why = NULL;
+  for (int a = 0; a < n && !net->async_slow_why; a++)
+    if (!net->layers[a].eliminated && !net->layers[a].binary)
+      net->async_slow_why = "an integrated layer is not binary";
+  if (!net->async_slow_why && net->has_directed)
+    net->async_slow_why = "a directed synapse (the model has no energy)";
+  ExprId e0 = net->energy_int;
+  for (int h = 0; h < n; h++)
+    if (net->layers[h].eliminated) e0 = expr_at_zero(p, e0, net->layers[h].act);
+  if (!net->async_slow_why && (expr_get(p, e0)->acts || expr_get(p, e0)->states))
+    net->async_slow_why = "synapses or energy terms couple integrated layers directly";
+  net->couplings = xcalloc((size_t)(n * n) + 1, sizeof *net->couplings);
+  for (int h = 0; h < n && !net->async_slow_why; h++) {
+    const LayerEq *lh = &net->layers[h];
+    if (!lh->eliminated) continue;
+    for (int a = 0; a < n && !net->async_slow_why; a++) {
+      const LayerEq *la = &net->layers[a];
+      if (la->eliminated) continue;
+      ExprId jvp = diff_jvp(p, lh->u, la->act, la->dir);
+      if (is_zero(p, jvp)) continue;
+      int found = -1;
+      bool transposed = false;
+      for (int w = 0; w < net->nweights && found < 0; w++) {
+        const NetWeight *nw = &net->weights[w];
+        if (nw->rank != 2) continue;
+        ExprShape shape = {2, {nw->dims[0], nw->dims[1]}};
+        ExprId leaf = expr_leaf(p, EX_WEIGHT, w, shape);
+        if (nw->dims[0] == lh->dim && nw->dims[1] == la->dim &&
+            jvp == expr_matmul(p, leaf, la->dir))
+          found = w;
+        else if (nw->dims[1] == lh->dim && nw->dims[0] == la->dim &&
+                 (jvp == expr_matmul(p, expr_transpose(p, leaf), la->dir) ||
+                  jvp == expr_matmul(p, la->dir, leaf)))
+          found = w, transposed = true;
+      }
+      if (found < 0)
+        net->async_slow_why = "the current of an eliminated layer is not a weight times an "
+                              "integrated layer's activation";
+      else
+        net->couplings[net->ncouplings++] = (NetCoupling){h, a, found, transposed};
+    }
+  }
+  net->async_fast = !net->async_slow_why;
+  if (!net->async_fast) net->ncouplings = 0;
+}
+
 static void make_names(Session *s, Network *net) {
   const Model *m = net->model;
   const char **params = arena_alloc(s->arena, sizeof(char *) * (size_t)(m->nparams + 1));
@@ -354,6 +456,7 @@ Network *network_derive(Session *s, const Model *m, const int *eliminate, int ne
   for (int a = 0; a < m->nlayers && ok; a++)
     if (net->layers[a].eliminated) net->reduced = true;
   if (net->reduced) derive_reduced(net);
+  if (ok) derive_async(net);
   if (!ok) {
     network_free(net);
     return NULL;
@@ -367,6 +470,7 @@ void network_free(Network *net) {
   free(net->layers);
   free(net->reduced_u);
   free(net->reduced_dxdt);
+  free(net->couplings);
   free(net->params);
   free(net->weights);
   free(net->dims);

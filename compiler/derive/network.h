@@ -54,6 +54,12 @@ typedef struct {
   ExprId dxdt;
   ExprId dxdt_x;       // the same with g = g(x) substituted (a function of the states)
   ExprId energy_part;  // Lambda_A - I_A . g_A: the layer's own part of E
+  // Eliminated layers: L_A(x_A + d_A) - L_A(x_A), the change of the Lagrangian when the
+  // state moves by d_A, in a form that keeps its precision (docs/theory.md §5.3): a sum of
+  // elementwise terms as the sum of their differences, lse(a) as lse(a(x + d) - lse(a(x))),
+  // constant factors and sums of such terms term by term; any other part as the difference
+  // of its two values. 0 for integrated layers.
+  ExprId flip;
   bool eliminated;     // tau = 0 or --eliminate: x_A = u_A at every instant
   bool binary;         // g_A = sign(x_A): the discrete single-unit rule applies
   bool has_input;      // declared with `input`
@@ -79,6 +85,14 @@ typedef struct {
   const char *name;  // NULL for a size written as a literal
   int64_t size;      // as declared; -1 when bound from a weight's shape
 } NetDim;
+
+// How a unit of an integrated layer moves an eliminated one (the fast single-unit rule,
+// docs/theory.md §5.3): u_hidden depends on g(layer) as W @ g(layer) (`transposed` false:
+// unit i moves x_hidden along column i of weight W) or W' @ g(layer) (row i).
+typedef struct {
+  int hidden, layer, weight;
+  bool transposed;
+} NetCoupling;
 
 typedef struct {
   const Model *model;  // the checked model (derivation and explain only)
@@ -107,6 +121,16 @@ typedef struct {
   // dynamics (u - x) / tau of each remaining layer: what a run integrates.
   ExprId reduced_energy_x;
   ExprId *reduced_dxdt;  // per layer; 0 for eliminated layers
+  // The fast single-unit rule (docs/theory.md §5.3) applies when `async_fast`: every
+  // integrated layer is binary, no directed synapse, the energy couples integrated layers
+  // only through eliminated ones (E_int with every g_h = 0 is a constant), and every
+  // eliminated layer's current is a weight (or its transpose) times the activations, listed
+  // in `couplings`. Flipping unit i of layer A by D then changes E by
+  // -sum_h flip_h(x_h, D W[:, i]) - D I_A,i. Otherwise `async_slow_why` says why not.
+  bool async_fast;
+  const char *async_slow_why;
+  NetCoupling *couplings;
+  int ncouplings;
 } Network;
 
 // Derives the network of `m`. `eliminate` lists extra layers to eliminate (by index, or

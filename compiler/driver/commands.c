@@ -49,8 +49,10 @@ static const OptionSpec run_options[] = {
                    "1e-7 f64; 0: never stop early)"},
     {"--max-steps", "N", "the most steps (default 10000)"},
     {"--strict", NULL, "exit 1 when a sample has not converged"},
-    {"--noise", "T", "Langevin noise at temperature T (euler)"},
-    {"--seed", "S", "the noise's seed (default 0)"},
+    {"--order", "random|sequential", "async: the units of a sweep in a random permutation per "
+                                     "sweep (default) or in order"},
+    {"--noise", "T", "temperature T: Langevin noise (euler), heat-bath rule (async)"},
+    {"--seed", "S", "the seed of the noise and of async's order (default 0)"},
     {"--threads", "N", "threads of the BLAS products"},
     {"--out", "OUT.npz", "write x_A, g_A, E, steps, converged (default: a summary)"},
     {"--trace", "TRACE.csv", "one row per step: step,t,E, per layer E_A,max|dxdt_A| (-: stdout)"},

@@ -38,6 +38,7 @@ typedef struct {
   int repeat;
   bool allow_extra;  // --allow-extra: .npz members that are not weights are ignored
   bool strict;       // run --strict: an unconverged sample is an error
+  bool order_given;  // run --order (async only)
   int progress;      // run: 1 --progress, -1 --no-progress, 0 when stderr is a terminal
   bool quiet;
   // check

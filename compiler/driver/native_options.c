@@ -55,6 +55,13 @@ static int parse_run_option(Options *o, const char *opt, const char *val) {
     else return usage_error("run", "--method %s: expected euler, rk4, dopri5, iterate or async", val);
     return 1;
   }
+  if (!strcmp(opt, "--order")) {
+    if (!strcmp(val, "random")) r->order = DAMC_ORDER_RANDOM;
+    else if (!strcmp(val, "sequential")) r->order = DAMC_ORDER_SEQUENTIAL;
+    else return usage_error("run", "--order %s: expected random or sequential", val);
+    o->order_given = true;
+    return 1;
+  }
   struct { const char *name; double lo, hi, *dst; } numbers[] = {
       {"--dt", 1e-300, 1e300, &r->dt},     {"--rtol", 0, 1, &r->rtol},
       {"--atol", 1e-300, 1e300, &r->atol}, {"--tol", 0, 1e300, &r->tol},
@@ -136,9 +143,12 @@ static int check_combinations(const Options *o) {
                          "or --c OUT.c (%s)", modes ? "several were given" : "none was given");
   }
   const DamcRunOptions *r = &o->run;
-  if (r->noise_T > 0 && r->method != DAMC_EULER)
-    return usage_error(o->command, "--noise needs --method euler: the Langevin noise is added by "
-                       "the Euler-Maruyama step%s", "");
+  if (r->noise_T > 0 && r->method != DAMC_EULER && r->method != DAMC_ASYNC)
+    return usage_error(o->command, "--noise needs --method euler (Langevin noise, added by the "
+                       "Euler-Maruyama step) or --method async (the heat-bath rule)%s", "");
+  if (o->order_given && r->method != DAMC_ASYNC)
+    return usage_error(o->command, "--order is the order of the units in a sweep of --method "
+                       "async; the other methods update every unit at once%s", "");
   if (o->strict && r->tol < 0)
     return usage_error(o->command, "--strict with --tol 0: a run that never stops early never "
                        "converges, so every sample would fail%s", "");

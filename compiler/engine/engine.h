@@ -206,8 +206,8 @@ typedef struct {
   double dt, rtol, atol;  // dt <= 0: a tenth of the smallest tau
   double tol;             // stop a sample when every |dx/dt| < tol
   size_t max_steps;
-  double noise_T;
-  uint64_t seed;
+  double noise_T;  // euler: Langevin temperature; async: the heat-bath rule's temperature
+  uint64_t seed;   // of the noise, and of async's sweep order
   FILE *trace;  // NULL, or where to write the CSV trace (one row per accepted step)
   void (*progress)(void *user, const EngineProgress *p);  // NULL: none
   void *progress_user;
@@ -216,12 +216,13 @@ typedef struct {
   // values there (damc check's energy monitor); false stops the run with an error.
   bool (*on_state)(void *user, const EngineState *s);
   void *state_user;
+  bool sequential;  // async: sweep the units in order instead of a random permutation per sweep
 } EngineRunOptions;
 
 // Integrates the dynamics from the given states (zeros where none is given), holding the
 // clamped neurons fixed, until every sample has converged or max_steps. With `async`, every
 // integrated layer must be binary (LayerEq.binary): each step is one sweep of the
-// single-unit rule (async.c). Appends x and g of every layer, the final E, and per sample
+// single-unit rule (async.c), in O(N K) when Network.async_fast and O(N^2 K) otherwise. Appends x and g of every layer, the final E, and per sample
 // `steps` and `converged` to `out`; false on error (a NaN or overflow names the layer, the
 // sample and the step).
 bool engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *opt,

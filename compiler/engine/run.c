@@ -251,7 +251,7 @@ bool engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *o
   if (ok && !opt->async) report_unconverged(&r, &res, out);
   size_t still = 0;
   for (size_t b = 0; opt->async && b < r.batch; b++) still += !converged[b];
-  if (ok && still)
+  if (ok && still && opt->noise_T == 0)  // with noise, units keep changing by design
     sb_printf(&out->warning, "%zu of %zu samples still changed in sweep %zu; raise --max-steps",
               still, r.batch, opt->max_steps);
   // The states stayed finite (or the run failed above), but E at some traced step did not:
