@@ -30,7 +30,13 @@ static ExprId fn_derivative(ExprPool *p, ElemFn fn, ExprId a, ExprId fa) {
   case EF_LOG: return expr_pow(p, a, expr_const(p, -1));
   case EF_SQRT: return expr_scale(p, 0.5, expr_pow(p, fa, expr_const(p, -1)));
   case EF_ABS: return expr_fn(p, EF_SIGN, a);
+#ifdef DAMC_FAULT_TANH_DERIVATIVE
+  // A test build only (tests/CMakeLists.txt, damc_fault): the rule off by 1e-3, which damc
+  // check's derivative check must catch.
+  case EF_TANH: return expr_scale(p, 1.001, expr_fn(p, EF_SECH2, a));
+#else
   case EF_TANH: return expr_fn(p, EF_SECH2, a);
+#endif
   case EF_SIGMOID:
     // sigmoid(a) sigmoid(-a), never sigmoid (1 - sigmoid), which cancels (docs/theory.md §3.3).
     return expr_mul(p, fa, expr_fn(p, EF_SIGMOID, expr_neg(p, a)));

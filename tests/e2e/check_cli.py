@@ -244,7 +244,33 @@ def euler_step(tmp):
         print(f"{scheme}: {step[0]['reason'][:90]}... {n}")
 
 
-CASES = {"euler_step": euler_step, "large_softmax": large_softmax, "all_eliminated": all_eliminated, "energy_rays": energy_rays, "examples": examples, "nonconvex": nonconvex, "no_weights": no_weights, "saddle": saddle, "unbounded": unbounded,
+def fault_injected(tmp):
+    """damc_fault is damc built with one derivative rule broken (d tanh/dx = 1.001 sech^2,
+    tests/CMakeLists.txt): the derivative check of a tanh layer must fail with it, H against
+    the differences of g, and pass with the correct rule; the identity (1.4) fails too."""
+    faulty = os.path.join(os.path.dirname(DAMC), "damc_fault")
+    check(os.access(faulty, os.X_OK), f"no test build {faulty}")
+    model = os.path.join(tmp, "tanh.dam")
+    with open(model, "w") as f:
+        f.write("dim N = 6;\nlayer v[N] { L = lagr_tanh(v); }\nlayer w[N] { L = lagr_tanh(w, 2); }\n"
+                "synapse W[N, N] : v <-> w;\n")
+    np.save(os.path.join(tmp, "W.npy"), np.random.default_rng(2).standard_normal((6, 6)) / 3)
+    for damc, broken in ((DAMC, False), (faulty, True)):
+        r = subprocess.run([damc, "check", model, "--weight", f"W={tmp}/W.npy", "--json"],
+                           capture_output=True, text=True, timeout=300)
+        report = json.loads(r.stdout) if r.returncode == 0 and r.stdout else None
+        deriv = items(report, "derivatives")
+        ident = items(report, "energy-identity")
+        want = "fail" if broken else "pass"
+        check(len(deriv) == 2 and all(i["verdict"] == want for i in deriv)
+              and ident and ident[0]["verdict"] == want, f"{damc}: {deriv} {ident} {r.stderr}")
+        if broken and deriv:
+            check(all("H disagrees with the differences of g" in i["reason"] for i in deriv),
+                  f"fault: {[i['reason'] for i in deriv]}")
+            print(f"broken rule: {deriv[0]['reason'][:100]}... max e_H {deriv[0]['numbers']['max e_H']:.1e}")
+
+
+CASES = {"fault_injected": fault_injected, "euler_step": euler_step, "large_softmax": large_softmax, "all_eliminated": all_eliminated, "energy_rays": energy_rays, "examples": examples, "nonconvex": nonconvex, "no_weights": no_weights, "saddle": saddle, "unbounded": unbounded,
          "dead_units": dead_units, "directed": directed}
 
 
