@@ -218,6 +218,8 @@ typedef struct {
   int64_t dead;       // additive: H_ii = 0 or <= n eps max(1, max_j H_jj); vector: nullity - structural
   int64_t saturated;  // H_ii < delta_sat beta_L (and not dead)
   int64_t nullity;    // of H (matrix_rank rule)
+  bool signal;        // g != 0 somewhere: a layer whose directions are all null is then
+                      // saturated (a winner takes all), not dead (docs/theory.md §4.5)
 } DeadAt;
 
 // The dead units of the layer at one state, given the structural dimension and the spectrum
@@ -234,7 +236,7 @@ typedef struct {
   double saturated_fraction;    // mean over states of saturated / n
   double mean_nullity;
   int64_t max_nullity;
-  int entirely_dead;            // states where every non-structural direction is dead
+  int entirely_dead;            // states where every non-structural direction is dead and g = 0
 } DeadResult;
 
 // Dead units at every state of `states`; the structural directions are found on `samples`

@@ -90,6 +90,13 @@ void layer_dead_at(const LayerCheckCtx *ctx, const double *x, int structural_dim
     struct_free(&sv);
   }
   if (out->finite) {
+    ExprId g = ctx->eq->g;
+    double *gx = xcalloc((size_t)n + 1, sizeof *gx);
+    out->finite = layer_eval(ctx, x, NULL, &g, 1, &gx, 0);
+    for (int64_t i = 0; i < n; i++) out->signal |= gx[i] != 0;
+    free(gx);
+  }
+  if (out->finite) {
     double sat = LAYER_DELTA_SAT * ctx->beta;
     if (out->additive) {
       double hmax = 1, amax = 0;
@@ -136,7 +143,7 @@ void layer_dead_neurons(const LayerCheckCtx *ctx, const SampleSet *samples,
     out->saturated_fraction += n ? (double)at.saturated / (double)n : 0;
     out->mean_nullity += (double)at.nullity;
     if (at.nullity > out->max_nullity) out->max_nullity = at.nullity;
-    out->entirely_dead += n > out->structural_dim && at.dead >= n - out->structural_dim;
+    out->entirely_dead += n > out->structural_dim && at.dead >= n - out->structural_dim && !at.signal;
   }
   if (out->states) {
     out->dead_fraction /= out->states;
