@@ -231,6 +231,13 @@ int damc_result_copy(const DamcResults *results, const char *name, void *out,
    derived L, g, H, energy, currents and dynamics. Valid until damc_model_free. */
 const char *damc_explain(DamcModel *model, int latex);
 
+/* The model's weights and params (those damc_bind_weight and damc_set_param take), in
+   declaration order: their names, or NULL for an index out of range. */
+int damc_weight_count(const DamcModel *model);
+const char *damc_weight_name(const DamcModel *model, int weight);
+int damc_param_count(const DamcModel *model);
+const char *damc_param_name(const DamcModel *model, int param);
+
 /* The diagnostics of an error as records. A located one comes from a line
    "FILE:LINE:COL: SEVERITY: MESSAGE" (the lines of source excerpt after it are skipped);
    any other line of the message is an unlocated record (file "", line and column 0,

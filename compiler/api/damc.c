@@ -90,6 +90,20 @@ size_t damc_layer_size(const DamcModel *model, int layer) {
 
 Engine *damc_model_engine(DamcModel *model) { return model->engine; }
 
+int damc_weight_count(const DamcModel *model) { return engine_network(model->engine)->nweights; }
+
+const char *damc_weight_name(const DamcModel *model, int weight) {
+  const Network *net = engine_network(model->engine);
+  return weight >= 0 && weight < net->nweights ? net->weights[weight].name : NULL;
+}
+
+int damc_param_count(const DamcModel *model) { return engine_network(model->engine)->nparams; }
+
+const char *damc_param_name(const DamcModel *model, int param) {
+  const Network *net = engine_network(model->engine);
+  return param >= 0 && param < net->nparams ? net->params[param].name : NULL;
+}
+
 EngineArray damc_engine_array(const DamcArray *a) {
   EngineArray v = {a->dtype == DAMC_F32 ? DAMRT_F32 : DAMRT_F64, a->rank, {0}, a->data};
   for (int i = 0; i < a->rank && i < DAMRT_MAX_RANK; i++) v.shape[i] = a->shape[i];
