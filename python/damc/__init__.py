@@ -135,17 +135,32 @@ class CheckReport:
 
 class _Progress:
     """The progress reporter of a run: prints to stderr (progress=True) or calls the
-    caller's function with a dict; a KeyboardInterrupt during the run cancels it."""
+    caller's function with a dict; a KeyboardInterrupt during the run cancels it. One C
+    callback serves every run (no closure made per call): the run's reporter is found by
+    the key passed as the callback's user pointer."""
+
+    active = {}
+    _next = [1]
 
     def __init__(self, report):
         self.report = report
         self.cancel = ctypes.c_int(0)
         self.interrupted = False
         self.error = None
-        self.fn = _capi.PROGRESS_FN(self._relay)
+        self.key = _Progress._next[0]
+        _Progress._next[0] += 1
 
-    def _relay(self, user, p):
+    def __enter__(self):
+        _Progress.active[self.key] = self
+        return self
+
+    def __exit__(self, *exc):
+        del _Progress.active[self.key]
+
+    def relay(self, p):
         try:
+            if not self.report:
+                return  # only here to let Ctrl-C cancel the run
             p = p.contents
             info = {"step": p.step, "max_steps": p.max_steps, "t": p.t, "energy": p.energy,
                     "converged": p.converged, "batch": p.batch, "elapsed": p.elapsed,
@@ -156,7 +171,7 @@ class _Progress:
                                  f"E = {info['energy']:.6g}, {info['elapsed']:.1f} s" +
                                  ("\n" if info["done"] else ""))
                 sys.stderr.flush()
-            elif self.report:
+            else:
                 self.report(info)
         except KeyboardInterrupt:
             self.interrupted = True
@@ -164,6 +179,21 @@ class _Progress:
         except BaseException as e:  # the caller's function failed: stop, raise it after
             self.error = e
             self.cancel.value = 1
+
+
+def _relay(user, p):
+    try:
+        reporter = _Progress.active.get(user)
+        if reporter is not None:
+            reporter.relay(p)
+    except KeyboardInterrupt:
+        reporter = _Progress.active.get(user)
+        if reporter is not None:
+            reporter.interrupted = True
+            reporter.cancel.value = 1
+
+
+_RELAY = _capi.PROGRESS_FN(_relay)
 
 
 class Model:
@@ -466,10 +496,12 @@ class Model:
         opts.seed = int(seed)
         opts.order = o
         reporter = _Progress(progress)
-        opts.progress = reporter.fn
+        opts.progress = _RELAY
+        opts.progress_user = reporter.key
         opts.cancel = ctypes.pointer(reporter.cancel)
         err = _capi.DamcError()
-        r = lib.damc_run(ptr, ctypes.byref(b), ctypes.byref(opts), ctypes.byref(err))
+        with reporter:
+            r = lib.damc_run(ptr, ctypes.byref(b), ctypes.byref(opts), ctypes.byref(err))
         if reporter.interrupted:
             if r:
                 lib.damc_results_free(r)
