@@ -6,7 +6,11 @@ FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build demo test check-asan fuzz clean
+.PHONY: all deps build demo test check-asan fuzz clean install
+
+# make install PREFIX=/opt/damc: damc, libdamc.so, damc.h, damc.pc, the CMake package and
+# the Python module under PREFIX (docs/python.md, "Installing").
+PREFIX ?= /usr/local
 
 all: build
 
@@ -16,6 +20,9 @@ deps:
 build: deps
 	cmake -S . -B $(BUILD) -DDAMC_WERROR=ON >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 demo: build
 	@sh scripts/demo.sh $(BUILD)/damc

@@ -189,6 +189,71 @@ size_t damc_results_count(const DamcResults *results);
 const char *damc_results_at(const DamcResults *results, size_t i, DamcArray *array);
 void damc_results_free(DamcResults *results);
 
+/* ---- Added in 0.2: reuse of a compiled model, and what bindings for other languages need.
+   (The declarations above are unchanged; these are appended.) ---- */
+
+/* Binds weight `name`, already bound (by damc_bind_weight or before), to `weight` instead,
+   before or after damc_compile: `weight` must have the same shape as the array it replaces
+   (so every dim keeps its size) and is checked as damc_bind_weight checks (finite, declared
+   symmetry; for float32 kernels, within the float32 range). The kernels of every precision
+   compiled read the new data at their next call, in place when its dtype is theirs (keep it
+   alive and unchanged until it is replaced or the model is freed), else converted into the
+   copy made for the old data: nothing is compiled again (damc_model_compile_count).
+   A weight not bound yet is bound as by damc_bind_weight. Fails with status 1 (a shape that
+   differs: a new shape needs a new model; a NaN; an unknown name) or 2 (no data, a bad rank
+   or dtype); the binding in place is then the old one. */
+int damc_rebind_weight(DamcModel *model, const char *name, const DamcArray *weight,
+                       const char *origin, DamcError *err);
+
+/* Makes damc_eval, damc_run, damc_hvp and damc_jvp use the kernels of `precision`,
+   compiling them when no kernels of that precision were compiled for this model yet (from
+   a copy of the model with the same weights, read in place, and params); the kernels of
+   the other precision are kept for a later call. Before any damc_compile it is
+   damc_compile. damc_set_param and damc_rebind_weight apply to every precision compiled.
+   Fails with status 2 (not DAMC_F32 or DAMC_F64) or 1 (the compile failed: the selection
+   is then unchanged). */
+int damc_use_precision(DamcModel *model, DamcPrecision precision, DamcError *err);
+
+/* How many times kernels were generated and compiled to machine code for this model, all
+   precisions together (0 before damc_compile; 1 after it; the hvp and jvp kernels and a
+   second precision add one each when first used). damc_eval, damc_run, damc_set_param and
+   damc_rebind_weight leave it unchanged. */
+unsigned damc_model_compile_count(const DamcModel *model);
+
+/* Copies result `name` into the caller's buffer `out` of `count` values (exactly the
+   result's count, batch-major as damc_result gives it), as float64 (dtype 0 or DAMC_F64)
+   or rounded to float32 (DAMC_F32). Fails with status 2 on an unknown name, a NULL buffer,
+   another count or another dtype. */
+int damc_result_copy(const DamcResults *results, const char *name, void *out,
+                     DamcPrecision dtype, size_t count, DamcError *err);
+
+/* What `damc explain` prints for the model (`latex` nonzero: `damc explain --latex`): the
+   derived L, g, H, energy, currents and dynamics. Valid until damc_model_free. */
+const char *damc_explain(DamcModel *model, int latex);
+
+/* The model's weights and params (those damc_bind_weight and damc_set_param take), in
+   declaration order: their names, or NULL for an index out of range. */
+int damc_weight_count(const DamcModel *model);
+const char *damc_weight_name(const DamcModel *model, int weight);
+int damc_param_count(const DamcModel *model);
+const char *damc_param_name(const DamcModel *model, int param);
+
+/* The diagnostics of an error as records. A located one comes from a line
+   "FILE:LINE:COL: SEVERITY: MESSAGE" (the lines of source excerpt after it are skipped);
+   any other line of the message is an unlocated record (file "", line and column 0,
+   severity "error"): the tensor errors name the tensor and its origin in their message.
+   Texts longer than their field are truncated. */
+typedef struct {
+  char file[256];        /* the model file (as given, or the name of a model from text) */
+  unsigned line, column; /* 1-based; 0 when not located in a model's text */
+  char severity[16];     /* "error", "warning" or "note" */
+  char message[1024];
+} DamcDiagnostic;
+size_t damc_error_diagnostic_count(const DamcError *err);
+/* Fills `diagnostic` with record i (< damc_error_diagnostic_count) and returns 1; 0 (and a
+   zeroed record) past the end. */
+int damc_error_diagnostic(const DamcError *err, size_t i, DamcDiagnostic *diagnostic);
+
 #ifdef __cplusplus
 }
 #endif

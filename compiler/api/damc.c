@@ -11,9 +11,11 @@
 #include "support/common.h"
 
 struct DamcModel {
-  Engine *engine;
+  Engine *engine;       // the engine in use: of the precision selected last, or the only one
+  Engine *engines[3];   // per DamcPrecision: the engine compiled for it, or NULL
   DamrtDtype dtype;
   bool compiled;
+  char *explain[2];     // damc_explain's texts (plain, LaTeX), made when first asked for
 };
 
 struct DamcResults {
@@ -66,7 +68,13 @@ DamcModel *damc_model_from_string(const char *name, const char *text, DamcError 
 
 void damc_model_free(DamcModel *model) {
   if (!model) return;
-  engine_free(model->engine);
+  // Every engine once: the first compiled is the model's own, the others its clones.
+  if (model->engine != model->engines[DAMC_F32] && model->engine != model->engines[DAMC_F64])
+    engine_free(model->engine);
+  engine_free(model->engines[DAMC_F32]);
+  engine_free(model->engines[DAMC_F64]);
+  free(model->explain[0]);
+  free(model->explain[1]);
   free(model);
 }
 
@@ -81,6 +89,20 @@ size_t damc_layer_size(const DamcModel *model, int layer) {
 }
 
 Engine *damc_model_engine(DamcModel *model) { return model->engine; }
+
+int damc_weight_count(const DamcModel *model) { return engine_network(model->engine)->nweights; }
+
+const char *damc_weight_name(const DamcModel *model, int weight) {
+  const Network *net = engine_network(model->engine);
+  return weight >= 0 && weight < net->nweights ? net->weights[weight].name : NULL;
+}
+
+int damc_param_count(const DamcModel *model) { return engine_network(model->engine)->nparams; }
+
+const char *damc_param_name(const DamcModel *model, int param) {
+  const Network *net = engine_network(model->engine);
+  return param >= 0 && param < net->nparams ? net->params[param].name : NULL;
+}
 
 EngineArray damc_engine_array(const DamcArray *a) {
   EngineArray v = {a->dtype == DAMC_F32 ? DAMRT_F32 : DAMRT_F64, a->rank, {0}, a->data};
@@ -102,7 +124,8 @@ int damc_bind_weight(DamcModel *model, const char *name, const DamcArray *weight
     return fail(err, 2, &sb);
   }
   if (model->compiled) {
-    sb_append(&sb, "damc_bind_weight: the model is already compiled\n");
+    sb_append(&sb, "damc_bind_weight: the model is already compiled (damc_rebind_weight replaces a "
+                   "bound weight)\n");
     return fail(err, 2, &sb);
   }
   EngineArray w = damc_engine_array(weight);
@@ -112,12 +135,7 @@ int damc_bind_weight(DamcModel *model, const char *name, const DamcArray *weight
   return 1;
 }
 
-int damc_set_param(DamcModel *model, const char *name, double value, DamcError *err) {
-  StrBuf sb = {0};
-  if (!engine_set_param(model->engine, name, value, &sb)) return fail(err, 1, &sb);
-  sb_free(&sb);
-  return 1;
-}
+
 
 int damc_set_dim(DamcModel *model, const char *name, int64_t size, DamcError *err) {
   StrBuf sb = {0};
@@ -149,8 +167,177 @@ int damc_compile_to(DamcModel *model, DamcPrecision precision, bool showable, En
   engine_target(model->engine, model->dtype, showable);
   if (!engine_compile(model->engine, last, &sb)) return fail(err, 1, &sb);
   model->compiled = true;
+  model->engines[precision] = model->engine;
   sb_free(&sb);
   return 1;
+}
+
+int damc_use_precision(DamcModel *model, DamcPrecision precision, DamcError *err) {
+  StrBuf sb = {0};
+  if (precision != DAMC_F32 && precision != DAMC_F64) {
+    sb_append(&sb, "damc_use_precision: the precision is DAMC_F32 or DAMC_F64\n");
+    return fail(err, 2, &sb);
+  }
+  if (!model->compiled) return damc_compile(model, precision, err);
+  if (!model->engines[precision]) {
+    // A copy of the model with the same weights (read in place) and params, compiled for
+    // the other precision; the kernels compiled before are kept.
+    Engine *e = engine_clone(model->engine, &sb);
+    if (!e) return fail(err, 1, &sb);
+    engine_target(e, precision == DAMC_F32 ? DAMRT_F32 : DAMRT_F64, false);
+    if (!engine_compile(e, STAGE_JIT, &sb)) {
+      engine_free(e);
+      return fail(err, 1, &sb);
+    }
+    model->engines[precision] = e;
+  }
+  model->engine = model->engines[precision];
+  model->dtype = precision == DAMC_F32 ? DAMRT_F32 : DAMRT_F64;
+  sb_free(&sb);
+  return 1;
+}
+
+unsigned damc_model_compile_count(const DamcModel *model) {
+  unsigned n = 0;
+  for (int p = DAMC_F32; p <= DAMC_F64; p++)
+    if (model->engines[p]) n += engine_compile_count(model->engines[p]);
+  return n;
+}
+
+// The engines a weight or a param goes to: every compiled one, or the model's own.
+static int engines_of(DamcModel *model, Engine **out) {
+  int n = 0;
+  for (int p = DAMC_F32; p <= DAMC_F64; p++)
+    if (model->engines[p]) out[n++] = model->engines[p];
+  if (n == 0) out[n++] = model->engine;
+  return n;
+}
+
+int damc_set_param(DamcModel *model, const char *name, double value, DamcError *err) {
+  StrBuf sb = {0};
+  Engine *engines[2];
+  int n = engines_of(model, engines);
+  for (int i = 0; i < n; i++)
+    if (!engine_set_param(engines[i], name, value, &sb)) return fail(err, 1, &sb);
+  sb_free(&sb);
+  return 1;
+}
+
+int damc_rebind_weight(DamcModel *model, const char *name, const DamcArray *weight,
+                       const char *origin, DamcError *err) {
+  StrBuf sb = {0};
+  if (!weight || !weight->data || !valid_array(weight)) {
+    sb_append(&sb, "damc_rebind_weight: give data, a rank from 0 to 4 and a dtype of 0, "
+                   "DAMC_F32 or DAMC_F64\n");
+    return fail(err, 2, &sb);
+  }
+  Engine *engines[2];
+  int n = engines_of(model, engines);
+  EngineArray w = damc_engine_array(weight);
+  for (int i = 0; i < n; i++)
+    if (!engine_rebind_weight(engines[i], name, &w, origin ? origin : "damc_rebind_weight", &sb))
+      return fail(err, 1, &sb);
+  sb_free(&sb);
+  return 1;
+}
+
+int damc_result_copy(const DamcResults *results, const char *name, void *out,
+                     DamcPrecision dtype, size_t count, DamcError *err) {
+  StrBuf sb = {0};
+  size_t have = 0;
+  const double *r = results && name ? damc_result(results, name, &have) : NULL;
+  if (!r) {
+    sb_printf(&sb, "damc_result_copy: there is no result '%s'\n", name ? name : "(null)");
+    return fail(err, 2, &sb);
+  }
+  if (!out || count != have || (dtype != 0 && dtype != DAMC_F32 && dtype != DAMC_F64)) {
+    sb_printf(&sb, "damc_result_copy: result '%s' has %zu values; give a buffer of %zu "
+              "values of DAMC_F32 or DAMC_F64 (given: %zu)\n", name, have, have, count);
+    return fail(err, 2, &sb);
+  }
+  if (dtype == DAMC_F32)
+    for (size_t i = 0; i < count; i++) ((float *)out)[i] = (float)r[i];
+  else if (count)
+    memcpy(out, r, count * sizeof *r);
+  sb_free(&sb);
+  return 1;
+}
+
+const char *damc_explain(DamcModel *model, int latex) {
+  int k = latex ? 1 : 0;
+  if (!model->explain[k]) {
+    StrBuf out = {0};
+    network_explain(&out, engine_network(model->engine), latex ? PRINT_LATEX : PRINT_PRETTY);
+    model->explain[k] = xstrdup(sb_str(&out));
+    sb_free(&out);
+  }
+  return model->explain[k];
+}
+
+// Copies at most `cap` - 1 bytes of [s, s + n) into `dst`, NUL-terminated.
+static void copy_text(char *dst, size_t cap, const char *s, size_t n) {
+  if (n >= cap) n = cap - 1;
+  memcpy(dst, s, n);
+  dst[n] = '\0';
+}
+
+// Parses one line of diagnostics text: "FILE:LINE:COL: SEVERITY: MESSAGE" (located), an
+// unlocated message, or a line of a source excerpt ("    3 | ...": false).
+static bool parse_diagnostic(const char *s, size_t n, DamcDiagnostic *d) {
+  memset(d, 0, sizeof *d);
+  if (n == 0 || s[0] == ' ') return false;
+  static const char *const severities[] = {"error", "warning", "note"};
+  // FILE ends at the last ':' followed by LINE:COL: SEVERITY: before the end of the line.
+  for (size_t i = n; i-- > 0;) {
+    if (s[i] != ':') continue;
+    size_t j = i + 1;
+    unsigned long line = 0, col = 0;
+    size_t k = j;
+    while (k < n && s[k] >= '0' && s[k] <= '9') line = line * 10 + (unsigned)(s[k++] - '0');
+    if (k == j || k >= n || s[k] != ':') continue;
+    size_t c = ++k;
+    while (k < n && s[k] >= '0' && s[k] <= '9') col = col * 10 + (unsigned)(s[k++] - '0');
+    if (k == c || k + 1 >= n || s[k] != ':' || s[k + 1] != ' ') continue;
+    k += 2;
+    for (int v = 0; v < 3; v++) {
+      size_t len = strlen(severities[v]);
+      if (k + len + 1 < n && !strncmp(s + k, severities[v], len) && s[k + len] == ':') {
+        copy_text(d->file, sizeof d->file, s, i);
+        d->line = (unsigned)line;
+        d->column = (unsigned)col;
+        copy_text(d->severity, sizeof d->severity, severities[v], len);
+        size_t m = k + len + 1;
+        while (m < n && s[m] == ' ') m++;
+        copy_text(d->message, sizeof d->message, s + m, n - m);
+        return true;
+      }
+    }
+  }
+  copy_text(d->severity, sizeof d->severity, "error", 5);
+  copy_text(d->message, sizeof d->message, s, n);
+  return true;
+}
+
+size_t damc_error_diagnostic_count(const DamcError *err) {
+  size_t count = 0;
+  DamcDiagnostic d;
+  for (const char *s = err && err->message ? err->message : ""; *s;) {
+    size_t n = strcspn(s, "\n");
+    count += parse_diagnostic(s, n, &d);
+    s += n + (s[n] == '\n');
+  }
+  return count;
+}
+
+int damc_error_diagnostic(const DamcError *err, size_t i, DamcDiagnostic *diagnostic) {
+  size_t k = 0;
+  for (const char *s = err && err->message ? err->message : ""; *s;) {
+    size_t n = strcspn(s, "\n");
+    if (parse_diagnostic(s, n, diagnostic) && k++ == i) return 1;
+    s += n + (s[n] == '\n');
+  }
+  memset(diagnostic, 0, sizeof *diagnostic);
+  return 0;
 }
 
 // The batch as the engine's per-layer views (no copies).

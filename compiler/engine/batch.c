@@ -47,9 +47,15 @@ bool engine_check_range(DamrtDtype dtype, const EngineArray *a, const char *labe
     if (fabs(v) <= FLT_MAX) continue;
     size_t index[DAMRT_MAX_RANK];
     damrt_tensor_unravel(&view, k, index);
-    sb_printf(err, "%s: %.17g at [", label, v);
+    if (isnan(v))
+      sb_printf(err, "%s: NaN at [", label);
+    else
+      sb_printf(err, "%s: %.17g at [", label, v);
     for (int i = 0; i < view.rank; i++) sb_printf(err, "%s%zu", i ? ", " : "", index[i]);
-    sb_printf(err, "] does not fit float32 (largest %.9g): use --precision f64\n", (double)FLT_MAX);
+    if (isnan(v))  // not a matter of range: no precision takes it
+      sb_append(err, "] is NaN: give finite numbers\n");
+    else
+      sb_printf(err, "] does not fit float32 (largest %.9g): use --precision f64\n", (double)FLT_MAX);
     return false;
   }
   return true;

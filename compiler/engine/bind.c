@@ -196,6 +196,43 @@ bool engine_bind_weight(Engine *e, const char *name, const EngineArray *t, const
   return true;
 }
 
+bool engine_rebind_weight(Engine *e, const char *name, const EngineArray *t, const char *origin,
+                          StrBuf *err) {
+  DAMC_ASSERT(e->done >= STAGE_DERIVE);
+  int w = engine_weight_index(e, name);
+  // An unknown name is reported without stepping back (engine_bind_weight would).
+  if (w < 0) return engine_check_weight_shape(e, name, t->rank, t->shape, origin, err);
+  if (!e->weights[w].data) return engine_bind_weight(e, name, t, origin, err);
+  const NetWeight *mw = &e->net->weights[w];
+  const EngineArray *old = &e->weights[w];
+  bool same = t->rank == old->rank;
+  for (int i = 0; same && i < t->rank; i++) same = t->shape[i] == old->shape[i];
+  if (!same) {
+    StrBuf have = {0}, had = {0};
+    engine_shape_text(t->rank, t->shape, &have);
+    engine_shape_text(old->rank, old->shape, &had);
+    sb_printf(err, "%s: tensor '%s' has shape %s, but '%s' is bound with shape %s; a weight is "
+              "bound again with the same shape (a new shape needs a new model)\n", origin, name,
+              sb_str(&have), name, sb_str(&had));
+    sb_free(&have);
+    sb_free(&had);
+    return false;
+  }
+  char label[512];
+  snprintf(label, sizeof label, "%s: tensor '%s'", origin, name);
+  if (!check_finite(t, label, err) || (mw->symmetric && !check_symmetric(e, w, t, origin, err)))
+    return false;
+  if (e->done >= STAGE_BIND && !engine_check_range(e->dtype, t, label, err)) return false;
+  EngineArray keep = *old;
+  e->weights[w] = *t;
+  if (e->done >= STAGE_BIND && !engine_weight_to_kernels(e, w, err)) {
+    e->weights[w] = keep;
+    return false;
+  }
+  e->weight_origin[w] = intern(e->s->names, origin);
+  return true;
+}
+
 bool engine_set_dim(Engine *e, const char *name, int64_t size, StrBuf *err) {
   engine_rewind(e, STAGE_DERIVE);  // the plans were built for the old sizes
   const Network *net = e->net;

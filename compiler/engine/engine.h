@@ -122,6 +122,15 @@ double engine_get(DamrtDtype dtype, const void *base, size_t k);
 // shape names that have no size yet; checks the shape, finiteness and declared symmetry.
 bool engine_bind_weight(Engine *e, const char *name, const EngineArray *w, const char *origin,
                         StrBuf *err);
+// Binds weight `name`, already bound, to `w` instead: the same shape (and so the same dims),
+// checked as engine_bind_weight checks. After STAGE_BIND the kernels read the new data at
+// their next call (in place, or converted again into the copy of the old one): nothing is
+// planned or compiled again.
+bool engine_rebind_weight(Engine *e, const char *name, const EngineArray *w, const char *origin,
+                          StrBuf *err);
+// How many times kernels were generated and compiled to machine code (codegen + jit) by this
+// engine: eval, run and rebinding leave it unchanged once the kernels they need exist.
+unsigned engine_compile_count(const Engine *e);
 // The checks of engine_bind_weight that need only the shape (the name, every size at least
 // 1, the declared rank and the dims bound so far), so that a file's header can be checked
 // before its data is read.

@@ -44,7 +44,12 @@ struct Engine {
   Plan *plans[KERNEL_KINDS];
   Kernels *modules[KERNEL_KINDS];  // the module that holds the kernel (shared when showable)
   KernelFn kernels[KERNEL_KINDS];
+  unsigned compile_count;  // modules generated and compiled (engine_compile_count)
 };
+
+// Points the kernels at weight `w` as bound: its data in place when its dtype is the
+// kernels', else a copy converted into it (the one made before, reused when there is one).
+bool engine_weight_to_kernels(Engine *e, int w, StrBuf *err);
 
 // Evaluates each layer's tau with the params as set (bind, and a param set after it).
 bool engine_evaluate_tau(Engine *e, StrBuf *err);

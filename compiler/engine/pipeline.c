@@ -190,21 +190,35 @@ static bool stage_bind(Engine *e, StrBuf *err) {
     if (!a->data) continue;  // emit without it: engine_kernel refuses to run such code
     char label[300];
     snprintf(label, sizeof label, "%s: weight '%s'", e->weight_origin[w], net->weights[w].name);
-    if (!engine_check_range(e->dtype, a, label, err)) return false;
+    if (!engine_check_range(e->dtype, a, label, err) || !engine_weight_to_kernels(e, w, err))
+      return false;
+  }
+  return true;
+}
+
+bool engine_weight_to_kernels(Engine *e, int w, StrBuf *err) {
+  const EngineArray *a = &e->weights[w];
+  if (a->dtype == e->dtype) {  // used in place
     damrt_tensor_free(e->converted[w]);
     e->converted[w] = NULL;
     e->weight_data[w] = a->data;
-    if (a->dtype == e->dtype) continue;  // used in place
-    e->converted[w] = damrt_tensor_new(e->dtype, a->rank, a->shape, NULL);
-    if (!e->converted[w]) {
-      sb_printf(err, "weight '%s': out of memory converting it to %s\n", net->weights[w].name,
-                damrt_dtype_name(e->dtype));
-      return false;
-    }
-    for (size_t k = 0; k < e->converted[w]->count; k++)
-      engine_set(e->dtype, e->converted[w]->data, k, engine_get(a->dtype, a->data, k));
-    e->weight_data[w] = e->converted[w]->data;
+    return true;
   }
+  size_t count = 1;
+  for (int i = 0; i < a->rank; i++) count *= a->shape[i];
+  if (e->converted[w] && (e->converted[w]->dtype != e->dtype || e->converted[w]->count != count)) {
+    damrt_tensor_free(e->converted[w]);
+    e->converted[w] = NULL;
+  }
+  if (!e->converted[w]) e->converted[w] = damrt_tensor_new(e->dtype, a->rank, a->shape, NULL);
+  if (!e->converted[w]) {
+    sb_printf(err, "weight '%s': out of memory converting it to %s\n", e->net->weights[w].name,
+              damrt_dtype_name(e->dtype));
+    return false;
+  }
+  for (size_t k = 0; k < e->converted[w]->count; k++)
+    engine_set(e->dtype, e->converted[w]->data, k, engine_get(a->dtype, a->data, k));
+  e->weight_data[w] = e->converted[w]->data;
   return true;
 }
 
@@ -230,6 +244,7 @@ static bool stage_codegen(Engine *e, StrBuf *err) {
   Kernels *module = kernels_generate(plans, n, e->dtype == DAMRT_F32, e->net->name, e->showable,
                                      err);
   if (!module) return false;
+  e->compile_count++;
   for (int i = 0; i < n; i++) e->modules[plans[i]->kind] = module;
   return true;
 }
@@ -353,6 +368,8 @@ Engine *engine_clone(const Engine *e, StrBuf *err) {
   return NULL;
 }
 const DiagSink *engine_diagnostics(const Engine *e) { return e->s->diag; }
+
+unsigned engine_compile_count(const Engine *e) { return e->compile_count; }
 
 int engine_weight_index(const Engine *e, const char *name) {
   for (int w = 0; w < e->m->nweights; w++)

@@ -1056,6 +1056,143 @@ static void test_check_api(void) {
   damc_model_free(m);
 }
 
+// The 0.2 additions: a compiled model bound to new weights and params and run again without
+// compiling (the compile counter), the weight read in place (changing the caller's buffer
+// changes the results), both precisions kept, results copied into the caller's buffers,
+// explain's text, and diagnostics as records.
+static void test_reuse_and_records(void) {
+  DamcError err = {0};
+  double xi[K * N], xi2[K * N], v[N];
+  fill_normal(xi, K * N, 0.3);
+  fill_normal(xi2, K * N, 0.3);
+  fill_normal(v, N, 1.0);
+  DamcModel *m = model_b(xi, K, DAMC_F64, 2.0, DAMC_F64);
+  CHECK(m != NULL);
+  if (!m) return;
+  CHECK_EQ(damc_model_compile_count(m), 1);  // the step kernel; eval's comes at the first eval
+  DamcResults *r = eval1(m, v, NULL, N);
+  damc_results_free(r);
+  CHECK_EQ(damc_model_compile_count(m), 2);
+  // Rebinding a weight of the same shape, and a param: the closed form of the new values,
+  // nothing compiled again.
+  DamcArray w2 = {2, {K, N}, xi2, DAMC_F64};
+  for (int round = 0; round < 3; round++) {
+    const double *w = round % 2 ? xi2 : xi;
+    w2.data = w;
+    double beta = 1.0 + round;
+    CHECK(damc_rebind_weight(m, "Xi", &w2, "round", &err));
+    CHECK(damc_set_param(m, "beta", beta, &err));
+    r = eval1(m, v, NULL, N);
+    ModelB want = model_b_closed(w, K, beta, v, NULL);
+    CHECK(r && rel(result1(r, "E", 0), want.E, &worst_f64) <= F64_TOL);
+    if (r) check_vec(r, "u_v", want.u_v, N, F64_TOL, &worst_f64);
+    damc_results_free(r);
+  }
+  CHECK_EQ(damc_model_compile_count(m), 2);
+  // In place: the model reads the caller's buffer itself (xi, bound last).
+  double e_before = NAN, e_after = NAN;
+  r = eval1(m, v, NULL, N);
+  if (r) e_before = result1(r, "E", 0);
+  damc_results_free(r);
+  xi[0] += 1.0;
+  r = eval1(m, v, NULL, N);
+  if (r) e_after = result1(r, "E", 0);
+  damc_results_free(r);
+  xi[0] -= 1.0;
+  CHECK(e_before != e_after);
+  CHECK(rel(e_after, model_b_closed((xi[0] += 1.0, xi), K, 3.0, v, NULL).E, NULL) <= F64_TOL);
+  xi[0] -= 1.0;
+  // A different shape, a NaN, an unknown name: status 1, the old binding kept.
+  DamcArray wrong = {2, {K - 1, N}, xi2, DAMC_F64};
+  CHECK(!damc_rebind_weight(m, "Xi", &wrong, "small", &err));
+  CHECK_EQ(err.status, 1);
+  CHECK(contains(&err, "same shape") && contains(&err, "[3, 8]") && contains(&err, "[4, 8]"));
+  damc_error_clear(&err);
+  double nan_xi[K * N];
+  memcpy(nan_xi, xi2, sizeof nan_xi);
+  nan_xi[5] = NAN;
+  DamcArray wn = {2, {K, N}, nan_xi, DAMC_F64};
+  CHECK(!damc_rebind_weight(m, "Xi", &wn, "nan", &err));
+  CHECK_EQ(err.status, 1);
+  CHECK(contains(&err, "NaN"));
+  damc_error_clear(&err);
+  CHECK(!damc_rebind_weight(m, "Xj", &w2, NULL, &err));
+  CHECK_EQ(err.status, 1);
+  CHECK(contains(&err, "did you mean 'Xi'"));
+  damc_error_clear(&err);
+  CHECK(!damc_rebind_weight(m, "Xi", NULL, NULL, &err));
+  CHECK_EQ(err.status, 2);
+  damc_error_clear(&err);
+  // Both precisions: float32 compiled once, then each selected without compiling.
+  CHECK(damc_use_precision(m, DAMC_F32, &err));
+  CHECK_EQ(damc_model_compile_count(m), 3);
+  r = eval1(m, v, NULL, N);
+  CHECK_EQ(damc_model_compile_count(m), 4);
+  ModelB want = model_b_closed(xi, K, 3.0, v, NULL);
+  CHECK(r && rel(result1(r, "E", 0), want.E, &worst_f32) <= F32_TOL);
+  damc_results_free(r);
+  CHECK(damc_use_precision(m, DAMC_F64, &err) && damc_use_precision(m, DAMC_F32, &err));
+  CHECK_EQ(damc_model_compile_count(m), 4);
+  CHECK(!damc_use_precision(m, (DamcPrecision)7, &err));
+  CHECK_EQ(err.status, 2);
+  damc_error_clear(&err);
+  // A rebinding reaches every precision (float32: converted into the copy made before).
+  w2.data = xi2;
+  CHECK(damc_rebind_weight(m, "Xi", &w2, "both", &err));
+  want = model_b_closed(xi2, K, 3.0, v, NULL);
+  for (int p = DAMC_F32; p <= DAMC_F64; p++) {
+    CHECK(damc_use_precision(m, (DamcPrecision)p, &err));
+    r = eval1(m, v, NULL, N);
+    CHECK(r && rel(result1(r, "E", 0), want.E, NULL) <= (p == DAMC_F32 ? F32_TOL : F64_TOL));
+    // Results into the caller's buffers, in float64 and float32.
+    double u64[N];
+    float u32[N];
+    CHECK(r && damc_result_copy(r, "u_v", u64, DAMC_F64, N, &err));
+    CHECK(r && damc_result_copy(r, "u_v", u32, DAMC_F32, N, &err));
+    for (int i = 0; r && i < N; i++)
+      CHECK(u64[i] == result1(r, "u_v", (size_t)i) && u32[i] == (float)u64[i]);
+    CHECK(r && !damc_result_copy(r, "u_v", u64, DAMC_F64, N - 1, &err));
+    CHECK_EQ(err.status, 2);
+    damc_error_clear(&err);
+    CHECK(r && !damc_result_copy(r, "nope", u64, DAMC_F64, N, &err));
+    CHECK_EQ(err.status, 2);
+    damc_error_clear(&err);
+    damc_results_free(r);
+  }
+  CHECK_EQ(damc_model_compile_count(m), 4);
+  // explain's text, plain and LaTeX.
+  const char *plain = damc_explain(m, 0), *tex = damc_explain(m, 1);
+  CHECK(plain && strstr(plain, "logsumexp") != NULL);
+  CHECK(tex && strstr(tex, "\\") != NULL && strcmp(plain, tex) != 0);
+  CHECK(damc_explain(m, 0) == plain);
+  damc_model_free(m);
+  // Diagnostics as records: a malformed model, located; the excerpt lines skipped.
+  DamcModel *bad = damc_model_from_string(
+      "bad.dam", "model x;\ndim N = 4;\nlayer v[N] { L = lagr_identity(v) tau = 1.0; }\n", &err);
+  CHECK(bad == NULL);
+  CHECK(damc_error_diagnostic_count(&err) >= 1);
+  DamcDiagnostic d;
+  CHECK(damc_error_diagnostic(&err, 0, &d));
+  CHECK_STREQ(d.file, "bad.dam");
+  CHECK_EQ(d.line, 3);
+  CHECK_EQ(d.column, 35);
+  CHECK_STREQ(d.severity, "error");
+  CHECK(strstr(d.message, "unexpected keyword 'tau'") == d.message);
+  CHECK(!damc_error_diagnostic(&err, damc_error_diagnostic_count(&err), &d) && d.line == 0);
+  damc_error_clear(&err);
+  CHECK_EQ(damc_error_diagnostic_count(&err), 0);
+  CHECK_EQ(damc_error_diagnostic_count(NULL), 0);
+  // An unlocated message (a tensor's) is one record with its whole text.
+  m = damc_model_from_string("mb.dam", model_b_text, &err);
+  DamcArray w3 = {2, {K, N + 1}, xi2, DAMC_F64};
+  CHECK(m && !damc_bind_weight(m, "Xi", &w3, "w.npz", &err));
+  CHECK_EQ(damc_error_diagnostic_count(&err), 1);
+  CHECK(damc_error_diagnostic(&err, 0, &d) && d.line == 0 && d.file[0] == '\0' &&
+        strstr(d.message, "w.npz: tensor 'Xi' has shape [4, 9]") == d.message);
+  damc_error_clear(&err);
+  damc_model_free(m);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1) src_dir = argv[1];
   test_load_and_layers();
@@ -1070,6 +1207,7 @@ int main(int argc, char **argv) {
   test_w1_oracle();
   test_check_api();
   test_compile_retry();
+  test_reuse_and_records();
   printf("worst relative errors: float64 kernels %.2g (bound %.0e), float32 data %.2g "
          "(bound %.0e), float32 kernels %.2g (bound %.0e)\n",
          worst_f64, F64_TOL, worst_f32_data, F32_DATA_TOL, worst_f32, F32_TOL);

@@ -1,0 +1,547 @@
+"""damc from Python: Dense Associative Memory models compiled to native kernels.
+
+    import damc
+    m = damc.Model.from_file("model_b.dam")          # or damc.Model(text)
+    m.bind(Xi=patterns, beta=0.05)                    # weights (arrays) and params (numbers)
+    out = m.run(init={"v": cues}, method="dopri5")    # float32 kernels by default
+    out["x_v"], out["E"], out["converged"]            # NumPy float64 arrays, batch-major
+    m.eval(state={"v": cues}, precision="f64")
+    print(m.explain()); m.check().verdict
+
+A thin layer over the C API of libdamc.so (include/damc.h) through ctypes: no compiler is
+needed at import. Weights are read in place by the kernels of their dtype (float32 or
+float64, C order; other arrays are converted once, at bind). Kernels are compiled once per
+precision and kept: binding new weights of the same shape, or new params, compiles nothing
+(Model.compile_count). ctypes releases the GIL during every C call, so other threads run
+while the kernels do. docs/python.md documents it all.
+"""
+import ctypes
+import json
+import sys
+from typing import NamedTuple
+
+import numpy as np
+
+from . import _capi
+from ._capi import lib
+
+__all__ = ["Model", "ModelError", "Diagnostic", "CheckReport", "CheckItem", "__version__"]
+__version__ = "0.2.0"
+
+_PRECISIONS = {"f32": _capi.DAMC_F32, "float32": _capi.DAMC_F32,
+               "f64": _capi.DAMC_F64, "float64": _capi.DAMC_F64}
+_DTYPE_CODE = {np.dtype(np.float32): _capi.DAMC_F32, np.dtype(np.float64): _capi.DAMC_F64}
+
+
+class Diagnostic(NamedTuple):
+    """One located message: file (the model file, or "" when not located in a model's
+    text, as for a tensor), line and column (1-based; 0 when not located), severity
+    ("error", "warning" or "note") and the message."""
+    file: str
+    line: int
+    column: int
+    severity: str
+    message: str
+
+
+class ModelError(Exception):
+    """The model or a tensor is wrong (status 1 of the C API): `message` is the whole
+    diagnostics text (with source excerpts), `diagnostics` the records (Diagnostic)."""
+
+    def __init__(self, message, diagnostics=()):
+        super().__init__(message.rstrip("\n"))
+        self.message = message
+        self.diagnostics = list(diagnostics)
+
+
+def _raise(err):
+    """Raises the error filled in `err` (a DamcError): ModelError (status 1), ValueError
+    (2: a bad argument) or RuntimeError (anything else); frees it."""
+    text = ctypes.string_at(err.message).decode("utf-8", "replace") if err.message else ""
+    records = []
+    n = lib.damc_error_diagnostic_count(ctypes.byref(err))
+    d = _capi.DamcDiagnostic()
+    for i in range(n):
+        if lib.damc_error_diagnostic(ctypes.byref(err), i, ctypes.byref(d)):
+            records.append(Diagnostic(d.file.decode("utf-8", "replace"), d.line, d.column,
+                                      d.severity.decode(), d.message.decode("utf-8", "replace")))
+    status = err.status
+    lib.damc_error_clear(ctypes.byref(err))
+    if status == 1:
+        raise ModelError(text or "the model or a tensor is wrong", records)
+    if status == 2:
+        raise ValueError(text.rstrip("\n") or "bad argument")
+    raise RuntimeError(text.rstrip("\n") or f"damc: internal error (status {status})")
+
+
+def _precision(precision):
+    try:
+        return _PRECISIONS[precision]
+    except (KeyError, TypeError):
+        raise ValueError(f"precision {precision!r}: give 'f32' or 'f64'") from None
+
+
+def _as_array(value, what, keep_f32=True):
+    """`value` as a C-ordered float32 or float64 NumPy array (float32 kept when given, every
+    other dtype converted to float64); copies only when needed."""
+    try:
+        a = np.asarray(value)
+    except Exception as e:
+        raise TypeError(f"{what}: not an array ({e})") from None
+    if a.dtype == np.float32 and keep_f32:
+        dtype = np.float32
+    elif a.dtype == np.float64:
+        dtype = np.float64
+    else:
+        if a.dtype.kind not in "biuf":
+            raise TypeError(f"{what}: an array of {a.dtype} is not numeric "
+                            "(give numbers: any integer, bool or float dtype)")
+        dtype = np.float64
+    a = np.ascontiguousarray(a, dtype=dtype)
+    if a.ndim > 4:
+        raise ValueError(f"{what}: an array of rank {a.ndim}; at most 4 dimensions")
+    return a
+
+
+def _fill(arr, a):
+    """Points the DamcArray `arr` at the NumPy array `a` (kept alive by the caller)."""
+    arr.rank = a.ndim
+    for i, n in enumerate(a.shape):
+        arr.shape[i] = n
+    arr.data = a.ctypes.data
+    arr.dtype = _DTYPE_CODE[a.dtype]
+
+
+class CheckItem(NamedTuple):
+    check: str
+    subject: str
+    where: str
+    verdict: str
+    reason: str
+
+
+class CheckReport:
+    """damc check's report: `verdict` ("pass", "warn" or "fail": the worst), `items`
+    (CheckItem), and `json` (the report as `damc check --json` writes it, parsed)."""
+
+    def __init__(self, verdict, items, json_text):
+        self.verdict = verdict
+        self.items = items
+        self.json = json.loads(json_text)
+
+    def __repr__(self):
+        return f"<damc.CheckReport {self.verdict}: {len(self.items)} items>"
+
+
+class _Progress:
+    """The progress reporter of a run: prints to stderr (progress=True) or calls the
+    caller's function with a dict; a KeyboardInterrupt during the run cancels it. One C
+    callback serves every run (no closure made per call): the run's reporter is found by
+    the key passed as the callback's user pointer."""
+
+    active = {}
+    _next = [1]
+
+    def __init__(self, report):
+        self.report = report
+        self.cancel = ctypes.c_int(0)
+        self.interrupted = False
+        self.error = None
+        self.key = _Progress._next[0]
+        _Progress._next[0] += 1
+
+    def __enter__(self):
+        _Progress.active[self.key] = self
+        return self
+
+    def __exit__(self, *exc):
+        del _Progress.active[self.key]
+
+    def relay(self, p):
+        try:
+            if not self.report:
+                return  # only here to let Ctrl-C cancel the run
+            p = p.contents
+            info = {"step": p.step, "max_steps": p.max_steps, "t": p.t, "energy": p.energy,
+                    "converged": p.converged, "batch": p.batch, "elapsed": p.elapsed,
+                    "remaining": p.remaining, "done": bool(p.done)}
+            if self.report is True:
+                sys.stderr.write(f"\rdamc: step {info['step']}/{info['max_steps']}, "
+                                 f"{info['converged']}/{info['batch']} converged, "
+                                 f"E = {info['energy']:.6g}, {info['elapsed']:.1f} s" +
+                                 ("\n" if info["done"] else ""))
+                sys.stderr.flush()
+            else:
+                self.report(info)
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self.cancel.value = 1
+        except BaseException as e:  # the caller's function failed: stop, raise it after
+            self.error = e
+            self.cancel.value = 1
+
+
+def _relay(user, p):
+    try:
+        reporter = _Progress.active.get(user)
+        if reporter is not None:
+            reporter.relay(p)
+    except KeyboardInterrupt:
+        reporter = _Progress.active.get(user)
+        if reporter is not None:
+            reporter.interrupted = True
+            reporter.cancel.value = 1
+
+
+_RELAY = _capi.PROGRESS_FN(_relay)
+
+
+class Model:
+    """A model (the text of a .dam file) with its weights, params and compiled kernels.
+
+    Model(text, name="<string>") or Model.from_file(path); a wrong model raises
+    ModelError with its located diagnostics. Models are independent of each other."""
+
+    def __init__(self, text, name="<string>", *, _path=None):
+        if _path is None and not isinstance(text, str):
+            raise TypeError(f"Model(text): the model's text as a str, not {type(text).__name__}"
+                            " (Model.from_file reads a file)")
+        if not isinstance(name, str):
+            raise TypeError("Model(text, name): name is a str")
+        self._text = text
+        self._name = name
+        self._path = _path
+        self._ptr = None
+        self._weights = {}   # name -> the array the model reads (kept alive)
+        self._params = {}    # name -> value
+        self._open()
+        self._layers = [lib.damc_layer_name(self._ptr, a).decode()
+                        for a in range(lib.damc_layer_count(self._ptr))]
+        self._weight_names = [lib.damc_weight_name(self._ptr, i).decode()
+                              for i in range(lib.damc_weight_count(self._ptr))]
+        self._param_names = [lib.damc_param_name(self._ptr, i).decode()
+                             for i in range(lib.damc_param_count(self._ptr))]
+        self._index = {n: a for a, n in enumerate(self._layers)}
+        self._nlayers = len(self._layers)
+        self._arrays = (_capi.DamcArray * (3 * self._nlayers + 1))()
+        self._batch = _capi.DamcBatch()
+
+    @classmethod
+    def from_file(cls, path):
+        """The model in file `path` (a .dam file)."""
+        import os
+        path = os.fspath(path)
+        return cls(None, path, _path=path)
+
+    def _open(self):
+        err = _capi.DamcError()
+        if self._path is not None:
+            ptr = lib.damc_model_from_file(self._path.encode(), ctypes.byref(err))
+        else:
+            ptr = lib.damc_model_from_string(self._name.encode(), self._text.encode(),
+                                             ctypes.byref(err))
+        if not ptr:
+            _raise(err)
+        self._ptr = ptr
+        self._compiled = None  # the precision selected last, or None before any compile
+        self._bound_shapes = {}
+
+    def __del__(self):
+        ptr, self._ptr = getattr(self, "_ptr", None), None
+        if ptr and lib is not None:
+            lib.damc_model_free(ptr)
+
+    def close(self):
+        """Frees the compiled kernels now (the model is unusable after)."""
+        self.__del__()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _model(self):
+        if not self._ptr:
+            raise ValueError("the model is closed")
+        return self._ptr
+
+    # ---- What the model declares ----
+
+    @property
+    def layers(self):
+        """The layers' names, in declaration order."""
+        return list(self._layers)
+
+    @property
+    def weights(self):
+        """The weights' names (what bind takes as arrays)."""
+        return list(self._weight_names)
+
+    @property
+    def params(self):
+        """The params' names (what bind takes as numbers)."""
+        return list(self._param_names)
+
+    def layer_size(self, layer):
+        """The number of neurons of `layer` (0 while the weights that size it are unbound)."""
+        return lib.damc_layer_size(self._model(), self._layer_index(layer))
+
+    @property
+    def compile_count(self):
+        """How many times kernels were compiled for this model (all precisions)."""
+        return lib.damc_model_compile_count(self._model())
+
+    def _layer_index(self, layer):
+        try:
+            return self._index[layer]
+        except (KeyError, TypeError):
+            raise ValueError(f"model has no layer {layer!r} (its layers: "
+                             f"{', '.join(self._layers)})") from None
+
+    # ---- Binding ----
+
+    def bind(self, weights=None, /, **named):
+        """Binds weights (arrays: any dtype, C or Fortran order) and params (numbers) by
+        name: bind(Xi=patterns, beta=0.05), or bind({"Xi": patterns}). A weight bound again
+        with the same shape replaces the old one without compiling anything; with another
+        shape, the model starts again (kernels compiled at the next call).
+
+        A float32 or float64 C-ordered array is read in place by the kernels of its dtype:
+        keep it unchanged, or bind it again after changing it. Raises ModelError for a
+        tensor the model refuses (shape, NaN, symmetry), ValueError for an unknown name."""
+        items = dict(weights or {})
+        items.update(named)
+        err = _capi.DamcError()
+        arrays = {}
+        for name, value in items.items():
+            if not isinstance(name, str):
+                raise TypeError(f"bind: names are str, not {type(name).__name__}")
+            if name in self._param_names and name not in self._weight_names:
+                try:
+                    v = float(value)
+                except (TypeError, ValueError):
+                    raise TypeError(f"bind: param '{name}' is a number, not "
+                                    f"{type(value).__name__}") from None
+                if not lib.damc_set_param(self._model(), name.encode(), v, ctypes.byref(err)):
+                    _raise(err)
+                self._params[name] = v
+            elif name in self._weight_names:
+                arrays[name] = _as_array(value, f"weight '{name}'")
+            else:
+                raise ValueError(f"bind: model has no weight or param '{name}' (weights: "
+                                 f"{', '.join(self._weight_names) or 'none'}; params: "
+                                 f"{', '.join(self._param_names) or 'none'})")
+        if any(n in self._bound_shapes and self._bound_shapes[n] != a.shape
+               for n, a in arrays.items()):
+            # A new shape: a new model (the kernels are compiled again at the next call),
+            # with the weights bound before and the new ones.
+            old = self._restart()
+            old.update(arrays)
+            arrays = old
+        ptr = self._model()
+        arr = _capi.DamcArray()
+        for name, a in arrays.items():
+            _fill(arr, a)
+            fn = lib.damc_rebind_weight if name in self._bound_shapes else lib.damc_bind_weight
+            if not fn(ptr, name.encode(), ctypes.byref(arr), name.encode(), ctypes.byref(err)):
+                _raise(err)
+            self._weights[name] = a
+            self._bound_shapes[name] = a.shape
+        return self
+
+    def _restart(self):
+        lib.damc_model_free(self._ptr)
+        self._ptr = None
+        self._open()
+        err = _capi.DamcError()
+        for name, v in self._params.items():
+            if not lib.damc_set_param(self._ptr, name.encode(), v, ctypes.byref(err)):
+                _raise(err)
+        weights, self._weights = self._weights, {}
+        return weights
+
+    def _select(self, precision):
+        p = _precision(precision)
+        if self._compiled != p:
+            err = _capi.DamcError()
+            if not lib.damc_use_precision(self._model(), p, ctypes.byref(err)):
+                _raise(err)
+            self._compiled = p
+        return self._ptr
+
+    def compile(self, precision="f32"):
+        """Compiles the kernels of `precision` now (eval and run do it when first needed)."""
+        self._select(precision)
+        return self
+
+    # ---- Evaluation ----
+
+    def _per_layer(self, values, block, what, keep):
+        """Points block `block` of the model's DamcArrays at `values` (a dict layer ->
+        array, or None); returns the pointer to pass, or None."""
+        base = block * self._nlayers
+        arrays = self._arrays
+        for a in range(self._nlayers):
+            arrays[base + a].data = None
+        if not values:
+            return None
+        if not isinstance(values, dict):
+            raise TypeError(f"{what}: a dict of layer name -> array, not {type(values).__name__}")
+        for layer, value in values.items():
+            if value is None:
+                continue
+            a = _as_array(value, f"{what} of layer '{layer}'")
+            if a.ndim not in (1, 2):
+                raise ValueError(f"{what} of layer '{layer}': shape {list(a.shape)}; give [n] "
+                                 "or [B, n]")
+            keep.append(a)
+            _fill(arrays[base + self._layer_index(layer)], a)
+        return ctypes.cast(ctypes.byref(arrays, base * ctypes.sizeof(_capi.DamcArray)),
+                           ctypes.POINTER(_capi.DamcArray))
+
+    def _batch_of(self, state, inputs, clamp, keep):
+        b = self._batch
+        b.states = self._per_layer(state, 0, "state", keep)
+        b.inputs = self._per_layer(inputs, 1, "input", keep)
+        b.clamps = self._per_layer(clamp, 2, "clamp", keep)
+        return b
+
+    @staticmethod
+    def _results(r):
+        """The results as a dict of float64 arrays (and the warning, if any); frees them."""
+        out = {}
+        try:
+            arr = _capi.DamcArray()
+            for i in range(lib.damc_results_count(r)):
+                name = lib.damc_results_at(r, i, ctypes.byref(arr))
+                shape = tuple(arr.shape[k] for k in range(arr.rank))
+                a = np.empty(shape, np.float64)
+                if a.size:
+                    ctypes.memmove(a.ctypes.data, arr.data, a.nbytes)
+                out[name.decode()] = a
+            warning = lib.damc_results_warning(r)
+            if warning:
+                out["warning"] = warning.decode("utf-8", "replace")
+        finally:
+            lib.damc_results_free(r)
+        return out
+
+    def eval(self, state=None, inputs=None, precision="f32"):
+        """E and, per layer, g_A, u_A, dxdt_A (and E_A) at the states: a dict of float64
+        arrays, batch-major ([B, ...] when some state or input is a batch [B, n])."""
+        ptr = self._select(precision)
+        keep = []
+        b = self._batch_of(state, inputs, None, keep)
+        err = _capi.DamcError()
+        r = lib.damc_eval(ptr, ctypes.byref(b), ctypes.byref(err))
+        if not r:
+            _raise(err)
+        return self._results(r)
+
+    def _derivative(self, fn, state, direction, inputs, precision):
+        ptr = self._select(precision)
+        keep = []
+        b = self._batch_of(state, inputs, None, keep)
+        dirs = (_capi.DamcArray * (self._nlayers + 1))()
+        for layer, value in (direction or {}).items():
+            a = _as_array(value, f"direction of layer '{layer}'")
+            keep.append(a)
+            _fill(dirs[self._layer_index(layer)], a)
+        err = _capi.DamcError()
+        r = fn(ptr, ctypes.byref(b), dirs, ctypes.byref(err))
+        if not r:
+            _raise(err)
+        return self._results(r)
+
+    def hvp(self, state, direction, inputs=None, precision="f32"):
+        """The Hessian-vector products H_A d_A of every layer ("hvp_A")."""
+        return self._derivative(lib.damc_hvp, state, direction, inputs, precision)
+
+    def jvp(self, state, direction, inputs=None, precision="f32"):
+        """The Jacobian-vector products of the right-hand side ("jvp_A")."""
+        return self._derivative(lib.damc_jvp, state, direction, inputs, precision)
+
+    def run(self, init=None, clamp=None, inputs=None, *, method="dopri5", dt=0.0, rtol=0.0,
+            atol=0.0, tol=0.0, max_steps=0, noise_T=0.0, seed=0, order="random",
+            progress=False, precision="f32"):
+        """Integrates the dynamics from `init` (dict layer -> [n] or [B, n]; zeros where
+        absent) to convergence: x_A and g_A per layer, E, steps and converged per sample
+        (float64 arrays, batch-major; "warning" when some sample did not converge).
+
+        clamp: dict layer -> mask ([n] or [B, n], nonzero/True = held fixed); method:
+        "dopri5", "rk4", "euler", "iterate" or "async" (binary layers); dt, rtol, atol, tol,
+        max_steps, noise_T, seed, order ("random" or "sequential", async only): as on the
+        command line (0 = the default). progress: True (a line on stderr) or a function
+        called with a dict at most ten times a second. Ctrl-C stops the run
+        (KeyboardInterrupt)."""
+        ptr = self._select(precision)
+        try:
+            m = _capi.METHODS[method]
+        except (KeyError, TypeError):
+            raise ValueError(f"method {method!r}: one of {', '.join(_capi.METHODS)}") from None
+        try:
+            o = _capi.ORDERS[order]
+        except (KeyError, TypeError):
+            raise ValueError(f"order {order!r}: 'random' or 'sequential'") from None
+        keep = []
+        b = self._batch_of(init, inputs, clamp, keep)
+        opts = _capi.DamcRunOptions()
+        opts.method = m
+        opts.dt, opts.rtol, opts.atol, opts.tol = float(dt), float(rtol), float(atol), float(tol)
+        if int(max_steps) < 0 or int(seed) < 0:
+            raise ValueError("max_steps and seed are integers >= 0")
+        opts.max_steps = int(max_steps)
+        opts.noise_T = float(noise_T)
+        opts.seed = int(seed)
+        opts.order = o
+        reporter = _Progress(progress)
+        opts.progress = _RELAY
+        opts.progress_user = reporter.key
+        opts.cancel = ctypes.pointer(reporter.cancel)
+        err = _capi.DamcError()
+        with reporter:
+            r = lib.damc_run(ptr, ctypes.byref(b), ctypes.byref(opts), ctypes.byref(err))
+        if reporter.interrupted:
+            if r:
+                lib.damc_results_free(r)
+            else:
+                lib.damc_error_clear(ctypes.byref(err))
+            raise KeyboardInterrupt
+        if reporter.error is not None:
+            if r:
+                lib.damc_results_free(r)
+            else:
+                lib.damc_error_clear(ctypes.byref(err))
+            raise reporter.error
+        if not r:
+            _raise(err)
+        return self._results(r)
+
+    # ---- The compiler's views ----
+
+    def explain(self, latex=False):
+        """What `damc explain` prints: the derived L, g, H, energy, currents, dynamics."""
+        return lib.damc_explain(self._model(), 1 if latex else 0).decode()
+
+    def check(self, seed=0, samples=0):
+        """damc check on the model as bound so far (a float64 copy; the model is not
+        changed): a CheckReport."""
+        err = _capi.DamcError()
+        r = lib.damc_check(self._model(), int(seed), int(samples), ctypes.byref(err))
+        if not r:
+            _raise(err)
+        try:
+            item = _capi.DamcCheckItem()
+            items = []
+            for i in range(lib.damc_check_count(r)):
+                lib.damc_check_item(r, i, ctypes.byref(item))
+                items.append(CheckItem(*(getattr(item, f).decode("utf-8", "replace")
+                                         for f in CheckItem._fields)))
+            return CheckReport(lib.damc_check_verdict(r).decode(), items,
+                               lib.damc_check_json(r).decode("utf-8", "replace"))
+        finally:
+            lib.damc_check_free(r)
+
+    def __repr__(self):
+        return f"<damc.Model {self._name!r}: layers {', '.join(self._layers)}>"

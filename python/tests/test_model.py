@@ -1,0 +1,269 @@
+"""The Python module damc against the command line and NumPy: every example evaluated from
+Python equals `damc eval` (its .npz) to 1e-12 in float64; run with clamps, inputs, batches
+and every method; the errors; two independent models; rebinding without recompiling."""
+import os
+import subprocess
+import threading
+
+import numpy as np
+import pytest
+
+import damc
+from conftest import EXAMPLES, helpers
+
+EXAMPLE_NAMES = sorted(f[:-4] for f in os.listdir(EXAMPLES) if f.endswith(".dam"))
+MODEL_B = os.path.join(EXAMPLES, "model_b.dam")
+
+
+def model_b(k=20, beta=0.05, seed=0):
+    rng = np.random.default_rng(seed)
+    xi = np.sign(rng.standard_normal((k, 784)))
+    m = damc.Model.from_file(MODEL_B)
+    m.bind(Xi=xi, beta=beta)
+    return m, xi
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_eval_equals_cli(name, tmp_path, damc_exe):
+    path = os.path.join(EXAMPLES, name + ".dam")
+    rng = np.random.default_rng(3)
+    weights = helpers.weights_for(path, rng)
+    layers = helpers.layers_of(path)
+    states = {a: 0.5 * rng.standard_normal((3, n)) for a, n in layers.items()}
+    np.savez(tmp_path / "w.npz", **weights)
+    args = [damc_exe, "eval", path, "--weights", str(tmp_path / "w.npz"), "--precision", "f64",
+            "--out", str(tmp_path / "out.npz")]
+    for a, s in states.items():
+        np.save(tmp_path / f"{a}.npy", s)
+        args += ["--state", f"{a}={tmp_path / (a + '.npy')}"]
+    p = subprocess.run(args, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    want = np.load(tmp_path / "out.npz")
+    m = damc.Model.from_file(path)
+    m.bind(**weights)
+    got = m.eval(state=states, precision="f64")
+    assert sorted(got) == sorted(want.files)
+    for k in want.files:
+        assert got[k].shape == want[k].shape, k
+        scale = np.maximum(1.0, np.abs(want[k]))
+        assert np.all(np.abs(got[k] - want[k]) <= 1e-12 * scale), (k, np.abs(got[k] - want[k]).max())
+
+
+def test_run_retrieves_batch_and_float32():
+    m, xi = model_b()
+    cues = xi[:4].copy()
+    cues[:, ::4] *= -1
+    for precision in ("f32", "f64"):
+        out = m.run(init={"v": cues}, tol=1e-3, precision=precision)
+        assert out["x_v"].shape == (4, 784) and out["E"].shape == (4,)
+        assert out["converged"].all()
+        assert np.array_equal(np.sign(out["x_v"]), xi[:4])
+        assert out["x_v"].dtype == np.float64 and out["x_v"].flags.c_contiguous
+    # one sample: no batch axis
+    out = m.run(init={"v": cues[0]}, tol=1e-3)
+    assert out["x_v"].shape == (784,) and out["E"].shape == ()
+
+
+@pytest.mark.parametrize("method,extra", [("euler", {"dt": 0.05}), ("rk4", {"dt": 0.1}),
+                                          ("dopri5", {}), ("iterate", {"max_steps": 5})])
+def test_methods_agree_on_the_fixed_point(method, extra):
+    m, xi = model_b(k=10, beta=0.05)
+    cue = xi[2].copy()
+    cue[::5] *= -1
+    out = m.run(init={"v": cue}, method=method, tol=1e-3, precision="f64", **extra)
+    if method != "iterate":  # x <- u of both layers is not retrieval in 5 steps
+        assert np.array_equal(np.sign(out["x_v"]), xi[2]), method
+    ev = m.eval(state={a: out["x_" + a] for a in m.layers}, precision="f64")
+    assert np.isclose(ev["E"], out["E"], rtol=1e-12, atol=1e-12)
+
+
+def test_async_on_a_binary_model():
+    text = "dim N;\nlayer s[N] { L = sum(abs(s)); }\nsynapse W[N, N] : s <-> s;\n"
+    rng = np.random.default_rng(7)
+    n, k = 60, 4
+    xi = np.sign(rng.standard_normal((k, n)))
+    w = xi.T @ xi / n
+    np.fill_diagonal(w, 0)
+    cues = xi.copy()
+    for b in range(k):
+        cues[b, rng.permutation(n)[: n // 5]] *= -1
+    m = damc.Model(text, "sign.dam")
+    m.bind(W=w)
+    out = m.run(init={"s": cues}, method="async", order="sequential", precision="f64")
+    for b in range(k):  # NumPy runs the same sweeps
+        s = cues[b].copy()
+        while True:
+            flips = 0
+            for j in range(n):
+                h = w[j] @ s
+                new = s[j] if h == 0 else np.sign(h)
+                flips += new != s[j]
+                s[j] = new
+            if flips == 0:
+                break
+        assert np.array_equal(out["x_s"][b], s)
+    assert out["converged"].all()
+
+
+def test_clamp_and_inputs():
+    m, xi = model_b(k=10)
+    cue = xi[1].copy()
+    cue[::4] *= -1
+    mask = np.zeros(784, bool)
+    mask[:100] = True
+    out = m.run(init={"v": cue}, clamp={"v": mask}, tol=1e-3, precision="f64")
+    assert np.array_equal(out["x_v"][:100], cue[:100])  # held fixed
+    # inputs: dx/dt = u - v with u = I + Xi' g: eval sees I
+    I = np.full(784, 0.25)
+    a = m.eval(state={"v": cue}, precision="f64")
+    b = m.eval(state={"v": cue}, inputs={"v": I}, precision="f64")
+    assert np.allclose(b["u_v"] - a["u_v"], 0.25, atol=1e-12)
+
+
+def test_any_dtype_and_order():
+    m, xi = model_b(k=10)
+    cue = xi[0].copy()
+    want = m.eval(state={"v": cue}, precision="f64")
+    for v in (cue.astype(np.int8), cue.astype(np.float32), list(cue), (cue > 0) * 2 - 1):
+        got = m.eval(state={"v": v}, precision="f64")
+        assert np.allclose(got["E"], want["E"], rtol=1e-12)
+    m2 = damc.Model.from_file(MODEL_B)
+    m2.bind(Xi=np.asfortranarray(xi[:10]), beta=0.05)
+    got = m2.eval(state={"v": np.asfortranarray(np.stack([cue, cue]))}, precision="f64")
+    assert np.allclose(got["E"], want["E"], rtol=1e-12)
+
+
+def test_errors_are_exceptions_with_locations(tmp_path):
+    bad = tmp_path / "bad.dam"
+    bad.write_text("model x;\ndim N = 4;\nlayer v[N] { L = lagr_identity(v) tau = 1.0; }\n")
+    with pytest.raises(damc.ModelError) as e:
+        damc.Model.from_file(bad)
+    d = e.value.diagnostics[0]
+    assert (d.file, d.line, d.column, d.severity) == (str(bad), 3, 35, "error")
+    assert "unexpected keyword 'tau'" in d.message and "^" in e.value.message
+    with pytest.raises(damc.ModelError) as e:
+        damc.Model("model y;\nlayer v[Q] { L = lagr_identity(v); }\n", "y.dam")
+    assert e.value.diagnostics[0].file == "y.dam" and e.value.diagnostics[0].line == 2
+    m = damc.Model.from_file(MODEL_B)
+    with pytest.raises(damc.ModelError, match=r"tensor 'Xi' has shape \[20, 783\].*N=784"):
+        m.bind(Xi=np.ones((20, 783)))
+    with pytest.raises(damc.ModelError, match="weight 'Xi' .* is missing"):
+        m.eval(state={"v": np.zeros(784)})
+    xi = np.ones((20, 784))
+    xi[2, 7] = np.nan
+    with pytest.raises(damc.ModelError, match=r"'Xi'.*NaN.*\[2, 7\]"):
+        m.bind(Xi=xi)
+    m.bind(Xi=np.ones((20, 784)))
+    with pytest.raises(damc.ModelError, match="layer 'v'"):
+        m.eval(state={"v": np.zeros(5)})
+    state = np.zeros(784)
+    state[3] = np.nan
+    for precision in ("f32", "f64"):
+        with pytest.raises(damc.ModelError, match="NaN"):
+            m.eval(state={"v": state}, precision=precision)
+    with pytest.raises(ValueError, match="no layer 'w'"):
+        m.eval(state={"w": np.zeros(784)})
+    with pytest.raises(ValueError, match="no weight or param 'Xj'"):
+        m.bind(Xj=xi)
+    with pytest.raises(ValueError, match="method"):
+        m.run(method="leapfrog")
+    with pytest.raises(ValueError, match="precision"):
+        m.eval(precision="f16")
+    with pytest.raises(TypeError):
+        m.bind(Xi=np.array(["a"] * 784))
+    with pytest.raises(TypeError):
+        m.bind(beta="big")
+    with pytest.raises(TypeError):
+        damc.Model(42)
+    # still usable after all that
+    assert np.isfinite(m.eval(state={"v": np.ones(784)})["E"])
+
+
+def test_two_models_are_independent():
+    a, xa = model_b(k=10, seed=1)
+    b, xb = model_b(k=30, beta=0.1, seed=2)
+    v = xa[0]
+    ea = a.eval(state={"v": v}, precision="f64")["E"]
+    eb = b.eval(state={"v": v}, precision="f64")["E"]
+    a2, _ = model_b(k=10, seed=1)
+    assert a2.eval(state={"v": v}, precision="f64")["E"] == ea
+    del a2
+    assert b.eval(state={"v": v}, precision="f64")["E"] == eb
+    # from threads (the GIL is released in the kernels)
+    results = {}
+
+    def work(name, m):
+        results[name] = [float(m.eval(state={"v": v}, precision="f64")["E"]) for _ in range(50)]
+
+    ts = [threading.Thread(target=work, args=(n, m)) for n, m in (("a", a), ("b", b))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert set(results["a"]) == {float(ea)} and set(results["b"]) == {float(eb)}
+
+
+def test_rebind_does_not_recompile_and_weights_are_in_place():
+    rng = np.random.default_rng(5)
+    m = damc.Model.from_file(MODEL_B)
+    xi = rng.standard_normal((256, 784))  # float64: read in place by the f64 kernels
+    m.bind(Xi=xi, beta=0.05)
+    v = rng.standard_normal(784)
+    m.eval(state={"v": v}, precision="f64")
+    count = m.compile_count
+    for i in range(1000):
+        m.eval(state={"v": v + i}, precision="f64")
+    assert m.compile_count == count
+    # new weights and params of the same shape: nothing compiled
+    xi2 = rng.standard_normal((256, 784))
+    m.bind(Xi=xi2, beta=0.1)
+    e = m.eval(state={"v": v}, precision="f64")["E"]
+    assert m.compile_count == count
+    # in place: a change to the bound array is what the kernels read
+    xi2[0] += 1.0
+    e_changed = m.eval(state={"v": v}, precision="f64")["E"]
+    assert e_changed != e
+    fresh = damc.Model.from_file(MODEL_B)
+    fresh.bind(Xi=xi2.copy(), beta=0.1)
+    assert fresh.eval(state={"v": v}, precision="f64")["E"] == e_changed
+    # the other precision compiled once and kept
+    m.eval(state={"v": v})
+    c32 = m.compile_count
+    m.eval(state={"v": v}, precision="f64")
+    m.eval(state={"v": v})
+    assert m.compile_count == c32 > count
+    # a new shape starts again, with the params kept
+    m.bind(Xi=xi[:10])
+    assert np.isclose(m.eval(state={"v": v}, precision="f64")["E"],
+                      fresh_eval(xi[:10], 0.1, v), rtol=1e-12)
+
+
+def fresh_eval(xi, beta, v):
+    m = damc.Model.from_file(MODEL_B)
+    m.bind(Xi=xi, beta=beta)
+    return m.eval(state={"v": v}, precision="f64")["E"]
+
+
+def test_progress_explain_check():
+    m, xi = model_b(k=10)
+    reports = []
+    m.run(init={"v": xi[0]}, tol=1e-3, progress=reports.append)
+    assert reports and reports[-1]["done"] and reports[-1]["converged"] == 1
+    text = m.explain()
+    assert "layer v[N]" in text and "logsumexp" in text
+    assert "\\" in m.explain(latex=True)
+    report = m.check(samples=5)
+    assert report.verdict in ("pass", "warn") and report.items
+    assert all(it.verdict in ("pass", "warn", "fail", "skipped") for it in report.items)
+    assert "items" in report.json
+
+
+def test_progress_errors_propagate():
+    m, xi = model_b(k=10)
+
+    def boom(info):
+        raise ZeroDivisionError("from progress")
+
+    with pytest.raises(ZeroDivisionError):
+        m.run(init={"v": xi[0]}, tol=1e-3, progress=boom)
+    assert m.run(init={"v": xi[0]}, tol=1e-3)["converged"]
