@@ -196,6 +196,74 @@ bool engine_bind_weight(Engine *e, const char *name, const EngineArray *t, const
   return true;
 }
 
+bool engine_unbind_weight(Engine *e, const char *name) {
+  DAMC_ASSERT(e->done >= STAGE_DERIVE);
+  int w = engine_weight_index(e, name);
+  if (w < 0) return false;
+  engine_rewind(e, STAGE_DERIVE);  // the plans were built for its sizes
+  const NetWeight *mw = &e->net->weights[w];
+  for (int i = 0; i < mw->rank; i++) {
+    int d = mw->dims[i];
+    if (e->dim_origin[d] == mw->name) {  // interned: the weight's own name
+      e->dims[d] = e->net->dims[d].size;
+      e->dim_origin[d] = NULL;
+    }
+  }
+  damrt_tensor_free(e->converted[w]);
+  e->converted[w] = NULL;
+  e->weight_data[w] = NULL;
+  e->weights[w] = (EngineArray){0};
+  e->weight_origin[w] = NULL;
+  return true;
+}
+
+bool engine_replace_weight(Engine *e, const char *name, const EngineArray *t, const char *origin,
+                           StrBuf *err) {
+  DAMC_ASSERT(e->done >= STAGE_BIND);
+  int w = engine_weight_index(e, name);
+  if (w < 0 || !e->weights[w].data) {
+    sb_printf(err, "%s: weight '%s' is not bound: nothing to replace\n", origin, name);
+    return false;
+  }
+  const EngineArray *old = &e->weights[w];
+  bool same = t->rank == old->rank;
+  for (int i = 0; same && i < t->rank; i++) same = t->shape[i] == old->shape[i];
+  if (!same) {
+    StrBuf have = {0}, want = {0};
+    engine_shape_text(t->rank, t->shape, &have);
+    engine_shape_text(old->rank, old->shape, &want);
+    sb_printf(err, "%s: weight '%s' has shape %s, but the kernels were compiled for %s\n", origin,
+              name, sb_str(&have), sb_str(&want));
+    sb_free(&have);
+    sb_free(&want);
+    return false;
+  }
+  const NetWeight *mw = &e->net->weights[w];
+  char label[512];
+  snprintf(label, sizeof label, "%s: tensor '%s'", origin, name);
+  if (!check_finite(t, label, err) || (mw->symmetric && !check_symmetric(e, w, t, origin, err)) ||
+      !engine_check_range(e->dtype, t, label, err))
+    return false;
+  e->weights[w] = *t;
+  e->weight_origin[w] = intern(e->s->names, origin);
+  if (t->dtype == e->dtype) {
+    damrt_tensor_free(e->converted[w]);
+    e->converted[w] = NULL;
+    e->weight_data[w] = t->data;
+    return true;
+  }
+  if (!e->converted[w]) e->converted[w] = damrt_tensor_new(e->dtype, t->rank, t->shape, NULL);
+  if (!e->converted[w]) {
+    sb_printf(err, "weight '%s': out of memory converting it to %s\n", name,
+              damrt_dtype_name(e->dtype));
+    return false;
+  }
+  for (size_t k = 0; k < e->converted[w]->count; k++)
+    engine_set(e->dtype, e->converted[w]->data, k, engine_get(t->dtype, t->data, k));
+  e->weight_data[w] = e->converted[w]->data;
+  return true;
+}
+
 bool engine_set_dim(Engine *e, const char *name, int64_t size, StrBuf *err) {
   engine_rewind(e, STAGE_DERIVE);  // the plans were built for the old sizes
   const Network *net = e->net;

@@ -122,6 +122,18 @@ double engine_get(DamrtDtype dtype, const void *base, size_t k);
 // shape names that have no size yet; checks the shape, finiteness and declared symmetry.
 bool engine_bind_weight(Engine *e, const char *name, const EngineArray *w, const char *origin,
                         StrBuf *err);
+// Forgets weight `name` (bound by engine_bind_weight) and the sizes of the dims that it alone
+// fixed, stepping the engine back to STAGE_DERIVE: it can then be bound again with another
+// shape (damc capacity stores K patterns for each K of a sweep; the plans and kernels are
+// built for the sizes, so the next engine_compile plans and compiles again). False when the
+// name is not a weight.
+bool engine_unbind_weight(Engine *e, const char *name);
+// After STAGE_BIND: gives weight `name` new values of the shape it was bound with, without
+// planning or compiling again (the kernels read the weights at every call). The engine reads
+// `w` in place until it is replaced or freed (converted once when its dtype is not the
+// kernels'). Checks the shape, finiteness, declared symmetry and range as binding does.
+bool engine_replace_weight(Engine *e, const char *name, const EngineArray *w, const char *origin,
+                           StrBuf *err);
 // The checks of engine_bind_weight that need only the shape (the name, every size at least
 // 1, the declared rank and the dims bound so far), so that a file's header can be checked
 // before its data is read.
