@@ -222,9 +222,13 @@ static int resolve_store(const Options *o, const Sweep *sw, Loaded *l, Store *st
     st->layer = syn->a;
   } else {
     // W is [n_a, n_b]: the cued layer's axis holds the patterns, the other is K.
+    // The cued layer: --layer; else the side whose dim has a size when the other has none;
+    // else the one integrated layer of the two (an eliminated layer has no state to cue).
     bool free0 = dims[mw->dims[0]] < 0, free1 = dims[mw->dims[1]] < 0;
+    bool elim_a = net->layers[syn->a].eliminated, elim_b = net->layers[syn->b].eliminated;
     if (layer >= 0) st->layer = layer;
     else if (free0 != free1) st->layer = free0 ? syn->b : syn->a;
+    else if (elim_a != elim_b) st->layer = elim_a ? syn->b : syn->a;
     else {
       sb_printf(err, "--store %s: which of layers '%s' and '%s' is cued is not clear (%s): give "
                 "--layer NAME\n", o->store, net->layers[syn->a].name, net->layers[syn->b].name,
