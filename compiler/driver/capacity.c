@@ -75,7 +75,7 @@ static int parse_k_list(const char *text, Sweep *s) {
       }
       q++;
     }
-    if (*q || n == 0 || n == 2 || v[0] > v[1 % n])
+    if (*q || n == 0 || n == 2 || item[len - 1] == ':' || v[0] > v[1 % n])
       return usage_error("capacity", "--K %s: each item is a whole number from 1 to 10000000, "
                          "or FROM:TO:STEP with FROM <= TO", text);
     long long to = n == 3 ? v[1] : v[0], step = n == 3 ? v[2] : 1;
