@@ -442,48 +442,55 @@ DamcResults *damc_jvp(DamcModel *model, const DamcBatch *batch, const DamcArray 
   return derivative(model, KERNEL_JVP, batch, directions, err);
 }
 
+bool damc_engine_run_options(const DamcModel *model, const DamcRunOptions *d,
+                             EngineRunOptions *o, StrBuf *sb) {
+  bool single = model->dtype == DAMRT_F32;
+  *o = (EngineRunOptions){d->method == DAMC_EULER     ? DAMRT_EULER
+                          : d->method == DAMC_RK4     ? DAMRT_RK4
+                          : d->method == DAMC_ITERATE ? DAMRT_ITERATE
+                                                      : DAMRT_DOPRI5,
+                          d->method == DAMC_ASYNC,
+                          d->dt,
+                          d->rtol > 0 ? d->rtol : single ? 1e-6 : 1e-9,
+                          d->atol > 0 ? d->atol : single ? 1e-8 : 1e-11,
+                          d->tol > 0 ? d->tol : d->tol < 0 ? 0 : single ? DAMRT_TOL_F32 : DAMRT_TOL_F64,
+                          d->max_steps ? d->max_steps : 10000,
+                          d->noise_T,
+                          d->seed,
+                          d->trace,
+                          d->progress ? progress_relay : NULL,
+                          (void *)d,
+                          d->cancel,
+                          NULL,
+                          NULL,
+                          d->order == DAMC_ORDER_SEQUENTIAL};
+  // Options that belong to another method are refused, not ignored (as the command line does).
+  if (d->order != DAMC_ORDER_RANDOM && (d->order != DAMC_ORDER_SEQUENTIAL || d->method != DAMC_ASYNC)) {
+    sb_printf(sb, "the order of the units (%d) is an option of DAMC_ASYNC only, and is "
+              "DAMC_ORDER_RANDOM or DAMC_ORDER_SEQUENTIAL\n", (int)d->order);
+    return false;
+  }
+  if (d->noise_T != 0 && (d->method != DAMC_EULER && d->method != DAMC_ASYNC)) {
+    sb_printf(sb, "noise_T = %g: noise is an option of DAMC_EULER and DAMC_ASYNC only\n",
+              d->noise_T);
+    return false;
+  }
+  if (!(d->noise_T >= 0) || isinf(d->noise_T)) {
+    sb_printf(sb, "noise_T = %g: the temperature is a finite number >= 0\n", d->noise_T);
+    return false;
+  }
+  return true;
+}
+
 DamcResults *damc_run(DamcModel *model, const DamcBatch *batch, const DamcRunOptions *options,
                       DamcError *err) {
   DamcRunOptions d = {0};
   if (options) d = *options;
-  bool single = model->dtype == DAMRT_F32;
-  EngineRunOptions o = {d.method == DAMC_EULER     ? DAMRT_EULER
-                        : d.method == DAMC_RK4     ? DAMRT_RK4
-                        : d.method == DAMC_ITERATE ? DAMRT_ITERATE
-                                                   : DAMRT_DOPRI5,
-                        d.method == DAMC_ASYNC,
-                        d.dt,
-                        d.rtol > 0 ? d.rtol : single ? 1e-6 : 1e-9,
-                        d.atol > 0 ? d.atol : single ? 1e-8 : 1e-11,
-                        d.tol > 0 ? d.tol : d.tol < 0 ? 0 : single ? DAMRT_TOL_F32 : DAMRT_TOL_F64,
-                        d.max_steps ? d.max_steps : 10000,
-                        d.noise_T,
-                        d.seed,
-                        d.trace,
-                        d.progress ? progress_relay : NULL,
-                        &d,
-                        d.cancel,
-                        NULL,
-                        NULL,
-                        d.order == DAMC_ORDER_SEQUENTIAL};
+  EngineRunOptions o;
   StrBuf sb = {0};
   Views v;
   DamcResults *r = xcalloc(1, sizeof *r);
-  // Options that belong to another method are refused, not ignored (as the command line does).
-  if (d.order != DAMC_ORDER_RANDOM && (d.order != DAMC_ORDER_SEQUENTIAL || d.method != DAMC_ASYNC)) {
-    sb_printf(&sb, "the order of the units (%d) is an option of DAMC_ASYNC only, and is "
-              "DAMC_ORDER_RANDOM or DAMC_ORDER_SEQUENTIAL\n", (int)d.order);
-    return finish(r, 2, err, &sb);
-  }
-  if (d.noise_T != 0 && (d.method != DAMC_EULER && d.method != DAMC_ASYNC)) {
-    sb_printf(&sb, "noise_T = %g: noise is an option of DAMC_EULER and DAMC_ASYNC only\n",
-              d.noise_T);
-    return finish(r, 2, err, &sb);
-  }
-  if (!(d.noise_T >= 0) || isinf(d.noise_T)) {
-    sb_printf(&sb, "noise_T = %g: the temperature is a finite number >= 0\n", d.noise_T);
-    return finish(r, 2, err, &sb);
-  }
+  if (!damc_engine_run_options(model, &d, &o, &sb)) return finish(r, 2, err, &sb);
   int status = !to_views(model, batch, &v, &sb)                            ? 2
                : !engine_run(model->engine, &v.arrays, &o, &r->list, &sb) ? 1
                                                                           : 0;

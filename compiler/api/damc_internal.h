@@ -22,4 +22,10 @@ EngineArray damc_engine_array(const DamcArray *a);
 int damc_compile_to(DamcModel *model, DamcPrecision precision, bool showable, EngineStage last,
                     DamcError *err);
 
+// The engine's run options for the API's `d` (the defaults of the precision filled in; `d`
+// must outlive `o`, whose progress report relays to d->progress). False, with the message,
+// when an option belongs to another method or is out of range (damc_run's status 2).
+bool damc_engine_run_options(const DamcModel *model, const DamcRunOptions *d,
+                             EngineRunOptions *o, StrBuf *sb);
+
 #endif

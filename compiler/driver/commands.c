@@ -88,6 +88,36 @@ static const OptionSpec check_options[] = {
                           "energy-decrease and dead-unit checks instead of checking"},
     {NULL, NULL, NULL}};
 
+static const OptionSpec capacity_options[] = {
+    TENSORS,
+    {"--store", "WEIGHT", "the weight that holds the patterns: [K, N] one per row (or [N, K]), "
+                          "or a self-synapse [N, N] given the Hebbian matrix (required)"},
+    {"--patterns", "binary|gaussian|FILE.npy", "random +-1 patterns (default), N(0, 1) "
+                                               "patterns, or the first K rows of FILE.npy"},
+    {"--K", "LIST", "the numbers of patterns stored: 10,20,40 or FROM:TO:STEP (required)"},
+    {"--trials", "T", "corrupted cues per K, run as one batch (default 20)"},
+    {"--corrupt", "flip:P|mask:P|noise:S", "the cue: P*N signs flipped, P*N units set to 0, or "
+                                           "N(0, S^2) added to every unit (default flip:0.1)"},
+    {"--layer", "LAYER", "the layer that is cued, when the weight does not say"},
+    {"--method", "euler|rk4|dopri5|iterate|async", "the integrator, as for damc run (default "
+                                                   "dopri5)"},
+    {"--dt", "DT", "the step (default: a tenth of the smallest tau)"},
+    {"--rtol", "R", "dopri5's relative tolerance"},
+    {"--atol", "A", "dopri5's absolute tolerance"},
+    {"--tol", "T", "stop a sample when every tau|dx/dt| <= T (1 + |x|), as for damc run"},
+    {"--max-steps", "N", "the most steps of a run (default 10000)"},
+    {"--order", "random|sequential", "async: the order of the units in a sweep"},
+    {"--noise", "T", "temperature T: Langevin noise (euler), heat-bath rule (async)"},
+    {"--seed", "S", "the seed of the patterns, cues, noise and async's order (default 0)"},
+    {"--threads", "N", "threads of the BLAS products"},
+    {"--json", NULL, "the results as JSON, per K with every trial's overlap"},
+    {"--plot", "OUT.png", "a plot of the overlap and the fraction retrieved against the load"},
+    {"--save", "OUT.npz", "every K's patterns, cue indices, cues and final states"},
+    {"--progress", NULL, "show progress on stderr (default: when stderr is a terminal)"},
+    {"--no-progress", NULL, "never show progress"},
+    {"--quiet", NULL, "no progress and no warnings"},
+    {NULL, NULL, NULL}};
+
 static const OptionSpec no_options[] = {{NULL, NULL, NULL}};
 
 static const Command commands[] = {
@@ -108,6 +138,10 @@ static const Command commands[] = {
      emit_options},
     {"bench", "Time the compiled kernels and the whole step.",
      "FILE TENSORS... [--batch B] [--repeat R]", cmd_bench, bench_options},
+    {"capacity", "Store K patterns, cue the network with corrupted ones and measure retrieval.",
+     "FILE --store WEIGHT --K LIST [--patterns binary|gaussian|FILE.npy] [--trials T]\n"
+     "       [--corrupt flip:P|mask:P|noise:S] [TENSORS...] [RUN OPTIONS] [--json] [--plot OUT.png]",
+     cmd_capacity, capacity_options},
     {"help", "Show the help of damc, or of one command.", "[COMMAND]", cmd_help, no_options},
 };
 

@@ -70,5 +70,6 @@ int cmd_run(int argc, char **argv);
 int cmd_emit(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_capacity(int argc, char **argv);
 
 #endif

@@ -229,7 +229,7 @@ int start(Options *o, Loaded *l, int argc, char **argv) {
     return status;
   }
   // The checks need no compiled code before they know whether every weight is given.
-  EngineStage last = !strcmp(o->command, "check") ? STAGE_DERIVE
+  EngineStage last = !strcmp(o->command, "check") || !strcmp(o->command, "capacity") ? STAGE_DERIVE
                      : o->plan || o->c_source    ? STAGE_PLAN
                                                  : STAGE_JIT;
   return load_model(o, l, last);

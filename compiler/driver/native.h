@@ -44,6 +44,9 @@ typedef struct {
   // check
   int samples;
   bool json;
+  // capacity (capacity.c reads their values)
+  const char *store, *patterns, *k_list, *corrupt, *layer, *plot, *save;
+  size_t trials;
 } Options;
 
 // The model with its tensors, as loaded.

@@ -52,13 +52,13 @@ static int parse_run_option(Options *o, const char *opt, const char *val) {
     else if (!strcmp(val, "dopri5")) r->method = DAMC_DOPRI5;
     else if (!strcmp(val, "async")) r->method = DAMC_ASYNC;
     else if (!strcmp(val, "iterate")) r->method = DAMC_ITERATE;
-    else return usage_error("run", "--method %s: expected euler, rk4, dopri5, iterate or async", val);
+    else return usage_error(o->command, "--method %s: expected euler, rk4, dopri5, iterate or async", val);
     return 1;
   }
   if (!strcmp(opt, "--order")) {
     if (!strcmp(val, "random")) r->order = DAMC_ORDER_RANDOM;
     else if (!strcmp(val, "sequential")) r->order = DAMC_ORDER_SEQUENTIAL;
-    else return usage_error("run", "--order %s: expected random or sequential", val);
+    else return usage_error(o->command, "--order %s: expected random or sequential", val);
     o->order_given = true;
     return 1;
   }
@@ -73,7 +73,7 @@ static int parse_run_option(Options *o, const char *opt, const char *val) {
         char msg[160];
         snprintf(msg, sizeof msg, "%s %%s: expected a number from %g to %g%s", opt, numbers[i].lo,
                  numbers[i].hi, number_out_of_range(val) ? " (this one is out of range)" : "");
-        return usage_error("run", msg, val);
+        return usage_error(o->command, msg, val);
       }
       // --tol 0 means: never stop early (in the API, 0 asks for the default).
       if (!strcmp(opt, "--tol") && r->tol == 0) r->tol = -1;
@@ -86,10 +86,10 @@ static int parse_run_option(Options *o, const char *opt, const char *val) {
                number_out_of_range(val) ? " (this one is out of range)" : "");
       return usage_error(o->command, msg, val);
     }
-    if (!strcmp(opt, "--max-steps") && v < 1) return usage_error("run", "--max-steps %s: at least 1", val);
+    if (!strcmp(opt, "--max-steps") && v < 1) return usage_error(o->command, "--max-steps %s: at least 1", val);
     if (!strcmp(opt, "--max-steps")) r->max_steps = (size_t)v;
     else if (!strcmp(opt, "--seed")) r->seed = (uint64_t)v;
-    else if (v < 1) return usage_error("run", "--threads %s: at least 1", val);
+    else if (v < 1) return usage_error(o->command, "--threads %s: at least 1", val);
     else damrt_set_threads((int)v);
     return 1;
   }
@@ -219,6 +219,19 @@ static int parse_args(Options *o, const Command *c, int argc, char **argv,
       o->samples = (int)v;
     }
     else if (!strcmp(opt, "--out")) o->out = val;
+    else if (!strcmp(opt, "--store")) o->store = val;
+    else if (!strcmp(opt, "--patterns")) o->patterns = val;
+    else if (!strcmp(opt, "--K")) o->k_list = val;
+    else if (!strcmp(opt, "--corrupt")) o->corrupt = val;
+    else if (!strcmp(opt, "--layer")) o->layer = val;
+    else if (!strcmp(opt, "--plot")) o->plot = val;
+    else if (!strcmp(opt, "--save")) o->save = val;
+    else if (!strcmp(opt, "--trials")) {
+      double v;
+      if (!parse_number(val, 1, 1e6, &v) || v != floor(v))
+        return usage_error(o->command, "--trials %s: expected a whole number from 1 to 1000000", val);
+      o->trials = (size_t)v;
+    }
     else if (!strcmp(opt, "--obj")) o->obj = val;
     else if (!strcmp(opt, "--precision")) {
       if (!strcmp(val, "f32")) o->precision = DAMC_F32;
@@ -260,6 +273,7 @@ int parse_options(Options *o, int argc, char **argv) {
   o->batch = 1;
   o->repeat = 20;
   o->samples = 20;
+  o->trials = 20;
   o->run = (DamcRunOptions){.method = DAMC_DOPRI5, .max_steps = 10000};
   o->tensors = xcalloc((size_t)argc + 1, sizeof *o->tensors);
   const OptionSpec **given = xcalloc((size_t)argc + 1, sizeof *given);
@@ -270,6 +284,9 @@ int parse_options(Options *o, int argc, char **argv) {
   if (status) return status;
   if (!o->model) return usage_error(o->command, "no model file given%s", "");
   if (!strcmp(o->command, "check")) o->precision = DAMC_F64;  // the checks run in float64
+  if (!strcmp(o->command, "capacity") && !o->store)
+    return usage_error(o->command, "--store WEIGHT is required: the weight that holds the "
+                       "patterns%s", "");
   return check_combinations(o);
 }
 
@@ -282,7 +299,7 @@ char *header_path(const char *c_path) {
 
 // Refuses an output that names an input or another output (before anything is read).
 int check_paths(const Options *o) {
-  const char **inputs = xcalloc((size_t)o->ntensors + 2, sizeof *inputs);
+  const char **inputs = xcalloc((size_t)o->ntensors + 3, sizeof *inputs);
   int nin = 0;
   inputs[nin++] = o->model;
   for (int i = 0; i < o->ntensors; i++) {
@@ -290,8 +307,10 @@ int check_paths(const Options *o) {
     if (strcmp(opt, "--set") != 0 && strcmp(opt, "--dim") != 0)
       inputs[nin++] = strcmp(opt, "--weights") && eq ? eq + 1 : v;
   }
+  if (o->patterns && strcmp(o->patterns, "binary") && strcmp(o->patterns, "gaussian"))
+    inputs[nin++] = o->patterns;
   char *h = o->c_source ? header_path(o->c_source) : NULL;
-  const char *all[] = {o->out, o->trace, o->obj, o->c_source, h, o->emit_c};
+  const char *all[] = {o->out, o->trace, o->obj, o->c_source, h, o->emit_c, o->plot, o->save};
   const char *outputs[ARRAY_LEN(all)];
   int nout = 0;
   for (size_t i = 0; i < ARRAY_LEN(all); i++)

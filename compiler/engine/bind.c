@@ -196,6 +196,27 @@ bool engine_bind_weight(Engine *e, const char *name, const EngineArray *t, const
   return true;
 }
 
+bool engine_unbind_weight(Engine *e, const char *name) {
+  DAMC_ASSERT(e->done >= STAGE_DERIVE);
+  int w = engine_weight_index(e, name);
+  if (w < 0) return false;
+  engine_rewind(e, STAGE_DERIVE);  // the plans were built for its sizes
+  const NetWeight *mw = &e->net->weights[w];
+  for (int i = 0; i < mw->rank; i++) {
+    int d = mw->dims[i];
+    if (e->dim_origin[d] == mw->name) {  // interned: the weight's own name
+      e->dims[d] = e->net->dims[d].size;
+      e->dim_origin[d] = NULL;
+    }
+  }
+  damrt_tensor_free(e->converted[w]);
+  e->converted[w] = NULL;
+  e->weight_data[w] = NULL;
+  e->weights[w] = (EngineArray){0};
+  e->weight_origin[w] = NULL;
+  return true;
+}
+
 bool engine_rebind_weight(Engine *e, const char *name, const EngineArray *t, const char *origin,
                           StrBuf *err) {
   DAMC_ASSERT(e->done >= STAGE_DERIVE);

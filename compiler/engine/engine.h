@@ -131,6 +131,12 @@ bool engine_rebind_weight(Engine *e, const char *name, const EngineArray *w, con
 // How many times kernels were generated and compiled to machine code (codegen + jit) by this
 // engine: eval, run and rebinding leave it unchanged once the kernels they need exist.
 unsigned engine_compile_count(const Engine *e);
+// Forgets weight `name` (bound by engine_bind_weight) and the sizes of the dims that it alone
+// fixed, stepping the engine back to STAGE_DERIVE: it can then be bound again with another
+// shape (damc capacity stores K patterns for each K of a sweep; the plans and kernels are
+// built for the sizes, so the next engine_compile plans and compiles again). False when the
+// name is not a weight.
+bool engine_unbind_weight(Engine *e, const char *name);
 // The checks of engine_bind_weight that need only the shape (the name, every size at least
 // 1, the declared rank and the dims bound so far), so that a file's header can be checked
 // before its data is read.

@@ -252,6 +252,57 @@ static void check_modern_hopfield(const char *dir) {
   sb_free(&err);
 }
 
+// engine_unbind_weight and engine_rebind_weight (damc capacity): Model B's Xi bound with
+// K = 3, unbound (K has no size again), bound with K = 5 and compiled again; then replaced
+// by other values of the same shape without a new plan; u_h = Xi v is the direct product
+// each time (float64, 1e-12), and a replacement of another shape is refused.
+static void check_rebind(const char *src) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/examples/model_b.dam", src);
+  StrBuf err = {0};
+  Engine *e = open_engine(path, &err);
+  CHECK(e != NULL);
+  if (!e) return;
+  engine_target(e, DAMRT_F64, false);
+  enum { N = 784 };
+  static double xi[3][5 * N], v[N];
+  for (int i = 0; i < N; i++) v[i] = sin(0.37 * i);
+  for (int r = 0; r < 3; r++)
+    for (int i = 0; i < 5 * N; i++) xi[r][i] = cos(0.11 * i + r);
+  int h = engine_layer_index(e, "h"), k_dim = engine_network(e)->layers[h].dim;
+  const size_t rows[3] = {3, 5, 5};
+  for (int step = 0; step < 3; step++) {
+    EngineArray w = array(rows[step], N, xi[step]);
+    const Plan *before = engine_plan(e, KERNEL_RHS);
+    if (step == 1) {
+      CHECK(engine_unbind_weight(e, "Xi"));
+      CHECK(engine_dims(e)[k_dim] == -1 && !engine_weight_bound(e, engine_weight_index(e, "Xi")));
+    }
+    if (step < 2) CHECK(engine_bind_weight(e, "Xi", &w, "test", &err) && engine_compile(e, STAGE_JIT, &err));
+    else CHECK(engine_rebind_weight(e, "Xi", &w, "test", &err) && engine_plan(e, KERNEL_RHS) == before);
+    CHECK(engine_dims(e)[k_dim] == (int64_t)rows[step]);
+    EngineArray state[2] = {array(N, 0, v), {0}};
+    EngineArrays arrays = {state, NULL, NULL, NULL};
+    EngineResults r = {0};
+    CHECK(engine_eval(e, &arrays, &r, &err));
+    const double *u = result(&r, "u_h");
+    double worst = u ? 0 : INFINITY;
+    for (size_t k = 0; u && k < rows[step]; k++) {
+      double want = 0;
+      for (int i = 0; i < N; i++) want += xi[step][k * N + i] * v[i];
+      worst = fmax(worst, fabs(u[k] - want) / fmax(fabs(want), 1));
+    }
+    CHECK(worst <= 1e-12);
+    engine_results_free(&r);
+  }
+  EngineArray wrong = array(3, N, xi[0]);
+  CHECK(!engine_rebind_weight(e, "Xi", &wrong, "test", &err) && strstr(sb_str(&err), "same shape"));
+  printf("rebind: Xi with K = 3, then 5 (compiled again), then replaced in place: u_h exact\n");
+  if (err.len) printf("  (expected message: %s)", sb_str(&err));
+  engine_free(e);
+  sb_free(&err);
+}
+
 int main(int argc, char **argv) {
   const char *src = argc > 1 ? argv[1] : ".";
   char dir[4096];
@@ -268,5 +319,6 @@ int main(int argc, char **argv) {
   }
   if (d) closedir(d);
   check_modern_hopfield(src);
+  check_rebind(src);
   return check_report("test_engine_jit");
 }

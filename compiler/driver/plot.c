@@ -1,0 +1,182 @@
+// Line plots as PNG files through PLplot's C API (see plot.h). PLplot draws into a temporary
+// file of its own (its drivers open the file by name); the bytes are then written to the
+// destination through output_write, so that the destination is whole or absent. PLplot's
+// errors are caught by its abort and exit handlers and returned as messages: it never ends
+// the process.
+#include <errno.h>
+#include <math.h>
+#include <plplot.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "driver/driver.h"
+#include "driver/plot.h"
+#include "support/common.h"
+
+// What PLplot reported through its handlers during the current plot (one plot at a time).
+static char plplot_message[512];
+
+static void on_plabort(PLCHAR_VECTOR msg) {
+  if (!plplot_message[0]) snprintf(plplot_message, sizeof plplot_message, "%s", msg);
+}
+
+// Called by plexit instead of exit(): the message is kept and the caller carries on.
+static int on_plexit(PLCHAR_VECTOR msg) {
+  on_plabort(msg);
+  return 0;
+}
+
+// Whether PLplot has the file device `name`.
+static bool has_device(const char *name) {
+  const char **menu = NULL, **devs = NULL;
+  int n = 64;
+  menu = xcalloc((size_t)n, sizeof *menu);
+  devs = xcalloc((size_t)n, sizeof *devs);
+  plgDevs(&menu, &devs, &n);
+  bool found = false;
+  for (int i = 0; i < n && !found; i++) found = devs[i] && !strcmp(devs[i], name);
+  free(menu);
+  free(devs);
+  return found;
+}
+
+static void data_range(const PlotSpec *s, double *lo, double *hi) {
+  *lo = INFINITY;
+  *hi = -INFINITY;
+  for (int k = 0; k < s->nseries; k++)
+    for (size_t i = 0; i < s->n; i++) {
+      const PlotSeries *p = &s->series[k];
+      double v[3] = {p->y[i], p->lo ? p->lo[i] : p->y[i], p->hi ? p->hi[i] : p->y[i]};
+      for (int j = 0; j < 3; j++)
+        if (isfinite(v[j])) {
+          *lo = fmin(*lo, v[j]);
+          *hi = fmax(*hi, v[j]);
+        }
+    }
+  if (!(*lo <= *hi)) *lo = 0, *hi = 1;
+}
+
+// The drawing itself, into the PLplot stream already begun.
+static void draw(const PlotSpec *s) {
+  double xmin = s->x[0], xmax = s->x[s->n - 1];
+  if (!(xmax > xmin)) xmin -= fabs(xmin) * 0.5 + 0.5, xmax += fabs(xmax) * 0.5 + 0.5;
+  double pad = 0.04 * (xmax - xmin);
+  double ymin = s->ymin, ymax = s->ymax;
+  if (ymin >= ymax) data_range(s, &ymin, &ymax);
+  double ypad = 0.04 * (ymax - ymin > 0 ? ymax - ymin : 1);
+  plcol0(PLOT_BLACK);
+  plschr(0, 1.1);
+  plenv(xmin - pad, xmax + pad, ymin - ypad, ymax + ypad, 0, 2);  // 2: with a grid
+  pllab(s->xlabel, s->ylabel, s->title);
+  PLFLT *x = xcalloc(s->n, sizeof *x), *y = xcalloc(s->n, sizeof *y);
+  PLFLT *lo = xcalloc(s->n, sizeof *lo), *hi = xcalloc(s->n, sizeof *hi);
+  for (size_t i = 0; i < s->n; i++) x[i] = s->x[i];
+  for (int k = 0; k < s->nseries; k++) {
+    const PlotSeries *p = &s->series[k];
+    for (size_t i = 0; i < s->n; i++) {
+      y[i] = p->y[i];
+      lo[i] = p->lo ? p->lo[i] : p->y[i];
+      hi[i] = p->hi ? p->hi[i] : p->y[i];
+    }
+    plcol0(p->color);
+    plwidth(2);
+    pllsty(p->line_style > 0 ? p->line_style : 1);
+    if (s->n > 1) plline((PLINT)s->n, x, y);
+    pllsty(1);
+    plwidth(1.5);
+    if (p->lo && p->hi) plerry((PLINT)s->n, x, lo, hi);
+    if (p->symbol) plstring((PLINT)s->n, x, y, p->symbol);
+  }
+  free(x), free(y), free(lo), free(hi);
+  // The legend, inside the bottom left corner (where retrieval curves, falling with the load
+  // from high values, leave room).
+  int n = s->nseries;
+  PLINT *opts = xcalloc((size_t)n, sizeof *opts), *colors = xcalloc((size_t)n, sizeof *colors);
+  PLINT *styles = xcalloc((size_t)n, sizeof *styles), *numbers = xcalloc((size_t)n, sizeof *numbers);
+  PLFLT *widths = xcalloc((size_t)n, sizeof *widths), *scales = xcalloc((size_t)n, sizeof *scales);
+  const char **text = xcalloc((size_t)n, sizeof *text), **symbols = xcalloc((size_t)n, sizeof *symbols);
+  for (int k = 0; k < n; k++) {
+    const PlotSeries *p = &s->series[k];
+    opts[k] = PL_LEGEND_LINE | (p->symbol ? PL_LEGEND_SYMBOL : 0);
+    colors[k] = p->color;
+    styles[k] = p->line_style > 0 ? p->line_style : 1;
+    widths[k] = 2;
+    scales[k] = 1;
+    numbers[k] = 1;
+    text[k] = p->label;
+    symbols[k] = p->symbol ? p->symbol : "";
+  }
+  PLFLT lw, lh;
+  plcol0(PLOT_BLACK);
+  pllegend(&lw, &lh, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
+           PL_POSITION_BOTTOM | PL_POSITION_LEFT | PL_POSITION_INSIDE, 0.02, 0.02, 0.08, 0, PLOT_BLACK,
+           1, 0, 0, n, opts, 1.0, 0.9, 2.0, 0.0, colors, text, NULL, NULL, NULL, NULL, colors,
+           styles, widths, colors, scales, numbers, symbols);
+  free(opts), free(colors), free(styles), free(numbers), free(widths), free(scales);
+  free(text), free(symbols);
+}
+
+// The whole contents of `path` (the caller frees), or NULL.
+static char *read_all(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  StrBuf b = {0};
+  char chunk[65536];
+  size_t got;
+  while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) sb_appendn(&b, chunk, got);
+  bool ok = !ferror(f);
+  fclose(f);
+  if (!ok) {
+    sb_free(&b);
+    return NULL;
+  }
+  *len = b.len;
+  if (!b.data) return xcalloc(1, 1);
+  return b.data;
+}
+
+bool plot_png(const char *path, const PlotSpec *spec, StrBuf *err) {
+  DAMC_ASSERT(spec->n > 0 && spec->nseries > 0);
+  if (!has_device("pngcairo")) {
+    sb_printf(err, "%s: PLplot has no 'pngcairo' device: install the Debian package "
+              "plplot-driver-cairo\n", path);
+    return false;
+  }
+  const char *dir = getenv("TMPDIR");
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s/damc-plot-XXXXXX", dir && *dir ? dir : "/tmp");
+  int fd = mkstemp(tmp);
+  if (fd < 0) {
+    sb_printf(err, "%s: cannot make a temporary file for the plot in %s: %s\n", path,
+              dir && *dir ? dir : "/tmp", strerror(errno));
+    return false;
+  }
+  close(fd);
+  plplot_message[0] = '\0';
+  plsabort(on_plabort);
+  plsexit(on_plexit);
+  plsdev("pngcairo");
+  plsfnam(tmp);
+  plspage(0, 0, spec->width, spec->height, 0, 0);
+  // cmap0: white background, then the colours of PlotColor.
+  PLINT r[] = {255, 0, 31, 214, 44, 127}, g[] = {255, 0, 119, 39, 160, 127},
+        b[] = {255, 0, 180, 40, 44, 127};
+  plscmap0(r, g, b, (PLINT)ARRAY_LEN(r));
+  plinit();
+  if (!plplot_message[0]) draw(spec);
+  plend();
+  bool ok = !plplot_message[0];
+  if (!ok) sb_printf(err, "%s: PLplot: %s\n", path, plplot_message);
+  size_t len = 0;
+  char *bytes = ok ? read_all(tmp, &len) : NULL;
+  if (ok && (!bytes || len < 8 || memcmp(bytes, "\x89PNG", 4) != 0)) {
+    sb_printf(err, "%s: PLplot wrote no PNG image\n", path);
+    ok = false;
+  }
+  if (ok) ok = output_write(path, bytes, len, err);
+  free(bytes);
+  unlink(tmp);
+  return ok;
+}
