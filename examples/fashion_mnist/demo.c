@@ -291,9 +291,10 @@ int main(int argc, char **argv) {
                     "[--beta 2] [--noise 0.5]\n", argv[0]);
     return 2;
   }
-  if (q > k || k > 10000) {
-    fprintf(stderr, "fashion_mnist_demo: give --queries <= --K <= 10000 (the stored images cue "
-                    "the recall test, the test set has 10000)\n");
+  if (q > k || q > 10000 || k > 60000) {
+    fprintf(stderr, "fashion_mnist_demo: give --queries <= --K <= 60000 and --queries <= 10000 "
+                    "(stored images cue the recall test; the training set has 60000 images, the "
+                    "test set 10000)\n");
     return 2;
   }
   double t0 = now();
