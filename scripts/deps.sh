@@ -6,8 +6,8 @@
 set -eu
 
 PACKAGES="cmake make gcc clang libclang-rt-14-dev pkg-config flex bison llvm-19-dev \
-libopenblas-dev liblapacke-dev zlib1g-dev libzip-dev python3-numpy python3-pytest \
-libplplot-dev plplot-driver-cairo"
+libopenblas-dev liblapacke-dev zlib1g-dev libzip-dev libpng-dev python3-numpy python3-pytest \
+python3-matplotlib libplplot-dev plplot-driver-cairo dataset-fashion-mnist"
 
 missing=""
 for p in $PACKAGES; do
