@@ -142,6 +142,45 @@ def dead_units(tmp):
               f"{dead[0]['numbers']['E change along the flat region']:.1e}")
 
 
+def fully_dead(tmp):
+    """Every unit of the relu layer dead at the fixed point (negative weights, input 1: h =
+    Xi 1 < 0): a warning that the layer is disconnected there, with the remedies (§4.5), its
+    nullity the whole layer and E constant along the flat region; the point itself stable,
+    and with --strict the warning exits 3. The same layer with half its weights positive is
+    only partly dead: no warning."""
+    rng = np.random.default_rng(5)
+    np.save(os.path.join(tmp, "ones.npy"), np.ones(6))
+    for name, xi, all_dead in (("negative", -0.1 * np.abs(rng.standard_normal((12, 6))), True),
+                               ("mixed", 0.1 * rng.standard_normal((12, 6)), False)):
+        np.savez(os.path.join(tmp, f"{name}.npz"), Xi=xi)
+        args = ("--weights", f"{tmp}/{name}.npz", "--input", f"v={tmp}/ones.npy")
+        code, report, err, _ = damc_check(os.path.join(MODELS, "relu_hidden.dam"), *args)
+        dead = [i for i in items(report, "fixed-point-dead") if i["subject"] == "layer h"]
+        st = items(report, "stability")
+        check(code == 0 and st and all(i["verdict"] == "pass" for i in st), f"{name}: {st} {err}")
+        if all_dead:
+            check(dead and dead[0]["verdict"] == "warn" and "every unit of layer 'h' is dead" in dead[0]["reason"]
+                  and "leaky relu" in dead[0]["reason"] and dead[0]["numbers"]["nullity"] == 12
+                  and abs(dead[0]["numbers"]["E change along the flat region"]) <= 1e-12, f"{name}: {dead}")
+            code, _, _, _ = damc_check(os.path.join(MODELS, "relu_hidden.dam"), *args, "--strict")
+            check(code == 3, f"{name} --strict: exit {code}")
+        else:
+            check(dead and all(i["verdict"] == "pass" and i["numbers"]["nullity"] < 12 for i in dead),
+                  f"{name}: {dead}")
+            print(f"mixed weights: {[int(i['numbers']['nullity']) for i in dead]} of 12 units dead")
+
+
+def asymmetric(tmp):
+    """A self-synapse must be symmetric for the model to have an energy: damc check refuses a
+    non-symmetric one before checking anything (exit 1), naming the weight and an entry pair."""
+    T = np.random.default_rng(0).standard_normal((16, 16))
+    np.savez(os.path.join(tmp, "asym.npz"), T=T)
+    r = subprocess.run([DAMC, "check", os.path.join(SRC, "examples", "hopfield_classic.dam"), "--weights",
+                        f"{tmp}/asym.npz"], capture_output=True, text=True, timeout=120)
+    check(r.returncode == 1 and not r.stdout and "'T' must be symmetric" in r.stderr and "self-synapse" in r.stderr,
+          f"asymmetric: exit {r.returncode}: {r.stderr}")
+
+
 def directed(tmp):
     model = os.path.join(tmp, "directed.dam")
     with open(model, "w") as f:
@@ -300,7 +339,7 @@ def fault_injected(tmp):
             print(f"broken rule: {deriv[0]['reason'][:100]}... max e_H {deriv[0]['numbers']['max e_H']:.1e}")
 
 
-CASES = {"fault_injected": fault_injected, "euler_step": euler_step, "large_softmax": large_softmax, "all_eliminated": all_eliminated, "energy_rays": energy_rays, "examples": examples, "nonconvex": nonconvex, "no_weights": no_weights, "saddle": saddle, "unbounded": unbounded,
+CASES = {"fully_dead": fully_dead, "asymmetric": asymmetric, "fault_injected": fault_injected, "euler_step": euler_step, "large_softmax": large_softmax, "all_eliminated": all_eliminated, "energy_rays": energy_rays, "examples": examples, "nonconvex": nonconvex, "no_weights": no_weights, "saddle": saddle, "unbounded": unbounded,
          "dead_units": dead_units, "directed": directed}
 
 
