@@ -34,6 +34,7 @@ check-asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DDAMC_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	  ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS)
 
 # Runs the fuzzers for FUZZ_SECONDS each: the front end, then the .npy and .npz readers.
