@@ -115,11 +115,12 @@ typedef struct {
 
 typedef struct {
   DamcMethod method;      /* zero: dopri5 */
-  double dt;              /* 0: a tenth of the smallest tau */
-  double rtol, atol;      /* 0: the defaults for the precision (see docs/cli.md) */
+  double dt;              /* 0: a tenth of the smallest tau; negative, NaN or inf: refused */
+  double rtol, atol;      /* 0: the defaults for the precision (see docs/cli.md); negative,
+                             NaN or inf: refused (status 2) */
   double tol;             /* stop a sample when every tau |dx/dt| <= tol (1 + |x|) (docs/cli.md);
                              0: the default for the precision (1e-4 f32, 1e-7 f64);
-                             negative: never stop early */
+                             negative: never stop early; NaN or inf: refused */
   size_t max_steps;       /* 0: 10000 */
   double noise_T;         /* euler: Langevin temperature; async: heat-bath (Glauber)
                              temperature; other methods: must be 0 */

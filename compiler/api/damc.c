@@ -464,6 +464,19 @@ bool damc_engine_run_options(const DamcModel *model, const DamcRunOptions *d,
                           NULL,
                           NULL,
                           d->order == DAMC_ORDER_SEQUENTIAL};
+  // A number that is not one is refused, not replaced by a default: 0 asks for the default.
+  const struct {
+    const char *name;
+    double value;
+    bool negative_ok;  // tol < 0: never stop early
+  } numbers[] = {{"dt", d->dt, false}, {"rtol", d->rtol, false}, {"atol", d->atol, false},
+                 {"tol", d->tol, true}};
+  for (size_t i = 0; i < sizeof numbers / sizeof *numbers; i++)
+    if (!isfinite(numbers[i].value) || (!numbers[i].negative_ok && numbers[i].value < 0)) {
+      sb_printf(sb, "%s = %g: expected a finite number%s (0: the default)\n", numbers[i].name,
+                numbers[i].value, numbers[i].negative_ok ? "" : " >= 0");
+      return false;
+    }
   // Options that belong to another method are refused, not ignored (as the command line does).
   if (d->order != DAMC_ORDER_RANDOM && (d->order != DAMC_ORDER_SEQUENTIAL || d->method != DAMC_ASYNC)) {
     sb_printf(sb, "the order of the units (%d) is an option of DAMC_ASYNC only, and is "

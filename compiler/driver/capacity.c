@@ -121,6 +121,12 @@ static int parse_sweep(const Options *o, Sweep *s) {
                                      "to store, as 10,20,40 or 10:100:10%s", "");
   int status = parse_k_list(o->k_list, s);
   if (!status) status = parse_corrupt(o->corrupt ? o->corrupt : "flip:0.1", s);
+  // The single-unit rule starts from sign(x) with sign(0) = +1: a masked unit would start at
+  // +1, so mask:P would flip about P/2 of the units, all of them towards +1.
+  if (!status && s->corrupt == CORRUPT_MASK && o->run.method == DAMC_ASYNC)
+    status = usage_error("capacity", "--corrupt mask:P with --method async: the single-unit rule "
+                         "starts every unit at sign(x), with sign(0) = +1, so masked units would "
+                         "not stay unknown; use flip:P%s", "");
   const char *p = o->patterns ? o->patterns : "binary";
   size_t len = strlen(p);
   if (!strcmp(p, "binary")) s->patterns = PATTERNS_BINARY;
@@ -649,8 +655,12 @@ int cmd_capacity(int argc, char **argv) {
            engine_compile(e, STAGE_JIT, &err);
       if (ok && compiles++ == 0 && !o.quiet) engine_warn_param_rules(e);
     }
-    free(weight);
-    weight = w;
+    if (ok || !st.hebb || compiles == 0) {  // a failed rebind leaves the engine on the old one
+      free(weight);
+      weight = w;
+    } else {
+      free(w);
+    }
     res[i].k = k;
     res[i].compile_seconds = clock_seconds() - t0;
     int64_t *index = xcalloc(trials + 1, sizeof *index);
@@ -719,6 +729,8 @@ int cmd_capacity(int argc, char **argv) {
     fprintf(stderr, "\n");
   }
   sb_clear(&err);
+  // The plot first: a plot that fails leaves no --save file behind either.
+  if (!status && o.plot && !draw_plot(o.plot, &sw, &st, res, trials, &err)) status = EXIT_MODEL;
   if (!status && o.save) {
     for (size_t j = 0; j < saved.n; j++)
       saved.items[j] = (DamrtNamedTensor){saved.keys[j], &saved.tensors[j], saved.items[j].as};
@@ -728,7 +740,6 @@ int cmd_capacity(int argc, char **argv) {
       status = EXIT_MODEL;
     }
   }
-  if (!status && o.plot && !draw_plot(o.plot, &sw, &st, res, trials, &err)) status = EXIT_MODEL;
   if (!status) {
     StrBuf text = {0};
     if (o.json) print_json(&o, &sw, &st, &l, res, trials, compiles, &text);
