@@ -51,7 +51,7 @@ class Damc:
         w = self.path("w") + ".npz"
         np.savez(w, **{k: np.asarray(v, dtype=np.float64) for k, v in weights.items()})
         out = self.path("out") + ".npz"
-        cmd = [self.exe, "run", os.path.join(MODELS, model), "--weights", w, "--out", out,
+        cmd = [self.exe, "run", model if os.sep in model else os.path.join(MODELS, model), "--weights", w, "--out", out,
                "--precision", "f64", "--quiet"]
         for layer, arr in init.items():
             cmd += ["--init", f"{layer}={self.save(arr)}"]
