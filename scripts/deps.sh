@@ -6,7 +6,7 @@
 set -eu
 
 PACKAGES="cmake make gcc clang libclang-rt-14-dev pkg-config flex bison llvm-19-dev \
-libopenblas-dev liblapacke-dev zlib1g-dev libzip-dev python3-numpy"
+libopenblas-dev liblapacke-dev zlib1g-dev libzip-dev python3-numpy python3-matplotlib"
 
 missing=""
 for p in $PACKAGES; do
