@@ -63,8 +63,7 @@ def examples(tmp):
         "model_c": {"Xi": rng.standard_normal((6, 16)) / 2},
         "energy_transformer": {"Wq": rng.standard_normal((4, 8)) / 4, "Wk": rng.standard_normal((4, 8)) / 4,
                                "Xi": rng.standard_normal((5, 8)) / 4},
-        # relu memories: |Xi| < 1 (else E is unbounded below, §1.4), biases of both signs, so
-        # some memories are dead at the fixed point (damc check reports them) but not all, and
+        # relu memories with biases of both signs, so some memories are dead at the fixed point (damc check reports them) but not all, and
         # --strict passes (examples/relu_dead.dam)
         "relu_dead": {"Xi": rng.standard_normal((12, 16)) / 10, "b": np.linspace(-1, 1, 12)},
     }
