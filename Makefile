@@ -6,7 +6,7 @@ FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build demo test check-asan fuzz clean install
+.PHONY: all deps build demo test check-asan fuzz clean install reproduce
 
 # make install PREFIX=/opt/damc: damc, libdamc.so, damc.h, damc.pc, the CMake package and
 # the Python module under PREFIX (docs/python.md, "Installing").
@@ -29,6 +29,11 @@ demo: build
 
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+# The reproductions of docs/theory.md §6 (experiments/): prints each table and rewrites
+# docs/results.md, with plots in docs/results/ when matplotlib is installed.
+reproduce: build
+	/usr/bin/python3 experiments/results.py $(BUILD)/damc
 
 check-asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DDAMC_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null

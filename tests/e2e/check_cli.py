@@ -56,6 +56,16 @@ def examples(tmp):
         "hierarchical": {"W12": rng.standard_normal((64, 32)) / 16, "W23": rng.standard_normal((32, 16)) / 8},
         "custom_energy": {"W": rng.standard_normal((8, 16)) / 4, "b": rng.standard_normal(8)},
         "hopfield_classic": {"T": (T + T.T) / 2},
+        "modern_hopfield": {"Xi": rng.standard_normal((20, 16))},
+        "dense_poly": {"Xi": rng.standard_normal((6, 16)) / 4},
+        "dense_repu": {"Xi": rng.standard_normal((6, 16)) / 4},
+        "dense_exp": {"Xi": rng.standard_normal((6, 16)) / 4},
+        "model_c": {"Xi": rng.standard_normal((6, 16)) / 2},
+        "energy_transformer": {"Wq": rng.standard_normal((4, 8)) / 4, "Wk": rng.standard_normal((4, 8)) / 4,
+                               "Xi": rng.standard_normal((5, 8)) / 4},
+        # relu memories with biases of both signs, so some memories are dead at the fixed point (damc check reports them) but not all, and
+        # --strict passes (examples/relu_dead.dam)
+        "relu_dead": {"Xi": rng.standard_normal((12, 16)) / 10, "b": np.linspace(-1, 1, 12)},
     }
     names = sorted(f[:-4] for f in os.listdir(os.path.join(SRC, "examples")) if f.endswith(".dam"))
     check(sorted(weights) == names, f"examples without weights here: {set(names) ^ set(weights)}")
@@ -71,6 +81,9 @@ def examples(tmp):
         along = [i for i in items(report, "convexity") if "along trajectories" in i["reason"]]
         check(report and len(along) == len({i["subject"] for i in items(report, "derivatives")})
               and all(i["numbers"]["points"] >= 100 for i in along), f"{name}: along trajectories {along}")
+        if name == "relu_dead":     # FO24: damc check finds the dead memories at a fixed point
+            dead = [i for i in items(report, "fixed-point-dead") if i["subject"] == "layer h"]
+            check(dead, f"relu_dead: no dead units reported at the fixed points: {items(report, 'fixed-point-dead')}")
         f32 = items(report, "float32")
         check(f32 and f32[0]["verdict"] == "pass", f"{name}: float32 against float64 {f32}")
         print(f"{name}: {report['verdict'] if report else '?'} in {seconds:.2f} s "
