@@ -183,6 +183,27 @@ def fully_dead(tmp):
             print(f"mixed weights: {[int(i['numbers']['nullity']) for i in dead]} of 12 units dead")
 
 
+def marginal(tmp):
+    """x = tanh(x) (a tanh unit coupled to itself with weight 1): the origin is the one fixed
+    point, and a degenerate one (J = tanh'(0) - 1 = 0; u - x = -x^3/3, so |u - x| is below
+    1e-10 from |x| = 7e-4 on). Newton's method converges only linearly there; it must go on
+    until its step is small, so that the runs from 8 starts are seen as one fixed point, found
+    marginal: lambda_max(B'WB) = 1 (docs/theory.md §4.4.2), a warning."""
+    model = os.path.join(tmp, "one.dam")
+    with open(model, "w") as f:
+        f.write("dim N;\nlayer a[N] { L = lagr_tanh(a, 1); tau = 1; }\nsynapse W[N, N] : a <-> a;\n")
+    np.savez(os.path.join(tmp, "w.npz"), W=np.ones((1, 1)))
+    code, report, err, _ = damc_check(model, "--weights", f"{tmp}/w.npz")
+    st = items(report, "stability")
+    check(code == 0 and len(st) == 1 and st[0]["verdict"] == "warn" and "marginal" in st[0]["reason"]
+          # In float64 tanh(x) = x for |x| < sqrt(3 eps) = 2.6e-8 (x^3/3 below the rounding of
+          # x): the point is known to that, no better.
+          and abs(st[0]["numbers"]["lambda_max(B'WB)"] - 1) <= 1e-8 and abs(st[0]["vectors"]["x*"][0]) <= 3e-8,
+          f"marginal: {[(i['reason'], i['numbers'], i['vectors']) for i in st]} {err}")
+    if st:
+        print(f"x = tanh(x): {st[0]['numbers']['Newton steps']:.0f} Newton steps to x* = {st[0]['vectors']['x*'][0]:.1e}")
+
+
 def asymmetric(tmp):
     """A self-synapse must be symmetric for the model to have an energy: damc check refuses a
     non-symmetric one before checking anything (exit 1), naming the weight and an entry pair."""
@@ -352,7 +373,7 @@ def fault_injected(tmp):
             print(f"broken rule: {deriv[0]['reason'][:100]}... max e_H {deriv[0]['numbers']['max e_H']:.1e}")
 
 
-CASES = {"fully_dead": fully_dead, "asymmetric": asymmetric, "fault_injected": fault_injected, "euler_step": euler_step, "large_softmax": large_softmax, "all_eliminated": all_eliminated, "energy_rays": energy_rays, "examples": examples, "nonconvex": nonconvex, "no_weights": no_weights, "saddle": saddle, "unbounded": unbounded,
+CASES = {"marginal": marginal, "fully_dead": fully_dead, "asymmetric": asymmetric, "fault_injected": fault_injected, "euler_step": euler_step, "large_softmax": large_softmax, "all_eliminated": all_eliminated, "energy_rays": energy_rays, "examples": examples, "nonconvex": nonconvex, "no_weights": no_weights, "saddle": saddle, "unbounded": unbounded,
          "dead_units": dead_units, "directed": directed}
 
 
