@@ -293,23 +293,25 @@ static CheckItem *report_stability(CheckReport *r, const char *subject, double t
   if (isnan(top))
     it = report_add(r, "stability", subject, NULL, VERDICT_SKIPPED,
                     "LAPACK could not diagonalise H, B'WB or the Lanczos tridiagonal%s", how);
-  else if (!pol->resolved)
+  else if (!pol->resolved && fabs(top - 1) > band)
     it = report_add(r, "stability", subject, NULL, VERDICT_WARN,
                     "not resolved: Newton's method did not reach |u - x| <= 1e-10 with a step <= "
                     "1e-10 in %d steps (a degenerate or marginal fixed point, where it converges "
                     "only linearly); lambda_max(B'WB) at the last iterate is %.9g (docs/theory.md "
                     "§4.4.1%s)", pol->steps, top, how);
-  else if (top < 1 - band)
+  else if (pol->resolved && top < 1 - band)
     it = report_add(r, "stability", subject, NULL, VERDICT_PASS,
                     "stable: lambda_max(B'WB) < 1 (docs/theory.md §4.4.2%s); its flat region, if "
                     "any, lies in its basin (§4.4.4)", how);
-  else if (top > 1 + band)
+  else if (pol->resolved && top > 1 + band)
     it = report_add(r, "stability", subject, NULL, VERDICT_FAIL,
                     "unstable: lambda_max(B'WB) > 1 (docs/theory.md §4.4.2%s): the run came to "
                     "rest at a saddle or a maximum", how);
   else
     it = report_add(r, "stability", subject, NULL, VERDICT_WARN,
-                    "marginal: lambda_max(B'WB) = 1 within %.1e (docs/theory.md §4.4.2%s)", band, how);
+                    "marginal: lambda_max(B'WB) = 1 within %.1e (docs/theory.md §4.4.2%s)%s", band,
+                    how, pol->resolved ? "" : "; Newton's method converged only linearly, as it "
+                                              "does at a degenerate point");
   report_number(it, "lambda_max(B'WB)", top);
   report_newton(it, pol);
   return it;

@@ -106,28 +106,11 @@ void report_print_text(const CheckReport *r, const DiagSink *sink, StrBuf *out) 
   }
 }
 
-static void json_string(StrBuf *out, const char *s) {
-  sb_putc(out, '"');
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') sb_printf(out, "\\%c", c);
-    else if (c == '\n') sb_append(out, "\\n");
-    else if (c < 0x20) sb_printf(out, "\\u%04x", c);
-    else sb_putc(out, (char)c);
-  }
-  sb_putc(out, '"');
-}
-
-static void json_number(StrBuf *out, double v) {
-  if (isfinite(v)) sb_printf(out, "%.17g", v);
-  else json_string(out, isnan(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity");
-}
-
 void report_print_json(const CheckReport *r, const DiagSink *sink, const char *model, StrBuf *out) {
   sb_append(out, "{\"model\": ");
-  json_string(out, model);
+  sb_json_string(out, model);
   sb_append(out, ", \"verdict\": ");
-  json_string(out, verdict_name(report_worst(r)));
+  sb_json_string(out, verdict_name(report_worst(r)));
   sb_append(out, ", \"items\": [");
   for (size_t i = 0; i < r->count; i++) {
     const CheckItem *it = &r->items[i];
@@ -135,30 +118,30 @@ void report_print_json(const CheckReport *r, const DiagSink *sink, const char *m
     place(it, sink, where, sizeof where);
     sb_append(out, i ? ",\n  {" : "\n  {");
     sb_append(out, "\"check\": ");
-    json_string(out, it->check);
+    sb_json_string(out, it->check);
     sb_append(out, ", \"subject\": ");
-    json_string(out, it->subject);
+    sb_json_string(out, it->subject);
     sb_append(out, ", \"where\": ");
-    json_string(out, where);
+    sb_json_string(out, where);
     sb_append(out, ", \"verdict\": ");
-    json_string(out, verdict_name(it->verdict));
+    sb_json_string(out, verdict_name(it->verdict));
     sb_append(out, ", \"reason\": ");
-    json_string(out, sb_str(&it->reason));
+    sb_json_string(out, sb_str(&it->reason));
     sb_append(out, ", \"numbers\": {");
     for (size_t k = 0; k < it->nnumbers; k++) {
       if (k) sb_append(out, ", ");
-      json_string(out, it->numbers[k].name);
+      sb_json_string(out, it->numbers[k].name);
       sb_append(out, ": ");
-      json_number(out, it->numbers[k].value);
+      sb_json_number(out, it->numbers[k].value);
     }
     sb_append(out, "}, \"vectors\": {");
     for (size_t k = 0; k < it->nvectors; k++) {
       sb_append(out, k ? ", " : "");
-      json_string(out, it->vectors[k].name);
+      sb_json_string(out, it->vectors[k].name);
       sb_append(out, ": [");
       for (size_t j = 0; j < it->vectors[k].count; j++) {
         sb_append(out, j ? ", " : "");
-        json_number(out, it->vectors[k].values[j]);
+        sb_json_number(out, it->vectors[k].values[j]);
       }
       sb_putc(out, ']');
     }

@@ -38,6 +38,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e_cases import check, run  # noqa: E402
+from references import sign_sweeps  # noqa: E402
 
 DAMC, SRC = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 
@@ -130,16 +131,7 @@ def classic_numpy(tmp):
         t = xi.T @ xi / n
         np.fill_diagonal(t, 0)
         for b in range(trials):
-            s = cues[b].copy()
-            while True:
-                flips = 0
-                for j in range(n):
-                    h = t[j] @ s
-                    new = s[j] if h == 0 else np.sign(h)
-                    flips += new != s[j]
-                    s[j] = new
-                if flips == 0:
-                    break
+            s, _ = sign_sweeps(t, cues[b])
             check(np.array_equal(final[b], s), f"K {k}, cue {b}: final state differs from NumPy's")
         m = (xi[idx] * np.sign(final)).mean(axis=1)
         errors = (np.sign(final) != xi[idx]).sum(axis=1)
