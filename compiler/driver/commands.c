@@ -84,6 +84,7 @@ static const OptionSpec check_options[] = {
     {"--seed", "S", "the seed of every sample (default 0)"},
     {"--strict", NULL, "exit 3 on any failure or warning"},
     {"--json", NULL, "the report as JSON, with every number"},
+    {"--details", NULL, "every item in full with its numbers (default: one line an item)"},
     {"--emit-c", "OUT.c", "write a standalone C program of the derivative, convexity, "
                           "energy-decrease and dead-unit checks instead of checking"},
     {NULL, NULL, NULL}};
@@ -131,7 +132,7 @@ static const Command commands[] = {
     {"run", "Integrate the dynamics from the initial states to convergence or the step limit.",
      "FILE TENSORS... [RUN OPTIONS] [--out OUT.npz] [--trace TRACE.csv]", cmd_run, run_options},
     {"check", "Run the derivative, convexity, energy and stability checks of the model.",
-     "FILE [TENSORS...] [--init A=FILE.npy...] [--samples N] [--seed S] [--strict] [--json]",
+     "FILE [TENSORS...] [--init A=FILE.npy...] [--samples N] [--seed S] [--strict] [--json] [--details]",
      cmd_check, check_options},
     {"emit", "Show or export the specialised kernels.",
      "FILE TENSORS... (--plan | --ir | --asm | --obj OUT.o | --c OUT.c)", cmd_emit,

@@ -44,6 +44,7 @@ typedef struct {
   // check
   int samples;
   bool json;
+  bool details;      // check: every item in full
   // capacity (capacity.c reads their values)
   const char *store, *patterns, *k_list, *corrupt, *layer, *plot, *save;
   size_t trials;

@@ -206,6 +206,7 @@ static int parse_args(Options *o, const Command *c, int argc, char **argv,
     else if (!strcmp(opt, "--no-progress")) o->progress = -1;
     else if (!strcmp(opt, "--quiet")) o->quiet = true;
     else if (!strcmp(opt, "--json")) o->json = true;
+    else if (!strcmp(opt, "--details")) o->details = true;
     else if (!strcmp(opt, "--emit-c")) {
       size_t len = strlen(val);
       if (len < 3 || strcmp(val + len - 2, ".c") != 0)
