@@ -1,0 +1,309 @@
+// The fused products of the kernel ABI (see damrt_kernel.h): u = W' p(W g) in one pass over
+// the weight W [k, n], block of rows after block of rows, for a batch of samples.
+//
+// Per block of `rows` rows of W (sized by the plan to stay in cache between its two uses):
+//   1. z[b, r] = W_r . g_b for every sample b and row r of the block, written to z;
+//   2. the kernel's block function computes the elementwise maps of the block's columns
+//      (the logits a = beta z of a softmax layer, or p = F'(z) of an additive one);
+//   3. softmax mode: the streaming softmax per sample, m = the running max of a, l = the
+//      running sum of exp(a - m), with acc rescaled by exp(m_old - m_new) when m grows, and
+//      p = exp(a - m) for the block;
+//   4. acc[b, :] += sum_r p[b, r] W_r.
+// At the end u = acc / l and lse = m + log l (softmax), or u = acc (additive). With several
+// threads each takes a contiguous range of rows with its own (m, l, acc), merged at the end
+// (with the same rescaling). The products are register-blocked with GCC vector types (one
+// 64-byte vector: 16 floats or 8 doubles), compiled for AVX-512, AVX2 and the baseline
+// (function multiversioning picks one at load time).
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "damrt_kernel.h"
+
+typedef void (*BlockFn)(void **bufs, const double *params, int64_t batch, int64_t k0,
+                        int64_t k1);
+
+static int thread_limit;  // damrt_set_threads; 0: the number of processors
+
+void damrt_fused_set_thread_limit(int n) { thread_limit = n; }
+
+static int max_threads(void) {
+  if (thread_limit > 0) return thread_limit;
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 1 ? 1 : n > 64 ? 64 : (int)n;
+}
+
+// A kernel has no way to report an error: like the compiler's allocator, stop (status 70).
+static void out_of_memory(void) {
+  fputs("damrt: out of memory in a fused product\n", stderr);
+  exit(70);
+}
+
+#define INLINE static inline __attribute__((always_inline))
+#define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+
+// exp for float32 arrays in a loop the compiler vectorises: 2^(x log2 e) split into an
+// integer power (the exponent bits) and a degree-6 polynomial of the fraction on
+// [-0.5, 0.5] (relative error below 2e-7); inputs below -87 give 0.
+INLINE float exp_f32(float x) {
+  x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+  float t = x * 1.44269504088896341f;
+  float k = __builtin_roundf(t);
+  float f = t - k;
+  float p = 1.5353362e-4f;
+  p = p * f + 1.3398874e-3f;
+  p = p * f + 9.6181291e-3f;
+  p = p * f + 5.5504109e-2f;
+  p = p * f + 2.4022651e-1f;
+  p = p * f + 6.9314718e-1f;
+  p = p * f + 1.0f;
+  int32_t bits = ((int32_t)k + 127) << 23;
+  float scale;
+  memcpy(&scale, &bits, sizeof scale);
+  return x <= -87.0f ? 0.0f : p * scale;
+}
+INLINE double exp_f64(double x) { return exp(x); }
+
+#define DEFINE_FUSED(SUF, real, VL)                                                              \
+  typedef real vec_##SUF __attribute__((vector_size(64)));                                       \
+  INLINE vec_##SUF load_##SUF(const real *p) {                                                   \
+    vec_##SUF v;                                                                                 \
+    memcpy(&v, p, sizeof v);                                                                     \
+    return v;                                                                                    \
+  }                                                                                              \
+  INLINE void store_##SUF(real *p, vec_##SUF v) { memcpy(p, &v, sizeof v); }                    \
+  INLINE real hsum_##SUF(vec_##SUF v) {                                                          \
+    real s = 0;                                                                                  \
+    for (int i = 0; i < VL; i++) s += v[i];                                                      \
+    return s;                                                                                    \
+  }                                                                                              \
+  /* z[b * ldz + r] = W_r . g_b for RB rows from w and SB samples from g. */                     \
+  INLINE void dots_##SUF(int RB, int SB, const real *w, const real *g, int64_t n, real *z,       \
+                         int64_t ldz) {                                                          \
+    vec_##SUF acc[8][4];                                                                         \
+    for (int i = 0; i < RB; i++)                                                                 \
+      for (int s = 0; s < SB; s++) acc[i][s] = (vec_##SUF){0};                                   \
+    int64_t j = 0;                                                                               \
+    for (; j + VL <= n; j += VL) {                                                               \
+      vec_##SUF x[8];                                                                            \
+      for (int i = 0; i < RB; i++) x[i] = load_##SUF(w + i * n + j);                             \
+      for (int s = 0; s < SB; s++) {                                                             \
+        vec_##SUF q = load_##SUF(g + s * n + j);                                                 \
+        for (int i = 0; i < RB; i++) acc[i][s] += x[i] * q;                                      \
+      }                                                                                          \
+    }                                                                                            \
+    for (int i = 0; i < RB; i++)                                                                 \
+      for (int s = 0; s < SB; s++) {                                                             \
+        real t = hsum_##SUF(acc[i][s]);                                                          \
+        for (int64_t jj = j; jj < n; jj++) t += w[i * n + jj] * g[s * n + jj];                   \
+        z[s * ldz + i] = t;                                                                      \
+      }                                                                                          \
+  }                                                                                              \
+  /* z[b, k0 + r] for the rows [0, R) of block w and every sample. */                            \
+  INLINE void block_dots_##SUF(const real *w, int64_t R, const real *g, int64_t B, int64_t n,    \
+                               real *z, int64_t ldz) {                                           \
+    int64_t r = 0;                                                                               \
+    if (B < 4) {                                                                                 \
+      for (; r + 8 <= R; r += 8)                                                                 \
+        for (int64_t b = 0; b < B; b++)                                                          \
+          dots_##SUF(8, 1, w + r * n, g + b * n, n, z + b * ldz + r, ldz);                       \
+    } else {                                                                                     \
+      for (; r + 4 <= R; r += 4) {                                                               \
+        int64_t b = 0;                                                                           \
+        for (; b + 4 <= B; b += 4) dots_##SUF(4, 4, w + r * n, g + b * n, n, z + b * ldz + r, ldz); \
+        for (; b < B; b++) dots_##SUF(4, 1, w + r * n, g + b * n, n, z + b * ldz + r, ldz);      \
+      }                                                                                          \
+    }                                                                                            \
+    for (; r < R; r++) {                                                                         \
+      int64_t b = 0;                                                                             \
+      for (; b + 4 <= B; b += 4) dots_##SUF(1, 4, w + r * n, g + b * n, n, z + b * ldz + r, ldz); \
+      for (; b < B; b++) dots_##SUF(1, 1, w + r * n, g + b * n, n, z + b * ldz + r, ldz);        \
+    }                                                                                            \
+  }                                                                                              \
+  /* acc[s, j..j+JW*VL) += sum_r p[s * ldp + r] w_r, for SB samples. */                          \
+  INLINE void axpys_##SUF(int SB, int JW, const real *p, int64_t ldp, const real *w, int64_t R,  \
+                          int64_t n, int64_t j, real *acc) {                                     \
+    vec_##SUF a[4][8];                                                                           \
+    for (int s = 0; s < SB; s++)                                                                 \
+      for (int v = 0; v < JW; v++) a[s][v] = load_##SUF(acc + s * n + j + v * VL);               \
+    for (int64_t r = 0; r < R; r++) {                                                            \
+      vec_##SUF x[8];                                                                            \
+      for (int v = 0; v < JW; v++) x[v] = load_##SUF(w + r * n + j + v * VL);                    \
+      for (int s = 0; s < SB; s++) {                                                             \
+        vec_##SUF c = (vec_##SUF){0} + p[s * ldp + r];                                           \
+        for (int v = 0; v < JW; v++) a[s][v] += c * x[v];                                        \
+      }                                                                                          \
+    }                                                                                            \
+    for (int s = 0; s < SB; s++)                                                                 \
+      for (int v = 0; v < JW; v++) store_##SUF(acc + s * n + j + v * VL, a[s][v]);               \
+  }                                                                                              \
+  INLINE void block_axpy_##SUF(const real *p, int64_t ldp, const real *w, int64_t R, int64_t B,  \
+                               int64_t n, real *acc) {                                           \
+    int64_t b = 0;                                                                               \
+    for (; b + 4 <= B; b += 4) {                                                                 \
+      int64_t j = 0;                                                                             \
+      for (; j + 4 * VL <= n; j += 4 * VL) axpys_##SUF(4, 4, p + b * ldp, ldp, w, R, n, j, acc + b * n); \
+      for (; j + VL <= n; j += VL) axpys_##SUF(4, 1, p + b * ldp, ldp, w, R, n, j, acc + b * n); \
+    }                                                                                            \
+    for (; b < B; b++) {                                                                         \
+      int64_t j = 0;                                                                             \
+      for (; j + 8 * VL <= n; j += 8 * VL) axpys_##SUF(1, 8, p + b * ldp, ldp, w, R, n, j, acc + b * n); \
+      for (; j + VL <= n; j += VL) axpys_##SUF(1, 1, p + b * ldp, ldp, w, R, n, j, acc + b * n); \
+    }                                                                                            \
+    int64_t j0 = n - n % VL;                                                                     \
+    for (b = 0; b < B; b++)                                                                      \
+      for (int64_t r = 0; r < R; r++) {                                                          \
+        real c = p[b * ldp + r];                                                                 \
+        for (int64_t j = j0; j < n; j++) acc[b * n + j] += c * w[r * n + j];                     \
+      }                                                                                          \
+  }                                                                                              \
+  typedef struct {                                                                               \
+    int32_t mode;                                                                                \
+    int64_t batch, n, k, rows, r0, r1;                                                           \
+    const real *w, *g;                                                                           \
+    real *z, *a;                                                                                 \
+    BlockFn blk;                                                                                 \
+    void **bufs;                                                                                 \
+    const double *params;                                                                        \
+    real *acc, *m, *l, *p; /* this thread's state and block scratch [batch, rows] */             \
+  } Job_##SUF;                                                                                   \
+  CLONES static void run_rows_##SUF(Job_##SUF *jb) {                                             \
+    const int64_t B = jb->batch, n = jb->n, K = jb->k;                                           \
+    for (int64_t b = 0; b < B; b++) {                                                            \
+      jb->m[b] = -INFINITY;                                                                      \
+      jb->l[b] = 0;                                                                              \
+    }                                                                                            \
+    memset(jb->acc, 0, sizeof(real) * (size_t)(B * n));                                          \
+    for (int64_t k0 = jb->r0; k0 < jb->r1; k0 += jb->rows) {                                     \
+      int64_t R = jb->r1 - k0 < jb->rows ? jb->r1 - k0 : jb->rows;                               \
+      const real *w = jb->w + k0 * n;                                                            \
+      block_dots_##SUF(w, R, jb->g, B, n, jb->z + k0, K);                                        \
+      jb->blk(jb->bufs, jb->params, B, k0, k0 + R);                                              \
+      const real *p = jb->a + k0;                                                                \
+      int64_t ldp = K;                                                                           \
+      if (jb->mode == 0) {                                                                       \
+        for (int64_t b = 0; b < B; b++) {                                                        \
+          const real *a = jb->a + b * K + k0;                                                    \
+          real *q = jb->p + b * jb->rows;                                                        \
+          real mb = -INFINITY;                                                                   \
+          for (int64_t r = 0; r < R; r++) mb = a[r] > mb ? a[r] : mb;                            \
+          real mnew = mb > jb->m[b] ? mb : jb->m[b];                                             \
+          if (mnew == -INFINITY) { /* every logit so far -inf: nothing to add */                 \
+            for (int64_t r = 0; r < R; r++) q[r] = 0;                                            \
+            continue;                                                                            \
+          }                                                                                      \
+          real sum = 0;                                                                          \
+          for (int64_t r = 0; r < R; r++) {                                                      \
+            real e = exp_##SUF(a[r] - mnew);                                                     \
+            q[r] = e;                                                                            \
+            sum += e;                                                                            \
+          }                                                                                      \
+          if (mnew > jb->m[b]) {                                                                 \
+            real corr = exp_##SUF(jb->m[b] - mnew);                                              \
+            jb->l[b] *= corr;                                                                    \
+            real *acc = jb->acc + b * n;                                                         \
+            for (int64_t j = 0; j < n; j++) acc[j] *= corr;                                      \
+            jb->m[b] = mnew;                                                                     \
+          }                                                                                      \
+          jb->l[b] += sum;                                                                       \
+        }                                                                                        \
+        p = jb->p;                                                                               \
+        ldp = jb->rows;                                                                          \
+      }                                                                                          \
+      block_axpy_##SUF(p, ldp, w, R, B, n, jb->acc);                                             \
+    }                                                                                            \
+  }                                                                                              \
+  /* The same result by two products over the whole batch around a row-wise softmax. */        \
+  static void blas_path_##SUF(int32_t mode, int64_t B, int64_t n, int64_t K, const real *w,      \
+                              const real *g, real *z, real *a, real *lse, real *u, BlockFn blk,  \
+                              void **bufs, const double *params) {                               \
+    damrt_kernel_gemm_##SUF(0, 1, B, K, n, g, n, w, n, z, K);                                    \
+    blk(bufs, params, B, 0, K);                                                                  \
+    if (mode != 0) {                                                                             \
+      damrt_kernel_gemm_##SUF(0, 0, B, n, K, a, K, w, n, u, n);                                  \
+      return;                                                                                    \
+    }                                                                                            \
+    real *p = malloc(sizeof(real) * (size_t)(B * K));                                            \
+    if (!p) out_of_memory();                                                                     \
+    for (int64_t b = 0; b < B; b++) {                                                            \
+      const real *ab = a + b * K;                                                                \
+      real *pb = p + b * K;                                                                      \
+      real m = -INFINITY, l = 0;                                                                 \
+      for (int64_t r = 0; r < K; r++) m = ab[r] > m ? ab[r] : m;                                 \
+      for (int64_t r = 0; r < K; r++) {                                                          \
+        pb[r] = m == -INFINITY ? 0 : exp_##SUF(ab[r] - m);                                       \
+        l += pb[r];                                                                              \
+      }                                                                                          \
+      real inv = 1 / l;                                                                          \
+      for (int64_t r = 0; r < K; r++) pb[r] *= inv;                                              \
+      lse[b] = m == -INFINITY ? m : m + log(l);                                                  \
+    }                                                                                            \
+    damrt_kernel_gemm_##SUF(0, 0, B, n, K, p, K, w, n, u, n);                                    \
+    free(p);                                                                                     \
+  }                                                                                              \
+  static void *thread_main_##SUF(void *arg) {                                                    \
+    run_rows_##SUF(arg);                                                                         \
+    return NULL;                                                                                 \
+  }                                                                                              \
+  void damrt_kernel_fused_##SUF(int32_t mode, int64_t batch, int64_t n, int64_t k,               \
+                                int64_t rows, int32_t threads, const real *w, const real *g,     \
+                                real *z, real *a, real *lse, real *u, void *blk, void **bufs,    \
+                                const double *params) {                                          \
+    if (batch <= 0) return;                                                                      \
+    if (threads <= 0) {                                                                          \
+      blas_path_##SUF(mode, batch, n, k, w, g, z, a, lse, u, (BlockFn)blk, bufs, params);        \
+      return;                                                                                    \
+    }                                                                                            \
+    if (rows < 1) rows = 1;                                                                      \
+    int T = threads < 1 ? 1 : threads;                                                           \
+    if (T > max_threads()) T = max_threads();                                                    \
+    if (T > k / rows) T = (int)(k / rows) < 1 ? 1 : (int)(k / rows);                             \
+    size_t per = (size_t)(batch * n + 2 * batch + batch * rows);                                 \
+    real *scratch = malloc(sizeof(real) * per * (size_t)T);                                      \
+    if (!scratch) out_of_memory();                                                               \
+    Job_##SUF jobs[64];                                                                          \
+    pthread_t tid[64];                                                                           \
+    int64_t nblocks = (k + rows - 1) / rows;                                                     \
+    for (int t = 0; t < T; t++) {                                                                \
+      real *s = scratch + per * (size_t)t;                                                       \
+      Job_##SUF jb = {mode, batch, n, k, rows, 0, 0, w, g, z, a, (BlockFn)blk, bufs, params,     \
+                      s, s + batch * n, s + batch * n + batch, s + batch * n + 2 * batch};       \
+      jb.r0 = nblocks * t / T * rows;                                                            \
+      jb.r1 = t == T - 1 ? k : nblocks * (t + 1) / T * rows;                                     \
+      jobs[t] = jb;                                                                              \
+    }                                                                                            \
+    int started = 1;                                                                             \
+    for (int t = 1; t < T; t++, started++)                                                       \
+      if (pthread_create(&tid[t], NULL, thread_main_##SUF, &jobs[t])) break;                     \
+    run_rows_##SUF(&jobs[0]);                                                                    \
+    for (int t = started; t < T; t++) run_rows_##SUF(&jobs[t]); /* not started: run here */      \
+    for (int t = 1; t < started; t++) pthread_join(tid[t], NULL);                                \
+    for (int64_t b = 0; b < batch; b++) {                                                        \
+      real m = -INFINITY, l = 0;                                                                 \
+      if (mode == 0)                                                                             \
+        for (int t = 0; t < T; t++) m = jobs[t].m[b] > m ? jobs[t].m[b] : m;                     \
+      real *ub = u + b * n;                                                                      \
+      memset(ub, 0, sizeof(real) * (size_t)n);                                                   \
+      for (int t = 0; t < T; t++) {                                                              \
+        real c = 1;                                                                              \
+        if (mode == 0) {                                                                         \
+          c = jobs[t].m[b] == -INFINITY ? 0 : exp(jobs[t].m[b] - m);                             \
+          l += c * jobs[t].l[b];                                                                 \
+        }                                                                                        \
+        const real *acc = jobs[t].acc + b * n;                                                   \
+        for (int64_t j = 0; j < n; j++) ub[j] += c * acc[j];                                     \
+      }                                                                                          \
+      if (mode == 0) {                                                                           \
+        real inv = 1 / l;                                                                        \
+        for (int64_t j = 0; j < n; j++) ub[j] *= inv;                                            \
+        lse[b] = m == -INFINITY ? m : m + log(l);                                                \
+      }                                                                                          \
+    }                                                                                            \
+    free(scratch);                                                                               \
+  }
+
+DEFINE_FUSED(f32, float, 16)
+DEFINE_FUSED(f64, double, 8)
