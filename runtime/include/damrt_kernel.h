@@ -42,6 +42,11 @@ void damrt_kernel_fused_f32(int32_t mode, int64_t batch, int64_t n, int64_t k, i
 // number of processors.
 void damrt_fused_set_thread_limit(int n);
 
+// Stops OpenBLAS's worker threads (they are started again by the next threaded BLAS call), so
+// that they do not spin on the cores while damc compiles or reads files: OpenBLAS 0.3.21
+// starts them when it is loaded and keeps them polling for a while after each call.
+void damrt_blas_rest(void);
+
 // pow(x, y), for exponents that are not constants of the model.
 double damrt_kernel_pow_f64(double x, double y);
 float damrt_kernel_pow_f32(float x, float y);

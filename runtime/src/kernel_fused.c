@@ -16,6 +16,7 @@
 // (function multiversioning picks one at load time).
 #include <math.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,14 +33,95 @@ void damrt_fused_set_thread_limit(int n) { thread_limit = n; }
 
 static int max_threads(void) {
   if (thread_limit > 0) return thread_limit;
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n < 1 ? 1 : n > 64 ? 64 : (int)n;
+  static int processors;  // sysconf reads /sys: once
+  if (!processors) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    processors = n < 1 ? 1 : n > 64 ? 64 : (int)n;
+  }
+  return processors;
 }
 
 // A kernel has no way to report an error: like the compiler's allocator, stop (status 70).
 static void out_of_memory(void) {
   fputs("damrt: out of memory in a fused product\n", stderr);
   exit(70);
+}
+
+// The workers: threads started once (at the first call with more than one thread) that wait
+// for a job, spinning for a short while after each (so that the next step of an integrator
+// finds them awake) and then sleeping on a condition variable, so that no core is kept busy
+// while damc compiles or reads files. The caller runs part 0 of every job itself.
+enum { MAX_WORKERS = 63, SPIN_ROUNDS = 5000 };
+typedef void (*PartFn)(void *job, int part);
+static struct {
+  pthread_mutex_t lock;
+  pthread_cond_t wake, done;
+  int started;                // workers running
+  unsigned long generation;   // bumped for each job
+  PartFn fn;
+  void *job;
+  int parts;                  // parts of the job (part 0 is the caller's)
+  int pending;                // parts not finished
+} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0,
+          NULL, NULL, 0, 0};
+
+static void *worker_main(void *arg) {
+  int id = (int)(intptr_t)arg;
+  unsigned long seen = 0;
+  for (;;) {
+    for (int spin = 0; spin < SPIN_ROUNDS &&
+                       __atomic_load_n(&pool.generation, __ATOMIC_ACQUIRE) == seen; spin++)
+      __builtin_ia32_pause();
+    pthread_mutex_lock(&pool.lock);
+    while (pool.generation == seen) pthread_cond_wait(&pool.wake, &pool.lock);
+    seen = pool.generation;
+    PartFn fn = pool.fn;
+    void *job = pool.job;
+    int mine = id < pool.parts;
+    pthread_mutex_unlock(&pool.lock);
+    if (!mine) continue;
+    fn(job, id);
+    pthread_mutex_lock(&pool.lock);
+    if (--pool.pending == 0) pthread_cond_signal(&pool.done);
+    pthread_mutex_unlock(&pool.lock);
+  }
+  return NULL;
+}
+
+// Runs fn(job, p) for p in [0, parts): part 0 here, the others on workers (started when
+// first needed; a part that finds no worker runs here).
+static pthread_mutex_t pool_user = PTHREAD_MUTEX_INITIALIZER;  // one job at a time
+
+static void run_parts(PartFn fn, void *job, int parts) {
+  if (pthread_mutex_trylock(&pool_user)) {  // another thread's job has the workers
+    for (int p = 0; p < parts; p++) fn(job, p);
+    return;
+  }
+  pthread_mutex_lock(&pool.lock);
+  while (pool.started < parts - 1 && pool.started < MAX_WORKERS) {
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int failed = pthread_create(&t, &attr, worker_main, (void *)(intptr_t)(pool.started + 1));
+    pthread_attr_destroy(&attr);
+    if (failed) break;
+    pool.started++;
+  }
+  int remote = parts - 1 < pool.started ? parts - 1 : pool.started;
+  pool.fn = fn;
+  pool.job = job;
+  pool.parts = remote + 1;
+  pool.pending = remote;
+  __atomic_add_fetch(&pool.generation, 1, __ATOMIC_RELEASE);
+  pthread_cond_broadcast(&pool.wake);
+  pthread_mutex_unlock(&pool.lock);
+  fn(job, 0);
+  for (int p = remote + 1; p < parts; p++) fn(job, p);
+  pthread_mutex_lock(&pool.lock);
+  while (pool.pending > 0) pthread_cond_wait(&pool.done, &pool.lock);
+  pthread_mutex_unlock(&pool.lock);
+  pthread_mutex_unlock(&pool_user);
 }
 
 #define INLINE static inline __attribute__((always_inline))
@@ -51,7 +133,7 @@ static void out_of_memory(void) {
 INLINE float exp_f32(float x) {
   x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
   float t = x * 1.44269504088896341f;
-  float k = __builtin_roundf(t);
+  float k = (t + 0x1.8p23f) - 0x1.8p23f;  // round to nearest (|t| < 2^22)
   float f = t - k;
   float p = 1.5353362e-4f;
   p = p * f + 1.3398874e-3f;
@@ -75,10 +157,34 @@ INLINE double exp_f64(double x) { return exp(x); }
     return v;                                                                                    \
   }                                                                                              \
   INLINE void store_##SUF(real *p, vec_##SUF v) { memcpy(p, &v, sizeof v); }                    \
-  INLINE real hsum_##SUF(vec_##SUF v) {                                                          \
-    real s = 0;                                                                                  \
-    for (int i = 0; i < VL; i++) s += v[i];                                                      \
-    return s;                                                                                    \
+  INLINE real hsum_##SUF(vec_##SUF v) { /* a tree of halves (vector adds) */                     \
+    real t[VL];                                                                                  \
+    memcpy(t, &v, sizeof v);                                                                     \
+    for (int w = VL / 2; w >= 1; w /= 2)                                                         \
+      for (int i = 0; i < w; i++) t[i] += t[i + w];                                              \
+    return t[0];                                                                                 \
+  }                                                                                              \
+  /* max of a[0, R) (-inf when R = 0), with vector accumulators */                               \
+  INLINE real max_##SUF(const real *a, int64_t R) {                                              \
+    real m[VL];                                                                                  \
+    for (int i = 0; i < VL; i++) m[i] = -INFINITY;                                               \
+    int64_t r = 0;                                                                               \
+    for (; r + VL <= R; r += VL)                                                                 \
+      for (int i = 0; i < VL; i++) m[i] = a[r + i] > m[i] ? a[r + i] : m[i];                     \
+    real t = -INFINITY;                                                                          \
+    for (int i = 0; i < VL; i++) t = m[i] > t ? m[i] : t;                                        \
+    for (; r < R; r++) t = a[r] > t ? a[r] : t;                                                  \
+    return t;                                                                                    \
+  }                                                                                              \
+  /* q[r] = exp(a[r] - m) for r < R; returns their sum (vector accumulators) */                  \
+  INLINE real exp_sum_##SUF(const real *a, real m, real *q, int64_t R) {                         \
+    for (int64_t r = 0; r < R; r++) q[r] = exp_##SUF(a[r] - m);                                  \
+    vec_##SUF acc = (vec_##SUF){0};                                                              \
+    int64_t r = 0;                                                                               \
+    for (; r + VL <= R; r += VL) acc += load_##SUF(q + r);                                       \
+    real t = hsum_##SUF(acc);                                                                    \
+    for (; r < R; r++) t += q[r];                                                                \
+    return t;                                                                                    \
   }                                                                                              \
   /* z[b * ldz + r] = W_r . g_b for RB rows from w and SB samples from g. */                     \
   INLINE void dots_##SUF(int RB, int SB, const real *w, const real *g, int64_t n, real *z,       \
@@ -146,11 +252,23 @@ INLINE double exp_f64(double x) { return exp(x); }
     for (; b + 4 <= B; b += 4) {                                                                 \
       int64_t j = 0;                                                                             \
       for (; j + 4 * VL <= n; j += 4 * VL) axpys_##SUF(4, 4, p + b * ldp, ldp, w, R, n, j, acc + b * n); \
+      if (j + 2 * VL <= n) {                                                                     \
+        axpys_##SUF(4, 2, p + b * ldp, ldp, w, R, n, j, acc + b * n);                            \
+        j += 2 * VL;                                                                             \
+      }                                                                                          \
       for (; j + VL <= n; j += VL) axpys_##SUF(4, 1, p + b * ldp, ldp, w, R, n, j, acc + b * n); \
     }                                                                                            \
     for (; b < B; b++) {                                                                         \
       int64_t j = 0;                                                                             \
       for (; j + 8 * VL <= n; j += 8 * VL) axpys_##SUF(1, 8, p + b * ldp, ldp, w, R, n, j, acc + b * n); \
+      if (j + 4 * VL <= n) {                                                                     \
+        axpys_##SUF(1, 4, p + b * ldp, ldp, w, R, n, j, acc + b * n);                            \
+        j += 4 * VL;                                                                             \
+      }                                                                                          \
+      if (j + 2 * VL <= n) {                                                                     \
+        axpys_##SUF(1, 2, p + b * ldp, ldp, w, R, n, j, acc + b * n);                            \
+        j += 2 * VL;                                                                             \
+      }                                                                                          \
       for (; j + VL <= n; j += VL) axpys_##SUF(1, 1, p + b * ldp, ldp, w, R, n, j, acc + b * n); \
     }                                                                                            \
     int64_t j0 = n - n % VL;                                                                     \
@@ -188,19 +306,13 @@ INLINE double exp_f64(double x) { return exp(x); }
         for (int64_t b = 0; b < B; b++) {                                                        \
           const real *a = jb->a + b * K + k0;                                                    \
           real *q = jb->p + b * jb->rows;                                                        \
-          real mb = -INFINITY;                                                                   \
-          for (int64_t r = 0; r < R; r++) mb = a[r] > mb ? a[r] : mb;                            \
+          real mb = max_##SUF(a, R);                                                             \
           real mnew = mb > jb->m[b] ? mb : jb->m[b];                                             \
           if (mnew == -INFINITY) { /* every logit so far -inf: nothing to add */                 \
             for (int64_t r = 0; r < R; r++) q[r] = 0;                                            \
             continue;                                                                            \
           }                                                                                      \
-          real sum = 0;                                                                          \
-          for (int64_t r = 0; r < R; r++) {                                                      \
-            real e = exp_##SUF(a[r] - mnew);                                                     \
-            q[r] = e;                                                                            \
-            sum += e;                                                                            \
-          }                                                                                      \
+          real sum = exp_sum_##SUF(a, mnew, q, R);                                               \
           if (mnew > jb->m[b]) {                                                                 \
             real corr = exp_##SUF(jb->m[b] - mnew);                                              \
             jb->l[b] *= corr;                                                                    \
@@ -244,10 +356,7 @@ INLINE double exp_f64(double x) { return exp(x); }
     damrt_kernel_gemm_##SUF(0, 0, B, n, K, p, K, w, n, u, n);                                    \
     free(p);                                                                                     \
   }                                                                                              \
-  static void *thread_main_##SUF(void *arg) {                                                    \
-    run_rows_##SUF(arg);                                                                         \
-    return NULL;                                                                                 \
-  }                                                                                              \
+  static void part_##SUF(void *jobs, int part) { run_rows_##SUF((Job_##SUF *)jobs + part); }     \
   void damrt_kernel_fused_##SUF(int32_t mode, int64_t batch, int64_t n, int64_t k,               \
                                 int64_t rows, int32_t threads, const real *w, const real *g,     \
                                 real *z, real *a, real *lse, real *u, void *blk, void **bufs,    \
@@ -265,7 +374,6 @@ INLINE double exp_f64(double x) { return exp(x); }
     real *scratch = malloc(sizeof(real) * per * (size_t)T);                                      \
     if (!scratch) out_of_memory();                                                               \
     Job_##SUF jobs[64];                                                                          \
-    pthread_t tid[64];                                                                           \
     int64_t nblocks = (k + rows - 1) / rows;                                                     \
     for (int t = 0; t < T; t++) {                                                                \
       real *s = scratch + per * (size_t)t;                                                       \
@@ -275,12 +383,8 @@ INLINE double exp_f64(double x) { return exp(x); }
       jb.r1 = t == T - 1 ? k : nblocks * (t + 1) / T * rows;                                     \
       jobs[t] = jb;                                                                              \
     }                                                                                            \
-    int started = 1;                                                                             \
-    for (int t = 1; t < T; t++, started++)                                                       \
-      if (pthread_create(&tid[t], NULL, thread_main_##SUF, &jobs[t])) break;                     \
-    run_rows_##SUF(&jobs[0]);                                                                    \
-    for (int t = started; t < T; t++) run_rows_##SUF(&jobs[t]); /* not started: run here */      \
-    for (int t = 1; t < started; t++) pthread_join(tid[t], NULL);                                \
+    if (T == 1) run_rows_##SUF(&jobs[0]);                                                        \
+    else run_parts(part_##SUF, jobs, T);                                                         \
     for (int64_t b = 0; b < batch; b++) {                                                        \
       real m = -INFINITY, l = 0;                                                                 \
       if (mode == 0)                                                                             \
