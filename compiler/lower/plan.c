@@ -400,6 +400,7 @@ static bool fuse_at(Lowering *lw, int i, PlanKernels kernels, int real_size) {
     f.batched = true;
     int64_t rows = FUSE_BLOCK_BYTES / (N * real_size);
     f.rows = rows < 8 ? 8 : rows > 256 ? 256 : rows - rows % 8;
+    if (f.rows > K) f.rows = K;  // one block
     f.max_batch = max_batch;
     f.threads = threads;
     snprintf(f.rule, sizeof f.rule, "%s", rule);

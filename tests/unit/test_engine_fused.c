@@ -106,6 +106,7 @@ static void check(Kind kind, int64_t n, int64_t k, int64_t batch, PlanKernels ke
   const double beta = 0.7, *xi = fx.weights[0];
   int64_t rows = 32768 / (n * real_size);
   rows = rows < 8 ? 8 : rows > 256 ? 256 : rows - rows % 8;
+  if (rows > k) rows = k;
   double blocks = (double)((k + rows - 1) / rows);
   double *want = malloc(sizeof(double) * (size_t)n), *z = malloc(sizeof(double) * (size_t)k);
   double *zabs = malloc(sizeof(double) * (size_t)k), *p = malloc(sizeof(double) * (size_t)k);
