@@ -250,7 +250,7 @@ static bool assign(Lowering *lw, const KernelEq *eq) {
 enum {
   FUSE_MAX_BATCH = 32,
   FUSE_ONE_THREAD_BYTES = 1 << 20,
-  FUSE_BLOCK_BYTES = 32 << 10,
+  FUSE_BLOCK_BYTES = 128 << 10,
 };
 
 const char *plan_kernels_name(PlanKernels kernels) {

@@ -10,8 +10,9 @@
 //      p = exp(a - m) for the block;
 //   4. acc[b, :] += sum_r p[b, r] W_r.
 // At the end u = acc / l and lse = m + log l (softmax), or u = acc (additive). With several
-// threads each takes a contiguous range of rows with its own (m, l, acc), merged at the end
-// (with the same rescaling). The products are register-blocked with GCC vector types (one
+// threads each has its own (m, l, acc), merged at the end
+// (with the same rescaling); the threads take the blocks in turn from a shared counter, so that
+// one that the system delays leaves its share to the others. The products are register-blocked with GCC vector types (one
 // 64-byte vector: 16 floats or 8 doubles), compiled for AVX-512, AVX2 and the baseline
 // (function multiversioning picks one at load time).
 #include <math.h>
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "damrt_kernel.h"
@@ -51,7 +53,14 @@ static void out_of_memory(void) {
 // for a job, spinning for a short while after each (so that the next step of an integrator
 // finds them awake) and then sleeping on a condition variable, so that no core is kept busy
 // while damc compiles or reads files. The caller runs part 0 of every job itself.
-enum { MAX_WORKERS = 63, SPIN_ROUNDS = 5000 };
+enum { MAX_WORKERS = 63 };
+static const double SPIN_SECONDS = 1e-3;  // a worker polls this long after a job, then sleeps
+
+static double seconds(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 typedef void (*PartFn)(void *job, int part);
 static struct {
   pthread_mutex_t lock;
@@ -62,16 +71,28 @@ static struct {
   void *job;
   int parts;                  // parts of the job (part 0 is the caller's)
   int pending;                // parts not finished
+  int claimed[MAX_WORKERS + 1];  // part p taken (by its worker, or by the caller)
 } pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0,
-          NULL, NULL, 0, 0};
+          NULL, NULL, 0, 0, {0}};
+
+// Takes part p of the current job: true for the first of its worker and the caller.
+static int claim(int p) { return !__atomic_exchange_n(&pool.claimed[p], 1, __ATOMIC_ACQ_REL); }
+
+static void part_done(void) {
+  pthread_mutex_lock(&pool.lock);
+  if (--pool.pending == 0) pthread_cond_signal(&pool.done);
+  pthread_mutex_unlock(&pool.lock);
+}
 
 static void *worker_main(void *arg) {
   int id = (int)(intptr_t)arg;
   unsigned long seen = 0;
   for (;;) {
-    for (int spin = 0; spin < SPIN_ROUNDS &&
-                       __atomic_load_n(&pool.generation, __ATOMIC_ACQUIRE) == seen; spin++)
+    double until = seconds() + SPIN_SECONDS;
+    for (int spin = 1; __atomic_load_n(&pool.generation, __ATOMIC_ACQUIRE) == seen; spin++) {
       __builtin_ia32_pause();
+      if (spin % 256 == 0 && seconds() > until) break;
+    }
     pthread_mutex_lock(&pool.lock);
     while (pool.generation == seen) pthread_cond_wait(&pool.wake, &pool.lock);
     seen = pool.generation;
@@ -79,11 +100,9 @@ static void *worker_main(void *arg) {
     void *job = pool.job;
     int mine = id < pool.parts;
     pthread_mutex_unlock(&pool.lock);
-    if (!mine) continue;
+    if (!mine || !claim(id)) continue;  // the caller ran it: it was late
     fn(job, id);
-    pthread_mutex_lock(&pool.lock);
-    if (--pool.pending == 0) pthread_cond_signal(&pool.done);
-    pthread_mutex_unlock(&pool.lock);
+    part_done();
   }
   return NULL;
 }
@@ -113,10 +132,18 @@ static void run_parts(PartFn fn, void *job, int parts) {
   pool.job = job;
   pool.parts = remote + 1;
   pool.pending = remote;
+  for (int p = 0; p <= remote; p++) pool.claimed[p] = 0;
   __atomic_add_fetch(&pool.generation, 1, __ATOMIC_RELEASE);
   pthread_cond_broadcast(&pool.wake);
   pthread_mutex_unlock(&pool.lock);
   fn(job, 0);
+  // Parts whose worker has not started yet run here (with a shared counter of blocks, they
+  // find little or nothing left): the caller waits only for parts that are running.
+  for (int p = 1; p <= remote; p++)
+    if (claim(p)) {
+      fn(job, p);
+      part_done();
+    }
   for (int p = remote + 1; p < parts; p++) fn(job, p);
   pthread_mutex_lock(&pool.lock);
   while (pool.pending > 0) pthread_cond_wait(&pool.done, &pool.lock);
@@ -189,12 +216,12 @@ INLINE double exp_f64(double x) { return exp(x); }
   /* z[b * ldz + r] = W_r . g_b for RB rows from w and SB samples from g. */                     \
   INLINE void dots_##SUF(int RB, int SB, const real *w, const real *g, int64_t n, real *z,       \
                          int64_t ldz) {                                                          \
-    vec_##SUF acc[8][4];                                                                         \
+    vec_##SUF acc[4][4];                                                                         \
     for (int i = 0; i < RB; i++)                                                                 \
       for (int s = 0; s < SB; s++) acc[i][s] = (vec_##SUF){0};                                   \
     int64_t j = 0;                                                                               \
     for (; j + VL <= n; j += VL) {                                                               \
-      vec_##SUF x[8];                                                                            \
+      vec_##SUF x[4];                                                                            \
       for (int i = 0; i < RB; i++) x[i] = load_##SUF(w + i * n + j);                             \
       for (int s = 0; s < SB; s++) {                                                             \
         vec_##SUF q = load_##SUF(g + s * n + j);                                                 \
@@ -208,14 +235,47 @@ INLINE double exp_f64(double x) { return exp(x); }
         z[s * ldz + i] = t;                                                                      \
       }                                                                                          \
   }                                                                                              \
+  /* One sample, four rows, two accumulators a row (eight chains of FMAs in flight, four     \
+     row pointers: no spills). */                                                                \
+  INLINE void dots4x1_##SUF(const real *w, const real *g, int64_t n, real *z) {                  \
+    const real *w0 = w, *w1 = w + n, *w2 = w + 2 * n, *w3 = w + 3 * n;                           \
+    vec_##SUF a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};    \
+    int64_t j = 0;                                                                               \
+    for (; j + 2 * VL <= n; j += 2 * VL) {                                                       \
+      vec_##SUF q = load_##SUF(g + j), q2 = load_##SUF(g + j + VL);                              \
+      a0 += load_##SUF(w0 + j) * q;                                                              \
+      a1 += load_##SUF(w1 + j) * q;                                                              \
+      a2 += load_##SUF(w2 + j) * q;                                                              \
+      a3 += load_##SUF(w3 + j) * q;                                                              \
+      b0 += load_##SUF(w0 + j + VL) * q2;                                                        \
+      b1 += load_##SUF(w1 + j + VL) * q2;                                                        \
+      b2 += load_##SUF(w2 + j + VL) * q2;                                                        \
+      b3 += load_##SUF(w3 + j + VL) * q2;                                                        \
+    }                                                                                            \
+    for (; j + VL <= n; j += VL) {                                                               \
+      vec_##SUF q = load_##SUF(g + j);                                                           \
+      a0 += load_##SUF(w0 + j) * q;                                                              \
+      a1 += load_##SUF(w1 + j) * q;                                                              \
+      a2 += load_##SUF(w2 + j) * q;                                                              \
+      a3 += load_##SUF(w3 + j) * q;                                                              \
+    }                                                                                            \
+    real t0 = hsum_##SUF(a0 + b0), t1 = hsum_##SUF(a1 + b1), t2 = hsum_##SUF(a2 + b2),          \
+         t3 = hsum_##SUF(a3 + b3);                                                               \
+    for (; j < n; j++) {                                                                         \
+      t0 += w0[j] * g[j];                                                                        \
+      t1 += w1[j] * g[j];                                                                        \
+      t2 += w2[j] * g[j];                                                                        \
+      t3 += w3[j] * g[j];                                                                        \
+    }                                                                                            \
+    z[0] = t0, z[1] = t1, z[2] = t2, z[3] = t3;                                                  \
+  }                                                                                              \
   /* z[b, k0 + r] for the rows [0, R) of block w and every sample. */                            \
   INLINE void block_dots_##SUF(const real *w, int64_t R, const real *g, int64_t B, int64_t n,    \
                                real *z, int64_t ldz) {                                           \
     int64_t r = 0;                                                                               \
     if (B < 4) {                                                                                 \
-      for (; r + 8 <= R; r += 8)                                                                 \
-        for (int64_t b = 0; b < B; b++)                                                          \
-          dots_##SUF(8, 1, w + r * n, g + b * n, n, z + b * ldz + r, ldz);                       \
+      for (; r + 4 <= R; r += 4)                                                                 \
+        for (int64_t b = 0; b < B; b++) dots4x1_##SUF(w + r * n, g + b * n, n, z + b * ldz + r);  \
     } else {                                                                                     \
       for (; r + 4 <= R; r += 4) {                                                               \
         int64_t b = 0;                                                                           \
@@ -280,7 +340,8 @@ INLINE double exp_f64(double x) { return exp(x); }
   }                                                                                              \
   typedef struct {                                                                               \
     int32_t mode;                                                                                \
-    int64_t batch, n, k, rows, r0, r1;                                                           \
+    int64_t batch, n, k, rows;                                                                   \
+    int64_t *next; /* the first row of the next block to take, shared by the threads */         \
     const real *w, *g;                                                                           \
     real *z, *a;                                                                                 \
     BlockFn blk;                                                                                 \
@@ -295,8 +356,10 @@ INLINE double exp_f64(double x) { return exp(x); }
       jb->l[b] = 0;                                                                              \
     }                                                                                            \
     memset(jb->acc, 0, sizeof(real) * (size_t)(B * n));                                          \
-    for (int64_t k0 = jb->r0; k0 < jb->r1; k0 += jb->rows) {                                     \
-      int64_t R = jb->r1 - k0 < jb->rows ? jb->r1 - k0 : jb->rows;                               \
+    for (;;) { /* the next block not taken by another thread */                                  \
+      int64_t k0 = __atomic_fetch_add(jb->next, jb->rows, __ATOMIC_RELAXED);                     \
+      if (k0 >= K) break;                                                                        \
+      int64_t R = K - k0 < jb->rows ? K - k0 : jb->rows;                                         \
       const real *w = jb->w + k0 * n;                                                            \
       block_dots_##SUF(w, R, jb->g, B, n, jb->z + k0, K);                                        \
       jb->blk(jb->bufs, jb->params, B, k0, k0 + R);                                              \
@@ -374,13 +437,11 @@ INLINE double exp_f64(double x) { return exp(x); }
     real *scratch = malloc(sizeof(real) * per * (size_t)T);                                      \
     if (!scratch) out_of_memory();                                                               \
     Job_##SUF jobs[64];                                                                          \
-    int64_t nblocks = (k + rows - 1) / rows;                                                     \
+    int64_t next = 0;                                                                            \
     for (int t = 0; t < T; t++) {                                                                \
       real *s = scratch + per * (size_t)t;                                                       \
-      Job_##SUF jb = {mode, batch, n, k, rows, 0, 0, w, g, z, a, (BlockFn)blk, bufs, params,     \
+      Job_##SUF jb = {mode, batch, n, k, rows, &next, w, g, z, a, (BlockFn)blk, bufs, params,    \
                       s, s + batch * n, s + batch * n + batch, s + batch * n + 2 * batch};       \
-      jb.r0 = nblocks * t / T * rows;                                                            \
-      jb.r1 = t == T - 1 ? k : nblocks * (t + 1) / T * rows;                                     \
       jobs[t] = jb;                                                                              \
     }                                                                                            \
     if (T == 1) run_rows_##SUF(&jobs[0]);                                                        \
