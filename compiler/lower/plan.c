@@ -244,11 +244,14 @@ static bool assign(Lowering *lw, const KernelEq *eq) {
 // ---- Fusion of the products around an eliminated layer ----
 
 // The rule of docs/performance.md ("Kernels chosen by size"), measured on the project's
-// machine: fused up to FUSE_MAX_BATCH samples (above, gemm is compute-bound and OpenBLAS's
-// packing pays off); one thread below FUSE_ONE_THREAD_BYTES of weight; blocks of rows of
-// about FUSE_BLOCK_BYTES, so that a block read for z is still in L1/L2 for u.
+// machine: fused while the batch of inputs g [B, N] takes at most FUSE_BATCH_BYTES (every
+// block of rows reads all of it: above, it falls out of L2/L3 and gemm, whose packing then
+// pays off, takes over), and always up to FUSE_MIN_BATCH samples; one thread below
+// FUSE_ONE_THREAD_BYTES of weight; blocks of rows of about FUSE_BLOCK_BYTES, so that a block
+// read for z is still in L2 for u.
 enum {
-  FUSE_MAX_BATCH = 32,
+  FUSE_MIN_BATCH = 32,
+  FUSE_BATCH_BYTES = 2 << 20,
   FUSE_ONE_THREAD_BYTES = 1 << 20,
   FUSE_BLOCK_BYTES = 128 << 10,
 };
@@ -376,10 +379,11 @@ static bool fuse_at(Lowering *lw, int i, PlanKernels kernels, int real_size) {
   char rule[96];
   if (ok) {
     if (kernels == PLAN_KERNELS_AUTO) {
-      max_batch = FUSE_MAX_BATCH;
+      max_batch = FUSE_BATCH_BYTES / (N * real_size);
+      if (max_batch < FUSE_MIN_BATCH) max_batch = FUSE_MIN_BATCH;
       if (bytes < FUSE_ONE_THREAD_BYTES) threads = 1;
-      snprintf(rule, sizeof rule, "auto: fused for B <= %d, %s", FUSE_MAX_BATCH,
-               threads == 1 ? "W < 1 MiB: 1 thread" : "W >= 1 MiB: all threads");
+      snprintf(rule, sizeof rule, "auto: g [B, N] <= 2 MiB, W %s 1 MiB",
+               threads == 1 ? "<" : ">=");
     } else {
       snprintf(rule, sizeof rule, "--kernels fused");
     }

@@ -4,8 +4,9 @@
 // the reduced energy E), at sizes that cross every threshold and block edge: K below one
 // block, K not a multiple of the block (N odd), one block exactly, several blocks, a weight
 // above the one-thread size (several threads); B = 1 (the one-sample products), B = 5 (the
-// four-sample products and a remainder) and B = 40 (above the fused batch limit of `auto`:
-// the BLAS path of the same call); --kernels fused and auto; float64 and float32.
+// four-sample products and a remainder), B = 40, and B = 130 at N = 4100 (above the fused
+// batch limit of `auto`, g [B, N] over 2 MiB: the BLAS path of the same call); --kernels
+// fused and auto; float64 and float32.
 //
 // Tolerances. float64: 1e-12 relative to the vector's largest element (as test_engine_jit).
 // float32, derived from the order of the sums (the fused kernel adds the products in another
@@ -56,7 +57,9 @@ static void additive(Kind kind, double z, double *f, double *f1, double *f2) {
   }
 }
 
-// The number of fused steps in the plans of `e` (rhs and eval), and the rule's thread count.
+// The number of fused steps in the plans of `e` (rhs and eval), and the rule's thread count
+// and batch limit.
+static int64_t max_batch;
 static int fused_steps(const Engine *e, int *threads) {
   int count = 0;
   for (int kind = 0; kind < KERNEL_MODEL_KINDS; kind++) {
@@ -65,6 +68,7 @@ static int fused_steps(const Engine *e, int *threads) {
       if (p->steps[i].kind == PS_FUSED) {
         count++;
         *threads = p->steps[i].threads;
+        max_batch = p->steps[i].max_batch;
       }
   }
   return count;
@@ -91,7 +95,13 @@ static void check(Kind kind, int64_t n, int64_t k, int64_t batch, PlanKernels ke
   int threads = 0;
   CHECK(fused_steps(e, &threads) == 2);  // rhs and eval each fuse their two products
   int real_size = dtype == DAMRT_F32 ? 4 : 8;
-  if (kernels == PLAN_KERNELS_AUTO) CHECK(threads == (k * n * real_size < (1 << 20) ? 1 : 64));
+  if (kernels == PLAN_KERNELS_AUTO) {
+    CHECK(threads == (k * n * real_size < (1 << 20) ? 1 : 64));
+    int64_t limit = (2 << 20) / (n * real_size);
+    CHECK_EQ(max_batch, limit < 32 ? 32 : limit);
+  } else {
+    CHECK_EQ(max_batch, INT64_MAX);
+  }
 
   double *v = malloc(sizeof(double) * (size_t)(batch * n));
   for (int64_t i = 0; i < batch * n; i++) v[i] = fx_normal(&fx);
@@ -177,9 +187,9 @@ static void check(Kind kind, int64_t n, int64_t k, int64_t batch, PlanKernels ke
   }
   CHECK(worst <= 1);
   static const char *const names[] = {"softmax", "relu^2", "exp"};
-  printf("%-7s N=%-4lld K=%-5lld B=%-3lld %-5s %s: max error / bound %.3f\n", names[kind],
+  printf("%-7s N=%-4lld K=%-5lld B=%-3lld %-5s %s%s: max error / bound %.3f\n", names[kind],
          (long long)n, (long long)k, (long long)batch, plan_kernels_name(kernels),
-         dtype == DAMRT_F32 ? "f32" : "f64", worst);
+         dtype == DAMRT_F32 ? "f32" : "f64", batch > max_batch ? " (BLAS path)" : "", worst);
   free(want);
   free(z);
   free(zabs);
@@ -230,6 +240,10 @@ int main(void) {
           check(EXPO, sizes[s][0], sizes[s][1], batches[b], PLAN_KERNELS_AUTO, dtype);
         }
       }
+  for (int d = 0; d < 2; d++) {  // above auto's batch limit: the BLAS path of the fused call
+    check(SOFTMAX, 4100, 9, 130, PLAN_KERNELS_AUTO, d ? DAMRT_F32 : DAMRT_F64);
+    check(RELU2, 4100, 9, 130, PLAN_KERNELS_AUTO, d ? DAMRT_F32 : DAMRT_F64);
+  }
   check_blas_plan();
   return check_report("test_engine_fused");
 }
