@@ -111,11 +111,25 @@ static void *worker_main(void *arg) {
 // first needed; a part that finds no worker runs here).
 static pthread_mutex_t pool_user = PTHREAD_MUTEX_INITIALIZER;  // one job at a time
 
+// A child of fork() has none of the workers: it starts its own when it needs them.
+static void pool_after_fork(void);
+static void register_fork_handler(void) { pthread_atfork(NULL, NULL, pool_after_fork); }
+
+static void pool_after_fork(void) {
+  pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+  pthread_cond_t c = PTHREAD_COND_INITIALIZER;
+  pool.lock = pool_user = m;
+  pool.wake = pool.done = c;
+  pool.started = 0;
+}
+
 static void run_parts(PartFn fn, void *job, int parts) {
   if (pthread_mutex_trylock(&pool_user)) {  // another thread's job has the workers
     for (int p = 0; p < parts; p++) fn(job, p);
     return;
   }
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, register_fork_handler);
   pthread_mutex_lock(&pool.lock);
   while (pool.started < parts - 1 && pool.started < MAX_WORKERS) {
     pthread_t t;
