@@ -190,7 +190,7 @@ INLINE float exp_f32(float x) {
 }
 INLINE double exp_f64(double x) { return exp(x); }
 
-#define DEFINE_FUSED(SUF, real, VL)                                                              \
+#define DEFINE_FUSED(SUF, real, VL, ITYPE)                                                              \
   typedef real vec_##SUF __attribute__((vector_size(64)));                                       \
   INLINE vec_##SUF load_##SUF(const real *p) {                                                   \
     vec_##SUF v;                                                                                 \
@@ -198,20 +198,31 @@ INLINE double exp_f64(double x) { return exp(x); }
     return v;                                                                                    \
   }                                                                                              \
   INLINE void store_##SUF(real *p, vec_##SUF v) { memcpy(p, &v, sizeof v); }                    \
-  INLINE real hsum_##SUF(vec_##SUF v) { /* a tree of halves (vector adds) */                     \
-    real t[VL];                                                                                  \
-    memcpy(t, &v, sizeof v);                                                                     \
-    for (int w = VL / 2; w >= 1; w /= 2)                                                         \
-      for (int i = 0; i < w; i++) t[i] += t[i + w];                                              \
-    return t[0];                                                                                 \
+  typedef real half_##SUF __attribute__((vector_size(32)));                                      \
+  typedef real quarter_##SUF __attribute__((vector_size(16)));                                   \
+  typedef ITYPE ivec_##SUF __attribute__((vector_size(64)));                                     \
+  INLINE real hsum_##SUF(vec_##SUF v) { /* halves added in registers */                          \
+    half_##SUF h0, h1;                                                                           \
+    memcpy(&h0, &v, sizeof h0);                                                                  \
+    memcpy(&h1, (char *)&v + sizeof h0, sizeof h1);                                              \
+    h0 += h1;                                                                                    \
+    quarter_##SUF q0, q1;                                                                        \
+    memcpy(&q0, &h0, sizeof q0);                                                                 \
+    memcpy(&q1, (char *)&h0 + sizeof q0, sizeof q1);                                             \
+    q0 += q1;                                                                                    \
+    real t = 0;                                                                                  \
+    for (int i = 0; i < (int)(sizeof q0 / sizeof(real)); i++) t += q0[i];                        \
+    return t;                                                                                    \
   }                                                                                              \
-  /* max of a[0, R) (-inf when R = 0), with vector accumulators */                               \
+  /* max of a[0, R) (-inf when R = 0), with vector compares and bit selects */                   \
   INLINE real max_##SUF(const real *a, int64_t R) {                                              \
-    real m[VL];                                                                                  \
-    for (int i = 0; i < VL; i++) m[i] = -INFINITY;                                               \
+    vec_##SUF m = (vec_##SUF){0} - INFINITY;                                                     \
     int64_t r = 0;                                                                               \
-    for (; r + VL <= R; r += VL)                                                                 \
-      for (int i = 0; i < VL; i++) m[i] = a[r + i] > m[i] ? a[r + i] : m[i];                     \
+    for (; r + VL <= R; r += VL) {                                                               \
+      vec_##SUF x = load_##SUF(a + r);                                                           \
+      ivec_##SUF gt = (ivec_##SUF)(x > m);                                                       \
+      m = (vec_##SUF)(((ivec_##SUF)x & gt) | ((ivec_##SUF)m & ~gt));                             \
+    }                                                                                            \
     real t = -INFINITY;                                                                          \
     for (int i = 0; i < VL; i++) t = m[i] > t ? m[i] : t;                                        \
     for (; r < R; r++) t = a[r] > t ? a[r] : t;                                                  \
@@ -309,7 +320,20 @@ INLINE double exp_f64(double x) { return exp(x); }
     vec_##SUF a[4][8];                                                                           \
     for (int s = 0; s < SB; s++)                                                                 \
       for (int v = 0; v < JW; v++) a[s][v] = load_##SUF(acc + s * n + j + v * VL);               \
-    for (int64_t r = 0; r < R; r++) {                                                            \
+    int64_t r = 0;                                                                               \
+    if (SB == 1 && JW <= 4) { /* one sample, few vectors: rows in pairs, two sets of sums */     \
+      vec_##SUF a2[4];                                                                           \
+      for (int v = 0; v < JW; v++) a2[v] = (vec_##SUF){0};                                       \
+      for (; r + 2 <= R; r += 2) {                                                               \
+        vec_##SUF c0 = (vec_##SUF){0} + p[r], c1 = (vec_##SUF){0} + p[r + 1];                    \
+        for (int v = 0; v < JW; v++) {                                                           \
+          a[0][v] += c0 * load_##SUF(w + r * n + j + v * VL);                                    \
+          a2[v] += c1 * load_##SUF(w + (r + 1) * n + j + v * VL);                                \
+        }                                                                                        \
+      }                                                                                          \
+      for (int v = 0; v < JW; v++) a[0][v] += a2[v];                                             \
+    }                                                                                            \
+    for (; r < R; r++) {                                                                         \
       vec_##SUF x[8];                                                                            \
       for (int v = 0; v < JW; v++) x[v] = load_##SUF(w + r * n + j + v * VL);                    \
       for (int s = 0; s < SB; s++) {                                                             \
@@ -456,6 +480,7 @@ INLINE double exp_f64(double x) { return exp(x); }
       real *s = scratch + per * (size_t)t;                                                       \
       Job_##SUF jb = {mode, batch, n, k, rows, &next, w, g, z, a, (BlockFn)blk, bufs, params,    \
                       s, s + batch * n, s + batch * n + batch, s + batch * n + 2 * batch};       \
+      if (t == 0) jb.acc = u; /* the first thread accumulates in place */                        \
       jobs[t] = jb;                                                                              \
     }                                                                                            \
     if (T == 1) run_rows_##SUF(&jobs[0]);                                                        \
@@ -464,8 +489,7 @@ INLINE double exp_f64(double x) { return exp(x); }
       real m = -INFINITY, l = 0;                                                                 \
       if (mode == 0)                                                                             \
         for (int t = 0; t < T; t++) m = jobs[t].m[b] > m ? jobs[t].m[b] : m;                     \
-      real *ub = u + b * n;                                                                      \
-      memset(ub, 0, sizeof(real) * (size_t)n);                                                   \
+      real *ub = u + b * n; /* thread 0's sum, to which the others' are added */                 \
       for (int t = 0; t < T; t++) {                                                              \
         real c = 1;                                                                              \
         if (mode == 0) {                                                                         \
@@ -473,7 +497,12 @@ INLINE double exp_f64(double x) { return exp(x); }
           l += c * jobs[t].l[b];                                                                 \
         }                                                                                        \
         const real *acc = jobs[t].acc + b * n;                                                   \
-        for (int64_t j = 0; j < n; j++) ub[j] += c * acc[j];                                     \
+        if (t == 0) {                                                                            \
+          if (c != 1)                                                                            \
+            for (int64_t j = 0; j < n; j++) ub[j] *= c;                                          \
+        } else {                                                                                 \
+          for (int64_t j = 0; j < n; j++) ub[j] += c * acc[j];                                   \
+        }                                                                                        \
       }                                                                                          \
       if (mode == 0) {                                                                           \
         real inv = 1 / l;                                                                        \
@@ -484,5 +513,5 @@ INLINE double exp_f64(double x) { return exp(x); }
     free(scratch);                                                                               \
   }
 
-DEFINE_FUSED(f32, float, 16)
-DEFINE_FUSED(f64, double, 8)
+DEFINE_FUSED(f32, float, 16, int32_t)
+DEFINE_FUSED(f64, double, 8, int64_t)
