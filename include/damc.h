@@ -215,6 +215,15 @@ int damc_rebind_weight(DamcModel *model, const char *name, const DamcArray *weig
    is then unchanged). */
 int damc_use_precision(DamcModel *model, DamcPrecision precision, DamcError *err);
 
+/* How the two products around an eliminated layer (u = W' softmax(beta W g) or W' F'(W g))
+   are computed: AUTO chooses by the sizes (docs/performance.md, "Kernels chosen by size"),
+   BLAS always calls gemm twice around the layer's maps, FUSED always streams the weight once
+   (the fused kernel of runtime/src/kernel_fused.c). Applies to the next damc_compile or
+   damc_use_precision that compiles (set it before them). Fails with status 2 for a value
+   that is none of these. */
+typedef enum { DAMC_KERNELS_AUTO = 0, DAMC_KERNELS_BLAS = 1, DAMC_KERNELS_FUSED = 2 } DamcKernels;
+int damc_set_kernels(DamcModel *model, DamcKernels kernels, DamcError *err);
+
 /* How many times kernels were generated and compiled to machine code for this model, all
    precisions together (0 before damc_compile; 1 after it; the hvp and jvp kernels and a
    second precision add one each when first used). damc_eval, damc_run, damc_set_param and

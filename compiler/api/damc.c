@@ -172,6 +172,20 @@ int damc_compile_to(DamcModel *model, DamcPrecision precision, bool showable, En
   return 1;
 }
 
+int damc_set_kernels(DamcModel *model, DamcKernels kernels, DamcError *err) {
+  if (kernels != DAMC_KERNELS_AUTO && kernels != DAMC_KERNELS_BLAS && kernels != DAMC_KERNELS_FUSED) {
+    StrBuf sb = {0};
+    sb_append(&sb, "damc_set_kernels: DAMC_KERNELS_AUTO, DAMC_KERNELS_BLAS or DAMC_KERNELS_FUSED\n");
+    return fail(err, 2, &sb);
+  }
+  PlanKernels k = kernels == DAMC_KERNELS_BLAS ? PLAN_KERNELS_BLAS
+                  : kernels == DAMC_KERNELS_FUSED ? PLAN_KERNELS_FUSED : PLAN_KERNELS_AUTO;
+  for (int p = 0; p < 3; p++)
+    if (model->engines[p] && model->engines[p] != model->engine) engine_set_kernels(model->engines[p], k);
+  engine_set_kernels(model->engine, k);
+  return 1;
+}
+
 int damc_use_precision(DamcModel *model, DamcPrecision precision, DamcError *err) {
   StrBuf sb = {0};
   if (precision != DAMC_F32 && precision != DAMC_F64) {

@@ -31,6 +31,7 @@ static const OptionSpec eval_options[] = {
     TENSORS,
     {"--state", "A=FILE.npy", "the state of layer A: [n] or [B, n] (default zeros)"},
     {"--input", "A=FILE.npy", "the external input of layer A"},
+    {"--kernels", "blas|fused|auto", "the products around an eliminated layer: two gemm calls, one fused pass over the weight, or chosen by size (default auto)"},
     {"--out", "OUT.npz", "write E, g_A, u_A, dxdt_A, E_A (default: a summary)"},
     {NULL, NULL, NULL}};
 
@@ -53,6 +54,7 @@ static const OptionSpec run_options[] = {
                                      "sweep (default) or in order"},
     {"--noise", "T", "temperature T: Langevin noise (euler), heat-bath rule (async)"},
     {"--seed", "S", "the seed of the noise and of async's order (default 0)"},
+    {"--kernels", "blas|fused|auto", "the products around an eliminated layer: two gemm calls, one fused pass over the weight, or chosen by size (default auto)"},
     {"--threads", "N", "threads of the BLAS products"},
     {"--out", "OUT.npz", "write x_A, g_A, E, steps, converged (default: a summary)"},
     {"--trace", "TRACE.csv", "one row per step: step,t,E, per layer E_A,max|dxdt_A| (-: stdout)"},
@@ -63,6 +65,7 @@ static const OptionSpec run_options[] = {
 
 static const OptionSpec emit_options[] = {
     TENSORS,
+    {"--kernels", "blas|fused|auto", "the products around an eliminated layer: two gemm calls, one fused pass over the weight, or chosen by size (default auto)"},
     {"--plan", NULL, "the kernel plans: buffers, products, loops"},
     {"--ir", NULL, "the kernels as LLVM IR"},
     {"--asm", NULL, "the kernels as host assembly"},
@@ -72,6 +75,7 @@ static const OptionSpec emit_options[] = {
 
 static const OptionSpec bench_options[] = {
     TENSORS,
+    {"--kernels", "blas|fused|auto", "the products around an eliminated layer: two gemm calls, one fused pass over the weight, or chosen by size (default auto)"},
     {"--batch", "B", "samples per call (default 1)"},
     {"--repeat", "R", "calls timed (default 20; the median is reported)"},
     {NULL, NULL, NULL}};

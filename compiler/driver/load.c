@@ -203,6 +203,11 @@ int load_model(const Options *o, Loaded *l, EngineStage last) {
       status = EXIT_USAGE;
     }
   double t_compile = clock_seconds();
+  // emit --c translates BLAS plans only (docs/performance.md): the C kernels call gemm.
+  if (!status && !damc_set_kernels(l->damc, o->c_source ? DAMC_KERNELS_BLAS : o->kernels, &derr)) {
+    sb_append(&err, derr.message);
+    status = EXIT_USAGE;
+  }
   if (!status && !damc_compile_to(l->damc, o->precision, !strcmp(o->command, "emit"), last, &derr)) {
     sb_append(&err, derr.message);
     status = EXIT_MODEL;

@@ -24,6 +24,7 @@ typedef struct {
   TensorOption *tensors;
   int ntensors;
   DamcPrecision precision;
+  DamcKernels kernels;  // --kernels
   const char *out;
   // emit
   bool plan, ir, asm_text;

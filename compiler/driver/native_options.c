@@ -234,6 +234,12 @@ static int parse_args(Options *o, const Command *c, int argc, char **argv,
       o->trials = (size_t)v;
     }
     else if (!strcmp(opt, "--obj")) o->obj = val;
+    else if (!strcmp(opt, "--kernels")) {
+      if (!strcmp(val, "auto")) o->kernels = DAMC_KERNELS_AUTO;
+      else if (!strcmp(val, "blas")) o->kernels = DAMC_KERNELS_BLAS;
+      else if (!strcmp(val, "fused")) o->kernels = DAMC_KERNELS_FUSED;
+      else return usage_error(o->command, "--kernels %s: expected blas, fused or auto", val);
+    }
     else if (!strcmp(opt, "--precision")) {
       if (!strcmp(val, "f32")) o->precision = DAMC_F32;
       else if (!strcmp(val, "f64")) o->precision = DAMC_F64;

@@ -226,7 +226,8 @@ bool engine_weight_to_kernels(Engine *e, int w, StrBuf *err) {
 static bool stage_plan(Engine *e, StrBuf *err) {
   for (int k = 0; k < KERNEL_KINDS; k++) {
     if (!e->wanted[k] || e->plans[k]) continue;
-    if (!(e->plans[k] = plan_build(e->net, e->dims, (KernelKind)k, err))) {
+    if (!(e->plans[k] = plan_build_kernels(e->net, e->dims, (KernelKind)k, e->kernel_choice,
+                                           e->dtype == DAMRT_F32 ? 4 : 8, err))) {
       sb_putc(err, '\n');
       return false;
     }
@@ -319,6 +320,12 @@ void engine_target(Engine *e, DamrtDtype dtype, bool showable) {
     for (int k = 0; k < KERNEL_MODEL_KINDS; k++) e->wanted[k] = true;
 }
 
+void engine_set_kernels(Engine *e, PlanKernels kernels) {
+  if (e->kernel_choice == kernels) return;
+  if (e->done > STAGE_BIND) engine_rewind(e, STAGE_BIND);
+  e->kernel_choice = kernels;
+}
+
 void engine_want(Engine *e, KernelKind kind) {
   if (e->wanted[kind]) return;
   e->wanted[kind] = true;
@@ -355,6 +362,7 @@ bool engine_weight_bound(const Engine *e, int w) { return e->weights[w].data != 
 Engine *engine_clone(const Engine *e, StrBuf *err) {
   Engine *c = engine_new_text(e->name, e->text, e->len, NULL);
   if (e->neliminate) engine_eliminate(c, e->eliminate, e->neliminate);
+  c->kernel_choice = e->kernel_choice;
   bool ok = engine_compile(c, STAGE_DERIVE, err);
   for (int d = 0; ok && d < e->net->ndims; d++)  // sizes given by --dim (no weight bound them)
     if (e->dims[d] > 0 && e->net->dims[d].size <= 0 && !e->dim_origin[d])
