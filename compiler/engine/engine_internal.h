@@ -7,7 +7,7 @@
 #ifndef DAMC_ENGINE_INTERNAL_H
 #define DAMC_ENGINE_INTERNAL_H
 
-#include "backend/kernels.h"
+#include "engine/kcache.h"
 #include "engine/engine.h"
 #include "front/ast.h"
 #include "support/session.h"
@@ -42,7 +42,7 @@ struct Engine {
   // plan, codegen, jit: per kernel kind
   bool wanted[KERNEL_KINDS];
   Plan *plans[KERNEL_KINDS];
-  Kernels *modules[KERNEL_KINDS];  // the module that holds the kernel (shared when showable)
+  Code *modules[KERNEL_KINDS];  // the module that holds the kernel (one module for kernels compiled together)
   KernelFn kernels[KERNEL_KINDS];
   unsigned compile_count;  // modules generated and compiled (engine_compile_count)
 };

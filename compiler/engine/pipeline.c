@@ -234,29 +234,30 @@ static bool stage_plan(Engine *e, StrBuf *err) {
   return true;
 }
 
-// codegen: the planned kernels not yet generated, as one module.
+// codegen: the planned kernels not yet generated, as one module: from the cache of compiled
+// kernels when it holds them (engine/kcache.h), else generated, optimised and compiled to
+// machine code (and stored in the cache).
 static bool stage_codegen(Engine *e, StrBuf *err) {
   const Plan *plans[KERNEL_KINDS];
   int n = 0;
   for (int k = 0; k < KERNEL_KINDS; k++)
     if (e->plans[k] && !e->modules[k]) plans[n++] = e->plans[k];
   if (n == 0) return true;
-  Kernels *module = kernels_generate(plans, n, e->dtype == DAMRT_F32, e->net->name, e->showable,
-                                     err);
+  CodeRequest req = {e->net->name, e->text, e->len, e->eliminate, e->neliminate,
+                     e->dims, e->net->ndims, e->dtype == DAMRT_F32, e->showable};
+  bool compiled;
+  Code *module = code_get(plans, n, &req, &compiled, err);
   if (!module) return false;
-  e->compile_count++;
+  if (compiled) e->compile_count++;
   for (int i = 0; i < n; i++) e->modules[plans[i]->kind] = module;
   return true;
 }
 
-// jit: machine code for the generated module, and the kernels' addresses.
+// jit: the kernels' addresses (the machine code was made or loaded by codegen).
 static bool stage_jit(Engine *e, StrBuf *err) {
   for (int k = 0; k < KERNEL_KINDS; k++) {
     if (!e->modules[k] || e->kernels[k]) continue;
-    bool shared = false;
-    for (int j = 0; j < k; j++) shared |= e->modules[j] == e->modules[k];
-    if (!shared && !kernels_jit(e->modules[k], err)) return false;
-    if (!(e->kernels[k] = kernels_lookup(e->modules[k], kernel_name((KernelKind)k), err)))
+    if (!(e->kernels[k] = (KernelFn)code_lookup(e->modules[k], kernel_name((KernelKind)k), err)))
       return false;
   }
   return true;
@@ -298,7 +299,7 @@ void engine_rewind(Engine *e, EngineStage stage) {
   for (int k = 0; k < KERNEL_KINDS; k++) {
     for (int j = k + 1; j < KERNEL_KINDS; j++)
       if (e->modules[j] == e->modules[k]) e->modules[j] = NULL;
-    kernels_free(e->modules[k]);
+    code_free(e->modules[k]);
     e->modules[k] = NULL;
     e->kernels[k] = NULL;
     if (stage < STAGE_PLAN) {
@@ -391,9 +392,9 @@ size_t engine_layer_size(const Engine *e, int a) {
 const Plan *engine_plan(const Engine *e, KernelKind kind) { return e->plans[kind]; }
 
 char *engine_kernels_text(Engine *e, bool assembly, StrBuf *err) {
-  return kernels_text(e->modules[KERNEL_RHS], assembly, err);
+  return code_text(e->modules[KERNEL_RHS], assembly, err);
 }
 
 bool engine_object_code(Engine *e, StrBuf *bytes, StrBuf *err) {
-  return kernels_object(e->modules[KERNEL_RHS], bytes, err);
+  return code_object(e->modules[KERNEL_RHS], bytes, err);
 }
