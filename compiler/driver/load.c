@@ -13,6 +13,7 @@
 #include "damrt_npz.h"
 #include "driver/driver.h"
 #include "driver/native.h"
+#include "engine/kcache.h"
 #include "support/common.h"
 
 static void hold(Loaded *l, DamrtTensor *t) { VEC_PUSH(l->held, l->nheld, l->held_cap, t); }
@@ -229,6 +230,7 @@ int start(Options *o, Loaded *l, int argc, char **argv) {
     return status;
   }
   // The checks need no compiled code before they know whether every weight is given.
+  if (o->no_cache) kcache_disable();
   EngineStage last = !strcmp(o->command, "check") || !strcmp(o->command, "capacity") ? STAGE_DERIVE
                      : o->plan || o->c_source    ? STAGE_PLAN
                                                  : STAGE_JIT;
@@ -236,6 +238,18 @@ int start(Options *o, Loaded *l, int argc, char **argv) {
 }
 
 int finish(Options *o, Loaded *l, int status) {
+  if (o->verbose) {
+    KcacheStats k = kcache_stats();
+    const char *dir = kcache_dir();
+    fprintf(stderr, "damc %s: kernels: %u compiled, %u from the cache", o->command, k.compiled,
+            k.hits);
+    if (k.rejected) fprintf(stderr, ", %u invalid entries replaced", k.rejected);
+    if (!kcache_enabled())
+      fprintf(stderr, " (cache off)");
+    else
+      fprintf(stderr, " (%u stored in %s)", k.stored, dir);
+    fprintf(stderr, "; LLVM %s\n", k.llvm_loaded ? "loaded" : "not loaded");
+  }
   unload(l);
   free(o->tensors);
   return status;
