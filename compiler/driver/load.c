@@ -1,6 +1,6 @@
 // Loading the model and its tensors for the subcommands that compile it (see native.h):
-// through the C API, each tensor read in the kernels' precision (float64 data for float32
-// kernels kept as read, so a value beyond float32 is refused by name) after its header was
+// through the C API, each tensor read in the kernels' precision (converted as read; float64
+// data beyond float32's range is refused by name for float32 kernels) after its header was
 // checked against the model, and bound in place.
 #include <errno.h>
 #include <math.h>
@@ -36,11 +36,19 @@ static bool bind_weight(Loaded *l, const char *name, DamrtTensor *t, const char 
   return ok;
 }
 
-// The dtype to read a weight in: the kernels', except that float64 data for float32 kernels
-// is read as float64, so that a value beyond float32's range is refused (engine_check_range)
-// instead of becoming an infinity.
-static DamrtDtype read_dtype(const DamrtNpyInfo *info, DamrtDtype kernels) {
-  return info->kind == 'f' && info->itemsize == 8 ? DAMRT_F64 : kernels;
+// Tensors are read in the kernels' dtype, converted as they are read (no float64 copy for
+// float32 kernels): for float32 kernels, float64 data beyond float32's range is refused by
+// the reader, naming the index (DAMRT_READ_F32_RANGE), instead of becoming an infinity.
+static unsigned read_flags(DamrtDtype kernels) {
+  return kernels == DAMRT_F32 ? DAMRT_READ_F32_RANGE : 0;
+}
+
+// The reader's message, with the way out for a value that does not fit float32.
+static void read_error(StrBuf *err, DamrtStatus status, const DamrtError *derr) {
+  if (status == DAMRT_E_VALUE && strstr(derr->message, "does not fit float32"))
+    sb_printf(err, "%s: use --precision f64\n", derr->message);
+  else
+    sb_printf(err, "%s\n", derr->message);
 }
 
 static bool load_npz_weights(Loaded *l, const char *path, DamrtDtype dtype, bool allow_extra,
@@ -66,9 +74,9 @@ static bool load_npz_weights(Loaded *l, const char *path, DamrtDtype dtype, bool
       ok = false;
       continue;
     }
-    DamrtTensor *t = damrt_npz_read(npz, key, read_dtype(&info, dtype), &derr);
+    DamrtTensor *t = damrt_npz_read_flags(npz, key, dtype, read_flags(dtype), &derr);
     if (!t) {
-      sb_printf(err, "%s\n", derr.message);
+      read_error(err, derr.code, &derr);
       ok = false;
       continue;
     }
@@ -79,10 +87,9 @@ static bool load_npz_weights(Loaded *l, const char *path, DamrtDtype dtype, bool
 }
 
 // Reads the .npy of a per-layer array option ("--state A=FILE.npy") into its slot.
-// Reads one .npy file. The header first, when the file can be read twice (a regular file):
-// float64 data for float32 kernels is then read as float64, so that the engine refuses a
-// value beyond float32's range by name, and the shape of `weight` (or NULL) is checked before
-// any data is read. NULL with the message in `err`.
+// Reads one .npy file in the kernels' dtype `dtype`. The header first, when the file can be
+// read twice (a regular file): the shape of `weight` (or NULL) is checked before any data is
+// read. NULL with the message in `err`.
 static DamrtTensor *read_npy(Loaded *l, const char *path, DamrtDtype dtype, const char *weight,
                              StrBuf *err) {
   DamrtError derr = {0};
@@ -95,10 +102,9 @@ static DamrtTensor *read_npy(Loaded *l, const char *path, DamrtDtype dtype, cons
     }
     if (weight && !engine_check_weight_shape(l->engine, weight, info.rank, info.shape, path, err))
       return NULL;
-    dtype = read_dtype(&info, dtype);
   }
-  DamrtTensor *t = damrt_npy_read(path, dtype, &derr);
-  if (!t) sb_printf(err, "%s\n", derr.message);
+  DamrtTensor *t = damrt_npy_read_flags(path, dtype, read_flags(dtype), &derr);
+  if (!t) read_error(err, derr.code, &derr);
   return t;
 }
 
