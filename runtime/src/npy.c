@@ -29,7 +29,7 @@ enum {
   PRELUDE_SIZE = 8,            // magic and version, before the header length
   HEADER_LIMIT = 1 << 20,      // NumPy itself refuses headers over 10000 bytes by default
   STRING_MAX = 64,             // longest string the header parser keeps (keys, descr)
-  CHUNK_SIZE = 8192,           // bytes decoded per read; a multiple of every item size
+  CHUNK_SIZE = 65536,          // bytes decoded per read; a multiple of every item size
   EXCERPT_SIZE = 120,          // header characters quoted in a message
 };
 
