@@ -254,7 +254,11 @@ int finish(Options *o, Loaded *l, int status) {
       fprintf(stderr, " (cache off)");
     else
       fprintf(stderr, " (%u stored in %s)", k.stored, dir);
-    fprintf(stderr, "; LLVM %s\n", k.llvm_loaded ? "loaded" : "not loaded");
+    fprintf(stderr, "; LLVM %s", k.llvm_loaded ? "loaded" : "not loaded");
+    if (k.llvm_loaded)
+      fprintf(stderr, " (loading %.1f ms, compiling %.1f ms, linking %.1f ms)", 1e3 * k.load_seconds,
+              1e3 * k.compile_seconds, 1e3 * k.link_seconds);
+    fputc('\n', stderr);
   }
   unload(l);
   free(o->tensors);

@@ -66,6 +66,13 @@ KcacheStats kcache_stats(void) {
   return s;
 }
 
+static void add_time(double *field, double since) {
+  double now = clock_seconds();
+  pthread_mutex_lock(&lock);
+  *field += now - since;
+  pthread_mutex_unlock(&lock);
+}
+
 static void count(unsigned *field) {
   pthread_mutex_lock(&lock);
   (*field)++;
@@ -139,6 +146,7 @@ static bool backend_path(StrBuf *out) {
 }
 
 static const DamcBackend *backend_load(StrBuf *err) {
+  double t0 = clock_seconds();
   pthread_mutex_lock(&lock);
   const DamcBackend *b = backend;
   if (!b) {
@@ -157,6 +165,7 @@ static const DamcBackend *backend_load(StrBuf *err) {
       else {
         b = backend = entry();
         stats.llvm_loaded = true;
+        stats.load_seconds += clock_seconds() - t0;
       }
     }
     sb_free(&path);
@@ -460,15 +469,19 @@ Code *code_get(const Plan *const *plans, int n, const CodeRequest *req, bool *co
   if (!b) goto fail;
   *compiled = true;
   count(&stats.compiled);
+  double t0 = clock_seconds();
   if (cached) {
     StrBuf obj = {0}, host = {0}, why = {0};
     bool ok = b->cache_object(plans, n, req->f32, req->model_name, runtime_symbols, NRUNTIME,
                               &obj, &host, err);
+    add_time(&stats.compile_seconds, t0);
+    double t1 = clock_seconds();
     if (ok && entry_store(kcache_dir(), sb_str(&path), &obj, &key, &why)) {
       count(&stats.stored);
       bool invalid;
       c->dl = entry_load(sb_str(&path), &key, &invalid, &c->fd);  // what the next process will load
     }
+    add_time(&stats.link_seconds, t1);
     sb_free(&obj);
     sb_free(&host);
     sb_free(&why);
@@ -476,10 +489,12 @@ Code *code_get(const Plan *const *plans, int n, const CodeRequest *req, bool *co
     if (c->dl) goto done;
     // Not stored or not loadable here: compiled again with the JIT below.
   }
-  if (!(c->jit = b->generate(plans, n, req->f32, req->model_name, req->showable,
-                             runtime_symbols, NRUNTIME, err)) ||
-      !b->jit(c->jit, err))
-    goto fail;
+  t0 = clock_seconds();
+  bool ok = (c->jit = b->generate(plans, n, req->f32, req->model_name, req->showable,
+                                  runtime_symbols, NRUNTIME, err)) &&
+            b->jit(c->jit, err) && b->lookup(c->jit, kernel_name(plans[0]->kind), err);
+  add_time(&stats.compile_seconds, t0);  // the JIT generates machine code at the lookup
+  if (!ok) goto fail;
 done:
   sb_free(&key);
   sb_free(&path);

@@ -77,6 +77,9 @@ typedef struct {
   unsigned stored;     // entries written
   unsigned rejected;   // entries found invalid (corrupt, truncated, another key) and rebuilt
   bool llvm_loaded;    // the backend module was opened
+  double load_seconds;     // opening the backend module (libLLVM with it)
+  double compile_seconds;  // generating, optimising and compiling modules (the backend's)
+  double link_seconds;     // linking entries (cc -shared), writing them and loading them
 } KcacheStats;
 KcacheStats kcache_stats(void);
 
