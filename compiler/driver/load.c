@@ -209,6 +209,8 @@ int load_model(const Options *o, Loaded *l, EngineStage last) {
                 net->layers[a].name);
       status = EXIT_USAGE;
     }
+  // eval steps nothing: its kernel alone is compiled (on its first call).
+  if (!status && !strcmp(o->command, "eval")) engine_want_only(l->engine, KERNEL_EVAL);
   double t_compile = clock_seconds();
   if (!status && !damc_compile_to(l->damc, o->precision, !strcmp(o->command, "emit"), last, &derr)) {
     sb_append(&err, derr.message);

@@ -78,6 +78,9 @@ void engine_rewind(Engine *e, EngineStage stage);
 // Asks for kernel `kind` (the step kernel KERNEL_RHS is always wanted). Asking after the
 // plan stage steps the engine back so that the next engine_compile builds it.
 void engine_want(Engine *e, KernelKind kind);
+// Wants only the kernel `kind`, before anything is planned (damc eval: no step kernel is
+// compiled for a command that never steps).
+void engine_want_only(Engine *e, KernelKind kind);
 
 // After STAGE_CHECK: the checked model; after STAGE_DERIVE: its network.
 const Model *engine_model(const Engine *e);

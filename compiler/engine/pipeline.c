@@ -326,6 +326,11 @@ void engine_want(Engine *e, KernelKind kind) {
   if (e->done > STAGE_BIND) e->done = STAGE_BIND;  // plan, generate and compile it too
 }
 
+void engine_want_only(Engine *e, KernelKind kind) {
+  DAMC_ASSERT(e->done < STAGE_PLAN);
+  for (int k = 0; k < KERNEL_KINDS; k++) e->wanted[k] = k == (int)kind;
+}
+
 KernelFn engine_kernel(Engine *e, KernelKind kind, StrBuf *err) {
   for (int w = 0; w < e->net->nweights; w++)
     if (!e->weights[w].data) {
