@@ -513,6 +513,24 @@ static DamrtStatus convert_chunk(const uint8_t *chunk, size_t n, const Header *h
                                  DamrtError *err) {
   bool swap = h->is_big_endian != npy_host_is_big_endian();
   size_t itemsize = h->info.itemsize;
+  if (h->info.kind == KIND_FLOAT && itemsize == 8 && !swap && t->dtype == DAMRT_F32) {
+    // The common conversion, in a loop without an exit (vectorised); the range is checked
+    // over the whole chunk, and the first value out of it looked for only when there is one.
+    float *dst = (float *)t->data + next;
+    bool bad = false;
+    for (size_t k = 0; k < n; k++) {
+      double v;
+      memcpy(&v, chunk + 8 * k, 8);
+      dst[k] = (float)v;
+      bad |= !(fabs(v) <= FLT_MAX);
+    }
+    for (size_t k = 0; bad && range && k < n; k++) {
+      double v;
+      memcpy(&v, chunk + 8 * k, 8);
+      if (!(fabs(v) <= FLT_MAX)) return out_of_range(t, next + k, v, label, err);
+    }
+    return DAMRT_OK;
+  }
   if (h->info.kind == KIND_FLOAT && (itemsize == 4 || itemsize == 8)) {
     for (size_t k = 0; k < n; k++) {
       double v;
