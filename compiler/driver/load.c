@@ -261,6 +261,8 @@ int finish(Options *o, Loaded *l, int status) {
       fprintf(stderr, " (loading %.1f ms, compiling %.1f ms, linking %.1f ms)", 1e3 * k.load_seconds,
               1e3 * k.compile_seconds, 1e3 * k.link_seconds);
     fputc('\n', stderr);
+    if (k.problem[0])
+      fprintf(stderr, "damc %s: kernels compiled without the cache: %s\n", o->command, k.problem);
   }
   unload(l);
   free(o->tensors);

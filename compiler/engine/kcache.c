@@ -480,6 +480,13 @@ Code *code_get(const Plan *const *plans, int n, const CodeRequest *req, bool *co
       count(&stats.stored);
       bool invalid;
       c->dl = entry_load(sb_str(&path), &key, &invalid, &c->fd);  // what the next process will load
+      const char *dlerr = c->dl ? NULL : dlerror();
+      if (!c->dl) sb_printf(&why, "cannot load %s: %s", sb_str(&path), dlerr ? dlerr : "invalid");
+    }
+    if (why.len) {
+      pthread_mutex_lock(&lock);
+      snprintf(stats.problem, sizeof stats.problem, "%s", sb_str(&why));
+      pthread_mutex_unlock(&lock);
     }
     add_time(&stats.link_seconds, t1);
     sb_free(&obj);

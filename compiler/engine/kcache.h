@@ -80,6 +80,7 @@ typedef struct {
   double load_seconds;     // opening the backend module (libLLVM with it)
   double compile_seconds;  // generating, optimising and compiling modules (the backend's)
   double link_seconds;     // linking entries (cc -shared), writing them and loading them
+  char problem[256];       // why the last entry could not be stored or loaded ("" if none)
 } KcacheStats;
 KcacheStats kcache_stats(void);
 

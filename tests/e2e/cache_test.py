@@ -235,6 +235,7 @@ def case_unwritable(d):
     rc, st, err = run(d, os.path.join(blocker, "cache"), w, s, "a.npz")
     check(rc == 0 and st["compiled"] == 2 and same(d, "a.npz", "ref.npz"),
           "an impossible cache directory: compiled with the JIT, right results: %s %s" % (st, err))
+    check("kernels compiled without the cache: cannot create" in err, "--verbose says why: " + err)
 
 
 CASES = {"hit": case_hit, "miss": case_miss, "corrupt": case_corrupt,
