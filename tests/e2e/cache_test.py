@@ -17,7 +17,11 @@ ctest sets for every test) in an empty cache directory of its own (DAMC_CACHE_DI
                after (a third run compiles nothing), no temporary file left
   no_cache     --no-cache and DAMC_NO_CACHE=1 compile and write nothing
   unwritable   a cache directory that cannot be created: compiled with the JIT, right results
+  python_api   through libdamc.so (the Python module over the C API): a second process's
+               Model compiles nothing (damc_model_compile_count is 0) and loads no LLVM,
+               with the same results
 """
+import json
 import os
 import re
 import struct
@@ -238,8 +242,47 @@ def case_unwritable(d):
     check("kernels compiled without the cache: cannot create" in err, "--verbose says why: " + err)
 
 
+PY_PROGRAM = r"""
+import json, sys
+import numpy as np
+import damc
+m = damc.Model.from_file(sys.argv[1])
+d = np.load(sys.argv[2])
+m.bind(Xi=d["Xi"])
+r = m.eval({"v": np.load(sys.argv[3])})
+llvm = any("libdamc_llvm" in line for line in open("/proc/self/maps"))
+print(json.dumps({"E": float(np.asarray(r["E"]).ravel()[0]), "compiles": m.compile_count,
+                  "llvm": llvm}))
+"""
+
+
+def case_python_api(d):
+    build = os.path.dirname(os.path.abspath(DAMC))
+    cache = os.path.join(d, "cache")
+    w, s = tensors(d)
+    prog = os.path.join(d, "prog.py")
+    open(prog, "w").write(PY_PROGRAM)
+    env = env_for(cache)
+    env["PYTHONPATH"] = os.path.join(build, "python")
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    outs = []
+    for i in range(2):
+        p = subprocess.run(["/usr/bin/python3", prog, MODEL_B, w, s], capture_output=True,
+                           text=True, env=env, timeout=300)
+        check(p.returncode == 0, "python run %d: %s" % (i, p.stderr))
+        outs.append(json.loads(p.stdout) if p.returncode == 0 else None)
+    if None in outs:
+        return
+    check(outs[0]["compiles"] >= 1 and outs[0]["llvm"], "first process compiles: %s" % outs[0])
+    check(outs[1]["compiles"] == 0 and not outs[1]["llvm"],
+          "second process compiles nothing and loads no LLVM: %s" % outs[1])
+    check(outs[0]["E"] == outs[1]["E"], "the same energy: %s" % outs)
+    check(len(entries(cache)) >= 1, "an entry written through the C API")
+
+
 CASES = {"hit": case_hit, "miss": case_miss, "corrupt": case_corrupt,
-         "concurrent": case_concurrent, "no_cache": case_no_cache, "unwritable": case_unwritable}
+         "concurrent": case_concurrent, "no_cache": case_no_cache, "unwritable": case_unwritable,
+         "python_api": case_python_api}
 
 
 def main(argv):
