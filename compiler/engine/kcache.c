@@ -2,6 +2,7 @@
 #define _GNU_SOURCE  // dladdr, dl_iterate_phdr, O_CLOEXEC in <fcntl.h>
 #include "engine/kcache.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -277,6 +279,8 @@ static const uint64_t FNV_OFFSET = 0xcbf29ce484222325ull;
 // ---- Entries ----
 
 #define MAGIC "DAMCKC01"
+enum { ENTRY_MAX = 256u << 20 };        // larger files are not entries (nor read)
+enum { STALE_SECONDS = 3600 };          // temporary files older than this were abandoned
 typedef struct {
   char magic[8];
   uint64_t so_len, key_len, sum;  // sum: hash64 of the shared object and the key
@@ -300,7 +304,9 @@ static void *entry_load(const char *path, const StrBuf *key, bool *invalid, int 
   Trailer t;
   uint8_t *data = NULL;
   *invalid = true;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size < sizeof t) goto done;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size < sizeof t ||
+      (size_t)st.st_size > ENTRY_MAX)
+    goto done;
   size_t size = (size_t)st.st_size;
   if (pread(fd, &t, sizeof t, (off_t)(size - sizeof t)) != (ssize_t)sizeof t ||
       memcmp(t.magic, MAGIC, 8) != 0 || t.key_len != key->len ||
@@ -374,12 +380,44 @@ static bool mkdirs(const char *dir) {
 
 // Links the object `obj` into a shared object and writes it with `key` as the entry at
 // `path` (through a temporary file and a rename). A reason in `why` on failure.
+// Removes the temporary files of writers that died more than STALE_SECONDS ago.
+static void remove_stale(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return;
+  time_t now = time(NULL);
+  struct dirent *ent;
+  StrBuf p = {0};
+  while ((ent = readdir(d))) {
+    if (strncmp(ent->d_name, ".tmp-", 5) != 0) continue;
+    sb_clear(&p);
+    sb_printf(&p, "%s/%s", dir, ent->d_name);
+    struct stat st;
+    if (lstat(sb_str(&p), &st) == 0 && S_ISREG(st.st_mode) && now - st.st_mtime > STALE_SECONDS)
+      unlink(sb_str(&p));
+  }
+  sb_free(&p);
+  closedir(d);
+}
+
+// The first line of the file `path`, appended to `out` (the linker's message).
+static void first_line(const char *path, StrBuf *out) {
+  FILE *f = fopen(path, "r");
+  if (!f) return;
+  char line[200];
+  if (fgets(line, sizeof line, f)) {
+    line[strcspn(line, "\n")] = '\0';
+    sb_printf(out, ": %s", line);
+  }
+  fclose(f);
+}
+
 static bool entry_store(const char *dir, const char *path, const StrBuf *obj, const StrBuf *key,
                         StrBuf *why) {
   if (!mkdirs(dir)) {
     sb_printf(why, "cannot create %s: %s", dir, strerror(errno));
     return false;
   }
+  remove_stale(dir);
   static unsigned serial;
   StrBuf o = {0}, so = {0}, log = {0};
   unsigned n = __atomic_fetch_add(&serial, 1, __ATOMIC_RELAXED);
@@ -396,8 +434,8 @@ static bool entry_store(const char *dir, const char *path, const StrBuf *obj, co
   fd = -1;
   char *argv[] = {"cc", "-shared", "-nostdlib", "-o", so.data, o.data, NULL};
   if (!run_tool(argv, sb_str(&log))) {
-    sb_printf(why, "'cc -shared' failed to link the kernels (see the log: set DAMC_NO_CACHE=1 "
-                   "to compile without the cache)");
+    sb_append(why, "'cc -shared -nostdlib' could not link the kernels");
+    first_line(sb_str(&log), why);
     goto out;
   }
   struct stat st;

@@ -16,7 +16,8 @@ ctest sets for every test) in an empty cache directory of its own (DAMC_CACHE_DI
   concurrent   two damc processes filling an empty cache at once: both right, the cache valid
                after (a third run compiles nothing), no temporary file left
   no_cache     --no-cache and DAMC_NO_CACHE=1 compile and write nothing
-  unwritable   a cache directory that cannot be created: compiled with the JIT, right results
+  unwritable   a cache directory that cannot be created, or no C compiler to link entries:
+               compiled with the JIT, right results, --verbose saying why
   python_api   through libdamc.so (the Python module over the C API): a second process's
                Model compiles nothing (damc_model_compile_count is 0) and loads no LLVM,
                with the same results
@@ -240,6 +241,19 @@ def case_unwritable(d):
     check(rc == 0 and st["compiled"] == 2 and same(d, "a.npz", "ref.npz"),
           "an impossible cache directory: compiled with the JIT, right results: %s %s" % (st, err))
     check("kernels compiled without the cache: cannot create" in err, "--verbose says why: " + err)
+    # No working C compiler to link entries: the JIT, right results, the linker's message.
+    fake = os.path.join(d, "bin")
+    os.mkdir(fake)
+    with open(os.path.join(fake, "cc"), "w") as f:
+        f.write("#!/bin/sh\necho 'cc: no linker here' >&2\nexit 1\n")
+    os.chmod(os.path.join(fake, "cc"), 0o755)
+    cache = os.path.join(d, "cache")
+    rc, st, err = run(d, cache, w, s, "b.npz",
+                      extra_env={"PATH": fake + os.pathsep + os.environ.get("PATH", "")})
+    check(rc == 0 and st["compiled"] == 2 and same(d, "b.npz", "ref.npz"),
+          "no linker: compiled with the JIT, right results: %s %s" % (st, err))
+    check("could not link the kernels: cc: no linker here" in err, "--verbose says why: " + err)
+    check(entries(cache) == [] and os.listdir(cache) == [], "no linker: nothing left in the cache")
 
 
 PY_PROGRAM = r"""
