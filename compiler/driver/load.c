@@ -212,9 +212,17 @@ int load_model(const Options *o, Loaded *l, EngineStage last) {
   // eval steps nothing: its kernel alone is compiled (on its first call).
   if (!status && !strcmp(o->command, "eval")) engine_want_only(l->engine, KERNEL_EVAL);
   double t_compile = clock_seconds();
-  if (!status && !damc_compile_to(l->damc, o->precision, !strcmp(o->command, "emit"), last, &derr)) {
+  // run needs the eval kernel for its final values: compiled on another thread while the
+  // step kernel is compiled here (both from the cache when it holds them).
+  bool prefetch = !strcmp(o->command, "run") && last == STAGE_JIT;
+  if (!status && !damc_compile_to(l->damc, o->precision, !strcmp(o->command, "emit"),
+                                  prefetch ? STAGE_BIND : last, &derr)) {
     sb_append(&err, derr.message);
     status = EXIT_MODEL;
+  }
+  if (!status && prefetch) {
+    engine_prefetch(l->engine, KERNEL_EVAL);
+    if (!engine_compile(l->engine, STAGE_JIT, &err)) status = EXIT_MODEL;
   }
   damc_error_clear(&derr);
   // check reports the param rules itself, as items.

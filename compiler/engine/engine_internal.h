@@ -45,7 +45,9 @@ struct Engine {
   Code *modules[KERNEL_KINDS];  // the module that holds the kernel (one module for kernels compiled together)
   KernelFn kernels[KERNEL_KINDS];
   unsigned compile_count;  // modules generated and compiled (engine_compile_count)
+  struct Prefetch *prefetch[KERNEL_KINDS];  // a kernel being compiled on another thread
 };
+
 
 // Points the kernels at weight `w` as bound: its data in place when its dtype is the
 // kernels', else a copy converted into it (the one made before, reused when there is one).

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -241,7 +242,7 @@ static bool stage_codegen(Engine *e, StrBuf *err) {
   const Plan *plans[KERNEL_KINDS];
   int n = 0;
   for (int k = 0; k < KERNEL_KINDS; k++)
-    if (e->plans[k] && !e->modules[k]) plans[n++] = e->plans[k];
+    if (e->plans[k] && !e->modules[k] && !e->prefetch[k]) plans[n++] = e->plans[k];
   if (n == 0) return true;
   CodeRequest req = {e->net->name, e->text, e->len, e->eliminate, e->neliminate,
                      e->dims, e->net->ndims, e->dtype == DAMRT_F32, e->showable};
@@ -293,7 +294,72 @@ void engine_eliminate(Engine *e, const int *layers, int n) {
   e->neliminate = n;
 }
 
+// ---- Compiling a kernel on another thread ----
+
+struct Prefetch {
+  pthread_t thread;
+  const Plan *plan;
+  CodeRequest req;
+  Code *code;  // the result, once joined
+  bool compiled;
+  StrBuf err;
+};
+
+static void *prefetch_main(void *arg) {
+  struct Prefetch *p = arg;
+  const Plan *plans[1] = {p->plan};
+  p->code = code_get(plans, 1, &p->req, &p->compiled, &p->err);
+  return NULL;
+}
+
+void engine_prefetch(Engine *e, KernelKind kind) {
+  if (e->done < STAGE_BIND || e->showable || e->modules[kind] || e->prefetch[kind]) return;
+  for (int w = 0; w < e->net->nweights; w++)
+    if (!e->weights[w].data) return;
+  StrBuf err = {0};
+  if (!e->plans[kind] && !(e->plans[kind] = plan_build(e->net, e->dims, kind, &err))) {
+    sb_free(&err);  // engine_kernel plans it again and reports
+    return;
+  }
+  sb_free(&err);
+  e->wanted[kind] = true;  // planned: engine_want has nothing more to do
+  struct Prefetch *p = xcalloc(1, sizeof *p);
+  p->plan = e->plans[kind];
+  p->req = (CodeRequest){e->net->name, e->text, e->len, e->eliminate, e->neliminate,
+                         e->dims, e->net->ndims, e->dtype == DAMRT_F32, false};
+  if (pthread_create(&p->thread, NULL, prefetch_main, p) != 0) {
+    free(p);  // compiled when asked for, as without a thread
+    return;
+  }
+  e->prefetch[kind] = p;
+}
+
+// Waits for the kernel being compiled on another thread and installs it; false, with its
+// message, when that failed.
+static bool prefetch_finish(Engine *e, KernelKind kind, StrBuf *err) {
+  struct Prefetch *p = e->prefetch[kind];
+  e->prefetch[kind] = NULL;
+  pthread_join(p->thread, NULL);
+  bool ok = p->code != NULL;
+  if (ok) {
+    e->modules[kind] = p->code;
+    if (p->compiled) e->compile_count++;
+    ok = (e->kernels[kind] = (KernelFn)code_lookup(p->code, kernel_name(kind), err)) != NULL;
+  } else {
+    sb_append(err, sb_str(&p->err));
+  }
+  sb_free(&p->err);
+  free(p);
+  return ok;
+}
+
 void engine_rewind(Engine *e, EngineStage stage) {
+  for (int k = 0; k < KERNEL_KINDS; k++)  // what the threads compile belongs to this state
+    if (e->prefetch[k] && e->done > stage) {
+      StrBuf ignored = {0};
+      prefetch_finish(e, (KernelKind)k, &ignored);
+      sb_free(&ignored);
+    }
   if (e->done <= stage) return;
   // Plans depend on the sizes (bind), code on the plans and the dtype.
   for (int k = 0; k < KERNEL_KINDS; k++) {
@@ -338,6 +404,7 @@ KernelFn engine_kernel(Engine *e, KernelKind kind, StrBuf *err) {
                 "give it to run the kernels\n", e->net->weights[w].name);
       return NULL;
     }
+  if (e->prefetch[kind] && !prefetch_finish(e, kind, err)) return NULL;
   engine_want(e, kind);
   return engine_compile(e, STAGE_JIT, err) ? e->kernels[kind] : NULL;
 }
