@@ -44,5 +44,4 @@ static bool cache_object(const Plan *const *plans, int n, bool f32, const char *
 static const DamcBackend backend = {DAMC_BACKEND_ABI, generate, jit, free_kernels, lookup,
                                     text, object, cache_object};
 
-const DamcBackend *damc_backend_entry(void);
 const DamcBackend *damc_backend_entry(void) { return &backend; }

@@ -56,7 +56,9 @@ typedef struct {
                        StrBuf *err);
 } DamcBackend;
 
-// The module's entry point (dlsym "damc_backend_entry").
+// The module's entry point (dlsym "damc_backend_entry"; called directly where the backend
+// is linked: sanitizer builds, DAMC_BACKEND_LINKED).
 typedef const DamcBackend *(*DamcBackendEntry)(void);
+const DamcBackend *damc_backend_entry(void);
 
 #endif

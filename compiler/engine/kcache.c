@@ -151,6 +151,12 @@ static const DamcBackend *backend_load(StrBuf *err) {
   double t0 = clock_seconds();
   pthread_mutex_lock(&lock);
   const DamcBackend *b = backend;
+#ifdef DAMC_BACKEND_LINKED
+  if (!b) {
+    b = backend = damc_backend_entry();
+    stats.llvm_loaded = true;
+  }
+#endif
   if (!b) {
     StrBuf path = {0};
     if (!backend_path(&path)) {
