@@ -6,7 +6,7 @@ FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build demo test check-asan fuzz clean install
+.PHONY: all deps build demo test check-asan fuzz clean install reproduce
 
 # make install PREFIX=/opt/damc: damc, libdamc.so, damc.h, damc.pc, the CMake package and
 # the Python module under PREFIX (docs/python.md, "Installing").
@@ -30,10 +30,16 @@ demo: build
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
+# The reproductions of docs/theory.md §6 (experiments/): prints each table and rewrites
+# docs/results.md, with plots in docs/results/ when matplotlib is installed.
+reproduce: build
+	/usr/bin/python3 experiments/results.py $(BUILD)/damc
+
 check-asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DDAMC_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	  ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS)
 
 # Runs the fuzzers for FUZZ_SECONDS each: the front end, then the .npy and .npz readers.

@@ -115,11 +115,12 @@ typedef struct {
 
 typedef struct {
   DamcMethod method;      /* zero: dopri5 */
-  double dt;              /* 0: a tenth of the smallest tau */
-  double rtol, atol;      /* 0: the defaults for the precision (see docs/cli.md) */
+  double dt;              /* 0: a tenth of the smallest tau; negative, NaN or inf: refused */
+  double rtol, atol;      /* 0: the defaults for the precision (see docs/cli.md); negative,
+                             NaN or inf: refused (status 2) */
   double tol;             /* stop a sample when every tau |dx/dt| <= tol (1 + |x|) (docs/cli.md);
                              0: the default for the precision (1e-4 f32, 1e-7 f64);
-                             negative: never stop early */
+                             negative: never stop early; NaN or inf: refused */
   size_t max_steps;       /* 0: 10000 */
   double noise_T;         /* euler: Langevin temperature; async: heat-bath (Glauber)
                              temperature; other methods: must be 0 */
@@ -213,6 +214,15 @@ int damc_rebind_weight(DamcModel *model, const char *name, const DamcArray *weig
    Fails with status 2 (not DAMC_F32 or DAMC_F64) or 1 (the compile failed: the selection
    is then unchanged). */
 int damc_use_precision(DamcModel *model, DamcPrecision precision, DamcError *err);
+
+/* How the two products around an eliminated layer (u = W' softmax(beta W g) or W' F'(W g))
+   are computed: AUTO chooses by the sizes (docs/performance.md, "Kernels chosen by size"),
+   BLAS always calls gemm twice around the layer's maps, FUSED always streams the weight once
+   (the fused kernel of runtime/src/kernel_fused.c). Applies to the next damc_compile or
+   damc_use_precision that compiles (set it before them). Fails with status 2 for a value
+   that is none of these. */
+typedef enum { DAMC_KERNELS_AUTO = 0, DAMC_KERNELS_BLAS = 1, DAMC_KERNELS_FUSED = 2 } DamcKernels;
+int damc_set_kernels(DamcModel *model, DamcKernels kernels, DamcError *err);
 
 /* How many times kernels were generated and compiled to machine code for this model, all
    precisions together (0 before damc_compile; 1 after it; the hvp and jvp kernels and a

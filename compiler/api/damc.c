@@ -172,6 +172,20 @@ int damc_compile_to(DamcModel *model, DamcPrecision precision, bool showable, En
   return 1;
 }
 
+int damc_set_kernels(DamcModel *model, DamcKernels kernels, DamcError *err) {
+  if (kernels != DAMC_KERNELS_AUTO && kernels != DAMC_KERNELS_BLAS && kernels != DAMC_KERNELS_FUSED) {
+    StrBuf sb = {0};
+    sb_append(&sb, "damc_set_kernels: DAMC_KERNELS_AUTO, DAMC_KERNELS_BLAS or DAMC_KERNELS_FUSED\n");
+    return fail(err, 2, &sb);
+  }
+  PlanKernels k = kernels == DAMC_KERNELS_BLAS ? PLAN_KERNELS_BLAS
+                  : kernels == DAMC_KERNELS_FUSED ? PLAN_KERNELS_FUSED : PLAN_KERNELS_AUTO;
+  for (int p = 0; p < 3; p++)
+    if (model->engines[p] && model->engines[p] != model->engine) engine_set_kernels(model->engines[p], k);
+  engine_set_kernels(model->engine, k);
+  return 1;
+}
+
 int damc_use_precision(DamcModel *model, DamcPrecision precision, DamcError *err) {
   StrBuf sb = {0};
   if (precision != DAMC_F32 && precision != DAMC_F64) {
@@ -464,6 +478,19 @@ bool damc_engine_run_options(const DamcModel *model, const DamcRunOptions *d,
                           NULL,
                           NULL,
                           d->order == DAMC_ORDER_SEQUENTIAL};
+  // A number that is not one is refused, not replaced by a default: 0 asks for the default.
+  const struct {
+    const char *name;
+    double value;
+    bool negative_ok;  // tol < 0: never stop early
+  } numbers[] = {{"dt", d->dt, false}, {"rtol", d->rtol, false}, {"atol", d->atol, false},
+                 {"tol", d->tol, true}};
+  for (size_t i = 0; i < sizeof numbers / sizeof *numbers; i++)
+    if (!isfinite(numbers[i].value) || (!numbers[i].negative_ok && numbers[i].value < 0)) {
+      sb_printf(sb, "%s = %g: expected a finite number%s (0: the default)\n", numbers[i].name,
+                numbers[i].value, numbers[i].negative_ok ? "" : " >= 0");
+      return false;
+    }
   // Options that belong to another method are refused, not ignored (as the command line does).
   if (d->order != DAMC_ORDER_RANDOM && (d->order != DAMC_ORDER_SEQUENTIAL || d->method != DAMC_ASYNC)) {
     sb_printf(sb, "the order of the units (%d) is an option of DAMC_ASYNC only, and is "

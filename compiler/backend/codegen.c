@@ -2,6 +2,7 @@
 #include "backend/codegen.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -301,28 +302,92 @@ static void emit_matmul(Cg *cg, const PlanStep *s) {
   close_batch(cg, &lb, s->per_sample);
 }
 
+static void load_bufs(Cg *cg, LLVMValueRef v_bufs) {
+  Irb *irb = cg->irb;
+  for (int i = 0; i < cg->plan->nbufs; i++) {
+    LLVMValueRef v_slot = LLVMBuildGEP2(irb->b, irb->ty_ptr, v_bufs,
+                                        (LLVMValueRef[]){irb_i64(irb, i)}, 1, "");
+    cg->v_buf[i] = LLVMBuildLoad2(irb->b, irb->ty_ptr, v_slot, cg->plan->bufs[i].name);
+  }
+}
+
+// The block function of fused step `at`: its inner maps over the columns [k0, k1) of every
+// sample (called by damrt_kernel_fused_* once per block of rows of the weight).
+static LLVMValueRef emit_block_fn(Cg *cg, int at, const char *kernel) {
+  Irb *irb = cg->irb;
+  const PlanStep *f = &cg->plan->steps[at];
+  char name[160];
+  snprintf(name, sizeof name, "%s.block%d", kernel, at);
+  LLVMValueRef fn = irb_func_begin(
+      irb, name, "void(ptr noalias bufs, ptr noalias params, i64 batch, i64 k0, i64 k1)");
+  LLVMSetLinkage(fn, LLVMInternalLinkage);
+  cg->v_params = irb_param(irb, 1);
+  cg->v_batch = irb_param(irb, 2);
+  LLVMValueRef v_k0 = irb_param(irb, 3), v_k1 = irb_param(irb, 4);
+  load_bufs(cg, irb_param(irb, 0));
+  for (int t = 1; t <= f->ninner; t++) {
+    const PlanStep *s = &cg->plan->steps[at + t];
+    const PlanBuf *out = &cg->plan->bufs[s->out];
+    IrbLoop lb, li;
+    LLVMValueRef v_b = open_batch(cg, &lb, true);
+    irb_loop_begin(irb, &li, LLVMBuildSub(irb->b, v_k1, v_k0, ""), "i");
+    LLVMValueRef v_i = LLVMBuildNUWAdd(irb->b, v_k0, li.i, "");
+    new_body(cg);
+    LLVMValueRef v = compute(cg, s->node, v_b, v_i);
+    irb_store(irb, cg->v_buf[s->out], buffer_index(cg, out, v_b, v_i), v);
+    irb_loop_end(irb, &li, NULL);
+    close_batch(cg, &lb, true);
+  }
+  LLVMBuildRetVoid(irb->b);
+  return fn;
+}
+
+static void emit_fused(Cg *cg, const PlanStep *s, LLVMValueRef v_fn, LLVMValueRef v_bufs) {
+  Irb *irb = cg->irb;
+  LLVMValueRef null = LLVMConstNull(irb->ty_ptr);
+  // Above max_batch samples the runtime takes the BLAS path; the plan's threads.
+  LLVMValueRef args[15] = {
+      LLVMConstInt(irb->ty_i32, s->mode == FUSED_SOFTMAX ? 0 : 1, 0), cg->v_batch,
+      irb_i64(irb, s->n), irb_i64(irb, s->k), irb_i64(irb, s->rows),
+      LLVMConstInt(irb->ty_i32, (unsigned long long)s->threads, 0), cg->v_buf[s->w],
+      cg->v_buf[s->g], cg->v_buf[s->z], cg->v_buf[s->act],
+      s->lse >= 0 ? cg->v_buf[s->lse] : null, cg->v_buf[s->out], v_fn, v_bufs, cg->v_params};
+  const char *fn = f32(cg) ? "damrt_kernel_fused_f32" : "damrt_kernel_fused_f64";
+  if (s->max_batch == INT64_MAX) {
+    irb_call(irb, runtime_fn(cg, fn), args, 15);
+    return;
+  }
+  LLVMValueRef v_small = LLVMBuildICmp(irb->b, LLVMIntSLE, cg->v_batch, irb_i64(irb, s->max_batch), "");
+  args[5] = LLVMBuildSelect(irb->b, v_small, args[5], LLVMConstInt(irb->ty_i32, 0, 0), "");
+  // max_batch is passed as a negative thread count: the runtime's BLAS path.
+  irb_call(irb, runtime_fn(cg, fn), args, 15);
+}
+
 bool codegen_plan(Irb *irb, const Plan *plan, const char *name, StrBuf *err) {
   Cg cg = {irb, plan, plan->net->pool, NULL, NULL, NULL, NULL, NULL, 0, 0, err};
   size_t len0 = err->len;
+  cg.v_buf = xcalloc((size_t)plan->nbufs + 1, sizeof *cg.v_buf);
+  uint32_t nn = expr_count(plan->net->pool);
+  cg.cache = xcalloc(nn, sizeof *cg.cache);
+  cg.cache_gen = xcalloc(nn, sizeof *cg.cache_gen);
+  LLVMValueRef *block_fn = xcalloc((size_t)plan->nsteps + 1, sizeof *block_fn);
+  for (int i = 0; i < plan->nsteps; i++)
+    if (plan->steps[i].kind == PS_FUSED) block_fn[i] = emit_block_fn(&cg, i, name);
   irb_func_begin(irb, name, "void(ptr noalias bufs, ptr noalias params, i64 batch)");
   LLVMValueRef v_bufs = irb_param(irb, 0);
   cg.v_params = irb_param(irb, 1);
   cg.v_batch = irb_param(irb, 2);
-  cg.v_buf = xcalloc((size_t)plan->nbufs + 1, sizeof *cg.v_buf);
-  for (int i = 0; i < plan->nbufs; i++) {
-    LLVMValueRef v_slot = LLVMBuildGEP2(irb->b, irb->ty_ptr, v_bufs,
-                                        (LLVMValueRef[]){irb_i64(irb, i)}, 1, "");
-    cg.v_buf[i] = LLVMBuildLoad2(irb->b, irb->ty_ptr, v_slot, plan->bufs[i].name);
-  }
-  uint32_t nn = expr_count(plan->net->pool);
-  cg.cache = xcalloc(nn, sizeof *cg.cache);
-  cg.cache_gen = xcalloc(nn, sizeof *cg.cache_gen);
+  load_bufs(&cg, v_bufs);
   for (int i = 0; i < plan->nsteps; i++) {
     const PlanStep *s = &plan->steps[i];
     if (s->kind == PS_MAP) emit_map(&cg, s);
     else if (s->kind == PS_REDUCE) emit_reduce(&cg, s);
-    else emit_matmul(&cg, s);
+    else if (s->kind == PS_FUSED) {
+      emit_fused(&cg, s, block_fn[i], v_bufs);
+      i += s->ninner;
+    } else emit_matmul(&cg, s);
   }
+  free(block_fn);
   LLVMBuildRetVoid(irb->b);
   free(cg.v_buf);
   free(cg.cache);

@@ -27,10 +27,22 @@ int euler_c1_layer(NetEnv *ne);
 // The order test of scheme (c3) of docs/theory.md §4.3 at max(50, samples) random states:
 // the median of e(delta)/e(delta/2), e(h) = E(x + h xdot) - E(x) - h dE/dt, in [3.5, 4.5].
 void check_euler_order(NetEnv *ne, int samples, CheckReport *r);
-// Stability, the Jacobian's spectrum and dead units at the fixed point near the states set
-// in `ne` (docs/theory.md §4.4, §4.5), after Newton's method: densely up to 1000 state
-// coordinates, matrix-free above (fixed_points.c). `tau` per layer.
-void check_fixed_point(NetEnv *ne, const double *tau, int index, uint64_t seed, CheckReport *r);
+// How Newton's method fared on a fixed point (docs/theory.md §4.4.1).
+typedef struct {
+  double rho;     // |u - x|_inf / (1 + |x|_inf) at the last iterate
+  double step;    // the last step's |delta|_inf / (1 + |x|_inf) (infinity before any)
+  int steps;
+  bool resolved;  // rho <= 1e-10 and step <= 1e-10: the point is known to working precision
+} Polished;
+
+// Newton's method from the states set in `ne` to the fixed point near them, left in `ne`:
+// with dense LU up to 1000 state coordinates, GMRES above (fixed_points.c).
+Polished fixed_point_polish(NetEnv *ne);
+// Stability, the Jacobian's spectrum and dead units at the fixed point set in `ne` (after
+// fixed_point_polish, whose outcome is `pol`; docs/theory.md §4.4, §4.5): densely up to 1000
+// state coordinates, matrix-free above. `tau` per layer.
+void check_fixed_point(NetEnv *ne, const double *tau, int index, uint64_t seed, const Polished *pol,
+                       CheckReport *r);
 // Trajectories of euler, rk4 and dopri5 (E never rising beyond rounding, §4.3; the (c1)
 // bound for Euler), convexity and dead units at states along them (§4.2.4), and the fixed
 // points they reach (stability §4.4.2, dead units §4.5). False only when the engine fails.

@@ -156,34 +156,62 @@ static double residual(NetEnv *ne, const Stack *st, double *r) {
   return rmax / (1 + xmax);
 }
 
+// One Newton step's linear solve, (𝐖𝐇 - I) delta = rhs, delta over rhs (d values); false
+// when it cannot be solved (𝐖𝐇 - I singular to working precision).
+typedef bool (*NewtonSolve)(void *user, double *rhs);
+
 // Newton's method on r(x) = 𝐖g(x) + I - x, whose Jacobian is 𝐖𝐇 - I (docs/theory.md §4.4.1),
-// from the state the run reached, until |r|_inf <= 1e-10 (1 + |x|_inf) or 8 steps. Returns
-// the last scaled residual; `steps` gets the number of steps taken.
-static double polish(NetEnv *ne, const Stack *st, const double *w, int *steps) {
+// from the states set in `ne`, until |r|_inf <= 1e-10 (1 + |x|_inf) and the last step is at
+// most 1e-10 (1 + |x|_inf), or 64 steps. The step criterion matters at a degenerate point:
+// where 𝐖𝐇 - I is (nearly) singular the residual is of higher order in the distance (x^3/3
+// for x = tanh(x)), |r| is small long before x is near the point, and Newton converges only
+// linearly. Leaves the states and activations at the last iterate.
+static Polished newton(NetEnv *ne, const Stack *st, NewtonSolve solve, void *user) {
   int64_t d = st->dim;
   double *r = xcalloc((size_t)d + 1, sizeof *r);
-  double rho = residual(ne, st, r);
-  for (*steps = 0; *steps < 8 && rho > 1e-10; ++*steps) {
-    double *jac = xcalloc((size_t)(d * d) + 1, sizeof *jac);
-    double *hess = xcalloc((size_t)(d * d) + 1, sizeof *hess);
-    stacked_hessian(ne, st, hess);
-    matmul(w, false, hess, jac, d);
-    for (int64_t i = 0; i < d; i++) {
-      jac[i * d + i] -= 1;
-      r[i] = -r[i];
-    }
-    lapack_int *pivots = xcalloc((size_t)d + 1, sizeof *pivots);
-    bool solved = LAPACKE_dgesv(LAPACK_ROW_MAJOR, (lapack_int)d, 1, jac, (lapack_int)d, pivots, r, 1) == 0;
-    free(pivots);
-    free(jac);
-    free(hess);
-    if (!solved) break;  // 𝐖𝐇 - I singular: a marginal point; keep the run's state
+  Polished p = {residual(ne, st, r), INFINITY, 0, false};
+  for (; p.steps < 64; p.steps++) {
+    double xmax = 0;
     for (int a = 0; a < ne->net->nlayers; a++)
-      for (int64_t i = 0; i < ne->n[a]; i++) ne->states[a][i] += r[st->offset[a] + i];
-    rho = residual(ne, st, r);
+      for (int64_t i = 0; i < ne->n[a]; i++) xmax = fmax(xmax, fabs(ne->states[a][i]));
+    if ((p.resolved = p.rho <= 1e-10 && p.step <= 1e-10 * (1 + xmax))) break;
+    for (int64_t i = 0; i < d; i++) r[i] = -r[i];
+    if (!solve(user, r)) break;  // singular: a marginal point; keep the last iterate
+    double dmax = 0;
+    for (int a = 0; a < ne->net->nlayers; a++)
+      for (int64_t i = 0; i < ne->n[a]; i++) {
+        ne->states[a][i] += r[st->offset[a] + i];
+        dmax = fmax(dmax, fabs(r[st->offset[a] + i]));
+      }
+    p.step = dmax / (1 + xmax);
+    p.rho = residual(ne, st, r);
   }
   free(r);
-  return rho;
+  return p;
+}
+
+typedef struct {
+  NetEnv *ne;
+  const Stack *st;
+  const double *w;
+} DenseNewton;
+
+// By LU (LAPACK) on 𝐖𝐇 - I with 𝐇 at the current states and 𝐖 fixed: exact for synapses (u
+// is linear in g); through energy terms 𝐖 changes little and Newton converges linearly.
+static bool dense_solve(void *user, double *rhs) {
+  DenseNewton *dn = user;
+  int64_t d = dn->st->dim;
+  double *jac = xcalloc((size_t)(d * d) + 1, sizeof *jac);
+  double *hess = xcalloc((size_t)(d * d) + 1, sizeof *hess);
+  stacked_hessian(dn->ne, dn->st, hess);
+  matmul(dn->w, false, hess, jac, d);
+  for (int64_t i = 0; i < d; i++) jac[i * d + i] -= 1;
+  lapack_int *pivots = xcalloc((size_t)d + 1, sizeof *pivots);
+  bool solved = LAPACKE_dgesv(LAPACK_ROW_MAJOR, (lapack_int)d, 1, jac, (lapack_int)d, pivots, rhs, 1) == 0;
+  free(pivots);
+  free(jac);
+  free(hess);
+  return solved;
 }
 
 // λ_max(Bᵀ𝐖B) for 𝐇 = BBᵀ, B = Q diag(sqrt(max(λ, 0))) (docs/theory.md §4.4.2); NaN when
@@ -245,8 +273,53 @@ static JacobianSpectrum jacobian_spectrum(const NetEnv *ne, const Stack *st, con
   return js;
 }
 
+// The numbers of Newton's method on an item.
+static void report_newton(CheckItem *it, const Polished *pol) {
+  report_number(it, "residual |u - x|_inf / (1 + |x|_inf)", pol->rho);
+  report_number(it, "Newton steps", pol->steps);
+  report_number(it, "last Newton step / (1 + |x|_inf)", pol->step);
+}
+
+// The stability item of a fixed point of a model with an energy: lambda_max(B'WB) against 1
+// (docs/theory.md §4.4.2), within CHECK_MARGIN plus `slack` (the Lanczos bound) marginal; a
+// point Newton did not resolve is a warning whatever lambda says, since lambda was taken
+// away from the point. `matrix_free`: the state coordinates, or 0 for the dense path.
+static CheckItem *report_stability(CheckReport *r, const char *subject, double top, double slack,
+                                   const Polished *pol, int64_t matrix_free) {
+  char how[96] = "";
+  if (matrix_free) snprintf(how, sizeof how, ", matrix-free: %lld state coordinates", (long long)matrix_free);
+  double band = CHECK_MARGIN + slack;
+  CheckItem *it;
+  if (isnan(top))
+    it = report_add(r, "stability", subject, NULL, VERDICT_SKIPPED,
+                    "LAPACK could not diagonalise H, B'WB or the Lanczos tridiagonal%s", how);
+  else if (!pol->resolved && fabs(top - 1) > band)
+    it = report_add(r, "stability", subject, NULL, VERDICT_WARN,
+                    "not resolved: Newton's method did not reach |u - x| <= 1e-10 with a step <= "
+                    "1e-10 in %d steps (a degenerate or marginal fixed point, where it converges "
+                    "only linearly); lambda_max(B'WB) at the last iterate is %.9g (docs/theory.md "
+                    "§4.4.1%s)", pol->steps, top, how);
+  else if (pol->resolved && top < 1 - band)
+    it = report_add(r, "stability", subject, NULL, VERDICT_PASS,
+                    "stable: lambda_max(B'WB) < 1 (docs/theory.md §4.4.2%s); its flat region, if "
+                    "any, lies in its basin (§4.4.4)", how);
+  else if (pol->resolved && top > 1 + band)
+    it = report_add(r, "stability", subject, NULL, VERDICT_FAIL,
+                    "unstable: lambda_max(B'WB) > 1 (docs/theory.md §4.4.2%s): the run came to "
+                    "rest at a saddle or a maximum", how);
+  else
+    it = report_add(r, "stability", subject, NULL, VERDICT_WARN,
+                    "marginal: lambda_max(B'WB) = 1 within %.1e (docs/theory.md §4.4.2%s)%s", band,
+                    how, pol->resolved ? "" : "; Newton's method converged only linearly, as it "
+                                              "does at a degenerate point");
+  report_number(it, "lambda_max(B'WB)", top);
+  report_newton(it, pol);
+  return it;
+}
+
 // Stability, the Jacobian's spectrum and dead units at one fixed point (states set in `ne`).
-static void dense_fixed_point(NetEnv *ne, const double *tau, int index, CheckReport *r) {
+static void dense_fixed_point(NetEnv *ne, const double *tau, int index, const Polished *pol,
+                              CheckReport *r) {
   const Network *net = ne->net;
   const Model *m = net->model;
   int n = net->nlayers;
@@ -254,12 +327,8 @@ static void dense_fixed_point(NetEnv *ne, const double *tau, int index, CheckRep
   int64_t d = st.dim;
   char subject[64];
   snprintf(subject, sizeof subject, "fixed point %d", index);
-  int newton = 0;
   for (int a = 0; a < n; a++) netenv_eval(ne, net->layers[a].g, ne->acts[a]);
-  // 𝐖 = du/dg at the run's state: exact for synapses (u is linear in g); for energy terms
-  // it changes little over the Newton steps, which then converge linearly.
-  double *w = coupling(ne, &st);
-  double rho = polish(ne, &st, w, &newton);  // also sets g at the fixed point
+  double *w = coupling(ne, &st);  // 𝐖 = du/dg at the fixed point
   double *hess = xcalloc((size_t)(d * d) + 1, sizeof *hess);
   bool eliminated = false;
   for (int a = 0; a < n; a++) {
@@ -320,19 +389,9 @@ static void dense_fixed_point(NetEnv *ne, const double *tau, int index, CheckRep
   } else {
     for (int64_t i = 0; i < d; i++)  // 𝐖 of an energy model is symmetric; take its symmetric part
       for (int64_t j = 0; j < i; j++) w[i * d + j] = w[j * d + i] = 0.5 * (w[i * d + j] + w[j * d + i]);
-    double top = lambda_max_bwb(hess, w, d);
-    Verdict v = isnan(top) ? VERDICT_SKIPPED : top < 1 - CHECK_MARGIN ? VERDICT_PASS : top > 1 + CHECK_MARGIN ? VERDICT_FAIL : VERDICT_WARN;
-    it = report_add(r, "stability", subject, NULL, v,
-                    v == VERDICT_SKIPPED ? "LAPACK could not diagonalise H or B'WB"
-                    : v == VERDICT_PASS  ? "stable: lambda_max(B'WB) < 1 (docs/theory.md §4.4.2); "
-                                           "its flat region, if any, lies in its basin (§4.4.4)"
-                    : v == VERDICT_FAIL  ? "unstable: lambda_max(B'WB) > 1 (docs/theory.md §4.4.2): "
-                                           "the run came to rest at a saddle or a maximum"
-                                         : "marginal: lambda_max(B'WB) = 1 to 1e-8 (docs/theory.md §4.4.2)");
-    report_number(it, "lambda_max(B'WB)", top);
+    it = report_stability(r, subject, lambda_max_bwb(hess, w, d), 0, pol, 0);
   }
-  report_number(it, "residual |u - x|_inf / (1 + |x|_inf)", rho);
-  report_number(it, "Newton steps", newton);
+  if (net->has_directed) report_newton(it, pol);
   ExprId energy = net->reduced ? net->reduced_energy_x : net->energy_x;
   if (!net->has_directed) report_number(it, "E", netenv_scalar(ne, energy));
   if (js.ok) {
@@ -407,49 +466,23 @@ static void op_newton(void *user, const double *x, double *y) {
 // d x d matrices: Newton-GMRES polishes it, Lanczos in the H product gives lambda_max(B'WB),
 // and each layer's convexity and dead units at the point come from its structured spectrum
 // (layer_checks.h). The Jacobian's spectrum is not computed (it would need d eigenvalues).
-static void krylov_fixed_point(NetEnv *ne, int index, uint64_t seed, CheckReport *r) {
+static void krylov_fixed_point(NetEnv *ne, int index, uint64_t seed, const Polished *pol,
+                               CheckReport *r) {
   const Network *net = ne->net;
   int n = net->nlayers;
   Stack st = stack_layers(ne);
   int64_t d = st.dim;
   Ops ops = {ne, &st, xcalloc((size_t)d + 1, sizeof(double)), xcalloc((size_t)d + 1, sizeof(double)),
              xcalloc((size_t)d + 1, sizeof(double))};
-  double *res = xcalloc((size_t)d + 1, sizeof *res), *delta = xcalloc((size_t)d + 1, sizeof *delta);
-  double rho = residual(ne, &st, res), solve = 0;
-  int newton = 0;
-  for (; newton < 8 && rho > 1e-10; newton++) {
-    for (int64_t i = 0; i < d; i++) res[i] = -res[i];
-    solve = krylov_gmres(op_newton, &ops, d, res, delta, 50, 400, 1e-12);
-    if (!(solve <= 1e-6)) break;  // 𝐖𝐇 - I (nearly) singular: a marginal point; keep the state
-    for (int a = 0; a < n; a++)
-      for (int64_t i = 0; i < ne->n[a]; i++) ne->states[a][i] += delta[st.offset[a] + i];
-    rho = residual(ne, &st, res);  // also sets g at the new point
-  }
+  for (int a = 0; a < n; a++) netenv_eval(ne, net->layers[a].g, ne->acts[a]);
   double *start = xcalloc((size_t)d + 1, sizeof *start);
   for (int64_t i = 0; i < d; i++) start[i] = netenv_normal(ne);
   KrylovTop top = krylov_top_eig(op_hessian, op_coupling, &ops, d, d < 300 ? (int)d : 300, 1e-12, start);
   char subject[64];
   snprintf(subject, sizeof subject, "fixed point %d", index);
-  // Undecided within the margin plus the Lanczos bound: marginal (or not resolved).
-  double slack = CHECK_MARGIN + top.bound;
-  Verdict v = isnan(top.top) ? VERDICT_SKIPPED
-              : top.top < 1 - slack ? VERDICT_PASS : top.top > 1 + slack ? VERDICT_FAIL : VERDICT_WARN;
-  CheckItem *it = report_add(
-      r, "stability", subject, NULL, v,
-      v == VERDICT_SKIPPED ? "LAPACK could not diagonalise the Lanczos tridiagonal"
-      : v == VERDICT_PASS  ? "stable: lambda_max(B'WB) < 1 (docs/theory.md §4.4.2, matrix-free: %lld "
-                             "state coordinates); its flat region, if any, lies in its basin (§4.4.4)"
-      : v == VERDICT_FAIL  ? "unstable: lambda_max(B'WB) > 1 (docs/theory.md §4.4.2, matrix-free: %lld "
-                             "state coordinates): the run came to rest at a saddle or a maximum"
-                           : "marginal: lambda_max(B'WB) = 1 within 1e-8 and the Lanczos bound "
-                             "(docs/theory.md §4.4.2, matrix-free: %lld state coordinates)",
-      (long long)d);
-  report_number(it, "lambda_max(B'WB)", top.top);
+  CheckItem *it = report_stability(r, subject, top.top, top.bound, pol, d);
   report_number(it, "Lanczos bound", top.bound);
   report_number(it, "Lanczos steps", top.steps);
-  report_number(it, "residual |u - x|_inf / (1 + |x|_inf)", rho);
-  report_number(it, "Newton steps", newton);
-  report_number(it, "GMRES relative residual", solve);
   ExprId energy = net->reduced ? net->reduced_energy_x : net->energy_x;
   report_number(it, "E", netenv_scalar(ne, energy));
   double *x = xcalloc((size_t)d + 1, sizeof *x);
@@ -477,24 +510,62 @@ static void krylov_fixed_point(NetEnv *ne, int index, uint64_t seed, CheckReport
     free(col);
   }
   free(start);
-  free(res);
-  free(delta);
   free(ops.up);
   free(ops.down);
   free(ops.hx);
   free(st.offset);
 }
 
-void check_fixed_point(NetEnv *ne, const double *tau, int index, uint64_t seed, CheckReport *r) {
+// GMRES on 𝐖(𝐇v) - v, from delta = 0, to 1e-12 relative (at most 400 products); a solve that
+// does not get below 1e-6 counts as singular.
+static bool krylov_solve(void *user, double *rhs) {
+  Ops *o = user;
+  int64_t d = o->st->dim;
+  double *delta = xcalloc((size_t)d + 1, sizeof *delta);
+  bool ok = krylov_gmres(op_newton, o, d, rhs, delta, 50, 400, 1e-12) <= 1e-6;
+  memcpy(rhs, delta, (size_t)d * sizeof *delta);
+  free(delta);
+  return ok;
+}
+
+static int64_t state_dim(const NetEnv *ne) {
   int64_t d = 0;
   for (int a = 0; a < ne->net->nlayers; a++) d += ne->n[a];
-  if (d <= FIXED_POINT_DENSE_MAX) dense_fixed_point(ne, tau, index, r);
+  return d;
+}
+
+Polished fixed_point_polish(NetEnv *ne) {
+  Stack st = stack_layers(ne);
+  for (int a = 0; a < ne->net->nlayers; a++) netenv_eval(ne, ne->net->layers[a].g, ne->acts[a]);
+  Polished p;
+  if (st.dim <= FIXED_POINT_DENSE_MAX) {
+    // 𝐖 = du/dg at the run's state (see dense_solve).
+    double *w = coupling(ne, &st);
+    DenseNewton dn = {ne, &st, w};
+    p = newton(ne, &st, dense_solve, &dn);
+    free(w);
+  } else {
+    Ops ops = {ne, &st, xcalloc((size_t)st.dim + 1, sizeof(double)),
+               xcalloc((size_t)st.dim + 1, sizeof(double)), xcalloc((size_t)st.dim + 1, sizeof(double))};
+    p = newton(ne, &st, krylov_solve, &ops);
+    free(ops.up);
+    free(ops.down);
+    free(ops.hx);
+  }
+  free(st.offset);
+  return p;
+}
+
+void check_fixed_point(NetEnv *ne, const double *tau, int index, uint64_t seed, const Polished *pol,
+                       CheckReport *r) {
+  int64_t d = state_dim(ne);
+  if (d <= FIXED_POINT_DENSE_MAX) dense_fixed_point(ne, tau, index, pol, r);
   else if (ne->net->has_directed)
     report_add(r, "stability", "network", NULL, VERDICT_SKIPPED,
                "the network has %lld state coordinates, above the %d the Jacobian's spectrum is "
                "computed for, and without an energy (a directed synapse) the matrix-free "
                "criterion of docs/theory.md §4.4.2 does not hold", (long long)d, FIXED_POINT_DENSE_MAX);
-  else krylov_fixed_point(ne, index, seed, r);
+  else krylov_fixed_point(ne, index, seed, pol, r);
 }
 
 // ---- Models without energy: the residual Lyapunov function (§4.4.5) ----

@@ -200,7 +200,7 @@ static FdErr dir_errors(const Point *p, double s, double dl, double gd, const do
 
 // |H - H'|_max / (eps |H|_max) for a large layer: from the dense H when its structure is
 // known and it fits, otherwise by the bilinear form w'Hz - z'Hw on two random vectors.
-static double symmetry_large(Point *p, CheckRng *rng) {
+static double symmetry_large(Point *p, Rng *rng) {
   const LayerCheckCtx *ctx = p->ctx;
   int64_t n = p->n;
   if (!ctx->eq->hessian.dense && ctx->eq->hessian.nterms == 0) return 0;
@@ -249,7 +249,7 @@ static double symmetry_large(Point *p, CheckRng *rng) {
 }
 
 // The directional form at one point (n > LAYER_CHECK_DIRECTIONAL_N). Returns 1 if checked.
-static int check_directional(Point *p, int point, CheckRng *rng, bool symmetry, DerivResult *r) {
+static int check_directional(Point *p, int point, Rng *rng, bool symmetry, DerivResult *r) {
   int64_t n = p->n;
   const LayerCheckCtx *ctx = p->ctx;
   double *v = xcalloc((size_t)n, sizeof *v), norm = 0, xmax = 0;
@@ -323,7 +323,7 @@ void layer_check_derivatives(const LayerCheckCtx *ctx, const SampleSet *pts, uin
   p.gm = xcalloc((size_t)n + 1, sizeof *p.gm);
   p.kink0 = xcalloc((size_t)(ctx->nkinks * n) + 1, sizeof *p.kink0);
   p.kinkv = xcalloc((size_t)(ctx->nkinks * n) + 1, sizeof *p.kinkv);
-  CheckRng rng = rng_for(seed, ctx->layer, 2);
+  Rng rng = rng_for(seed, ctx->layer, 2);
   for (int k = 0; k < pts->count; k++) {
     p.x = pts->x + (size_t)k * (size_t)n;
     // L, g, the kink and singular arguments at x.

@@ -9,27 +9,15 @@
 #include <stdint.h>
 
 #include "check/layer_checks.h"
+#include "support/rng.h"
 #include "sym/eval.h"
 
 
 // The largest layer whose H is made dense (for dsyevd, or from Hessian-vector products).
 enum { DENSE_MAX_N = 2048 };
 
-// splitmix64: a small deterministic stream, the same on every platform.
-typedef struct {
-  uint64_t s;
-} CheckRng;
-
-static inline uint64_t rng_next(CheckRng *r) {
-  uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-static inline double rng_uniform(CheckRng *r) { return (double)(rng_next(r) >> 11) / 9007199254740992.0; }
-double rng_normal(CheckRng *r);
 // A stream for (seed, layer, purpose), independent of the others.
-CheckRng rng_for(uint64_t seed, int layer, int purpose);
+Rng rng_for(uint64_t seed, int layer, int purpose);
 
 // Evaluates `count` nodes of the layer's equations with its state at x and its direction at
 // `dir` (NULL: none), copying each value into outs[k] (`numel` values; a scalar node gives 1

@@ -10,13 +10,8 @@
 
 // ---- Shared helpers ----
 
-double rng_normal(CheckRng *r) {
-  double u = rng_uniform(r) + 1e-300, v = rng_uniform(r);
-  return sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
-}
-
-CheckRng rng_for(uint64_t seed, int layer, int purpose) {
-  CheckRng r = {seed ^ (0xd1b54a32d192ed03ull * (uint64_t)(layer + 1))};
+Rng rng_for(uint64_t seed, int layer, int purpose) {
+  Rng r = {seed ^ (0xd1b54a32d192ed03ull * (uint64_t)(layer + 1))};
   r.s ^= 0x8cb92ba72f3d8dd7ull * (uint64_t)(purpose + 1);
   rng_next(&r);
   return r;
@@ -200,7 +195,7 @@ static bool kink_break(const LayerCheckCtx *ctx, ExprId arg, double *at) {
   bool ok = layer_eval(ctx, x, NULL, &arg, 1, &v0, BCAST_ALL);
   for (int64_t i = 0; i < n; i++) x[i] = 1;
   ok = ok && layer_eval(ctx, x, NULL, &arg, 1, &v1, BCAST_ALL);
-  CheckRng r = rng_for(0x6b696e6bull, ctx->layer, 0);
+  Rng r = rng_for(0x6b696e6bull, ctx->layer, 0);
   for (int64_t i = 0; i < n; i++) x[i] = 3 * rng_normal(&r);
   ok = ok && layer_eval(ctx, x, NULL, &arg, 1, &vr, BCAST_ALL);
   double a = v1[0] - v0[0], b = v0[0];
@@ -294,7 +289,7 @@ void layer_samples(const LayerCheckCtx *ctx, uint64_t seed, int per_scale, Sampl
   if (per_scale <= 0) per_scale = LAYER_CHECK_SAMPLES;
   double beta = ctx->beta, *x = xcalloc((size_t)n + 1, sizeof *x);
   char label[48];
-  CheckRng r = rng_for(seed, ctx->layer, 1);
+  Rng r = rng_for(seed, ctx->layer, 1);
   static const double scales[3] = {0.1, 1, 10};
   for (int s = 0; s < 3; s++)
     for (int p = 0; p < per_scale; p++) {

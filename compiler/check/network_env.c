@@ -11,7 +11,7 @@
 void netenv_init(NetEnv *ne, const Network *net, const int64_t *dims, const double *params,
                  const double *const *weights, uint64_t seed) {
   int n = net->nlayers;
-  *ne = (NetEnv){net, NULL, NULL, NULL, NULL, NULL, NULL, {0}, seed * 2654435761u + 1, NULL};
+  *ne = (NetEnv){net, NULL, NULL, NULL, NULL, NULL, NULL, {0}, {seed * 2654435761u + 1}, NULL};
   ne->n = xcalloc((size_t)n + 1, sizeof *ne->n);
   double ***arrays[4] = {&ne->states, &ne->acts, &ne->inputs, &ne->dirs};
   for (int k = 0; k < 4; k++) *arrays[k] = xcalloc((size_t)n + 1, sizeof(double *));
@@ -41,13 +41,7 @@ void netenv_free(NetEnv *ne) {
   free(ne->n);
 }
 
-double netenv_normal(NetEnv *ne) {
-  ne->rng = ne->rng * 6364136223846793005ull + 1442695040888963407ull;
-  double u = (double)(ne->rng >> 11) / 9007199254740992.0 + 1e-300;
-  ne->rng = ne->rng * 6364136223846793005ull + 1442695040888963407ull;
-  double v = (double)(ne->rng >> 11) / 9007199254740992.0;
-  return sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
-}
+double netenv_normal(NetEnv *ne) { return rng_normal(&ne->rng); }
 
 void netenv_set_inputs(NetEnv *ne, size_t b, bool sampled) {
   const EngineArray *given = ne->given_input;

@@ -9,6 +9,7 @@
 
 #include "derive/network.h"
 #include "engine/engine.h"
+#include "support/rng.h"
 #include "sym/eval.h"
 
 typedef struct {
@@ -17,7 +18,7 @@ typedef struct {
   double **states, **acts, **inputs, **dirs;
   const double **weights;
   EvalEnv env;
-  uint64_t rng;
+  Rng rng;
   // The user's inputs (per layer: [n_A] for every sample or [B, n_A], float32 or float64;
   // a layer's data NULL when not given), or NULL; borrowed.
   const EngineArray *given_input;

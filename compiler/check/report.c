@@ -76,58 +76,83 @@ static void place(const CheckItem *item, const DiagSink *sink, char *buf, size_t
   snprintf(buf, n, "%s:%u:%u", diag_source(sink, item->where.file)->name, line, col);
 }
 
-void report_print_text(const CheckReport *r, const DiagSink *sink, StrBuf *out) {
+// One item in full: verdict, check, subject, place, the whole reason, then its numbers and
+// vectors indented.
+static void print_item(const CheckItem *it, const DiagSink *sink, StrBuf *out) {
+  char where[300];
+  place(it, sink, where, sizeof where);
+  sb_printf(out, "%-7s %-16s %-16s %s%s%s\n", verdict_name(it->verdict), it->check, it->subject,
+            where, where[0] ? ": " : "", sb_str(&it->reason));
+  for (size_t k = 0; k < it->nnumbers; k++)
+    sb_printf(out, "%44s%-28s %.6g\n", "", it->numbers[k].name,
+              isnan(it->numbers[k].value) ? NAN : it->numbers[k].value);  // "nan", never "-nan"
+  for (size_t k = 0; k < it->nvectors; k++) {
+    const CheckVector *v = &it->vectors[k];
+    sb_printf(out, "%44s%-28s", "", v->name);
+    for (size_t j = 0; j < v->count; j++) {
+      if (v->count > 8 && j == 4) {
+        sb_printf(out, " ... (%zu values)", v->count);
+        j = v->count - 4;
+      }
+      sb_printf(out, " %.6g", isnan(v->values[j]) ? NAN : v->values[j]);
+    }
+    sb_putc(out, '\n');
+  }
+}
+
+// The group an item is shown in: its layer ("layer v"), or the network.
+static const char *group_of(const CheckItem *it) {
+  return strncmp(it->subject, "layer ", 6) ? "network" : it->subject;
+}
+
+void report_print_text(const CheckReport *r, const DiagSink *sink, bool details, StrBuf *out) {
   size_t counts[4] = {0, 0, 0, 0};
   for (size_t i = 0; i < r->count; i++) counts[r->items[i].verdict]++;
   sb_printf(out, "%s: %zu passed, %zu warnings, %zu failed, %zu skipped\n\n",
             verdict_name(report_worst(r)), counts[VERDICT_PASS], counts[VERDICT_WARN],
             counts[VERDICT_FAIL], counts[VERDICT_SKIPPED]);
-  for (size_t i = 0; i < r->count; i++) {
-    const CheckItem *it = &r->items[i];
-    char where[300];
-    place(it, sink, where, sizeof where);
-    sb_printf(out, "%-7s %-16s %-16s %s%s%s\n", verdict_name(it->verdict), it->check, it->subject,
-              where, where[0] ? ": " : "", sb_str(&it->reason));
-    for (size_t k = 0; k < it->nnumbers; k++)
-      sb_printf(out, "%44s%-28s %.6g\n", "", it->numbers[k].name,
-                isnan(it->numbers[k].value) ? NAN : it->numbers[k].value);  // "nan", never "-nan"
-    for (size_t k = 0; k < it->nvectors; k++) {
-      const CheckVector *v = &it->vectors[k];
-      sb_printf(out, "%44s%-28s", "", v->name);
-      for (size_t j = 0; j < v->count; j++) {
-        if (v->count > 8 && j == 4) {
-          sb_printf(out, " ... (%zu values)", v->count);
-          j = v->count - 4;
-        }
-        sb_printf(out, " %.6g", isnan(v->values[j]) ? NAN : v->values[j]);
-      }
-      sb_putc(out, '\n');
+  if (details) {
+    for (size_t i = 0; i < r->count; i++) print_item(&r->items[i], sink, out);
+    return;
+  }
+  // Failures and warnings first, in full; then one line an item, grouped by layer and the
+  // network, its reason cut to the line.
+  bool any = false;
+  for (size_t i = 0; i < r->count; i++)
+    if (r->items[i].verdict == VERDICT_FAIL || r->items[i].verdict == VERDICT_WARN) {
+      print_item(&r->items[i], sink, out);
+      any = true;
+    }
+  if (any) sb_putc(out, '\n');
+  for (size_t g = 0; g < r->count; g++) {
+    const char *group = group_of(&r->items[g]);
+    bool first = true;  // the group's first item: its header
+    for (size_t i = 0; i < g && first; i++) first = strcmp(group_of(&r->items[i]), group) != 0;
+    if (!first) continue;
+    char where[300] = "";
+    for (size_t i = g; i < r->count && !where[0]; i++)
+      if (!strcmp(group_of(&r->items[i]), group) && strcmp(group, "network")) place(&r->items[i], sink, where, sizeof where);
+    sb_printf(out, "%s%s%s%s\n", group, where[0] ? " (" : "", where, where[0] ? ")" : "");
+    for (size_t i = g; i < r->count; i++) {
+      const CheckItem *it = &r->items[i];
+      if (strcmp(group_of(it), group)) continue;
+      char line[200];
+      int used = snprintf(line, sizeof line, "  %-7s %-16s %-14s ", verdict_name(it->verdict), it->check,
+                          strcmp(group, "network") && !strcmp(it->subject, group) ? "" : it->subject);
+      const char *reason = sb_str(&it->reason);
+      int room = 118 - used;
+      if ((int)strlen(reason) <= room) sb_printf(out, "%s%s\n", line, reason);
+      else sb_printf(out, "%s%.*s...\n", line, room - 3, reason);
     }
   }
-}
-
-static void json_string(StrBuf *out, const char *s) {
-  sb_putc(out, '"');
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') sb_printf(out, "\\%c", c);
-    else if (c == '\n') sb_append(out, "\\n");
-    else if (c < 0x20) sb_printf(out, "\\u%04x", c);
-    else sb_putc(out, (char)c);
-  }
-  sb_putc(out, '"');
-}
-
-static void json_number(StrBuf *out, double v) {
-  if (isfinite(v)) sb_printf(out, "%.17g", v);
-  else json_string(out, isnan(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity");
+  sb_append(out, "\n(--details: every item in full with its numbers; --json: everything)\n");
 }
 
 void report_print_json(const CheckReport *r, const DiagSink *sink, const char *model, StrBuf *out) {
   sb_append(out, "{\"model\": ");
-  json_string(out, model);
+  sb_json_string(out, model);
   sb_append(out, ", \"verdict\": ");
-  json_string(out, verdict_name(report_worst(r)));
+  sb_json_string(out, verdict_name(report_worst(r)));
   sb_append(out, ", \"items\": [");
   for (size_t i = 0; i < r->count; i++) {
     const CheckItem *it = &r->items[i];
@@ -135,30 +160,30 @@ void report_print_json(const CheckReport *r, const DiagSink *sink, const char *m
     place(it, sink, where, sizeof where);
     sb_append(out, i ? ",\n  {" : "\n  {");
     sb_append(out, "\"check\": ");
-    json_string(out, it->check);
+    sb_json_string(out, it->check);
     sb_append(out, ", \"subject\": ");
-    json_string(out, it->subject);
+    sb_json_string(out, it->subject);
     sb_append(out, ", \"where\": ");
-    json_string(out, where);
+    sb_json_string(out, where);
     sb_append(out, ", \"verdict\": ");
-    json_string(out, verdict_name(it->verdict));
+    sb_json_string(out, verdict_name(it->verdict));
     sb_append(out, ", \"reason\": ");
-    json_string(out, sb_str(&it->reason));
+    sb_json_string(out, sb_str(&it->reason));
     sb_append(out, ", \"numbers\": {");
     for (size_t k = 0; k < it->nnumbers; k++) {
       if (k) sb_append(out, ", ");
-      json_string(out, it->numbers[k].name);
+      sb_json_string(out, it->numbers[k].name);
       sb_append(out, ": ");
-      json_number(out, it->numbers[k].value);
+      sb_json_number(out, it->numbers[k].value);
     }
     sb_append(out, "}, \"vectors\": {");
     for (size_t k = 0; k < it->nvectors; k++) {
       sb_append(out, k ? ", " : "");
-      json_string(out, it->vectors[k].name);
+      sb_json_string(out, it->vectors[k].name);
       sb_append(out, ": [");
       for (size_t j = 0; j < it->vectors[k].count; j++) {
         sb_append(out, j ? ", " : "");
-        json_number(out, it->vectors[k].values[j]);
+        sb_json_number(out, it->vectors[k].values[j]);
       }
       sb_putc(out, ']');
     }

@@ -65,11 +65,12 @@ void report_free(CheckReport *r);
 // The worst verdict of the report (FAIL > WARN > PASS; SKIPPED counts as PASS).
 Verdict report_worst(const CheckReport *r);
 
-// For people: a line of counts, one line per item (verdict, check, subject, place, reason),
-// then the numbers of each item that has any, indented (of a vector, at most its first and
-// last four values). `sink` turns spans into
-// FILE:LINE:COL.
-void report_print_text(const CheckReport *r, const DiagSink *sink, StrBuf *out);
+// For people: a line of counts; then, unless `details`, the failures and warnings in full
+// and one line an item (its reason cut to the line) grouped by layer and the network, so that
+// a model's report fits a screen; with `details`, every item in full: verdict, check,
+// subject, place, reason, then its numbers indented (of a vector, at most its first and last
+// four values). `sink` turns spans into FILE:LINE:COL.
+void report_print_text(const CheckReport *r, const DiagSink *sink, bool details, StrBuf *out);
 // Every item and number as one JSON object: {"model": ..., "verdict": ..., "items": [...]}.
 void report_print_json(const CheckReport *r, const DiagSink *sink, const char *model, StrBuf *out);
 

@@ -25,6 +25,7 @@
 #include "driver/plot.h"
 #include "front/ast.h"
 #include "support/common.h"
+#include "support/rng.h"
 
 // ---- The command line's values ----
 
@@ -121,6 +122,12 @@ static int parse_sweep(const Options *o, Sweep *s) {
                                      "to store, as 10,20,40 or 10:100:10%s", "");
   int status = parse_k_list(o->k_list, s);
   if (!status) status = parse_corrupt(o->corrupt ? o->corrupt : "flip:0.1", s);
+  // The single-unit rule starts from sign(x) with sign(0) = +1: a masked unit would start at
+  // +1, so mask:P would flip about P/2 of the units, all of them towards +1.
+  if (!status && s->corrupt == CORRUPT_MASK && o->run.method == DAMC_ASYNC)
+    status = usage_error("capacity", "--corrupt mask:P with --method async: the single-unit rule "
+                         "starts every unit at sign(x), with sign(0) = +1, so masked units would "
+                         "not stay unknown; use flip:P%s", "");
   const char *p = o->patterns ? o->patterns : "binary";
   size_t len = strlen(p);
   if (!strcmp(p, "binary")) s->patterns = PATTERNS_BINARY;
@@ -131,31 +138,13 @@ static int parse_sweep(const Options *o, Sweep *s) {
   return status;
 }
 
-// ---- Random numbers: splitmix64, one stream per purpose and K ----
-
-typedef struct {
-  uint64_t s;
-} Rng;
-
-static uint64_t rng_next(Rng *r) {
-  uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
+// ---- Random numbers: splitmix64 (support/rng.h), one stream per purpose and K ----
 
 static Rng rng_stream(uint64_t seed, uint64_t purpose, uint64_t k) {
   Rng r = {seed};
   r.s = rng_next(&r) ^ (purpose * 0xD1B54A32D192ED03ull);
   r.s = rng_next(&r) ^ (k * 0xABC98388FB8FAC03ull);
   return r;
-}
-
-static double rng_uniform(Rng *r) { return (double)(rng_next(r) >> 11) * 0x1.0p-53; }  // [0, 1)
-static size_t rng_below(Rng *r, size_t n) { return (size_t)(rng_next(r) % n); }
-static double rng_normal(Rng *r) {  // Box-Muller
-  double u = 1.0 - rng_uniform(r), v = rng_uniform(r);
-  return sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
 }
 
 // ---- What is stored, and where ----
@@ -454,17 +443,6 @@ static void on_progress(void *user, const EngineProgress *p) {
 
 // ---- Output ----
 
-static void json_string(StrBuf *out, const char *s) {
-  sb_putc(out, '"');
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') sb_printf(out, "\\%c", c);
-    else if (c < 0x20) sb_printf(out, "\\u%04x", c);
-    else sb_putc(out, (char)c);
-  }
-  sb_putc(out, '"');
-}
-
 static const char *method_name(const Options *o) {
   switch (o->run.method) {
   case DAMC_EULER: return "euler";
@@ -483,16 +461,16 @@ static void print_json(const Options *o, const Sweep *sw, const Store *st, const
                        const KResult *res, size_t trials, int compiles, StrBuf *out) {
   const Network *net = engine_network(l->engine);
   sb_append(out, "{\n  \"model\": ");
-  json_string(out, o->model);
+  sb_json_string(out, o->model);
   sb_append(out, ",\n  \"store\": ");
-  json_string(out, o->store);
+  sb_json_string(out, o->store);
   sb_printf(out, ",\n  \"rule\": \"%s\",\n  \"layer\": ", st->hebb ? "hebb" : "rows");
-  json_string(out, net->layers[st->layer].name);
+  sb_json_string(out, net->layers[st->layer].name);
   sb_printf(out, ",\n  \"N\": %zu,\n  \"patterns\": ", st->n);
-  json_string(out, patterns_name(sw, o));
+  sb_json_string(out, patterns_name(sw, o));
   sb_printf(out, ",\n  \"binary\": %s,\n  \"corrupt\": {\"kind\": \"%s\", \"amount\": ",
             st->binary ? "true" : "false", corrupt_names[sw->corrupt]);
-  sb_double(out, sw->amount);
+  sb_json_number(out, sw->amount);
   sb_printf(out, "},\n  \"trials\": %zu,\n  \"method\": \"%s\",\n  \"seed\": %llu,\n"
             "  \"precision\": \"%s\",\n  \"compiles\": %d,\n  \"results\": [", trials,
             method_name(o), (unsigned long long)o->run.seed, o->precision == DAMC_F32 ? "f32" : "f64",
@@ -500,7 +478,7 @@ static void print_json(const Options *o, const Sweep *sw, const Store *st, const
   for (size_t i = 0; i < sw->nk; i++) {
     const KResult *r = &res[i];
     sb_printf(out, "%s\n    {\"K\": %zu, \"alpha\": ", i ? "," : "", r->k);
-    sb_double(out, (double)r->k / (double)st->n);
+    sb_json_number(out, (double)r->k / (double)st->n);
     const char *names[] = {"overlap_median", "overlap_q25", "overlap_q75", "exact_fraction",
                            "bit_error_rate", "converged_fraction", "steps_mean",
                            "compile_seconds", "run_seconds"};
@@ -508,12 +486,12 @@ static void print_json(const Options *o, const Sweep *sw, const Store *st, const
                        r->compile_seconds, r->run_seconds};
     for (size_t j = 0; j < ARRAY_LEN(names); j++) {
       sb_printf(out, ", \"%s\": ", names[j]);
-      sb_double(out, values[j]);
+      sb_json_number(out, values[j]);
     }
     sb_append(out, ",\n     \"overlaps\": [");
     for (size_t b = 0; b < trials; b++) {
       if (b) sb_append(out, ", ");
-      sb_double(out, r->overlap[b]);
+      sb_json_number(out, r->overlap[b]);
     }
     sb_append(out, "],\n     \"bit_errors\": [");
     for (size_t b = 0; b < trials; b++) sb_printf(out, "%s%zu", b ? ", " : "", r->errors[b]);
@@ -649,8 +627,12 @@ int cmd_capacity(int argc, char **argv) {
            engine_compile(e, STAGE_JIT, &err);
       if (ok && compiles++ == 0 && !o.quiet) engine_warn_param_rules(e);
     }
-    free(weight);
-    weight = w;
+    if (ok || !st.hebb || compiles == 0) {  // a failed rebind leaves the engine on the old one
+      free(weight);
+      weight = w;
+    } else {
+      free(w);
+    }
     res[i].k = k;
     res[i].compile_seconds = clock_seconds() - t0;
     int64_t *index = xcalloc(trials + 1, sizeof *index);
@@ -719,6 +701,8 @@ int cmd_capacity(int argc, char **argv) {
     fprintf(stderr, "\n");
   }
   sb_clear(&err);
+  // The plot first: a plot that fails leaves no --save file behind either.
+  if (!status && o.plot && !draw_plot(o.plot, &sw, &st, res, trials, &err)) status = EXIT_MODEL;
   if (!status && o.save) {
     for (size_t j = 0; j < saved.n; j++)
       saved.items[j] = (DamrtNamedTensor){saved.keys[j], &saved.tensors[j], saved.items[j].as};
@@ -728,7 +712,6 @@ int cmd_capacity(int argc, char **argv) {
       status = EXIT_MODEL;
     }
   }
-  if (!status && o.plot && !draw_plot(o.plot, &sw, &st, res, trials, &err)) status = EXIT_MODEL;
   if (!status) {
     StrBuf text = {0};
     if (o.json) print_json(&o, &sw, &st, &l, res, trials, compiles, &text);

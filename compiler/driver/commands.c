@@ -37,6 +37,7 @@ static const OptionSpec eval_options[] = {
     CACHE_OPTIONS,
     {"--state", "A=FILE.npy", "the state of layer A: [n] or [B, n] (default zeros)"},
     {"--input", "A=FILE.npy", "the external input of layer A"},
+    {"--kernels", "blas|fused|auto", "the products around an eliminated layer: two gemm calls, one fused pass over the weight, or chosen by size (default auto)"},
     {"--out", "OUT.npz", "write E, g_A, u_A, dxdt_A, E_A (default: a summary)"},
     {NULL, NULL, NULL}};
 
@@ -60,6 +61,7 @@ static const OptionSpec run_options[] = {
                                      "sweep (default) or in order"},
     {"--noise", "T", "temperature T: Langevin noise (euler), heat-bath rule (async)"},
     {"--seed", "S", "the seed of the noise and of async's order (default 0)"},
+    {"--kernels", "blas|fused|auto", "the products around an eliminated layer: two gemm calls, one fused pass over the weight, or chosen by size (default auto)"},
     {"--threads", "N", "threads of the BLAS products"},
     {"--out", "OUT.npz", "write x_A, g_A, E, steps, converged (default: a summary)"},
     {"--trace", "TRACE.csv", "one row per step: step,t,E, per layer E_A,max|dxdt_A| (-: stdout)"},
@@ -70,6 +72,7 @@ static const OptionSpec run_options[] = {
 
 static const OptionSpec emit_options[] = {
     TENSORS,
+    {"--kernels", "blas|fused|auto", "the products around an eliminated layer: two gemm calls, one fused pass over the weight, or chosen by size (default auto)"},
     {"--plan", NULL, "the kernel plans: buffers, products, loops"},
     {"--ir", NULL, "the kernels as LLVM IR"},
     {"--asm", NULL, "the kernels as host assembly"},
@@ -80,6 +83,7 @@ static const OptionSpec emit_options[] = {
 static const OptionSpec bench_options[] = {
     TENSORS,
     CACHE_OPTIONS,
+    {"--kernels", "blas|fused|auto", "the products around an eliminated layer: two gemm calls, one fused pass over the weight, or chosen by size (default auto)"},
     {"--batch", "B", "samples per call (default 1)"},
     {"--repeat", "R", "calls timed (default 20; the median is reported)"},
     {NULL, NULL, NULL}};
@@ -92,6 +96,7 @@ static const OptionSpec check_options[] = {
     {"--seed", "S", "the seed of every sample (default 0)"},
     {"--strict", NULL, "exit 3 on any failure or warning"},
     {"--json", NULL, "the report as JSON, with every number"},
+    {"--details", NULL, "every item in full with its numbers (default: one line an item)"},
     {"--emit-c", "OUT.c", "write a standalone C program of the derivative, convexity, "
                           "energy-decrease and dead-unit checks instead of checking"},
     {NULL, NULL, NULL}};
@@ -139,7 +144,7 @@ static const Command commands[] = {
     {"run", "Integrate the dynamics from the initial states to convergence or the step limit.",
      "FILE TENSORS... [RUN OPTIONS] [--out OUT.npz] [--trace TRACE.csv]", cmd_run, run_options},
     {"check", "Run the derivative, convexity, energy and stability checks of the model.",
-     "FILE [TENSORS...] [--init A=FILE.npy...] [--samples N] [--seed S] [--strict] [--json]",
+     "FILE [TENSORS...] [--init A=FILE.npy...] [--samples N] [--seed S] [--strict] [--json] [--details]",
      cmd_check, check_options},
     {"emit", "Show or export the specialised kernels.",
      "FILE TENSORS... (--plan | --ir | --asm | --obj OUT.o | --c OUT.c)", cmd_emit,

@@ -212,6 +212,11 @@ int load_model(const Options *o, Loaded *l, EngineStage last) {
   // eval steps nothing: its kernel alone is compiled (on its first call).
   if (!status && !strcmp(o->command, "eval")) engine_want_only(l->engine, KERNEL_EVAL);
   double t_compile = clock_seconds();
+  // emit --c translates BLAS plans only (docs/performance.md): the C kernels call gemm.
+  if (!status && !damc_set_kernels(l->damc, o->c_source ? DAMC_KERNELS_BLAS : o->kernels, &derr)) {
+    sb_append(&err, derr.message);
+    status = EXIT_USAGE;
+  }
   // run needs the eval kernel for its final values: compiled on another thread while the
   // step kernel is compiled here (both from the cache when it holds them).
   bool prefetch = !strcmp(o->command, "run") && last == STAGE_JIT;

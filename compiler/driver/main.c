@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "api/damc_internal.h"
+#include "damrt_kernel.h"
 #include "damrt_output.h"
 #include "derive/network.h"
 #include "driver/driver.h"
@@ -153,6 +154,9 @@ int cmd_help(int argc, char **argv) {
   }
   const Command *c = command_find(argv[1]);
   if (!c) return unknown_command(argv[1]);
+  // OpenBLAS started its threads when it was loaded; they would poll the cores while the
+  // model is read and compiled. They start again at the first threaded product.
+  damrt_blas_rest();
   print_command_help(c);
   return 0;
 }

@@ -314,7 +314,7 @@ int cmd_check(int argc, char **argv) {
   const DiagSink *sink = engine_diagnostics(l.engine);
   if (!status) {
     if (o.json) report_print_json(&report, sink, o.model, &text);
-    else report_print_text(&report, sink, &text);
+    else report_print_text(&report, sink, o.details, &text);
     if (!output_write(NULL, text.data, text.len, &err)) status = EXIT_MODEL;
   }
   if (status) print_errors("check", sb_str(&err));

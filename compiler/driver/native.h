@@ -24,6 +24,7 @@ typedef struct {
   TensorOption *tensors;
   int ntensors;
   DamcPrecision precision;
+  DamcKernels kernels;  // --kernels
   const char *out;
   // emit
   bool plan, ir, asm_text;
@@ -46,6 +47,7 @@ typedef struct {
   // check
   int samples;
   bool json;
+  bool details;      // check: every item in full
   // capacity (capacity.c reads their values)
   const char *store, *patterns, *k_list, *corrupt, *layer, *plot, *save;
   size_t trials;

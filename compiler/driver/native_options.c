@@ -208,6 +208,7 @@ static int parse_args(Options *o, const Command *c, int argc, char **argv,
     else if (!strcmp(opt, "--no-cache")) o->no_cache = true;
     else if (!strcmp(opt, "--verbose")) o->verbose = true;
     else if (!strcmp(opt, "--json")) o->json = true;
+    else if (!strcmp(opt, "--details")) o->details = true;
     else if (!strcmp(opt, "--emit-c")) {
       size_t len = strlen(val);
       if (len < 3 || strcmp(val + len - 2, ".c") != 0)
@@ -235,6 +236,12 @@ static int parse_args(Options *o, const Command *c, int argc, char **argv,
       o->trials = (size_t)v;
     }
     else if (!strcmp(opt, "--obj")) o->obj = val;
+    else if (!strcmp(opt, "--kernels")) {
+      if (!strcmp(val, "auto")) o->kernels = DAMC_KERNELS_AUTO;
+      else if (!strcmp(val, "blas")) o->kernels = DAMC_KERNELS_BLAS;
+      else if (!strcmp(val, "fused")) o->kernels = DAMC_KERNELS_FUSED;
+      else return usage_error(o->command, "--kernels %s: expected blas, fused or auto", val);
+    }
     else if (!strcmp(opt, "--precision")) {
       if (!strcmp(val, "f32")) o->precision = DAMC_F32;
       else if (!strcmp(val, "f64")) o->precision = DAMC_F64;

@@ -1,31 +1,45 @@
 // Line plots as PNG files through PLplot's C API (see plot.h). PLplot draws into a temporary
 // file of its own (its drivers open the file by name); the bytes are then written to the
-// destination through output_write, so that the destination is whole or absent. PLplot's
-// errors are caught by its abort and exit handlers and returned as messages: it never ends
-// the process.
+// destination through output_write, so that the destination is whole or absent. PLplot ends
+// the process on a fatal error (plexit calls exit() whatever its exit handler returns), so
+// it draws in a child process: the parent gets PLplot's message through a pipe and the
+// outcome from the child's exit status, and removes the temporary file whatever happened.
 #include <errno.h>
 #include <math.h>
 #include <plplot.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "driver/driver.h"
 #include "driver/plot.h"
 #include "support/common.h"
 
-// What PLplot reported through its handlers during the current plot (one plot at a time).
+// In the drawing child: what PLplot reported through its handlers.
 static char plplot_message[512];
 
 static void on_plabort(PLCHAR_VECTOR msg) {
   if (!plplot_message[0]) snprintf(plplot_message, sizeof plplot_message, "%s", msg);
 }
 
-// Called by plexit instead of exit(): the message is kept and the caller carries on.
+// The write end of the pipe to the parent; whether the message went through it.
+static int plot_pipe = -1;
+static bool plot_sent;
+
+static void send_message(void) {
+  if (plot_sent || !plplot_message[0]) return;
+  plot_sent = true;
+  ssize_t wrote = write(plot_pipe, plplot_message, strlen(plplot_message));
+  (void)wrote;  // the exit status says that the plot failed in any case
+}
+
+// Called by plexit before it calls exit(): the message goes to the parent, the status is 1.
 static int on_plexit(PLCHAR_VECTOR msg) {
   on_plabort(msg);
-  return 0;
+  send_message();
+  return 1;
 }
 
 // Whether PLplot has the file device `name`.
@@ -154,21 +168,54 @@ bool plot_png(const char *path, const PlotSpec *spec, StrBuf *err) {
     return false;
   }
   close(fd);
-  plplot_message[0] = '\0';
-  plsabort(on_plabort);
-  plsexit(on_plexit);
-  plsdev("pngcairo");
-  plsfnam(tmp);
-  plspage(0, 0, spec->width, spec->height, 0, 0);
-  // cmap0: white background, then the colours of PlotColor.
-  PLINT r[] = {255, 0, 31, 214, 44, 127}, g[] = {255, 0, 119, 39, 160, 127},
-        b[] = {255, 0, 180, 40, 44, 127};
-  plscmap0(r, g, b, (PLINT)ARRAY_LEN(r));
-  plinit();
-  if (!plplot_message[0]) draw(spec);
-  plend();
-  bool ok = !plplot_message[0];
-  if (!ok) sb_printf(err, "%s: PLplot: %s\n", path, plplot_message);
+  int pipefd[2];
+  if (pipe(pipefd) != 0) {
+    sb_printf(err, "%s: cannot draw the plot: %s\n", path, strerror(errno));
+    unlink(tmp);
+    return false;
+  }
+  fflush(stdout);  // the child may leave through exit(): nothing buffered is written twice
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(pipefd[0]);
+    plot_pipe = pipefd[1];
+    plsabort(on_plabort);
+    plsexit(on_plexit);
+    plsdev("pngcairo");
+    plsfnam(tmp);
+    plspage(0, 0, spec->width, spec->height, 0, 0);
+    // cmap0: white background, then the colours of PlotColor.
+    PLINT r[] = {255, 0, 31, 214, 44, 127}, g[] = {255, 0, 119, 39, 160, 127},
+          b[] = {255, 0, 180, 40, 44, 127};
+    plscmap0(r, g, b, (PLINT)ARRAY_LEN(r));
+    plinit();
+    if (!plplot_message[0]) draw(spec);
+    plend();
+    send_message();
+    _exit(plplot_message[0] ? 1 : 0);
+  }
+  close(pipefd[1]);
+  char message[sizeof plplot_message] = "";
+  size_t got = 0;
+  ssize_t r;
+  while (pid > 0 && got + 1 < sizeof message &&
+         (r = read(pipefd[0], message + got, sizeof message - 1 - got)) != 0) {
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) break;
+    got += (size_t)r;
+  }
+  message[got] = '\0';
+  close(pipefd[0]);
+  int status = 0;
+  while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  bool ok = pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 && !message[0];
+  if (pid < 0) sb_printf(err, "%s: cannot draw the plot: %s\n", path, strerror(errno));
+  else if (!ok)
+    sb_printf(err, "%s: PLplot: %s\n", path,
+              message[0] ? message : WIFSIGNALED(status) ? "the drawing process was killed"
+                                                         : "the drawing process failed");
   size_t len = 0;
   char *bytes = ok ? read_all(tmp, &len) : NULL;
   if (ok && (!bytes || len < 8 || memcmp(bytes, "\x89PNG", 4) != 0)) {

@@ -24,24 +24,16 @@
 
 #include "engine/engine_internal.h"
 #include "support/common.h"
+#include "support/rng.h"
 
-// splitmix64 (Steele, Lea and Flood 2014): the generator of the sweep order and the noise.
-static uint64_t splitmix64(uint64_t *state) {
-  uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-static double uniform01(uint64_t *state) { return (double)(splitmix64(state) >> 11) * 0x1p-53; }
 
 // The order of a sweep: 0..n-1, or a Fisher-Yates shuffle (for k = n-1 down to 1, swap k
 // with next() mod (k+1)) of it drawn from `state`.
-static void sweep_order(size_t *order, size_t n, bool sequential, uint64_t *state) {
+static void sweep_order(size_t *order, size_t n, bool sequential, Rng *state) {
   for (size_t k = 0; k < n; k++) order[k] = k;
   if (sequential) return;
   for (size_t k = n - 1; k > 0 && n > 1; k--) {
-    size_t j = (size_t)(splitmix64(state) % (uint64_t)(k + 1));
+    size_t j = rng_below(state, k + 1);
     size_t t = order[k];
     order[k] = order[j];
     order[j] = t;
@@ -49,10 +41,10 @@ static void sweep_order(size_t *order, size_t n, bool sequential, uint64_t *stat
 }
 
 // The new value of a unit at `now` given diff = E(+1) - E(-1).
-static double decide(double now, double diff, double T, uint64_t *noise) {
+static double decide(double now, double diff, double T, Rng *noise) {
   if (T > 0) {
     double p_up = 1 / (1 + exp(diff / T));
-    return uniform01(noise) < p_up ? 1 : -1;
+    return rng_uniform(noise) < p_up ? 1 : -1;
   }
   return diff < 0 ? 1 : diff > 0 ? -1 : now;  // ties (and NaN) keep the unit
 }
@@ -65,7 +57,7 @@ typedef struct {
   double *sum_dE;     // [batch]: the changes of E accepted in this sweep
   double *sum_abs;    // [batch]: their magnitudes
   double *E0;         // [batch]: E before the sweep
-  uint64_t *noise;    // [batch]: each sample's noise stream
+  Rng *noise;         // [batch]: each sample's noise stream
 } Sweep;
 
 // The fast path's state: the flip kernel's buffers, and per coupling the weight's column
@@ -325,14 +317,14 @@ DamrtStatus async_run(RunCtx *r, char *x, const uint8_t *clamp, const EngineArra
   }
   Sweep s = {r, clamp, converged, xcalloc(batch, sizeof(size_t)), xcalloc(batch, sizeof(double)),
              xcalloc(batch, sizeof(double)), xcalloc(batch, sizeof(double)),
-             xcalloc(batch, sizeof(uint64_t))};
+             xcalloc(batch, sizeof(Rng))};
+  // Sample b's noise: the stream started at output b + 1 of the stream of ~seed.
+  Rng noise_seeds = {~r->opt->seed};
   for (size_t b = 0; b < batch; b++) {
     s.E0[b] = engine_get(dt, r->eval_bufs[r->energy_buf], b);
-    // Sample b's noise: splitmix64 started at its own output b + 1 from ~seed.
-    uint64_t st = ~r->opt->seed;
-    for (size_t k = 0; k <= b; k++) s.noise[b] = splitmix64(&st);
+    s.noise[b] = (Rng){rng_next(&noise_seeds)};
   }
-  uint64_t order_state = r->opt->seed;
+  Rng order_state = {r->opt->seed};
   size_t *order = xmalloc((dim + 1) * sizeof *order);
   char *zeros = engine_aligned_zeros(batch * dim, elem);
   uint8_t *active = xmalloc(batch);

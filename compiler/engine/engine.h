@@ -73,6 +73,9 @@ void engine_eliminate(Engine *e, const int *layers, int n);
 // Anything compiled before is dropped: the next engine_compile binds, plans and compiles
 // again.
 void engine_target(Engine *e, DamrtDtype dtype, bool showable);
+// How the products around an eliminated layer are computed (lower/plan.h); a change
+// replans the kernels at the next engine_compile.
+void engine_set_kernels(Engine *e, PlanKernels kernels);
 // Steps the engine back to `stage` (no further than it is), dropping what later stages made.
 void engine_rewind(Engine *e, EngineStage stage);
 // Asks for kernel `kind` (the step kernel KERNEL_RHS is always wanted). Asking after the

@@ -36,6 +36,7 @@ struct Engine {
   const char **weight_origin;
   DamrtDtype dtype;
   bool showable;
+  PlanKernels kernel_choice;  // how products around eliminated layers are computed (--kernels)
   DamrtTensor **converted;  // per weight: a copy in the kernels' dtype, or NULL (used in place)
   const void **weight_data; // per weight: what the kernels read
   double *tau;              // per layer, evaluated

@@ -264,7 +264,8 @@ static void key_text(const Plan *const *plans, int n, const CodeRequest *req, St
   sb_free(&path);
   sb_append(k, "\ncpu ");
   cpu_identity(k);
-  sb_printf(k, "\nprecision %s\nkernels", req->f32 ? "f32" : "f64");
+  sb_printf(k, "\nprecision %s\nproducts %s\nkernels", req->f32 ? "f32" : "f64",
+            req->kernels ? req->kernels : "");
   for (int i = 0; i < n; i++) sb_printf(k, " %s", kernel_name(plans[i]->kind));
   sb_append(k, "\ndims");
   for (int i = 0; i < req->ndims; i++) sb_printf(k, " %lld", (long long)req->dims[i]);

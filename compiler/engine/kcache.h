@@ -9,8 +9,8 @@
 // $XDG_CACHE_HOME/damc, else ~/.cache/damc, named kernels-HASH.so. Its key is the text of
 // everything the code depends on: damc's version and the build of the engine and of the
 // backend module, the CPU (its CPUID identification: what LLVM derives its host CPU name and
-// features from), the precision, the kernel kinds, the sizes, the eliminated layers and the
-// model's text. Params are not in it: kernels read them at run time.
+// features from), the precision, the kernel kinds and the choice of products (--kernels),
+// the sizes, the eliminated layers and the model's text. Params are not in it: kernels read them at run time.
 //
 // An entry is the shared object (`cc -shared -nostdlib` of the object LLVM wrote, its runtime
 // calls through a table the loader fills: DAMC_RUNTIME_SLOTS) followed by the key and a
@@ -49,6 +49,7 @@ typedef struct {
   const int64_t *dims;
   int ndims;
   bool f32;
+  const char *kernels;  // the choice of products (plan_kernels_name: blas, fused, auto)
   bool showable;  // keep a copy to show (emit): never cached
 } CodeRequest;
 

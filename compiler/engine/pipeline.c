@@ -227,7 +227,8 @@ bool engine_weight_to_kernels(Engine *e, int w, StrBuf *err) {
 static bool stage_plan(Engine *e, StrBuf *err) {
   for (int k = 0; k < KERNEL_KINDS; k++) {
     if (!e->wanted[k] || e->plans[k]) continue;
-    if (!(e->plans[k] = plan_build(e->net, e->dims, (KernelKind)k, err))) {
+    if (!(e->plans[k] = plan_build_kernels(e->net, e->dims, (KernelKind)k, e->kernel_choice,
+                                           e->dtype == DAMRT_F32 ? 4 : 8, err))) {
       sb_putc(err, '\n');
       return false;
     }
@@ -245,7 +246,8 @@ static bool stage_codegen(Engine *e, StrBuf *err) {
     if (e->plans[k] && !e->modules[k] && !e->prefetch[k]) plans[n++] = e->plans[k];
   if (n == 0) return true;
   CodeRequest req = {e->net->name, e->text, e->len, e->eliminate, e->neliminate,
-                     e->dims, e->net->ndims, e->dtype == DAMRT_F32, e->showable};
+                     e->dims, e->net->ndims, e->dtype == DAMRT_F32,
+                     plan_kernels_name(e->kernel_choice), e->showable};
   bool compiled;
   Code *module = code_get(plans, n, &req, &compiled, err);
   if (!module) return false;
@@ -317,7 +319,9 @@ void engine_prefetch(Engine *e, KernelKind kind) {
   for (int w = 0; w < e->net->nweights; w++)
     if (!e->weights[w].data) return;
   StrBuf err = {0};
-  if (!e->plans[kind] && !(e->plans[kind] = plan_build(e->net, e->dims, kind, &err))) {
+  if (!e->plans[kind] &&
+      !(e->plans[kind] = plan_build_kernels(e->net, e->dims, kind, e->kernel_choice,
+                                            e->dtype == DAMRT_F32 ? 4 : 8, &err))) {
     sb_free(&err);  // engine_kernel plans it again and reports
     return;
   }
@@ -326,7 +330,8 @@ void engine_prefetch(Engine *e, KernelKind kind) {
   struct Prefetch *p = xcalloc(1, sizeof *p);
   p->plan = e->plans[kind];
   p->req = (CodeRequest){e->net->name, e->text, e->len, e->eliminate, e->neliminate,
-                         e->dims, e->net->ndims, e->dtype == DAMRT_F32, false};
+                         e->dims, e->net->ndims, e->dtype == DAMRT_F32,
+                         plan_kernels_name(e->kernel_choice), false};
   if (pthread_create(&p->thread, NULL, prefetch_main, p) != 0) {
     free(p);  // compiled when asked for, as without a thread
     return;
@@ -386,6 +391,12 @@ void engine_target(Engine *e, DamrtDtype dtype, bool showable) {
     for (int k = 0; k < KERNEL_MODEL_KINDS; k++) e->wanted[k] = true;
 }
 
+void engine_set_kernels(Engine *e, PlanKernels kernels) {
+  if (e->kernel_choice == kernels) return;
+  if (e->done > STAGE_BIND) engine_rewind(e, STAGE_BIND);
+  e->kernel_choice = kernels;
+}
+
 void engine_want(Engine *e, KernelKind kind) {
   if (e->wanted[kind]) return;
   e->wanted[kind] = true;
@@ -428,6 +439,7 @@ bool engine_weight_bound(const Engine *e, int w) { return e->weights[w].data != 
 Engine *engine_clone(const Engine *e, StrBuf *err) {
   Engine *c = engine_new_text(e->name, e->text, e->len, NULL);
   if (e->neliminate) engine_eliminate(c, e->eliminate, e->neliminate);
+  c->kernel_choice = e->kernel_choice;
   bool ok = engine_compile(c, STAGE_DERIVE, err);
   for (int d = 0; ok && d < e->net->ndims; d++)  // sizes given by --dim (no weight bound them)
     if (e->dims[d] > 0 && e->net->dims[d].size <= 0 && !e->dim_origin[d])

@@ -126,7 +126,7 @@ static bool product_operand(Lowering *lw, ExprId e, int *buf, bool *trans) {
 static bool schedule_matmul(Lowering *lw, ExprId e, int out) {
   const Expr *x = node(lw, e);
   ExprId a = x->kids[0], b = x->kids[1];
-  PlanStep s = {PS_MATMUL, e, out, -1, -1, false, false, 0, 0, 0, 0, 0, 0, false, false, 0, 0, 0};
+  PlanStep s = {PS_MATMUL, e, out, -1, -1, false, false, 0, 0, 0, 0, 0, 0, false, false, 0, 0, 0, FUSED_SOFTMAX, -1, -1, -1, -1, -1, 0, 0, 0, 0, ""};
   int wa, wb;
   bool ta, tb;
   if (!product_operand(lw, a, &wa, &ta) || !product_operand(lw, b, &wb, &tb)) return false;
@@ -137,7 +137,7 @@ static bool schedule_matmul(Lowering *lw, ExprId e, int out) {
     int64_t p = node(lw, b)->shape.rank == 1 ? 1 : tb ? B->rows : B->cols;
     s = (PlanStep){PS_MATMUL, e, out, wa, wb, ta, tb, m, p, k, A->cols,
                    node(lw, b)->shape.rank == 1 ? 1 : B->cols, p, false, true,
-                   A->batched ? A->numel : 0, B->batched ? B->numel : 0, m * p};
+                   A->batched ? A->numel : 0, B->batched ? B->numel : 0, m * p, FUSED_SOFTMAX, -1, -1, -1, -1, -1, 0, 0, 0, 0, ""};
   } else if (node(lw, b)->shape.rank == 1 && is_batched(lw, b)) {
     // OUT[batch, m] = X[batch, k] op(A)': one gemm over the whole batch.
     s.batched = true;
@@ -180,7 +180,7 @@ static bool materialize(Lowering *lw, ExprId e, int out, bool force_batched) {
   // (once per call when it depends on weights alone).
   PlanStepKind kind = x->kind == EX_SUM || x->kind == EX_LSE || x->kind == EX_LSE1 ? PS_REDUCE : PS_MAP;
   add_step(lw, (PlanStep){kind, e, out, -1, -1, false, false, 0, 0, 0, 0, 0, 0, batched, false, 0,
-                          0, 0});
+                          0, 0, FUSED_SOFTMAX, -1, -1, -1, -1, -1, 0, 0, 0, 0, ""});
   return true;
 }
 
@@ -239,6 +239,206 @@ static bool assign(Lowering *lw, const KernelEq *eq) {
   VEC_PUSH(plan->outputs, count, lw->out_cap, o);
   plan->noutputs = (int)count;
   return true;
+}
+
+// ---- Fusion of the products around an eliminated layer ----
+
+// The rule of docs/performance.md ("Kernels chosen by size"), measured on the project's
+// machine: fused while the batch of inputs g [B, N] takes at most FUSE_BATCH_BYTES (every
+// block of rows reads all of it: above, it falls out of L2/L3 and gemm, whose packing then
+// pays off, takes over), and always up to FUSE_MIN_BATCH samples; one thread below
+// FUSE_ONE_THREAD_BYTES of weight; blocks of rows of about FUSE_BLOCK_BYTES, so that a block
+// read for z is still in L2 for u.
+enum {
+  FUSE_MIN_BATCH = 32,
+  FUSE_BATCH_BYTES = 2 << 20,
+  FUSE_ONE_THREAD_BYTES = 1 << 20,
+  FUSE_BLOCK_BYTES = 128 << 10,
+};
+
+const char *plan_kernels_name(PlanKernels kernels) {
+  return kernels == PLAN_KERNELS_BLAS ? "blas" : kernels == PLAN_KERNELS_FUSED ? "fused" : "auto";
+}
+
+// Whether the inline part of `e` (below its buffered nodes) is elementwise at one index,
+// and, when so, every buffer it reads marked in `reads`.
+static bool inline_reads(const Plan *plan, ExprId e, bool root, bool *reads) {
+  if (!root && plan->node_buf[e] >= 0) {
+    reads[plan->node_buf[e]] = true;
+    return true;
+  }
+  const Expr *x = expr_get(plan->net->pool, e);
+  if (!root && (x->kind == EX_TRANSPOSE || x->kind == EX_OUTER || x->kind == EX_MATMUL ||
+                x->kind == EX_SUM || x->kind == EX_LSE || x->kind == EX_LSE1))
+    return false;
+  for (uint32_t i = 0; i < x->nkids; i++)
+    if (!inline_reads(plan, x->kids[i], false, reads)) return false;
+  return true;
+}
+
+// A batched product OUT[B, rows] = G[B, cols] @ W' (trans_b) or P[B, rows] @ W, with W a
+// weight matrix.
+static bool batched_weight_product(const Plan *plan, const PlanStep *s, bool trans_b) {
+  if (s->kind != PS_MATMUL || !s->batched || s->per_sample || s->m >= 0 || s->trans_a ||
+      s->trans_b != trans_b)
+    return false;
+  const PlanBuf *w = &plan->bufs[s->b], *a = &plan->bufs[s->a];
+  return w->role == PB_WEIGHT && w->rank == 2 && a->batched && a->numel == s->k;
+}
+
+// Whether `e` is zero by its form (0, 0 broadcast, a product with a factor 0, a sum of zeros).
+static bool is_zero(const ExprPool *pool, ExprId e) {
+  const Expr *x = expr_get(pool, e);
+  switch (x->kind) {
+  case EX_CONST: return x->value == 0;
+  case EX_BCAST: return is_zero(pool, x->kids[0]);
+  case EX_MUL:
+    for (uint32_t i = 0; i < x->nkids; i++)
+      if (is_zero(pool, x->kids[i])) return true;
+    return false;
+  case EX_ADD:
+    for (uint32_t i = 0; i < x->nkids; i++)
+      if (!is_zero(pool, x->kids[i])) return false;
+    return true;
+  default: return false;
+  }
+}
+
+// Tries to fuse the product at step i with a later product by the same weight; on success
+// rewrites plan->steps and returns true.
+static bool fuse_at(Lowering *lw, int i, PlanKernels kernels, int real_size) {
+  Plan *plan = lw->plan;
+  const PlanStep *s1 = &plan->steps[i];
+  if (!batched_weight_product(plan, s1, true)) return false;
+  int W = s1->b, Z = s1->out;
+  int64_t K = s1->n, N = s1->k;
+  int j = -1;
+  for (int t = i + 1; t < plan->nsteps && j < 0; t++) {
+    const PlanStep *s = &plan->steps[t];
+    if (batched_weight_product(plan, s, false) && s->b == W && s->k == K && s->n == N) j = t;
+  }
+  if (j < 0) return false;
+  int P = plan->steps[j].a;
+  // Classify the steps between: inner maps ([B, K] elementwise of z and of what was computed
+  // before step i), at most one log-sum-exp of an inner buffer, and after it maps (post)
+  // that nothing inner reads.
+  int nb = plan->nbufs;
+  bool *inner_buf = xcalloc((size_t)nb, sizeof(bool)), *late_buf = xcalloc((size_t)nb, sizeof(bool));
+  bool *reads = xcalloc((size_t)nb, sizeof(bool));
+  int8_t *cls = xcalloc((size_t)(j - i + 1), 1);  // 1 inner, 2 lse, 3 post
+  inner_buf[Z] = true;
+  int lse_step = -1, p_step = -1;
+  bool ok = true;
+  for (int t = i + 1; t < j && ok; t++) {
+    const PlanStep *s = &plan->steps[t];
+    const PlanBuf *o = &plan->bufs[s->out];
+    memset(reads, 0, (size_t)nb);
+    bool elementwise = inline_reads(plan, s->node, true, reads);
+    bool reads_late = false, reads_inner = false;
+    for (int b = 0; b < nb; b++) {
+      reads_late |= reads[b] && late_buf[b];
+      reads_inner |= reads[b] && inner_buf[b];
+    }
+    if (s->kind == PS_MAP && elementwise && !reads_late && o->batched && o->numel == K &&
+        o->rank == 1 && lse_step < 0) {
+      cls[t - i] = 1;
+      inner_buf[s->out] = true;
+    } else if (s->kind == PS_REDUCE && lse_step < 0 && expr_get(lw->pool, s->node)->kind == EX_LSE &&
+               plan->node_buf[expr_get(lw->pool, s->node)->kids[0]] >= 0 &&
+               inner_buf[plan->node_buf[expr_get(lw->pool, s->node)->kids[0]]] && o->batched) {
+      cls[t - i] = 2;
+      lse_step = t;
+      late_buf[s->out] = true;
+    } else if (s->kind == PS_MAP && lse_step >= 0) {
+      (void)reads_inner;
+      cls[t - i] = 3;
+      late_buf[s->out] = true;
+      if (s->out == P) p_step = t;
+    } else {
+      ok = false;
+    }
+  }
+  PlanFusedMode mode = lse_step >= 0 ? FUSED_SOFTMAX : FUSED_ADDITIVE;
+  int act = -1, lse = -1;
+  if (ok && mode == FUSED_SOFTMAX) {
+    // p must be the softmax of the log-sum-exp's argument: exp(a - lse(a)).
+    const Expr *l = expr_get(lw->pool, plan->steps[lse_step].node);
+    ExprId a = l->kids[0], lnode = plan->steps[lse_step].node;
+    act = plan->node_buf[a];
+    lse = plan->steps[lse_step].out;
+    const Expr *pe = p_step >= 0 ? expr_get(lw->pool, plan->steps[p_step].node) : NULL;
+    ok = pe && pe->kind == EX_FN && pe->index == EF_EXP &&
+         is_zero(lw->pool, expr_add(lw->pool, expr_sub(lw->pool, pe->kids[0], a), lnode));
+  } else if (ok) {
+    act = P;
+    ok = inner_buf[P] && P != Z;
+  }
+  int64_t max_batch = INT64_MAX;
+  int threads = 64;
+  int64_t bytes = K * N * real_size;
+  char rule[96];
+  if (ok) {
+    if (kernels == PLAN_KERNELS_AUTO) {
+      max_batch = FUSE_BATCH_BYTES / (N * real_size);
+      if (max_batch < FUSE_MIN_BATCH) max_batch = FUSE_MIN_BATCH;
+      if (bytes < FUSE_ONE_THREAD_BYTES) threads = 1;
+      snprintf(rule, sizeof rule, "auto: g [B, N] <= 2 MiB, W %s 1 MiB",
+               threads == 1 ? "<" : ">=");
+    } else {
+      snprintf(rule, sizeof rule, "--kernels fused");
+    }
+  }
+  if (ok) {
+    PlanStep f = {0};
+    f.kind = PS_FUSED;
+    f.node = plan->steps[j].node;
+    f.out = plan->steps[j].out;
+    f.mode = mode;
+    f.w = W;
+    f.g = s1->a;
+    f.z = Z;
+    f.act = act;
+    f.lse = lse;
+    f.n = N;
+    f.k = K;
+    f.batched = true;
+    int64_t rows = FUSE_BLOCK_BYTES / (N * real_size);
+    f.rows = rows < 8 ? 8 : rows > 256 ? 256 : rows - rows % 8;
+    if (f.rows > K) f.rows = K;  // one block
+    f.max_batch = max_batch;
+    f.threads = threads;
+    snprintf(f.rule, sizeof f.rule, "%s", rule);
+    int n = j - i + 1;
+    PlanStep *old = xmalloc((size_t)n * sizeof *old);
+    memcpy(old, plan->steps + i, (size_t)n * sizeof *old);
+    int at = i;
+    plan->steps[at++] = f;
+    for (int t = 1; t < n - 1; t++)
+      if (cls[t] == 1) plan->steps[at++] = old[t], plan->steps[i].ninner++;
+    for (int t = 1; t < n - 1; t++)
+      if (cls[t] == 3) plan->steps[at++] = old[t];
+    // The log-sum-exp step and the two products are gone: the fused step writes them.
+    memmove(plan->steps + at, plan->steps + j + 1, (size_t)(plan->nsteps - j - 1) * sizeof *old);
+    plan->nsteps = at + (plan->nsteps - j - 1);
+    free(old);
+  }
+  free(inner_buf);
+  free(late_buf);
+  free(reads);
+  free(cls);
+  return ok;
+}
+
+Plan *plan_build_kernels(const Network *net, const int64_t *dims, KernelKind kind,
+                         PlanKernels kernels, int real_size, StrBuf *err) {
+  Plan *plan = plan_build(net, dims, kind, err);
+  if (!plan || kernels == PLAN_KERNELS_BLAS) return plan;
+  Lowering lw = {0};
+  lw.plan = plan;
+  lw.pool = net->pool;
+  lw.err = err;
+  for (int i = 0; i < plan->nsteps; i++) fuse_at(&lw, i, kernels, real_size);
+  return plan;
 }
 
 Plan *plan_build(const Network *net, const int64_t *dims, KernelKind kind, StrBuf *err) {
@@ -378,10 +578,36 @@ void plan_print(StrBuf *out, const Plan *plan) {
   for (int i = 0; i < plan->nsteps; i++) {
     const PlanStep *s = &plan->steps[i];
     const PlanBuf *o = &plan->bufs[s->out];
-    sb_printf(out, "  %2d %-6s %s", i + 1,
-              s->kind == PS_MAP ? "map" : s->kind == PS_REDUCE ? "reduce" : "matmul", o->name);
+    static const char *const kinds[] = {"map", "reduce", "matmul", "fused"};
+    sb_printf(out, "  %2d %-6s %s", i + 1, kinds[s->kind], o->name);
     shape_text(out, o);
     sb_append(out, " = ");
+    if (s->kind == PS_FUSED) {
+      const PlanStep *m = s;
+      sb_printf(out, "%s' %s(%s = %s @ %s')", plan->bufs[m->w].name,
+                m->mode == FUSED_SOFTMAX ? "softmax" : "p", plan->bufs[m->z].name,
+                plan->bufs[m->g].name, plan->bufs[m->w].name);
+      if (m->mode == FUSED_SOFTMAX)
+        sb_printf(out, ", %s = logsumexp(%s)", plan->bufs[m->lse].name, plan->bufs[m->act].name);
+      else sb_printf(out, ", p = %s", plan->bufs[m->act].name);
+      sb_printf(out, "    (fused %s-matmul K=%lld N=%lld, %lld rows a block, ",
+                m->mode == FUSED_SOFTMAX ? "softmax" : "map", (long long)m->k, (long long)m->n,
+                (long long)m->rows);
+      if (m->threads == 1) sb_append(out, "1 thread");
+      else sb_append(out, "threads as --threads");
+      if (m->max_batch != INT64_MAX) sb_printf(out, ", gemm above B=%lld", (long long)m->max_batch);
+      sb_printf(out, "; rule: %s)\n", m->rule);
+      for (int t = 1; t <= m->ninner; t++) {
+        const PlanStep *in = &plan->steps[i + t];
+        sb_printf(out, "  %2d   map  %s", i + t + 1, plan->bufs[in->out].name);
+        shape_text(out, &plan->bufs[in->out]);
+        sb_append(out, " = ");
+        expr_print(out, plan->net->pool, in->node, &names, PRINT_TEXT);
+        sb_append(out, "    (each block of the fused step)\n");
+      }
+      i += m->ninner;
+      continue;
+    }
     if (s->kind == PS_MATMUL) {
       sb_printf(out, "%s%s @ %s%s", plan->bufs[s->a].name, s->trans_a ? "'" : "",
                 plan->bufs[s->b].name, s->trans_b ? "'" : "");

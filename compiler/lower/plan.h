@@ -49,7 +49,21 @@ typedef struct {
   char name[64];
 } PlanBuf;
 
-typedef enum { PS_MAP, PS_REDUCE, PS_MATMUL } PlanStepKind;
+//   - PS_FUSED: the two products around an eliminated layer, u = W' p(W g), in one pass
+//     over the weight W [K, N] (runtime/src/kernel_fused.c): z = W g is written block by
+//     block of rows, the `ninner` PS_MAP steps that follow it in the list (the elementwise
+//     maps from z to the layer's logits or activation) run on each block's columns, then
+//     either the streaming softmax (FUSED_SOFTMAX: the log-sum-exp of the logits, with an
+//     online max, into `lse`) or nothing (FUSED_ADDITIVE: the map's output is p), and
+//     u += W_blk' p_blk. A batch larger than max_batch takes the BLAS path inside the same
+//     call (two gemm around a row-wise softmax). The choice and its reason are data of the
+//     step (`rule`), printed by damc emit --plan; docs/performance.md gives the rule.
+typedef enum { PS_MAP, PS_REDUCE, PS_MATMUL, PS_FUSED } PlanStepKind;
+
+typedef enum { FUSED_SOFTMAX, FUSED_ADDITIVE } PlanFusedMode;
+
+// How products around an eliminated layer are computed (damc --kernels).
+typedef enum { PLAN_KERNELS_AUTO, PLAN_KERNELS_BLAS, PLAN_KERNELS_FUSED } PlanKernels;
 
 typedef struct {
   PlanStepKind kind;
@@ -65,6 +79,16 @@ typedef struct {
   // operand advanced by its stride (elements per sample; 0 for an operand shared by all).
   bool per_sample;
   int64_t stride_a, stride_b, stride_c;
+  // PS_FUSED: weight w [K, N] (k = K, n = N), input g [B, N], z [B, K] (the first
+  // product's buffer), act [B, K] (the logits or p, written by the inner maps), lse [B] (or
+  // -1), out: u [B, N]. Blocks of `rows` rows; at most `threads` threads; the BLAS path
+  // above max_batch samples.
+  PlanFusedMode mode;
+  int w, g, z, act, lse;
+  int ninner;
+  int64_t rows, max_batch;
+  int threads;
+  char rule[96];
 } PlanStep;
 
 // An output: a named value the kernel writes (g_v, u_h, dxdt_v, E, ...).
@@ -99,6 +123,12 @@ typedef struct {
 // message in `err` for an expression the lowering cannot schedule (a product with a
 // matrix that depends on the state).
 Plan *plan_build(const Network *net, const int64_t *dims, KernelKind kind, StrBuf *err);
+// The same with the choice of products: PLAN_KERNELS_BLAS is plan_build's schedule (BLAS
+// calls only); AUTO fuses by the rule of docs/performance.md (from the sizes and
+// `real_size`, the bytes of a float of the kernels), FUSED wherever the pattern is found.
+Plan *plan_build_kernels(const Network *net, const int64_t *dims, KernelKind kind,
+                         PlanKernels kernels, int real_size, StrBuf *err);
+const char *plan_kernels_name(PlanKernels kernels);
 void plan_free(Plan *plan);
 
 // The buffer of output `what` of layer `layer` (-1 for E); -1 when the plan has none.

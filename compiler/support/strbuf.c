@@ -81,3 +81,20 @@ void sb_free(StrBuf *sb) {
   free(sb->data);
   *sb = (StrBuf){0};
 }
+
+void sb_json_string(StrBuf *sb, const char *s) {
+  sb_putc(sb, '"');
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') sb_printf(sb, "\\%c", c);
+    else if (c == '\n') sb_append(sb, "\\n");
+    else if (c < 0x20) sb_printf(sb, "\\u%04x", c);
+    else sb_putc(sb, (char)c);
+  }
+  sb_putc(sb, '"');
+}
+
+void sb_json_number(StrBuf *sb, double v) {
+  if (isfinite(v)) sb_printf(sb, "%.17g", v);
+  else sb_json_string(sb, isnan(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity");
+}

@@ -16,6 +16,7 @@ precision and kept: binding new weights of the same shape, or new params, compil
 while the kernels do. docs/python.md documents it all.
 """
 import ctypes
+import itertools
 import json
 import sys
 from typing import NamedTuple
@@ -140,15 +141,14 @@ class _Progress:
     the key passed as the callback's user pointer."""
 
     active = {}
-    _next = [1]
+    _keys = itertools.count(1)
 
     def __init__(self, report):
         self.report = report
         self.cancel = ctypes.c_int(0)
         self.interrupted = False
         self.error = None
-        self.key = _Progress._next[0]
-        _Progress._next[0] += 1
+        self.key = next(_Progress._keys)  # itertools.count: atomic under the GIL
 
     def __enter__(self):
         _Progress.active[self.key] = self
@@ -334,11 +334,31 @@ class Model:
                                  f"{', '.join(self._param_names) or 'none'})")
         if any(n in self._bound_shapes and self._bound_shapes[n] != a.shape
                for n, a in arrays.items()):
-            # A new shape: a new model (the kernels are compiled again at the next call),
-            # with the weights bound before and the new ones.
-            old = self._restart()
-            old.update(arrays)
-            arrays = old
+            # A new shape: a new model (the kernels are compiled again at the next call), with
+            # the params and weights bound before and the new ones. All or nothing: when a
+            # weight is refused, the model is left as it was.
+            saved = (self._ptr, self._compiled, self._bound_shapes, self._weights)
+            merged = dict(self._weights)
+            merged.update(arrays)
+            try:
+                self._ptr = None
+                self._open()
+                self._weights = {}
+                for name, v in self._params.items():
+                    if not lib.damc_set_param(self._ptr, name.encode(), v, ctypes.byref(err)):
+                        _raise(err)
+                self._bind_arrays(merged, err)
+            except BaseException:
+                if self._ptr:
+                    lib.damc_model_free(self._ptr)
+                self._ptr, self._compiled, self._bound_shapes, self._weights = saved
+                raise
+            lib.damc_model_free(saved[0])
+            return self
+        self._bind_arrays(arrays, err)
+        return self
+
+    def _bind_arrays(self, arrays, err):
         ptr = self._model()
         arr = _capi.DamcArray()
         for name, a in arrays.items():
@@ -348,18 +368,6 @@ class Model:
                 _raise(err)
             self._weights[name] = a
             self._bound_shapes[name] = a.shape
-        return self
-
-    def _restart(self):
-        lib.damc_model_free(self._ptr)
-        self._ptr = None
-        self._open()
-        err = _capi.DamcError()
-        for name, v in self._params.items():
-            if not lib.damc_set_param(self._ptr, name.encode(), v, ctypes.byref(err)):
-                _raise(err)
-        weights, self._weights = self._weights, {}
-        return weights
 
     def _select(self, precision):
         p = _precision(precision)
@@ -489,8 +497,9 @@ class Model:
         opts = _capi.DamcRunOptions()
         opts.method = m
         opts.dt, opts.rtol, opts.atol, opts.tol = float(dt), float(rtol), float(atol), float(tol)
-        if int(max_steps) < 0 or int(seed) < 0:
-            raise ValueError("max_steps and seed are integers >= 0")
+        if not 0 <= int(max_steps) < 2 ** 63 or not 0 <= int(seed) < 2 ** 64:
+            raise ValueError("max_steps is an integer from 0 to 2**63 - 1, seed from 0 to 2**64 - 1 "
+                             "(ctypes would wrap larger ones silently)")
         opts.max_steps = int(max_steps)
         opts.noise_T = float(noise_T)
         opts.seed = int(seed)
@@ -527,6 +536,9 @@ class Model:
     def check(self, seed=0, samples=0):
         """damc check on the model as bound so far (a float64 copy; the model is not
         changed): a CheckReport."""
+        if not 0 <= int(seed) < 2 ** 64 or not 0 <= int(samples) < 2 ** 31:
+            raise ValueError("seed is an integer from 0 to 2**64 - 1 and samples one from 0 "
+                             "(the default, 20) to 2**31 - 1")
         err = _capi.DamcError()
         r = lib.damc_check(self._model(), int(seed), int(samples), ctypes.byref(err))
         if not r:

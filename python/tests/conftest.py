@@ -30,6 +30,8 @@ def _helpers():
 
 
 helpers = _helpers()
+sys.path.insert(0, os.path.join(SRC, "tests", "e2e"))
+from references import sign_sweeps  # noqa: E402,F401  (NumPy references shared with tests/e2e)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import damc
-from conftest import EXAMPLES, helpers
+from conftest import EXAMPLES, helpers, sign_sweeps
 
 EXAMPLE_NAMES = sorted(f[:-4] for f in os.listdir(EXAMPLES) if f.endswith(".dam"))
 MODEL_B = os.path.join(EXAMPLES, "model_b.dam")
@@ -91,17 +91,7 @@ def test_async_on_a_binary_model():
     m.bind(W=w)
     out = m.run(init={"s": cues}, method="async", order="sequential", precision="f64")
     for b in range(k):  # NumPy runs the same sweeps
-        s = cues[b].copy()
-        while True:
-            flips = 0
-            for j in range(n):
-                h = w[j] @ s
-                new = s[j] if h == 0 else np.sign(h)
-                flips += new != s[j]
-                s[j] = new
-            if flips == 0:
-                break
-        assert np.array_equal(out["x_s"][b], s)
+        assert np.array_equal(out["x_s"][b], sign_sweeps(w, cues[b])[0])
     assert out["converged"].all()
 
 
@@ -175,8 +165,32 @@ def test_errors_are_exceptions_with_locations(tmp_path):
         m.bind(beta="big")
     with pytest.raises(TypeError):
         damc.Model(42)
+    # Numbers that are not numbers, and integers ctypes would wrap, are refused.
+    for bad_option in ({"dt": float("nan")}, {"rtol": -1.0}, {"tol": float("inf")}):
+        with pytest.raises(ValueError, match="expected a finite number"):
+            m.run(init={"v": np.ones(784)}, method="euler", **bad_option)
+    with pytest.raises(ValueError, match="2\\*\\*64"):
+        m.run(init={"v": np.ones(784)}, seed=2 ** 70)
+    with pytest.raises(ValueError, match="2\\*\\*63"):
+        m.run(init={"v": np.ones(784)}, max_steps=2 ** 70)
+    with pytest.raises(ValueError, match="samples"):
+        m.check(samples=-5)
     # still usable after all that
     assert np.isfinite(m.eval(state={"v": np.ones(784)})["E"])
+
+
+def test_a_refused_bind_leaves_the_model_as_it_was():
+    m = damc.Model("dim N = 8;\ndim K;\nlayer v[N] { L = lagr_identity(v); }\n"
+                   "layer h[K] { L = lagr_softmax(h); tau = 0; }\nsynapse Xi[K, N] : h <-> v;\n"
+                   "weight b[K];\nenergy -dot(b, g(h));\n", "bias.dam")
+    m.bind(Xi=np.ones((3, 8)), b=np.zeros(3))
+    before = m.eval(state={"v": np.ones(8)}, precision="f64")["E"]
+    # A new K for Xi alone contradicts b's K = 3: refused, and b, Xi stay bound as they were.
+    with pytest.raises(damc.ModelError):
+        m.bind(Xi=np.ones((5, 8)))
+    assert m.eval(state={"v": np.ones(8)}, precision="f64")["E"] == before
+    m.bind(Xi=np.ones((5, 8)), b=np.zeros(5))  # both together: accepted
+    assert np.isfinite(m.eval(state={"v": np.ones(8)})["E"])
 
 
 def test_two_models_are_independent():

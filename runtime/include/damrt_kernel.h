@@ -19,8 +19,33 @@ void damrt_kernel_gemm_f64(int32_t trans_a, int32_t trans_b, int64_t m, int64_t 
 void damrt_kernel_gemm_f32(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k,
                            const float *a, int64_t lda, const float *b, int64_t ldb,
                            float *c, int64_t ldc);
-// Sets how many threads the BLAS products use (damc run --threads); n >= 1.
+// Sets how many threads the BLAS products and the fused products use at most (damc run
+// --threads); n >= 1.
 void damrt_set_threads(int n);
+
+// The fused products (src/kernel_fused.c): for every sample b, z_b = W g_b (W is k x n,
+// row-major; z and a are [batch, k], g and u [batch, n]), in one pass over W by blocks of
+// `rows` rows. After z of a block is written, blk(bufs, params, batch, k0, k1) computes
+// a[:, k0:k1) from it (the kernel's elementwise maps of those columns). mode 0 (softmax):
+// lse_b = log sum_k exp(a_bk) and u_b = W' softmax(a_b), with the streaming (online) max and
+// sum; mode 1 (additive): u_b = W' a_b, lse unused. At most `threads` threads (each a range
+// of blocks), never more than damrt_set_threads allows.
+void damrt_kernel_fused_f64(int32_t mode, int64_t batch, int64_t n, int64_t k, int64_t rows,
+                            int32_t threads, const double *w, const double *g, double *z,
+                            double *a, double *lse, double *u, void *blk, void **bufs,
+                            const double *params);
+void damrt_kernel_fused_f32(int32_t mode, int64_t batch, int64_t n, int64_t k, int64_t rows,
+                            int32_t threads, const float *w, const float *g, float *z,
+                            float *a, float *lse, float *u, void *blk, void **bufs,
+                            const double *params);
+// The thread limit of the fused products alone (damrt_set_threads sets it too); 0: the
+// number of processors.
+void damrt_fused_set_thread_limit(int n);
+
+// Stops OpenBLAS's worker threads (they are started again by the next threaded BLAS call), so
+// that they do not spin on the cores while damc compiles or reads files: OpenBLAS 0.3.21
+// starts them when it is loaded and keeps them polling for a while after each call.
+void damrt_blas_rest(void);
 
 // pow(x, y), for exponents that are not constants of the model.
 double damrt_kernel_pow_f64(double x, double y);

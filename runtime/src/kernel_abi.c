@@ -33,4 +33,13 @@ DEFINE_GEMM(f32, float, cblas_sgemm, cblas_sgemv)
 double damrt_kernel_pow_f64(double x, double y) { return pow(x, y); }
 float damrt_kernel_pow_f32(float x, float y) { return powf(x, y); }
 
-void damrt_set_threads(int n) { openblas_set_num_threads(n); }
+// OpenBLAS's own (exported by 0.3.21; its fork handler uses it): joins the worker threads;
+// exec_blas starts them again when a product needs them.
+int blas_thread_shutdown_(void);
+
+void damrt_blas_rest(void) { blas_thread_shutdown_(); }
+
+void damrt_set_threads(int n) {
+  openblas_set_num_threads(n);
+  damrt_fused_set_thread_limit(n);
+}

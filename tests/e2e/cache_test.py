@@ -9,8 +9,8 @@ ctest sets for every test) in an empty cache directory of its own (DAMC_CACHE_DI
 
   hit          a second run with new weights and new states compiles nothing, does not load
                LLVM, and gives the results of a run without the cache
-  miss         a changed model, size, precision or key (an entry written by another damc
-               version) compiles again
+  miss         a changed model, size, precision, choice of products (--kernels) or key (an
+               entry written by another damc version) compiles again
   corrupt      an entry truncated, emptied or garbled is ignored and rebuilt: no crash, the
                right results, and the next run hits
   concurrent   two damc processes filling an empty cache at once: both right, the cache valid
@@ -139,8 +139,17 @@ def case_miss(d):
         g.write(f.read() + "\n// changed\n")
     rc, st, err = damc(cache, "run", m2, "--weights", w, "--init", "v=" + s, "--max-steps", "2")
     check(rc == 0 and st["compiled"] == 2 and st["hits"] == 0, "a changed model compiles: %s %s" % (st, err))
+    # Another choice of products (the plans differ): blas and fused are entries of their own.
+    for choice in ("blas", "fused"):
+        rc, st, err = run(d, cache, w, s, choice + ".npz", "--kernels", choice)
+        check(rc == 0 and st["compiled"] == 2 and st["hits"] == 0,
+              "--kernels %s compiles: %s %s" % (choice, st, err))
+        rc, st, err = run(d, cache, w, s, choice + ".npz", "--kernels", choice)
+        check(rc == 0 and st["compiled"] == 0 and st["hits"] == 2,
+              "--kernels %s then hits: %s %s" % (choice, st, err))
+    check(same(d, "blas.npz", "fused.npz"), "blas and fused kernels from the cache agree")
     n = len(entries(cache))
-    check(n == 8, "one entry per module and key: %d" % n)
+    check(n == 12, "one entry per module and key: %d" % n)
     # An entry written by another damc version, in the file this key names: a miss. The key
     # is stored in the entry, after the shared object; rewrite its version and checksum.
     for name in entries(cache):

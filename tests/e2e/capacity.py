@@ -28,6 +28,7 @@ usage: capacity.py DAMC SOURCE_DIR [--case NAME | --list]"""
 import json
 import os
 import struct
+import shutil
 import subprocess
 import sys
 import time
@@ -37,6 +38,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e_cases import check, run  # noqa: E402
+from references import sign_sweeps  # noqa: E402
 
 DAMC, SRC = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 
@@ -54,10 +56,10 @@ def write(tmp, name, text):
     return path
 
 
-def damc(*args):
+def damc(*args, env=None):
     t0 = time.time()
     r = subprocess.run([DAMC, "capacity", *map(str, args), "--no-progress"], capture_output=True,
-                       text=True, timeout=600)
+                       text=True, timeout=600, env=env)
     return r.returncode, r.stdout, r.stderr, time.time() - t0
 
 
@@ -129,16 +131,7 @@ def classic_numpy(tmp):
         t = xi.T @ xi / n
         np.fill_diagonal(t, 0)
         for b in range(trials):
-            s = cues[b].copy()
-            while True:
-                flips = 0
-                for j in range(n):
-                    h = t[j] @ s
-                    new = s[j] if h == 0 else np.sign(h)
-                    flips += new != s[j]
-                    s[j] = new
-                if flips == 0:
-                    break
+            s, _ = sign_sweeps(t, cues[b])
             check(np.array_equal(final[b], s), f"K {k}, cue {b}: final state differs from NumPy's")
         m = (xi[idx] * np.sign(final)).mean(axis=1)
         errors = (np.sign(final) != xi[idx]).sum(axis=1)
@@ -266,6 +259,28 @@ def json_plot(tmp):
     code, text, err, _ = damc(model, "--store", "Xi", "--dim", "N=64", "--K", "16", "--trials", 2,
                               "--method", "async", "--plot", os.path.join(tmp, "missing", "p.png"))
     check(code == 1 and text == "" and "missing" in err, f"--plot into a missing directory: exit {code}: {err}")
+    # A plot that fails leaves no --save file either (the plot is drawn first).
+    save = os.path.join(tmp, "s.npz")
+    code, text, err, _ = damc(model, "--store", "Xi", "--dim", "N=64", "--K", "16", "--trials", 2,
+                              "--method", "async", "--save", save, "--plot", out)  # a directory
+    check(code == 1 and text == "" and not os.path.exists(save), f"--save with a failing --plot: exit {code}: {err}")
+    # PLplot ending its process (a driver that does not load: plexit calls exit()) ends only
+    # the drawing child: exit 1 with PLplot's message, no temporary file left.
+    drivers, scratch = os.path.join(tmp, "drivers"), os.path.join(tmp, "scratch")
+    os.mkdir(drivers)
+    os.mkdir(scratch)
+    system = subprocess.run(["pkg-config", "--variable=drvdir", "plplot"], capture_output=True,
+                            text=True).stdout.strip()
+    for f in os.listdir(system):
+        if f.endswith(".driver_info"):
+            shutil.copy(os.path.join(system, f), drivers)
+    with open(os.path.join(drivers, "cairo.so"), "w") as f:
+        f.write("not a shared object")
+    env = dict(os.environ, PLPLOT_DRV_DIR=drivers, TMPDIR=scratch)
+    code, text, err, _ = damc(model, "--store", "Xi", "--dim", "N=64", "--K", "16", "--trials", 2,
+                              "--method", "async", "--plot", png + ".2", env=env)
+    check(code == 1 and text == "" and "PLplot" in err and not os.listdir(scratch)
+          and not os.path.exists(png + ".2"), f"PLplot's exit: exit {code}: {err} {os.listdir(scratch)}")
     print(f"JSON: {len(rep['results'])} records; PNG {size}")
 
 
@@ -287,6 +302,7 @@ def errors(tmp):
         ((model_b, "--store", "Xi", "--K", "10", "--corrupt", "blur:0.1"), 2, "expected flip:P, mask:P"),
         ((model_b, "--store", "Xi", "--K", "10", "--corrupt", "flip:1.5"), 2, "from 0 to 1"),
         ((model_b, "--store", "Xi", "--K", "10", "--corrupt", "noise:-1"), 2, ">= 0"),
+        ((model_b, "--store", "Xi", "--K", "10", "--corrupt", "mask:0.5", "--method", "async"), 2, "sign(0) = +1"),
         ((model_b, "--store", "Xi", "--K", "10", "--trials", "0"), 2, "--trials 0"),
         ((model_b, "--store", "Xi", "--K", "10", "--patterns", "uniform"), 2, "expected binary, gaussian or a FILE.npy"),
         ((model_b, "--store", "Xi", "--K", "10", "--method", "leapfrog"), 2, "--method leapfrog"),

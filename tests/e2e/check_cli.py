@@ -56,6 +56,19 @@ def examples(tmp):
         "hierarchical": {"W12": rng.standard_normal((64, 32)) / 16, "W23": rng.standard_normal((32, 16)) / 8},
         "custom_energy": {"W": rng.standard_normal((8, 16)) / 4, "b": rng.standard_normal(8)},
         "hopfield_classic": {"T": (T + T.T) / 2},
+        "modern_hopfield": {"Xi": rng.standard_normal((20, 16))},
+        "dense_poly": {"Xi": rng.standard_normal((6, 16)) / 4},
+        "dense_repu": {"Xi": rng.standard_normal((6, 16)) / 4},
+        "dense_exp": {"Xi": rng.standard_normal((6, 16)) / 4},
+        # Each memory stored with its negative: some overlap is positive at every v, so the
+        # memory layer cannot be entirely dead at a fixed point (with 6 random memories a run
+        # may end where every overlap is negative: a warning, rightly).
+        "model_c": {"Xi": np.vstack([p := rng.standard_normal((3, 16)) / 2, -p])},
+        "energy_transformer": {"Wq": rng.standard_normal((4, 8)) / 4, "Wk": rng.standard_normal((4, 8)) / 4,
+                               "Xi": rng.standard_normal((5, 8)) / 4},
+        # relu memories with biases of both signs, so some memories are dead at the fixed point (damc check reports them) but not all, and
+        # --strict passes (examples/relu_dead.dam)
+        "relu_dead": {"Xi": rng.standard_normal((12, 16)) / 10, "b": np.linspace(-1, 1, 12)},
     }
     names = sorted(f[:-4] for f in os.listdir(os.path.join(SRC, "examples")) if f.endswith(".dam"))
     check(sorted(weights) == names, f"examples without weights here: {set(names) ^ set(weights)}")
@@ -71,6 +84,9 @@ def examples(tmp):
         along = [i for i in items(report, "convexity") if "along trajectories" in i["reason"]]
         check(report and len(along) == len({i["subject"] for i in items(report, "derivatives")})
               and all(i["numbers"]["points"] >= 100 for i in along), f"{name}: along trajectories {along}")
+        if name == "relu_dead":     # FO24: damc check finds the dead memories at a fixed point
+            dead = [i for i in items(report, "fixed-point-dead") if i["subject"] == "layer h"]
+            check(dead, f"relu_dead: no dead units reported at the fixed points: {items(report, 'fixed-point-dead')}")
         f32 = items(report, "float32")
         check(f32 and f32[0]["verdict"] == "pass", f"{name}: float32 against float64 {f32}")
         print(f"{name}: {report['verdict'] if report else '?'} in {seconds:.2f} s "
@@ -140,6 +156,66 @@ def dead_units(tmp):
     if dead:
         print(f"dead units of h: {dead[0]['numbers']['nullity']:.0f} of 12; E change along them "
               f"{dead[0]['numbers']['E change along the flat region']:.1e}")
+
+
+def fully_dead(tmp):
+    """Every unit of the relu layer dead at the fixed point (negative weights, input 1: h =
+    Xi 1 < 0): a warning that the layer is disconnected there, with the remedies (§4.5), its
+    nullity the whole layer and E constant along the flat region; the point itself stable,
+    and with --strict the warning exits 3. The same layer with half its weights positive is
+    only partly dead: no warning."""
+    rng = np.random.default_rng(5)
+    np.save(os.path.join(tmp, "ones.npy"), np.ones(6))
+    for name, xi, all_dead in (("negative", -0.1 * np.abs(rng.standard_normal((12, 6))), True),
+                               ("mixed", 0.1 * rng.standard_normal((12, 6)), False)):
+        np.savez(os.path.join(tmp, f"{name}.npz"), Xi=xi)
+        args = ("--weights", f"{tmp}/{name}.npz", "--input", f"v={tmp}/ones.npy")
+        code, report, err, _ = damc_check(os.path.join(MODELS, "relu_hidden.dam"), *args)
+        dead = [i for i in items(report, "fixed-point-dead") if i["subject"] == "layer h"]
+        st = items(report, "stability")
+        check(code == 0 and st and all(i["verdict"] == "pass" for i in st), f"{name}: {st} {err}")
+        if all_dead:
+            check(dead and dead[0]["verdict"] == "warn" and "every unit of layer 'h' is dead" in dead[0]["reason"]
+                  and "leaky relu" in dead[0]["reason"] and dead[0]["numbers"]["nullity"] == 12
+                  and abs(dead[0]["numbers"]["E change along the flat region"]) <= 1e-12, f"{name}: {dead}")
+            code, _, _, _ = damc_check(os.path.join(MODELS, "relu_hidden.dam"), *args, "--strict")
+            check(code == 3, f"{name} --strict: exit {code}")
+        else:
+            check(dead and all(i["verdict"] == "pass" and i["numbers"]["nullity"] < 12 for i in dead),
+                  f"{name}: {dead}")
+            print(f"mixed weights: {[int(i['numbers']['nullity']) for i in dead]} of 12 units dead")
+
+
+def marginal(tmp):
+    """x = tanh(x) (a tanh unit coupled to itself with weight 1): the origin is the one fixed
+    point, and a degenerate one (J = tanh'(0) - 1 = 0; u - x = -x^3/3, so |u - x| is below
+    1e-10 from |x| = 7e-4 on). Newton's method converges only linearly there; it must go on
+    until its step is small, so that the runs from 8 starts are seen as one fixed point, found
+    marginal: lambda_max(B'WB) = 1 (docs/theory.md §4.4.2), a warning."""
+    model = os.path.join(tmp, "one.dam")
+    with open(model, "w") as f:
+        f.write("dim N;\nlayer a[N] { L = lagr_tanh(a, 1); tau = 1; }\nsynapse W[N, N] : a <-> a;\n")
+    np.savez(os.path.join(tmp, "w.npz"), W=np.ones((1, 1)))
+    code, report, err, _ = damc_check(model, "--weights", f"{tmp}/w.npz")
+    st = items(report, "stability")
+    check(code == 0 and len(st) == 1 and st[0]["verdict"] == "warn" and "marginal" in st[0]["reason"]
+          # Newton's step divides by J = tanh'(x) - 1 = -x^2, known to about eps: below |x| of
+          # a few 1e-8 its steps are rounding, so the point is known to 3e-7, no better.
+          and abs(st[0]["numbers"]["lambda_max(B'WB)"] - 1) <= 1e-8 and abs(st[0]["vectors"]["x*"][0]) <= 3e-7,
+          f"marginal: {[(i['reason'], i['numbers'], i['vectors']) for i in st]} {err}")
+    if st:
+        print(f"x = tanh(x): {st[0]['numbers']['Newton steps']:.0f} Newton steps to x* = {st[0]['vectors']['x*'][0]:.1e}")
+
+
+def asymmetric(tmp):
+    """A self-synapse must be symmetric for the model to have an energy: damc check refuses a
+    non-symmetric one before checking anything (exit 1), naming the weight and an entry pair."""
+    T = np.random.default_rng(0).standard_normal((16, 16))
+    np.savez(os.path.join(tmp, "asym.npz"), T=T)
+    r = subprocess.run([DAMC, "check", os.path.join(SRC, "examples", "hopfield_classic.dam"), "--weights",
+                        f"{tmp}/asym.npz"], capture_output=True, text=True, timeout=120)
+    check(r.returncode == 1 and not r.stdout and "'T' must be symmetric" in r.stderr and "self-synapse" in r.stderr,
+          f"asymmetric: exit {r.returncode}: {r.stderr}")
 
 
 def directed(tmp):
@@ -300,7 +376,7 @@ def fault_injected(tmp):
             print(f"broken rule: {deriv[0]['reason'][:100]}... max e_H {deriv[0]['numbers']['max e_H']:.1e}")
 
 
-CASES = {"fault_injected": fault_injected, "euler_step": euler_step, "large_softmax": large_softmax, "all_eliminated": all_eliminated, "energy_rays": energy_rays, "examples": examples, "nonconvex": nonconvex, "no_weights": no_weights, "saddle": saddle, "unbounded": unbounded,
+CASES = {"marginal": marginal, "fully_dead": fully_dead, "asymmetric": asymmetric, "fault_injected": fault_injected, "euler_step": euler_step, "large_softmax": large_softmax, "all_eliminated": all_eliminated, "energy_rays": energy_rays, "examples": examples, "nonconvex": nonconvex, "no_weights": no_weights, "saddle": saddle, "unbounded": unbounded,
          "dead_units": dead_units, "directed": directed}
 
 

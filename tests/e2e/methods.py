@@ -28,6 +28,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e_cases import check, run  # noqa: E402
+from references import sign_sweeps  # noqa: E402
 
 DAMC, SRC = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 
@@ -155,17 +156,7 @@ def async_rule(tmp):
         return
     out = np.load(f"{tmp}/o.npz")
     for b in range(k):
-        s, changed = cues[b].copy(), 0
-        while True:
-            flips = 0
-            for j in range(n):
-                h = w[j] @ s
-                new = s[j] if h == 0 else np.sign(h)
-                flips += new != s[j]
-                s[j] = new
-            if flips == 0:
-                break
-            changed += 1
+        s, changed = sign_sweeps(w, cues[b])
         check(np.array_equal(out["x_s"][b], s), f"async sample {b}: states differ from NumPy")
         check(out["steps"][b] == changed, f"async sample {b}: steps {out['steps'][b]}, NumPy {changed}")
         check(out["converged"][b], f"async sample {b}: not converged")

@@ -401,6 +401,42 @@ static void test_hopfield(void) {
   damc_model_free(m);
 }
 
+// damc_set_kernels: Model B with h eliminated compiled with --kernels blas and fused gives the
+// same currents and energy (float64, 1e-12 relative), and a value that is no DamcKernels is
+// refused with status 2.
+static void test_set_kernels(void) {
+  static const char *text =
+      "dim N = 13;\ndim K = 50;\nparam beta = 1.5;\nlayer v[N] { L = lagr_identity(v); }\n"
+      "layer h[K] { L = lagr_softmax(h, beta); tau = 0; }\nsynapse Xi[K, N] : h <-> v;\n";
+  static double xi[50 * 13], v[13];
+  fill_normal(xi, 50 * 13, 0.3);
+  fill_normal(v, 13, 1);
+  const DamcKernels kinds[2] = {DAMC_KERNELS_BLAS, DAMC_KERNELS_FUSED};
+  DamcResults *r[2] = {NULL, NULL};
+  DamcModel *m[2] = {NULL, NULL};
+  for (int i = 0; i < 2; i++) {
+    DamcError err = {0};
+    m[i] = damc_model_from_string("kernels.dam", text, &err);
+    DamcArray w = {2, {50, 13}, xi, DAMC_F64};
+    CHECK(m[i] && damc_bind_weight(m[i], "Xi", &w, NULL, &err));
+    CHECK(m[i] && !damc_set_kernels(m[i], (DamcKernels)7, &err) && err.status == 2);
+    damc_error_clear(&err);
+    CHECK(m[i] && damc_set_kernels(m[i], kinds[i], &err) && damc_compile(m[i], DAMC_F64, &err));
+    damc_error_clear(&err);
+    if (m[i]) r[i] = eval1(m[i], v, NULL, 13);
+    CHECK(r[i] != NULL);
+  }
+  if (r[0] && r[1]) {
+    size_t n = 0;
+    check_vec(r[1], "u_v", damc_result(r[0], "u_v", &n), 13, F64_TOL, &worst_f64);
+    CHECK(rel(result1(r[1], "E", 0), result1(r[0], "E", 0), &worst_f64) <= F64_TOL);
+  }
+  for (int i = 0; i < 2; i++) {
+    damc_results_free(r[i]);
+    damc_model_free(m[i]);
+  }
+}
+
 // Run Model B (h eliminated) from corrupted patterns to convergence: the final states are
 // fixed points that eval confirms, and the patterns are retrieved.
 static void test_run_fixed_point(void) {
@@ -1211,6 +1247,7 @@ int main(int argc, char **argv) {
   test_check_api();
   test_compile_retry();
   test_reuse_and_records();
+  test_set_kernels();
   printf("worst relative errors: float64 kernels %.2g (bound %.0e), float32 data %.2g "
          "(bound %.0e), float32 kernels %.2g (bound %.0e)\n",
          worst_f64, F64_TOL, worst_f32_data, F32_DATA_TOL, worst_f32, F32_TOL);

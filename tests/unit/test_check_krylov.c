@@ -97,13 +97,14 @@ static double dense_top(const double *h, const double *w, int64_t d) {
   LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', (lapack_int)d, q, (lapack_int)d, lam);
   for (int64_t i = 0; i < d; i++)
     for (int64_t j = 0; j < d; j++) q[i * d + j] *= sqrt(fmax(lam[j], 0));
+  double *wq = calloc((size_t)(d * d), sizeof *wq);  // W B, then B' (W B): 2 d^3
+  for (int64_t a = 0; a < d; a++)
+    for (int64_t b = 0; b < d; b++)
+      for (int64_t j = 0; j < d; j++) wq[a * d + j] += w[a * d + b] * q[b * d + j];
   for (int64_t i = 0; i < d; i++)
-    for (int64_t j = 0; j < d; j++) {
-      double s = 0;
-      for (int64_t a = 0; a < d; a++)
-        for (int64_t b = 0; b < d; b++) s += q[a * d + i] * w[a * d + b] * q[b * d + j];
-      k[i * d + j] = s;
-    }
+    for (int64_t a = 0; a < d; a++)
+      for (int64_t j = 0; j < d; j++) k[i * d + j] += q[a * d + i] * wq[a * d + j];
+  free(wq);
   LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'N', 'U', (lapack_int)d, k, (lapack_int)d, lam);
   double top = lam[d - 1];
   free(q), free(lam), free(k);
