@@ -227,7 +227,9 @@ int damc_set_kernels(DamcModel *model, DamcKernels kernels, DamcError *err);
 /* How many times kernels were generated and compiled to machine code for this model, all
    precisions together (0 before damc_compile; 1 after it; the hvp and jvp kernels and a
    second precision add one each when first used). damc_eval, damc_run, damc_set_param and
-   damc_rebind_weight leave it unchanged. */
+   damc_rebind_weight leave it unchanged. Kernels loaded from the cache of compiled kernels
+   (docs/cli.md; DAMC_NO_CACHE=1 turns it off) are not compiled and not counted: with a warm
+   cache the count stays 0. */
 unsigned damc_model_compile_count(const DamcModel *model);
 
 /* Copies result `name` into the caller's buffer `out` of `count` values (exactly the

@@ -27,6 +27,7 @@ struct Jit {
   LLVMOrcLLJITRef lljit;
   LLVMTargetMachineRef tm;  // optimisation, assembly, objects; the LLJIT has its own
   char *cpu;                // from LLVMGetHostCPUName; LLVMDisposeMessage
+  char *features;           // from LLVMGetHostCPUFeatures; LLVMDisposeMessage
   StrBuf session_errors;    // what the execution session reported during the current call
   JitCode *codes;           // live code, newest first
 };
@@ -120,7 +121,7 @@ Jit *jit_new(StrBuf *err) {
   LLVMTargetMachineRef tm_jit =
       jit->tm ? host_target_machine(triple, jit->cpu, features, err) : NULL;
   LLVMDisposeMessage(triple);
-  LLVMDisposeMessage(features);
+  jit->features = features;
   if (!jit->tm) {
     jit_free(jit, err);
     return NULL;
@@ -159,12 +160,14 @@ bool jit_free(Jit *jit, StrBuf *err) {
   }
   if (jit->tm) LLVMDisposeTargetMachine(jit->tm);
   LLVMDisposeMessage(jit->cpu);
+  LLVMDisposeMessage(jit->features);
   sb_free(&jit->session_errors);
   free(jit);
   return ok;
 }
 
 const char *jit_cpu_name(const Jit *jit) { return jit->cpu; }
+const char *jit_cpu_features(const Jit *jit) { return jit->features; }
 
 bool jit_define_symbols(Jit *jit, const JitSymbol *syms, size_t n, StrBuf *err) {
   CompatSymbolPair *pairs = xcalloc(n, sizeof *pairs);
@@ -315,4 +318,47 @@ bool jit_remove(Jit *jit, JitCode *code, StrBuf *err) {
   LLVMOrcReleaseResourceTracker(code->rt);
   free(code);
   return e ? fail(jit, err, "removing code", e) : true;
+}
+
+bool jit_module_indirect_calls(JitModule *m, const char *const *names, size_t n,
+                               const char *table, StrBuf *err) {
+  LLVMContextRef ctx = LLVMGetModuleContext(m->mod);
+  LLVMTypeRef ptr = LLVMPointerTypeInContext(ctx, 0);
+  LLVMTypeRef arr = LLVMArrayType2(ptr, n);
+  LLVMValueRef slots = LLVMAddGlobal(m->mod, arr, table);
+  LLVMSetInitializer(slots, LLVMConstNull(arr));
+  LLVMSetLinkage(slots, LLVMExternalLinkage);
+  LLVMBuilderRef b = LLVMCreateBuilderInContext(ctx);
+  LLVMTypeRef i64 = LLVMInt64TypeInContext(ctx);
+  bool ok = true;
+  for (LLVMValueRef f = LLVMGetFirstFunction(m->mod); f && ok; f = LLVMGetNextFunction(f)) {
+    if (!LLVMIsDeclaration(f) || LLVMGetIntrinsicID(f)) continue;
+    size_t len;
+    const char *name = LLVMGetValueName2(f, &len);
+    size_t i = 0;
+    while (i < n && strcmp(names[i], name) != 0) i++;
+    if (i == n) {
+      sb_printf(err, "jit: the kernels call '%s', which is not a runtime function\n", name);
+      ok = false;
+      break;
+    }
+    // The declaration becomes an internal stub: load the slot, call through it.
+    LLVMTypeRef fty = LLVMGlobalGetValueType(f);
+    LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(ctx, f, "entry"));
+    LLVMValueRef idx[2] = {LLVMConstInt(i64, 0, 0), LLVMConstInt(i64, i, 0)};
+    LLVMValueRef p = LLVMBuildLoad2(b, ptr, LLVMBuildInBoundsGEP2(b, arr, slots, idx, 2, ""), "");
+    unsigned np = LLVMCountParams(f);
+    LLVMValueRef *args = xcalloc(np + 1, sizeof *args);
+    for (unsigned a = 0; a < np; a++) args[a] = LLVMGetParam(f, a);
+    LLVMValueRef call = LLVMBuildCall2(b, fty, p, args, np, "");
+    free(args);
+    LLVMSetTailCall(call, 1);
+    if (LLVMGetTypeKind(LLVMGetReturnType(fty)) == LLVMVoidTypeKind)
+      LLVMBuildRetVoid(b);
+    else
+      LLVMBuildRet(b, call);
+    LLVMSetLinkage(f, LLVMInternalLinkage);
+  }
+  LLVMDisposeBuilder(b);
+  return ok;
 }

@@ -54,6 +54,8 @@ bool jit_free(Jit *jit, StrBuf *err);
 
 // The CPU name the session compiles for (LLVMGetHostCPUName, e.g. "znver5"); owned by `jit`.
 const char *jit_cpu_name(const Jit *jit);
+// The CPU features the session compiles for (LLVMGetHostCPUFeatures, "+avx2,-sse4a,...").
+const char *jit_cpu_features(const Jit *jit);
 
 // Makes the `n` runtime symbols `syms` visible to code added to `jit` later or earlier
 // (names are resolved at code generation). A name may be defined once per session.
@@ -85,6 +87,14 @@ char *jit_module_asm(Jit *jit, JitModule *m, StrBuf *err);
 // The host object file (ELF on Linux) of `m`, generated from a copy, appended to `bytes`
 // (the caller writes it where it belongs). Returns false, with the message in `err`.
 bool jit_module_object(Jit *jit, JitModule *m, StrBuf *bytes, StrBuf *err);
+
+// Makes the calls of `m` to the `n` functions `names` indirect, for code loaded without the
+// JIT (the kernel cache): a global array `table` of `n` pointers is defined in `m`, and each
+// declared function of `names` becomes an internal function that calls through its slot
+// (the loader fills the array). Returns false, naming it, when `m` declares a function that
+// is not in `names` (intrinsics aside).
+bool jit_module_indirect_calls(JitModule *m, const char *const *names, size_t n,
+                               const char *table, StrBuf *err);
 
 // Verifies `m` and adds it to `jit` under a new resource tracker. Takes ownership of `m`
 // in every case: on failure (an invalid module, or LLVM refusing it, e.g. a duplicate

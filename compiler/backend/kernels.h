@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 
+#include "backend/jit.h"
 #include "lower/plan.h"
 #include "support/strbuf.h"
 
@@ -23,6 +24,11 @@ typedef void (*KernelFn)(void **bufs, const double *params, int64_t batch);
 // failure.
 Kernels *kernels_generate(const Plan *const *plans, int n, bool f32, const char *module_name,
                           bool keep_copy, StrBuf *err);
+// The same with the runtime symbols `syms` in place of codegen_runtime_symbols()'s (the
+// process's own table, when the backend is a module of its own: backend_module.h).
+Kernels *kernels_generate_with(const Plan *const *plans, int n, bool f32,
+                               const char *module_name, bool keep_copy, const JitSymbol *syms,
+                               size_t nsyms, StrBuf *err);
 // Compiles the generated module to machine code (once); then kernels_lookup finds them.
 bool kernels_jit(Kernels *k, StrBuf *err);
 void kernels_free(Kernels *k);
@@ -34,5 +40,10 @@ char *kernels_text(Kernels *k, bool assembly, StrBuf *err);
 bool kernels_object(Kernels *k, StrBuf *bytes, StrBuf *err);
 // The CPU the code is compiled for.
 const char *kernels_cpu(const Kernels *k);
+// The `n` plans as an object file appended to `obj`, their runtime calls through the slots
+// of DAMC_RUNTIME_SLOTS named `slot_names` (backend_module.h); `host` gets "CPU FEATURES".
+bool kernels_cache_object(const Plan *const *plans, int n, bool f32, const char *module_name,
+                          const char *const *slot_names, size_t nslots, StrBuf *obj,
+                          StrBuf *host, StrBuf *err);
 
 #endif

@@ -17,6 +17,11 @@
   {"--precision", "f32|f64", "the kernels' float type (default f32)"},                    \
   {"--allow-extra", NULL, "ignore .npz members that are not weights of the model"}
 
+// The cache of compiled kernels (eval, run, bench).
+#define CACHE_OPTIONS                                                                     \
+  {"--no-cache", NULL, "compile the kernels, without the cache of compiled kernels"},       \
+  {"--verbose", NULL, "say on stderr which kernels were compiled and which came from the cache"}
+
 static const OptionSpec parse_options[] = {
     {"--ast", NULL, "print the checked model, every expression fully parenthesised"},
     {NULL, NULL, NULL}};
@@ -29,6 +34,7 @@ static const OptionSpec explain_options[] = {
 
 static const OptionSpec eval_options[] = {
     TENSORS,
+    CACHE_OPTIONS,
     {"--state", "A=FILE.npy", "the state of layer A: [n] or [B, n] (default zeros)"},
     {"--input", "A=FILE.npy", "the external input of layer A"},
     {"--kernels", "blas|fused|auto", "the products around an eliminated layer: two gemm calls, one fused pass over the weight, or chosen by size (default auto)"},
@@ -37,6 +43,7 @@ static const OptionSpec eval_options[] = {
 
 static const OptionSpec run_options[] = {
     TENSORS,
+    CACHE_OPTIONS,
     {"--init", "A=FILE.npy", "the initial state of layer A: [n] or [B, n] (default zeros)"},
     {"--input", "A=FILE.npy", "the external input of layer A"},
     {"--clamp", "A=MASK.npy", "neurons of layer A held fixed (1 = clamped, 0 = free)"},
@@ -75,6 +82,7 @@ static const OptionSpec emit_options[] = {
 
 static const OptionSpec bench_options[] = {
     TENSORS,
+    CACHE_OPTIONS,
     {"--kernels", "blas|fused|auto", "the products around an eliminated layer: two gemm calls, one fused pass over the weight, or chosen by size (default auto)"},
     {"--batch", "B", "samples per call (default 1)"},
     {"--repeat", "R", "calls timed (default 20; the median is reported)"},

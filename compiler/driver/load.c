@@ -1,6 +1,6 @@
 // Loading the model and its tensors for the subcommands that compile it (see native.h):
-// through the C API, each tensor read in the kernels' precision (float64 data for float32
-// kernels kept as read, so a value beyond float32 is refused by name) after its header was
+// through the C API, each tensor read in the kernels' precision (converted as read; float64
+// data beyond float32's range is refused by name for float32 kernels) after its header was
 // checked against the model, and bound in place.
 #include <errno.h>
 #include <math.h>
@@ -13,6 +13,7 @@
 #include "damrt_npz.h"
 #include "driver/driver.h"
 #include "driver/native.h"
+#include "engine/kcache.h"
 #include "support/common.h"
 
 static void hold(Loaded *l, DamrtTensor *t) { VEC_PUSH(l->held, l->nheld, l->held_cap, t); }
@@ -35,11 +36,19 @@ static bool bind_weight(Loaded *l, const char *name, DamrtTensor *t, const char 
   return ok;
 }
 
-// The dtype to read a weight in: the kernels', except that float64 data for float32 kernels
-// is read as float64, so that a value beyond float32's range is refused (engine_check_range)
-// instead of becoming an infinity.
-static DamrtDtype read_dtype(const DamrtNpyInfo *info, DamrtDtype kernels) {
-  return info->kind == 'f' && info->itemsize == 8 ? DAMRT_F64 : kernels;
+// Tensors are read in the kernels' dtype, converted as they are read (no float64 copy for
+// float32 kernels): for float32 kernels, float64 data beyond float32's range is refused by
+// the reader, naming the index (DAMRT_READ_F32_RANGE), instead of becoming an infinity.
+static unsigned read_flags(DamrtDtype kernels) {
+  return kernels == DAMRT_F32 ? DAMRT_READ_F32_RANGE : 0;
+}
+
+// The reader's message, with the way out for a value that does not fit float32.
+static void read_error(StrBuf *err, DamrtStatus status, const DamrtError *derr) {
+  if (status == DAMRT_E_VALUE && strstr(derr->message, "does not fit float32"))
+    sb_printf(err, "%s: use --precision f64\n", derr->message);
+  else
+    sb_printf(err, "%s\n", derr->message);
 }
 
 static bool load_npz_weights(Loaded *l, const char *path, DamrtDtype dtype, bool allow_extra,
@@ -65,9 +74,9 @@ static bool load_npz_weights(Loaded *l, const char *path, DamrtDtype dtype, bool
       ok = false;
       continue;
     }
-    DamrtTensor *t = damrt_npz_read(npz, key, read_dtype(&info, dtype), &derr);
+    DamrtTensor *t = damrt_npz_read_flags(npz, key, dtype, read_flags(dtype), &derr);
     if (!t) {
-      sb_printf(err, "%s\n", derr.message);
+      read_error(err, derr.code, &derr);
       ok = false;
       continue;
     }
@@ -78,10 +87,9 @@ static bool load_npz_weights(Loaded *l, const char *path, DamrtDtype dtype, bool
 }
 
 // Reads the .npy of a per-layer array option ("--state A=FILE.npy") into its slot.
-// Reads one .npy file. The header first, when the file can be read twice (a regular file):
-// float64 data for float32 kernels is then read as float64, so that the engine refuses a
-// value beyond float32's range by name, and the shape of `weight` (or NULL) is checked before
-// any data is read. NULL with the message in `err`.
+// Reads one .npy file in the kernels' dtype `dtype`. The header first, when the file can be
+// read twice (a regular file): the shape of `weight` (or NULL) is checked before any data is
+// read. NULL with the message in `err`.
 static DamrtTensor *read_npy(Loaded *l, const char *path, DamrtDtype dtype, const char *weight,
                              StrBuf *err) {
   DamrtError derr = {0};
@@ -94,10 +102,9 @@ static DamrtTensor *read_npy(Loaded *l, const char *path, DamrtDtype dtype, cons
     }
     if (weight && !engine_check_weight_shape(l->engine, weight, info.rank, info.shape, path, err))
       return NULL;
-    dtype = read_dtype(&info, dtype);
   }
-  DamrtTensor *t = damrt_npy_read(path, dtype, &derr);
-  if (!t) sb_printf(err, "%s\n", derr.message);
+  DamrtTensor *t = damrt_npy_read_flags(path, dtype, read_flags(dtype), &derr);
+  if (!t) read_error(err, derr.code, &derr);
   return t;
 }
 
@@ -202,15 +209,25 @@ int load_model(const Options *o, Loaded *l, EngineStage last) {
                 net->layers[a].name);
       status = EXIT_USAGE;
     }
+  // eval steps nothing: its kernel alone is compiled (on its first call).
+  if (!status && !strcmp(o->command, "eval")) engine_want_only(l->engine, KERNEL_EVAL);
   double t_compile = clock_seconds();
   // emit --c translates BLAS plans only (docs/performance.md): the C kernels call gemm.
   if (!status && !damc_set_kernels(l->damc, o->c_source ? DAMC_KERNELS_BLAS : o->kernels, &derr)) {
     sb_append(&err, derr.message);
     status = EXIT_USAGE;
   }
-  if (!status && !damc_compile_to(l->damc, o->precision, !strcmp(o->command, "emit"), last, &derr)) {
+  // run needs the eval kernel for its final values: compiled on another thread while the
+  // step kernel is compiled here (both from the cache when it holds them).
+  bool prefetch = !strcmp(o->command, "run") && last == STAGE_JIT;
+  if (!status && !damc_compile_to(l->damc, o->precision, !strcmp(o->command, "emit"),
+                                  prefetch ? STAGE_BIND : last, &derr)) {
     sb_append(&err, derr.message);
     status = EXIT_MODEL;
+  }
+  if (!status && prefetch) {
+    engine_prefetch(l->engine, KERNEL_EVAL);
+    if (!engine_compile(l->engine, STAGE_JIT, &err)) status = EXIT_MODEL;
   }
   damc_error_clear(&derr);
   // check reports the param rules itself, as items.
@@ -234,6 +251,7 @@ int start(Options *o, Loaded *l, int argc, char **argv) {
     return status;
   }
   // The checks need no compiled code before they know whether every weight is given.
+  if (o->no_cache) kcache_disable();
   EngineStage last = !strcmp(o->command, "check") || !strcmp(o->command, "capacity") ? STAGE_DERIVE
                      : o->plan || o->c_source    ? STAGE_PLAN
                                                  : STAGE_JIT;
@@ -241,6 +259,24 @@ int start(Options *o, Loaded *l, int argc, char **argv) {
 }
 
 int finish(Options *o, Loaded *l, int status) {
+  if (o->verbose) {
+    KcacheStats k = kcache_stats();
+    const char *dir = kcache_dir();
+    fprintf(stderr, "damc %s: kernels: %u compiled, %u from the cache", o->command, k.compiled,
+            k.hits);
+    if (k.rejected) fprintf(stderr, ", %u invalid entries replaced", k.rejected);
+    if (!kcache_enabled())
+      fprintf(stderr, " (cache off)");
+    else
+      fprintf(stderr, " (%u stored in %s)", k.stored, dir);
+    fprintf(stderr, "; LLVM %s", k.llvm_loaded ? "loaded" : "not loaded");
+    if (k.llvm_loaded)
+      fprintf(stderr, " (loading %.1f ms, compiling %.1f ms, linking %.1f ms)", 1e3 * k.load_seconds,
+              1e3 * k.compile_seconds, 1e3 * k.link_seconds);
+    fputc('\n', stderr);
+    if (k.problem[0])
+      fprintf(stderr, "damc %s: kernels compiled without the cache: %s\n", o->command, k.problem);
+  }
   unload(l);
   free(o->tensors);
   return status;

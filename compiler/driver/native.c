@@ -21,6 +21,7 @@
 #include "damrt_output.h"
 #include "driver/driver.h"
 #include "driver/native.h"
+#include "engine/kcache.h"
 #include "support/common.h"
 
 // ---- Results ----
@@ -210,16 +211,20 @@ int cmd_bench(int argc, char **argv) {
   StrBuf err = {0};
   double rhs, eval;
   if (engine_bench(l.engine, o.batch, o.repeat, &rhs, &eval, &err)) {
+    KcacheStats k = kcache_stats();
     printf("model              %s\n", o.model);
     printf("precision          %s\n", o.precision == DAMC_F32 ? "f32" : "f64");
     printf("front end          %.2f ms (parse, check, derive)\n", 1e3 * l.load_seconds);
-    printf("compile            %.2f ms (plans; the step kernel: code generation, O3, JIT)\n",
-           1e3 * l.compile_seconds);
+    printf("compile            %.2f ms (plans; the step kernel: %s)\n", 1e3 * l.compile_seconds,
+           !kcache_enabled() ? "code generation, O3, JIT"
+                             : "from the cache, or code generation, O3, object, cc -shared");
     printf("to the first step  %.2f ms (the above, reading the tensors, checking them)\n",
            1e3 * l.ready_seconds);
     printf("batch              %zu\n", o.batch);
     printf("step (dx/dt)       %.3f ms  median of %d\n", 1e3 * rhs, o.repeat);
     printf("eval (E, g, u)     %.3f ms  median of %d\n", 1e3 * eval, o.repeat);
+    printf("kernels            %u modules compiled, %u from the cache%s; LLVM %s\n", k.compiled,
+           k.hits, kcache_enabled() ? "" : " (cache off)", k.llvm_loaded ? "loaded" : "not loaded");
   } else {
     print_errors("bench", sb_str(&err));
     status = EXIT_MODEL;

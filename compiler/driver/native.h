@@ -42,6 +42,8 @@ typedef struct {
   bool order_given;  // run --order (async only)
   int progress;      // run: 1 --progress, -1 --no-progress, 0 when stderr is a terminal
   bool quiet;
+  bool no_cache;  // --no-cache: compile, without the cache of compiled kernels
+  bool verbose;   // --verbose: what was compiled and what came from the cache, on stderr
   // check
   int samples;
   bool json;

@@ -205,6 +205,8 @@ static int parse_args(Options *o, const Command *c, int argc, char **argv,
     else if (!strcmp(opt, "--progress")) o->progress = 1;
     else if (!strcmp(opt, "--no-progress")) o->progress = -1;
     else if (!strcmp(opt, "--quiet")) o->quiet = true;
+    else if (!strcmp(opt, "--no-cache")) o->no_cache = true;
+    else if (!strcmp(opt, "--verbose")) o->verbose = true;
     else if (!strcmp(opt, "--json")) o->json = true;
     else if (!strcmp(opt, "--details")) o->details = true;
     else if (!strcmp(opt, "--emit-c")) {

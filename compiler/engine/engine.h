@@ -81,6 +81,13 @@ void engine_rewind(Engine *e, EngineStage stage);
 // Asks for kernel `kind` (the step kernel KERNEL_RHS is always wanted). Asking after the
 // plan stage steps the engine back so that the next engine_compile builds it.
 void engine_want(Engine *e, KernelKind kind);
+// Wants only the kernel `kind`, before anything is planned (damc eval: no step kernel is
+// compiled for a command that never steps).
+void engine_want_only(Engine *e, KernelKind kind);
+// Starts compiling kernel `kind` on another thread (engine_kernel waits for it), so that it
+// is compiled while the caller compiles or runs another kernel; does nothing when it is
+// compiled or being compiled already, when the engine is not bound, or for code to show.
+void engine_prefetch(Engine *e, KernelKind kind);
 
 // After STAGE_CHECK: the checked model; after STAGE_DERIVE: its network.
 const Model *engine_model(const Engine *e);

@@ -7,7 +7,7 @@
 #ifndef DAMC_ENGINE_INTERNAL_H
 #define DAMC_ENGINE_INTERNAL_H
 
-#include "backend/kernels.h"
+#include "engine/kcache.h"
 #include "engine/engine.h"
 #include "front/ast.h"
 #include "support/session.h"
@@ -43,10 +43,12 @@ struct Engine {
   // plan, codegen, jit: per kernel kind
   bool wanted[KERNEL_KINDS];
   Plan *plans[KERNEL_KINDS];
-  Kernels *modules[KERNEL_KINDS];  // the module that holds the kernel (shared when showable)
+  Code *modules[KERNEL_KINDS];  // the module that holds the kernel (one module for kernels compiled together)
   KernelFn kernels[KERNEL_KINDS];
   unsigned compile_count;  // modules generated and compiled (engine_compile_count)
+  struct Prefetch *prefetch[KERNEL_KINDS];  // a kernel being compiled on another thread
 };
+
 
 // Points the kernels at weight `w` as bound: its data in place when its dtype is the
 // kernels', else a copy converted into it (the one made before, reused when there is one).

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -235,29 +236,31 @@ static bool stage_plan(Engine *e, StrBuf *err) {
   return true;
 }
 
-// codegen: the planned kernels not yet generated, as one module.
+// codegen: the planned kernels not yet generated, as one module: from the cache of compiled
+// kernels when it holds them (engine/kcache.h), else generated, optimised and compiled to
+// machine code (and stored in the cache).
 static bool stage_codegen(Engine *e, StrBuf *err) {
   const Plan *plans[KERNEL_KINDS];
   int n = 0;
   for (int k = 0; k < KERNEL_KINDS; k++)
-    if (e->plans[k] && !e->modules[k]) plans[n++] = e->plans[k];
+    if (e->plans[k] && !e->modules[k] && !e->prefetch[k]) plans[n++] = e->plans[k];
   if (n == 0) return true;
-  Kernels *module = kernels_generate(plans, n, e->dtype == DAMRT_F32, e->net->name, e->showable,
-                                     err);
+  CodeRequest req = {e->net->name, e->text, e->len, e->eliminate, e->neliminate,
+                     e->dims, e->net->ndims, e->dtype == DAMRT_F32,
+                     plan_kernels_name(e->kernel_choice), e->showable};
+  bool compiled;
+  Code *module = code_get(plans, n, &req, &compiled, err);
   if (!module) return false;
-  e->compile_count++;
+  if (compiled) e->compile_count++;
   for (int i = 0; i < n; i++) e->modules[plans[i]->kind] = module;
   return true;
 }
 
-// jit: machine code for the generated module, and the kernels' addresses.
+// jit: the kernels' addresses (the machine code was made or loaded by codegen).
 static bool stage_jit(Engine *e, StrBuf *err) {
   for (int k = 0; k < KERNEL_KINDS; k++) {
     if (!e->modules[k] || e->kernels[k]) continue;
-    bool shared = false;
-    for (int j = 0; j < k; j++) shared |= e->modules[j] == e->modules[k];
-    if (!shared && !kernels_jit(e->modules[k], err)) return false;
-    if (!(e->kernels[k] = kernels_lookup(e->modules[k], kernel_name((KernelKind)k), err)))
+    if (!(e->kernels[k] = (KernelFn)code_lookup(e->modules[k], kernel_name((KernelKind)k), err)))
       return false;
   }
   return true;
@@ -293,13 +296,81 @@ void engine_eliminate(Engine *e, const int *layers, int n) {
   e->neliminate = n;
 }
 
+// ---- Compiling a kernel on another thread ----
+
+struct Prefetch {
+  pthread_t thread;
+  const Plan *plan;
+  CodeRequest req;
+  Code *code;  // the result, once joined
+  bool compiled;
+  StrBuf err;
+};
+
+static void *prefetch_main(void *arg) {
+  struct Prefetch *p = arg;
+  const Plan *plans[1] = {p->plan};
+  p->code = code_get(plans, 1, &p->req, &p->compiled, &p->err);
+  return NULL;
+}
+
+void engine_prefetch(Engine *e, KernelKind kind) {
+  if (e->done < STAGE_BIND || e->showable || e->modules[kind] || e->prefetch[kind]) return;
+  for (int w = 0; w < e->net->nweights; w++)
+    if (!e->weights[w].data) return;
+  StrBuf err = {0};
+  if (!e->plans[kind] &&
+      !(e->plans[kind] = plan_build_kernels(e->net, e->dims, kind, e->kernel_choice,
+                                            e->dtype == DAMRT_F32 ? 4 : 8, &err))) {
+    sb_free(&err);  // engine_kernel plans it again and reports
+    return;
+  }
+  sb_free(&err);
+  e->wanted[kind] = true;  // planned: engine_want has nothing more to do
+  struct Prefetch *p = xcalloc(1, sizeof *p);
+  p->plan = e->plans[kind];
+  p->req = (CodeRequest){e->net->name, e->text, e->len, e->eliminate, e->neliminate,
+                         e->dims, e->net->ndims, e->dtype == DAMRT_F32,
+                         plan_kernels_name(e->kernel_choice), false};
+  if (pthread_create(&p->thread, NULL, prefetch_main, p) != 0) {
+    free(p);  // compiled when asked for, as without a thread
+    return;
+  }
+  e->prefetch[kind] = p;
+}
+
+// Waits for the kernel being compiled on another thread and installs it; false, with its
+// message, when that failed.
+static bool prefetch_finish(Engine *e, KernelKind kind, StrBuf *err) {
+  struct Prefetch *p = e->prefetch[kind];
+  e->prefetch[kind] = NULL;
+  pthread_join(p->thread, NULL);
+  bool ok = p->code != NULL;
+  if (ok) {
+    e->modules[kind] = p->code;
+    if (p->compiled) e->compile_count++;
+    ok = (e->kernels[kind] = (KernelFn)code_lookup(p->code, kernel_name(kind), err)) != NULL;
+  } else {
+    sb_append(err, sb_str(&p->err));
+  }
+  sb_free(&p->err);
+  free(p);
+  return ok;
+}
+
 void engine_rewind(Engine *e, EngineStage stage) {
+  for (int k = 0; k < KERNEL_KINDS; k++)  // what the threads compile belongs to this state
+    if (e->prefetch[k] && e->done > stage) {
+      StrBuf ignored = {0};
+      prefetch_finish(e, (KernelKind)k, &ignored);
+      sb_free(&ignored);
+    }
   if (e->done <= stage) return;
   // Plans depend on the sizes (bind), code on the plans and the dtype.
   for (int k = 0; k < KERNEL_KINDS; k++) {
     for (int j = k + 1; j < KERNEL_KINDS; j++)
       if (e->modules[j] == e->modules[k]) e->modules[j] = NULL;
-    kernels_free(e->modules[k]);
+    code_free(e->modules[k]);
     e->modules[k] = NULL;
     e->kernels[k] = NULL;
     if (stage < STAGE_PLAN) {
@@ -332,6 +403,11 @@ void engine_want(Engine *e, KernelKind kind) {
   if (e->done > STAGE_BIND) e->done = STAGE_BIND;  // plan, generate and compile it too
 }
 
+void engine_want_only(Engine *e, KernelKind kind) {
+  DAMC_ASSERT(e->done < STAGE_PLAN);
+  for (int k = 0; k < KERNEL_KINDS; k++) e->wanted[k] = k == (int)kind;
+}
+
 KernelFn engine_kernel(Engine *e, KernelKind kind, StrBuf *err) {
   for (int w = 0; w < e->net->nweights; w++)
     if (!e->weights[w].data) {
@@ -339,6 +415,7 @@ KernelFn engine_kernel(Engine *e, KernelKind kind, StrBuf *err) {
                 "give it to run the kernels\n", e->net->weights[w].name);
       return NULL;
     }
+  if (e->prefetch[kind] && !prefetch_finish(e, kind, err)) return NULL;
   engine_want(e, kind);
   return engine_compile(e, STAGE_JIT, err) ? e->kernels[kind] : NULL;
 }
@@ -399,9 +476,9 @@ size_t engine_layer_size(const Engine *e, int a) {
 const Plan *engine_plan(const Engine *e, KernelKind kind) { return e->plans[kind]; }
 
 char *engine_kernels_text(Engine *e, bool assembly, StrBuf *err) {
-  return kernels_text(e->modules[KERNEL_RHS], assembly, err);
+  return code_text(e->modules[KERNEL_RHS], assembly, err);
 }
 
 bool engine_object_code(Engine *e, StrBuf *bytes, StrBuf *err) {
-  return kernels_object(e->modules[KERNEL_RHS], bytes, err);
+  return code_object(e->modules[KERNEL_RHS], bytes, err);
 }

@@ -187,9 +187,12 @@ bool engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *o
   const Network *net = e->net;
   RunCtx r = {e, 0, 0, false, NULL, NULL, NULL, -1, NULL, NULL, opt, NULL,
               clock_seconds(), clock_seconds(), NAN, 0, SIZE_MAX};
-  if (!engine_batch(e, arrays, &r.batch, &r.batched, err) || !check_masks(e, arrays, err) ||
-      !engine_kernel(e, KERNEL_RHS, err))
+  if (!engine_batch(e, arrays, &r.batch, &r.batched, err) || !check_masks(e, arrays, err))
     return false;
+  // The final values need the eval kernel: compiled on another thread meanwhile (the step
+  // kernel and the first steps do not wait for it), unless already compiled or cached.
+  engine_prefetch(e, KERNEL_EVAL);
+  if (!engine_kernel(e, KERNEL_RHS, err)) return false;
   const Plan *rhs = e->plans[KERNEL_RHS];
   r.offset = xmalloc(((size_t)net->nlayers + 1) * sizeof *r.offset);
   r.dxdt_buf = xmalloc(((size_t)net->nlayers + 1) * sizeof *r.dxdt_buf);

@@ -14,6 +14,9 @@ SRC = os.environ.get("DAMC_SRC") or os.path.abspath(os.path.join(os.path.dirname
                                                                  "..", ".."))
 EXAMPLES = os.path.join(SRC, "examples")
 DAMC_EXE = os.environ.get("DAMC_EXE") or os.path.join(SRC, "build", "damc")
+# The tests count compilations: kernels from the cache of compiled kernels would not count
+# (ctest sets this for every test; here for a run by hand too).
+os.environ.setdefault("DAMC_NO_CACHE", "1")
 
 
 def _helpers():

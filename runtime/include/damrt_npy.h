@@ -1,5 +1,10 @@
 // NumPy .npy files: reading any numeric array into a tensor, and writing a tensor.
 //
+// Data already in the requested float type, byte order and C order is read straight into the
+// tensor's (aligned) buffer; anything else is converted in one pass through a small buffer,
+// with loops specialised for the common cases (float64 <-> float32, byte-swapped floats), so
+// that reading never holds more than the result and that buffer.
+//
 // Reading accepts format versions 1.0, 2.0 and 3.0, C or Fortran order (Fortran order is
 // transposed into C order while reading), rank 0 to 4, and the dtypes float16/32/64,
 // int8/16/32/64, uint8/16/32/64 and bool, in either byte order. Every element is cast to the
@@ -60,6 +65,20 @@ DamrtStatus damrt_npy_parse_info(const void *data, size_t size, DamrtNpyInfo *in
 // result. From a FIFO or a pipe, whose size is unknown, the tensor is allocated for the
 // declared shape before the data arrives (never more than that).
 DamrtTensor *damrt_npy_read(const char *path, DamrtDtype want, DamrtError *err);
+
+// What a reader checks while it converts, beyond the format (damrt_npy_read_flags,
+// damrt_npz_read_flags).
+typedef enum {
+  // Float data read as float32 must fit it: a float64 value beyond float32's range (an
+  // infinity too) or a NaN is refused with DAMRT_E_VALUE, the message naming its index, e.g.
+  // "'w.npy': 1e+39 at [3, 4] does not fit float32 (largest 3.40282347e+38)", instead of
+  // becoming an infinity. The data is converted as it is read: no float64 copy is made.
+  DAMRT_READ_F32_RANGE = 1u << 0,
+} DamrtReadFlag;
+
+// damrt_npy_read with the checks `flags` (DamrtReadFlag values or'ed).
+DamrtTensor *damrt_npy_read_flags(const char *path, DamrtDtype want, unsigned flags,
+                                  DamrtError *err);
 
 // Like damrt_npy_read, from the `size` bytes at `data` (which are only read during the call);
 // messages start with `label`.

@@ -79,6 +79,9 @@ DamrtStatus damrt_npz_member_info(DamrtNpz *npz, const char *key, DamrtNpyInfo *
 // that order), so call damrt_npz_member_info first to refuse a shape before that.
 DamrtTensor *damrt_npz_read(DamrtNpz *npz, const char *key, DamrtDtype want,
                             DamrtError *err);
+// damrt_npz_read with the checks `flags` (DamrtReadFlag, damrt_npy.h).
+DamrtTensor *damrt_npz_read_flags(DamrtNpz *npz, const char *key, DamrtDtype want,
+                                  unsigned flags, DamrtError *err);
 
 // How a member is stored: in the tensor's own dtype, or (for counts and flags that travel
 // as floats) as NumPy's int64 (the values must be whole) or bool (the values must be 0 or 1).

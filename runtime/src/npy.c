@@ -12,6 +12,7 @@
 #include "damrt_npy.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -28,7 +29,7 @@ enum {
   PRELUDE_SIZE = 8,            // magic and version, before the header length
   HEADER_LIMIT = 1 << 20,      // NumPy itself refuses headers over 10000 bytes by default
   STRING_MAX = 64,             // longest string the header parser keeps (keys, descr)
-  CHUNK_SIZE = 8192,           // bytes decoded per read; a multiple of every item size
+  CHUNK_SIZE = 65536,          // bytes decoded per read; a multiple of every item size
   EXCERPT_SIZE = 120,          // header characters quoted in a message
 };
 
@@ -485,19 +486,103 @@ static DamrtStatus excess_data(const Header *h, const char *label, DamrtError *e
                          label, format_shape(h, shape), h->info.descr, h->info.data_size);
 }
 
-// Reads the `t->count` elements into `t` and checks that nothing follows them.
+// The value at flat C-order position `at` of `t` refused by DAMRT_READ_F32_RANGE.
+static DamrtStatus out_of_range(const DamrtTensor *t, size_t at, double v, const char *label,
+                                DamrtError *err) {
+  size_t index[DAMRT_MAX_RANK];
+  damrt_tensor_unravel(t, at, index);
+  char where[DAMRT_SHAPE_TEXT_SIZE] = "[";  // "[3, 4]", as the engine names an element
+  size_t len = 1;
+  for (int i = 0; i < t->rank; i++)
+    len += (size_t)snprintf(where + len, sizeof where - len, "%s%zu", i ? ", " : "", index[i]);
+  snprintf(where + len, sizeof where - len, "]");
+  if (isnan(v))
+    return damrt_error_set(err, DAMRT_E_VALUE, "%s: NaN at %s is NaN: give finite numbers",
+                           label, where);
+  return damrt_error_set(err, DAMRT_E_VALUE, "%s: %.17g at %s does not fit float32 (largest "
+                         "%.9g)", label, v, where, (double)FLT_MAX);
+}
+
+static uint32_t swap32(uint32_t x) { return __builtin_bswap32(x); }
+static uint64_t swap64(uint64_t x) { return __builtin_bswap64(x); }
+
+// Converts the `n` elements of a chunk of C-order data into `t` from element `next` on, with
+// loops for the common cases; false (after `err`) for a value the flags refuse.
+static DamrtStatus convert_chunk(const uint8_t *chunk, size_t n, const Header *h, bool range,
+                                 DamrtTensor *t, size_t next, const char *label,
+                                 DamrtError *err) {
+  bool swap = h->is_big_endian != npy_host_is_big_endian();
+  size_t itemsize = h->info.itemsize;
+  if (h->info.kind == KIND_FLOAT && itemsize == 8 && !swap && t->dtype == DAMRT_F32) {
+    // The common conversion, in a loop without an exit (vectorised); the range is checked
+    // over the whole chunk, and the first value out of it looked for only when there is one.
+    float *dst = (float *)t->data + next;
+    bool bad = false;
+    for (size_t k = 0; k < n; k++) {
+      double v;
+      memcpy(&v, chunk + 8 * k, 8);
+      dst[k] = (float)v;
+      bad |= !(fabs(v) <= FLT_MAX);
+    }
+    for (size_t k = 0; bad && range && k < n; k++) {
+      double v;
+      memcpy(&v, chunk + 8 * k, 8);
+      if (!(fabs(v) <= FLT_MAX)) return out_of_range(t, next + k, v, label, err);
+    }
+    return DAMRT_OK;
+  }
+  if (h->info.kind == KIND_FLOAT && (itemsize == 4 || itemsize == 8)) {
+    for (size_t k = 0; k < n; k++) {
+      double v;
+      if (itemsize == 8) {
+        uint64_t b;
+        memcpy(&b, chunk + 8 * k, 8);
+        if (swap) b = swap64(b);
+        memcpy(&v, &b, 8);
+      } else {
+        uint32_t b;
+        float f;
+        memcpy(&b, chunk + 4 * k, 4);
+        if (swap) b = swap32(b);
+        memcpy(&f, &b, 4);
+        v = f;
+      }
+      if (t->dtype == DAMRT_F32) {
+        if (range && itemsize == 8 && !(fabs(v) <= FLT_MAX))
+          return out_of_range(t, next + k, v, label, err);
+        ((float *)t->data)[next + k] = (float)v;
+      } else {
+        ((double *)t->data)[next + k] = v;
+      }
+    }
+    return DAMRT_OK;
+  }
+  for (size_t k = 0; k < n; k++) store(t, next + k, decode(chunk + itemsize * k, h));
+  return DAMRT_OK;
+}
+
+// Reads the `t->count` elements into `t` and checks that nothing follows them. Data in the
+// tensor's float type is read straight into it (byte-swapped there when the file's order
+// differs from the host's); anything else goes through one chunk buffer, converted as read.
 static DamrtStatus read_data(DamrtNpySource *src, const Header *h, DamrtTensor *t,
                              const char *label, DamrtError *err) {
   size_t needed = h->info.data_size;
   size_t itemsize = h->info.itemsize;
   size_t present = 0, got;
   bool is_fortran = h->info.fortran_order && h->info.rank > 1;
+  bool range = (src->flags & DAMRT_READ_F32_RANGE) && t->dtype == DAMRT_F32 &&
+               h->info.kind == KIND_FLOAT && itemsize == 8;
   uint8_t chunk[CHUNK_SIZE];
   DamrtStatus status;
-  if (h->info.kind == KIND_FLOAT && itemsize == damrt_dtype_size(t->dtype) &&
-      h->is_big_endian == npy_host_is_big_endian() && !is_fortran) {
+  if (h->info.kind == KIND_FLOAT && itemsize == damrt_dtype_size(t->dtype) && !is_fortran) {
     status = read_full(src, t->data, needed, &present, label, err);
     if (status != DAMRT_OK) return status;
+    if (h->is_big_endian != npy_host_is_big_endian() && present == needed) {
+      if (itemsize == 4)
+        for (uint32_t *p = t->data, *end = p + t->count; p < end; p++) *p = swap32(*p);
+      else
+        for (uint64_t *p = t->data, *end = p + t->count; p < end; p++) *p = swap64(*p);
+    }
   } else {
     FortranWalk walk;
     walk_init(&walk, t);
@@ -507,9 +592,24 @@ static DamrtStatus read_data(DamrtNpySource *src, const Header *h, DamrtTensor *
       status = read_full(src, chunk, want, &got, label, err);
       if (status != DAMRT_OK) return status;
       present += got;
-      for (size_t off = 0; off + itemsize <= got; off += itemsize, next++) {
-        store(t, is_fortran ? walk.at : next, decode(chunk + off, h));
-        if (is_fortran) walk_next(&walk);
+      size_t n = got / itemsize;
+      if (!is_fortran) {
+        status = convert_chunk(chunk, n, h, range, t, next, label, err);
+        if (status != DAMRT_OK) return status;
+        next += n;
+      } else {
+        bool raw = h->info.kind == KIND_FLOAT && itemsize == damrt_dtype_size(t->dtype) &&
+                   h->is_big_endian == npy_host_is_big_endian();
+        for (size_t k = 0; k < n && raw; k++, next++) {  // a copy to its C-order place
+          memcpy((uint8_t *)t->data + walk.at * itemsize, chunk + k * itemsize, itemsize);
+          walk_next(&walk);
+        }
+        for (size_t k = 0; k < n && !raw; k++, next++) {
+          Scalar v = decode(chunk + k * itemsize, h);
+          if (range && !(fabs(v.f) <= FLT_MAX)) return out_of_range(t, walk.at, v.f, label, err);
+          store(t, walk.at, v);
+          walk_next(&walk);
+        }
       }
       if (got < want) break;
     }
@@ -604,17 +704,23 @@ static DamrtStatus memory_read(void *ctx, void *buf, size_t n, size_t *got, cons
 static FILE *open_source(const char *path, DamrtNpySource *src, char label[DAMRT_LABEL_SIZE],
                          DamrtError *err) {
   damrt_path_label(path, label);
-  *src = (DamrtNpySource){file_read, NULL, false, 0};
+  *src = (DamrtNpySource){file_read, NULL, false, 0, 0};
   FILE *f = damrt_file_open_read(path, label, &src->has_size, &src->size, err);
   src->ctx = f;
   return f;
 }
 
 DamrtTensor *damrt_npy_read(const char *path, DamrtDtype want, DamrtError *err) {
+  return damrt_npy_read_flags(path, want, 0, err);
+}
+
+DamrtTensor *damrt_npy_read_flags(const char *path, DamrtDtype want, unsigned flags,
+                                  DamrtError *err) {
   DamrtNpySource src;
   char label[DAMRT_LABEL_SIZE];
   FILE *f = open_source(path, &src, label, err);
   if (!f) return NULL;
+  src.flags = flags;
   DamrtTensor *t = damrt_npy_load(&src, want, label, err);
   fclose(f);
   return t;
@@ -635,14 +741,14 @@ DamrtStatus damrt_npy_read_info(const char *path, DamrtNpyInfo *info, DamrtError
 DamrtTensor *damrt_npy_parse(const void *data, size_t size, DamrtDtype want,
                              const char *label, DamrtError *err) {
   Memory m = {data, size, 0};
-  DamrtNpySource src = {memory_read, &m, true, size};
+  DamrtNpySource src = {memory_read, &m, true, size, 0};
   return damrt_npy_load(&src, want, label, err);
 }
 
 DamrtStatus damrt_npy_parse_info(const void *data, size_t size, DamrtNpyInfo *info,
                                  const char *label, DamrtError *err) {
   Memory m = {data, size, 0};
-  DamrtNpySource src = {memory_read, &m, true, size};
+  DamrtNpySource src = {memory_read, &m, true, size, 0};
   Header h;
   DamrtStatus status = damrt_npy_load_header(&src, &h, label, err);
   if (status == DAMRT_OK) *info = h.info;

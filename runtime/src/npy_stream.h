@@ -21,6 +21,7 @@ typedef struct {
   void *ctx;
   bool has_size;  // whether `size` is known, which lets the reader check lengths up front
   size_t size;    // the total number of bytes the source holds
+  unsigned flags; // DamrtReadFlag: checks made while converting (0 when not set)
 } DamrtNpySource;
 
 // A parsed header: what it declares, and how to decode the data after it.

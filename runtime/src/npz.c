@@ -296,7 +296,7 @@ static DamrtStatus open_member(DamrtNpz *npz, const char *key, zip_file_t **memb
   zip_file_t *file = zip_fopen_index(npz->zip, m->index, 0);
   if (!file) return zip_failure(err, label, zip_get_error(npz->zip));
   // The size the directory declares (libzip checks it against what inflating yields).
-  *src = (DamrtNpySource){member_read, file, false, 0};
+  *src = (DamrtNpySource){member_read, file, false, 0, 0};
   zip_stat_t st;
   if (zip_stat_index(npz->zip, m->index, 0, &st) == 0 && (st.valid & ZIP_STAT_SIZE) &&
       st.size <= SIZE_MAX) {
@@ -327,11 +327,17 @@ DamrtStatus damrt_npz_member_info(DamrtNpz *npz, const char *key, DamrtNpyInfo *
 
 DamrtTensor *damrt_npz_read(DamrtNpz *npz, const char *key, DamrtDtype want,
                             DamrtError *err) {
+  return damrt_npz_read_flags(npz, key, want, 0, err);
+}
+
+DamrtTensor *damrt_npz_read_flags(DamrtNpz *npz, const char *key, DamrtDtype want,
+                                  unsigned flags, DamrtError *err) {
   zip_file_t *member;
   DamrtNpySource src;
   DamrtNpyHeader h;
   char label[DAMRT_ERROR_MESSAGE_SIZE];
   if (open_member(npz, key, &member, &src, &h, label, err) != DAMRT_OK) return NULL;
+  src.flags = flags;
   DamrtTensor *t = damrt_npy_load_data(&src, &h, want, label, err);
   zip_fclose(member);
   return t;

@@ -8,12 +8,16 @@
 //       values V...          (every element in C order, %.17g, exact for both dtypes)
 //     or "error STATUS: MESSAGE" where reading failed. Failures are output, not exit codes,
 //     so one run can go through hundreds of damaged files.
+//   npy_tool time f32|f64 FILE [REPEAT]
+//     Reads FILE (member "Xi" of a .npz) REPEAT times (default 5), as damc reads a weight
+//     (float32 range checked), and prints the best time in seconds (scripts/bench_read.py).
 //   npy_tool copy f32|f64 stored|deflated IN OUT [IN OUT]...
 //     Reads each IN and writes it to OUT with the runtime's writer (every tensor of a .npz,
 //     in order, into a .npz with that compression). Exits 1 at the first failure.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "damrt.h"
 
@@ -105,6 +109,34 @@ int main(int argc, char **argv) {
   DamrtDtype want = strcmp(argv[2], "f32") == 0 ? DAMRT_F32 : DAMRT_F64;
   if (strcmp(argv[1], "dump") == 0) {
     for (int i = 3; i < argc; i++) dump(argv[i], want);
+    return 0;
+  }
+  if (strcmp(argv[1], "time") == 0) {
+    int repeat = argc > 4 ? atoi(argv[4]) : 5;
+    double best = 1e300;
+    for (int r = 0; r < repeat; r++) {
+      struct timespec t0, t1;
+      clock_gettime(CLOCK_MONOTONIC, &t0);
+      DamrtError err;
+      unsigned flags = want == DAMRT_F32 ? DAMRT_READ_F32_RANGE : 0;
+      DamrtTensor *t = NULL;
+      if (is_npz(argv[3])) {
+        DamrtNpz *z = damrt_npz_open(argv[3], &err);
+        if (z) t = damrt_npz_read_flags(z, "Xi", want, flags, &err);
+        if (z) damrt_npz_close(z);
+      } else {
+        t = damrt_npy_read_flags(argv[3], want, flags, &err);
+      }
+      clock_gettime(CLOCK_MONOTONIC, &t1);
+      if (!t) {
+        fprintf(stderr, "error: %s\n", err.message);
+        return 1;
+      }
+      damrt_tensor_free(t);
+      double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+      if (s < best) best = s;
+    }
+    printf("%.6f\n", best);
     return 0;
   }
   if (strcmp(argv[1], "copy") != 0 || argc < 6 || (argc - 4) % 2 != 0) return usage();

@@ -1231,6 +1231,9 @@ static void test_reuse_and_records(void) {
 
 int main(int argc, char **argv) {
   if (argc > 1) src_dir = argv[1];
+  // The compile counts below are of compilations: kernels from the cache of compiled kernels
+  // would not count (ctest sets this for every test; here for a run by hand too).
+  setenv("DAMC_NO_CACHE", "1", 0);
   test_load_and_layers();
   test_eval_closed_form();
   test_hopfield();
