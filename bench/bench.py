@@ -3,7 +3,7 @@ in one run, the contenders alternating over rounds; writes the generated block o
 docs/performance.md and the scaling plot docs/performance_scaling.png.
 
 Usage: /usr/bin/python3 bench/bench.py [BUILD] [--smoke] [--rounds R] [--report FILE]
-                                       [--no-scaling] [--no-process]
+                                       [--no-scaling] [--no-process] [--sizes I,J]
 
 Computations (float32, Xi [K, N], states v [B, N], beta = 1; bench/bench_driver.c says how
 damc and the C baseline compute them):
@@ -49,6 +49,8 @@ DRIVER = os.path.join(BUILD, "tests", "bench_driver")
 PEAK = os.path.join(BUILD, "tests", "bench_peak")
 SIZES = [(64, 256, 1)] if SMOKE else [(64, 256, 1), (784, 1000, 1), (784, 1000, 16),
                                      (784, 10000, 64), (4096, 4096, 16), (1024, 65536, 8)]
+if "--sizes" in ARGS:  # indexes into SIZES, e.g. --sizes 0,2 (a partial run)
+    SIZES = [SIZES[int(i)] for i in opt("--sizes", "").split(",")]
 KERNELS = ["stepB", "eulerA", "energy"]
 BETA, DT = np.float32(1.0), np.float32(0.1)
 TOL = 1e-4
@@ -253,7 +255,7 @@ def processes(tmp):
     open(model, "w").write(MODEL_B_FILE)
     damc = [DAMC, "run", model, "--weight", "Xi=" + os.path.join(tmp, "xi.npy"), "--init",
             "v=" + os.path.join(tmp, "v.npy"), "--method", "iterate", "--max-steps", "1",
-            "--tol", "0", "--output", os.path.join(tmp, "out_damc.npz")]
+            "--tol", "0", "--out", os.path.join(tmp, "out_damc.npz")]
     cmds = {"damc": damc, "C+BLAS": [DRIVER, "--process", tmp, str(n), str(k), str(b)],
             "NumPy": [sys.executable, "-c", NUMPY_PROCESS, tmp]}
     if torch is not None:
@@ -286,8 +288,8 @@ def damc_bench_first_step(model, weight_args, runs):
         out = subprocess.run([DAMC, "bench", model, *weight_args, "--repeat", "3"],
                              capture_output=True, text=True, check=True).stdout
         for line in out.splitlines():
-            if "to the first step" in line:
-                best = min(best, float(line.split()[-2]))
+            if line.startswith("to the first step"):
+                best = min(best, float(line.split()[4]))
     return best
 
 
