@@ -408,7 +408,7 @@ def main():
         f"on 1 thread, {c['sgemm_t2_gflops']} on 2; read bandwidth L2 {c['read_L2_t2_GBs']}, "
         f"L3 {c['read_L3_t2_GBs']}, DRAM {c['read_DRAM_t1_GBs']} GB/s (1 thread) / "
         f"{c['read_DRAM_t2_GBs']} (2). The bound of a size is max(flop / best sgemm, one read "
-        f"of Xi / bandwidth of the level that holds it); \"% roofline\" is bound / damc's time.")
+        f"of Xi / bandwidth of the level that holds it); \"% roofline\" is bound / damc's time. Above 100 %: damc's fused kernel (AVX-512) outruns the OpenBLAS sgemm measured here (its Haswell AVX2 kernels, as OPENBLAS_CORETYPE forces), so that ceiling is what OpenBLAS reaches, not the machine's FMA peak.")
     say()
     say(f"Agreement, checked before timing: every contender within {TOL:g} × max|x| of a float64 "
         "NumPy reference (worst relative error per contender over the three computations in the "
