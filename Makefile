@@ -6,7 +6,7 @@ FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build demo test check-asan fuzz clean install reproduce
+.PHONY: all deps build demo test check-asan fuzz clean install reproduce bench
 
 # make install PREFIX=/opt/damc: damc, libdamc.so, damc.h, damc.pc, the CMake package and
 # the Python module under PREFIX (docs/python.md, "Installing").
@@ -29,6 +29,13 @@ demo: build
 
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+# damc against NumPy, PyTorch (CPU, when python3-torch installs) and C + OpenBLAS, alternating
+# in one run (bench/bench.py): rewrites the generated block of docs/performance.md and
+# docs/performance_scaling.png. About 10 minutes; BENCH_ARGS="--rounds 2" for fewer rounds.
+bench: build
+	@sh scripts/deps.sh --bench
+	/usr/bin/python3 bench/bench.py $(BUILD) $(BENCH_ARGS)
 
 # The reproductions of docs/theory.md §6 (experiments/): prints each table and rewrites
 # docs/results.md, with plots in docs/results/ when matplotlib is installed.
