@@ -687,7 +687,8 @@ int cmd_capacity(int argc, char **argv) {
     } else {
       if (bar) fprintf(stderr, "\n");
       print_errors("capacity", sb_str(&err));
-      fprintf(stderr, "damc capacity: error: K = %zu: nothing was written\n", k);
+      fprintf(stderr, "damc capacity: error: the sweep stopped at K = %zu%s\n", k,
+              o.save || o.plot ? "; nothing was written" : "");
       status = EXIT_MODEL;
     }
     engine_results_free(&out);

@@ -51,8 +51,9 @@ static bool write_results(const char *path, const DamcResults *results, StrBuf *
   return ok;
 }
 
-// The summary of the results on stdout (checked like a file).
-static bool print_summary(const DamcResults *results, StrBuf *err) {
+// The summary of the results on stdout (checked like a file), or on stderr when the trace
+// takes stdout (--trace -), so that the CSV stays whole.
+static bool print_summary(const DamcResults *results, bool to_stderr, StrBuf *err) {
   StrBuf out = {0};
   for (size_t i = 0; i < damc_results_count(results); i++) {
     DamcArray a;
@@ -70,7 +71,9 @@ static bool print_summary(const DamcResults *results, StrBuf *err) {
       sb_printf(&out, "%-12s max|.| = %.6g over %zu values\n", name, mx, count);
     }
   }
-  bool ok = output_write(NULL, out.data, out.len, err);
+  bool ok = true;
+  if (to_stderr) fputs(sb_str(&out), stderr);
+  else ok = output_write(NULL, out.data, out.len, err);
   sb_free(&out);
   return ok;
 }
@@ -97,7 +100,9 @@ static int report_results(const Options *o, DamcResults *results, DamcError *der
   else if (status) {
     // --strict: no output from a run that did not converge.
   } else if (o->out && !write_results(o->out, results, &err)) status = EXIT_MODEL;
-  else if (!o->out && !print_summary(results, &err)) status = EXIT_MODEL;
+  else if (!o->out &&
+           !print_summary(results, o->trace && !strcmp(o->trace, "/dev/stdout"), &err))
+    status = EXIT_MODEL;
   if (status) print_errors(o->command, sb_str(&err));
   sb_free(&err);
   damc_results_free(results);

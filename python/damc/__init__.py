@@ -18,7 +18,9 @@ while the kernels do. docs/python.md documents it all.
 import ctypes
 import itertools
 import json
+import signal
 import sys
+import threading
 from typing import NamedTuple
 
 import numpy as np
@@ -152,9 +154,23 @@ class _Progress:
 
     def __enter__(self):
         _Progress.active[self.key] = self
+        # Ctrl-C: Python delivers SIGINT as a KeyboardInterrupt at the next bytecode, which
+        # while the run goes on is the start of a progress callback, where ctypes can only
+        # print it and go on. So the main thread's handler only asks the run to stop; the
+        # KeyboardInterrupt is raised once the run has returned.
+        self._old_handler = None
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._old_handler = signal.signal(signal.SIGINT, self._interrupt)
         return self
 
+    def _interrupt(self, signum, frame):
+        self.interrupted = True
+        self.cancel.value = 1
+
     def __exit__(self, *exc):
+        if self._old_handler is not None:
+            signal.signal(signal.SIGINT, self._old_handler)
         del _Progress.active[self.key]
 
     def relay(self, p):
@@ -310,6 +326,9 @@ class Model:
         A float32 or float64 C-ordered array is read in place by the kernels of its dtype:
         keep it unchanged, or bind it again after changing it. Raises ModelError for a
         tensor the model refuses (shape, NaN, symmetry), ValueError for an unknown name."""
+        if weights is not None and not isinstance(weights, dict):
+            raise TypeError(f"bind: weights as a dict of name -> array (or as keywords), not "
+                            f"{type(weights).__name__}")
         items = dict(weights or {})
         items.update(named)
         err = _capi.DamcError()
@@ -319,6 +338,8 @@ class Model:
                 raise TypeError(f"bind: names are str, not {type(name).__name__}")
             if name in self._param_names and name not in self._weight_names:
                 try:
+                    if isinstance(value, (bool, str, bytes)):  # float() would take them
+                        raise TypeError
                     v = float(value)
                 except (TypeError, ValueError):
                     raise TypeError(f"bind: param '{name}' is a number, not "
@@ -392,10 +413,12 @@ class Model:
         arrays = self._arrays
         for a in range(self._nlayers):
             arrays[base + a].data = None
-        if not values:
+        if values is None:
             return None
         if not isinstance(values, dict):
             raise TypeError(f"{what}: a dict of layer name -> array, not {type(values).__name__}")
+        if not values:
+            return None
         for layer, value in values.items():
             if value is None:
                 continue
@@ -496,6 +519,14 @@ class Model:
         b = self._batch_of(init, inputs, clamp, keep)
         opts = _capi.DamcRunOptions()
         opts.method = m
+        for name, v in (("dt", dt), ("rtol", rtol), ("atol", atol), ("tol", tol), ("noise_T", noise_T)):
+            if isinstance(v, (bool, str, bytes)) or not isinstance(v, (int, float, np.number)):
+                raise TypeError(f"run: {name} is a number, not {type(v).__name__}")
+        for name, v in (("max_steps", max_steps), ("seed", seed)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise TypeError(f"run: {name} is an integer, not {type(v).__name__}")
+        if not (progress is None or isinstance(progress, bool) or callable(progress)):
+            raise TypeError(f"run: progress is True, False or a function, not {type(progress).__name__}")
         opts.dt, opts.rtol, opts.atol, opts.tol = float(dt), float(rtol), float(atol), float(tol)
         if not 0 <= int(max_steps) < 2 ** 63 or not 0 <= int(seed) < 2 ** 64:
             raise ValueError("max_steps is an integer from 0 to 2**63 - 1, seed from 0 to 2**64 - 1 "

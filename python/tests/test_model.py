@@ -281,3 +281,35 @@ def test_progress_errors_propagate():
     with pytest.raises(ZeroDivisionError):
         m.run(init={"v": xi[0]}, tol=1e-3, progress=boom)
     assert m.run(init={"v": xi[0]}, tol=1e-3)["converged"]
+
+
+def test_ctrl_c_stops_a_run():
+    """SIGINT during a run (the C code holds no GIL) stops it at the next progress report and
+    raises KeyboardInterrupt once the run has returned: here 2 s into a run of minutes."""
+    import signal as sig
+    import time
+    m = damc.Model("dim N = 64;\ndim K;\nlayer v[N] { L = lagr_identity(v); }\n"
+                   "layer h[K] { L = lagr_softmax(h, 0.5); tau = 0; }\nsynapse Xi[K, N] : h <-> v;\n", "m.dam")
+    m.bind(Xi=np.sign(np.random.default_rng(0).standard_normal((200, 64))))
+    threading.Timer(2, os.kill, (os.getpid(), sig.SIGINT)).start()
+    t0 = time.time()
+    with pytest.raises(KeyboardInterrupt):
+        m.run(init={"v": np.random.default_rng(0).normal(size=(20000, 64))}, method="euler",
+              max_steps=100000, tol=-1)
+    assert time.time() - t0 < 30
+    assert sig.getsignal(sig.SIGINT) is sig.default_int_handler  # the handler is given back
+
+
+def test_arguments_of_the_wrong_kind_are_type_errors():
+    m, xi = model_b()
+    cue = np.ones(784)
+    for call in (lambda: m.run(init=cue), lambda: m.run(init={"v": cue}, clamp=cue),
+                 lambda: m.bind(5), lambda: m.run(init={"v": cue}, progress=5),
+                 lambda: m.run(init={"v": cue}, max_steps=2.5), lambda: m.run(init={"v": cue}, dt="0.1"),
+                 lambda: m.bind(beta=True)):
+        with pytest.raises(TypeError):
+            call()
+    # An input for a layer the model declares no input for is refused, as on the command line.
+    plain = damc.Model("dim N = 4;\nlayer v[N] { L = lagr_tanh(v); }\n", "plain.dam")
+    with pytest.raises(ValueError, match="no 'input' statement"):
+        plain.run(init={"v": np.ones(4)}, inputs={"v": np.ones(4)})

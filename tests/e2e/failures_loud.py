@@ -166,6 +166,12 @@ def outputs(tmp):
                        capture_output=True, text=True, preexec_fn=limit)
     check(r.returncode == 1 and "File too large" in r.stderr and not leftovers(tmp, "big.npz"),
           f"file-size limit: exit {r.returncode}, left {leftovers(tmp, 'big.npz')}: {r.stderr}")
+    # A trace on stdout (--trace -) without --out: stdout is the CSV alone, every row of the
+    # same width as the header; the summary goes to stderr.
+    code, out, err = damc("run", MODEL_B, "--weights", w, "--init", f"v={b64}", "--trace", "-", "--quiet")
+    rows = [line.split(",") for line in out.splitlines()]
+    check(code == 0 and len(rows) > 2 and all(len(r) == len(rows[0]) for r in rows)
+          and "max|.|" in err and "max|.|" not in out, f"--trace -: exit {code}: {out[-300:]} {err}")
     # A diverging run keeps its trace under a name that says so.
     model = os.path.join(tmp, "blow.dam")
     with open(model, "w") as f:
