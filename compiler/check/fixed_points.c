@@ -63,9 +63,15 @@ static Stack stack_layers(const NetEnv *ne) {
 // products per sample) up to RESIDUAL_DENSE_MAX and skipped above, with the size.
 enum { FIXED_POINT_DENSE_MAX = 1000, RESIDUAL_DENSE_MAX = 4096 };
 
-static bool dense_fits(const NetEnv *ne, const char *check, const char *subject, CheckReport *r) {
+// The number of state coordinates of the network, all layers stacked.
+static int64_t state_dim(const NetEnv *ne) {
   int64_t d = 0;
   for (int a = 0; a < ne->net->nlayers; a++) d += ne->n[a];
+  return d;
+}
+
+static bool dense_fits(const NetEnv *ne, const char *check, const char *subject, CheckReport *r) {
+  int64_t d = state_dim(ne);
   if (d <= RESIDUAL_DENSE_MAX) return true;
   report_add(r, check, subject, NULL, VERDICT_SKIPPED,
              "the network has %lld state coordinates, above the %d this check solves densely "
@@ -492,7 +498,8 @@ static void krylov_fixed_point(NetEnv *ne, int index, uint64_t seed, const Polis
   // Per layer: convexity and dead units at the point; the flat region of its dead units
   // (g_i = 0 and H_ii = 0, by the Hessian-vector product with e_i, for the units with g_i = 0).
   for (int a = 0; a < n; a++) {
-    check_layer_at_states(net, a, ne->env.dims, ne->env.params, ne->states[a], 1, subject, seed, r);
+    CheckItem *dead_item =
+        check_layer_at_states(net, a, ne->env.dims, ne->env.params, ne->states[a], 1, subject, seed, r);
     int64_t na = ne->n[a];
     bool *dead = xcalloc((size_t)na + 1, sizeof *dead);
     double *col = xcalloc((size_t)na + 1, sizeof *col);
@@ -504,8 +511,7 @@ static void krylov_fixed_point(NetEnv *ne, int index, uint64_t seed, const Polis
       dead[i] = col[i] == 0;
     }
     double flat = flat_region_change(ne, a, dead);
-    // The dead-neuron item check_layer_at_states added last.
-    if (!isnan(flat)) report_number(&r->items[r->count - 1], "E change along the flat region", flat);
+    if (!isnan(flat)) report_number(dead_item, "E change along the flat region", flat);
     free(dead);
     free(col);
   }
@@ -526,12 +532,6 @@ static bool krylov_solve(void *user, double *rhs) {
   memcpy(rhs, delta, (size_t)d * sizeof *delta);
   free(delta);
   return ok;
-}
-
-static int64_t state_dim(const NetEnv *ne) {
-  int64_t d = 0;
-  for (int a = 0; a < ne->net->nlayers; a++) d += ne->n[a];
-  return d;
 }
 
 Polished fixed_point_polish(NetEnv *ne) {

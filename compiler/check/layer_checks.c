@@ -195,7 +195,7 @@ void check_layers(const Network *net, const int64_t *dims, const double *params,
   }
 }
 
-void check_layer_at_states(const Network *net, int layer, const int64_t *dims,
+CheckItem *check_layer_at_states(const Network *net, int layer, const int64_t *dims,
                          const double *params, const double *states, int nstates,
                          const char *states_name, uint64_t seed, CheckReport *report) {
   LayerCheckCtx ctx;
@@ -217,4 +217,5 @@ void check_layer_at_states(const Network *net, int layer, const int64_t *dims,
   free(spectra);
   sample_set_free(&pts);
   sample_set_free(&given);
+  return &report->items[report->count - 1];
 }

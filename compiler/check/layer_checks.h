@@ -264,8 +264,8 @@ void check_layers(const Network *net, const int64_t *dims, const double *params,
 // The convexity and dead-neuron items of one layer at given states (states along
 // trajectories, fixed points): `nstates` rows of the layer's size; `states_name` says what
 // they are ("states along trajectories"). The structural directions are found at the
-// layer's sample points drawn from `seed`.
-void check_layer_at_states(const Network *net, int layer, const int64_t *dims,
+// layer's sample points drawn from `seed`. Returns the dead-neuron item (to add numbers to).
+CheckItem *check_layer_at_states(const Network *net, int layer, const int64_t *dims,
                          const double *params, const double *states, int nstates,
                          const char *states_name, uint64_t seed, CheckReport *report);
 

@@ -18,7 +18,7 @@
 // failed: there are none).
 //
 // Tolerance: 1e-12, relative to the largest element of the quantity, and for the energies to
-// the size of the terms that cancel in them (energy_scale, as in test_engine_jit). Both sides
+// the size of the terms that cancel in them (fx_energy_scale, engine_fixture.h). Both sides
 // compute the same function in float64 in a different order (the interpreter's plain loops;
 // the kernels' fused loops and BLAS), so they differ by rounding: a few ulps of the terms per
 // reduction of at most 64 elements here (measured: 4e-15). 1e-12 leaves a margin of over 100
@@ -26,8 +26,7 @@
 // reduced_directed.dam was off by 2e-2 of the size of its terms.
 #include <dirent.h>
 
-#include "derive_fixture.h"
-#include "engine/engine.h"
+#include "engine_fixture.h"
 #include "sym/builtins.h"
 
 enum { BATCH = 3, MAXN = 4096 };
@@ -38,37 +37,6 @@ static EngineArray array(size_t rows, size_t cols, const double *data) {
   return (EngineArray){DAMRT_F64, cols ? 2 : 1, {rows, cols}, data};
 }
 
-static const double *result(const EngineResults *r, const char *prefix, const char *layer) {
-  char name[160];
-  if (layer) snprintf(name, sizeof name, "%s_%s", prefix, layer);
-  else snprintf(name, sizeof name, "%s", prefix);
-  for (size_t i = 0; i < r->count; i++)
-    if (!strcmp(r->items[i].name, name)) return r->items[i].tensor->data;
-  return NULL;
-}
-
-// The size of the terms that cancel in the energy of sample s (test_engine_jit.c).
-static double energy_scale(Fixture *fx, const EngineResults *r, int s, double *const *states,
-                           double *const *inputs) {
-  const Model *m = fx->m;
-  double total = 0;
-  for (int a = 0; a < m->nlayers; a++) {
-    const LayerEq *l = &fx->net->layers[a];
-    int64_t n = fx_layer_size(fx, a);
-    const char *name = m->layers[a].name;
-    const double *g = result(r, "g", name) + s * n, *u = result(r, "u", name) + s * n;
-    double part = result(r, "E", name)[s], xg = 0, ig = 0;
-    const double *x = l->eliminated ? u : states[a] + s * n;
-    for (int64_t i = 0; i < n; i++) {
-      double in = l->input ? inputs[a][s * n + i] : 0;
-      xg += x[i] * g[i];
-      ig += in * g[i];
-      total += fabs(x[i] * g[i]) + fabs(in * g[i]) + fabs(g[i] * (u[i] - in));
-    }
-    total += fabs(xg - ig - part);
-  }
-  return total;
-}
 
 // ---- Reading printed text back into the model's pool ----
 
@@ -338,27 +306,27 @@ static void check_line(Ctx *c, const char *section, int layer, const char *lhs, 
     compare(K_LAYER, c->model, line, got, ng, want, n, 0);
     if (kind == K_G) {
       int64_t nl = fx_layer_size(f, layer);
-      compare(K_G, c->model, line, got, ng, result(c->res, "g", m->layers[layer].name) + s * nl, nl, 0);
+      compare(K_G, c->model, line, got, ng, fx_result(c->res, "g", m->layers[layer].name) + s * nl, nl, 0);
     }
     return;
   }
   if (!strcmp(lhs, "E")) {
     int kind = !strcmp(section, "energy") ? K_ENERGY : K_REDUCED_E;
     same_node_as(c, e, kind == K_ENERGY ? net->energy : net->reduced_energy, line);
-    compare(kind, c->model, line, got, ng, result(c->res, "E", NULL) + s, 1, c->escale);
+    compare(kind, c->model, line, got, ng, fx_result(c->res, "E", NULL) + s, 1, c->escale);
     return;
   }
   int a;
   if (!strcmp(section, "currents") && !strncmp(lhs, "u_", 2) && (a = layer_named(m, lhs + 2)) >= 0) {
     int64_t n = fx_layer_size(f, a);
     same_node_as(c, e, net->layers[a].u, line);
-    compare(K_CURRENT, c->model, line, got, ng, result(c->res, "u", lhs + 2) + s * n, n, 0);
+    compare(K_CURRENT, c->model, line, got, ng, fx_result(c->res, "u", lhs + 2) + s * n, n, 0);
     return;
   }
   if (!strcmp(section, "dynamics") && (a = layer_named(m, lhs)) >= 0 && net->layers[a].eliminated) {
     int64_t n = fx_layer_size(f, a);
     same_node_as(c, e, net->layers[a].u, line);
-    compare(K_CURRENT, c->model, line, got, ng, result(c->res, "u", lhs) + s * n, n, 0);
+    compare(K_CURRENT, c->model, line, got, ng, fx_result(c->res, "u", lhs) + s * n, n, 0);
     return;
   }
   if (dyn_layer >= 0 && !net->layers[dyn_layer].eliminated) {
@@ -375,13 +343,13 @@ static void check_line(Ctx *c, const char *section, int layer, const char *lhs, 
     int64_t n = fx_layer_size(f, dyn_layer);
     for (int64_t i = 0; i < ng; i++) got[i] /= t;
     compare(K_DYNAMICS, c->model, line, got, ng,
-            result(c->res, "dxdt", m->layers[dyn_layer].name) + s * n, n, 0);
+            fx_result(c->res, "dxdt", m->layers[dyn_layer].name) + s * n, n, 0);
     return;
   }
   if (!strcmp(section, "reduced") && (a = layer_named(m, lhs)) >= 0 && !net->layers[a].eliminated) {
     int64_t n = fx_layer_size(f, a);
     same_node_as(c, e, net->reduced_u[a], line);
-    compare(K_UPDATE, c->model, line, got, ng, result(c->res, "u", lhs) + s * n, n, 0);
+    compare(K_UPDATE, c->model, line, got, ng, fx_result(c->res, "u", lhs) + s * n, n, 0);
     return;
   }
   unrecognised++;
@@ -522,13 +490,13 @@ static void check_model(const char *label, const char *text, const char *const *
     for (int a = 0; a < m->nlayers; a++) {
       int64_t n = fx_layer_size(&f, a);
       const char *name = m->layers[a].name;
-      memcpy(f.states[a], net->layers[a].eliminated ? result(&res, "u", name) + s * n : states[a] + s * n,
+      memcpy(f.states[a], net->layers[a].eliminated ? fx_result(&res, "u", name) + s * n : states[a] + s * n,
              (size_t)n * sizeof(double));
-      memcpy(f.acts[a], result(&res, "g", name) + s * n, (size_t)n * sizeof(double));
+      memcpy(f.acts[a], fx_result(&res, "g", name) + s * n, (size_t)n * sizeof(double));
       memcpy(f.inputs[a], inputs[a] + s * n, (size_t)n * sizeof(double));
       for (int64_t i = 0; i < n; i++) f.dirs[a][i] = fx_normal(&f);
     }
-    Ctx c = {&f, &r, label, &res, s, energy_scale(&f, &res, s, states, inputs)};
+    Ctx c = {&f, &r, label, &res, s, fx_energy_scale(&f, &res, s, states, inputs)};
     check_output(&c, sb_str(&out));
   }
   models_checked++;

@@ -2,13 +2,12 @@
 // batch of random states (normal, and spread 40, where tanh and sigmoid saturate): float64
 // within 1e-12 of the interpreter (relative to the size of the quantity), float32 within the
 // bound of docs/theory.md §4.1.4 (16 eps32 (|v| + |v|_inf)); the energy relative to the size of
-// the terms that cancel in it (float32: 3 eps32 of sum |x g| + |L| + ..., energy_scale).
+// the terms that cancel in it (float32: 3 eps32 of sum |x g| + |L| + ..., fx_energy_scale, engine_fixture.h).
 // Also: Model B with tau_h = 0 and one Euler step of dt = tau_v is exactly the modern
 // Hopfield update v <- Xi' softmax(beta Xi v) (float64, 1e-12 against a direct computation).
 #include <dirent.h>
 
-#include "derive_fixture.h"
-#include "engine/engine.h"
+#include "engine_fixture.h"
 
 enum { BATCH = 3 };
 
@@ -17,11 +16,6 @@ static EngineArray array(size_t rows, size_t cols, const double *data) {
   return (EngineArray){DAMRT_F64, cols ? 2 : 1, {rows, cols}, data};
 }
 
-static const double *result(const EngineResults *r, const char *name) {
-  for (size_t i = 0; i < r->count; i++)
-    if (!strcmp(r->items[i].name, name)) return r->items[i].tensor->data;
-  return NULL;
-}
 
 // The engine through the pipeline up to the network's equations.
 static Engine *open_engine(const char *path, StrBuf *err) {
@@ -58,37 +52,6 @@ static void compare(const double *want, const double *got64, const double *got32
   }
 }
 
-// The size of the terms that cancel in the energy of sample s (from the float64 kernel's
-// results): per layer sum_i |x_i g_i| + |L_A| + sum_i |I_i g_i|, with L_A = x.g - I.g - E_A
-// (E_A = Lambda_A - I_A . g_A; x = u for an eliminated layer), and for the couplings
-// sum_i |g_i (u_i - I_i)|, the terms of the interaction energy (-1/2 sum_A g_A . (u_A - I_A)
-// for synapses). A float32 energy is good to a few ulps of this, not of |E|: Lambda =
-// x.g - L cancels (to log 2 per unit of tanh for large |x|).
-static double energy_scale(Fixture *fx, const EngineResults *r, int s, double *const *states,
-                           double *const *inputs) {
-  const Model *m = fx->m;
-  double total = 0;
-  char name[80];
-  for (int a = 0; a < m->nlayers; a++) {
-    const LayerEq *l = &fx->net->layers[a];
-    int64_t n = fx_layer_size(fx, a);
-    snprintf(name, sizeof name, "g_%s", m->layers[a].name);
-    const double *g = result(r, name) + s * n;
-    snprintf(name, sizeof name, "u_%s", m->layers[a].name);
-    const double *u = result(r, name) + s * n;
-    snprintf(name, sizeof name, "E_%s", m->layers[a].name);
-    double part = result(r, name)[s], xg = 0, ig = 0;
-    const double *x = l->eliminated ? u : states[a] + s * n;
-    for (int64_t i = 0; i < n; i++) {
-      double in = l->input ? inputs[a][s * n + i] : 0;
-      xg += x[i] * g[i];
-      ig += in * g[i];
-      total += fabs(x[i] * g[i]) + fabs(in * g[i]) + fabs(g[i] * (u[i] - in));
-    }
-    total += fabs(xg - ig - part);  // |L_A|
-  }
-  return total;
-}
 
 // The energy: float64 within 1e-12 of the interpreter, relative to the scale of its terms;
 // float32 within 3 eps32 of it (about 3 ulps: the rounding of Lambda = x.g - L, whatever
@@ -177,14 +140,14 @@ static void check_example(const char *path, double spread) {
       int64_t n = fx_layer_size(&fx, a);
       snprintf(name, sizeof name, "g_%s", m->layers[a].name);
       fx_eval(&fx, l->g, want);
-      compare(want, result(&r64, name) + s * n, result(&r32, name) + s * n, n, &errs, name);
+      compare(want, fx_result(&r64, name, NULL) + s * n, fx_result(&r32, name, NULL) + s * n, n, &errs, name);
       snprintf(name, sizeof name, "dxdt_%s", m->layers[a].name);
       fx_eval(&fx, net->reduced ? net->reduced_dxdt[a] : l->dxdt_x, want);
-      compare(want, result(&r64, name) + s * n, result(&r32, name) + s * n, n, &errs, name);
+      compare(want, fx_result(&r64, name, NULL) + s * n, fx_result(&r32, name, NULL) + s * n, n, &errs, name);
     }
     want[0] = fx_eval_scalar(&fx, net->reduced ? net->reduced_energy_x : net->energy_x);
-    double scale = energy_scale(&fx, &r64, s, states, inputs);
-    compare_energy(want[0], result(&r64, "E")[s], result(&r32, "E")[s], scale, &errs);
+    double scale = fx_energy_scale(&fx, &r64, s, states, inputs);
+    compare_energy(want[0], fx_result(&r64, "E", NULL)[s], fx_result(&r32, "E", NULL)[s], scale, &errs);
   }
   CHECK(errs.worst64 <= 1e-12);
   CHECK(errs.worst32 <= 1);
@@ -238,7 +201,7 @@ static void check_modern_hopfield(const char *dir) {
   EngineArrays arrays = {st, in, NULL, NULL};
   EngineResults r = {0};
   CHECK(engine_eval(e, &arrays, &r, &err));
-  const double *dxdt = result(&r, "dxdt_v");
+  const double *dxdt = fx_result(&r, "dxdt_v", NULL);
   CHECK(dxdt != NULL);
   double worst = 0;
   for (int i = 0; dxdt && i < N; i++) {
@@ -285,7 +248,7 @@ static void check_rebind(const char *src) {
     EngineArrays arrays = {state, NULL, NULL, NULL};
     EngineResults r = {0};
     CHECK(engine_eval(e, &arrays, &r, &err));
-    const double *u = result(&r, "u_h");
+    const double *u = fx_result(&r, "u_h", NULL);
     double worst = u ? 0 : INFINITY;
     for (size_t k = 0; u && k < rows[step]; k++) {
       double want = 0;
