@@ -9,8 +9,8 @@ Computations (float32, Xi [K, N], states v [B, N], beta = 1; bench/bench_driver.
 damc and the C baseline compute them):
   stepB   the Model B step, memory layer eliminated: dv = Xi' softmax(beta Xi v) - v
   eulerA  the Model A (n = 3) Euler step: v + dt (Xi' relu(Xi tanh v)^2 - v), dt = 0.1
-  energy  E = |v|^2/2 - logsumexp(beta Xi v)/beta  (damc: its eval kernel, which also
-          computes u and dv/dt)
+  energy  E = |v|^2/2 - logsumexp(beta Xi v)/beta  (damc: its energy kernel, the product
+          fused with its log-sum-exp)
 Every contender's result is compared with a float64 NumPy reference before any timing:
 max |x - x64| <= TOL * max |x64| per computation (TOL below); a failure stops the bench.
 Each round runs every contender once per size (damc and C+BLAS in one driver process, then
@@ -412,8 +412,8 @@ def main():
     say()
     say(f"Agreement, checked before timing: every contender within {TOL:g} × max|x| of a float64 "
         "NumPy reference (worst relative error per contender over the three computations in the "
-        "table's last column). damc's energy is its eval kernel (E with u and dx/dt: both "
-        "products, where the others compute one).")
+        "table's last column). damc's energy is its energy kernel (damc_energy: one pass over "
+        "Xi, the product fused with its log-sum-exp).")
     say()
     for kern, title in [("stepB", "Model B step, u = Xiᵀ softmax(β Xi v), dv = u − v"),
                         ("eulerA", "Model A (n = 3) Euler step"),

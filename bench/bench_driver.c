@@ -8,8 +8,8 @@
 //           v' = v + dt (Xi' relu(Xi tanh v)^2 - v)  (damc: the rhs kernel of MODEL_A and
 //           the update v += dt dv/dt, the loop the engine's Euler integrator runs)
 //   energy  E = |v|^2 / 2 - logsumexp(beta Xi v) / beta per sample
-//           (damc: the eval kernel of MODEL_B, which also computes u and dv/dt: both
-//           products where the contenders need one; with the fused kernel it reads Xi once)
+//           (damc: the energy kernel of MODEL_B, damc_energy's: one pass over Xi, the
+//           product fused with its online log-sum-exp)
 //
 //   bench_driver DIR N K B [--write] [--budget SECONDS]
 //     reads DIR/xi.f32 (K*N floats) and DIR/v.f32 (B*N), with --write writes each
@@ -171,12 +171,12 @@ static void damc_open(Damc *d, const char *text, const float *xi, const float *v
   EngineArray st[2] = {{DAMRT_F32, 2, {b, n}, v}, {DAMRT_F32, 0, {0}, NULL}};
   EngineArrays arrays = {st, NULL, NULL, NULL};
   d->bufs = engine_alloc_buffers(d->e, d->plan, b, 1, &arrays);
-  int out = kind == KERNEL_EVAL ? plan_output_buf(d->plan, OUT_ENERGY, -1)
+  int out = kind == KERNEL_ENERGY ? plan_output_buf(d->plan, OUT_ENERGY, -1)
                                 : plan_output_buf(d->plan, OUT_DXDT, 0);
   if (out < 0 || d->plan->state_buf[0] < 0) die("damc", "no output or state buffer in the plan");
   d->result = d->bufs[out];
   d->state = d->bufs[d->plan->state_buf[0]];
-  d->count = kind == KERNEL_EVAL ? b : b * n;
+  d->count = kind == KERNEL_ENERGY ? b : b * n;
 }
 
 static void damc_call(Damc *d, size_t b) { d->fn(d->bufs, d->e->params, (int64_t)b); }
@@ -263,7 +263,7 @@ int main(int argc, char **argv) {
   }
   damc_open(&dm[0], MODEL_B, xi, v0, n, k, b, KERNEL_RHS);
   damc_open(&dm[1], MODEL_A, xi, v0, n, k, b, KERNEL_RHS);
-  damc_open(&dm[2], MODEL_B, xi, v0, n, k, b, KERNEL_EVAL);
+  damc_open(&dm[2], MODEL_B, xi, v0, n, k, b, KERNEL_ENERGY);
   static const char *const kernels[3] = {"stepB", "eulerA", "energy"};
   if (write) {
     char name[64];

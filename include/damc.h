@@ -266,6 +266,16 @@ size_t damc_error_diagnostic_count(const DamcError *err);
    zeroed record) past the end. */
 int damc_error_diagnostic(const DamcError *err, size_t i, DamcDiagnostic *diagnostic);
 
+/* ---- Added in 0.3 ---- */
+
+/* The energy alone at the given states: "E" (per sample), and the activations g_A of the
+   integrated layers it reads. With eliminated layers it is the reduced energy (the same
+   value as damc_eval's E at x_h = u_h; docs/theory.md §2), computed with one product per
+   memory weight, fused with its log-sum-exp or sum into one pass over the weight, where
+   damc_eval computes both products of the dynamics. Compiled when first used. Status as
+   damc_eval's. */
+DamcResults *damc_energy(DamcModel *model, const DamcBatch *batch, DamcError *err);
+
 #ifdef __cplusplus
 }
 #endif

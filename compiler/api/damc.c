@@ -410,15 +410,25 @@ static DamcResults *finish(DamcResults *r, int status, DamcError *err, StrBuf *s
   return r;
 }
 
-DamcResults *damc_eval(DamcModel *model, const DamcBatch *batch, DamcError *err) {
+// Kernel `kind` at the batch's states, every output reported.
+static DamcResults *apply(DamcModel *model, KernelKind kind, const DamcBatch *batch,
+                          DamcError *err) {
   StrBuf sb = {0};
   Views v;
   DamcResults *r = xcalloc(1, sizeof *r);
-  int status = !to_views(model, batch, &v, &sb)                        ? 2
-               : !engine_eval(model->engine, &v.arrays, &r->list, &sb) ? 1
-                                                                       : 0;
+  int status = !to_views(model, batch, &v, &sb)                                    ? 2
+               : !engine_apply(model->engine, kind, &v.arrays, &r->list, &sb) ? 1
+                                                                                   : 0;
   free_views(&v);
   return finish(r, status, err, &sb);
+}
+
+DamcResults *damc_eval(DamcModel *model, const DamcBatch *batch, DamcError *err) {
+  return apply(model, KERNEL_EVAL, batch, err);
+}
+
+DamcResults *damc_energy(DamcModel *model, const DamcBatch *batch, DamcError *err) {
+  return apply(model, KERNEL_ENERGY, batch, err);
 }
 
 // The engine's progress report, handed on in the API's type.

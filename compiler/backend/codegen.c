@@ -14,6 +14,7 @@ typedef struct {
   const Plan *plan;
   const ExprPool *pool;
   LLVMValueRef *v_buf;  // per buffer: its base pointer
+  LLVMValueRef *v_dim;  // per runtime dim: its size, read at the function's entry
   LLVMValueRef v_params, v_batch;
   LLVMValueRef *cache;  // per node: its value in the current loop body
   uint32_t *cache_gen;
@@ -47,12 +48,23 @@ static LLVMValueRef runtime_fn(Cg *cg, const char *name) {
 
 static bool f32(const Cg *cg) { return cg->irb->real == IRB_F32; }
 
-static int64_t numel_of(const Cg *cg, ExprId e) {
-  const Expr *x = node(cg, e);
-  int64_t n = 1;
-  for (int i = 0; i < x->shape.rank; i++) n *= cg->plan->dims[x->shape.dims[i]];
-  return n;
+// The size of a dim: a constant, or, for a runtime dim, read from the sizes buffer.
+static LLVMValueRef dim_value(const Cg *cg, int d) {
+  return plan_dim_runtime(cg->plan, d) ? cg->v_dim[d] : irb_i64(cg->irb, cg->plan->dims[d]);
 }
+
+static LLVMValueRef size_value(const Cg *cg, PlanSize s) {
+  if (plan_size_fixed(cg->plan, s)) return irb_i64(cg->irb, plan_size(cg->plan, s));
+  LLVMValueRef v = NULL;
+  for (int i = 0; i < 2; i++)
+    if (s.d[i] != PLAN_ONE) {
+      LLVMValueRef f = dim_value(cg, s.d[i]);
+      v = v ? LLVMBuildNUWMul(cg->irb->b, v, f, "") : f;
+    }
+  return v;
+}
+
+static PlanSize numel_of(const Cg *cg, ExprId e) { return plan_shape_numel(&node(cg, e)->shape); }
 
 // ---- Values ----
 
@@ -62,11 +74,12 @@ static LLVMValueRef value(Cg *cg, ExprId e, LLVMValueRef v_b, LLVMValueRef v_i);
 static LLVMValueRef buffer_index(Cg *cg, const PlanBuf *buf, LLVMValueRef v_b, LLVMValueRef v_i) {
   LLVMBuilderRef b = cg->irb->b;
   LLVMValueRef v_idx = irb_i64(cg->irb, 0);
+  bool many = plan_size_many(cg->plan, buf->numel);
   if (buf->batched) {
     DAMC_ASSERT(v_b);
-    v_idx = buf->numel == 1 ? v_b : LLVMBuildNUWMul(b, v_b, irb_i64(cg->irb, buf->numel), "");
+    v_idx = many ? LLVMBuildNUWMul(b, v_b, size_value(cg, buf->numel), "") : v_b;
   }
-  if (buf->numel > 1) {
+  if (many) {
     DAMC_ASSERT(v_i);
     v_idx = LLVMBuildNUWAdd(b, v_idx, v_i, "");
   }
@@ -140,7 +153,9 @@ static LLVMValueRef compute(Cg *cg, ExprId e, LLVMValueRef v_b, LLVMValueRef v_i
   LLVMBuilderRef b = irb->b;
   switch (x->kind) {
   case EX_CONST: return irb_real(irb, x->value);
-  case EX_DIM: return irb_real(irb, (double)cg->plan->dims[x->index]);
+  case EX_DIM:
+    if (!plan_dim_runtime(cg->plan, x->index)) return irb_real(irb, (double)cg->plan->dims[x->index]);
+    return LLVMBuildSIToFP(b, dim_value(cg, x->index), irb->ty_real, "");
   case EX_PARAM: {
     LLVMValueRef v = LLVMBuildLoad2(b, LLVMDoubleTypeInContext(irb->ctx),
                                     LLVMBuildGEP2(b, LLVMDoubleTypeInContext(irb->ctx), cg->v_params,
@@ -167,20 +182,21 @@ static LLVMValueRef compute(Cg *cg, ExprId e, LLVMValueRef v_b, LLVMValueRef v_i
     // Element i = (r, c) of an R x C matrix: A' reads A at (c, r), a b' is a[r] b[c]. The
     // operands are evaluated at those indices in a body of their own, so no value computed
     // at i is reused at another index.
-    int64_t R = cg->plan->dims[x->shape.dims[0]], C = cg->plan->dims[x->shape.dims[1]];
+    PlanSize R = {{x->shape.dims[0], PLAN_ONE}}, C = {{x->shape.dims[1], PLAN_ONE}};
     if (!v_i) v_i = irb_i64(irb, 0);  // a 1 x 1 matrix
-    LLVMValueRef v_r = LLVMBuildUDiv(b, v_i, irb_i64(irb, C), "row");
-    LLVMValueRef v_c = LLVMBuildURem(b, v_i, irb_i64(irb, C), "col");
+    LLVMValueRef v_R = size_value(cg, R), v_C = size_value(cg, C);
+    LLVMValueRef v_r = LLVMBuildUDiv(b, v_i, v_C, "row");
+    LLVMValueRef v_c = LLVMBuildURem(b, v_i, v_C, "col");
     uint32_t outer = cg->gen;
     cg->gen = ++cg->last_gen;
     LLVMValueRef v;
     if (x->kind == EX_TRANSPOSE) {
-      LLVMValueRef v_j = LLVMBuildNUWAdd(b, LLVMBuildNUWMul(b, v_c, irb_i64(irb, R), ""), v_r, "");
-      v = value(cg, x->kids[0], v_b, R * C > 1 ? v_j : NULL);
+      LLVMValueRef v_j = LLVMBuildNUWAdd(b, LLVMBuildNUWMul(b, v_c, v_R, ""), v_r, "");
+      v = value(cg, x->kids[0], v_b, plan_size_many(cg->plan, plan_shape_numel(&x->shape)) ? v_j : NULL);
     } else {
-      v = value(cg, x->kids[0], v_b, R > 1 ? v_r : NULL);
+      v = value(cg, x->kids[0], v_b, plan_size_many(cg->plan, R) ? v_r : NULL);
       cg->gen = ++cg->last_gen;
-      v = LLVMBuildFMul(b, v, value(cg, node(cg, e)->kids[1], v_b, C > 1 ? v_c : NULL), "");
+      v = LLVMBuildFMul(b, v, value(cg, node(cg, e)->kids[1], v_b, plan_size_many(cg->plan, C) ? v_c : NULL), "");
     }
     cg->gen = outer;
     return v;
@@ -223,14 +239,15 @@ static void emit_map(Cg *cg, const PlanStep *s) {
   IrbLoop lb, li;
   LLVMValueRef v_b = open_batch(cg, &lb, out->batched);
   LLVMValueRef v_i = NULL;
-  if (out->numel > 1) {
-    irb_loop_begin(cg->irb, &li, irb_i64(cg->irb, out->numel), "i");
+  bool many = plan_size_many(cg->plan, out->numel);
+  if (many) {
+    irb_loop_begin(cg->irb, &li, size_value(cg, out->numel), "i");
     v_i = li.i;
   }
   new_body(cg);
   LLVMValueRef v = compute(cg, s->node, v_b, v_i);
   irb_store(cg->irb, cg->v_buf[s->out], buffer_index(cg, out, v_b, v_i), v);
-  if (out->numel > 1) irb_loop_end(cg->irb, &li, NULL);
+  if (many) irb_loop_end(cg->irb, &li, NULL);
   close_batch(cg, &lb, out->batched);
 }
 
@@ -239,12 +256,12 @@ static void emit_map(Cg *cg, const PlanStep *s) {
 static LLVMValueRef reduce_pass(Cg *cg, ExprId arg, LLVMValueRef v_b, LLVMValueRef init,
                                 bool max, LLVMValueRef shift) {
   Irb *irb = cg->irb;
-  int64_t n = numel_of(cg, arg);
+  PlanSize n = numel_of(cg, arg);
   IrbLoop li;
-  irb_loop_begin(irb, &li, irb_i64(irb, n), max ? "max" : "sum");
+  irb_loop_begin(irb, &li, size_value(cg, n), max ? "max" : "sum");
   LLVMValueRef acc = irb_loop_carry(irb, &li, init, "acc");
   new_body(cg);
-  LLVMValueRef v = value(cg, arg, v_b, n > 1 ? li.i : NULL);
+  LLVMValueRef v = value(cg, arg, v_b, plan_size_many(cg->plan, n) ? li.i : NULL);
   if (shift) v = irb_math(irb, IRB_EXP, LLVMBuildFSub(irb->b, v, shift, ""));
   LLVMValueRef next = max ? irb_reduce_max(irb, acc, v) : irb_reduce_add(irb, acc, v);
   irb_loop_end(irb, &li, &next);
@@ -279,11 +296,12 @@ static void emit_reduce(Cg *cg, const PlanStep *s) {
   close_batch(cg, &lb, out->batched);
 }
 
-// Buffer `buf` advanced by `stride` elements per sample v_b (itself when v_b is NULL).
-static LLVMValueRef sample_ptr(Cg *cg, int buf, int64_t stride, LLVMValueRef v_b) {
-  if (!v_b || stride == 0) return cg->v_buf[buf];
+// Buffer `buf` advanced by `stride` elements per sample v_b (itself when v_b is NULL or the
+// buffer is shared by every sample).
+static LLVMValueRef sample_ptr(Cg *cg, int buf, PlanSize stride, bool shared, LLVMValueRef v_b) {
+  if (!v_b || shared) return cg->v_buf[buf];
   Irb *irb = cg->irb;
-  LLVMValueRef v_off = LLVMBuildNUWMul(irb->b, v_b, irb_i64(irb, stride), "");
+  LLVMValueRef v_off = LLVMBuildNUWMul(irb->b, v_b, size_value(cg, stride), "");
   return LLVMBuildGEP2(irb->b, irb->ty_real, cg->v_buf[buf], (LLVMValueRef[]){v_off}, 1, "");
 }
 
@@ -291,12 +309,13 @@ static void emit_matmul(Cg *cg, const PlanStep *s) {
   Irb *irb = cg->irb;
   IrbLoop lb;
   LLVMValueRef v_b = open_batch(cg, &lb, s->per_sample);
-  LLVMValueRef v_m = s->m < 0 ? cg->v_batch : irb_i64(irb, s->m);
+  LLVMValueRef v_m = s->batched ? cg->v_batch : size_value(cg, s->m);
   LLVMValueRef args[11] = {
       LLVMConstInt(irb->ty_i32, s->trans_a, 0), LLVMConstInt(irb->ty_i32, s->trans_b, 0),
-      v_m, irb_i64(irb, s->n), irb_i64(irb, s->k), sample_ptr(cg, s->a, s->stride_a, v_b),
-      irb_i64(irb, s->lda), sample_ptr(cg, s->b, s->stride_b, v_b), irb_i64(irb, s->ldb),
-      sample_ptr(cg, s->out, s->stride_c, v_b), irb_i64(irb, s->ldc)};
+      v_m, size_value(cg, s->n), size_value(cg, s->k),
+      sample_ptr(cg, s->a, s->stride_a, s->shared_a, v_b), size_value(cg, s->lda),
+      sample_ptr(cg, s->b, s->stride_b, s->shared_b, v_b), size_value(cg, s->ldb),
+      sample_ptr(cg, s->out, s->stride_c, false, v_b), size_value(cg, s->ldc)};
   irb_call(irb, runtime_fn(cg, f32(cg) ? "damrt_kernel_gemm_f32" : "damrt_kernel_gemm_f64"),
            args, 11);
   close_batch(cg, &lb, s->per_sample);
@@ -309,6 +328,13 @@ static void load_bufs(Cg *cg, LLVMValueRef v_bufs) {
                                         (LLVMValueRef[]){irb_i64(irb, i)}, 1, "");
     cg->v_buf[i] = LLVMBuildLoad2(irb->b, irb->ty_ptr, v_slot, cg->plan->bufs[i].name);
   }
+  // The runtime dims' sizes, read once: loop bounds that LLVM can hoist and vectorise by.
+  for (int d = 0; d < cg->plan->net->ndims; d++)
+    if (plan_dim_runtime(cg->plan, d)) {
+      LLVMValueRef v_at = LLVMBuildGEP2(irb->b, irb->ty_i64, cg->v_buf[cg->plan->sizes_buf],
+                                        (LLVMValueRef[]){irb_i64(irb, d)}, 1, "");
+      cg->v_dim[d] = LLVMBuildLoad2(irb->b, irb->ty_i64, v_at, cg->plan->net->dims[d].name);
+    }
 }
 
 // The block function of fused step `at`: its inner maps over the columns [k0, k1) of every
@@ -346,12 +372,22 @@ static void emit_fused(Cg *cg, const PlanStep *s, LLVMValueRef v_fn, LLVMValueRe
   Irb *irb = cg->irb;
   LLVMValueRef null = LLVMConstNull(irb->ty_ptr);
   // Above max_batch samples the runtime takes the BLAS path; the plan's threads.
+  LLVMValueRef v_n = size_value(cg, s->n), v_k = size_value(cg, s->k);
+  LLVMValueRef v_threads = LLVMConstInt(irb->ty_i32, (unsigned long long)s->threads, 0);
+  if (s->one_thread_bytes) {  // a runtime size: the plan's rule applied at every call
+    LLVMValueRef v_bytes = LLVMBuildNUWMul(irb->b, LLVMBuildNUWMul(irb->b, v_n, v_k, ""),
+                                           irb_i64(irb, f32(cg) ? 4 : 8), "");
+    LLVMValueRef v_small = LLVMBuildICmp(irb->b, LLVMIntSLT, v_bytes, irb_i64(irb, s->one_thread_bytes), "");
+    v_threads = LLVMBuildSelect(irb->b, v_small, LLVMConstInt(irb->ty_i32, 1, 0), v_threads, "");
+  }
+  // The runtime's modes are the plan's (damrt_kernel.h); an energy has no u.
+  bool energy = s->mode == FUSED_LSE || s->mode == FUSED_SUM;
   LLVMValueRef args[15] = {
-      LLVMConstInt(irb->ty_i32, s->mode == FUSED_SOFTMAX ? 0 : 1, 0), cg->v_batch,
-      irb_i64(irb, s->n), irb_i64(irb, s->k), irb_i64(irb, s->rows),
-      LLVMConstInt(irb->ty_i32, (unsigned long long)s->threads, 0), cg->v_buf[s->w],
+      LLVMConstInt(irb->ty_i32, (unsigned long long)s->mode, 0), cg->v_batch,
+      v_n, v_k, irb_i64(irb, s->rows), v_threads, cg->v_buf[s->w],
       cg->v_buf[s->g], cg->v_buf[s->z], cg->v_buf[s->act],
-      s->lse >= 0 ? cg->v_buf[s->lse] : null, cg->v_buf[s->out], v_fn, v_bufs, cg->v_params};
+      s->lse >= 0 ? cg->v_buf[s->lse] : null, energy ? null : cg->v_buf[s->out], v_fn, v_bufs,
+      cg->v_params};
   const char *fn = f32(cg) ? "damrt_kernel_fused_f32" : "damrt_kernel_fused_f64";
   if (s->max_batch == INT64_MAX) {
     irb_call(irb, runtime_fn(cg, fn), args, 15);
@@ -364,9 +400,10 @@ static void emit_fused(Cg *cg, const PlanStep *s, LLVMValueRef v_fn, LLVMValueRe
 }
 
 bool codegen_plan(Irb *irb, const Plan *plan, const char *name, StrBuf *err) {
-  Cg cg = {irb, plan, plan->net->pool, NULL, NULL, NULL, NULL, NULL, 0, 0, err};
+  Cg cg = {irb, plan, plan->net->pool, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, err};
   size_t len0 = err->len;
   cg.v_buf = xcalloc((size_t)plan->nbufs + 1, sizeof *cg.v_buf);
+  cg.v_dim = xcalloc((size_t)plan->net->ndims + 1, sizeof *cg.v_dim);
   uint32_t nn = expr_count(plan->net->pool);
   cg.cache = xcalloc(nn, sizeof *cg.cache);
   cg.cache_gen = xcalloc(nn, sizeof *cg.cache_gen);
@@ -390,6 +427,7 @@ bool codegen_plan(Irb *irb, const Plan *plan, const char *name, StrBuf *err) {
   free(block_fn);
   LLVMBuildRetVoid(irb->b);
   free(cg.v_buf);
+  free(cg.v_dim);
   free(cg.cache);
   free(cg.cache_gen);
   return err->len == len0;

@@ -17,7 +17,8 @@
 
 // The header's macro prefix of each kernel kind.
 static const char *const kernel_prefixes[KERNEL_KINDS] = {"DAMC_RHS", "DAMC_EVAL", "DAMC_HVP",
-                                                          "DAMC_JVP", "DAMC_LAGR", "DAMC_FLIP"};
+                                                          "DAMC_JVP", "DAMC_LAGR", "DAMC_FLIP",
+                                                          "DAMC_ENERGY"};
 static const char *const role_names[] = {"DAMC_STATE", "DAMC_INPUT", "DAMC_WEIGHT",
                                          "DAMC_OUTPUT", "DAMC_TEMP", "DAMC_DIRECTION"};
 
@@ -100,14 +101,15 @@ static void literal(StrBuf *out, double v, bool f64) {
 // Loads and stores: buffer `buf` at sample b and element i, as codegen.c's buffer_index.
 static void element(Ec *ec, int buf, StrBuf *out) {
   const PlanBuf *pb = &ec->plan->bufs[buf];
+  int64_t numel = plan_size(ec->plan, pb->numel);
   ec->buf_used[buf] = true;
   sb_printf(out, "buf_%s[", pb->name);
   if (pb->batched) {
     DAMC_ASSERT(ec->in_batch);
-    if (pb->numel == 1) sb_append(out, "b");
-    else sb_printf(out, "b * %lld + ", (long long)pb->numel);
+    if (numel == 1) sb_append(out, "b");
+    else sb_printf(out, "b * %lld + ", (long long)numel);
   }
-  if (pb->numel > 1) {
+  if (numel > 1) {
     DAMC_ASSERT(ec->in_elems);
     sb_append(out, ec->index);
   } else if (!pb->batched) {
@@ -312,8 +314,9 @@ static void close_elems(Ec *ec) {
 
 static void emit_map(Ec *ec, const PlanStep *s) {
   const PlanBuf *out = &ec->plan->bufs[s->out];
+  int64_t numel = plan_size(ec->plan, out->numel);
   open_batch(ec, out->batched);
-  if (out->numel > 1) open_elems(ec, out->numel);
+  if (numel > 1) open_elems(ec, numel);
   ec->gen = ++ec->last_gen;
   StrBuf target = {0}, expr = {0};
   element(ec, s->out, &target);
@@ -321,17 +324,14 @@ static void emit_map(Ec *ec, const PlanStep *s) {
   line(&ec->body, ec->depth + 1, "%s = %s;", sb_str(&target), sb_str(&expr));
   sb_free(&target);
   sb_free(&expr);
-  if (out->numel > 1) close_elems(ec);
+  if (numel > 1) close_elems(ec);
   close_batch(ec);
 }
 
 // One pass over the elements of `arg` at the current sample: `acc` op= f(v), where f(v) is
 // v, or exp(v - shift) when `shift` is given (log-sum-exp), and op is + or max.
 static void reduce_pass(Ec *ec, ExprId arg, const char *acc, bool max, const char *shift) {
-  const Expr *x = node(ec, arg);
-  int64_t n = 1;
-  for (int k = 0; k < x->shape.rank; k++) n *= ec->plan->dims[x->shape.dims[k]];
-  open_elems(ec, n);
+  open_elems(ec, plan_size(ec->plan, plan_shape_numel(&node(ec, arg)->shape)));
   StrBuf v = {0};
   value(ec, arg, &v);
   int d = ec->depth + 1;
@@ -378,34 +378,39 @@ static void emit_reduce(Ec *ec, const PlanStep *s) {
 static void emit_matmul(Ec *ec, const PlanStep *s) {
   const Plan *plan = ec->plan;
   char m[32];
-  if (s->m < 0) ec->batch_used = true;
-  snprintf(m, sizeof m, s->m < 0 ? "batch" : "%lld", (long long)s->m);
+  if (s->batched) ec->batch_used = true;
+  snprintf(m, sizeof m, s->batched ? "batch" : "%lld", (long long)plan_size(plan, s->m));
   ec->buf_used[s->a] = ec->buf_used[s->b] = ec->buf_used[s->out] = true;
   // A matrix that depends on the sample: one product per sample (as codegen.c).
   char off[3][48] = {"", "", ""};
-  int64_t strides[3] = {s->stride_a, s->stride_b, s->stride_c};
+  PlanSize strides[3] = {s->stride_a, s->stride_b, s->stride_c};
+  bool shared[3] = {s->shared_a, s->shared_b, false};
   for (int i = 0; i < 3 && s->per_sample; i++)
-    if (strides[i]) snprintf(off[i], sizeof off[i], " + b * %lld", (long long)strides[i]);
+    if (!shared[i])
+      snprintf(off[i], sizeof off[i], " + b * %lld", (long long)plan_size(plan, strides[i]));
   if (s->per_sample) {
     ec->batch_used = true;
     line(&ec->body, 1, "for (int64_t b = 0; b < batch; b++)");
   }
   line(&ec->body, s->per_sample ? 2 : 1,
        "damrt_kernel_gemm_%s(%d, %d, %s, %lld, %lld, buf_%s%s, %lld, buf_%s%s, %lld, "
-       "buf_%s%s, %lld);", ec->f64 ? "f64" : "f32", s->trans_a, s->trans_b, m, (long long)s->n,
-       (long long)s->k, plan->bufs[s->a].name, off[0], (long long)s->lda, plan->bufs[s->b].name,
-       off[1], (long long)s->ldb, plan->bufs[s->out].name, off[2], (long long)s->ldc);
+       "buf_%s%s, %lld);", ec->f64 ? "f64" : "f32", s->trans_a, s->trans_b, m,
+       (long long)plan_size(plan, s->n), (long long)plan_size(plan, s->k), plan->bufs[s->a].name,
+       off[0], (long long)plan_size(plan, s->lda), plan->bufs[s->b].name, off[1],
+       (long long)plan_size(plan, s->ldb), plan->bufs[s->out].name, off[2],
+       (long long)plan_size(plan, s->ldc));
 }
 
 // ---- Describing buffers ----
 
 // "[B, 784]", "[6, 784]", "[B]": the buffer's shape, B the batch.
-static void shape_text(StrBuf *out, const PlanBuf *b) {
+static void shape_text(StrBuf *out, const Plan *plan, const PlanBuf *b) {
+  int64_t numel = plan_size(plan, b->numel), cols = plan_size(plan, b->cols);
   sb_putc(out, '[');
-  if (b->batched) sb_append(out, b->numel > 1 ? "B, " : "B");
-  if (b->numel > 1 || !b->batched) {
-    sb_printf(out, "%lld", (long long)b->rows);
-    if (b->cols > 1) sb_printf(out, ", %lld", (long long)b->cols);
+  if (b->batched) sb_append(out, numel > 1 ? "B, " : "B");
+  if (numel > 1 || !b->batched) {
+    sb_printf(out, "%lld", (long long)plan_size(plan, b->rows));
+    if (cols > 1) sb_printf(out, ", %lld", (long long)cols);
   }
   sb_putc(out, ']');
 }
@@ -417,7 +422,7 @@ static void describe_buffer(StrBuf *out, const Plan *plan, int buf) {
   const Network *net = plan->net;
   size_t start = out->len;
   sb_printf(out, "%-7s ", roles[b->role]);
-  shape_text(out, b);
+  shape_text(out, plan, b);
   while (out->len < start + 20) sb_putc(out, ' ');
   if (b->role == PB_STATE) sb_printf(out, "x of layer %s", net->layers[b->index].name);
   else if (b->role == PB_INPUT) sb_printf(out, "I of layer %s", net->layers[b->index].name);
@@ -572,7 +577,7 @@ static void write_kernel_header(const Plan *plan, StrBuf *out) {
   for (int i = 0; i < plan->nbufs; i++) {
     const PlanBuf *b = &plan->bufs[i];
     sb_printf(out, " \\\n  X(%d, %s, %s, %lld, %d)", i, b->name, role_names[b->role],
-              (long long)b->numel, b->batched);
+              (long long)plan_size(plan, b->numel), b->batched);
   }
   sb_printf(out, "\n\n// X(name, index) for every output.\n#define %s_OUTPUTS(X)", pre);
   for (int i = 0; i < plan->noutputs; i++)
@@ -640,6 +645,8 @@ bool emit_c_generate(const Plan *const *plans, int nplans, bool f64, const char 
                      const char *c_name, const char *h_name, StrBuf *source, StrBuf *header,
                      StrBuf *err) {
   size_t len0 = err->len;
+  // Emitted C has every size as a number: plans with runtime dims are the JIT's alone.
+  for (int i = 0; i < nplans; i++) DAMC_ASSERT(!plans[i]->runtime);
   write_source(plans, nplans, f64, model_path, c_name, h_name, source, err);
   write_header(plans, nplans, f64, model_path, h_name ? h_name : c_name, header);
   return err->len == len0;

@@ -5,9 +5,10 @@
 // with only the runtime library (libdamrt.a), OpenBLAS and libm:
 //   void damc_rhs(void **bufs, const double *params, int64_t batch);   // dx/dt
 //   void damc_eval(void **bufs, const double *params, int64_t batch);  // E, g, u, dx/dt, E_A
-// in float32 or float64, with the model's sizes as constants. They follow codegen.c step
-// for step: one loop nest per map and reduce step (samples outside, elements inside;
-// log-sum-exp in two passes with the max shift), damrt_kernel_gemm_* for the products,
+// in float32 or float64, with the model's sizes as constants (plans without runtime dims,
+// plan.h). They follow codegen.c step for step: one loop nest per map and reduce step
+// (samples outside, elements inside; log-sum-exp in two passes with the max shift),
+// damrt_kernel_gemm_* for the products,
 // the elementwise functions in the stable forms of the interpreter (expr_eval_fn) over
 // <math.h>, constant exponents by products and square roots and the others through
 // damrt_kernel_pow_*. Scalars of params and constants are computed once per call.

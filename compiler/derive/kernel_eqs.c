@@ -56,6 +56,13 @@ KernelEq *kernel_equations(const Network *net, KernelKind kind, int *count) {
   // instantaneous state x_h = u_h (which reads only integrated layers' activations).
   for (int a = 0; a < net->nlayers; a++)
     if (!net->layers[a].eliminated) add(out, &n, OUT_G, "g", net, a, net->layers[a].g);
+  // The reduced energy reads the integrated layers alone but with a directed synapse into an
+  // eliminated layer (its g_h . D g_b term): then E is computed as eval computes it.
+  if (kind == KERNEL_ENERGY && (!net->reduced || !net->has_directed)) {
+    add(out, &n, OUT_ENERGY, "E", net, -1, net->reduced ? net->reduced_energy : net->energy);
+    *count = n;
+    return out;
+  }
   for (int h = 0; h < net->nlayers; h++) {
     if (!net->layers[h].eliminated) continue;
     add(out, &n, OUT_X, "x", net, h, net->layers[h].u);
@@ -64,20 +71,20 @@ KernelEq *kernel_equations(const Network *net, KernelKind kind, int *count) {
   for (int a = 0; a < net->nlayers; a++) {
     const LayerEq *l = &net->layers[a];
     if (kind == KERNEL_EVAL) add(out, &n, OUT_U, "u", net, a, l->u);
-    if (!l->eliminated) add(out, &n, OUT_DXDT, "dxdt", net, a, l->dxdt);
+    if (!l->eliminated && kind != KERNEL_ENERGY) add(out, &n, OUT_DXDT, "dxdt", net, a, l->dxdt);
   }
   if (kind == KERNEL_EVAL) {
     for (int a = 0; a < net->nlayers; a++)
       add(out, &n, OUT_PART, "E", net, a, net->layers[a].energy_part);
-    add(out, &n, OUT_ENERGY, "E", net, -1, net->energy);
   }
+  if (kind == KERNEL_EVAL || kind == KERNEL_ENERGY) add(out, &n, OUT_ENERGY, "E", net, -1, net->energy);
   *count = n;
   return out;
 }
 
 const char *kernel_name(KernelKind kind) {
   static const char *const names[KERNEL_KINDS] = {"damc_rhs", "damc_eval", "damc_hvp", "damc_jvp",
-                                                   "damc_lagr", "damc_flip"};
+                                                   "damc_lagr", "damc_flip", "damc_energy"};
   return names[kind];
 }
 
@@ -88,6 +95,7 @@ const char *kernel_summary(KernelKind kind) {
       "H_A d_A of every layer (the Hessian-vector products)",
       "the Jacobian of dx/dt applied to d (the Jacobian-vector product)",
       "L_A and g_A of every layer at x_A (eliminated layers too: for damc check --emit-c)",
-      "L_h(x_h + d_h) - L_h(x_h) of every eliminated layer (the single-unit rule's energy change)"};
+      "L_h(x_h + d_h) - L_h(x_h) of every eliminated layer (the single-unit rule's energy change)",
+      "E alone (the reduced energy when layers are eliminated)"};
   return summaries[kind];
 }

@@ -16,7 +16,10 @@
 //   KERNEL_LAGR: L_A and g_A of every layer at the given x_A, eliminated layers too (what the
 //                program of `damc check --emit-c` differentiates by central differences);
 //   KERNEL_FLIP: for every eliminated layer, L_h(x_h + d_h) - L_h(x_h) at given x_h and d_h
-//                (LayerEq.flip): the fast single-unit rule's energy change (docs/theory.md §5.3).
+//                (LayerEq.flip): the fast single-unit rule's energy change (docs/theory.md §5.3);
+//   KERNEL_ENERGY: E alone (the reduced energy when layers are eliminated, docs/theory.md
+//                §2), with the activations it reads: what a caller that wants only the
+//                energy needs (one product per synapse where eval needs two).
 // The first two are the model's kernels (damc eval and run, emit --c); the others are
 // compiled when asked for.
 #ifndef DAMC_KERNEL_EQS_H
@@ -25,7 +28,8 @@
 #include "derive/network.h"
 
 typedef enum {
-  KERNEL_RHS, KERNEL_EVAL, KERNEL_HVP, KERNEL_JVP, KERNEL_LAGR, KERNEL_FLIP, KERNEL_KINDS
+  KERNEL_RHS, KERNEL_EVAL, KERNEL_HVP, KERNEL_JVP, KERNEL_LAGR, KERNEL_FLIP, KERNEL_ENERGY,
+  KERNEL_KINDS
 } KernelKind;
 enum { KERNEL_MODEL_KINDS = KERNEL_HVP };  // RHS and EVAL
 

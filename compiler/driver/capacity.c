@@ -7,10 +7,10 @@
 // the median and quartiles of the overlap, the fraction retrieved exactly and the bit-error
 // rate. A table on stdout (or JSON), a plot (plot.c, PLplot) and the arrays (--save).
 //
-// Compilation: the kernels are specialised to every dim's size, so a weight with K rows is
-// compiled once per K (engine_unbind_weight, engine_bind_weight, engine_compile); a Hebbian
-// matrix [N, N] keeps its shape, so the model is compiled once for the whole sweep and the
-// matrix replaced in place (engine_rebind_weight).
+// Compilation: once for the whole sweep. Patterns stored as rows [K, N] make K a kernel
+// argument (engine_vary_dim), so the kernels compiled for the first K read each next K when
+// they run; a Hebbian matrix [N, N] keeps its shape. Either way the weight of each next K
+// replaces the last in place (engine_rebind_weight).
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -609,6 +609,8 @@ int cmd_capacity(int argc, char **argv) {
   char xname[80];
   snprintf(xname, sizeof xname, "x_%s", net->layers[st.layer].name);
   int compiles = 0;
+  // Rows [K, N]: K is a kernel argument, so the first compile serves every K of the sweep.
+  if (!st.hebb) engine_vary_dim(e, st.k_dim);
   for (size_t i = 0; i < sw.nk && !status; i++) {
     size_t k = sw.k[i];
     progress.index = i, progress.k = k;
@@ -619,15 +621,14 @@ int cmd_capacity(int argc, char **argv) {
     EngineArray wa = {DAMRT_F64, 2, {shape[0], shape[1]}, w};
     double t0 = clock_seconds();
     bool ok;
-    if (st.hebb && compiles > 0) {
+    if (compiles > 0) {
       ok = engine_rebind_weight(e, store, &wa, "capacity", &err);
     } else {
-      if (engine_weight_bound(e, st.weight)) engine_unbind_weight(e, store);
       ok = engine_bind_weight(e, store, &wa, "capacity", &err) &&
            engine_compile(e, STAGE_JIT, &err);
       if (ok && compiles++ == 0 && !o.quiet) engine_warn_param_rules(e);
     }
-    if (ok || !st.hebb || compiles == 0) {  // a failed rebind leaves the engine on the old one
+    if (ok || compiles == 0) {  // a failed rebind leaves the engine on the old one
       free(weight);
       weight = w;
     } else {

@@ -136,7 +136,11 @@ void **engine_alloc_buffers(const Engine *e, const Plan *plan, size_t batch, siz
       bufs[i] = (void *)e->weight_data[b->index];
       continue;
     }
-    size_t n = (size_t)b->numel, samples = b->batched ? batch * copies : 1;
+    if (b->role == PB_SIZES) {  // read by the kernels, never written
+      bufs[i] = e->dims;
+      continue;
+    }
+    size_t n = (size_t)plan_size(plan, b->numel), samples = b->batched ? batch * copies : 1;
     bufs[i] = engine_aligned_zeros(n * samples, elem);
     const EngineArray *from = b->role == PB_STATE       ? arrays->state
                               : b->role == PB_INPUT     ? arrays->input
@@ -155,7 +159,7 @@ void **engine_alloc_buffers(const Engine *e, const Plan *plan, size_t batch, siz
 
 void engine_free_buffers(const Plan *plan, void **bufs) {
   for (int i = 0; i < plan->nbufs; i++)
-    if (plan->bufs[i].role != PB_WEIGHT) free(bufs[i]);
+    if (plan->bufs[i].role != PB_WEIGHT && plan->bufs[i].role != PB_SIZES) free(bufs[i]);
   free(bufs);
 }
 
@@ -169,15 +173,16 @@ void engine_add_buffer_result(const Engine *e, EngineResults *out, const char *n
                               const Plan *plan, int buf, const void *data, size_t batch,
                               bool batched) {
   const PlanBuf *b = &plan->bufs[buf];
+  size_t numel = (size_t)plan_size(plan, b->numel);
   size_t shape[2] = {0, 0};
   int rank = 0;
   if (batched) shape[rank++] = batch;
-  if (b->rank > 0) shape[rank++] = (size_t)b->numel;
+  if (b->rank > 0) shape[rank++] = numel;
   DamrtTensor *t = damrt_tensor_new(DAMRT_F64, rank, shape, NULL);
-  size_t n = (size_t)b->numel * (batched ? batch : 1);
+  size_t n = numel * (batched ? batch : 1);
   // An unbatched buffer (a value of the weights alone) is the same for every sample.
   for (size_t k = 0; k < n; k++)
-    ((double *)t->data)[k] = engine_get(e->dtype, data, b->batched ? k : k % (size_t)b->numel);
+    ((double *)t->data)[k] = engine_get(e->dtype, data, b->batched ? k : k % numel);
   engine_add_result(out, name, t);
 }
 

@@ -26,7 +26,7 @@ bool engine_bench(Engine *e, size_t batch, int repeat, double *rhs_seconds, doub
     for (int i = 0; i < plan->nbufs; i++) {
       const PlanBuf *b = &plan->bufs[i];
       if (b->role != PB_STATE && b->role != PB_INPUT) continue;
-      size_t n = (size_t)b->numel * batch;
+      size_t n = (size_t)plan_size(plan, b->numel) * batch;
       for (size_t j = 0; j < n; j++) engine_set(e->dtype, bufs[i], j, 0.5 * sin(0.7 * (double)j + i));
     }
     e->kernels[k](bufs, e->params, (int64_t)batch);  // warm-up

@@ -2,6 +2,7 @@
 // the dims that have no declared size, and every tensor is checked against the model before
 // anything is compiled.
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/engine_internal.h"
@@ -196,24 +197,13 @@ bool engine_bind_weight(Engine *e, const char *name, const EngineArray *t, const
   return true;
 }
 
-bool engine_unbind_weight(Engine *e, const char *name) {
-  DAMC_ASSERT(e->done >= STAGE_DERIVE);
-  int w = engine_weight_index(e, name);
-  if (w < 0) return false;
-  engine_rewind(e, STAGE_DERIVE);  // the plans were built for its sizes
-  const NetWeight *mw = &e->net->weights[w];
-  for (int i = 0; i < mw->rank; i++) {
-    int d = mw->dims[i];
-    if (e->dim_origin[d] == mw->name) {  // interned: the weight's own name
-      e->dims[d] = e->net->dims[d].size;
-      e->dim_origin[d] = NULL;
-    }
-  }
-  damrt_tensor_free(e->converted[w]);
-  e->converted[w] = NULL;
-  e->weight_data[w] = NULL;
-  e->weights[w] = (EngineArray){0};
-  e->weight_origin[w] = NULL;
+// Whether weight `w` may be bound again with another size of dim `d`: a runtime dim that it
+// alone fixes (no other weight bound with it, no --dim).
+static bool resizable(const Engine *e, int w, int d) {
+  if (!e->runtime[d] || e->dim_origin[d] != e->net->weights[w].name) return false;
+  for (int v = 0; v < e->net->nweights; v++)
+    for (int i = 0; v != w && e->weights[v].data && i < e->net->weights[v].rank; i++)
+      if (e->net->weights[v].dims[i] == d) return false;
   return true;
 }
 
@@ -227,7 +217,11 @@ bool engine_rebind_weight(Engine *e, const char *name, const EngineArray *t, con
   const NetWeight *mw = &e->net->weights[w];
   const EngineArray *old = &e->weights[w];
   bool same = t->rank == old->rank;
-  for (int i = 0; same && i < t->rank; i++) same = t->shape[i] == old->shape[i];
+  for (int i = 0; same && i < t->rank; i++)
+    same = t->shape[i] == old->shape[i] || resizable(e, w, mw->dims[i]);
+  // A dim named twice (W[K, K]) keeps one size.
+  for (int i = 0; same && i < t->rank; i++)
+    for (int j = 0; j < i; j++) same &= mw->dims[j] != mw->dims[i] || t->shape[j] == t->shape[i];
   if (!same) {
     StrBuf have = {0}, had = {0};
     engine_shape_text(t->rank, t->shape, &have);
@@ -245,13 +239,20 @@ bool engine_rebind_weight(Engine *e, const char *name, const EngineArray *t, con
     return false;
   if (e->done >= STAGE_BIND && !engine_check_range(e->dtype, t, label, err)) return false;
   EngineArray keep = *old;
+  int64_t *sizes = xmalloc(((size_t)e->net->ndims + 1) * sizeof *sizes);
+  memcpy(sizes, e->dims, (size_t)e->net->ndims * sizeof *sizes);
   e->weights[w] = *t;
-  if (e->done >= STAGE_BIND && !engine_weight_to_kernels(e, w, err)) {
+  for (int i = 0; i < mw->rank; i++) e->dims[mw->dims[i]] = (int64_t)t->shape[i];
+  // tau may be written with a dim's size.
+  bool ok = e->done < STAGE_BIND || (engine_evaluate_tau(e, err) && engine_weight_to_kernels(e, w, err));
+  if (!ok) {  // the old weight and sizes, bound again from the start
     e->weights[w] = keep;
-    return false;
+    memcpy(e->dims, sizes, (size_t)e->net->ndims * sizeof *sizes);
+    engine_rewind(e, STAGE_DERIVE);
   }
-  e->weight_origin[w] = intern(e->s->names, origin);
-  return true;
+  free(sizes);
+  if (ok) e->weight_origin[w] = intern(e->s->names, origin);
+  return ok;
 }
 
 bool engine_set_dim(Engine *e, const char *name, int64_t size, StrBuf *err) {

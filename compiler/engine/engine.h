@@ -133,25 +133,25 @@ double engine_get(DamrtDtype dtype, const void *base, size_t k);
 bool engine_bind_weight(Engine *e, const char *name, const EngineArray *w, const char *origin,
                         StrBuf *err);
 // Binds weight `name`, already bound, to `w` instead: the same shape (and so the same dims),
-// checked as engine_bind_weight checks. After STAGE_BIND the kernels read the new data at
-// their next call (in place, or converted again into the copy of the old one): nothing is
-// planned or compiled again.
+// checked as engine_bind_weight checks, but for the sizes of runtime dims (engine_vary_dim)
+// that this weight alone fixed, which take the new sizes. After STAGE_BIND the kernels read
+// the new data and sizes at their next call (in place, or converted again into the copy of
+// the old one): nothing is planned or compiled again.
 bool engine_rebind_weight(Engine *e, const char *name, const EngineArray *w, const char *origin,
                           StrBuf *err);
 // How many times kernels were generated and compiled to machine code (codegen + jit) by this
 // engine: eval, run and rebinding leave it unchanged once the kernels they need exist.
 unsigned engine_compile_count(const Engine *e);
-// Forgets weight `name` (bound by engine_bind_weight) and the sizes of the dims that it alone
-// fixed, stepping the engine back to STAGE_DERIVE: it can then be bound again with another
-// shape (damc capacity stores K patterns for each K of a sweep; the plans and kernels are
-// built for the sizes, so the next engine_compile plans and compiles again). False when the
-// name is not a weight.
-bool engine_unbind_weight(Engine *e, const char *name);
 // The checks of engine_bind_weight that need only the shape (the name, every size at least
 // 1, the declared rank and the dims bound so far), so that a file's header can be checked
 // before its data is read.
 bool engine_check_weight_shape(const Engine *e, const char *name, int rank, const size_t *shape,
                                const char *origin, StrBuf *err);
+// Makes dim `d` a kernel argument (after STAGE_DERIVE): the plans and kernels made from now
+// on read its size at every call instead of holding it as a number, so that
+// engine_rebind_weight can give it another size without compiling again (damc capacity
+// varies K so). Steps back to STAGE_BIND when kernels were planned with it as a number.
+void engine_vary_dim(Engine *e, int d);
 // Gives dim `name`, which the model declares without a size, the size `size` (>= 1; from
 // `--dim NAME=SIZE`), before the weights that use it are bound (they must then agree).
 bool engine_set_dim(Engine *e, const char *name, int64_t size, StrBuf *err);

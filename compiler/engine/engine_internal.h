@@ -30,6 +30,7 @@ struct Engine {
   // bind: per dim, its size (-1 while unbound) and the weight that bound it
   int64_t *dims;
   const char **dim_origin;
+  bool *runtime;  // per dim: a kernel argument (engine_vary_dim)
   double *params;
   bool *param_set;
   EngineArray *weights;  // per weight, as the caller gave it (data NULL until bound)

@@ -267,8 +267,10 @@ static void key_text(const Plan *const *plans, int n, const CodeRequest *req, St
   sb_printf(k, "\nprecision %s\nproducts %s\nkernels", req->f32 ? "f32" : "f64",
             req->kernels ? req->kernels : "");
   for (int i = 0; i < n; i++) sb_printf(k, " %s", kernel_name(plans[i]->kind));
-  sb_append(k, "\ndims");
-  for (int i = 0; i < req->ndims; i++) sb_printf(k, " %lld", (long long)req->dims[i]);
+  sb_append(k, "\ndims");  // a runtime dim's size is the kernels' argument, not part of them
+  for (int i = 0; i < req->ndims; i++)
+    if (plan_dim_runtime(plans[0], i)) sb_append(k, " ?");
+    else sb_printf(k, " %lld", (long long)req->dims[i]);
   sb_append(k, "\neliminate");
   for (int i = 0; i < req->neliminate; i++) sb_printf(k, " %d", req->eliminate[i]);
   sb_printf(k, "\nname %s\ntext %zu\n", req->model_name, req->len);

@@ -44,6 +44,7 @@ void engine_free(Engine *e) {
   free(e->eliminate);
   free(e->dims);
   free(e->dim_origin);
+  free(e->runtime);
   free(e->params);
   free(e->param_set);
   free(e->weights);
@@ -94,6 +95,7 @@ static bool stage_derive(Engine *e, StrBuf *err) {
   const Network *net = e->net;
   e->dims = xmalloc(((size_t)net->ndims + 1) * sizeof *e->dims);
   e->dim_origin = xcalloc((size_t)net->ndims + 1, sizeof *e->dim_origin);
+  e->runtime = xcalloc((size_t)net->ndims + 1, sizeof *e->runtime);
   for (int i = 0; i < net->ndims; i++) e->dims[i] = net->dims[i].size;
   e->params = xcalloc((size_t)net->nparams + 1, sizeof *e->params);
   e->param_set = xcalloc((size_t)net->nparams + 1, sizeof *e->param_set);
@@ -227,7 +229,7 @@ bool engine_weight_to_kernels(Engine *e, int w, StrBuf *err) {
 static bool stage_plan(Engine *e, StrBuf *err) {
   for (int k = 0; k < KERNEL_KINDS; k++) {
     if (!e->wanted[k] || e->plans[k]) continue;
-    if (!(e->plans[k] = plan_build_kernels(e->net, e->dims, (KernelKind)k, e->kernel_choice,
+    if (!(e->plans[k] = plan_build_kernels(e->net, e->dims, e->runtime, (KernelKind)k, e->kernel_choice,
                                            e->dtype == DAMRT_F32 ? 4 : 8, err))) {
       sb_putc(err, '\n');
       return false;
@@ -320,7 +322,7 @@ void engine_prefetch(Engine *e, KernelKind kind) {
     if (!e->weights[w].data) return;
   StrBuf err = {0};
   if (!e->plans[kind] &&
-      !(e->plans[kind] = plan_build_kernels(e->net, e->dims, kind, e->kernel_choice,
+      !(e->plans[kind] = plan_build_kernels(e->net, e->dims, e->runtime, kind, e->kernel_choice,
                                             e->dtype == DAMRT_F32 ? 4 : 8, &err))) {
     sb_free(&err);  // engine_kernel plans it again and reports
     return;
@@ -395,6 +397,13 @@ void engine_set_kernels(Engine *e, PlanKernels kernels) {
   if (e->kernel_choice == kernels) return;
   if (e->done > STAGE_BIND) engine_rewind(e, STAGE_BIND);
   e->kernel_choice = kernels;
+}
+
+void engine_vary_dim(Engine *e, int d) {
+  DAMC_ASSERT(e->done >= STAGE_DERIVE && d >= 0 && d < e->net->ndims);
+  if (e->runtime[d]) return;
+  if (e->done > STAGE_BIND) engine_rewind(e, STAGE_BIND);  // plans with the size as a number
+  e->runtime[d] = true;
 }
 
 void engine_want(Engine *e, KernelKind kind) {

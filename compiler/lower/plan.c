@@ -29,7 +29,51 @@ static bool is_batched(Lowering *lw, ExprId e) {
   return b;
 }
 
-static int64_t dim_size(const Lowering *lw, int dim) { return lw->plan->dims[dim]; }
+// ---- Sizes ----
+
+// A size in canonical form (dims in increasing order, factors 1 last), so that two sizes
+// made of the same dims are equal as values.
+static PlanSize size_of(int32_t d0, int32_t d1) {
+  if (d0 == PLAN_ONE || (d1 != PLAN_ONE && d1 < d0)) {
+    int32_t t = d0;
+    d0 = d1;
+    d1 = t;
+  }
+  return (PlanSize){{d0, d1}};
+}
+static const PlanSize SIZE_ONE = {{PLAN_ONE, PLAN_ONE}};
+
+static bool size_eq(PlanSize a, PlanSize b) { return a.d[0] == b.d[0] && a.d[1] == b.d[1]; }
+
+// The product of two sizes (of one dim each at most).
+static PlanSize size_mul(PlanSize a, PlanSize b) {
+  DAMC_ASSERT(a.d[1] == PLAN_ONE && b.d[1] == PLAN_ONE);
+  return size_of(a.d[0], b.d[0]);
+}
+
+PlanSize plan_shape_numel(const ExprShape *shape) {
+  if (shape->rank == 0) return SIZE_ONE;
+  return size_of(shape->dims[0], shape->rank == 2 ? shape->dims[1] : PLAN_ONE);
+}
+
+bool plan_dim_runtime(const Plan *plan, int dim) { return plan->runtime && plan->runtime[dim]; }
+
+int64_t plan_size(const Plan *plan, PlanSize s) {
+  int64_t n = 1;
+  for (int i = 0; i < 2; i++)
+    if (s.d[i] != PLAN_ONE) n *= plan->dims[s.d[i]];
+  return n;
+}
+
+bool plan_size_fixed(const Plan *plan, PlanSize s) {
+  for (int i = 0; i < 2; i++)
+    if (s.d[i] != PLAN_ONE && plan_dim_runtime(plan, s.d[i])) return false;
+  return true;
+}
+
+bool plan_size_many(const Plan *plan, PlanSize s) {
+  return !plan_size_fixed(plan, s) || plan_size(plan, s) > 1;
+}
 
 // Whether `name` is taken: by a buffer already in the plan, or by a weight other than the
 // one `self` is (weights keep the names the user gave them).
@@ -45,11 +89,14 @@ static bool name_taken(const Lowering *lw, const char *name, PlanBufRole role, i
 static int add_buf(Lowering *lw, PlanBufRole role, ExprId e, bool batched, int index,
                    const char *name) {
   Plan *plan = lw->plan;
-  const Expr *x = node(lw, e);
-  PlanBuf b = {role, e, batched, 1, x->shape.rank, 1, 1, index, ""};
-  if (x->shape.rank >= 1) b.rows = dim_size(lw, x->shape.dims[0]);
-  if (x->shape.rank == 2) b.cols = dim_size(lw, x->shape.dims[1]);
-  b.numel = b.rows * b.cols;
+  PlanBuf b = {role, e, batched, SIZE_ONE, 0, SIZE_ONE, SIZE_ONE, index, ""};
+  if (role != PB_SIZES) {
+    const Expr *x = node(lw, e);
+    b.rank = x->shape.rank;
+    if (x->shape.rank >= 1) b.rows = size_of(x->shape.dims[0], PLAN_ONE);
+    if (x->shape.rank == 2) b.cols = size_of(x->shape.dims[1], PLAN_ONE);
+  }
+  b.numel = size_mul(b.rows, b.cols);
   // Names are unique in a plan (they are C identifiers in emit --c): an internal name that a
   // weight or another buffer already has gets a trailing '_' until it is free.
   do {
@@ -126,44 +173,46 @@ static bool product_operand(Lowering *lw, ExprId e, int *buf, bool *trans) {
 static bool schedule_matmul(Lowering *lw, ExprId e, int out) {
   const Expr *x = node(lw, e);
   ExprId a = x->kids[0], b = x->kids[1];
-  PlanStep s = {PS_MATMUL, e, out, -1, -1, false, false, 0, 0, 0, 0, 0, 0, false, false, 0, 0, 0, FUSED_SOFTMAX, -1, -1, -1, -1, -1, 0, 0, 0, 0, ""};
+  PlanStep s = {.kind = PS_MATMUL, .node = e, .out = out, .w = -1, .g = -1, .z = -1, .act = -1,
+                .lse = -1};
   int wa, wb;
   bool ta, tb;
   if (!product_operand(lw, a, &wa, &ta) || !product_operand(lw, b, &wb, &tb)) return false;
   const PlanBuf *A = &lw->plan->bufs[wa], *B = &lw->plan->bufs[wb];
-  int64_t m = ta ? A->cols : A->rows, k = ta ? A->rows : A->cols;
-  if (A->batched || (node(lw, b)->shape.rank == 2 && B->batched)) {
+  PlanSize m = ta ? A->cols : A->rows, k = ta ? A->rows : A->cols;
+  bool vector = node(lw, b)->shape.rank == 1;
+  // p: the columns of op(B) (1 for a vector).
+  PlanSize p = vector ? SIZE_ONE : tb ? B->rows : B->cols;
+  s.a = wa;
+  s.b = wb;
+  s.trans_a = ta;
+  s.trans_b = tb;
+  s.m = m;
+  s.n = p;
+  s.k = k;
+  s.lda = A->cols;
+  s.ldb = vector ? SIZE_ONE : B->cols;
+  s.ldc = p;
+  if (A->batched || (!vector && B->batched)) {
     // A matrix that depends on the sample: C_s = op(A_s) op(B_s), one product per sample.
-    int64_t p = node(lw, b)->shape.rank == 1 ? 1 : tb ? B->rows : B->cols;
-    s = (PlanStep){PS_MATMUL, e, out, wa, wb, ta, tb, m, p, k, A->cols,
-                   node(lw, b)->shape.rank == 1 ? 1 : B->cols, p, false, true,
-                   A->batched ? A->numel : 0, B->batched ? B->numel : 0, m * p, FUSED_SOFTMAX, -1, -1, -1, -1, -1, 0, 0, 0, 0, ""};
-  } else if (node(lw, b)->shape.rank == 1 && is_batched(lw, b)) {
+    s.per_sample = true;
+    s.stride_a = A->numel;
+    s.shared_a = !A->batched;
+    s.stride_b = B->numel;
+    s.shared_b = !B->batched;
+    s.stride_c = size_mul(m, p);
+  } else if (vector && is_batched(lw, b)) {
     // OUT[batch, m] = X[batch, k] op(A)': one gemm over the whole batch.
     s.batched = true;
     s.a = wb;
     s.b = wa;
     s.trans_a = false;
     s.trans_b = !ta;
-    s.m = -1;  // the batch
+    s.m = SIZE_ONE;  // the batch
     s.n = m;
-    s.k = k;
     s.lda = k;
     s.ldb = A->cols;
     s.ldc = m;
-  } else {
-    // C[m, p] = op(A)[m, k] op(B)[k, p] once (p = 1 for a vector).
-    int64_t p = node(lw, b)->shape.rank == 1 ? 1 : tb ? B->rows : B->cols;
-    s.a = wa;
-    s.b = wb;
-    s.trans_a = ta;
-    s.trans_b = tb;
-    s.m = m;
-    s.n = p;
-    s.k = k;
-    s.lda = A->cols;
-    s.ldb = node(lw, b)->shape.rank == 1 ? 1 : B->cols;
-    s.ldc = p;
   }
   add_step(lw, s);
   return true;
@@ -179,8 +228,8 @@ static bool materialize(Lowering *lw, ExprId e, int out, bool force_batched) {
   // A transposed or outer-product matrix outside a product is a map over its elements
   // (once per call when it depends on weights alone).
   PlanStepKind kind = x->kind == EX_SUM || x->kind == EX_LSE || x->kind == EX_LSE1 ? PS_REDUCE : PS_MAP;
-  add_step(lw, (PlanStep){kind, e, out, -1, -1, false, false, 0, 0, 0, 0, 0, 0, batched, false, 0,
-                          0, 0, FUSED_SOFTMAX, -1, -1, -1, -1, -1, 0, 0, 0, 0, ""});
+  add_step(lw, (PlanStep){.kind = kind, .node = e, .out = out, .a = -1, .b = -1,
+                          .batched = batched, .w = -1, .g = -1, .z = -1, .act = -1, .lse = -1});
   return true;
 }
 
@@ -260,30 +309,38 @@ const char *plan_kernels_name(PlanKernels kernels) {
   return kernels == PLAN_KERNELS_BLAS ? "blas" : kernels == PLAN_KERNELS_FUSED ? "fused" : "auto";
 }
 
-// Whether the inline part of `e` (below its buffered nodes) is elementwise at one index,
-// and, when so, every buffer it reads marked in `reads`.
+// Every buffer that `e`'s inline part (down to its buffered nodes) reads, marked in `reads`;
+// whether that part is elementwise at one index (no transpose, product or reduction).
 static bool inline_reads(const Plan *plan, ExprId e, bool root, bool *reads) {
   if (!root && plan->node_buf[e] >= 0) {
     reads[plan->node_buf[e]] = true;
     return true;
   }
   const Expr *x = expr_get(plan->net->pool, e);
-  if (!root && (x->kind == EX_TRANSPOSE || x->kind == EX_OUTER || x->kind == EX_MATMUL ||
-                x->kind == EX_SUM || x->kind == EX_LSE || x->kind == EX_LSE1))
-    return false;
+  bool elementwise = root || !(x->kind == EX_TRANSPOSE || x->kind == EX_OUTER ||
+                               x->kind == EX_MATMUL || x->kind == EX_SUM || x->kind == EX_LSE ||
+                               x->kind == EX_LSE1);
   for (uint32_t i = 0; i < x->nkids; i++)
-    if (!inline_reads(plan, x->kids[i], false, reads)) return false;
-  return true;
+    elementwise &= inline_reads(plan, x->kids[i], false, reads);
+  return elementwise;
+}
+
+// Every buffer step `s` reads, marked in `reads`; whether it is elementwise at one index.
+static bool step_reads(const Plan *plan, const PlanStep *s, bool *reads) {
+  if (s->kind == PS_MAP || s->kind == PS_REDUCE) return inline_reads(plan, s->node, true, reads);
+  if (s->kind == PS_FUSED) reads[s->w] = reads[s->g] = true;
+  else reads[s->a] = reads[s->b] = true;
+  return false;
 }
 
 // A batched product OUT[B, rows] = G[B, cols] @ W' (trans_b) or P[B, rows] @ W, with W a
 // weight matrix.
 static bool batched_weight_product(const Plan *plan, const PlanStep *s, bool trans_b) {
-  if (s->kind != PS_MATMUL || !s->batched || s->per_sample || s->m >= 0 || s->trans_a ||
+  if (s->kind != PS_MATMUL || !s->batched || s->per_sample || s->trans_a ||
       s->trans_b != trans_b)
     return false;
   const PlanBuf *w = &plan->bufs[s->b], *a = &plan->bufs[s->a];
-  return w->role == PB_WEIGHT && w->rank == 2 && a->batched && a->numel == s->k;
+  return w->role == PB_WEIGHT && w->rank == 2 && a->batched && size_eq(a->numel, s->k);
 }
 
 // Whether `e` is zero by its form (0, 0 broadcast, a product with a factor 0, a sum of zeros).
@@ -304,6 +361,35 @@ static bool is_zero(const ExprPool *pool, ExprId e) {
   }
 }
 
+// The fused step over the weight W [K, N] (buffer w) from the inputs g: its blocking,
+// threads and batch limit by the rule (AUTO) or forced (FUSED); the caller sets what it
+// writes. The rule reads the sizes as bound now: a runtime dim's size when planned sets the
+// blocking and the batch limit; the weight's bytes are compared when the kernel runs.
+static PlanStep fused_step(const Plan *plan, PlanFusedMode mode, int w, int g, PlanSize K,
+                           PlanSize N, PlanKernels kernels, int real_size) {
+  PlanStep f = {.kind = PS_FUSED, .mode = mode, .w = w, .g = g, .n = N, .k = K, .batched = true,
+                .a = -1, .b = -1, .max_batch = INT64_MAX, .threads = 64};
+  int64_t n = plan_size(plan, N), bytes = plan_size(plan, K) * n * real_size;
+  if (kernels == PLAN_KERNELS_AUTO) {
+    f.max_batch = FUSE_BATCH_BYTES / (n * real_size);
+    if (f.max_batch < FUSE_MIN_BATCH) f.max_batch = FUSE_MIN_BATCH;
+    if (!plan_size_fixed(plan, K) || !plan_size_fixed(plan, N)) {
+      f.one_thread_bytes = FUSE_ONE_THREAD_BYTES;
+      snprintf(f.rule, sizeof f.rule, "auto: g [B, N] <= 2 MiB, 1 thread while W < 1 MiB");
+    } else {
+      if (bytes < FUSE_ONE_THREAD_BYTES) f.threads = 1;
+      snprintf(f.rule, sizeof f.rule, "auto: g [B, N] <= 2 MiB, W %s 1 MiB",
+               f.threads == 1 ? "<" : ">=");
+    }
+  } else {
+    snprintf(f.rule, sizeof f.rule, "--kernels fused");
+  }
+  int64_t rows = FUSE_BLOCK_BYTES / (n * real_size);
+  f.rows = rows < 8 ? 8 : rows > 256 ? 256 : rows - rows % 8;
+  if (plan_size_fixed(plan, K) && f.rows > plan_size(plan, K)) f.rows = plan_size(plan, K);  // one block
+  return f;
+}
+
 // Tries to fuse the product at step i with a later product by the same weight; on success
 // rewrites plan->steps and returns true.
 static bool fuse_at(Lowering *lw, int i, PlanKernels kernels, int real_size) {
@@ -311,11 +397,12 @@ static bool fuse_at(Lowering *lw, int i, PlanKernels kernels, int real_size) {
   const PlanStep *s1 = &plan->steps[i];
   if (!batched_weight_product(plan, s1, true)) return false;
   int W = s1->b, Z = s1->out;
-  int64_t K = s1->n, N = s1->k;
+  PlanSize K = s1->n, N = s1->k;
   int j = -1;
   for (int t = i + 1; t < plan->nsteps && j < 0; t++) {
     const PlanStep *s = &plan->steps[t];
-    if (batched_weight_product(plan, s, false) && s->b == W && s->k == K && s->n == N) j = t;
+    if (batched_weight_product(plan, s, false) && s->b == W && size_eq(s->k, K) && size_eq(s->n, N))
+      j = t;
   }
   if (j < 0) return false;
   int P = plan->steps[j].a;
@@ -339,7 +426,7 @@ static bool fuse_at(Lowering *lw, int i, PlanKernels kernels, int real_size) {
       reads_late |= reads[b] && late_buf[b];
       reads_inner |= reads[b] && inner_buf[b];
     }
-    if (s->kind == PS_MAP && elementwise && !reads_late && o->batched && o->numel == K &&
+    if (s->kind == PS_MAP && elementwise && !reads_late && o->batched && size_eq(o->numel, K) &&
         o->rank == 1 && lse_step < 0) {
       cls[t - i] = 1;
       inner_buf[s->out] = true;
@@ -373,41 +460,13 @@ static bool fuse_at(Lowering *lw, int i, PlanKernels kernels, int real_size) {
     act = P;
     ok = inner_buf[P] && P != Z;
   }
-  int64_t max_batch = INT64_MAX;
-  int threads = 64;
-  int64_t bytes = K * N * real_size;
-  char rule[96];
   if (ok) {
-    if (kernels == PLAN_KERNELS_AUTO) {
-      max_batch = FUSE_BATCH_BYTES / (N * real_size);
-      if (max_batch < FUSE_MIN_BATCH) max_batch = FUSE_MIN_BATCH;
-      if (bytes < FUSE_ONE_THREAD_BYTES) threads = 1;
-      snprintf(rule, sizeof rule, "auto: g [B, N] <= 2 MiB, W %s 1 MiB",
-               threads == 1 ? "<" : ">=");
-    } else {
-      snprintf(rule, sizeof rule, "--kernels fused");
-    }
-  }
-  if (ok) {
-    PlanStep f = {0};
-    f.kind = PS_FUSED;
+    PlanStep f = fused_step(plan, mode, W, s1->a, K, N, kernels, real_size);
     f.node = plan->steps[j].node;
     f.out = plan->steps[j].out;
-    f.mode = mode;
-    f.w = W;
-    f.g = s1->a;
     f.z = Z;
     f.act = act;
     f.lse = lse;
-    f.n = N;
-    f.k = K;
-    f.batched = true;
-    int64_t rows = FUSE_BLOCK_BYTES / (N * real_size);
-    f.rows = rows < 8 ? 8 : rows > 256 ? 256 : rows - rows % 8;
-    if (f.rows > K) f.rows = K;  // one block
-    f.max_batch = max_batch;
-    f.threads = threads;
-    snprintf(f.rule, sizeof f.rule, "%s", rule);
     int n = j - i + 1;
     PlanStep *old = xmalloc((size_t)n * sizeof *old);
     memcpy(old, plan->steps + i, (size_t)n * sizeof *old);
@@ -429,23 +488,133 @@ static bool fuse_at(Lowering *lw, int i, PlanKernels kernels, int real_size) {
   return ok;
 }
 
-Plan *plan_build_kernels(const Network *net, const int64_t *dims, KernelKind kind,
-                         PlanKernels kernels, int real_size, StrBuf *err) {
-  Plan *plan = plan_build(net, dims, kind, err);
+// Tries to fuse the product at step i, z = g W' with W [K, N], with the reduction of z that
+// follows it when no later product by W does (an energy: -lse(beta W g)/beta or
+// -sum F(W g)): one pass over W with an online log-sum-exp (FUSED_LSE) or sum (FUSED_SUM),
+// none of the [B, K] buffers needed after the block. The steps between are inner maps
+// ([B, K] elementwise of z) or steps that read nothing of z (moved before the fused step);
+// a reduction's argument that is computed inline becomes one more inner map. On success
+// rewrites plan->steps and returns true.
+static bool fuse_reduce_at(Lowering *lw, int i, PlanKernels kernels, int real_size) {
+  Plan *plan = lw->plan;
+  const PlanStep *s1 = &plan->steps[i];
+  // z must be scratch: an output (u_h of the eval kernel) is kept whole for its readers.
+  if (!batched_weight_product(plan, s1, true) || plan->bufs[s1->out].role != PB_TEMP) return false;
+  int W = s1->b, Z = s1->out;
+  PlanSize K = s1->n, N = s1->k;
+  for (int t = i + 1; t < plan->nsteps; t++)  // a second product: fuse_at's pattern
+    if (plan->steps[t].kind != PS_MAP && plan->steps[t].kind != PS_REDUCE &&
+        (plan->steps[t].b == W || plan->steps[t].a == W || plan->steps[t].w == W))
+      return false;
+  int nb = plan->nbufs;
+  bool *inner_buf = xcalloc((size_t)nb + 1, sizeof(bool)), *reads = xcalloc((size_t)nb + 1, sizeof(bool));
+  int8_t *cls = xcalloc((size_t)(plan->nsteps - i + 1), 1);  // 1 inner, 2 independent
+  inner_buf[Z] = true;
+  int r = -1;
+  bool ok = true;
+  for (int t = i + 1; t < plan->nsteps && ok && r < 0; t++) {
+    const PlanStep *s = &plan->steps[t];
+    const PlanBuf *o = &plan->bufs[s->out];
+    if (s->kind == PS_FUSED) {  // an earlier fusion's step: its inner maps follow it
+      ok = false;
+      break;
+    }
+    memset(reads, 0, (size_t)nb);
+    bool elementwise = step_reads(plan, s, reads);
+    bool reads_inner = false;
+    for (int b = 0; b < nb; b++) reads_inner |= reads[b] && inner_buf[b];
+    const Expr *x = expr_get(lw->pool, s->node);
+    if (!reads_inner) {
+      cls[t - i] = 2;
+    } else if (s->kind == PS_MAP && elementwise && o->batched && o->rank == 1 &&
+               size_eq(o->numel, K)) {
+      cls[t - i] = 1;
+      inner_buf[s->out] = true;
+    } else if (s->kind == PS_REDUCE && (x->kind == EX_LSE || x->kind == EX_SUM) && o->batched &&
+               elementwise && size_eq(plan_shape_numel(&expr_get(lw->pool, x->kids[0])->shape), K)) {
+      r = t;
+    } else {
+      ok = false;
+    }
+  }
+  ok = ok && r >= 0;
+  ExprId arg = ok ? expr_get(lw->pool, plan->steps[r].node)->kids[0] : 0;
+  int act = ok ? plan->node_buf[arg] : -1;
+  PlanStep map = {0};
+  bool with_map = false;  // the argument computed by a block map of its own
+  if (ok && (act < 0 || !inner_buf[act])) {
+    // The argument, computed inline: one more block map, written over z (which nothing after
+    // the reduction reads), so that the plan keeps its buffers (the header of emit --c
+    // describes the object of emit --obj, whose plans may be fused).
+    for (int t = r + 1; t < plan->nsteps && ok; t++) {
+      memset(reads, 0, (size_t)nb);
+      step_reads(plan, &plan->steps[t], reads);
+      ok = !reads[Z];
+    }
+    ok = ok && plan->node_buf[arg] < 0;
+    act = Z;
+    with_map = true;
+    map = (PlanStep){.kind = PS_MAP, .node = arg, .out = Z, .a = -1, .b = -1, .batched = true,
+                     .w = -1, .g = -1, .z = -1, .act = -1, .lse = -1};
+  }
+  if (ok) {
+    const Expr *x = expr_get(lw->pool, plan->steps[r].node);
+    if (with_map) plan->node_buf[arg] = Z;  // z's values are gone after the block
+    PlanStep f = fused_step(plan, x->kind == EX_LSE ? FUSED_LSE : FUSED_SUM, W, s1->a, K, N,
+                            kernels, real_size);
+    f.node = plan->steps[r].node;
+    f.out = f.lse = plan->steps[r].out;
+    f.z = Z;
+    f.act = act;
+    int n = r - i + 1;
+    PlanStep *old = xmalloc((size_t)n * sizeof *old);
+    memcpy(old, plan->steps + i, (size_t)n * sizeof *old);
+    // n steps become n - 1, or n with the argument's map: they fit where they were.
+    int at = i;
+    for (int t = 1; t < n - 1; t++)
+      if (cls[t] == 2) plan->steps[at++] = old[t];
+    int fused_at = at;
+    plan->steps[at++] = f;
+    for (int t = 1; t < n - 1; t++)
+      if (cls[t] == 1) plan->steps[at++] = old[t], plan->steps[fused_at].ninner++;
+    if (with_map) plan->steps[at++] = map, plan->steps[fused_at].ninner++;
+    // The product and the reduction are gone: the fused step writes them.
+    int rest = plan->nsteps - r - 1;
+    memmove(plan->steps + at, plan->steps + r + 1, (size_t)rest * sizeof *old);
+    plan->nsteps = at + rest;
+    free(old);
+  }
+  free(inner_buf);
+  free(reads);
+  free(cls);
+  return ok;
+}
+
+static Plan *plan_schedule(const Network *net, const int64_t *dims, const bool *runtime,
+                           KernelKind kind, StrBuf *err);
+
+Plan *plan_build_kernels(const Network *net, const int64_t *dims, const bool *runtime,
+                         KernelKind kind, PlanKernels kernels, int real_size, StrBuf *err) {
+  Plan *plan = plan_schedule(net, dims, runtime, kind, err);
   if (!plan || kernels == PLAN_KERNELS_BLAS) return plan;
   Lowering lw = {0};
   lw.plan = plan;
   lw.pool = net->pool;
   lw.err = err;
   for (int i = 0; i < plan->nsteps; i++) fuse_at(&lw, i, kernels, real_size);
+  for (int i = 0; i < plan->nsteps; i++) fuse_reduce_at(&lw, i, kernels, real_size);
   return plan;
 }
 
-Plan *plan_build(const Network *net, const int64_t *dims, KernelKind kind, StrBuf *err) {
+static Plan *plan_schedule(const Network *net, const int64_t *dims, const bool *runtime,
+                           KernelKind kind, StrBuf *err) {
   Plan *plan = xcalloc(1, sizeof *plan);
   plan->kind = kind;
   plan->net = net;
   plan->dims = dims;
+  plan->sizes_buf = -1;
+  for (int d = 0; runtime && d < net->ndims; d++)
+    if (runtime[d]) plan->runtime = runtime;
   int na;
   KernelEq *as = kernel_equations(net, kind, &na);
 
@@ -495,6 +664,8 @@ Plan *plan_build(const Network *net, const int64_t *dims, KernelKind kind, StrBu
     plan->weight_buf[w] = -1;
     if (leaf < nn) plan->weight_buf[w] = plan->node_buf[leaf] = add_buf(&lw, PB_WEIGHT, leaf, false, w, mw->name);
   }
+  // The dims' sizes, read by the kernels when some are runtime (no node: numel is unused).
+  if (plan->runtime) plan->sizes_buf = add_buf(&lw, PB_SIZES, 0, false, -1, "dims");
 
   bool ok = true;
   for (int i = 0; i < na && ok; i++) {
@@ -518,6 +689,10 @@ Plan *plan_build(const Network *net, const int64_t *dims, KernelKind kind, StrBu
     return NULL;
   }
   return plan;
+}
+
+Plan *plan_build(const Network *net, const int64_t *dims, KernelKind kind, StrBuf *err) {
+  return plan_schedule(net, dims, NULL, kind, err);
 }
 
 void plan_free(Plan *plan) {
@@ -547,23 +722,40 @@ static const char *buffer_alias(const void *ctx, ExprId e) {
   return plan->bufs[plan->node_buf[e]].name;
 }
 
-static void shape_text(StrBuf *out, const PlanBuf *b) {
+// A size as text: its value, or a runtime dim's name (its size is read when the kernel runs).
+static void size_text(StrBuf *out, const Plan *plan, PlanSize s) {
+  if (plan_size_fixed(plan, s)) {
+    sb_printf(out, "%lld", (long long)plan_size(plan, s));
+    return;
+  }
+  for (int i = 0, n = 0; i < 2; i++)
+    if (s.d[i] != PLAN_ONE) sb_printf(out, "%s%s", n++ ? "*" : "", plan->net->dims[s.d[i]].name);
+}
+
+static void shape_text(StrBuf *out, const Plan *plan, const PlanBuf *b) {
+  if (b->role == PB_SIZES) {
+    sb_printf(out, "[%d] (int64: the runtime dims' sizes)", plan->net->ndims);
+    return;
+  }
   sb_putc(out, '[');
   bool comma = false;
   if (b->batched) {
     sb_append(out, "B");
     comma = true;
   }
-  if (b->numel > 1 || !b->batched) {
+  if (plan_size_many(plan, b->numel) || !b->batched) {
     if (comma) sb_append(out, ", ");
-    if (b->cols > 1) sb_printf(out, "%lld, %lld", (long long)b->rows, (long long)b->cols);
-    else sb_printf(out, "%lld", (long long)b->rows);
+    size_text(out, plan, b->rows);
+    if (plan_size_many(plan, b->cols)) {
+      sb_append(out, ", ");
+      size_text(out, plan, b->cols);
+    }
   }
   sb_putc(out, ']');
 }
 
 void plan_print(StrBuf *out, const Plan *plan) {
-  static const char *const roles[] = {"state", "input", "weight", "output", "temp", "direction"};
+  static const char *const roles[] = {"state", "input", "weight", "output", "temp", "direction", "sizes"};
   ExprNames names = plan->net->names;
   names.alias = buffer_alias;
   names.alias_ctx = plan;
@@ -571,7 +763,7 @@ void plan_print(StrBuf *out, const Plan *plan) {
   for (int i = 0; i < plan->nbufs; i++) {
     const PlanBuf *b = &plan->bufs[i];
     sb_printf(out, "  %-12s %-7s ", b->name, roles[b->role]);
-    shape_text(out, b);
+    shape_text(out, plan, b);
     sb_putc(out, '\n');
   }
   sb_append(out, "steps:\n");
@@ -580,27 +772,36 @@ void plan_print(StrBuf *out, const Plan *plan) {
     const PlanBuf *o = &plan->bufs[s->out];
     static const char *const kinds[] = {"map", "reduce", "matmul", "fused"};
     sb_printf(out, "  %2d %-6s %s", i + 1, kinds[s->kind], o->name);
-    shape_text(out, o);
+    shape_text(out, plan, o);
     sb_append(out, " = ");
     if (s->kind == PS_FUSED) {
       const PlanStep *m = s;
-      sb_printf(out, "%s' %s(%s = %s @ %s')", plan->bufs[m->w].name,
-                m->mode == FUSED_SOFTMAX ? "softmax" : "p", plan->bufs[m->z].name,
-                plan->bufs[m->g].name, plan->bufs[m->w].name);
+      static const char *const forms[] = {"softmax", "map", "logsumexp", "sum"};
+      const char *z = plan->bufs[m->z].name, *act = plan->bufs[m->act].name;
+      if (m->mode == FUSED_LSE || m->mode == FUSED_SUM)
+        sb_printf(out, "%s(%s), %s = %s @ %s'", forms[m->mode], act, z,
+                  plan->bufs[m->g].name, plan->bufs[m->w].name);
+      else
+        sb_printf(out, "%s' %s(%s = %s @ %s')", plan->bufs[m->w].name,
+                  m->mode == FUSED_SOFTMAX ? "softmax" : "p", z, plan->bufs[m->g].name,
+                  plan->bufs[m->w].name);
       if (m->mode == FUSED_SOFTMAX)
-        sb_printf(out, ", %s = logsumexp(%s)", plan->bufs[m->lse].name, plan->bufs[m->act].name);
-      else sb_printf(out, ", p = %s", plan->bufs[m->act].name);
-      sb_printf(out, "    (fused %s-matmul K=%lld N=%lld, %lld rows a block, ",
-                m->mode == FUSED_SOFTMAX ? "softmax" : "map", (long long)m->k, (long long)m->n,
-                (long long)m->rows);
+        sb_printf(out, ", %s = logsumexp(%s)", plan->bufs[m->lse].name, act);
+      else if (m->mode == FUSED_ADDITIVE) sb_printf(out, ", p = %s", act);
+      sb_printf(out, "    (fused %s-matmul K=", forms[m->mode]);
+      size_text(out, plan, m->k);
+      sb_append(out, " N=");
+      size_text(out, plan, m->n);
+      sb_printf(out, ", %lld rows a block, ", (long long)m->rows);
       if (m->threads == 1) sb_append(out, "1 thread");
+      else if (m->one_thread_bytes) sb_append(out, "1 thread while W < 1 MiB, else as --threads");
       else sb_append(out, "threads as --threads");
       if (m->max_batch != INT64_MAX) sb_printf(out, ", gemm above B=%lld", (long long)m->max_batch);
       sb_printf(out, "; rule: %s)\n", m->rule);
       for (int t = 1; t <= m->ninner; t++) {
         const PlanStep *in = &plan->steps[i + t];
         sb_printf(out, "  %2d   map  %s", i + t + 1, plan->bufs[in->out].name);
-        shape_text(out, &plan->bufs[in->out]);
+        shape_text(out, plan, &plan->bufs[in->out]);
         sb_append(out, " = ");
         expr_print(out, plan->net->pool, in->node, &names, PRINT_TEXT);
         sb_append(out, "    (each block of the fused step)\n");
@@ -611,11 +812,14 @@ void plan_print(StrBuf *out, const Plan *plan) {
     if (s->kind == PS_MATMUL) {
       sb_printf(out, "%s%s @ %s%s", plan->bufs[s->a].name, s->trans_a ? "'" : "",
                 plan->bufs[s->b].name, s->trans_b ? "'" : "");
-      if (s->per_sample)
-        sb_printf(out, "    (per sample: gemm M=%lld N=%lld K=%lld)", (long long)s->m,
-                  (long long)s->n, (long long)s->k);
-      else if (s->m < 0) sb_printf(out, "    (gemm M=B N=%lld K=%lld)", (long long)s->n, (long long)s->k);
-      else sb_printf(out, "    (gemm M=%lld N=%lld K=%lld)", (long long)s->m, (long long)s->n, (long long)s->k);
+      sb_append(out, s->per_sample ? "    (per sample: gemm M=" : "    (gemm M=");
+      if (s->batched) sb_append(out, "B");
+      else size_text(out, plan, s->m);
+      sb_append(out, " N=");
+      size_text(out, plan, s->n);
+      sb_append(out, " K=");
+      size_text(out, plan, s->k);
+      sb_putc(out, ')');
     } else {
       expr_print(out, plan->net->pool, s->node, &names, PRINT_TEXT);
     }

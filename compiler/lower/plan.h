@@ -1,7 +1,10 @@
 // Lowering: the network's equations to a plan of kernel steps, as data.
 //
 // A plan computes a list of assignments (an output buffer := an expression of the DAG) for
-// a batch of samples, with the model's sizes fixed. It decides which nodes live in buffers
+// a batch of samples. Its sizes are those of the model's dims: each a number fixed when the
+// kernels are compiled, or, for the dims marked `runtime`, read by the kernels at every call
+// from a buffer of the dims' sizes (PB_SIZES), so that one compiled kernel serves every size
+// of such a dim (damc capacity varies the number of stored patterns K this way). It decides which nodes live in buffers
 // and which are computed inline, and orders the steps:
 //   - PS_MATMUL: a product with a matrix (a weight, its transpose, or a matrix computed once
 //     per call): one BLAS call for the whole batch (gemm, or gemv for one sample), with
@@ -29,6 +32,14 @@
 #include "derive/network.h"
 #include "support/strbuf.h"
 
+// A size in a plan: the product of the sizes of the dims d[0] and d[1] (PLAN_ONE: a factor
+// 1), as the dims are bound now (plan_size). Kept as dims, not as a number, so that the code
+// generators can read a runtime dim's size when the kernel runs.
+enum { PLAN_ONE = -1 };
+typedef struct {
+  int32_t d[2];
+} PlanSize;
+
 typedef enum {
   PB_STATE,   // x of a layer (input to the kernel)
   PB_INPUT,   // I of a layer (input)
@@ -36,15 +47,16 @@ typedef enum {
   PB_OUTPUT,  // an assignment's target
   PB_TEMP,    // an intermediate result
   PB_DIRECTION,  // d of a layer (input): the direction of Hessian- and Jacobian-vector products
+  PB_SIZES,   // the sizes of every dim, int64 [ndims] (input): only in a plan with runtime dims
 } PlanBufRole;
 
 typedef struct {
   PlanBufRole role;
   ExprId node;     // the node it holds (leaves: the leaf)
   bool batched;    // one copy per sample: [batch, numel]
-  int64_t numel;   // elements per sample (or in all, when not batched)
+  PlanSize numel;  // elements per sample (or in all, when not batched)
   int rank;        // of the per-sample value: 0 a scalar, 1 a vector, 2 a matrix
-  int64_t rows, cols;  // the per-sample shape: rows x cols (vectors: rows x 1; scalars 1 x 1)
+  PlanSize rows, cols;  // the per-sample shape: rows x cols (vectors: rows x 1; scalars 1 x 1)
   int index;       // PB_STATE/PB_INPUT: the layer; PB_WEIGHT: the weight; PB_OUTPUT: the output
   char name[64];
 } PlanBuf;
@@ -60,7 +72,9 @@ typedef struct {
 //     step (`rule`), printed by damc emit --plan; docs/performance.md gives the rule.
 typedef enum { PS_MAP, PS_REDUCE, PS_MATMUL, PS_FUSED } PlanStepKind;
 
-typedef enum { FUSED_SOFTMAX, FUSED_ADDITIVE } PlanFusedMode;
+//     With no second product (an energy): FUSED_LSE, the log-sum-exp of the logits alone
+//     into `lse`, or FUSED_SUM, the sum of the map's output into `lse`; out is lse then.
+typedef enum { FUSED_SOFTMAX, FUSED_ADDITIVE, FUSED_LSE, FUSED_SUM } PlanFusedMode;
 
 // How products around an eliminated layer are computed (damc --kernels).
 typedef enum { PLAN_KERNELS_AUTO, PLAN_KERNELS_BLAS, PLAN_KERNELS_FUSED } PlanKernels;
@@ -73,20 +87,22 @@ typedef struct {
   // PS_MATMUL: C[M, N] = op(A)[M, K] op(B)[K, N], row-major, from buffers a and b.
   int a, b;
   bool trans_a, trans_b;
-  int64_t m, n, k, lda, ldb, ldc;
-  bool batched;  // PS_MATMUL: the batch is one of the dimensions (M = batch)
+  PlanSize m, n, k, lda, ldb, ldc;
+  bool batched;  // PS_MATMUL: the batch is one of the dimensions (M = batch; m unused)
   // PS_MATMUL with a matrix that depends on the sample: one product per sample, each
-  // operand advanced by its stride (elements per sample; 0 for an operand shared by all).
+  // operand advanced by its stride (elements per sample; `shared` for an operand shared by all).
   bool per_sample;
-  int64_t stride_a, stride_b, stride_c;
+  PlanSize stride_a, stride_b, stride_c;
+  bool shared_a, shared_b;
   // PS_FUSED: weight w [K, N] (k = K, n = N), input g [B, N], z [B, K] (the first
   // product's buffer), act [B, K] (the logits or p, written by the inner maps), lse [B] (or
-  // -1), out: u [B, N]. Blocks of `rows` rows; at most `threads` threads; the BLAS path
-  // above max_batch samples.
+  // -1), out: u [B, N]. Blocks of `rows` rows (fewer when K is smaller); at most `threads`
+  // threads, and when K or N is a runtime dim, one while W has fewer than `one_thread_bytes`
+  // bytes (0: no such rule); the BLAS path above max_batch samples.
   PlanFusedMode mode;
   int w, g, z, act, lse;
   int ninner;
-  int64_t rows, max_batch;
+  int64_t rows, max_batch, one_thread_bytes;
   int threads;
   char rule[96];
 } PlanStep;
@@ -105,7 +121,9 @@ typedef struct {
 typedef struct {
   KernelKind kind;
   const Network *net;
-  const int64_t *dims;  // size of each dim (borrowed)
+  const int64_t *dims;  // size of each dim (borrowed: a runtime dim's may change between runs)
+  const bool *runtime;  // per dim: its size is a kernel argument (borrowed); NULL: none is
+  int sizes_buf;        // the PB_SIZES buffer, or -1 (no runtime dim)
   PlanBuf *bufs;
   int nbufs;
   PlanStep *steps;
@@ -126,10 +144,22 @@ Plan *plan_build(const Network *net, const int64_t *dims, KernelKind kind, StrBu
 // The same with the choice of products: PLAN_KERNELS_BLAS is plan_build's schedule (BLAS
 // calls only); AUTO fuses by the rule of docs/performance.md (from the sizes and
 // `real_size`, the bytes of a float of the kernels), FUSED wherever the pattern is found.
-Plan *plan_build_kernels(const Network *net, const int64_t *dims, KernelKind kind,
-                         PlanKernels kernels, int real_size, StrBuf *err);
+// The dims marked in `runtime` (or none, when NULL) are kernel arguments: the schedule does
+// not depend on their sizes, which may change between calls of the compiled kernels.
+Plan *plan_build_kernels(const Network *net, const int64_t *dims, const bool *runtime,
+                         KernelKind kind, PlanKernels kernels, int real_size, StrBuf *err);
 const char *plan_kernels_name(PlanKernels kernels);
 void plan_free(Plan *plan);
+
+// A size's value with the dims as bound now; whether it is a number fixed when compiling
+// (no runtime dim in it); whether it may be more than 1 (a runtime dim may be any size).
+int64_t plan_size(const Plan *plan, PlanSize s);
+bool plan_size_fixed(const Plan *plan, PlanSize s);
+bool plan_size_many(const Plan *plan, PlanSize s);
+// The elements of a value of shape `shape` (a scalar, vector or matrix).
+PlanSize plan_shape_numel(const ExprShape *shape);
+// Whether a dim is a kernel argument in `plan`.
+bool plan_dim_runtime(const Plan *plan, int dim);
 
 // The buffer of output `what` of layer `layer` (-1 for E); -1 when the plan has none.
 int plan_output_buf(const Plan *plan, OutputWhat what, int layer);

@@ -470,6 +470,19 @@ class Model:
             _raise(err)
         return self._results(r)
 
+    def energy(self, state=None, inputs=None, precision="f32"):
+        """E alone at the states (the reduced energy when layers are eliminated): a float64
+        array [B], or a 0-d array for one sample. One product per memory weight, where eval
+        computes the whole dynamics; the same value as eval's E."""
+        ptr = self._select(precision)
+        keep = []
+        b = self._batch_of(state, inputs, None, keep)
+        err = _capi.DamcError()
+        r = lib.damc_energy(ptr, ctypes.byref(b), ctypes.byref(err))
+        if not r:
+            _raise(err)
+        return self._results(r)["E"]
+
     def _derivative(self, fn, state, direction, inputs, precision):
         ptr = self._select(precision)
         keep = []

@@ -86,6 +86,7 @@ _SIGNATURES = {
     "damc_use_precision": (c_int, [c_void_p, c_int, _E]),
     "damc_model_compile_count": (ctypes.c_uint, [c_void_p]),
     "damc_eval": (c_void_p, [c_void_p, ctypes.POINTER(DamcBatch), _E]),
+    "damc_energy": (c_void_p, [c_void_p, ctypes.POINTER(DamcBatch), _E]),
     "damc_hvp": (c_void_p, [c_void_p, ctypes.POINTER(DamcBatch), _A, _E]),
     "damc_jvp": (c_void_p, [c_void_p, ctypes.POINTER(DamcBatch), _A, _E]),
     "damc_run": (c_void_p, [c_void_p, ctypes.POINTER(DamcBatch),

@@ -47,6 +47,11 @@ def test_eval_equals_cli(name, tmp_path, damc_exe):
         assert got[k].shape == want[k].shape, k
         scale = np.maximum(1.0, np.abs(want[k]))
         assert np.all(np.abs(got[k] - want[k]) <= 1e-12 * scale), (k, np.abs(got[k] - want[k]).max())
+    # The energy alone (the reduced energy when layers are eliminated): the same E.
+    e = m.energy(state=states, precision="f64")
+    assert e.shape == want["E"].shape
+    assert np.all(np.abs(e - want["E"]) <= 1e-12 * np.maximum(1.0, np.abs(want["E"]))), \
+        np.abs(e - want["E"]).max()
 
 
 def test_run_retrieves_batch_and_float32():

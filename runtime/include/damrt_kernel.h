@@ -28,8 +28,9 @@ void damrt_set_threads(int n);
 // `rows` rows. After z of a block is written, blk(bufs, params, batch, k0, k1) computes
 // a[:, k0:k1) from it (the kernel's elementwise maps of those columns). mode 0 (softmax):
 // lse_b = log sum_k exp(a_bk) and u_b = W' softmax(a_b), with the streaming (online) max and
-// sum; mode 1 (additive): u_b = W' a_b, lse unused. At most `threads` threads (each a range
-// of blocks), never more than damrt_set_threads allows.
+// sum; mode 1 (additive): u_b = W' a_b, lse unused; mode 2 (an energy's log-sum-exp): lse_b
+// alone, u unused (may be NULL); mode 3 (an energy's sum): lse_b = sum_k a_bk alone. At most
+// `threads` threads (each takes blocks in turn), never more than damrt_set_threads allows.
 void damrt_kernel_fused_f64(int32_t mode, int64_t batch, int64_t n, int64_t k, int64_t rows,
                             int32_t threads, const double *w, const double *g, double *z,
                             double *a, double *lse, double *u, void *blk, void **bufs,

@@ -9,7 +9,9 @@
 //      running sum of exp(a - m), with acc rescaled by exp(m_old - m_new) when m grows, and
 //      p = exp(a - m) for the block;
 //   4. acc[b, :] += sum_r p[b, r] W_r.
-// At the end u = acc / l and lse = m + log l (softmax), or u = acc (additive). With several
+// At the end u = acc / l and lse = m + log l (softmax), or u = acc (additive). An energy
+// stops after step 3: the log-sum-exp alone (mode 2), or the sum of the block's map output
+// (mode 3), with no u and no second read of the block. With several
 // threads each has its own (m, l, acc), merged at the end
 // (with the same rescaling); the threads take the blocks in turn from a shared counter, so that
 // one that the system delays leaves its share to the others. The products are register-blocked with GCC vector types (one
@@ -393,7 +395,7 @@ INLINE double exp_f64(double x) { return exp(x); }
       jb->m[b] = -INFINITY;                                                                      \
       jb->l[b] = 0;                                                                              \
     }                                                                                            \
-    memset(jb->acc, 0, sizeof(real) * (size_t)(B * n));                                          \
+    if (jb->mode < 2) memset(jb->acc, 0, sizeof(real) * (size_t)(B * n));                        \
     for (;;) { /* the next block not taken by another thread */                                  \
       int64_t k0 = __atomic_fetch_add(jb->next, jb->rows, __ATOMIC_RELAXED);                     \
       if (k0 >= K) break;                                                                        \
@@ -403,7 +405,16 @@ INLINE double exp_f64(double x) { return exp(x); }
       jb->blk(jb->bufs, jb->params, B, k0, k0 + R);                                              \
       const real *p = jb->a + k0;                                                                \
       int64_t ldp = K;                                                                           \
-      if (jb->mode == 0) {                                                                       \
+      if (jb->mode == 3) { /* an energy's sum */                                                 \
+        for (int64_t b = 0; b < B; b++) {                                                        \
+          const real *a = jb->a + b * K + k0;                                                    \
+          real sum = 0;                                                                          \
+          for (int64_t r = 0; r < R; r++) sum += a[r];                                           \
+          jb->l[b] += sum;                                                                       \
+        }                                                                                        \
+        continue;                                                                                \
+      }                                                                                          \
+      if (jb->mode == 0 || jb->mode == 2) {                                                      \
         for (int64_t b = 0; b < B; b++) {                                                        \
           const real *a = jb->a + b * K + k0;                                                    \
           real *q = jb->p + b * jb->rows;                                                        \
@@ -418,11 +429,12 @@ INLINE double exp_f64(double x) { return exp(x); }
             real corr = exp_##SUF(jb->m[b] - mnew);                                              \
             jb->l[b] *= corr;                                                                    \
             real *acc = jb->acc + b * n;                                                         \
-            for (int64_t j = 0; j < n; j++) acc[j] *= corr;                                      \
+            for (int64_t j = 0; jb->mode == 0 && j < n; j++) acc[j] *= corr;                     \
             jb->m[b] = mnew;                                                                     \
           }                                                                                      \
           jb->l[b] += sum;                                                                       \
         }                                                                                        \
+        if (jb->mode == 2) continue; /* the log-sum-exp alone */                                 \
         p = jb->p;                                                                               \
         ldp = jb->rows;                                                                          \
       }                                                                                          \
@@ -435,8 +447,16 @@ INLINE double exp_f64(double x) { return exp(x); }
                               void **bufs, const double *params) {                               \
     damrt_kernel_gemm_##SUF(0, 1, B, K, n, g, n, w, n, z, K);                                    \
     blk(bufs, params, B, 0, K);                                                                  \
-    if (mode != 0) {                                                                             \
+    if (mode == 1) {                                                                             \
       damrt_kernel_gemm_##SUF(0, 0, B, n, K, a, K, w, n, u, n);                                  \
+      return;                                                                                    \
+    }                                                                                            \
+    if (mode == 3) {                                                                             \
+      for (int64_t b = 0; b < B; b++) {                                                          \
+        real sum = 0;                                                                            \
+        for (int64_t r = 0; r < K; r++) sum += a[b * K + r];                                     \
+        lse[b] = sum;                                                                            \
+      }                                                                                          \
       return;                                                                                    \
     }                                                                                            \
     real *p = malloc(sizeof(real) * (size_t)(B * K));                                            \
@@ -454,7 +474,7 @@ INLINE double exp_f64(double x) { return exp(x); }
       for (int64_t r = 0; r < K; r++) pb[r] *= inv;                                              \
       lse[b] = m == -INFINITY ? m : m + log(l);                                                  \
     }                                                                                            \
-    damrt_kernel_gemm_##SUF(0, 0, B, n, K, p, K, w, n, u, n);                                    \
+    if (mode == 0) damrt_kernel_gemm_##SUF(0, 0, B, n, K, p, K, w, n, u, n);                     \
     free(p);                                                                                     \
   }                                                                                              \
   static void part_##SUF(void *jobs, int part) { run_rows_##SUF((Job_##SUF *)jobs + part); }     \
@@ -487,8 +507,19 @@ INLINE double exp_f64(double x) { return exp(x); }
     else run_parts(part_##SUF, jobs, T);                                                         \
     for (int64_t b = 0; b < batch; b++) {                                                        \
       real m = -INFINITY, l = 0;                                                                 \
-      if (mode == 0)                                                                             \
+      if (mode == 3) { /* the threads' partial sums */                                           \
+        for (int t = 0; t < T; t++) l += jobs[t].l[b];                                           \
+        lse[b] = l;                                                                              \
+        continue;                                                                                \
+      }                                                                                          \
+      if (mode == 0 || mode == 2)                                                                \
         for (int t = 0; t < T; t++) m = jobs[t].m[b] > m ? jobs[t].m[b] : m;                     \
+      if (mode == 2) {                                                                           \
+        for (int t = 0; t < T; t++)                                                              \
+          l += jobs[t].m[b] == -INFINITY ? 0 : exp(jobs[t].m[b] - m) * jobs[t].l[b];             \
+        lse[b] = m == -INFINITY ? m : m + log(l);                                                \
+        continue;                                                                                \
+      }                                                                                          \
       real *ub = u + b * n; /* thread 0's sum, to which the others' are added */                 \
       for (int t = 0; t < T; t++) {                                                              \
         real c = 1;                                                                              \

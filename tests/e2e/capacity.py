@@ -105,7 +105,7 @@ def classic_hopfield(tmp):
         r = by_k(rep)
         if not r:
             return
-        check(rep["rule"] == "rows" and rep["compiles"] == 3, f"rows: {rep['rule']}, {rep['compiles']} compiles")
+        check(rep["rule"] == "rows" and rep["compiles"] == 1, f"rows (K a kernel argument, one compile): {rep['rule']}, {rep['compiles']} compiles")
         check(r[50]["overlap_median"] >= 0.98 and r[100]["overlap_median"] >= 0.98,
               f"N = 1000, seed {seed}: medians {r[50]['overlap_median']}, {r[100]['overlap_median']} at alpha <= 0.1")
         check(r[200]["overlap_median"] < 0.5, f"N = 1000, seed {seed}: median {r[200]['overlap_median']} at alpha 0.2")

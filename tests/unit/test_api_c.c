@@ -194,15 +194,21 @@ static DamcModel *model_b(const double *xi, int k, DamcPrecision data, double be
   return m;
 }
 
-static DamcResults *eval1(DamcModel *m, const double *v, const double *I, size_t n) {
+// damc_eval (or `fn`: damc_energy) at one state v of layer 0 with input I.
+static DamcResults *apply1(DamcResults *(*fn)(DamcModel *, const DamcBatch *, DamcError *),
+                           DamcModel *m, const double *v, const double *I, size_t n) {
   DamcArray states[2] = {{1, {n}, v, DAMC_F64}, {0, {0}, NULL, 0}};
   DamcArray inputs[2] = {{1, {n}, I, DAMC_F64}, {0, {0}, NULL, 0}};
   DamcBatch b = {states, I ? inputs : NULL, NULL};
   DamcError err = {0};
-  DamcResults *r = damc_eval(m, &b, &err);
-  if (!r) fprintf(stderr, "damc_eval: %s", err.message);
+  DamcResults *r = fn(m, &b, &err);
+  if (!r) fprintf(stderr, "damc_eval/damc_energy: %s", err.message);
   damc_error_clear(&err);
   return r;
+}
+
+static DamcResults *eval1(DamcModel *m, const double *v, const double *I, size_t n) {
+  return apply1(damc_eval, m, v, I, n);
 }
 
 // ---- Tests ----
@@ -271,6 +277,15 @@ static void test_eval_closed_form(void) {
     CHECK(damc_result(r, "no such result", NULL) == NULL);
   }
   damc_results_free(r);
+  // The energy alone (the reduced energy, one fused pass over Xi): E and g_v, nothing else.
+  r = apply1(damc_energy, m64, v, I, N);
+  CHECK(r != NULL);
+  if (r) {
+    CHECK(rel(result1(r, "E", 0), want.E, &worst_f64) <= F64_TOL);
+    check_vec(r, "g_v", v, N, F64_TOL, &worst_f64);
+    CHECK_EQ(damc_results_count(r), 2);
+  }
+  damc_results_free(r);
 
   // A float64 model given float32 data (converted once at compile) agrees with the same
   // model given float64 data to the rounding of the data; and exactly with float64 data
@@ -327,6 +342,10 @@ static void test_eval_closed_form(void) {
       check_vec(r, "u_v", want.u_v, N, F32_TOL, &worst_f32);
       check_vec(r, "dxdt_v", want.dxdt_v, N, F32_TOL, &worst_f32);
     }
+    damc_results_free(r);
+    r = damc_energy(m32, &b, &err);
+    CHECK(r != NULL);
+    if (r) CHECK(rel(result1(r, "E", 0), want.E, &worst_f32) <= F32_TOL);
     damc_results_free(r);
     damc_error_clear(&err);
     damc_model_free(m32);

@@ -6,7 +6,10 @@
 // above the one-thread size (several threads); B = 1 (the one-sample products), B = 5 (the
 // four-sample products and a remainder), B = 40, and B = 130 at N = 4100 (above the fused
 // batch limit of `auto`, g [B, N] over 2 MiB: the BLAS path of the same call); --kernels
-// fused and auto; float64 and float32.
+// fused and auto; float64 and float32. E also from the energy kernel (one product fused with
+// its log-sum-exp or sum, FUSED_LSE / FUSED_SUM). The same with K a runtime dim (the kernels' argument,
+// damc capacity): one engine compiled at the first K, the weight bound again with every other
+// K of a sweep that crosses the same edges, nothing compiled again; and with --kernels blas.
 //
 // Tolerances. float64: 1e-12 relative to the vector's largest element (as test_engine_jit).
 // float32, derived from the order of the sums (the fused kernel adds the products in another
@@ -30,14 +33,17 @@ static const double EPS32 = 1.1920928955078125e-07;
 
 typedef enum { SOFTMAX, RELU2, EXPO } Kind;
 
+// The model; K without a size (bound by the weight) when k is 0.
 static const char *model_text(Kind kind, int64_t n, int64_t k, char *buf, size_t len) {
   static const char *const hidden[] = {
       "lagr_softmax(h, beta)", "sum(relu(h)^3) / 3", "sum(exp(h))"};
+  char kdim[40] = "dim K;";
+  if (k) snprintf(kdim, sizeof kdim, "dim K = %lld;", (long long)k);
   snprintf(buf, len,
-           "dim N = %lld;\ndim K = %lld;\nparam beta = 0.7;\n"
+           "dim N = %lld;\n%s\nparam beta = 0.7;\n"
            "layer v[N] { L = lagr_identity(v); }\n"
            "layer h[K] { L = %s; tau = 0; }\nsynapse Xi[K, N] : h <-> v;\n",
-           (long long)n, (long long)k, hidden[kind]);
+           (long long)n, kdim, hidden[kind]);
   return buf;
 }
 
@@ -57,9 +63,9 @@ static void additive(Kind kind, double z, double *f, double *f1, double *f2) {
   }
 }
 
-// The number of fused steps in the plans of `e` (rhs and eval), and the rule's thread count
-// and batch limit.
-static int64_t max_batch;
+// The number of fused steps in the plans of `e` (rhs and eval), and the rule's thread count,
+// its weight size for one thread (a runtime K) and batch limit.
+static int64_t max_batch, one_thread_bytes;
 static int fused_steps(const Engine *e, int *threads) {
   int count = 0;
   for (int kind = 0; kind < KERNEL_MODEL_KINDS; kind++) {
@@ -69,13 +75,17 @@ static int fused_steps(const Engine *e, int *threads) {
         count++;
         *threads = p->steps[i].threads;
         max_batch = p->steps[i].max_batch;
+        one_thread_bytes = p->steps[i].one_thread_bytes;
       }
   }
   return count;
 }
 
-static void check(Kind kind, int64_t n, int64_t k, int64_t batch, PlanKernels kernels,
-                  DamrtDtype dtype) {
+// Checks the eval kernel of Model B (or its additive forms) with K = k against the
+// interpreter. `shared`: an engine of the model with K a runtime dim, compiled at the first
+// K of a sweep and bound again with this one (NULL: an engine of its own, K fixed).
+static void check_in(Engine *shared, Kind kind, int64_t n, int64_t k, int64_t batch,
+                     PlanKernels kernels, DamrtDtype dtype) {
   char text[512];
   model_text(kind, n, k, text, sizeof text);
   Fixture fx;
@@ -83,23 +93,28 @@ static void check(Kind kind, int64_t n, int64_t k, int64_t batch, PlanKernels ke
   CHECK(ok);
   if (!ok) return;
   StrBuf err = {0};
-  Engine *e = engine_new_text("fused", text, strlen(text), NULL);
-  CHECK(engine_compile(e, STAGE_DERIVE, &err));
+  Engine *e = shared;
   EngineArray wa = {DAMRT_F64, 2, {(size_t)k, (size_t)n}, fx.weights[0]};
-  CHECK(engine_bind_weight(e, "Xi", &wa, "test", &err));
-  engine_set_kernels(e, kernels);
-  engine_target(e, dtype, false);
+  if (!e) {
+    e = engine_new_text("fused", text, strlen(text), NULL);
+    CHECK(engine_compile(e, STAGE_DERIVE, &err));
+    engine_set_kernels(e, kernels);
+    engine_target(e, dtype, false);
+  }
+  if (engine_weight_bound(e, engine_weight_index(e, "Xi"))) CHECK(engine_rebind_weight(e, "Xi", &wa, "test", &err));
+  else CHECK(engine_bind_weight(e, "Xi", &wa, "test", &err));
   CHECK(engine_compile(e, STAGE_JIT, &err));
   CHECK(engine_kernel(e, KERNEL_EVAL, &err) != NULL);
   if (err.len) fprintf(stderr, "%s", sb_str(&err));
   int threads = 0;
-  CHECK(fused_steps(e, &threads) == 2);  // rhs and eval each fuse their two products
+  CHECK(fused_steps(e, &threads) == (kernels == PLAN_KERNELS_BLAS ? 0 : 2));  // rhs and eval fuse
   int real_size = dtype == DAMRT_F32 ? 4 : 8;
   if (kernels == PLAN_KERNELS_AUTO) {
-    CHECK(threads == (k * n * real_size < (1 << 20) ? 1 : 64));
+    if (shared) CHECK(threads == 64 && one_thread_bytes == 1 << 20);  // chosen at every call
+    else CHECK(threads == (k * n * real_size < (1 << 20) ? 1 : 64) && one_thread_bytes == 0);
     int64_t limit = (2 << 20) / (n * real_size);
     CHECK_EQ(max_batch, limit < 32 ? 32 : limit);
-  } else {
+  } else if (kernels == PLAN_KERNELS_FUSED) {
     CHECK_EQ(max_batch, INT64_MAX);
   }
 
@@ -112,6 +127,18 @@ static void check(Kind kind, int64_t n, int64_t k, int64_t batch, PlanKernels ke
   const double *dxdt = result(&r, "dxdt_v"), *E = result(&r, "E");
   CHECK(dxdt && E);
   if (!dxdt || !E) return;
+  // The energy kernel: one product, fused with the log-sum-exp or the sum that follows it.
+  EngineResults re = {0};
+  CHECK(engine_apply(e, KERNEL_ENERGY, &arrays, &re, &err));
+  const double *E1 = result(&re, "E");
+  CHECK(E1 != NULL);
+  if (!E1) return;
+  const Plan *ep = engine_plan(e, KERNEL_ENERGY);
+  int energy_fused = 0;
+  for (int i = 0; i < ep->nsteps; i++)
+    energy_fused += ep->steps[i].kind == PS_FUSED &&
+                    ep->steps[i].mode == (kind == SOFTMAX ? FUSED_LSE : FUSED_SUM);
+  CHECK(energy_fused == (kernels == PLAN_KERNELS_BLAS ? 0 : 1));
 
   const double beta = 0.7, *xi = fx.weights[0];
   int64_t rows = 32768 / (n * real_size);
@@ -179,26 +206,57 @@ static void check(Kind kind, int64_t n, int64_t k, int64_t batch, PlanKernels ke
       }
       bound_e = EPS32 * (((double)k + 4) * fsum + f1z + (double)n * vv + fabs(want_e));
     }
-    double err_e = fabs(E[b] - want_e);
-    worst = fmax(worst, err_e / bound_e);
-    if (err_e > bound_e)
-      fprintf(stderr, "  E[%lld]: interpreter %.17g, kernel %.17g, bound %.3g\n", (long long)b,
-              want_e, E[b], bound_e);
+    // E from eval, then from the energy kernel (the same terms, the same bound).
+    for (int which = 0; which < 2; which++) {
+      double got = which ? E1[b] : E[b], err_e = fabs(got - want_e);
+      worst = fmax(worst, err_e / bound_e);
+      if (err_e > bound_e)
+        fprintf(stderr, "  %s E[%lld]: interpreter %.17g, kernel %.17g, bound %.3g\n",
+                which ? "energy" : "eval", (long long)b, want_e, got, bound_e);
+    }
   }
+  engine_results_free(&re);
   CHECK(worst <= 1);
   static const char *const names[] = {"softmax", "relu^2", "exp"};
-  printf("%-7s N=%-4lld K=%-5lld B=%-3lld %-5s %s%s: max error / bound %.3f\n", names[kind],
+  printf("%-7s N=%-4lld K=%-5lld B=%-3lld %-5s %s%s%s: max error / bound %.3f\n", names[kind],
          (long long)n, (long long)k, (long long)batch, plan_kernels_name(kernels),
-         dtype == DAMRT_F32 ? "f32" : "f64", batch > max_batch ? " (BLAS path)" : "", worst);
+         dtype == DAMRT_F32 ? "f32" : "f64", shared ? " runtime K" : "",
+         kernels != PLAN_KERNELS_BLAS && batch > max_batch ? " (BLAS path)" : "", worst);
   free(want);
   free(z);
   free(zabs);
   free(p);
   free(v);
   engine_results_free(&r);
-  engine_free(e);
+  if (!shared) engine_free(e);
   sb_free(&err);
   fx_close(&fx);
+}
+
+static void check(Kind kind, int64_t n, int64_t k, int64_t batch, PlanKernels kernels,
+                  DamrtDtype dtype) {
+  check_in(NULL, kind, n, k, batch, kernels, dtype);
+}
+
+// One engine with K a runtime dim, compiled at the first K of `ks` and run at each.
+static void check_sweep(Kind kind, int64_t n, const int64_t *ks, int nk, int64_t batch,
+                        PlanKernels kernels, DamrtDtype dtype) {
+  char text[512];
+  model_text(kind, n, 0, text, sizeof text);
+  StrBuf err = {0};
+  Engine *e = engine_new_text("runtime", text, strlen(text), NULL);
+  CHECK(engine_compile(e, STAGE_DERIVE, &err));
+  engine_set_kernels(e, kernels);
+  engine_target(e, dtype, false);
+  engine_vary_dim(e, engine_network(e)->layers[engine_layer_index(e, "h")].dim);
+  unsigned compiles = 0;
+  for (int i = 0; i < nk; i++) {
+    check_in(e, kind, n, ks[i], batch, kernels, dtype);
+    if (i == 0) compiles = engine_compile_count(e);  // rhs, eval, energy
+    CHECK(compiles == 3 && engine_compile_count(e) == compiles);  // nothing again
+  }
+  engine_free(e);
+  sb_free(&err);
 }
 
 // --kernels blas keeps the two products as gemm steps: no fused step in either plan.
@@ -245,5 +303,16 @@ int main(void) {
     check(RELU2, 4100, 9, 130, PLAN_KERNELS_AUTO, d ? DAMRT_F32 : DAMRT_F64);
   }
   check_blas_plan();
+  // K as the kernels' argument: from below one block to several threads and back, so that
+  // one compiled kernel meets every edge (block rows 216 f32 and 104 f64 at N = 37; the
+  // one-thread rule's 1 MiB at K = 7085 f32 and 3543 f64).
+  static const int64_t ks[] = {300, 1, 7, 104, 105, 216, 217, 4000, 8000, 33};
+  for (int d = 0; d < 2; d++) {
+    DamrtDtype dtype = d ? DAMRT_F32 : DAMRT_F64;
+    for (int kernels = 0; kernels < 3; kernels++)
+      check_sweep(SOFTMAX, 37, ks, 10, 5, (PlanKernels)kernels, dtype);
+    check_sweep(RELU2, 37, ks, 10, 1, PLAN_KERNELS_AUTO, dtype);
+    check_sweep(EXPO, 301, ks + 1, 4, 40, PLAN_KERNELS_FUSED, dtype);
+  }
   return check_report("test_engine_fused");
 }

@@ -120,6 +120,12 @@ static void check_example(const char *path, double spread) {
   EngineResults r64 = {0}, r32 = {0};
   CHECK(engine_eval(eng[0], &arrays, &r64, &err));
   CHECK(engine_eval(eng[1], &arrays, &r32, &err));
+  // The energy kernel (E alone: the reduced energy with layers eliminated), to the same bound.
+  EngineResults e64 = {0}, e32 = {0};
+  CHECK(engine_apply(eng[0], KERNEL_ENERGY, &arrays, &e64, &err));
+  CHECK(engine_apply(eng[1], KERNEL_ENERGY, &arrays, &e32, &err));
+  bool energy = fx_result(&e64, "E", NULL) && fx_result(&e32, "E", NULL);
+  CHECK(energy);
   size_t n64 = r64.count;
   CHECK(n64 > 0 && n64 == r32.count);
 
@@ -148,6 +154,8 @@ static void check_example(const char *path, double spread) {
     want[0] = fx_eval_scalar(&fx, net->reduced ? net->reduced_energy_x : net->energy_x);
     double scale = fx_energy_scale(&fx, &r64, s, states, inputs);
     compare_energy(want[0], fx_result(&r64, "E", NULL)[s], fx_result(&r32, "E", NULL)[s], scale, &errs);
+    if (energy)
+      compare_energy(want[0], fx_result(&e64, "E", NULL)[s], fx_result(&e32, "E", NULL)[s], scale, &errs);
   }
   CHECK(errs.worst64 <= 1e-12);
   CHECK(errs.worst32 <= 1);
@@ -156,6 +164,8 @@ static void check_example(const char *path, double spread) {
          strrchr(path, '/') + 1, errs.worst64, errs.worst32, errs.worst_e32);
   engine_results_free(&r64);
   engine_results_free(&r32);
+  engine_results_free(&e64);
+  engine_results_free(&e32);
   for (int a = 0; a < m->nlayers; a++) {
     free(states[a]);
     free(inputs[a]);
@@ -215,10 +225,10 @@ static void check_modern_hopfield(const char *dir) {
   sb_free(&err);
 }
 
-// engine_unbind_weight and engine_rebind_weight (damc capacity): Model B's Xi bound with
-// K = 3, unbound (K has no size again), bound with K = 5 and compiled again; then replaced
-// by other values of the same shape without a new plan; u_h = Xi v is the direct product
-// each time (float64, 1e-12), and a replacement of another shape is refused.
+// engine_rebind_weight (damc capacity): Model B's Xi bound with K = 3 and compiled; without
+// engine_vary_dim another K is refused; with K a runtime dim, Xi is bound again with K = 5,
+// then 1, then other values of K = 1, with no new plan or compile; u_h = Xi v is the direct
+// product each time (float64, 1e-12); another N is refused.
 static void check_rebind(const char *src) {
   char path[4096];
   snprintf(path, sizeof path, "%s/examples/model_b.dam", src);
@@ -228,26 +238,34 @@ static void check_rebind(const char *src) {
   if (!e) return;
   engine_target(e, DAMRT_F64, false);
   enum { N = 784 };
-  static double xi[3][5 * N], v[N];
+  static double xi[4][5 * N], v[N];
   for (int i = 0; i < N; i++) v[i] = sin(0.37 * i);
-  for (int r = 0; r < 3; r++)
+  for (int r = 0; r < 4; r++)
     for (int i = 0; i < 5 * N; i++) xi[r][i] = cos(0.11 * i + r);
   int h = engine_layer_index(e, "h"), k_dim = engine_network(e)->layers[h].dim;
-  const size_t rows[3] = {3, 5, 5};
-  for (int step = 0; step < 3; step++) {
+  const size_t rows[4] = {3, 5, 1, 1};
+  const Plan *first = NULL;
+  unsigned compiles = 0;
+  for (int step = 0; step < 4; step++) {
     EngineArray w = array(rows[step], N, xi[step]);
-    const Plan *before = engine_plan(e, KERNEL_RHS);
-    if (step == 1) {
-      CHECK(engine_unbind_weight(e, "Xi"));
-      CHECK(engine_dims(e)[k_dim] == -1 && !engine_weight_bound(e, engine_weight_index(e, "Xi")));
+    if (step == 0) {
+      CHECK(engine_bind_weight(e, "Xi", &w, "test", &err) && engine_compile(e, STAGE_JIT, &err));
+      EngineArray five = array(5, N, xi[1]);
+      CHECK(!engine_rebind_weight(e, "Xi", &five, "test", &err) && strstr(sb_str(&err), "same shape"));
+      sb_clear(&err);
+      engine_vary_dim(e, k_dim);  // planned again, K read by the kernels
+      CHECK(engine_compile(e, STAGE_JIT, &err));
+      first = engine_plan(e, KERNEL_RHS);
+    } else {
+      CHECK(engine_rebind_weight(e, "Xi", &w, "test", &err));
     }
-    if (step < 2) CHECK(engine_bind_weight(e, "Xi", &w, "test", &err) && engine_compile(e, STAGE_JIT, &err));
-    else CHECK(engine_rebind_weight(e, "Xi", &w, "test", &err) && engine_plan(e, KERNEL_RHS) == before);
     CHECK(engine_dims(e)[k_dim] == (int64_t)rows[step]);
     EngineArray state[2] = {array(N, 0, v), {0}};
     EngineArrays arrays = {state, NULL, NULL, NULL};
     EngineResults r = {0};
     CHECK(engine_eval(e, &arrays, &r, &err));
+    if (step == 0) compiles = engine_compile_count(e);
+    CHECK(engine_plan(e, KERNEL_RHS) == first && engine_compile_count(e) == compiles);
     const double *u = fx_result(&r, "u_h", NULL);
     double worst = u ? 0 : INFINITY;
     for (size_t k = 0; u && k < rows[step]; k++) {
@@ -258,9 +276,10 @@ static void check_rebind(const char *src) {
     CHECK(worst <= 1e-12);
     engine_results_free(&r);
   }
-  EngineArray wrong = array(3, N, xi[0]);
+  EngineArray wrong = array(1, N - 1, xi[0]);
   CHECK(!engine_rebind_weight(e, "Xi", &wrong, "test", &err) && strstr(sb_str(&err), "same shape"));
-  printf("rebind: Xi with K = 3, then 5 (compiled again), then replaced in place: u_h exact\n");
+  printf("rebind: Xi with K = 3, then (K a runtime dim) 5, 1 and 1 again, %u compiles: u_h "
+         "exact\n", compiles);
   if (err.len) printf("  (expected message: %s)", sb_str(&err));
   engine_free(e);
   sb_free(&err);

@@ -129,10 +129,10 @@ static void check_buf(const Plan *p, int i, const char *name, PlanBufRole role, 
   }
   const PlanBuf *b = &p->bufs[i];
   if (strcmp(b->name, name) != 0 || b->role != role || b->batched != batched ||
-      b->numel != numel || b->rank != rank) {
+      plan_size(p, b->numel) != numel || b->rank != rank) {
     fprintf(stderr, "%s:%d: buffer %d is %s role %d batched %d numel %lld rank %d; wanted %s "
             "role %d batched %d numel %lld rank %d\n", __FILE__, line, i, b->name, (int)b->role,
-            b->batched, (long long)b->numel, b->rank, name, (int)role, batched,
+            b->batched, (long long)plan_size(p, b->numel), b->rank, name, (int)role, batched,
             (long long)numel, rank);
     check_failures++;
   }
@@ -141,26 +141,27 @@ static void check_buf(const Plan *p, int i, const char *name, PlanBufRole role, 
   check_buf(p, i, name, role, batched, numel, rank, __LINE__)
 
 // Checks a batched product step: out[B, n] = a[B, k] @ b(') (see the file comment).
-static void check_batched_gemm(const PlanStep *s, int a, int b, bool trans_b, int64_t n,
-                               int64_t k, int64_t ldb, int line) {
+static void check_batched_gemm(const Plan *p, const PlanStep *s, int a, int b, bool trans_b,
+                               int64_t n, int64_t k, int64_t ldb, int line) {
   check_count++;
   if (!s) {
     check_failures++;
     return;
   }
+  long long sn = plan_size(p, s->n), sk = plan_size(p, s->k), lda = plan_size(p, s->lda);
+  long long sldb = plan_size(p, s->ldb), ldc = plan_size(p, s->ldc);
   if (s->kind != PS_MATMUL || !s->batched || s->a != a || s->b != b || s->trans_a ||
-      s->trans_b != trans_b || s->m != -1 || s->n != n || s->k != k || s->lda != k ||
-      s->ldb != ldb || s->ldc != n) {
-    fprintf(stderr, "%s:%d: gemm a=%d b=%d trans %d/%d batched %d m=%lld n=%lld k=%lld "
-            "lda=%lld ldb=%lld ldc=%lld; wanted a=%d b=%d trans 0/%d batched 1 m=-1 n=%lld "
+      s->trans_b != trans_b || sn != n || sk != k || lda != k || sldb != ldb || ldc != n) {
+    fprintf(stderr, "%s:%d: gemm a=%d b=%d trans %d/%d batched %d n=%lld k=%lld "
+            "lda=%lld ldb=%lld ldc=%lld; wanted a=%d b=%d trans 0/%d batched 1 n=%lld "
             "k=%lld lda=%lld ldb=%lld ldc=%lld\n", __FILE__, line, s->a, s->b, s->trans_a,
-            s->trans_b, s->batched, (long long)s->m, (long long)s->n, (long long)s->k,
-            (long long)s->lda, (long long)s->ldb, (long long)s->ldc, a, b, trans_b,
+            s->trans_b, s->batched, sn, sk, lda, sldb, ldc, a, b, trans_b,
             (long long)n, (long long)k, (long long)k, (long long)ldb, (long long)n);
     check_failures++;
   }
 }
-#define CHECK_GEMM(s, a, b, trans_b, n, k, ldb) check_batched_gemm(s, a, b, trans_b, n, k, ldb, __LINE__)
+#define CHECK_GEMM(p, s, a, b, trans_b, n, k, ldb) \
+  check_batched_gemm(p, s, a, b, trans_b, n, k, ldb, __LINE__)
 
 // The product step whose operands are buffers `a` and `b`, or NULL.
 static const PlanStep *gemm_of(const Plan *p, int a, int b) {
@@ -221,10 +222,10 @@ static void test_model_b_rhs(void) {
   CHECK_BUF(p, 1, "I_v", PB_INPUT, true, MB_N, 1);
   CHECK_BUF(p, 2, "x_h", PB_STATE, true, MB_K, 1);
   CHECK_BUF(p, 3, "Xi", PB_WEIGHT, false, MB_K * MB_N, 2);
-  CHECK_EQ(p->bufs[3].rows, MB_K);
-  CHECK_EQ(p->bufs[3].cols, MB_N);
-  CHECK_EQ(p->bufs[0].rows, MB_N);
-  CHECK_EQ(p->bufs[0].cols, 1);
+  CHECK_EQ(plan_size(p, p->bufs[3].rows), MB_K);
+  CHECK_EQ(plan_size(p, p->bufs[3].cols), MB_N);
+  CHECK_EQ(plan_size(p, p->bufs[0].rows), MB_N);
+  CHECK_EQ(plan_size(p, p->bufs[0].cols), 1);
   CHECK_EQ(p->bufs[0].index, v);
   CHECK_EQ(p->bufs[2].index, h);
   CHECK_EQ(p->bufs[3].index, 0);
@@ -289,11 +290,11 @@ static void test_model_b_rhs(void) {
   // u_v's product Xi' g(h): per sample [N] = Xi'[N, K] g[K]; batched, G[B, K] @ Xi[K, N]
   // with Xi not transposed as stored: trans_b = 0, n = N, k = K, ldb = Xi's cols = N.
   const PlanStep *xt = gemm_of(p, g_h, 3);
-  CHECK_GEMM(xt, g_h, 3, false, MB_N, MB_K, MB_N);
+  CHECK_GEMM(p, xt, g_h, 3, false, MB_N, MB_K, MB_N);
   if (xt) CHECK_BUF(p, xt->out, p->bufs[xt->out].name, PB_TEMP, true, MB_N, 1);
   // u_h's product Xi g(v) = Xi x_v: X[B, N] @ Xi'[N, K]: trans_b = 1, n = K, k = N, ldb = N.
   const PlanStep *xg = gemm_of(p, 0, 3);
-  CHECK_GEMM(xg, 0, 3, true, MB_K, MB_N, MB_N);
+  CHECK_GEMM(p, xg, 0, 3, true, MB_K, MB_N, MB_N);
   if (xg) CHECK_BUF(p, xg->out, p->bufs[xg->out].name, PB_TEMP, true, MB_K, 1);
 
   // dx/dt of each layer is one map over its inputs and the product's buffer:
@@ -359,7 +360,7 @@ static void test_model_b_eval(void) {
   int u_h = plan_output_buf(p, OUT_U, 1);
   CHECK_BUF(p, u_h, "u_h", PB_OUTPUT, true, MB_K, 1);
   const PlanStep *s = only_writer(p, u_h, PS_MATMUL, __LINE__);
-  CHECK_GEMM(s, 0, 3, true, MB_K, MB_N, MB_N);
+  CHECK_GEMM(p, s, 0, 3, true, MB_K, MB_N, MB_N);
   // u_v = I_v + Xi' g_h is a sum: a map; the product lives in a temporary that both u_v and
   // dxdt_v = I_v - x_v + Xi' g_h read (used twice).
   int u_v = plan_output_buf(p, OUT_U, 0);
@@ -367,7 +368,7 @@ static void test_model_b_eval(void) {
   CHECK(only_writer(p, u_v, PS_MAP, __LINE__) != NULL);
   int g_h = plan_output_buf(p, OUT_G, 1);
   const PlanStep *xt = gemm_of(p, g_h, 3);
-  CHECK_GEMM(xt, g_h, 3, false, MB_N, MB_K, MB_N);
+  CHECK_GEMM(p, xt, g_h, 3, false, MB_N, MB_K, MB_N);
   if (xt) CHECK_EQ(p->bufs[xt->out].role, PB_TEMP);
 
   // E and the parts are per-sample scalars: batched, one element, rank 0.
@@ -389,7 +390,7 @@ static void test_model_b_eval(void) {
   for (int i = 0; i < p->nsteps; i++)
     if (p->steps[i].kind == PS_REDUCE) {
       const PlanBuf *b = &p->bufs[p->steps[i].out];
-      CHECK(b->role == PB_TEMP && b->batched && b->numel == 1 && b->rank == 0);
+      CHECK(b->role == PB_TEMP && b->batched && plan_size(p, b->numel) == 1 && b->rank == 0);
     }
   // Outputs: g_h u_v dxdt_v u_h dxdt_h E_v E_h E (g_v aliases x_v): 8 buffers. Temps:
   // beta*x_h, Xi' g_h, the 5 reductions, the 3 shared scalars: 10. With 4 inputs: 22.
@@ -449,11 +450,11 @@ static void test_eliminated(void) {
     // x_h is exactly the product Xi g_v: the gemm writes it directly.
     // G[B, N] @ Xi'[N, K]: trans_b = 1, n = K = 3, k = N = 5, ldb = Xi's cols = 5.
     const PlanStep *s = only_writer(p, x_h, PS_MATMUL, __LINE__);
-    CHECK_GEMM(s, g_v, 2, true, 3, 5, 5);
+    CHECK_GEMM(p, s, g_v, 2, true, 3, 5, 5);
     // u_v's product Xi' g_h: G[B, K] @ Xi[K, N]: trans_b = 0, n = 5, k = 3, ldb = 5.
     int g_h = plan_output_buf(p, OUT_G, 1);
     CHECK_BUF(p, g_h, "g_h", PB_OUTPUT, true, 3, 1);
-    CHECK_GEMM(gemm_of(p, g_h, 2), g_h, 2, false, 5, 3, 5);
+    CHECK_GEMM(p, gemm_of(p, g_h, 2), g_h, 2, false, 5, 3, 5);
     CHECK_EQ(count_steps(p, PS_MATMUL), 2);
     if (kind == KERNEL_RHS) {
       // g_v, x_h, g_h, dxdt_v: 4 outputs. Steps: map g_v (tanh(beta x_v) fused: beta x_v is
@@ -513,7 +514,7 @@ static void test_self_synapse(void) {
     // Per sample T[N, N] g: G[B, N] @ T': trans_b = 1, n = k = ldb = 4.
     CHECK_EQ(count_steps(p, PS_MATMUL), 1);
     const PlanStep *s = gemm_of(p, g_v, 1);
-    CHECK_GEMM(s, g_v, 1, true, 4, 4, 4);
+    CHECK_GEMM(p, s, g_v, 1, true, 4, 4, 4);
     // g_v one map, dxdt_v = (T g - x) / 2 one map.
     CHECK_EQ(count_steps(p, PS_MAP), 2);
     CHECK_EQ(p->nsteps, 3);
@@ -543,8 +544,8 @@ static void test_transposed_weight(void) {
     CHECK_BUF(p, 0, "x_v", PB_STATE, true, 5, 1);
     CHECK_BUF(p, 1, "x_h", PB_STATE, true, 3, 1);
     CHECK_BUF(p, 2, "W", PB_WEIGHT, false, 15, 2);
-    CHECK_EQ(p->bufs[2].rows, 5);
-    CHECK_EQ(p->bufs[2].cols, 3);
+    CHECK_EQ(plan_size(p, p->bufs[2].rows), 5);
+    CHECK_EQ(plan_size(p, p->bufs[2].cols), 3);
     int g_v = plan_output_buf(p, OUT_G, 0);
     // g_v = sigmoid(3 x_v - 1): the chain (scale, shift, sigmoid) is one map into g_v, with
     // no temporary (3 x_v - 1 is used once in RHS, where L is not computed).
@@ -554,9 +555,9 @@ static void test_transposed_weight(void) {
     CHECK_EQ(plan_output_buf(p, OUT_G, 1), 1);
     // u_h = W' g_v: per sample W'[M, N] g[N]; the transpose is a flag: G[B, N] @ W[N, M]
     // as stored: trans_b = 0, n = M = 3, k = N = 5, ldb = W's cols = 3.
-    CHECK_GEMM(gemm_of(p, g_v, 2), g_v, 2, false, 3, 5, 3);
+    CHECK_GEMM(p, gemm_of(p, g_v, 2), g_v, 2, false, 3, 5, 3);
     // u_v = (W')' g_h = W g_h: X_h[B, M] @ W'[M, N]: trans_b = 1, n = 5, k = 3, ldb = 3.
-    CHECK_GEMM(gemm_of(p, 1, 2), 1, 2, true, 5, 3, 3);
+    CHECK_GEMM(p, gemm_of(p, 1, 2), 1, 2, true, 5, 3, 3);
     // Temporaries: the two products only. Steps: map g_v, 2 products, map dxdt_v,
     // map dxdt_h (each (u - x)/tau fused with its scale 1/4 or 1): 3 maps + 2 products.
     CHECK_EQ(count_role(p, PB_TEMP), 2);
@@ -583,9 +584,9 @@ static void test_transposed_weight(void) {
                   true, 5, 1);
     }
     // u_h and u_v are exactly the products: the gemms write the outputs.
-    CHECK_GEMM(only_writer(p, plan_output_buf(p, OUT_U, 1), PS_MATMUL, __LINE__), g_v, 2, false,
+    CHECK_GEMM(p, only_writer(p, plan_output_buf(p, OUT_U, 1), PS_MATMUL, __LINE__), g_v, 2, false,
                3, 5, 3);
-    CHECK_GEMM(only_writer(p, plan_output_buf(p, OUT_U, 0), PS_MATMUL, __LINE__), 1, 2, true, 5,
+    CHECK_GEMM(p, only_writer(p, plan_output_buf(p, OUT_U, 0), PS_MATMUL, __LINE__), 1, 2, true, 5,
                3, 3);
     check_no_transpose_copies(p);
     plan_free(p);
@@ -617,14 +618,14 @@ static void test_feeds_product(void) {
     // written by one map from g_v's buffer.
     const PlanStep *prod = NULL;
     for (int i = 0; i < p->nsteps; i++)
-      if (p->steps[i].kind == PS_MATMUL && p->bufs[p->steps[i].out].numel == 2) prod = &p->steps[i];
+      if (p->steps[i].kind == PS_MATMUL && plan_size(p, p->bufs[p->steps[i].out].numel) == 2) prod = &p->steps[i];
     CHECK(prod != NULL);
     if (prod) {
       CHECK(prod->a != g_v);
       CHECK_BUF(p, prod->a, p->bufs[prod->a].name, PB_TEMP, true, 6, 1);
       CHECK(only_writer(p, prod->a, PS_MAP, __LINE__) != NULL);
       // W g_v^2 per sample: SQ[B, N] @ W'[N, M]: trans_b = 1, n = 2, k = 6, ldb = 6.
-      CHECK_GEMM(prod, prod->a, 2, true, 2, 6, 6);
+      CHECK_GEMM(p, prod, prod->a, 2, true, 2, 6, 6);
     }
     plan_free(p);
   }
@@ -657,12 +658,12 @@ static void test_weight_product(void) {
     if (s) {
       CHECK(!s->batched);
       CHECK(s->trans_a && !s->trans_b);
-      CHECK_EQ(s->m, 5);
-      CHECK_EQ(s->n, 1);
-      CHECK_EQ(s->k, 3);
-      CHECK_EQ(s->lda, 5);
-      CHECK_EQ(s->ldb, 1);
-      CHECK_EQ(s->ldc, 1);
+      CHECK_EQ(plan_size(p, s->m), 5);
+      CHECK_EQ(plan_size(p, s->n), 1);
+      CHECK_EQ(plan_size(p, s->k), 3);
+      CHECK_EQ(plan_size(p, s->lda), 5);
+      CHECK_EQ(plan_size(p, s->ldb), 1);
+      CHECK_EQ(plan_size(p, s->ldc), 1);
       CHECK_BUF(p, s->out, p->bufs[s->out].name, PB_TEMP, false, 5, 1);
     }
     // dxdt_v = W' b - x_v: one batched map reading the unbatched temporary.
@@ -711,15 +712,15 @@ static void test_matrix_once(void) {
     CHECK(sq >= 0);
     if (sq >= 0) {
       CHECK_BUF(p, sq, p->bufs[sq].name, PB_TEMP, false, 15, 2);
-      CHECK_EQ(p->bufs[sq].rows, 3);
-      CHECK_EQ(p->bufs[sq].cols, 5);
+      CHECK_EQ(plan_size(p, p->bufs[sq].rows), 3);
+      CHECK_EQ(plan_size(p, p->bufs[sq].cols), 5);
       const PlanStep *s = only_writer(p, sq, PS_MAP, __LINE__);
       CHECK(s && !s->batched);
       // Both products read it as stored [M, N]: G_h[B, M] @ SQ (trans_b 0, n = 5, k = 3) and
       // X_v[B, N] @ SQ' (trans_b 1, n = 3, k = 5); ldb = 5 either way.
       int g_h = plan_output_buf(p, OUT_G, 1);
-      CHECK_GEMM(gemm_of(p, g_h, sq), g_h, sq, false, 5, 3, 5);
-      CHECK_GEMM(gemm_of(p, 0, sq), 0, sq, true, 3, 5, 5);
+      CHECK_GEMM(p, gemm_of(p, g_h, sq), g_h, sq, false, 5, 3, 5);
+      CHECK_GEMM(p, gemm_of(p, 0, sq), 0, sq, true, 3, 5, 5);
       // ...and the square comes before both.
       if (s) {
         const PlanStep *a = gemm_of(p, g_h, sq), *b = gemm_of(p, 0, sq);
@@ -759,7 +760,7 @@ static void test_transpose_outside_product(void) {
       const PlanBuf *o = &p->bufs[s->out];
       if (s->kind == PS_MAP && expr_get(n.net->pool, s->node)->kind == EX_TRANSPOSE) {
         transposes++;
-        CHECK(!o->batched && o->rank == 2 && o->numel == 9);
+        CHECK(!o->batched && o->rank == 2 && plan_size(p, o->numel) == 9);
       }
       if (s->kind == PS_MATMUL) {
         products++;
