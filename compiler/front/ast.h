@@ -123,6 +123,7 @@ struct AstDecl {
   int index;
   uint8_t visit;  // 0 unvisited, 1 on the search stack, 2 done
   bool unusable;
+  bool duplicate;  // its name was declared before (reported): not in the model, not checked
 };
 
 // ---- The checked model ----

@@ -590,18 +590,25 @@ static Shape check(Checker *c, AstExpr *e, const Ctx *ctx) {
 
 // ---- Declarations ----
 
+// Whether the name of `d` was declared before: then reported at `d`, with a note at the
+// first declaration, and `d` is marked a duplicate. A duplicate is left out of the model and
+// not checked further: its body would be checked against the first declaration's symbol
+// (a layer's own state would be "another layer"), one mistake giving several messages.
+static bool is_duplicate(Checker *c, AstDecl *d) {
+  Symbol *old = lookup(c, d->name);
+  if (!old) return false;
+  diag_error(c->d, d->name_span, "'%s' is already declared", d->name);
+  note_declared(c, old);
+  d->duplicate = true;
+  return true;
+}
+
 static void add_symbol(Checker *c, AstDecl *d, SymKind kind, int index) {
   // A name that shadows a builtin is reported but still registered, so that its uses do
   // not add "unknown name" errors.
   if (builtin_lookup(d->name) >= 0)
     diag_error(c->d, d->name_span, "'%s' is a built-in function and cannot be redeclared",
                d->name);
-  Symbol *old = lookup(c, d->name);
-  if (old) {
-    diag_error(c->d, d->name_span, "'%s' is already declared", d->name);
-    note_declared(c, old);
-    return;
-  }
   size_t i = slot_of(c, d->name);
   while (c->table[i].name) i = (i + 1) & (c->table_cap - 1);
   c->table[i] = (Symbol){d->name, kind, index, d};
@@ -910,6 +917,8 @@ static void register_decls(Checker *c, AstDecl *decls, const char *default_name)
   Model *m = c->m;
   const AstDecl *model_decl = NULL;
   for (AstDecl *d = decls; d; d = d->next) {
+    bool named = d->kind != DECL_MODEL && d->kind != DECL_ENERGY && d->kind != DECL_INPUT;
+    if (named && is_duplicate(c, d)) continue;
     switch (d->kind) {
     case DECL_MODEL:
       if (model_decl) {
@@ -982,15 +991,19 @@ Model *sema_check(Session *s, AstDecl *decls, const char *default_name) {
 
   diag_defer(s->diag);
   register_decls(&c, decls, default_name);
+  // Duplicates (reported) take no further part.
   for (AstDecl *d = decls; d; d = d->next) {
+    if (d->duplicate) continue;
     if (d->kind == DECL_DIM) check_dim_value(&c, d);
     if (d->kind == DECL_PARAM) check_param_default(&c, d);
   }
   for (AstDecl *d = decls; d; d = d->next) {
+    if (d->duplicate) continue;
     if (d->kind == DECL_LAYER) check_layer_header(&c, d);
     if (d->kind == DECL_WEIGHT || d->kind == DECL_SYNAPSE) check_weight(&c, d);
   }
   for (AstDecl *d = decls; d; d = d->next) {
+    if (d->duplicate) continue;
     if (d->kind == DECL_SYNAPSE) check_synapse(&c, d);
     if (d->kind == DECL_INPUT) check_input(&c, d);
     if (d->kind == DECL_DEF) check_def(&c, d);
@@ -998,10 +1011,11 @@ Model *sema_check(Session *s, AstDecl *decls, const char *default_name) {
   AstDecl **path = NULL;
   size_t depth = 0, path_cap = 0;
   for (AstDecl *d = decls; d; d = d->next)
-    if (d->kind == DECL_DEF) find_recursion(&c, d, &path, &depth, &path_cap);
+    if (d->kind == DECL_DEF && !d->duplicate) find_recursion(&c, d, &path, &depth, &path_cap);
   free(path);
   for (AstDecl *d = decls; d; d = d->next) {
     if (diag_stopped(s->diag)) break;
+    if (d->duplicate) continue;
     if (d->kind == DECL_LAYER) check_layer_body(&c, d);
     if (d->kind == DECL_ENERGY) check_energy(&c, d);
   }
