@@ -86,7 +86,12 @@ int damc_compile(DamcModel *model, DamcPrecision precision, DamcError *err);
 /* The per-layer arrays of an evaluation or run, each an array with one entry per layer in
    declaration order (or NULL: none at all). An entry is [n] (one sample, used for every
    sample) or [B, n] (a batch; all batched entries agree on B), or absent (states: zeros;
-   inputs: none; clamps: none). Results have a leading B when some entry was a batch. */
+   inputs: none; clamps: none). Results have a leading B when some entry was a batch.
+   An input is given only to a layer declared with `input`, and a state (for damc_eval and
+   damc_run) or a clamp only to an integrated layer: an eliminated layer (tau = 0) has no
+   state of its own (x = u). Any other entry fails the call with status 1 and a message that
+   names the layer and the layers that may take it (damc_hvp and damc_jvp take the state of
+   every layer, eliminated ones too: H_A at x_A). */
 typedef struct {
   const DamcArray *states;
   const DamcArray *inputs;

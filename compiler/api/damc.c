@@ -377,12 +377,6 @@ static bool to_views(DamcModel *model, const DamcBatch *batch, Views *v, StrBuf 
         ok = false;
         continue;
       }
-      if (k == 1 && !engine_network(model->engine)->layers[a].has_input) {
-        sb_printf(sb, "inputs: layer '%s' has no 'input' statement in the model\n",
-                  damc_layer_name(model, a));
-        ok = false;
-        continue;
-      }
       v->all[k][a] = damc_engine_array(&src[k][a]);
     }
   }

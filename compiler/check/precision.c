@@ -57,8 +57,13 @@ void check_precision(Engine *e, NetEnv *ne, int samples, CheckReport *r) {
     data[a] = xcalloc((size_t)(samples * ne->n[a]) + 1, sizeof(double));
     // States rounded to float32 first, so that both precisions see the same points.
     for (int64_t i = 0; i < samples * ne->n[a]; i++) data[a][i] = (float)netenv_normal(ne);
-    states[a] = (EngineArray){DAMRT_F64, 2, {(size_t)samples, (size_t)ne->n[a]}, data[a]};
+    if (!net->layers[a].eliminated)  // x = u: drawn all the same, as in trajectories.c
+      states[a] = (EngineArray){DAMRT_F64, 2, {(size_t)samples, (size_t)ne->n[a]}, data[a]};
   }
+  // With every layer eliminated there is no state to sample: the one point they are at.
+  bool integrated = false;
+  for (int a = 0; a < n; a++) integrated |= !net->layers[a].eliminated;
+  if (!integrated) samples = 1;
   EngineArrays arrays = {states, NULL, NULL, NULL};
   EngineResults r64 = {0}, r32 = {0};
   bool ok = engine_eval(e, &arrays, &r64, &err) && engine_eval(f32, &arrays, &r32, &err);

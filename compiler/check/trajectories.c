@@ -167,15 +167,17 @@ static void report_euler_step(NetEnv *ne, const Monitor *m, int samples, CheckRe
 
 // ---- The runs ----
 
-// `samples` random initial states per layer ([samples, n_A], standard normal), or the
-// user's arrays.
+// `samples` random initial states per integrated layer ([samples, n_A], standard normal),
+// or the user's arrays. An eliminated layer takes none (x = u), but its values are drawn
+// all the same, so that the states of the others do not depend on which layers are.
 static EngineArray *initial_states(NetEnv *ne, int samples, double **data) {
   int n = ne->net->nlayers;
   EngineArray *states = xcalloc((size_t)n + 1, sizeof *states);
   for (int a = 0; a < n; a++) {
     data[a] = xcalloc((size_t)(samples * ne->n[a]) + 1, sizeof(double));
     for (int64_t i = 0; i < samples * ne->n[a]; i++) data[a][i] = netenv_normal(ne);
-    states[a] = (EngineArray){DAMRT_F64, 2, {(size_t)samples, (size_t)ne->n[a]}, data[a]};
+    if (!ne->net->layers[a].eliminated)
+      states[a] = (EngineArray){DAMRT_F64, 2, {(size_t)samples, (size_t)ne->n[a]}, data[a]};
   }
   return states;
 }

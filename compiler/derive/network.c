@@ -20,6 +20,16 @@ static ExprShape weight_shape(const ModelWeight *w) {
   return (ExprShape){(int8_t)w->rank, {w->dims[0], w->dims[1]}};
 }
 
+// The operators of a chain that make one n-ary node: + and - a sum, * and / a product.
+typedef enum { RUN_NONE, RUN_SUM, RUN_PRODUCT } RunKind;
+
+// The n-ary node of the `k` operands of a run, or `a` when there is none.
+static ExprId close_run(ExprPool *p, RunKind kind, const ExprId *run, size_t k, ExprId a) {
+  return kind == RUN_SUM ? expr_add_n(p, run, (uint32_t)k)
+         : kind == RUN_PRODUCT ? expr_mul_n(p, run, (uint32_t)k)
+                               : a;
+}
+
 // The DAG node of a syntax tree; `args` binds the parameters of the def being inlined.
 static ExprId to_dag(DagBuilder *lw, const AstExpr *e, const ExprId *args) {
   ExprPool *p = lw->pool;
@@ -40,16 +50,35 @@ static ExprId to_dag(DagBuilder *lw, const AstExpr *e, const ExprId *args) {
   case AST_NEG: return expr_neg(p, to_dag(lw, e->lhs, args));
   case AST_TRANSPOSE: return expr_transpose(p, to_dag(lw, e->lhs, args));
   case AST_BINARY: {
-    ExprId a = to_dag(lw, e->lhs, args), b = to_dag(lw, e->rhs, args);
-    switch (e->op) {
-    case OP_ADD: return expr_add(p, a, b);
-    case OP_SUB: return expr_sub(p, a, b);
-    case OP_MUL: return expr_mul(p, a, b);
-    case OP_DIV: return expr_div(p, a, b);
-    case OP_MATMUL: return expr_matmul(p, a, b);
-    case OP_POW: return expr_pow(p, a, b);
+    // A chain over its spine (ast_spine), from the innermost node out. Each run of + and -
+    // (or * and /) is one n-ary node: built pair by pair, every step would flatten and
+    // canonicalise the sum so far again, cubic in its length.
+    size_t n, k = 0;
+    AstExpr **spine = ast_spine(e, &n);
+    ExprId *run = xmalloc((n + 2) * sizeof *run);
+    RunKind kind = RUN_NONE;
+    ExprId a = to_dag(lw, spine[n - 1]->lhs, args);
+    for (size_t i = n; i-- > 0;) {
+      AstBinOp op = spine[i]->op;
+      ExprId b = to_dag(lw, spine[i]->rhs, args);
+      RunKind now = op == OP_ADD || op == OP_SUB   ? RUN_SUM
+                    : op == OP_MUL || op == OP_DIV ? RUN_PRODUCT
+                                                   : RUN_NONE;
+      if (now != kind) {
+        a = close_run(p, kind, run, k, a);
+        kind = now;
+        k = 0;
+        run[k++] = a;
+      }
+      if (op == OP_SUB) b = expr_neg(p, b);
+      if (op == OP_DIV) b = expr_pow(p, b, expr_const(p, -1));
+      if (now != RUN_NONE) run[k++] = b;
+      else a = op == OP_MATMUL ? expr_matmul(p, a, b) : expr_pow(p, a, b);
     }
-    damc_unreachable();
+    a = close_run(p, kind, run, k, a);
+    free(run);
+    free(spine);
+    return a;
   }
   case AST_CALL:
     if (e->ref == REF_DEF) {

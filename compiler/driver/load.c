@@ -202,13 +202,6 @@ int load_model(const Options *o, Loaded *l, EngineStage last) {
   int status = 0;
   for (int i = 0; i < o->ntensors && !status; i++)
     status = load_tensor(l, &o->tensors[i], dtype, o->allow_extra, &err);
-  // Inputs only for layers declared with `input`.
-  for (int a = 0; !status && a < l->nlayers; a++)
-    if (l->arrays[ARR_INPUT][a].data && !net->layers[a].has_input) {
-      sb_printf(&err, "--input: layer '%s' has no 'input' statement in the model\n",
-                net->layers[a].name);
-      status = EXIT_USAGE;
-    }
   // eval steps nothing: its kernel alone is compiled (on its first call).
   if (!status && !strcmp(o->command, "eval")) engine_want_only(l->engine, KERNEL_EVAL);
   double t_compile = clock_seconds();

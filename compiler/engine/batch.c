@@ -83,6 +83,7 @@ bool engine_batch(const Engine *e, const EngineArrays *arrays, size_t *batch, bo
                   StrBuf *err) {
   static const char *const what[4] = {"state", "input", "clamp", "direction"};
   const EngineArray *all[4] = {arrays->state, arrays->input, arrays->clamp, arrays->direction};
+  if (!engine_check_layer_arrays(e, arrays, err)) return false;
   *batch = 1;
   *batched = false;
   const char *first = NULL;

@@ -334,3 +334,41 @@ int engine_warn_param_rules(Engine *e) {
   }
   return warned;
 }
+
+// The integrated layers (or those with an input), for the way out of a refused array.
+static void layers_with(const Network *net, bool inputs, StrBuf *out) {
+  int n = 0;
+  for (int a = 0; a < net->nlayers; a++)
+    if (inputs ? net->layers[a].has_input : !net->layers[a].eliminated)
+      sb_printf(out, "%s%s", n++ ? ", " : "", net->layers[a].name);
+  if (!n) sb_append(out, "none");
+}
+
+bool engine_check_layer_arrays(const Engine *e, const EngineArrays *arrays, StrBuf *err) {
+  const Network *net = e->net;
+  for (int a = 0; a < net->nlayers; a++) {
+    const LayerEq *l = &net->layers[a];
+    // The derivative kernels (with directions) take every layer's state as given: H at x.
+    bool state = arrays->state && arrays->state[a].data && !arrays->direction;
+    if (l->eliminated && (state || (arrays->clamp && arrays->clamp[a].data))) {
+      sb_printf(err, "a %s is given for layer '%s', but '%s' is eliminated (tau = 0): its state "
+                "is computed from the other layers' at every instant (x = u), so %s; %s the "
+                "integrated layers only (", state ? "state" : "clamp", l->name, l->name,
+                state ? "it takes none" : "it cannot be held fixed",
+                state ? "give the states of" : "clamp");
+      layers_with(net, false, err);
+      sb_printf(err, "), or give '%s' a tau > 0 in the model to integrate it\n", l->name);
+      return false;
+    }
+    if (!l->has_input && arrays->input && arrays->input[a].data) {
+      sb_printf(err, "an input is given for layer '%s', but the model has no 'input %s;' "
+                "statement: inputs are given only to layers declared with 'input' (", l->name,
+                l->name);
+      layers_with(net, true, err);
+      sb_printf(err, "); add 'input %s;' to the model to give '%s' an external current\n",
+                l->name, l->name);
+      return false;
+    }
+  }
+  return true;
+}

@@ -51,6 +51,13 @@ struct Engine {
 };
 
 
+// Which layers may be given which of `arrays`, checked once for eval, run and the checks
+// (engine_batch): a state or a clamp only for an integrated layer (an eliminated one has no
+// state of its own: x = u; the derivative kernels, given directions, take every layer's
+// state), an input only for a layer declared with `input`. False with the message, which
+// names the layers that may take the array, otherwise.
+bool engine_check_layer_arrays(const Engine *e, const EngineArrays *arrays, StrBuf *err);
+
 // Points the kernels at weight `w` as bound: its data in place when its dtype is the
 // kernels', else a copy converted into it (the one made before, reused when there is one).
 bool engine_weight_to_kernels(Engine *e, int w, StrBuf *err);

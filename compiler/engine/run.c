@@ -49,16 +49,11 @@ static DamrtTensor *per_sample(const double *v, size_t batch, bool batched) {
 }
 
 // Checks that every clamp mask holds 0 and 1 only (a mask with other values is most likely
-// a state passed where the mask belongs), and belongs to a layer with a state.
+// a state passed where the mask belongs); engine_batch checked that its layer has a state.
 static bool check_masks(const Engine *e, const EngineArrays *arrays, StrBuf *err) {
   for (int a = 0; arrays->clamp && a < e->net->nlayers; a++) {
     const EngineArray *c = &arrays->clamp[a];
     if (!c->data) continue;
-    if (e->net->layers[a].eliminated) {
-      sb_printf(err, "layer '%s' is eliminated (tau = 0: its state follows the others at every "
-                "instant), so it has no state to clamp\n", e->net->layers[a].name);
-      return false;
-    }
     size_t n = c->rank == 2 ? c->shape[0] * c->shape[1] : c->shape[0];
     for (size_t k = 0; k < n; k++) {
       double v = engine_get(c->dtype, c->data, k);

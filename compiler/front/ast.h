@@ -52,7 +52,10 @@ struct AstArg {
 struct AstExpr {
   AstExprKind kind;
   Span span;
-  int depth;  // nesting depth, bounded so that every recursive walk is safe
+  // Nesting depth, bounded (AST_MAX_DEPTH) so that every recursive walk is safe. The left
+  // operand of a binary node does not count: a chain a + b + c ... nests to the left as
+  // deep as it is long, and walkers loop over it (ast_spine) instead of recursing.
+  int depth;
   RefKind ref;
   int ref_index;
   AstDecl *ref_def;  // for REF_DEF
@@ -71,6 +74,11 @@ struct AstExpr {
   AstExpr *lhs;  // AST_BINARY; AST_NEG and AST_TRANSPOSE use lhs as the operand
   AstExpr *rhs;
 };
+
+// The binary nodes down the left spine of `e`, a binary node: e first, the one whose left
+// operand is not binary last (*n of them), in an array the caller frees. A walker recurses
+// into their right operands and the innermost's left one, and loops over the spine.
+AstExpr **ast_spine(const AstExpr *e, size_t *n);
 
 // A size in a shape: a dim's name or an integer literal.
 typedef struct AstSize {
@@ -123,6 +131,7 @@ struct AstDecl {
   int index;
   uint8_t visit;  // 0 unvisited, 1 on the search stack, 2 done
   bool unusable;
+  bool duplicate;  // its name was declared before (reported): not in the model, not checked
 };
 
 // ---- The checked model ----

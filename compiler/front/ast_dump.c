@@ -1,6 +1,8 @@
 // Fully parenthesised printing of the AST (see ast_dump.h).
 #include "front/ast_dump.h"
 
+#include <stdlib.h>
+
 #include "front/sema.h"
 
 void ast_dump_expr(StrBuf *out, const AstExpr *e) {
@@ -28,13 +30,20 @@ void ast_dump_expr(StrBuf *out, const AstExpr *e) {
     ast_dump_expr(out, e->lhs);
     sb_append(out, ")'");
     break;
-  case AST_BINARY:
-    sb_putc(out, '(');
-    ast_dump_expr(out, e->lhs);
-    sb_printf(out, " %s ", ops[e->op]);
-    ast_dump_expr(out, e->rhs);
-    sb_putc(out, ')');
+  case AST_BINARY: {
+    // (((a + b) + c) + d): a chain over its spine, not recursively (ast_spine).
+    size_t n;
+    AstExpr **spine = ast_spine(e, &n);
+    for (size_t i = 0; i < n; i++) sb_putc(out, '(');
+    ast_dump_expr(out, spine[n - 1]->lhs);
+    for (size_t i = n; i-- > 0;) {
+      sb_printf(out, " %s ", ops[spine[i]->op]);
+      ast_dump_expr(out, spine[i]->rhs);
+      sb_putc(out, ')');
+    }
+    free(spine);
     break;
+  }
   }
 }
 

@@ -551,8 +551,10 @@ static bool same_expr(An *an, const AstExpr *a, const Env *ea, const AstExpr *b,
   case AST_NEG:
   case AST_TRANSPOSE: return same_expr(an, a->lhs, ea, b->lhs, eb);
   case AST_BINARY:
-    return a->op == b->op && same_expr(an, a->lhs, ea, b->lhs, eb) &&
-           same_expr(an, a->rhs, ea, b->rhs, eb);
+    // The left operands in a loop: a chain is as deep as it is long (ast_spine).
+    for (; a->kind == AST_BINARY && b->kind == AST_BINARY; a = a->lhs, b = b->lhs)
+      if (a->op != b->op || !same_expr(an, a->rhs, ea, b->rhs, eb)) return false;
+    return same_expr(an, a, ea, b, eb);
   case AST_CALL:
     if (a->ref == REF_DEF) {
       if (a->ref_def != b->ref_def || !a->bound_args || !b->bound_args) return false;

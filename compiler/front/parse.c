@@ -129,13 +129,22 @@ AstExpr *ast_unary(Parser *p, Span span, AstExprKind kind, AstExpr *operand) {
 
 AstExpr *ast_binary(Parser *p, Span span, AstBinOp op, Span op_span, AstExpr *lhs,
                     AstExpr *rhs) {
-  int depth = lhs->depth > rhs->depth ? lhs->depth : rhs->depth;
-  AstExpr *e = new_expr(p, AST_BINARY, span, depth + 1);
+  // A chain continues through its left operand without nesting deeper (AstExpr.depth).
+  int depth = lhs->depth > rhs->depth + 1 ? lhs->depth : rhs->depth + 1;
+  AstExpr *e = new_expr(p, AST_BINARY, span, depth);
   e->op = op;
   e->op_span = op_span;
   e->lhs = lhs;
   e->rhs = rhs;
   return e;
+}
+
+AstExpr **ast_spine(const AstExpr *e, size_t *n) {
+  AstExpr **spine = NULL;
+  size_t cap = 0;
+  *n = 0;
+  for (; e->kind == AST_BINARY; e = e->lhs) VEC_PUSH(spine, *n, cap, (AstExpr *)e);
+  return spine;
 }
 
 AstArg *ast_arg(Parser *p, const char *name, Span name_span, AstExpr *value) {

@@ -188,8 +188,24 @@ __attribute__((format(printf, 4, 5))) static void error_at(Checker *c, const Ctx
 // Evaluates numbers, params (by their defaults), bound dims and + - * / ^. Returns false
 // for anything else, or when a param has no default.
 static bool uses_param(const AstExpr *e) {
-  if (e->kind == AST_NAME && e->ref == REF_PARAM) return true;
-  return (e->lhs && uses_param(e->lhs)) || (e->rhs && uses_param(e->rhs));
+  for (; e; e = e->lhs) {  // left operands in a loop: a chain is as deep as it is long
+    if (e->kind == AST_NAME && e->ref == REF_PARAM) return true;
+    if (e->rhs && uses_param(e->rhs)) return true;
+  }
+  return false;
+}
+
+// a op b for the operators a constant may use; false for '@'.
+static bool const_binary(AstBinOp op, double a, double b, double *out) {
+  switch (op) {
+  case OP_ADD: *out = a + b; return true;
+  case OP_SUB: *out = a - b; return true;
+  case OP_MUL: *out = a * b; return true;
+  case OP_DIV: *out = a / b; return true;
+  case OP_POW: *out = pow(a, b); return true;
+  case OP_MATMUL: return false;
+  }
+  return false;
 }
 
 static bool const_eval(const Checker *c, const AstExpr *e, double *out) {
@@ -212,17 +228,16 @@ static bool const_eval(const Checker *c, const AstExpr *e, double *out) {
     if (!const_eval(c, e->lhs, &a)) return false;
     *out = -a;
     return true;
-  case AST_BINARY:
-    if (!const_eval(c, e->lhs, &a) || !const_eval(c, e->rhs, &b)) return false;
-    switch (e->op) {
-    case OP_ADD: *out = a + b; return true;
-    case OP_SUB: *out = a - b; return true;
-    case OP_MUL: *out = a * b; return true;
-    case OP_DIV: *out = a / b; return true;
-    case OP_POW: *out = pow(a, b); return true;
-    case OP_MATMUL: return false;
-    }
-    return false;
+  case AST_BINARY: {
+    size_t n;
+    AstExpr **spine = ast_spine(e, &n);
+    bool ok = const_eval(c, spine[n - 1]->lhs, &a);
+    for (size_t i = n; ok && i-- > 0;)
+      ok = const_eval(c, spine[i]->rhs, &b) && const_binary(spine[i]->op, a, b, &a);
+    free(spine);
+    *out = a;
+    return ok;
+  }
   default:
     return false;
   }
@@ -381,8 +396,8 @@ static const char *op_text(AstBinOp op) {
   return text[op];
 }
 
-static Shape check_binary(Checker *c, AstExpr *e, const Ctx *ctx) {
-  Shape a = check(c, e->lhs, ctx), b = check(c, e->rhs, ctx);
+// The shape of `e` from those of its operands, `a` and `b`.
+static Shape binary_shape(Checker *c, const AstExpr *e, Shape a, Shape b, const Ctx *ctx) {
   if (a.rank == SHAPE_ERROR || b.rank == SHAPE_ERROR) return ERROR_SHAPE;
   if (e->op != OP_MATMUL) {
     if (a.rank == 0) return b;
@@ -407,6 +422,16 @@ static Shape check_binary(Checker *c, AstExpr *e, const Ctx *ctx) {
   if (a.rank == 2) r.d[r.rank++] = a.d[0];
   if (b.rank == 2) r.d[r.rank++] = b.d[1];
   return r;
+}
+
+// A chain a + b * c - d ... from its innermost node out, over its spine (ast_spine).
+static Shape check_binary(Checker *c, AstExpr *e, const Ctx *ctx) {
+  size_t n;
+  AstExpr **spine = ast_spine(e, &n);
+  Shape a = check(c, spine[n - 1]->lhs, ctx);
+  for (size_t i = n; i-- > 0;) a = binary_shape(c, spine[i], a, check(c, spine[i]->rhs, ctx), ctx);
+  free(spine);
+  return a;
 }
 
 // Binds a def call's arguments to the def's parameters; fills `bound` with the argument
@@ -538,19 +563,24 @@ static Shape check_builtin(Checker *c, AstExpr *e, const Ctx *ctx) {
   damc_unreachable();
 }
 
+static void resolve(Checker *c, AstExpr *e, const Ctx *ctx) {
+  if (e->resolved) return;
+  e->resolved = true;
+  if (e->kind == AST_NAME) resolve_name(c, e, ctx);
+  else if (e->kind == AST_CALL) resolve_call(c, e, ctx);
+  else if (e->kind == AST_ACT) resolve_act(c, e);
+}
+
 // Resolves (once) and checks `e` in `ctx`, returning its shape. In CTX_DEF it only
 // resolves names: a def's shapes are known per call.
 static Shape check(Checker *c, AstExpr *e, const Ctx *ctx) {
-  if (!e->resolved) {
-    e->resolved = true;
-    if (e->kind == AST_NAME) resolve_name(c, e, ctx);
-    else if (e->kind == AST_CALL) resolve_call(c, e, ctx);
-    else if (e->kind == AST_ACT) resolve_act(c, e);
-  }
+  resolve(c, e, ctx);
   if (ctx->kind == CTX_DEF) {
-    for (AstArg *a = e->args; a; a = a->next) check(c, a->value, ctx);
-    if (e->lhs) check(c, e->lhs, ctx);
-    if (e->rhs) check(c, e->rhs, ctx);
+    for (AstExpr *x = e; x; x = x->lhs) {  // left operands in a loop, as in uses_param
+      resolve(c, x, ctx);
+      for (AstArg *a = x->args; a; a = a->next) check(c, a->value, ctx);
+      if (x->rhs) check(c, x->rhs, ctx);
+    }
     return ERROR_SHAPE;
   }
   switch (e->kind) {
@@ -590,18 +620,25 @@ static Shape check(Checker *c, AstExpr *e, const Ctx *ctx) {
 
 // ---- Declarations ----
 
+// Whether the name of `d` was declared before: then reported at `d`, with a note at the
+// first declaration, and `d` is marked a duplicate. A duplicate is left out of the model and
+// not checked further: its body would be checked against the first declaration's symbol
+// (a layer's own state would be "another layer"), one mistake giving several messages.
+static bool is_duplicate(Checker *c, AstDecl *d) {
+  Symbol *old = lookup(c, d->name);
+  if (!old) return false;
+  diag_error(c->d, d->name_span, "'%s' is already declared", d->name);
+  note_declared(c, old);
+  d->duplicate = true;
+  return true;
+}
+
 static void add_symbol(Checker *c, AstDecl *d, SymKind kind, int index) {
   // A name that shadows a builtin is reported but still registered, so that its uses do
   // not add "unknown name" errors.
   if (builtin_lookup(d->name) >= 0)
     diag_error(c->d, d->name_span, "'%s' is a built-in function and cannot be redeclared",
                d->name);
-  Symbol *old = lookup(c, d->name);
-  if (old) {
-    diag_error(c->d, d->name_span, "'%s' is already declared", d->name);
-    note_declared(c, old);
-    return;
-  }
   size_t i = slot_of(c, d->name);
   while (c->table[i].name) i = (i + 1) & (c->table_cap - 1);
   c->table[i] = (Symbol){d->name, kind, index, d};
@@ -789,10 +826,11 @@ static void check_input(Checker *c, AstDecl *d) {
 // ---- Defs: names, defaults and recursion ----
 
 static void collect_calls(AstExpr *e, AstDecl ***out, size_t *n, size_t *cap) {
-  if (e->kind == AST_CALL && e->ref == REF_DEF) VEC_PUSH(*out, *n, *cap, e->ref_def);
-  for (AstArg *a = e->args; a; a = a->next) collect_calls(a->value, out, n, cap);
-  if (e->lhs) collect_calls(e->lhs, out, n, cap);
-  if (e->rhs) collect_calls(e->rhs, out, n, cap);
+  for (; e; e = e->lhs) {  // left operands in a loop, as in uses_param
+    if (e->kind == AST_CALL && e->ref == REF_DEF) VEC_PUSH(*out, *n, *cap, e->ref_def);
+    for (AstArg *a = e->args; a; a = a->next) collect_calls(a->value, out, n, cap);
+    if (e->rhs) collect_calls(e->rhs, out, n, cap);
+  }
 }
 
 // Depth-first search of the call graph from `def`; `path` holds the defs on the stack.
@@ -910,6 +948,8 @@ static void register_decls(Checker *c, AstDecl *decls, const char *default_name)
   Model *m = c->m;
   const AstDecl *model_decl = NULL;
   for (AstDecl *d = decls; d; d = d->next) {
+    bool named = d->kind != DECL_MODEL && d->kind != DECL_ENERGY && d->kind != DECL_INPUT;
+    if (named && is_duplicate(c, d)) continue;
     switch (d->kind) {
     case DECL_MODEL:
       if (model_decl) {
@@ -982,15 +1022,19 @@ Model *sema_check(Session *s, AstDecl *decls, const char *default_name) {
 
   diag_defer(s->diag);
   register_decls(&c, decls, default_name);
+  // Duplicates (reported) take no further part.
   for (AstDecl *d = decls; d; d = d->next) {
+    if (d->duplicate) continue;
     if (d->kind == DECL_DIM) check_dim_value(&c, d);
     if (d->kind == DECL_PARAM) check_param_default(&c, d);
   }
   for (AstDecl *d = decls; d; d = d->next) {
+    if (d->duplicate) continue;
     if (d->kind == DECL_LAYER) check_layer_header(&c, d);
     if (d->kind == DECL_WEIGHT || d->kind == DECL_SYNAPSE) check_weight(&c, d);
   }
   for (AstDecl *d = decls; d; d = d->next) {
+    if (d->duplicate) continue;
     if (d->kind == DECL_SYNAPSE) check_synapse(&c, d);
     if (d->kind == DECL_INPUT) check_input(&c, d);
     if (d->kind == DECL_DEF) check_def(&c, d);
@@ -998,10 +1042,11 @@ Model *sema_check(Session *s, AstDecl *decls, const char *default_name) {
   AstDecl **path = NULL;
   size_t depth = 0, path_cap = 0;
   for (AstDecl *d = decls; d; d = d->next)
-    if (d->kind == DECL_DEF) find_recursion(&c, d, &path, &depth, &path_cap);
+    if (d->kind == DECL_DEF && !d->duplicate) find_recursion(&c, d, &path, &depth, &path_cap);
   free(path);
   for (AstDecl *d = decls; d; d = d->next) {
     if (diag_stopped(s->diag)) break;
+    if (d->duplicate) continue;
     if (d->kind == DECL_LAYER) check_layer_body(&c, d);
     if (d->kind == DECL_ENERGY) check_energy(&c, d);
   }

@@ -30,6 +30,8 @@ def test_eval_equals_cli(name, tmp_path, damc_exe):
     weights = helpers.weights_for(path, rng)
     layers = helpers.layers_of(path)
     states = {a: 0.5 * rng.standard_normal((3, n)) for a, n in layers.items()}
+    for a in helpers.eliminated_of(path):  # x = u: an eliminated layer takes no state
+        del states[a]
     np.savez(tmp_path / "w.npz", **weights)
     args = [damc_exe, "eval", path, "--weights", str(tmp_path / "w.npz"), "--precision", "f64",
             "--out", str(tmp_path / "out.npz")]
@@ -314,7 +316,25 @@ def test_arguments_of_the_wrong_kind_are_type_errors():
                  lambda: m.bind(beta=True)):
         with pytest.raises(TypeError):
             call()
-    # An input for a layer the model declares no input for is refused, as on the command line.
+
+
+def test_arrays_for_layers_that_cannot_take_them():
+    """An input of a layer without `input`, a state or a clamp of an eliminated layer: refused
+    with the engine's message (ModelError, as on the command line), never ignored."""
     plain = damc.Model("dim N = 4;\nlayer v[N] { L = lagr_tanh(v); }\n", "plain.dam")
-    with pytest.raises(ValueError, match="no 'input' statement"):
+    with pytest.raises(damc.ModelError, match="the model has no 'input v;' statement"):
         plain.run(init={"v": np.ones(4)}, inputs={"v": np.ones(4)})
+    with pytest.raises(damc.ModelError, match="the model has no 'input v;' statement"):
+        plain.eval(state={"v": np.ones(4)}, inputs={"v": np.ones(4)})
+    m = damc.Model("dim N = 4;\nlayer v[N] { L = lagr_identity(v); }\n"
+                   "layer h[3] { L = lagr_softmax(h); tau = 0; }\nsynapse Xi[3, N] : h <-> v;\n",
+                   "elim.dam")
+    m.bind(Xi=np.eye(3, 4))
+    xi, h = np.eye(3, 4), np.ones(3)
+    eliminated = r"a %s is given for layer 'h', but 'h' is eliminated \(tau = 0\)"
+    with pytest.raises(damc.ModelError, match=eliminated % "state"):
+        m.run(init={"v": xi[0], "h": h})
+    with pytest.raises(damc.ModelError, match=eliminated % "state"):
+        m.eval(state={"v": xi[0], "h": h})
+    with pytest.raises(damc.ModelError, match=eliminated % "clamp"):
+        m.run(init={"v": xi[0]}, clamp={"h": h})

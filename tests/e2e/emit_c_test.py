@@ -460,14 +460,23 @@ def save_layers(tmp, name, arrays):
     return args, npz
 
 
-def layer_sizes(model, weights_file):
-    """Each layer's size, from damc eval's outputs at the zero state."""
+def eval_zero(model, weights_file):
+    """damc eval's outputs at the zero state (None when it fails)."""
     out = os.path.join(os.path.dirname(weights_file), "sizes.npz")
     p = run([DAMC, "eval", model, "--weights", weights_file, "--precision", "f64", "--out", out])
-    if not check(p.returncode == 0, f"damc eval {model}: {p.stderr}"):
-        return {}
-    z = np.load(out)
-    return {k[2:]: z[k].shape[-1] for k in z.files if k.startswith("g_")}
+    return np.load(out) if check(p.returncode == 0, f"damc eval {model}: {p.stderr}") else None
+
+
+def layer_sizes(model, weights_file):
+    """Each layer's size."""
+    z = eval_zero(model, weights_file)
+    return {k[2:]: z[k].shape[-1] for k in z.files if k.startswith("g_")} if z else {}
+
+
+def integrated_layers(model, weights_file):
+    """The layers that are not eliminated: those with a dx/dt."""
+    z = eval_zero(model, weights_file)
+    return {k[5:] for k in z.files if k.startswith("dxdt_")} if z else set()
 
 
 def check_examples(tmp):
@@ -477,7 +486,11 @@ def check_examples(tmp):
         np.savez(wfile, **weights)
         sizes = layer_sizes(model, wfile)
         rng = np.random.default_rng([3, len(name)])
-        init_args, init_npz = save_layers(tmp, name + "_init", {l: rng.standard_normal((8, n)) for l, n in sizes.items()})
+        init = {l: rng.standard_normal((8, n)) for l, n in sizes.items()}
+        # An eliminated layer (no dx/dt) takes no state (x = u).
+        integrated = integrated_layers(model, wfile)
+        init = {l: x for l, x in init.items() if l in integrated}
+        init_args, init_npz = save_layers(tmp, name + "_init", init)
         exe = build_check_program(tmp, model, ["--weights", wfile], name)
         if not exe:
             continue
@@ -593,10 +606,14 @@ def check_errors(tmp):
     if not exe:
         return
     bad = {"wrong_shape.npz": {"Xi": np.ones((16, 6))}, "nan.npz": {"Xi": np.full((6, 16), np.nan)},
-           "extra.npz": {"Xi": np.ones((6, 16)), "W": np.ones(3)}}
+           "extra.npz": {"Xi": np.ones((6, 16)), "W": np.ones(3)},
+           "init_h.npz": {"v": np.ones(16), "h": np.ones(6)}}
     for f, arrays in bad.items():
         np.savez(os.path.join(tmp, f), **arrays)
-    for args, words in (([os.path.join(tmp, "missing.npz")], ["missing.npz", "No such file"]),
+    # h is eliminated (tau = 0): an initial state for it is refused, as by damc check.
+    init_h = ["--init", os.path.join(tmp, "init_h.npz")]
+    for args, words in (([wfile, *init_h], ["'h' is eliminated (tau = 0)", "takes none"]),
+                        ([os.path.join(tmp, "missing.npz")], ["missing.npz", "No such file"]),
                         ([os.path.join(tmp, "wrong_shape.npz")], ["Xi", "wrong shape", "[6, 16]"]),
                         ([os.path.join(tmp, "nan.npz")], ["Xi", "nan"]),
                         ([os.path.join(tmp, "extra.npz")], ["'W'", "not a weight"]),

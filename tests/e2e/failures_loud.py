@@ -12,6 +12,8 @@ inputs it needs built here and the right value checked.
                 keeps its trace as .partial; --out naming an input or the trace refused;
                 --out through a symbolic link keeps the link; /dev/null stays a device.
   sizes_masks:  a zero-size weight and a non-binary mask are refused with their index.
+  layer_arrays: a state or clamp of an eliminated layer, an input of a layer without
+                `input`: refused by run, eval and check with one message.
   command_line: --option=value, "did you mean", damc help, a transposed weight named,
                 .npz members with and without .npy, extra members, numbers that round-trip.
   paths:        a directory as model (one message in every command), /dev/zero, a .npz from
@@ -234,17 +236,42 @@ def sizes_masks(tmp):
           and "layer 'h' is not convex" in err, f"beta = -1: exit {code}: {err}")
     code, _, err = damc("eval", MODEL_B, "--weights", w)
     check(code == 0 and "warning" not in err, f"default beta: {err}")
-    # A clamp of an eliminated layer (tau = 0) has nothing to hold: refused, not ignored.
-    model_a = os.path.join(SRC, "tests", "e2e", "models", "model_a_identity.dam")
-    np.save(os.path.join(tmp, "m20.npy"), np.ones(20))
-    code, _, err = damc("run", model_a, "--weights", w, "--clamp", f"h={tmp}/m20.npy")
-    check(code == 1 and "layer 'h' is eliminated" in err and "no state to clamp" in err,
-          f"clamp of an eliminated layer: exit {code}: {err}")
     # A batch beyond the machine's memory (3.1e8 x 784 floats, 980 GB) is refused before it is
     # touched, with its size: exit 1, not an internal error or the kernel's OOM killer.
     code, _, err = damc("bench", MODEL_B, "--weights", w, "--batch", "312500000")
     check(code == 1 and "out of memory" in err and "GB" in err and "internal" not in err,
           f"a batch beyond memory: exit {code}: {err}")
+
+
+def layer_arrays(tmp):
+    """An array for a layer that cannot take it is refused by every command with the engine's
+    one message, never ignored: a state (--init, --state) or a clamp of an eliminated layer,
+    an input of a layer without `input`."""
+    memories(tmp)
+    w = os.path.join(tmp, "w.npz")
+    model_a = os.path.join(SRC, "tests", "e2e", "models", "model_a_identity.dam")  # h: tau = 0
+    np.save(os.path.join(tmp, "h.npy"), np.ones(20))
+    np.save(os.path.join(tmp, "v.npy"), np.ones(784))
+    h, v = f"h={tmp}/h.npy", f"v={tmp}/v.npy"
+    eliminated = ("but 'h' is eliminated (tau = 0): its state is computed from the other layers' "
+                  "at every instant (x = u), so ")
+    cases = [
+        (("run", "--init", v, "--init", h), "a state is given for layer 'h', " + eliminated
+         + "it takes none; give the states of the integrated layers only (v), or give 'h' a "
+         "tau > 0 in the model to integrate it"),
+        (("eval", "--state", h), "a state is given for layer 'h', " + eliminated + "it takes none"),
+        (("check", "--init", h), "a state is given for layer 'h', " + eliminated + "it takes none"),
+        (("run", "--clamp", h), "a clamp is given for layer 'h', " + eliminated + "it cannot be "
+         "held fixed; clamp the integrated layers only (v), or give 'h' a tau > 0 in the model"),
+    ]
+    no_input = ("an input is given for layer 'v', but the model has no 'input v;' statement: "
+                "inputs are given only to layers declared with 'input' (none); add 'input v;' to "
+                "the model to give 'v' an external current")
+    cases += [((cmd, "--input", v), no_input) for cmd in ("run", "eval", "check")]
+    for args, want in cases:
+        code, out, err = damc(args[0], model_a, "--weights", w, *args[1:])
+        check(code == 1 and f"damc {args[0]}: error: {want}" in err and "Traceback" not in err,
+              f"{' '.join(args)}: exit {code}: {err}")
 
 
 def command_line(tmp):
@@ -371,7 +398,7 @@ def progress(tmp):
 
 CASES = {"convergence": convergence, "nonfinite": nonfinite, "outputs": outputs,
          "sizes_masks": sizes_masks, "command_line": command_line, "paths": paths,
-         "progress": progress}
+         "progress": progress, "layer_arrays": layer_arrays}
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ that any one runs alone: `--case NAME` runs that case (`run_examples` runs every
    shapes, and leaves no output file behind.
 """
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -87,6 +88,13 @@ def layers_of(model):
     return out
 
 
+def eliminated_of(model):
+    """The layers of MODEL with tau = 0: eliminated, they take no state (x = u)."""
+    text = re.sub(r"//[^\n]*", "", open(model).read())
+    return {m.group(1) for m in re.finditer(r"layer\s+(\w+)\s*\[[^\]]*\]\s*\{([^}]*)\}", text)
+            if re.search(r"\btau\s*=\s*0\s*;", m.group(2))}
+
+
 def example_names():
     return sorted(f[:-4] for f in os.listdir(EXAMPLES) if f.endswith(".dam"))
 
@@ -120,8 +128,9 @@ def run_example(tmp, name):
     states = []
     for layer, n in layers_of(model).items():
         path = os.path.join(tmp, f"{name}_{layer}.npy")
-        np.save(path, 0.5 * rng.standard_normal((3, n)))
-        states += ["--init", f"{layer}={path}"]
+        np.save(path, 0.5 * rng.standard_normal((3, n)))  # drawn for every layer: see example_rng
+        if layer not in eliminated_of(model):
+            states += ["--init", f"{layer}={path}"]
     for method, extra in (("dopri5", []), ("rk4", ["--dt", "0.02"]), ("euler", ["--dt", "0.01"])):
         out = os.path.join(tmp, f"{name}_{method}.npz")
         trace = os.path.join(tmp, f"{name}_{method}.csv")
@@ -144,7 +153,7 @@ def run_example(tmp, name):
         check(res["converged"].all(), f"{name} {method}: not converged: {res['steps']}")
         # The final states are fixed points: damc eval agrees.
         ev_states = []
-        for layer in layers_of(model):
+        for layer in set(layers_of(model)) - eliminated_of(model):
             path = os.path.join(tmp, f"{name}_{layer}_final.npy")
             np.save(path, res["x_" + layer])
             ev_states += ["--state", f"{layer}={path}"]

@@ -665,9 +665,10 @@ static void test_errors(void) {
   CHECK(contains(&err, "layer 'v'") && contains(&err, "[5]") && contains(&err, "[8] or [B, 8]"));
   damc_error_clear(&err);
   // Batches that disagree.
-  double two[2 * N] = {0}, three[3 * K] = {0};
-  DamcArray mixed[2] = {{2, {2, N}, two, DAMC_F64}, {2, {3, K}, three, DAMC_F64}};
-  DamcBatch mb = {mixed, NULL, NULL};
+  double two[2 * N] = {0}, three[3 * N] = {0};
+  DamcArray mixed[2] = {{2, {2, N}, two, DAMC_F64}, {0, {0}, NULL, 0}};
+  DamcArray mixed_inputs[2] = {{2, {3, N}, three, DAMC_F64}, {0, {0}, NULL, 0}};
+  DamcBatch mb = {mixed, mixed_inputs, NULL};
   CHECK(damc_eval(m, &mb, &err) == NULL);
   CHECK_EQ(err.status, 1);
   CHECK(contains(&err, "batch of 3") && contains(&err, "has 2"));
@@ -752,6 +753,57 @@ static double hopfield_run(DamcModel *m, const double *x0, double *x_final) {
   double e = result1(r, "E", 0);
   damc_results_free(r);
   return e;
+}
+
+// An array for a layer that cannot take it fails with status 1 and the engine's message,
+// in eval and in run: a state or a clamp of the eliminated h, an input of h (no `input h`).
+// The derivative kernels take h's state (H_h at x_h): accepted.
+static void test_layer_arrays(void) {
+  double xi[K * N], v[N], h[K], ones[K];
+  fill_normal(xi, K * N, 1);
+  fill_normal(v, N, 1);
+  fill_normal(h, K, 1);
+  for (int m = 0; m < K; m++) ones[m] = 1;
+  DamcModel *m = model_b(keep(memcpy(malloc(sizeof xi), xi, sizeof xi)), K, DAMC_F64, 2, DAMC_F64);
+  CHECK(m != NULL);
+  if (!m) return;
+  DamcArray states[2] = {{1, {N}, v, DAMC_F64}, {1, {K}, h, DAMC_F64}};
+  DamcArray inputs[2] = {{0, {0}, NULL, 0}, {1, {K}, h, DAMC_F64}};
+  DamcArray clamps[2] = {{0, {0}, NULL, 0}, {1, {K}, ones, DAMC_F64}};
+  DamcArray v_only[2] = {{1, {N}, v, DAMC_F64}, {0, {0}, NULL, 0}};
+  const char *state = "a state is given for layer 'h', but 'h' is eliminated (tau = 0): its "
+                      "state is computed from the other layers' at every instant (x = u), so it "
+                      "takes none; give the states of the integrated layers only (v), or give "
+                      "'h' a tau > 0 in the model to integrate it\n";
+  const char *clamp = "a clamp is given for layer 'h', but 'h' is eliminated (tau = 0)";
+  const char *input = "an input is given for layer 'h', but the model has no 'input h;' "
+                      "statement: inputs are given only to layers declared with 'input' (v); "
+                      "add 'input h;' to the model to give 'h' an external current\n";
+  const struct {
+    DamcBatch batch;
+    const char *message;
+  } cases[] = {{{states, NULL, NULL}, state},
+               {{v_only, inputs, NULL}, input},
+               {{v_only, NULL, clamps}, clamp}};
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+    for (int run = 0; run < 2; run++) {
+      if (!run && cases[i].batch.clamps) continue;  // eval takes no clamps
+      DamcError err = {0};
+      DamcResults *r = run ? damc_run(m, &cases[i].batch, NULL, &err)
+                           : damc_eval(m, &cases[i].batch, &err);
+      CHECK(r == NULL);
+      CHECK_EQ(err.status, 1);
+      CHECK(contains(&err, cases[i].message));
+      damc_results_free(r);
+      damc_error_clear(&err);
+    }
+  DamcError err = {0};
+  DamcBatch at = {states, NULL, NULL};
+  DamcResults *r = damc_hvp(m, &at, states, &err);
+  CHECK(r != NULL && damc_result(r, "hvp_h", NULL) != NULL);
+  damc_results_free(r);
+  damc_error_clear(&err);
+  damc_model_free(m);
 }
 
 static void test_independent_models(void) {
@@ -975,6 +1027,7 @@ static void test_derivative_kernels(void) {
     DamcArray at[2] = {{1, {5}, x[0], DAMC_F64}, {1, {4}, x[1], DAMC_F64}};
     DamcArray plus[2] = {{1, {5}, xp[0], DAMC_F64}, {1, {4}, xp[1], DAMC_F64}};
     DamcArray minus[2] = {{1, {5}, xm[0], DAMC_F64}, {1, {4}, xm[1], DAMC_F64}};
+    if (which == 1) plus[1].data = minus[1].data = NULL;  // eval: h is at x = u, given none
     DamcBatch b0 = {at, inputs, NULL}, bp = {plus, inputs, NULL}, bm = {minus, inputs, NULL};
     DamcResults *hv = damc_hvp(m, &b0, dirs, &err), *jv = damc_jvp(m, &b0, dirs, &err);
     DamcResults *ep = damc_eval(m, &bp, &err), *em = damc_eval(m, &bm, &err);
@@ -1258,6 +1311,7 @@ int main(int argc, char **argv) {
   test_hopfield();
   test_run_fixed_point();
   test_errors();
+  test_layer_arrays();
   test_independent_models();
   test_results_enumeration();
   test_weight_current_batch();

@@ -473,7 +473,7 @@ static void check_model(const char *label, const char *text, const char *const *
       states[a][i] = spread * fx_normal(&f);
       inputs[a][i] = net->layers[a].input ? 0.3 * fx_normal(&f) : 0;
     }
-    st[a] = array(BATCH, (size_t)n, states[a]);
+    if (!net->layers[a].eliminated) st[a] = array(BATCH, (size_t)n, states[a]);  // else x = u
     if (net->layers[a].input) in[a] = array(BATCH, (size_t)n, inputs[a]);
   }
   EngineArrays arrays = {st, in, NULL, NULL};

@@ -113,7 +113,7 @@ static void check_example(const char *path, double spread) {
       states[a][i] = spread * fx_normal(&fx);
       inputs[a][i] = 0.3 * fx_normal(&fx);
     }
-    st[a] = array(BATCH, (size_t)n, states[a]);
+    if (!net->layers[a].eliminated) st[a] = array(BATCH, (size_t)n, states[a]);  // else x = u
     if (net->layers[a].input) in[a] = array(BATCH, (size_t)n, inputs[a]);
   }
   EngineArrays arrays = {st, in, NULL, NULL};
