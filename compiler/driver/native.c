@@ -230,6 +230,11 @@ int cmd_bench(int argc, char **argv) {
     printf("eval (E, g, u)     %.4f ms  median of %d\n", 1e3 * eval, o.repeat);
     printf("kernels            %u modules compiled, %u from the cache%s; LLVM %s\n", k.compiled,
            k.hits, kcache_enabled() ? "" : " (cache off)", k.llvm_loaded ? "loaded" : "not loaded");
+    const KcacheStats *r = &l.ready_stats;
+    if (r->llvm_loaded)  // summed over the threads that compiled, until the first step
+      printf("LLVM (first step)  loading %.2f ms; set-up %.2f, IR %.2f, optimising %.2f, machine "
+             "code %.2f ms\n", 1e3 * r->load_seconds, 1e3 * r->setup_seconds,
+             1e3 * r->ir_seconds, 1e3 * r->optimise_seconds, 1e3 * r->codegen_seconds);
   } else {
     print_errors("bench", sb_str(&err));
     status = EXIT_MODEL;
