@@ -224,8 +224,8 @@ static bool verify(LLVMModuleRef mod, StrBuf *err) {
 // allocas and no calls but to the runtime, so the passes that matter are the loop ones; in
 // order: inlining the runtime stubs (jit_module_indirect_calls), common subexpressions (the
 // index arithmetic each load and store repeats), rotating the loops and hoisting the params'
-// loads out of them, canonical induction variables, vectorisation (tail-folded:
-// compat_set_kernel_options), and the clean-up of what the vectoriser leaves. It compiles
+// loads out of them, canonical induction variables, vectorisation (tail-folded where the
+// trip count is a constant: irb_loop_end), and the clean-up of what the vectoriser leaves. It compiles
 // Model B's step kernel in half the time of "default<O3>" (without unrolling and
 // interleaving, as before), with the same kernel speed (docs/performance.md, "The cold
 // compile").

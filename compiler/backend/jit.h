@@ -74,7 +74,7 @@ struct LLVMOpaqueModule *jit_module_llvm(JitModule *m);
 
 // Verifies `m` and optimises it in place with the kernels' pipeline on the host
 // TargetMachine: common subexpressions, loop rotation and invariant motion, loop
-// vectorisation (tail-folded, no interleaving) and its clean-up (jit.c). Returns false, with the verifier's or the
+// vectorisation (no interleaving) and its clean-up (jit.c). Returns false, with the verifier's or the
 // pass manager's message in `err`, on failure; `m` stays owned by the caller either way.
 bool jit_module_optimize(Jit *jit, JitModule *m, StrBuf *err);
 

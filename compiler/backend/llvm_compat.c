@@ -21,13 +21,9 @@ void compat_set_fmf(LLVMValueRef v, LLVMFastMathFlags fmf) {
 }
 
 void compat_set_kernel_options(void) {
-  // An unknown option would end the process: both exist from LLVM 11 to 22.
-  // - tail folding: one masked vector loop instead of a vector loop, a vector epilogue and
-  //   a scalar remainder, each with its copy of the inline math (a quarter less machine code
-  //   to generate for Model B); the scalar epilogue stays where masking is not possible;
-  // - no LSR: 15-20 % of code generation, for loops with one induction variable that
-  //   x86's scaled-index addressing already serves.
-  const char *argv[] = {"damc", "-prefer-predicate-over-epilogue=predicate-else-scalar-epilogue",
-                        "-disable-lsr"};
+  // An unknown option would end the process: this one exists from LLVM 3 to 22. No loop
+  // strength reduction: 15-20 % of code generation, for loops with one induction variable
+  // that x86's scaled-index addressing already serves.
+  const char *argv[] = {"damc", "-disable-lsr"};
   LLVMParseCommandLineOptions((int)(sizeof argv / sizeof argv[0]), argv, NULL);
 }

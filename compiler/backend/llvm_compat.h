@@ -27,10 +27,9 @@ LLVMOrcThreadSafeContextRef compat_tsc_new(LLVMContextRef *ctx);
 void compat_set_fmf(LLVMValueRef v, LLVMFastMathFlags fmf);
 
 // Sets, once, the LLVM options the kernels are compiled with that the C API does not reach
-// (LLVM's command-line options, so their names depend on the version): loops vectorised
-// with a masked last iteration rather than vector and scalar epilogues, and no loop
-// strength reduction in code generation. They are process-wide in the LLVM they set: the
-// private copy in libdamc_llvm.so, or the shared libLLVM of the builds that link it.
+// (LLVM's command-line options, so their names depend on the version): no loop strength
+// reduction in code generation. They are process-wide in the LLVM they set: the private
+// copy in libdamc_llvm.so, or the shared libLLVM of the builds that link it.
 void compat_set_kernel_options(void);
 
 #endif
