@@ -221,8 +221,8 @@ int cmd_bench(int argc, char **argv) {
     printf("precision          %s\n", o.precision == DAMC_F32 ? "f32" : "f64");
     printf("front end          %.2f ms (parse, check, derive)\n", 1e3 * l.load_seconds);
     printf("compile            %.2f ms (plans; the step kernel: %s)\n", 1e3 * l.compile_seconds,
-           !kcache_enabled() ? "code generation, O3, JIT"
-                             : "from the cache, or code generation, O3, object, cc -shared");
+           !kcache_enabled() ? "code generation, optimisation, JIT"
+                             : "from the cache, or code generation, optimisation, object, cc -shared");
     printf("to the first step  %.2f ms (the above, reading the tensors, checking them)\n",
            1e3 * l.ready_seconds);
     printf("batch              %zu\n", o.batch);
