@@ -22,6 +22,7 @@ both measured at the start of the run by build/tests/bench_peak.
 agreement and writes the report (to --report, by default BUILD/bench_smoke.md), for ctest.
 """
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -281,16 +282,16 @@ def processes(tmp):
     return best, second
 
 
-def damc_bench_first_step(model, weight_args, runs):
-    """ms from damc's start of work to the first step (damc bench), best of runs."""
-    best = float("inf")
+def damc_bench_first_step(model, weight_args, runs, median=False):
+    """ms from damc's start of work to the first step (damc bench), best (or median) of runs."""
+    times = []
     for _ in range(runs):
         out = subprocess.run([DAMC, "bench", model, *weight_args, "--repeat", "3"],
                              capture_output=True, text=True, check=True).stdout
         for line in out.splitlines():
             if line.startswith("to the first step"):
-                best = min(best, float(line.split()[4]))
-    return best
+                times.append(float(line.split()[4]))
+    return statistics.median(times) if median else min(times)
 
 
 def compile_and_load(tmp):
@@ -299,7 +300,12 @@ def compile_and_load(tmp):
     rng = np.random.default_rng(2)
     small = os.path.join(tmp, "xi_small.npy")
     np.save(small, (rng.standard_normal((1000, 784), dtype=np.float32) / 28))
-    cold = damc_bench_first_step(model, ["--weight", "Xi=" + small], 3 * ROUNDS)
+    # Cold: compiled with the JIT, no cache (bench/cold_compile.py breaks it down); then
+    # from the cache (an entry stored by the first of those runs).
+    cold = damc_bench_first_step(model, ["--weight", "Xi=" + small, "--no-cache"],
+                                 max(10, 3 * ROUNDS), median=True)
+    damc_bench_first_step(model, ["--weight", "Xi=" + small], 1)
+    cached = damc_bench_first_step(model, ["--weight", "Xi=" + small], 3 * ROUNDS)
     big = os.path.join(tmp, "xi_big.npy")
     np.save(big, rng.standard_normal((65536, 1024), dtype=np.float32) / 32)  # 268 MB
     size_mb = os.path.getsize(big) / 1e6
@@ -311,7 +317,7 @@ def compile_and_load(tmp):
         t_np = min(t_np, 1e3 * (time.perf_counter() - t0))
         del x
     os.remove(big)
-    return cold, size_mb, t_damc, t_np
+    return cold, cached, size_mb, t_damc, t_np
 
 
 # ---- scaling ----
@@ -458,9 +464,11 @@ def main():
             f". A second `damc run --max-steps 1` right after a first: {fmt(second)} "
             f"(target < 25 ms: {'met' if second < 0.025 else 'not met'}).")
         say()
-        cold, size_mb, t_damc, t_np = comp
+        cold, cached, size_mb, t_damc, t_np = comp
         say(f"**Compile and load** (`damc bench`, damc's start of work to the first step): Model B "
-            f"at (N, K) = (784, 1000) {cold:.1f} ms (target < 30 ms: {'met' if cold < 30 else 'not met'}); "
+            f"at (N, K) = (784, 1000) compiled without the cache (`--no-cache`, median of "
+            f"{max(10, 3 * ROUNDS)} runs) {cold:.1f} ms (target < 30 ms: "
+            f"{'met' if cold < 30 else 'not met'}), from the cache {cached:.1f} ms; "
             f"with a {size_mb:.0f} MB float32 weight (1024 × 65536 .npy) {t_damc:.1f} ms against "
             f"np.load of the same file {t_np:.1f} ms, ratio {t_damc / t_np:.2f} (target ≤ 2: "
             f"{'met' if t_damc <= 2 * t_np else 'not met'}).")

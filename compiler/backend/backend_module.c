@@ -42,6 +42,6 @@ static bool cache_object(const Plan *const *plans, int n, bool f32, const char *
 }
 
 static const DamcBackend backend = {DAMC_BACKEND_ABI, generate, jit, free_kernels, lookup,
-                                    text, object, cache_object};
+                                    text, object, cache_object, kernels_times};
 
 const DamcBackend *damc_backend_entry(void) { return &backend; }

@@ -23,13 +23,22 @@
 
 // Raised whenever the table or the meaning of an entry changes; the engine refuses a
 // module of another version.
-#define DAMC_BACKEND_ABI 1
+#define DAMC_BACKEND_ABI 2
 
 // The global a cached object holds the runtime functions' addresses in: an array with one
 // pointer per row of damrt_kernel.def, in its order, filled by the loader before any call.
 #define DAMC_RUNTIME_SLOTS "damc_runtime_slots"
 
 typedef struct DamcKernels DamcKernels;  // the backend's Kernels (backend/kernels.h)
+
+// Where the backend's time went since the module was loaded, summed over every module and
+// thread (two modules compiled at once count twice): the phases of a compilation.
+typedef struct {
+  double setup_seconds;     // the host CPU, the target machines and the JIT session
+  double ir_seconds;        // generating the IR from the plans
+  double optimise_seconds;  // verifying and the optimisation pipeline
+  double codegen_seconds;   // instruction selection to machine code; the JIT's linking
+} DamcBackendTimes;
 
 typedef struct {
   const char *name;
@@ -54,6 +63,7 @@ typedef struct {
   bool (*cache_object)(const Plan *const *plans, int n, bool f32, const char *module_name,
                        const DamcRuntimeSymbol *syms, size_t nsyms, StrBuf *obj, StrBuf *host,
                        StrBuf *err);
+  DamcBackendTimes (*times)(void);
 } DamcBackend;
 
 // The module's entry point (dlsym "damc_backend_entry"; called directly where the backend

@@ -87,6 +87,7 @@ typedef struct {
   unsigned n_carry;
   LLVMBasicBlockRef bb_pre, bb_head, bb_body, bb_exit;
   LLVMValueRef v_test;  // the header's exit test; carried phis go before it
+  bool fold_tail;       // a constant trip count: vectorised with a masked last iteration
 } IrbLoop;
 
 // Opens a loop over [0, `v_n`) (v_n an i64; no iterations when v_n <= 0) in the current

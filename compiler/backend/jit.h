@@ -2,8 +2,9 @@
 // and the machine code they become.
 //
 // A Jit owns an LLJIT made from a TargetMachine for the host (CPU name and features as
-// LLVM detects them, -O3 code generation), and a second TargetMachine of the same kind
-// that optimises modules ("default<O3>"), prints their assembly and writes object files.
+// LLVM detects them, -O1 code generation), and a second TargetMachine of the same kind
+// that optimises modules (the kernels' pipeline, jit.c), prints their assembly and writes
+// object files.
 // Runtime functions reach JIT'd code only through jit_define_symbols: the JIT never
 // searches the process, so nothing depends on how the executable was linked (-rdynamic,
 // --as-needed).
@@ -71,8 +72,9 @@ void jit_module_free(JitModule *m);
 // The LLVM module of `m` (an LLVMModuleRef), borrowed: for irb.h and LLVM-C callers only.
 struct LLVMOpaqueModule *jit_module_llvm(JitModule *m);
 
-// Verifies `m` and optimises it in place with the "default<O3>" pipeline on the host
-// TargetMachine (loop and SLP vectorisation on). Returns false, with the verifier's or the
+// Verifies `m` and optimises it in place with the kernels' pipeline on the host
+// TargetMachine: common subexpressions, loop rotation and invariant motion, loop
+// vectorisation (no interleaving) and its clean-up (jit.c). Returns false, with the verifier's or the
 // pass manager's message in `err`, on failure; `m` stays owned by the caller either way.
 bool jit_module_optimize(Jit *jit, JitModule *m, StrBuf *err);
 

@@ -1,6 +1,7 @@
 // Compiling plans to native kernels (see kernels.h).
 #include "backend/kernels.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "backend/backend_module.h"
@@ -15,12 +16,50 @@ struct Kernels {
   JitModule *shown;  // an identical copy of the module given to the JIT, to print or write
 };
 
+// ---- Where the time goes (kernels_times) ----
+
+static pthread_mutex_t times_lock = PTHREAD_MUTEX_INITIALIZER;
+static DamcBackendTimes times;
+
+// Adds the time since `*t0` to `*field` and restarts `*t0`.
+static void lap(double *field, double *t0) {
+  double now = clock_seconds();
+  pthread_mutex_lock(&times_lock);
+  *field += now - *t0;
+  pthread_mutex_unlock(&times_lock);
+  *t0 = now;
+}
+
+DamcBackendTimes kernels_times(void) {
+  pthread_mutex_lock(&times_lock);
+  DamcBackendTimes t = times;
+  pthread_mutex_unlock(&times_lock);
+  return t;
+}
+
+// A JIT session with the runtime symbols `syms` (none for an object file); NULL on failure.
+static Jit *session(const JitSymbol *syms, size_t nsyms, StrBuf *err) {
+  double t0 = clock_seconds();
+  Jit *jit = jit_new(err);
+  if (jit && syms && !jit_define_symbols(jit, syms, nsyms, err)) {
+    StrBuf ignored = {0};
+    jit_free(jit, &ignored);
+    sb_free(&ignored);
+    jit = NULL;
+  }
+  lap(&times.setup_seconds, &t0);
+  return jit;
+}
+
+// ---- Modules ----
+
 // The module of `n` plans, optimised; with `slot_names` (nslots of them), its runtime calls
 // through the slots of DAMC_RUNTIME_SLOTS (jit_module_indirect_calls), made before
 // optimising so that the stubs are inlined.
 static JitModule *build(Jit *jit, const Plan *const *plans, int n, bool f32,
                         const char *module_name, const char *const *slot_names, size_t nslots,
                         StrBuf *err) {
+  double t0 = clock_seconds();
   JitModule *mod = jit_module_new(jit, module_name);
   Irb irb;
   irb_init(&irb, mod, f32 ? IRB_F32 : IRB_F64);
@@ -29,7 +68,12 @@ static JitModule *build(Jit *jit, const Plan *const *plans, int n, bool f32,
   irb_fini(&irb);
   if (ok && slot_names)
     ok = jit_module_indirect_calls(mod, slot_names, nslots, DAMC_RUNTIME_SLOTS, err);
-  if (!ok || !jit_module_optimize(jit, mod, err)) {
+  lap(&times.ir_seconds, &t0);
+  if (ok) {
+    ok = jit_module_optimize(jit, mod, err);
+    lap(&times.optimise_seconds, &t0);
+  }
+  if (!ok) {
     jit_module_free(mod);
     return NULL;
   }
@@ -47,8 +91,7 @@ Kernels *kernels_generate_with(const Plan *const *plans, int n, bool f32,
                                const char *module_name, bool keep_copy, const JitSymbol *syms,
                                size_t nsyms, StrBuf *err) {
   Kernels *k = xcalloc(1, sizeof *k);
-  k->jit = jit_new(err);
-  if (!k->jit || !jit_define_symbols(k->jit, syms, nsyms, err)) {
+  if (!(k->jit = session(syms, nsyms, err))) {
     kernels_free(k);
     return NULL;
   }
@@ -63,7 +106,10 @@ Kernels *kernels_generate_with(const Plan *const *plans, int n, bool f32,
 bool kernels_jit(Kernels *k, StrBuf *err) {
   JitModule *run = k->run;
   k->run = NULL;  // the JIT owns it from here, whether adding succeeds or not
-  return run && jit_add_module_take(k->jit, run, err);
+  double t0 = clock_seconds();
+  bool ok = run && jit_add_module_take(k->jit, run, err);
+  lap(&times.codegen_seconds, &t0);
+  return ok;
 }
 
 void kernels_free(Kernels *k) {
@@ -77,7 +123,10 @@ void kernels_free(Kernels *k) {
 }
 
 KernelFn kernels_lookup(Kernels *k, const char *name, StrBuf *err) {
-  return (KernelFn)jit_lookup(k->jit, name, err);
+  double t0 = clock_seconds();  // the first lookup generates the machine code
+  KernelFn f = (KernelFn)jit_lookup(k->jit, name, err);
+  lap(&times.codegen_seconds, &t0);
+  return f;
 }
 
 char *kernels_text(Kernels *k, bool assembly, StrBuf *err) {
@@ -101,10 +150,12 @@ const char *kernels_cpu(const Kernels *k) { return jit_cpu_name(k->jit); }
 bool kernels_cache_object(const Plan *const *plans, int n, bool f32, const char *module_name,
                           const char *const *slot_names, size_t nslots, StrBuf *obj,
                           StrBuf *host, StrBuf *err) {
-  Jit *jit = jit_new(err);
+  Jit *jit = session(NULL, 0, err);
   if (!jit) return false;
   JitModule *mod = build(jit, plans, n, f32, module_name, slot_names, nslots, err);
+  double t0 = clock_seconds();
   bool ok = mod && jit_module_object(jit, mod, obj, err);
+  lap(&times.codegen_seconds, &t0);
   if (ok) sb_printf(host, "%s %s", jit_cpu_name(jit), jit_cpu_features(jit));
   jit_module_free(mod);
   StrBuf ignored = {0};

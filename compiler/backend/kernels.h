@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 
+#include "backend/backend_module.h"
 #include "backend/jit.h"
 #include "lower/plan.h"
 #include "support/strbuf.h"
@@ -45,5 +46,8 @@ const char *kernels_cpu(const Kernels *k);
 bool kernels_cache_object(const Plan *const *plans, int n, bool f32, const char *module_name,
                           const char *const *slot_names, size_t nslots, StrBuf *obj,
                           StrBuf *host, StrBuf *err);
+
+// The time spent in each phase so far, over every thread (backend_module.h).
+DamcBackendTimes kernels_times(void);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include <llvm-c/Core.h>
 #include <llvm-c/Orc.h>
+#include <llvm-c/Support.h>
 #include <llvm/Config/llvm-config.h>  // LLVM_VERSION_MAJOR; plain #defines, C-safe
 
 // One {name, address} element of the array LLVMOrcAbsoluteSymbols takes
@@ -24,5 +25,11 @@ LLVMOrcThreadSafeContextRef compat_tsc_new(LLVMContextRef *ctx);
 
 // Sets the fast-math flags `fmf` on `v`, a floating-point instruction or call.
 void compat_set_fmf(LLVMValueRef v, LLVMFastMathFlags fmf);
+
+// Sets, once, the LLVM options the kernels are compiled with that the C API does not reach
+// (LLVM's command-line options, so their names depend on the version): no loop strength
+// reduction in code generation. They are process-wide in the LLVM they set: the private
+// copy in libdamc_llvm.so, or the shared libLLVM of the builds that link it.
+void compat_set_kernel_options(void);
 
 #endif

@@ -228,6 +228,7 @@ int load_model(const Options *o, Loaded *l, EngineStage last) {
     engine_warn_param_rules(l->engine);
   l->compile_seconds = clock_seconds() - t_compile;
   l->ready_seconds = clock_seconds() - t_start;
+  l->ready_stats = kcache_stats();
   print_errors(o->command, sb_str(&err));
   if (status == EXIT_USAGE) fprintf(stderr, "try 'damc %s --help'\n", o->command);
   sb_free(&err);
@@ -264,8 +265,10 @@ int finish(Options *o, Loaded *l, int status) {
       fprintf(stderr, " (%u stored in %s)", k.stored, dir);
     fprintf(stderr, "; LLVM %s", k.llvm_loaded ? "loaded" : "not loaded");
     if (k.llvm_loaded)
-      fprintf(stderr, " (loading %.1f ms, compiling %.1f ms, linking %.1f ms)", 1e3 * k.load_seconds,
-              1e3 * k.compile_seconds, 1e3 * k.link_seconds);
+      fprintf(stderr, " (loading %.1f ms, compiling %.1f ms [set-up %.1f, IR %.1f, optimising "
+              "%.1f, machine code %.1f], linking %.1f ms)", 1e3 * k.load_seconds,
+              1e3 * k.compile_seconds, 1e3 * k.setup_seconds, 1e3 * k.ir_seconds,
+              1e3 * k.optimise_seconds, 1e3 * k.codegen_seconds, 1e3 * k.link_seconds);
     fputc('\n', stderr);
     if (k.problem[0])
       fprintf(stderr, "damc %s: kernels compiled without the cache: %s\n", o->command, k.problem);

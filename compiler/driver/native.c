@@ -221,8 +221,8 @@ int cmd_bench(int argc, char **argv) {
     printf("precision          %s\n", o.precision == DAMC_F32 ? "f32" : "f64");
     printf("front end          %.2f ms (parse, check, derive)\n", 1e3 * l.load_seconds);
     printf("compile            %.2f ms (plans; the step kernel: %s)\n", 1e3 * l.compile_seconds,
-           !kcache_enabled() ? "code generation, O3, JIT"
-                             : "from the cache, or code generation, O3, object, cc -shared");
+           !kcache_enabled() ? "code generation, optimisation, JIT"
+                             : "from the cache, or code generation, optimisation, object, cc -shared");
     printf("to the first step  %.2f ms (the above, reading the tensors, checking them)\n",
            1e3 * l.ready_seconds);
     printf("batch              %zu\n", o.batch);
@@ -230,6 +230,11 @@ int cmd_bench(int argc, char **argv) {
     printf("eval (E, g, u)     %.4f ms  median of %d\n", 1e3 * eval, o.repeat);
     printf("kernels            %u modules compiled, %u from the cache%s; LLVM %s\n", k.compiled,
            k.hits, kcache_enabled() ? "" : " (cache off)", k.llvm_loaded ? "loaded" : "not loaded");
+    const KcacheStats *r = &l.ready_stats;
+    if (r->llvm_loaded)  // summed over the threads that compiled, until the first step
+      printf("LLVM (first step)  loading %.2f ms; set-up %.2f, IR %.2f, optimising %.2f, machine "
+             "code %.2f ms\n", 1e3 * r->load_seconds, 1e3 * r->setup_seconds,
+             1e3 * r->ir_seconds, 1e3 * r->optimise_seconds, 1e3 * r->codegen_seconds);
   } else {
     print_errors("bench", sb_str(&err));
     status = EXIT_MODEL;

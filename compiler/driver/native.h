@@ -8,6 +8,7 @@
 
 #include "api/damc_internal.h"
 #include "damrt_tensor.h"
+#include "engine/kcache.h"
 
 // The per-layer array options, in the order of DamcBatch.
 enum { ARR_STATE, ARR_INPUT, ARR_CLAMP, ARR_KINDS };
@@ -62,6 +63,7 @@ typedef struct {
   size_t nheld, held_cap;
   DamcArray *arrays[ARR_KINDS];  // per layer; data NULL when not given
   double load_seconds, compile_seconds, ready_seconds;
+  KcacheStats ready_stats;  // the kernels' figures when the first step could start
 } Loaded;
 
 // Reads the command line into `o` without opening any file. Returns 0, or the exit status

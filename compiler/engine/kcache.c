@@ -64,7 +64,15 @@ bool kcache_enabled(void) {
 KcacheStats kcache_stats(void) {
   pthread_mutex_lock(&lock);
   KcacheStats s = stats;
+  const DamcBackend *b = backend;
   pthread_mutex_unlock(&lock);
+  if (b) {
+    DamcBackendTimes t = b->times();
+    s.setup_seconds = t.setup_seconds;
+    s.ir_seconds = t.ir_seconds;
+    s.optimise_seconds = t.optimise_seconds;
+    s.codegen_seconds = t.codegen_seconds;
+  }
   return s;
 }
 

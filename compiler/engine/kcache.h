@@ -81,6 +81,9 @@ typedef struct {
   double load_seconds;     // opening the backend module (libLLVM with it)
   double compile_seconds;  // generating, optimising and compiling modules (the backend's)
   double link_seconds;     // linking entries (cc -shared), writing them and loading them
+  // compile_seconds by phase, as the backend measured them (summed over threads): the
+  // target machines and JIT sessions, IR generation, optimisation, machine code.
+  double setup_seconds, ir_seconds, optimise_seconds, codegen_seconds;
   char problem[256];       // why the last entry could not be stored or loaded ("" if none)
 } KcacheStats;
 KcacheStats kcache_stats(void);
