@@ -22,7 +22,7 @@ if [ "${1:-}" = "--bench" ]; then
   exit 0
 fi
 
-PACKAGES="cmake make gcc clang libclang-rt-14-dev pkg-config flex bison llvm-19-dev \
+PACKAGES="cmake make gcc clang libclang-rt-14-dev pkg-config flex bison llvm-19-dev libstdc++-12-dev \
 libopenblas-dev liblapacke-dev zlib1g-dev libzip-dev libpng-dev python3-numpy python3-pytest \
 python3-matplotlib libplplot-dev plplot-driver-cairo dataset-fashion-mnist"
 
