@@ -105,6 +105,16 @@ static const char *group_of(const CheckItem *it) {
   return strncmp(it->subject, "layer ", 6) ? "network" : it->subject;
 }
 
+// The bytes of the first `chars` characters of UTF-8 text `s` (all of it when shorter): a
+// line is cut between characters, never inside one, and its width counted in characters.
+static size_t utf8_prefix(const char *s, int chars) {
+  size_t i = 0;
+  for (int c = 0; s[i] && c < chars; c++)
+    do i++;
+    while (((unsigned char)s[i] & 0xC0) == 0x80);
+  return i;
+}
+
 void report_print_text(const CheckReport *r, const DiagSink *sink, bool details, StrBuf *out) {
   size_t counts[4] = {0, 0, 0, 0};
   for (size_t i = 0; i < r->count; i++) counts[r->items[i].verdict]++;
@@ -141,8 +151,9 @@ void report_print_text(const CheckReport *r, const DiagSink *sink, bool details,
                           strcmp(group, "network") && !strcmp(it->subject, group) ? "" : it->subject);
       const char *reason = sb_str(&it->reason);
       int room = 118 - used;
-      if ((int)strlen(reason) <= room) sb_printf(out, "%s%s\n", line, reason);
-      else sb_printf(out, "%s%.*s...\n", line, room - 3, reason);
+      size_t cut = utf8_prefix(reason, room);
+      if (!reason[cut]) sb_printf(out, "%s%s\n", line, reason);
+      else sb_printf(out, "%s%.*s...\n", line, (int)utf8_prefix(reason, room - 3), reason);
     }
   }
   sb_append(out, "\n(--details: every item in full with its numbers; --json: everything)\n");

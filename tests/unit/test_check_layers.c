@@ -18,6 +18,8 @@
 #include <lapacke.h>
 #include <time.h>
 
+#include "check/report.h"
+
 #include "check/layer_checks.h"
 #include "derive_fixture.h"
 #include "front/ast.h"
@@ -669,7 +671,39 @@ static void test_unstructured(void) {
   fx_close(&f);
 }
 
+// The text report cuts a long reason between characters (a '§' is two bytes of UTF-8) and
+// counts its width in characters: every line of the summary (passes are listed one line an
+// item; problems come first, in full) valid UTF-8 and at most 120 characters wide.
+static void test_report_cut(void) {
+  CheckReport r = {0};
+  for (int shift = 0; shift < 4; shift++) {  // every alignment of the cut against the '§'s
+    StrBuf reason = {0};
+    for (int k = 0; k < shift; k++) sb_putc(&reason, 'x');
+    for (int k = 0; k < 80; k++) sb_append(&reason, "§1.4 ");
+    report_add(&r, "energy-bound", "network", NULL, VERDICT_PASS, "%s", sb_str(&reason));
+    sb_free(&reason);
+  }
+  StrBuf out = {0};
+  report_print_text(&r, NULL, false, &out);
+  int width = 0, widest = 0, bad = 0;
+  for (const unsigned char *p = (const unsigned char *)sb_str(&out); *p; p++) {
+    if (*p == '\n') {
+      width = 0;
+      continue;
+    }
+    if ((*p & 0xC0) == 0x80) continue;  // a continuation byte: the same character
+    int follow = *p >= 0xF0 ? 3 : *p >= 0xE0 ? 2 : *p >= 0xC0 ? 1 : 0;
+    for (int k = 1; k <= follow; k++) bad += (p[k] & 0xC0) != 0x80;
+    widest = ++width > widest ? width : widest;
+  }
+  CHECK(bad == 0 && widest <= 120);
+  printf("report: long reasons cut between characters, widest line %d characters\n", widest);
+  sb_free(&out);
+  report_free(&r);
+}
+
 int main(int argc, char **argv) {
+  test_report_cut();
   test_secular();
   test_sharpness();
   test_samples();
