@@ -18,9 +18,8 @@
 #include <lapacke.h>
 #include <time.h>
 
-#include "check/report.h"
-
 #include "check/layer_checks.h"
+#include "check/report.h"
 #include "derive_fixture.h"
 #include "front/ast.h"
 
