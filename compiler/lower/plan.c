@@ -390,6 +390,34 @@ static PlanStep fused_step(const Plan *plan, PlanFusedMode mode, int w, int g, P
   return f;
 }
 
+// Where a step between the two ends of a fusion goes.
+typedef enum { STEP_GONE, STEP_INNER, STEP_BEFORE, STEP_AFTER } StepPlace;
+
+// Replaces steps first..last (both ends gone) with the fused step `f`: first the steps placed
+// STEP_BEFORE, then f with its block maps (those placed STEP_INNER, then `extra` when given),
+// then the steps placed STEP_AFTER; cls[t - first] places step t. The steps never grow: f
+// takes the place of the first end, `extra` that of the last.
+static void splice_fused(Plan *plan, int first, int last, const int8_t *cls, PlanStep f,
+                         const PlanStep *extra) {
+  int n = last - first + 1;
+  PlanStep *old = xmalloc((size_t)n * sizeof *old);
+  memcpy(old, plan->steps + first, (size_t)n * sizeof *old);
+  int at = first;
+  for (int t = 1; t < n - 1; t++)
+    if (cls[t] == STEP_BEFORE) plan->steps[at++] = old[t];
+  int fused = at;
+  plan->steps[at++] = f;
+  for (int t = 1; t < n - 1; t++)
+    if (cls[t] == STEP_INNER) plan->steps[at++] = old[t], plan->steps[fused].ninner++;
+  if (extra) plan->steps[at++] = *extra, plan->steps[fused].ninner++;
+  for (int t = 1; t < n - 1; t++)
+    if (cls[t] == STEP_AFTER) plan->steps[at++] = old[t];
+  int rest = plan->nsteps - last - 1;
+  memmove(plan->steps + at, plan->steps + last + 1, (size_t)rest * sizeof *old);
+  plan->nsteps = at + rest;
+  free(old);
+}
+
 // Tries to fuse the product at step i with a later product by the same weight; on success
 // rewrites plan->steps and returns true.
 static bool fuse_at(Lowering *lw, int i, PlanKernels kernels, int real_size) {
@@ -412,7 +440,7 @@ static bool fuse_at(Lowering *lw, int i, PlanKernels kernels, int real_size) {
   int nb = plan->nbufs;
   bool *inner_buf = xcalloc((size_t)nb, sizeof(bool)), *late_buf = xcalloc((size_t)nb, sizeof(bool));
   bool *reads = xcalloc((size_t)nb, sizeof(bool));
-  int8_t *cls = xcalloc((size_t)(j - i + 1), 1);  // 1 inner, 2 lse, 3 post
+  int8_t *cls = xcalloc((size_t)(j - i + 1), 1);  // StepPlace; the log-sum-exp is gone
   inner_buf[Z] = true;
   int lse_step = -1, p_step = -1;
   bool ok = true;
@@ -428,17 +456,17 @@ static bool fuse_at(Lowering *lw, int i, PlanKernels kernels, int real_size) {
     }
     if (s->kind == PS_MAP && elementwise && !reads_late && o->batched && size_eq(o->numel, K) &&
         o->rank == 1 && lse_step < 0) {
-      cls[t - i] = 1;
+      cls[t - i] = STEP_INNER;
       inner_buf[s->out] = true;
     } else if (s->kind == PS_REDUCE && lse_step < 0 && expr_get(lw->pool, s->node)->kind == EX_LSE &&
                plan->node_buf[expr_get(lw->pool, s->node)->kids[0]] >= 0 &&
                inner_buf[plan->node_buf[expr_get(lw->pool, s->node)->kids[0]]] && o->batched) {
-      cls[t - i] = 2;
+      cls[t - i] = STEP_GONE;
       lse_step = t;
       late_buf[s->out] = true;
     } else if (s->kind == PS_MAP && lse_step >= 0) {
       (void)reads_inner;
-      cls[t - i] = 3;
+      cls[t - i] = STEP_AFTER;
       late_buf[s->out] = true;
       if (s->out == P) p_step = t;
     } else {
@@ -467,19 +495,7 @@ static bool fuse_at(Lowering *lw, int i, PlanKernels kernels, int real_size) {
     f.z = Z;
     f.act = act;
     f.lse = lse;
-    int n = j - i + 1;
-    PlanStep *old = xmalloc((size_t)n * sizeof *old);
-    memcpy(old, plan->steps + i, (size_t)n * sizeof *old);
-    int at = i;
-    plan->steps[at++] = f;
-    for (int t = 1; t < n - 1; t++)
-      if (cls[t] == 1) plan->steps[at++] = old[t], plan->steps[i].ninner++;
-    for (int t = 1; t < n - 1; t++)
-      if (cls[t] == 3) plan->steps[at++] = old[t];
-    // The log-sum-exp step and the two products are gone: the fused step writes them.
-    memmove(plan->steps + at, plan->steps + j + 1, (size_t)(plan->nsteps - j - 1) * sizeof *old);
-    plan->nsteps = at + (plan->nsteps - j - 1);
-    free(old);
+    splice_fused(plan, i, j, cls, f, NULL);  // the log-sum-exp and the products: gone
   }
   free(inner_buf);
   free(late_buf);
@@ -508,7 +524,7 @@ static bool fuse_reduce_at(Lowering *lw, int i, PlanKernels kernels, int real_si
       return false;
   int nb = plan->nbufs;
   bool *inner_buf = xcalloc((size_t)nb + 1, sizeof(bool)), *reads = xcalloc((size_t)nb + 1, sizeof(bool));
-  int8_t *cls = xcalloc((size_t)(plan->nsteps - i + 1), 1);  // 1 inner, 2 independent
+  int8_t *cls = xcalloc((size_t)(plan->nsteps - i + 1), 1);  // StepPlace
   inner_buf[Z] = true;
   int r = -1;
   bool ok = true;
@@ -525,10 +541,10 @@ static bool fuse_reduce_at(Lowering *lw, int i, PlanKernels kernels, int real_si
     for (int b = 0; b < nb; b++) reads_inner |= reads[b] && inner_buf[b];
     const Expr *x = expr_get(lw->pool, s->node);
     if (!reads_inner) {
-      cls[t - i] = 2;
+      cls[t - i] = STEP_BEFORE;
     } else if (s->kind == PS_MAP && elementwise && o->batched && o->rank == 1 &&
                size_eq(o->numel, K)) {
-      cls[t - i] = 1;
+      cls[t - i] = STEP_INNER;
       inner_buf[s->out] = true;
     } else if (s->kind == PS_REDUCE && (x->kind == EX_LSE || x->kind == EX_SUM) && o->batched &&
                elementwise && size_eq(plan_shape_numel(&expr_get(lw->pool, x->kids[0])->shape), K)) {
@@ -566,23 +582,7 @@ static bool fuse_reduce_at(Lowering *lw, int i, PlanKernels kernels, int real_si
     f.out = f.lse = plan->steps[r].out;
     f.z = Z;
     f.act = act;
-    int n = r - i + 1;
-    PlanStep *old = xmalloc((size_t)n * sizeof *old);
-    memcpy(old, plan->steps + i, (size_t)n * sizeof *old);
-    // n steps become n - 1, or n with the argument's map: they fit where they were.
-    int at = i;
-    for (int t = 1; t < n - 1; t++)
-      if (cls[t] == 2) plan->steps[at++] = old[t];
-    int fused_at = at;
-    plan->steps[at++] = f;
-    for (int t = 1; t < n - 1; t++)
-      if (cls[t] == 1) plan->steps[at++] = old[t], plan->steps[fused_at].ninner++;
-    if (with_map) plan->steps[at++] = map, plan->steps[fused_at].ninner++;
-    // The product and the reduction are gone: the fused step writes them.
-    int rest = plan->nsteps - r - 1;
-    memmove(plan->steps + at, plan->steps + r + 1, (size_t)rest * sizeof *old);
-    plan->nsteps = at + rest;
-    free(old);
+    splice_fused(plan, i, r, cls, f, with_map ? &map : NULL);  // the product, the reduction: gone
   }
   free(inner_buf);
   free(reads);
