@@ -458,30 +458,26 @@ class Model:
             lib.damc_results_free(r)
         return out
 
-    def eval(self, state=None, inputs=None, precision="f32"):
-        """E and, per layer, g_A, u_A, dxdt_A (and E_A) at the states: a dict of float64
-        arrays, batch-major ([B, ...] when some state or input is a batch [B, n])."""
+    def _apply(self, fn, state, inputs, precision):
         ptr = self._select(precision)
         keep = []
         b = self._batch_of(state, inputs, None, keep)
         err = _capi.DamcError()
-        r = lib.damc_eval(ptr, ctypes.byref(b), ctypes.byref(err))
+        r = fn(ptr, ctypes.byref(b), ctypes.byref(err))
         if not r:
             _raise(err)
         return self._results(r)
+
+    def eval(self, state=None, inputs=None, precision="f32"):
+        """E and, per layer, g_A, u_A, dxdt_A (and E_A) at the states: a dict of float64
+        arrays, batch-major ([B, ...] when some state or input is a batch [B, n])."""
+        return self._apply(lib.damc_eval, state, inputs, precision)
 
     def energy(self, state=None, inputs=None, precision="f32"):
         """E alone at the states (the reduced energy when layers are eliminated): a float64
         array [B], or a 0-d array for one sample. One product per memory weight, where eval
         computes the whole dynamics; the same value as eval's E."""
-        ptr = self._select(precision)
-        keep = []
-        b = self._batch_of(state, inputs, None, keep)
-        err = _capi.DamcError()
-        r = lib.damc_energy(ptr, ctypes.byref(b), ctypes.byref(err))
-        if not r:
-            _raise(err)
-        return self._results(r)["E"]
+        return self._apply(lib.damc_energy, state, inputs, precision)["E"]
 
     def _derivative(self, fn, state, direction, inputs, precision):
         ptr = self._select(precision)
