@@ -382,12 +382,9 @@ static void emit_fused(Cg *cg, const PlanStep *s, LLVMValueRef v_fn, LLVMValueRe
   }
   // The runtime's modes are the plan's (damrt_kernel.h); an energy has no u.
   bool energy = s->mode == FUSED_LSE || s->mode == FUSED_SUM;
-  LLVMValueRef v_rows = LLVMBuildSelect(
-      irb->b, LLVMBuildICmp(irb->b, LLVMIntSLE, cg->v_batch, irb_i64(irb, s->small_batch), ""),
-      irb_i64(irb, s->rows_small), irb_i64(irb, s->rows), "");
   LLVMValueRef args[15] = {
       LLVMConstInt(irb->ty_i32, (unsigned long long)s->mode, 0), cg->v_batch,
-      v_n, v_k, v_rows, v_threads, cg->v_buf[s->w],
+      v_n, v_k, irb_i64(irb, s->rows), v_threads, cg->v_buf[s->w],
       cg->v_buf[s->g], cg->v_buf[s->z], cg->v_buf[s->act],
       s->lse >= 0 ? cg->v_buf[s->lse] : null, energy ? null : cg->v_buf[s->out], v_fn, v_bufs,
       cg->v_params};

@@ -297,17 +297,12 @@ static bool assign(Lowering *lw, const KernelEq *eq) {
 // block of rows reads all of it: above, it falls out of L2/L3 and gemm, whose packing then
 // pays off, takes over), and always up to FUSE_MIN_BATCH samples; one thread below
 // FUSE_ONE_THREAD_BYTES of weight; blocks of rows of about FUSE_BLOCK_BYTES, so that a block
-// read for z is still in L2 for u, and of FUSE_SMALL_BLOCK_BYTES (in L1) for batches of at
-// most FUSE_SMALL_BATCH samples, whose products do too little with a row to hide an L2 read
-// (Model B at (N, K, B) = (784, 1000, 1): 44 against 52 us a step; at B = 16, 300 against
-// 230-270 us with the small blocks).
+// read for z is still in L2 for u.
 enum {
   FUSE_MIN_BATCH = 32,
   FUSE_BATCH_BYTES = 2 << 20,
   FUSE_ONE_THREAD_BYTES = 1 << 20,
   FUSE_BLOCK_BYTES = 128 << 10,
-  FUSE_SMALL_BLOCK_BYTES = 32 << 10,
-  FUSE_SMALL_BATCH = 2,
 };
 
 const char *plan_kernels_name(PlanKernels kernels) {
@@ -389,13 +384,9 @@ static PlanStep fused_step(const Plan *plan, PlanFusedMode mode, int w, int g, P
   } else {
     snprintf(f.rule, sizeof f.rule, "--kernels fused");
   }
-  for (int small = 0; small < 2; small++) {
-    int64_t rows = (small ? FUSE_SMALL_BLOCK_BYTES : FUSE_BLOCK_BYTES) / (n * real_size);
-    rows = rows < 8 ? 8 : rows > 256 ? 256 : rows - rows % 8;
-    if (plan_size_fixed(plan, K) && rows > plan_size(plan, K)) rows = plan_size(plan, K);  // one block
-    *(small ? &f.rows_small : &f.rows) = rows;
-  }
-  f.small_batch = FUSE_SMALL_BATCH;
+  int64_t rows = FUSE_BLOCK_BYTES / (n * real_size);
+  f.rows = rows < 8 ? 8 : rows > 256 ? 256 : rows - rows % 8;
+  if (plan_size_fixed(plan, K) && f.rows > plan_size(plan, K)) f.rows = plan_size(plan, K);  // one block
   return f;
 }
 
@@ -801,8 +792,7 @@ void plan_print(StrBuf *out, const Plan *plan) {
       size_text(out, plan, m->k);
       sb_append(out, " N=");
       size_text(out, plan, m->n);
-      sb_printf(out, ", %lld rows a block (%lld up to B=%lld), ", (long long)m->rows,
-                (long long)m->rows_small, (long long)m->small_batch);
+      sb_printf(out, ", %lld rows a block, ", (long long)m->rows);
       if (m->threads == 1) sb_append(out, "1 thread");
       else if (m->one_thread_bytes) sb_append(out, "1 thread while W < 1 MiB, else as --threads");
       else sb_append(out, "threads as --threads");

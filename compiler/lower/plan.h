@@ -96,14 +96,13 @@ typedef struct {
   bool shared_a, shared_b;
   // PS_FUSED: weight w [K, N] (k = K, n = N), input g [B, N], z [B, K] (the first
   // product's buffer), act [B, K] (the logits or p, written by the inner maps), lse [B] (or
-  // -1), out: u [B, N]. Blocks of `rows` rows (fewer when K is smaller), of `rows_small`
-  // up to `small_batch` samples; at most `threads`
+  // -1), out: u [B, N]. Blocks of `rows` rows (fewer when K is smaller); at most `threads`
   // threads, and when K or N is a runtime dim, one while W has fewer than `one_thread_bytes`
   // bytes (0: no such rule); the BLAS path above max_batch samples.
   PlanFusedMode mode;
   int w, g, z, act, lse;
   int ninner;
-  int64_t rows, rows_small, small_batch, max_batch, one_thread_bytes;
+  int64_t rows, max_batch, one_thread_bytes;
   int threads;
   char rule[96];
 } PlanStep;
