@@ -141,6 +141,16 @@ static void check_in(Engine *shared, Kind kind, int64_t n, int64_t k, int64_t ba
   CHECK(energy_fused == (kernels == PLAN_KERNELS_BLAS ? 0 : 1));
 
   const double beta = 0.7, *xi = fx.weights[0];
+  // The blocks: 128 KiB of W (8 to 256 rows, a multiple of 8, at most K when K is fixed);
+  // the bound counts blocks of 32 KiB, more numerous, so it holds for either.
+  const Plan *rp = engine_plan(e, KERNEL_RHS);
+  for (int i = 0; kernels != PLAN_KERNELS_BLAS && i < rp->nsteps; i++) {
+    if (rp->steps[i].kind != PS_FUSED) continue;
+    int64_t want = 131072 / (n * real_size);
+    want = want < 8 ? 8 : want > 256 ? 256 : want - want % 8;
+    if (!shared && want > k) want = k;
+    CHECK_EQ(rp->steps[i].rows, want);
+  }
   int64_t rows = 32768 / (n * real_size);
   rows = rows < 8 ? 8 : rows > 256 ? 256 : rows - rows % 8;
   if (rows > k) rows = k;
@@ -281,7 +291,7 @@ static void check_blas_plan(void) {
 int main(void) {
   static const int64_t sizes[][2] = {
       {5, 3},      // K below one block, N below one vector
-      {37, 301},   // N odd; K crosses a block edge (216 rows f32, 104 f64) and is no multiple
+      {37, 301},   // N odd; K crosses a block edge (256 rows) and is no multiple
       {64, 256},   // one block of f32 exactly, N a multiple of the vectors
       {33, 1000},  // several blocks, a partial last one
       {129, 2100}, // the weight above 1 MiB (f32) and 2 MiB (f64): several threads in auto
@@ -304,14 +314,14 @@ int main(void) {
   }
   check_blas_plan();
   // K as the kernels' argument: from below one block to several threads and back, so that
-  // one compiled kernel meets every edge (block rows 216 f32 and 104 f64 at N = 37; the
-  // one-thread rule's 1 MiB at K = 7085 f32 and 3543 f64).
-  static const int64_t ks[] = {300, 1, 7, 104, 105, 216, 217, 4000, 8000, 33};
+  // one compiled kernel meets every edge (block rows 256 at N = 37; the one-thread rule's
+  // 1 MiB at K = 7085 f32 and 3543 f64).
+  static const int64_t ks[] = {300, 1, 7, 104, 105, 255, 256, 257, 4000, 8000, 33};
   for (int d = 0; d < 2; d++) {
     DamrtDtype dtype = d ? DAMRT_F32 : DAMRT_F64;
     for (int kernels = 0; kernels < 3; kernels++)
-      check_sweep(SOFTMAX, 37, ks, 10, 5, (PlanKernels)kernels, dtype);
-    check_sweep(RELU2, 37, ks, 10, 1, PLAN_KERNELS_AUTO, dtype);
+      check_sweep(SOFTMAX, 37, ks, 11, 5, (PlanKernels)kernels, dtype);
+    check_sweep(RELU2, 37, ks, 11, 1, PLAN_KERNELS_AUTO, dtype);
     check_sweep(EXPO, 301, ks + 1, 4, 40, PLAN_KERNELS_FUSED, dtype);
   }
   return check_report("test_engine_fused");
