@@ -171,7 +171,8 @@ static void damc_open(Damc *d, const char *text, const float *xi, const float *v
   d->plan = d->e->plans[kind];
   EngineArray st[2] = {{DAMRT_F32, 2, {b, n}, v}, {DAMRT_F32, 0, {0}, NULL}};
   EngineArrays arrays = {st, NULL, NULL, NULL};
-  d->bufs = engine_alloc_buffers(d->e, d->plan, b, 1, &arrays);
+  d->bufs = engine_alloc_buffers(d->e, d->plan, b, 1, &arrays, &sb);
+  if (!d->bufs) die("damc", sb_str(&sb));
   int out = kind == KERNEL_ENERGY ? plan_output_buf(d->plan, OUT_ENERGY, -1)
                                 : plan_output_buf(d->plan, OUT_DXDT, 0);
   if (out < 0 || d->plan->state_buf[0] < 0) die("damc", "no output or state buffer in the plan");

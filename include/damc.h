@@ -230,9 +230,11 @@ typedef enum { DAMC_KERNELS_AUTO = 0, DAMC_KERNELS_BLAS = 1, DAMC_KERNELS_FUSED 
 int damc_set_kernels(DamcModel *model, DamcKernels kernels, DamcError *err);
 
 /* How many times kernels were generated and compiled to machine code for this model, all
-   precisions together (0 before damc_compile; 1 after it; the hvp and jvp kernels and a
-   second precision add one each when first used). damc_eval, damc_run, damc_set_param and
-   damc_rebind_weight leave it unchanged. Kernels loaded from the cache of compiled kernels
+   precisions together (0 before damc_compile; 1 after it, the step kernel; each other kernel
+   adds one when first used: the eval kernel at the first damc_eval or damc_run, the energy
+   kernel at the first damc_energy, hvp and jvp likewise, and a second precision). Once a
+   kernel exists, calls that use it, damc_set_param and damc_rebind_weight leave the count
+   unchanged. Kernels loaded from the cache of compiled kernels
    (docs/cli.md; DAMC_NO_CACHE=1 turns it off) are not compiled and not counted: with a warm
    cache the count stays 0. */
 unsigned damc_model_compile_count(const DamcModel *model);
@@ -271,7 +273,7 @@ size_t damc_error_diagnostic_count(const DamcError *err);
    zeroed record) past the end. */
 int damc_error_diagnostic(const DamcError *err, size_t i, DamcDiagnostic *diagnostic);
 
-/* ---- Added in 0.3 ---- */
+/* ---- Added after 0.2.0 (the declarations above are unchanged) ---- */
 
 /* The energy alone at the given states: "E" (per sample), and the activations g_A of the
    integrated layers it reads. With eliminated layers it is the reduced energy (the same

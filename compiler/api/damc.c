@@ -40,6 +40,18 @@ static int fail(DamcError *err, int status, StrBuf *sb) {
   return 0;
 }
 
+// An argument the caller must give (a model, a name, a path, a text) that is NULL: status 2
+// and a message naming the function and the argument, never a crash.
+#define REQUIRE(arg, failed)                                        \
+  do {                                                              \
+    if (!(arg)) {                                                   \
+      StrBuf sb_ = {0};                                             \
+      sb_printf(&sb_, "%s: %s is NULL\n", __func__, #arg);          \
+      fail(err, 2, &sb_);                                           \
+      return failed;                                                \
+    }                                                               \
+  } while (0)
+
 // A model through the pipeline up to its equations (engine.h); NULL when it is wrong.
 static DamcModel *open_model(Engine *e, DamcError *err) {
   StrBuf sb = {0};
@@ -55,14 +67,18 @@ static DamcModel *open_model(Engine *e, DamcError *err) {
 }
 
 DamcModel *damc_model_from_file(const char *path, DamcError *err) {
+  REQUIRE(path, NULL);
   return open_model(engine_new(path, NULL), err);
 }
 
 DamcModel *damc_model_open(const char *path, FILE *echo, DamcError *err) {
+  REQUIRE(path, NULL);
   return open_model(engine_new(path, echo), err);
 }
 
 DamcModel *damc_model_from_string(const char *name, const char *text, DamcError *err) {
+  REQUIRE(name, NULL);
+  REQUIRE(text, NULL);
   return open_model(engine_new_text(name, text, strlen(text), NULL), err);
 }
 
@@ -78,30 +94,42 @@ void damc_model_free(DamcModel *model) {
   free(model);
 }
 
-int damc_layer_count(const DamcModel *model) { return engine_network(model->engine)->nlayers; }
+// Queries without an error value: 0 or NULL for a NULL model or an index out of range.
+int damc_layer_count(const DamcModel *model) {
+  return model ? engine_network(model->engine)->nlayers : 0;
+}
 
 const char *damc_layer_name(const DamcModel *model, int layer) {
-  return engine_network(model->engine)->layers[layer].name;
+  return layer >= 0 && layer < damc_layer_count(model)
+             ? engine_network(model->engine)->layers[layer].name
+             : NULL;
 }
 
 size_t damc_layer_size(const DamcModel *model, int layer) {
-  return engine_layer_size(model->engine, layer);
+  return layer >= 0 && layer < damc_layer_count(model) ? engine_layer_size(model->engine, layer)
+                                                       : 0;
 }
 
 Engine *damc_model_engine(DamcModel *model) { return model->engine; }
 
-int damc_weight_count(const DamcModel *model) { return engine_network(model->engine)->nweights; }
-
-const char *damc_weight_name(const DamcModel *model, int weight) {
-  const Network *net = engine_network(model->engine);
-  return weight >= 0 && weight < net->nweights ? net->weights[weight].name : NULL;
+int damc_weight_count(const DamcModel *model) {
+  return model ? engine_network(model->engine)->nweights : 0;
 }
 
-int damc_param_count(const DamcModel *model) { return engine_network(model->engine)->nparams; }
+const char *damc_weight_name(const DamcModel *model, int weight) {
+  return weight >= 0 && weight < damc_weight_count(model)
+             ? engine_network(model->engine)->weights[weight].name
+             : NULL;
+}
+
+int damc_param_count(const DamcModel *model) {
+  return model ? engine_network(model->engine)->nparams : 0;
+}
 
 const char *damc_param_name(const DamcModel *model, int param) {
-  const Network *net = engine_network(model->engine);
-  return param >= 0 && param < net->nparams ? net->params[param].name : NULL;
+  return param >= 0 && param < damc_param_count(model)
+             ? engine_network(model->engine)->params[param].name
+             : NULL;
 }
 
 EngineArray damc_engine_array(const DamcArray *a) {
@@ -117,6 +145,8 @@ static bool valid_array(const DamcArray *a) {
 
 int damc_bind_weight(DamcModel *model, const char *name, const DamcArray *weight,
                      const char *origin, DamcError *err) {
+  REQUIRE(model, 0);
+  REQUIRE(name, 0);
   StrBuf sb = {0};
   if (!weight || !weight->data || !valid_array(weight)) {
     sb_append(&sb, "damc_bind_weight: give data, a rank from 0 to 4 and a dtype of 0, "
@@ -138,6 +168,8 @@ int damc_bind_weight(DamcModel *model, const char *name, const DamcArray *weight
 
 
 int damc_set_dim(DamcModel *model, const char *name, int64_t size, DamcError *err) {
+  REQUIRE(model, 0);
+  REQUIRE(name, 0);
   StrBuf sb = {0};
   if (model->compiled) {
     sb_append(&sb, "damc_set_dim: the model is already compiled\n");
@@ -154,6 +186,7 @@ int damc_compile(DamcModel *model, DamcPrecision precision, DamcError *err) {
 
 int damc_compile_to(DamcModel *model, DamcPrecision precision, bool showable, EngineStage last,
                     DamcError *err) {
+  REQUIRE(model, 0);
   StrBuf sb = {0};
   if (model->compiled) {
     sb_append(&sb, "damc_compile: the model is already compiled\n");
@@ -173,6 +206,7 @@ int damc_compile_to(DamcModel *model, DamcPrecision precision, bool showable, En
 }
 
 int damc_set_kernels(DamcModel *model, DamcKernels kernels, DamcError *err) {
+  REQUIRE(model, 0);
   if (kernels != DAMC_KERNELS_AUTO && kernels != DAMC_KERNELS_BLAS && kernels != DAMC_KERNELS_FUSED) {
     StrBuf sb = {0};
     sb_append(&sb, "damc_set_kernels: DAMC_KERNELS_AUTO, DAMC_KERNELS_BLAS or DAMC_KERNELS_FUSED\n");
@@ -187,6 +221,7 @@ int damc_set_kernels(DamcModel *model, DamcKernels kernels, DamcError *err) {
 }
 
 int damc_use_precision(DamcModel *model, DamcPrecision precision, DamcError *err) {
+  REQUIRE(model, 0);
   StrBuf sb = {0};
   if (precision != DAMC_F32 && precision != DAMC_F64) {
     sb_append(&sb, "damc_use_precision: the precision is DAMC_F32 or DAMC_F64\n");
@@ -213,7 +248,7 @@ int damc_use_precision(DamcModel *model, DamcPrecision precision, DamcError *err
 
 unsigned damc_model_compile_count(const DamcModel *model) {
   unsigned n = 0;
-  for (int p = DAMC_F32; p <= DAMC_F64; p++)
+  for (int p = DAMC_F32; model && p <= DAMC_F64; p++)
     if (model->engines[p]) n += engine_compile_count(model->engines[p]);
   return n;
 }
@@ -228,6 +263,8 @@ static int engines_of(DamcModel *model, Engine **out) {
 }
 
 int damc_set_param(DamcModel *model, const char *name, double value, DamcError *err) {
+  REQUIRE(model, 0);
+  REQUIRE(name, 0);
   StrBuf sb = {0};
   Engine *engines[2];
   int n = engines_of(model, engines);
@@ -239,6 +276,8 @@ int damc_set_param(DamcModel *model, const char *name, double value, DamcError *
 
 int damc_rebind_weight(DamcModel *model, const char *name, const DamcArray *weight,
                        const char *origin, DamcError *err) {
+  REQUIRE(model, 0);
+  REQUIRE(name, 0);
   StrBuf sb = {0};
   if (!weight || !weight->data || !valid_array(weight)) {
     sb_append(&sb, "damc_rebind_weight: give data, a rank from 0 to 4 and a dtype of 0, "
@@ -278,6 +317,7 @@ int damc_result_copy(const DamcResults *results, const char *name, void *out,
 }
 
 const char *damc_explain(DamcModel *model, int latex) {
+  if (!model) return NULL;
   int k = latex ? 1 : 0;
   if (!model->explain[k]) {
     StrBuf out = {0};
@@ -407,6 +447,7 @@ static DamcResults *finish(DamcResults *r, int status, DamcError *err, StrBuf *s
 // Kernel `kind` at the batch's states, every output reported.
 static DamcResults *apply(DamcModel *model, KernelKind kind, const DamcBatch *batch,
                           DamcError *err) {
+  REQUIRE(model, NULL);
   StrBuf sb = {0};
   Views v;
   DamcResults *r = xcalloc(1, sizeof *r);
@@ -436,6 +477,7 @@ static void progress_relay(void *user, const EngineProgress *p) {
 // A kernel of derivatives at the batch's states along `directions`.
 static DamcResults *derivative(DamcModel *model, KernelKind kind, const DamcBatch *batch,
                                const DamcArray *directions, DamcError *err) {
+  REQUIRE(model, NULL);
   StrBuf sb = {0};
   Views v;
   DamcResults *r = xcalloc(1, sizeof *r);
@@ -521,6 +563,7 @@ bool damc_engine_run_options(const DamcModel *model, const DamcRunOptions *d,
 
 DamcResults *damc_run(DamcModel *model, const DamcBatch *batch, const DamcRunOptions *options,
                       DamcError *err) {
+  REQUIRE(model, NULL);
   DamcRunOptions d = {0};
   if (options) d = *options;
   EngineRunOptions o;
@@ -542,6 +585,7 @@ struct DamcCheckReport {
 };
 
 DamcCheckReport *damc_check(DamcModel *model, uint64_t seed, int samples, DamcError *err) {
+  REQUIRE(model, NULL);
   StrBuf sb = {0};
   DamcCheckReport *r = xcalloc(1, sizeof *r);
   if (!check_run(model->engine, seed, samples > 0 ? samples : 20, NULL, &r->report, &sb)) {

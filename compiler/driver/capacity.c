@@ -231,6 +231,18 @@ static int resolve_store(const Options *o, const Sweep *sw, Loaded *l, Store *st
                 "alone\n", o->store, o->store, dim_name(e, st->k_dim));
       return EXIT_MODEL;
     }
+    // Another weight sized by K (a bias per memory) would need values for every K, which
+    // capacity does not make; say so before the sweep, not at its first K.
+    for (int v = 0; v < net->nweights; v++)
+      for (int i = 0; v != w && i < net->weights[v].rank; i++)
+        if (net->weights[v].dims[i] == st->k_dim) {
+          sb_printf(err, "--store %s: weight '%s' is sized by dim '%s' too, the number of "
+                    "patterns capacity varies; capacity makes the patterns of '%s' alone, so "
+                    "it cannot run this model (write it without '%s', or with '%s' not sized "
+                    "by '%s')\n", o->store, net->weights[v].name, dim_name(e, st->k_dim),
+                    o->store, net->weights[v].name, net->weights[v].name, dim_name(e, st->k_dim));
+          return EXIT_MODEL;
+        }
     if (dims[st->k_dim] > 0) {
       sb_printf(err, "--store %s: dim '%s' (the number of patterns of weight '%s') is fixed to "
                 "%lld %s; capacity varies it: declare it without a size\n", o->store,

@@ -55,6 +55,9 @@ bool output_write(const char *path, const void *data, size_t len, StrBuf *err);
 // Two files, both or neither (emit --c: the source and its header).
 bool output_write_pair(const char *path1, const StrBuf *data1, const char *path2,
                        const StrBuf *data2, StrBuf *err);
+// False, with the path and the system's reason, when an output's directory cannot be written
+// (missing, read-only): said before the work whose result it would hold, not after.
+bool output_check_dirs(const char *const *outputs, int noutputs, StrBuf *err);
 // False, with the message, when an output names one of the inputs or another output.
 bool output_check_paths(const char *const *inputs, int ninputs, const char *const *outputs,
                         int noutputs, StrBuf *err);

@@ -306,7 +306,8 @@ char *header_path(const char *c_path) {
   return h;
 }
 
-// Refuses an output that names an input or another output (before anything is read).
+// Refuses an output that names an input or another output, or whose directory cannot be
+// written (before anything is read or computed).
 int check_paths(const Options *o) {
   const char **inputs = xcalloc((size_t)o->ntensors + 3, sizeof *inputs);
   int nin = 0;
@@ -325,10 +326,12 @@ int check_paths(const Options *o) {
   for (size_t i = 0; i < ARRAY_LEN(all); i++)
     if (all[i]) outputs[nout++] = all[i];
   StrBuf err = {0};
-  bool ok = output_check_paths(inputs, nin, outputs, nout, &err);
-  if (!ok) print_errors(o->command, sb_str(&err));
+  int status = !output_check_paths(inputs, nin, outputs, nout, &err) ? EXIT_USAGE
+               : !output_check_dirs(outputs, nout, &err)              ? EXIT_MODEL
+                                                                       : 0;
+  if (status) print_errors(o->command, sb_str(&err));
   sb_free(&err);
   free(h);
   free(inputs);
-  return ok ? 0 : EXIT_USAGE;
+  return status;
 }

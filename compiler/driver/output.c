@@ -2,7 +2,10 @@
 // outputs (damrt_output.h: whole or absent, devices and links written through, write errors
 // reported with the path and the system's reason), and never a file that is also one of the
 // command's inputs or another of its outputs.
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "damrt_file.h"
 #include "damrt_output.h"
@@ -41,6 +44,20 @@ bool output_write_pair(const char *path1, const StrBuf *data1, const char *path2
   if (b) damrt_output_abort(b);
   if (!ok) sb_printf(err, "%s\n", derr.message);
   return ok;
+}
+
+bool output_check_dirs(const char *const *outputs, int noutputs, StrBuf *err) {
+  for (int i = 0; i < noutputs; i++) {
+    if (!strcmp(outputs[i], "-")) continue;  // standard output
+    const char *slash = strrchr(outputs[i], '/');
+    char *dir = slash ? xstrdup(outputs[i]) : xstrdup(".");
+    if (slash) dir[slash == outputs[i] ? 1 : slash - outputs[i]] = '\0';
+    bool ok = access(dir, W_OK | X_OK) == 0;
+    if (!ok) sb_printf(err, "%s: cannot write into '%s': %s\n", outputs[i], dir, strerror(errno));
+    free(dir);
+    if (!ok) return false;
+  }
+  return true;
 }
 
 bool output_check_paths(const char *const *inputs, int ninputs, const char *const *outputs,

@@ -93,7 +93,7 @@ static bool fast_init(Fast *f, RunCtx *r, const EngineArrays *arrays, StrBuf *er
   memset(f, 0, sizeof *f);
   if (!(f->kernel = engine_kernel(e, KERNEL_FLIP, err))) return false;
   f->plan = e->plans[KERNEL_FLIP];
-  f->bufs = engine_alloc_buffers(e, f->plan, r->batch, 1, arrays);
+  if (!(f->bufs = engine_alloc_buffers(e, f->plan, r->batch, 1, arrays, err))) return false;
   int n = net->nlayers;
   f->x_buf = xmalloc(((size_t)n + 1) * sizeof *f->x_buf);
   f->d_buf = xmalloc(((size_t)n + 1) * sizeof *f->d_buf);
@@ -310,7 +310,8 @@ DamrtStatus async_run(RunCtx *r, char *x, const uint8_t *clamp, const EngineArra
   }
   if (!fast) {
     // Two copies of every sample: the unit at +1 and at -1.
-    sl.bufs = engine_alloc_buffers(e, e->plans[KERNEL_EVAL], batch, 2, arrays);
+    if (!(sl.bufs = engine_alloc_buffers(e, e->plans[KERNEL_EVAL], batch, 2, arrays, err)))
+      return DAMRT_E_VALUE;
     sl.pair = engine_aligned_zeros(2 * batch * dim, elem);
     sl.pr = *r;
     sl.pr.batch = 2 * batch;

@@ -19,17 +19,30 @@ void engine_set(DamrtDtype dtype, void *base, size_t k, double v) {
   else ((double *)base)[k] = v;
 }
 
-void *engine_aligned_zeros(size_t count, size_t elem) {
-  if (count > (SIZE_MAX - DAMRT_ALIGNMENT) / elem) damc_fail_out_of_memory(SIZE_MAX);
+// The bytes of `count` elements of `elem` bytes, rounded to the alignment; SIZE_MAX when
+// that overflows.
+static size_t aligned_bytes(size_t count, size_t elem) {
+  if (count > (SIZE_MAX - DAMRT_ALIGNMENT) / elem) return SIZE_MAX;
   size_t bytes = (count ? count : 1) * elem;
-  bytes = (bytes + DAMRT_ALIGNMENT - 1) / DAMRT_ALIGNMENT * DAMRT_ALIGNMENT;
+  return (bytes + DAMRT_ALIGNMENT - 1) / DAMRT_ALIGNMENT * DAMRT_ALIGNMENT;
+}
+
+void *engine_try_aligned_zeros(size_t count, size_t elem) {
+  size_t bytes = aligned_bytes(count, elem);
   // Linux promises more than it has: a buffer beyond the physical memory would be granted and
-  // the process killed while the zeros are written. Refuse it here, with its size.
+  // the process killed while the zeros are written. Refuse it here.
   long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-  if (pages > 0 && page > 0 && bytes / (size_t)page >= (size_t)pages) damc_fail_out_of_memory(bytes);
+  if (bytes == SIZE_MAX || (pages > 0 && page > 0 && bytes / (size_t)page >= (size_t)pages))
+    return NULL;
   void *p = NULL;
-  if (posix_memalign(&p, DAMRT_ALIGNMENT, bytes) != 0) damc_fail_out_of_memory(bytes);
+  if (posix_memalign(&p, DAMRT_ALIGNMENT, bytes) != 0) return NULL;
   memset(p, 0, bytes);
+  return p;
+}
+
+void *engine_aligned_zeros(size_t count, size_t elem) {
+  void *p = engine_try_aligned_zeros(count, elem);
+  if (!p) damc_fail_out_of_memory(aligned_bytes(count, elem));
   return p;
 }
 
@@ -79,6 +92,25 @@ bool engine_check_results(const EngineResults *r, size_t first, bool batched, bo
   return true;
 }
 
+// Whether an array's shape describes at most the machine's memory: a shape that claims more
+// (a C caller's size_t gone wrong) is refused before any of its elements is read.
+static bool shape_fits(const EngineArray *t, const char *label, StrBuf *err) {
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  size_t limit = pages > 0 && page > 0 ? (size_t)pages * (size_t)page : SIZE_MAX;
+  size_t bytes = damrt_dtype_size(t->dtype);
+  bool fits = true;
+  for (int i = 0; i < t->rank && fits; i++)
+    fits = t->shape[i] <= limit / bytes && (bytes *= t->shape[i]) <= limit;
+  if (!fits) {
+    StrBuf have = {0};
+    engine_shape_text(t->rank, t->shape, &have);
+    sb_printf(err, "%s has shape %s: more elements than this machine's memory (%zu bytes) "
+              "holds\n", label, sb_str(&have), limit);
+    sb_free(&have);
+  }
+  return fits;
+}
+
 bool engine_batch(const Engine *e, const EngineArrays *arrays, size_t *batch, bool *batched,
                   StrBuf *err) {
   static const char *const what[4] = {"state", "input", "clamp", "direction"};
@@ -107,7 +139,7 @@ bool engine_batch(const Engine *e, const EngineArrays *arrays, size_t *batch, bo
       }
       char label[200];
       snprintf(label, sizeof label, "%s of layer '%s'", what[kind], layer);
-      if (!engine_check_range(e->dtype, t, label, err)) return false;
+      if (!shape_fits(t, label, err) || !engine_check_range(e->dtype, t, label, err)) return false;
       if (t->rank == 2) {
         if (*batched && t->shape[0] != *batch) {
           sb_printf(err, "%s of layer '%s' has a batch of %zu, but %s has %zu\n", what[kind],
@@ -128,7 +160,7 @@ bool engine_batch(const Engine *e, const EngineArrays *arrays, size_t *batch, bo
 }
 
 void **engine_alloc_buffers(const Engine *e, const Plan *plan, size_t batch, size_t copies,
-                            const EngineArrays *arrays) {
+                            const EngineArrays *arrays, StrBuf *err) {
   size_t elem = damrt_dtype_size(e->dtype);
   void **bufs = xcalloc((size_t)plan->nbufs + 1, sizeof *bufs);
   for (int i = 0; i < plan->nbufs; i++) {
@@ -142,7 +174,15 @@ void **engine_alloc_buffers(const Engine *e, const Plan *plan, size_t batch, siz
       continue;
     }
     size_t n = (size_t)plan_size(plan, b->numel), samples = b->batched ? batch * copies : 1;
-    bufs[i] = engine_aligned_zeros(n * samples, elem);
+    bool fits = !b->batched || (copies && batch <= SIZE_MAX / copies && n <= SIZE_MAX / samples);
+    if (!fits || !(bufs[i] = engine_try_aligned_zeros(n * samples, elem))) {
+      // A value of the API, not an abort: a caller (Python) lives on after a batch too large.
+      sb_printf(err, "out of memory: the kernel's buffer '%s' needs %zu x %zu elements of %zu "
+                "bytes (%.3g GB) for a batch of %zu samples; use a smaller batch\n", b->name,
+                samples, n, elem, (double)samples * (double)n * (double)elem / 1e9, batch);
+      engine_free_buffers(plan, bufs);
+      return NULL;
+    }
     const EngineArray *from = b->role == PB_STATE       ? arrays->state
                               : b->role == PB_INPUT     ? arrays->input
                               : b->role == PB_DIRECTION ? arrays->direction
@@ -159,6 +199,7 @@ void **engine_alloc_buffers(const Engine *e, const Plan *plan, size_t batch, siz
 }
 
 void engine_free_buffers(const Plan *plan, void **bufs) {
+  if (!bufs) return;
   for (int i = 0; i < plan->nbufs; i++)
     if (plan->bufs[i].role != PB_WEIGHT && plan->bufs[i].role != PB_SIZES) free(bufs[i]);
   free(bufs);
@@ -206,7 +247,8 @@ bool engine_apply(Engine *e, KernelKind kind, const EngineArrays *arrays, Engine
   if (!engine_batch(e, arrays, &batch, &batched, err) || !(kernel = engine_kernel(e, kind, err)))
     return false;
   const Plan *plan = e->plans[kind];
-  void **bufs = engine_alloc_buffers(e, plan, batch, 1, arrays);
+  void **bufs = engine_alloc_buffers(e, plan, batch, 1, arrays, err);
+  if (!bufs) return false;
   kernel(bufs, e->params, (int64_t)batch);
   size_t first = out->count;
   for (int i = 0; i < plan->noutputs; i++) {

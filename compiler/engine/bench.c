@@ -22,7 +22,11 @@ bool engine_bench(Engine *e, size_t batch, int repeat, double *rhs_seconds, doub
   double *times = xmalloc((size_t)repeat * sizeof *times);
   for (int k = 0; k < KERNEL_MODEL_KINDS; k++) {
     const Plan *plan = e->plans[k];
-    void **bufs = engine_alloc_buffers(e, plan, batch, 1, &none);
+    void **bufs = engine_alloc_buffers(e, plan, batch, 1, &none, err);
+    if (!bufs) {
+      free(times);
+      return false;
+    }
     for (int i = 0; i < plan->nbufs; i++) {
       const PlanBuf *b = &plan->bufs[i];
       if (b->role != PB_STATE && b->role != PB_INPUT) continue;

@@ -90,12 +90,15 @@ bool engine_check_results(const EngineResults *r, size_t first, bool batched, bo
                           StrBuf *err);
 // `count` zeroed elements of `elem` bytes, aligned for the widest vector loads.
 void *engine_aligned_zeros(size_t count, size_t elem);
+// The same, or NULL when it overflows, exceeds the physical memory or cannot be allocated.
+void *engine_try_aligned_zeros(size_t count, size_t elem);
 
 // The buffers of `plan` for `batch` samples, each sample of `arrays` given `copies` times in
 // a row (1 usually; 2 for the async rule's pairs): states and inputs filled (a single-sample
-// array repeated over the batch), weights pointed to, the rest zero.
+// array repeated over the batch), weights pointed to, the rest zero. NULL, with a message in
+// `err`, when a buffer does not fit the memory (engine_free_buffers takes NULL).
 void **engine_alloc_buffers(const Engine *e, const Plan *plan, size_t batch, size_t copies,
-                            const EngineArrays *arrays);
+                            const EngineArrays *arrays, StrBuf *err);
 void engine_free_buffers(const Plan *plan, void **bufs);
 // Appends buffer `buf` of `plan` as a float64 result named `name` ([B, n] or [n] when not
 // batched, [B] or [] for scalars).

@@ -173,8 +173,8 @@ static bool attach_eval(RunCtx *r, const EngineArrays *arrays, StrBuf *err) {
   const Plan *ev = e->plans[KERNEL_EVAL];
   r->energy_buf = plan_output_buf(ev, OUT_ENERGY, -1);
   for (int a = 0; a < e->net->nlayers; a++) r->part_buf[a] = plan_output_buf(ev, OUT_PART, a);
-  r->eval_bufs = engine_alloc_buffers(e, ev, r->batch, 1, arrays);
-  return true;
+  r->eval_bufs = engine_alloc_buffers(e, ev, r->batch, 1, arrays, err);
+  return r->eval_bufs != NULL;
 }
 
 bool engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *opt,
@@ -208,7 +208,8 @@ bool engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *o
     goto done;
   }
   size_t elem = damrt_dtype_size(e->dtype);
-  r.rhs_bufs = engine_alloc_buffers(e, rhs, r.batch, 1, arrays);
+  // The states' buffers first: when they fit, so does x, the same values in rows.
+  if (!(r.rhs_bufs = engine_alloc_buffers(e, rhs, r.batch, 1, arrays, err))) goto done;
   char *x = engine_aligned_zeros(r.batch * r.dim, elem);
   engine_copy_rows(&r, x, r.rhs_bufs, rhs->state_buf, true);  // the initial states, as converted
   double *tau = xmalloc((r.dim + 1) * sizeof *tau);

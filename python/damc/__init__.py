@@ -224,6 +224,10 @@ class Model:
                             " (Model.from_file reads a file)")
         if not isinstance(name, str):
             raise TypeError("Model(text, name): name is a str")
+        for what, value in (("text", text), ("name", name)):
+            # C strings end at the first NUL: the rest would be dropped without a word.
+            if isinstance(value, str) and "\0" in value:
+                raise ValueError(f"Model {what}: a NUL character at offset {value.index(chr(0))}")
         self._text = text
         self._name = name
         self._path = _path

@@ -130,6 +130,25 @@ def test_any_dtype_and_order():
     assert np.allclose(got["E"], want["E"], rtol=1e-12)
 
 
+def test_a_nul_in_the_text_is_an_error():
+    with pytest.raises(ValueError, match="NUL character at offset 8"):
+        damc.Model("dim N=4;\0 layer v[N] { L = lagr_identity(v); }")
+    with pytest.raises(ValueError, match="Model name: a NUL"):
+        damc.Model("dim N = 4;", name="a\0b")
+
+
+def test_a_batch_beyond_memory_is_an_exception():
+    # 10^6 samples against 10^6 memories: the kernels' [B, K] buffers would take 4 TB. The
+    # interpreter lives on (it was aborted), and the model still evaluates a small batch.
+    m = damc.Model("dim N = 4; dim K; layer v[N] { L = lagr_identity(v); } "
+                   "layer h[K] { L = lagr_softmax(h); tau = 0; } synapse Xi[K, N] : h <-> v;")
+    m.bind(Xi=np.ones((10**6, 4)) / 4)
+    for fn in (m.eval, m.energy):
+        with pytest.raises(damc.ModelError, match="out of memory: the kernel's buffer"):
+            fn(state={"v": np.zeros((10**6, 4))}, precision="f64")
+    assert np.isfinite(m.energy(state={"v": np.ones(4)}, precision="f64"))
+
+
 def test_errors_are_exceptions_with_locations(tmp_path):
     bad = tmp_path / "bad.dam"
     bad.write_text("model x;\ndim N = 4;\nlayer v[N] { L = lagr_identity(v) tau = 1.0; }\n")

@@ -319,6 +319,9 @@ def errors(tmp):
         ((rows, "--store", "Xi", "--K", "10"), 2, "--dim N=SIZE"),
         ((hier, "--store", "W23", "--K", "10"), 2, "give --layer NAME"),
         ((hier, "--store", "W23", "--K", "10", "--layer", "x2"), 1, "is fixed to 16 by the model"),
+        # A bias per memory b[K]: capacity makes Xi's patterns alone, refused before the sweep.
+        ((os.path.join(SRC, "examples", "relu_dead.dam"), "--store", "Xi", "--K", "2,5", "--dim", "N=16"),
+         1, "weight 'b' is sized by dim 'K' too"),
         # A run that fails is a failure: sign units need --method async, softmax features do not.
         ((model_b, "--store", "Xi", "--K", "10", "--method", "async"), 1, "binary"),
         ((rows, "--store", "Xi", "--K", "4", "--dim", "N=20", "--method", "dopri5"), 1, "error"),

@@ -157,6 +157,17 @@ def outputs(tmp):
     with open("/dev/full", "w") as full:
         r = subprocess.run([DAMC, "explain", MODEL_B], stdout=full, stderr=subprocess.PIPE, text=True)
     check(r.returncode == 1 and "standard output" in r.stderr, f"stdout to /dev/full: {r.stderr}")
+    # An output into a directory that is not there: said before any work (a capacity sweep of
+    # K = 1000 would have run for seconds first), exit 1, nothing written.
+    gone = os.path.join(tmp, "no", "such")
+    for args in (("eval", MODEL_B, "--weights", w, "--out", os.path.join(gone, "o.npz")),
+                 ("capacity", MODEL_B, "--store", "Xi", "--K", "1000", "--trials", "50",
+                  "--save", os.path.join(gone, "s.npz"))):
+        t0 = time.time()
+        code, _, err = damc(*args)
+        check(code == 1 and f"cannot write into '{gone}': No such file or directory" in err
+              and time.time() - t0 < 5 and not os.path.exists(gone),
+              f"damc {args[0]} into a missing directory: exit {code}: {err}")
     big = os.path.join(tmp, "big.npz")
     b64 = os.path.join(tmp, "b64.npy")
     np.save(b64, np.sign(np.random.default_rng(1).standard_normal((64, 784))))

@@ -1301,6 +1301,58 @@ static void test_reuse_and_records(void) {
   damc_model_free(m);
 }
 
+// Arguments a C caller gets wrong: a NULL model, name, path or text is status 2 from every
+// function that reports errors (0 or NULL from the queries), never a crash; a batch whose
+// shape claims more than the machine's memory, or whose kernel buffers do not fit, is status 1
+// with a message, never an abort of the caller's process.
+static void test_null_and_huge(void) {
+  DamcError err = {0};
+  DamcBatch none = {NULL, NULL, NULL};
+  CHECK(damc_model_from_string(NULL, "dim N = 2;", &err) == NULL && err.status == 2 &&
+        contains(&err, "damc_model_from_string: name is NULL"));
+  CHECK(damc_model_from_string("x", NULL, &err) == NULL && err.status == 2);
+  CHECK(damc_model_from_file(NULL, &err) == NULL && err.status == 2);
+  CHECK(damc_layer_count(NULL) == 0 && damc_layer_name(NULL, 0) == NULL &&
+        damc_layer_size(NULL, 0) == 0 && damc_weight_count(NULL) == 0 &&
+        damc_weight_name(NULL, 0) == NULL && damc_param_count(NULL) == 0 &&
+        damc_param_name(NULL, 0) == NULL && damc_model_compile_count(NULL) == 0 &&
+        damc_explain(NULL, 0) == NULL);
+  CHECK(damc_compile(NULL, DAMC_F64, &err) == 0 && err.status == 2 &&
+        contains(&err, "damc_compile_to: model is NULL"));
+  CHECK(damc_set_param(NULL, "beta", 1, &err) == 0 && err.status == 2);
+  CHECK(damc_set_dim(NULL, "K", 1, &err) == 0 && err.status == 2);
+  CHECK(damc_bind_weight(NULL, "Xi", NULL, NULL, &err) == 0 && err.status == 2);
+  CHECK(damc_rebind_weight(NULL, "Xi", NULL, NULL, &err) == 0 && err.status == 2);
+  CHECK(damc_use_precision(NULL, DAMC_F64, &err) == 0 && err.status == 2);
+  CHECK(damc_set_kernels(NULL, DAMC_KERNELS_AUTO, &err) == 0 && err.status == 2);
+  CHECK(damc_eval(NULL, &none, &err) == NULL && err.status == 2);
+  CHECK(damc_energy(NULL, &none, &err) == NULL && err.status == 2);
+  CHECK(damc_run(NULL, &none, NULL, &err) == NULL && err.status == 2);
+  CHECK(damc_hvp(NULL, &none, NULL, &err) == NULL && err.status == 2);
+  CHECK(damc_jvp(NULL, &none, NULL, &err) == NULL && err.status == 2);
+  CHECK(damc_check(NULL, 1, 1, &err) == NULL && err.status == 2);
+  damc_error_clear(&err);
+
+  double xi[K * N];
+  fill_normal(xi, K * N, 1 / sqrt(N));
+  DamcModel *m = model_b(xi, K, DAMC_F64, 2, DAMC_F32);
+  CHECK(m != NULL);
+  if (!m) return;
+  CHECK(damc_set_param(m, NULL, 1, &err) == 0 && err.status == 2);
+  double v[N] = {0};
+  // 2^40 samples of N float64 (2^48 bytes) and 2^62 (the bytes overflow size_t).
+  const size_t huge[2] = {(size_t)1 << 40, (size_t)1 << 62};
+  for (int i = 0; i < 2; i++) {
+    DamcArray states[2] = {{2, {huge[i], N}, v, DAMC_F64}, {0, {0}, NULL, 0}};
+    DamcBatch b = {states, NULL, NULL};
+    CHECK(damc_energy(m, &b, &err) == NULL && err.status == 1 &&
+          contains(&err, "more elements than this machine's memory"));
+    CHECK(damc_eval(m, &b, &err) == NULL && err.status == 1);
+  }
+  damc_error_clear(&err);
+  damc_model_free(m);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1) src_dir = argv[1];
   // The compile counts below are of compilations: kernels from the cache of compiled kernels
@@ -1321,6 +1373,7 @@ int main(int argc, char **argv) {
   test_compile_retry();
   test_reuse_and_records();
   test_set_kernels();
+  test_null_and_huge();
   printf("worst relative errors: float64 kernels %.2g (bound %.0e), float32 data %.2g "
          "(bound %.0e), float32 kernels %.2g (bound %.0e)\n",
          worst_f64, F64_TOL, worst_f32_data, F32_DATA_TOL, worst_f32, F32_TOL);
