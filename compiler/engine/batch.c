@@ -60,13 +60,11 @@ bool engine_check_range(DamrtDtype dtype, const EngineArray *a, const char *labe
     if (fabs(v) <= FLT_MAX) continue;
     size_t index[DAMRT_MAX_RANK];
     damrt_tensor_unravel(&view, k, index);
-    if (isnan(v))
-      sb_printf(err, "%s: NaN at [", label);
-    else
-      sb_printf(err, "%s: %.17g at [", label, v);
+    if (isfinite(v)) sb_printf(err, "%s: %.17g at [", label, v);
+    else sb_printf(err, "%s has %s at [", label, isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf");
     for (int i = 0; i < view.rank; i++) sb_printf(err, "%s%zu", i ? ", " : "", index[i]);
-    if (isnan(v))  // not a matter of range: no precision takes it
-      sb_append(err, "] is NaN: give finite numbers\n");
+    if (!isfinite(v))  // not a matter of range: no precision takes it
+      sb_append(err, "]: give finite numbers\n");
     else
       sb_printf(err, "] does not fit float32 (largest %.9g): use --precision f64\n", (double)FLT_MAX);
     return false;
@@ -139,7 +137,11 @@ bool engine_batch(const Engine *e, const EngineArrays *arrays, size_t *batch, bo
       }
       char label[200];
       snprintf(label, sizeof label, "%s of layer '%s'", what[kind], layer);
-      if (!shape_fits(t, label, err) || !engine_check_range(e->dtype, t, label, err)) return false;
+      // A state or input that is not finite is the caller's, said as such (not as an output
+      // that overflows); the clamp masks are checked by the run.
+      if (!shape_fits(t, label, err) || (kind != 2 && !engine_check_finite(t, label, err)) ||
+          !engine_check_range(e->dtype, t, label, err))
+        return false;
       if (t->rank == 2) {
         if (*batched && t->shape[0] != *batch) {
           sb_printf(err, "%s of layer '%s' has a batch of %zu, but %s has %zu\n", what[kind],

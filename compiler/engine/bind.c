@@ -99,7 +99,7 @@ static void shape_mismatch(const Engine *e, int w, const EngineArray *t, const c
 }
 
 // The runtime's finiteness check, on a view of the caller's array.
-static bool check_finite(const EngineArray *t, const char *label, StrBuf *err) {
+bool engine_check_finite(const EngineArray *t, const char *label, StrBuf *err) {
   DamrtTensor view = engine_tensor_view(t);
   DamrtError derr = {0};
   if (damrt_tensor_check_finite(&view, label, &derr) == DAMRT_OK) return true;
@@ -185,7 +185,7 @@ bool engine_bind_weight(Engine *e, const char *name, const EngineArray *t, const
   }
   char label[512];
   snprintf(label, sizeof label, "%s: tensor '%s'", origin, name);
-  if (!check_finite(t, label, err) || (mw->symmetric && !check_symmetric(e, w, t, origin, err)))
+  if (!engine_check_finite(t, label, err) || (mw->symmetric && !check_symmetric(e, w, t, origin, err)))
     return false;
   for (int i = 0; i < mw->rank; i++)
     if (e->dims[mw->dims[i]] < 0) {
@@ -235,7 +235,7 @@ bool engine_rebind_weight(Engine *e, const char *name, const EngineArray *t, con
   }
   char label[512];
   snprintf(label, sizeof label, "%s: tensor '%s'", origin, name);
-  if (!check_finite(t, label, err) || (mw->symmetric && !check_symmetric(e, w, t, origin, err)))
+  if (!engine_check_finite(t, label, err) || (mw->symmetric && !check_symmetric(e, w, t, origin, err)))
     return false;
   if (e->done >= STAGE_BIND && !engine_check_range(e->dtype, t, label, err)) return false;
   EngineArray keep = *old;

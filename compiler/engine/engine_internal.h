@@ -88,6 +88,8 @@ bool engine_check_range(DamrtDtype dtype, const EngineArray *a, const char *labe
 // NaN or an infinity: no non-finite value leaves the engine unreported.
 bool engine_check_results(const EngineResults *r, size_t first, bool batched, bool f32,
                           StrBuf *err);
+// False, with the place of the first NaN or infinity, unless every element is finite.
+bool engine_check_finite(const EngineArray *t, const char *label, StrBuf *err);
 // `count` zeroed elements of `elem` bytes, aligned for the widest vector loads.
 void *engine_aligned_zeros(size_t count, size_t elem);
 // The same, or NULL when it overflows, exceeds the physical memory or cannot be allocated.

@@ -130,6 +130,17 @@ def test_any_dtype_and_order():
     assert np.allclose(got["E"], want["E"], rtol=1e-12)
 
 
+def test_a_state_that_is_not_finite_is_the_callers():
+    # Said as a bad state at its place, in both precisions (not as an output that overflows).
+    m, _ = model_b()
+    v = np.zeros(784)
+    v[5] = np.inf
+    for precision in ("f32", "f64"):
+        for fn in (m.eval, m.energy):
+            with pytest.raises(damc.ModelError, match=r"state of layer 'v' has \+Inf at \[5\]"):
+                fn(state={"v": v}, precision=precision)
+
+
 def test_a_nul_in_the_text_is_an_error():
     with pytest.raises(ValueError, match="NUL character at offset 8"):
         damc.Model("dim N=4;\0 layer v[N] { L = lagr_identity(v); }")
