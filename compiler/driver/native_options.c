@@ -80,17 +80,16 @@ static int parse_run_option(Options *o, const char *opt, const char *val) {
       return 1;
     }
   if (!strcmp(opt, "--max-steps") || !strcmp(opt, "--seed") || !strcmp(opt, "--threads")) {
-    if (!parse_number(val, 0, 9007199254740992.0, &v) || v != floor(v)) {
+    double lo = strcmp(opt, "--seed") ? 1 : 0;  // a seed may be 0; steps and threads may not
+    if (!parse_number(val, lo, 9007199254740992.0, &v) || v != floor(v)) {
       char msg[160];
-      snprintf(msg, sizeof msg, "%s %%s: expected a whole number from 0 to 2^53%s", opt,
+      snprintf(msg, sizeof msg, "%s %%s: expected a whole number from %g to 2^53%s", opt, lo,
                number_out_of_range(val) ? " (this one is out of range)" : "");
       return usage_error(o->command, msg, val);
     }
-    if (!strcmp(opt, "--max-steps") && v < 1) return usage_error(o->command, "--max-steps %s: at least 1", val);
     if (!strcmp(opt, "--max-steps")) r->max_steps = (size_t)v;
     else if (!strcmp(opt, "--seed")) r->seed = (uint64_t)v;
-    else if (v < 1) return usage_error(o->command, "--threads %s: at least 1", val);
-    else damrt_set_threads((int)v);
+    else damrt_set_threads((int)fmin(v, 1024));
     return 1;
   }
   if (!strcmp(opt, "--trace")) {

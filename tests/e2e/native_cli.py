@@ -379,12 +379,16 @@ def command_line():
         (("run", "--help"), 0), (("eval", "--help"), 0), (("emit", "-h"), 0), (("bench", "--help"), 0),
         (("run", model, "--method", "leapfrog"), 2), (("run", model, "--dt", "-1"), 2),
         (("run", model, "--max-steps", "1.5"), 2), (("eval", model, "--set", "beta"), 2),
+        (("run", model, "--max-steps", "0"), 2), (("run", model, "--threads", "0"), 2),
+        (("run", model, "--threads", "9007199254740992"), 1),  # taken (at most 1024), then no weight
         (("eval", model, "--precision", "f16"), 2), (("check", model), 0),
         (("check", model, "--emit-c", "x.txt"), 2),
     ]
     for args, want in cases:
         code, out, err = damc(*args)
         check(code == want, f"damc {' '.join(args)}: exit {code}, wanted {want}: {err.strip()[:200]}")
+        if "0" in args[-1:]:  # a count that must be at least 1 says so
+            check("from 1 to 2^53" in err, f"damc {' '.join(args)}: {err.strip()}")
         if want == 2:
             hint = "--help" in err or "its layers" in err
             check("error" in err and hint, f"damc {' '.join(args)}: no usage hint: {err}")
