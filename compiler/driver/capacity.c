@@ -287,6 +287,16 @@ static int resolve_store(const Options *o, const Sweep *sw, Loaded *l, Store *st
                 sw->k[sw->nk - 1], o->patterns, f->shape[0]);
       return EXIT_MODEL;
     }
+    // A pattern of zeros has no direction: its overlap (a cosine) would be 0 whatever the run.
+    for (size_t r = 0; r < f->shape[0]; r++) {
+      bool zero = true;
+      for (size_t j = 0; j < f->shape[1] && zero; j++) zero = ((double *)f->data)[r * f->shape[1] + j] == 0;
+      if (zero) {
+        sb_printf(err, "--patterns %s: pattern %zu (row %zu) is all zeros: its overlap with any "
+                  "state is undefined\n", o->patterns, r, r);
+        return EXIT_MODEL;
+      }
+    }
     st->binary = true;
     for (size_t i = 0; i < f->count && st->binary; i++) st->binary = fabs(((double *)f->data)[i]) == 1;
   }

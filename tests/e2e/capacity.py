@@ -290,6 +290,8 @@ def errors(tmp):
     rows = write(tmp, "relu3.dam", ROWS % "sum(relu(h)^3)")
     few = os.path.join(tmp, "few.npy")
     np.save(few, np.sign(np.random.default_rng(0).standard_normal((5, 784))))
+    zeros = os.path.join(tmp, "zeros.npy")
+    np.save(zeros, np.vstack([np.ones((2, 784)), np.zeros((1, 784))]))
     np.savez(os.path.join(tmp, "xi.npz"), Xi=np.ones((3, 784)))
     hier = os.path.join(SRC, "examples", "hierarchical.dam")
     cases = [
@@ -313,6 +315,7 @@ def errors(tmp):
         ((model_b, "--store", "Xi", "--K", "10", "--out", "x.npz"), 2, "damc capacity does not take it"),
         ((model_b, "--store", "Xi", "--K", "3,10", "--patterns", few), 1, "holds 5 patterns"),
         ((model_b, "--store", "Xi", "--K", "3", "--patterns", os.path.join(tmp, "none.npy")), 1, "cannot open"),
+        ((model_b, "--store", "Xi", "--K", "2", "--patterns", zeros), 1, "pattern 2 (row 2) is all zeros"),
         ((model_b, "--store", "Xi", "--K", "10", "--layer", "h"), 1, "fixed to 784 by the model"),
         ((custom, "--store", "b", "--K", "10"), 1, "is a vector"),
         ((custom, "--store", "W", "--K", "10"), 1, "not a synapse's"),
