@@ -690,9 +690,17 @@ int cmd_capacity(int argc, char **argv) {
       res[i].steps = s / (double)trials;
       if (c < (double)trials && !o.quiet) {
         if (bar) fprintf(stderr, "\n");
-        fprintf(stderr, "damc capacity: warning: K = %zu: %zu of %zu runs did not converge in "
-                "%zu steps; their last states are measured\n", k, trials - (size_t)c, trials,
-                ro.max_steps);
+        // iterate's samples in a cycle of period 2 would not converge with more steps.
+        size_t bad = trials - (size_t)c, cycled = out.cycled;
+        if (cycled)
+          fprintf(stderr, "damc capacity: warning: K = %zu: %zu of %zu runs did not converge: the "
+                  "iteration alternates between two states; eliminate the hidden layer (tau = 0 "
+                  "in the model) or use --method dopri5; their last states are measured\n", k,
+                  cycled, trials);
+        if (bad > cycled)
+          fprintf(stderr, "damc capacity: warning: K = %zu: %zu of %zu runs did not converge in "
+                  "%zu steps; their last states are measured\n", k, bad - cycled, trials,
+                  ro.max_steps);
       }
       if (o.save) {
         double *fin = xcalloc(trials * n + 1, sizeof *fin), *idx = xcalloc(trials + 1, sizeof *idx);

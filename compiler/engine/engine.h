@@ -190,6 +190,7 @@ typedef struct {
   EngineResult *items;
   size_t count, cap;
   StrBuf warning;  // what the caller should be told although nothing failed (one line)
+  size_t cycled;   // engine_run with iterate: samples stopped in a cycle of period 2
 } EngineResults;
 
 void engine_results_free(EngineResults *r);

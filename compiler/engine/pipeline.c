@@ -111,6 +111,34 @@ static bool stage_derive(Engine *e, StrBuf *err) {
   return true;
 }
 
+// Marks in `used` the params (0 .. nparams-1) and dims (nparams ..) expression `id` depends on.
+static void leaves_used(const Network *net, ExprId id, bool *used) {
+  const Expr *x = expr_get(net->pool, id);
+  if (x->kind == EX_PARAM) used[x->index] = true;
+  if (x->kind == EX_DIM) used[net->nparams + x->index] = true;
+  for (uint32_t k = 0; k < x->nkids; k++) leaves_used(net, x->kids[k], used);
+}
+
+// " (eps = 0, K = 10)": the params and dims a layer's tau depends on and their values, or "".
+static void tau_leaves_text(const Engine *e, ExprId tau, StrBuf *out) {
+  const Network *net = e->net;
+  size_t n = (size_t)net->nparams + (size_t)net->ndims;
+  bool *used = xcalloc(n + 1, sizeof *used);
+  leaves_used(net, tau, used);
+  const char *sep = " (";
+  for (size_t i = 0; i < n; i++) {
+    if (!used[i]) continue;
+    NumText v;
+    bool param = i < (size_t)net->nparams;
+    size_t d = i - (size_t)net->nparams;
+    sb_printf(out, "%s%s = %s", sep, param ? net->params[i].name : net->dims[d].name,
+              number_text(param ? e->params[i] : (double)e->dims[d], &v));
+    sep = ", ";
+  }
+  if (*sep == ',') sb_append(out, ")");
+  free(used);
+}
+
 bool engine_evaluate_tau(Engine *e, StrBuf *err) {
   EvalEnv env = {e->dims, e->params, NULL, NULL, NULL, NULL, NULL};
   Evaluator *ev = eval_new(e->net->pool, &env);
@@ -119,16 +147,21 @@ bool engine_evaluate_tau(Engine *e, StrBuf *err) {
     const LayerEq *l = &e->net->layers[a];
     double tau = eval_scalar(ev, l->tau);
     e->tau[a] = tau;
-    if (!(tau >= 0)) {
-      NumText t;
-      sb_printf(err, "tau of layer '%s' is %s with the params as set; it must not be negative\n",
-                l->name, number_text(tau, &t));
-      ok = false;
-    } else if (tau == 0 && !l->eliminated) {
-      sb_printf(err, "tau of layer '%s' is 0 with the params as set; write 'tau = 0;' in the "
-                "model to eliminate the layer\n", l->name);
-      ok = false;
-    }
+    bool bad_zero = tau == 0 && !l->eliminated;
+    if (isfinite(tau) && tau >= 0 && !bad_zero) continue;
+    // Named with the values of the params (--set) and dims it depends on: the integrators
+    // would only name a coordinate. (A constant 0 divisor was refused by damc parse.)
+    NumText t;
+    StrBuf leaves = {0};
+    tau_leaves_text(e, l->tau, &leaves);
+    sb_printf(err, "tau of layer '%s' is %s with the params as set%s; %s\n", l->name,
+              number_text(tau, &t), sb_str(&leaves),
+              !isfinite(tau) ? "a time constant must be finite (and positive, or 0 written in "
+                               "the model to eliminate the layer)"
+              : tau < 0      ? "it must not be negative"
+                             : "write 'tau = 0;' in the model to eliminate the layer");
+    sb_free(&leaves);
+    ok = false;
   }
   eval_free(ev);
   return ok;

@@ -126,17 +126,33 @@ static void report_failure(const RunCtx *r, const DamrtRunResult *res, const Dam
 
 // The warning of a run in which some samples did not converge: how many, where the largest
 // residual is, and what to change.
-static void report_unconverged(const RunCtx *r, const DamrtRunResult *res, EngineResults *out) {
+// iterate's samples stopped in a cycle of period 2 get their own warning: more steps would
+// not help them.
+static void report_unconverged(const RunCtx *r, const DamrtRunResult *res, const size_t *steps,
+                               EngineResults *out) {
   if (res->unconverged == 0 || r->opt->tol <= 0) return;
-  const DamrtResidual *w = &res->worst;
   size_t neuron;
-  const char *layer = layer_of(r, w->coordinate, &neuron);
   NumText rho, tol;
-  sb_printf(&out->warning, "%zu of %zu samples did not converge in %zu steps; the largest "
+  if (res->cycled > 0) {
+    const DamrtResidual *c = &res->cycle;
+    const char *layer = layer_of(r, c->coordinate, &neuron);
+    sb_printf(&out->warning, "%zu of %zu samples did not converge: the iteration alternates "
+              "between two states (sample %zu: after step %zu the state is back within tol = %s "
+              "of the one two steps before, while a step changes layer '%s', neuron %zu by "
+              "tau |dx/dt| / (1 + |x|) = %s); x <- u of coupled integrated layers overshoots, "
+              "so more steps will not help: eliminate the hidden layer (tau = 0 in the model; "
+              "damc explain --eliminate shows the result) or use --method dopri5",
+              res->cycled, r->batch, c->sample, steps[c->sample], number_text(r->opt->tol, &tol),
+              layer, neuron, number_text(c->value, &rho));
+  }
+  if (res->unconverged == res->cycled) return;
+  const DamrtResidual *w = &res->worst;
+  const char *layer = layer_of(r, w->coordinate, &neuron);
+  sb_printf(&out->warning, "%s%zu of %zu samples did not converge in %zu steps; the largest "
             "residual is in layer '%s' (sample %zu, neuron %zu): tau |dx/dt| / (1 + |x|) = %s "
             "> tol = %s; raise --max-steps, or --tol (with dopri5, keep tol >= 30 rtol)",
-            res->unconverged, r->batch, res->steps, layer, w->sample, neuron,
-            number_text(w->value, &rho), number_text(r->opt->tol, &tol));
+            out->warning.len ? "\n" : "", res->unconverged - res->cycled, r->batch, res->steps,
+            layer, w->sample, neuron, number_text(w->value, &rho), number_text(r->opt->tol, &tol));
 }
 
 // The final values: x and g of every layer, E, and per sample steps and converged.
@@ -247,7 +263,10 @@ bool engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *o
     progress_done(&r, opt->async ? steps[0] : res.steps, converged);
     for (size_t b = 0; b < r.batch; b++) converged[b] = !converged[b];
   }
-  if (ok && !opt->async) report_unconverged(&r, &res, out);
+  if (ok && !opt->async) {
+    report_unconverged(&r, &res, steps, out);
+    out->cycled = res.cycled;
+  }
   size_t still = 0;
   for (size_t b = 0; opt->async && b < r.batch; b++) still += !converged[b];
   if (ok && still && opt->noise_T == 0)  // with noise, units keep changing by design

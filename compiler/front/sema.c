@@ -424,12 +424,25 @@ static Shape binary_shape(Checker *c, const AstExpr *e, Shape a, Shape b, const 
   return r;
 }
 
+// A divisor that is the constant 0 (numbers and sized dims; not a param, which --set may
+// change) would only show at run time, as an Inf far from its cause. The chain's shape is
+// then an error, so that nothing built on it (a param's default, tau) is reported again.
+static Shape check_divisor(Checker *c, const AstExpr *e, Shape s, const Ctx *ctx) {
+  double v;
+  if (e->op != OP_DIV || uses_param(e->rhs) || !const_eval(c, e->rhs, &v) || v != 0) return s;
+  error_at(c, ctx, e->rhs->span, "division by zero: the divisor is the constant 0");
+  return ERROR_SHAPE;
+}
+
 // A chain a + b * c - d ... from its innermost node out, over its spine (ast_spine).
 static Shape check_binary(Checker *c, AstExpr *e, const Ctx *ctx) {
   size_t n;
   AstExpr **spine = ast_spine(e, &n);
   Shape a = check(c, spine[n - 1]->lhs, ctx);
-  for (size_t i = n; i-- > 0;) a = binary_shape(c, spine[i], a, check(c, spine[i]->rhs, ctx), ctx);
+  for (size_t i = n; i-- > 0;) {
+    a = binary_shape(c, spine[i], a, check(c, spine[i]->rhs, ctx), ctx);
+    a = check_divisor(c, spine[i], a, ctx);
+  }
   free(spine);
   return a;
 }
@@ -907,11 +920,14 @@ static void check_layer_body(Checker *c, AstDecl *d) {
   }
   double tau;
   if (!const_eval(c, d->tau, &tau)) return;  // checked at run time, with the params set
-  if (tau < 0 || isnan(tau)) {
-    NumText buf;
+  NumText buf;
+  const char *defaults = uses_param(d->tau) ? " (with the params' defaults)" : "";
+  if (!isfinite(tau))
+    diag_error(c->d, d->tau->span, "'tau' of layer '%s' must be finite, but it is %s%s", d->name,
+               number_text(tau, &buf), defaults);
+  else if (tau < 0)
     diag_error(c->d, d->tau->span, "'tau' of layer '%s' must not be negative, but it is %s%s",
-               d->name, number_text(tau, &buf), uses_param(d->tau) ? " (with the params' defaults)" : "");
-  }
+               d->name, number_text(tau, &buf), defaults);
   if (tau == 0) {
     for (int i = 0; i < c->m->nsynapses; i++) {
       const ModelSynapse *syn = &c->m->synapses[i];

@@ -84,6 +84,17 @@ def test_methods_agree_on_the_fixed_point(method, extra):
     assert np.isclose(ev["E"], out["E"], rtol=1e-12, atol=1e-12)
 
 
+def test_iterate_reports_a_cycle_of_period_2():
+    m, xi = model_b(k=10, beta=8.0, seed=7)
+    cues = xi[:3].copy()
+    cues[:, :100] *= -1
+    out = m.run(init={"v": cues}, method="iterate", precision="f64")
+    assert out["warning"].startswith("3 of 3 samples did not converge: the iteration alternates "
+                                     "between two states")
+    assert out["warning"].endswith("or use --method dopri5")
+    assert not out["converged"].any() and (out["steps"] < 20).all()
+
+
 def test_async_on_a_binary_model():
     text = "dim N;\nlayer s[N] { L = sum(abs(s)); }\nsynapse W[N, N] : s <-> s;\n"
     rng = np.random.default_rng(7)

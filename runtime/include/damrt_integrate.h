@@ -62,7 +62,13 @@ typedef struct {
 // DAMRT_ITERATE is the fixed-point iteration x <- u: the Euler step with each coordinate's own
 // dt = tau_i (alpha = 1 in every layer, docs/theory.md §5.1; with eliminated hidden layers,
 // the update of Ramsauer et al. 2020, §5.2). Its `dt` only advances t (one unit a step); it
-// stops a sample by the same rule, the change of an update tau |dx/dt| being u - x.
+// stops a sample by the same rule, the change of an update tau |dx/dt| being u - x. It also
+// stops, as not converged, a sample caught in a cycle of period 2 (two coupled integrated
+// layers can make x <- u overshoot back and forth): one whose state after step k+1 is within
+// tol of the state after step k-1 (the largest |x_i - x'_i| / (1 + |x_i|) over its free
+// coordinates) while the change of step k+1 is not small, its scaled residual above 100 tol
+// (tol > 0). Iterations that converge while alternating with a ratio of modulus below 0.99
+// are left to converge.
 typedef enum { DAMRT_EULER, DAMRT_RK4, DAMRT_DOPRI5, DAMRT_ITERATE } DamrtMethod;
 
 typedef struct {
@@ -141,8 +147,10 @@ typedef struct {
   size_t steps;         // accepted steps taken (the most any sample took)
   double t;             // the time reached
   size_t *sample_steps; // NULL or [batch], caller-allocated: steps until the sample converged
-                        // (0 if it had converged at the start), else `steps`
-  double *sample_t;     // NULL or [batch], caller-allocated: the time it converged, else `t`
+                        // (0 if it had converged at the start) or was stopped in a cycle,
+                        // else `steps`
+  double *sample_t;     // NULL or [batch], caller-allocated: the time it converged or was
+                        // stopped, else `t`
   uint8_t *converged;   // NULL or [batch], caller-allocated: 1 if the sample converged
   // The rest is one anonymous member, whose first field is a scalar, so that a positional
   // initializer of the fields above ending in {0}, as {0, 0, steps, NULL, converged, {0}},
@@ -156,8 +164,13 @@ typedef struct {
     // NULL or [batch], caller-allocated: the coordinate of that residual.
     size_t *residual_coordinate;
     // The sample with the largest residual where it stopped (a NaN counting as largest):
-    // when some samples did not converge, one of them. What a warning about max_steps names.
+    // when some samples did not converge, one of them, and one that ran out of steps when
+    // any did. What a warning about max_steps names.
     DamrtResidual worst;
+    // DAMRT_ITERATE only: the samples stopped in a cycle of period 2 (counted in
+    // `unconverged`), and the residual of the first of them: the change of its last step.
+    size_t cycled;
+    DamrtResidual cycle;
   };
 } DamrtRunResult;
 

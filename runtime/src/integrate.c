@@ -62,6 +62,11 @@ static const double SAFETY = 0.9, FAC_MIN = 0.2, FAC_MAX = 10, ERR_EXPONENT = -0
 // steps per time constant, and stopping early turns a NaN wall or a blow-up into a prompt
 // error.
 static double underflow_fraction(DamrtDtype dtype) { return dtype == DAMRT_F32 ? 1e-6 : 1e-12; }
+// iterate stops a sample in a cycle of period 2 only when its step is more than this many
+// times tol: an iteration converging while it alternates with a ratio r, |r| < 1, has
+// |x_{k+1} - x_{k-1}| = (1 - |r|) / |r| times its step, so a factor of 100 leaves alone
+// every one with |r| < 0.99, which converges within a few hundred steps.
+static const double CYCLE_STEP_FACTOR = 100;
 
 // ---- the noise generator (documented in damrt_integrate.h) ----
 
@@ -156,8 +161,13 @@ typedef struct {
   // for float64 the states themselves. xcur is always the rounding of cur.
   void *xcur, *xnxt;
   void *k[MAX_STAGES + 1];  // k[0] = f(cur); k[stages] = f(nxt)
-  uint8_t *active;      // [batch]: 1 until the sample converges
+  uint8_t *active;      // [batch]: 1 until the sample converges (or cycles)
   size_t nactive;
+  // iterate only: the state before cur; per sample, the scaled distance of the newest state
+  // from the one two steps before (NaN until there are two steps), and 1 for the samples
+  // stopped in a cycle of period 2.
+  double *prev, *back;
+  uint8_t *cycled;
   DamrtResidual *resid; // [batch]: the residual at the last state checked (value NaN: none)
   Rng *rng;             // [batch], with noise only
   double *amp;          // [dim]: sqrt(2 T dt / tau_i), with noise only
@@ -259,6 +269,8 @@ static DamrtStatus check_arguments(const DamrtSystem *sys, const DamrtRunOptions
 static void work_free(Work *w) {
   free(w->block);
   free(w->active);
+  free(w->back);
+  free(w->cycled);
   free(w->resid);
   free(w->rng);
   free(w->amp);
@@ -277,9 +289,9 @@ static DamrtStatus work_init(Work *w, const DamrtSystem *sys, const DamrtRunOpti
   // The scratch buffers, each padded to whole alignment blocks like a tensor, since the
   // compiled rhs may load whole blocks at the tail: k[0 .. stages] in the kernels' dtype;
   // the float64 states nxt, tmp (with more than one stage) and, for float32, cur; for
-  // float32 the views xcur and xnxt.
+  // float32 the views xcur and xnxt; for iterate the float64 state prev.
   size_t nstages = (size_t)w->tab->stages;
-  size_t nk = nstages + 1, nstates = 1 + (nstages > 1) + f32, nviews = f32 ? 2 : 0;
+  size_t nk = nstages + 1, nstates = 1 + (nstages > 1) + f32 + w->iterate, nviews = f32 ? 2 : 0;
   size_t nbuf = nk + nstates + nviews;
   if (sys->dim > SIZE_MAX / sys->batch ||
       sys->batch * sys->dim > (SIZE_MAX / nbuf - DAMRT_ALIGNMENT) / sizeof(double) ||
@@ -295,11 +307,16 @@ static DamrtStatus work_init(Work *w, const DamrtSystem *sys, const DamrtRunOpti
   if (posix_memalign(&w->block, DAMRT_ALIGNMENT, bytes) != 0) w->block = NULL;
   w->active = malloc(sys->batch);
   w->resid = malloc(sys->batch * sizeof *w->resid);
+  if (w->iterate) {
+    w->back = malloc(sys->batch * sizeof *w->back);
+    w->cycled = calloc(sys->batch, 1);
+  }
   if (noisy) {
     w->rng = calloc(sys->batch, sizeof *w->rng);
     w->amp = calloc(sys->dim, sizeof *w->amp);
   }
-  if (!w->block || !w->active || !w->resid || (noisy && (!w->rng || !w->amp))) {
+  if (!w->block || !w->active || !w->resid || (noisy && (!w->rng || !w->amp)) ||
+      (w->iterate && (!w->back || !w->cycled))) {
     work_free(w);
     return damrt_error_set(err, DAMRT_E_NOMEM,
                            "damrt_integrate: cannot allocate the scratch states (%zu bytes)",
@@ -312,6 +329,10 @@ static DamrtStatus work_init(Work *w, const DamrtSystem *sys, const DamrtRunOpti
   p += dstride;
   if (nstages > 1) {
     w->tmp = (double *)p;
+    p += dstride;
+  }
+  if (w->iterate) {
+    w->prev = (double *)p;
     p += dstride;
   }
   if (f32) {
@@ -330,6 +351,7 @@ static DamrtStatus work_init(Work *w, const DamrtSystem *sys, const DamrtRunOpti
   w->nactive = sys->batch;
   for (size_t b = 0; b < sys->batch; b++) {
     w->resid[b] = (DamrtResidual){.sample = b, .value = NAN, .residual = NAN, .scale = NAN};
+    if (w->back) w->back[b] = NAN;
   }
   w->tau_min = sys->tau[0];
   for (size_t i = 1; i < sys->dim; i++) w->tau_min = fmin(w->tau_min, sys->tau[i]);
@@ -544,17 +566,41 @@ static DamrtResidual sample_residual(const Work *w, size_t b) {
 }
 
 // Computes the residual of every active sample and freezes those at most tol (tol > 0). A NaN
-// fails the comparison, so it never counts as converged.
+// fails the comparison, so it never counts as converged. iterate also freezes, as not
+// converged, a sample in a cycle of period 2: back within tol of the state two steps before
+// while its step is not small (CYCLE_STEP_FACTOR); it would alternate until max_steps.
 static void update_convergence(Work *w, DamrtRunResult *res) {
+  double tol = w->opt->tol;
   for (size_t b = 0; b < w->sys->batch; b++) {
     if (!w->active[b]) continue;
     w->resid[b] = sample_residual(w, b);
-    if (w->opt->tol > 0 && w->resid[b].value <= w->opt->tol) {
+    bool converged = tol > 0 && w->resid[b].value <= tol;
+    bool cycled = !converged && w->back && tol > 0 && w->back[b] <= tol &&
+                  w->resid[b].value > CYCLE_STEP_FACTOR * tol;
+    if (converged || cycled) {
       w->active[b] = 0;
       w->nactive--;
-      record_sample(w, res, b, true);
+      record_sample(w, res, b, converged);
+      if (cycled) w->cycled[b] = 1;
     }
   }
+}
+
+// iterate: before cur moves on to nxt, each active sample's scaled distance between nxt and
+// prev (the states after steps k+1 and k-1) into back, then cur into prev.
+static void update_back(Work *w) {
+  size_t dim = w->sys->dim;
+  for (size_t b = 0; w->step > 0 && b < w->sys->batch; b++) {
+    if (!w->active[b]) continue;
+    double far = 0;
+    for (size_t i = 0; i < dim; i++) {
+      size_t at = b * dim + i;
+      if (is_clamped(w, at)) continue;
+      far = fmax(far, fabs(w->nxt[at] - w->prev[at]) / (1 + fabs(w->nxt[at])));
+    }
+    w->back[b] = far;
+  }
+  memcpy(w->prev, w->cur, w->n * sizeof *w->prev);
 }
 
 static DamrtStatus notify(const Work *w, DamrtError *err) {
@@ -603,6 +649,7 @@ static DamrtStatus run(Work *w, DamrtRunResult *res, DamrtError *err) {
       status = check_finite(w, w->xnxt, w->step + 1, w->t + taken, "", res, err);
     }
     if (status != DAMRT_OK) return status;
+    if (w->iterate) update_back(w);
     swap_states(&w->cur, &w->nxt);
     swap(&w->xcur, &w->xnxt);
     swap(&w->k[0], &w->k[w->tab->stages]);
@@ -629,13 +676,20 @@ DamrtStatus damrt_integrate(const DamrtSystem *sys, const DamrtRunOptions *opt, 
   if (res) {
     res->steps = w.step;
     res->t = w.t;
-    res->unconverged = w.nactive;
-    res->worst = w.resid[0];
+    res->cycled = 0;
+    for (size_t b = 0; w.cycled && b < sys->batch; b++) {
+      if (w.cycled[b] && res->cycled++ == 0) res->cycle = w.resid[b];
+    }
+    res->unconverged = w.nactive + res->cycled;
+    // worst names a sample that ran out of steps when there is one.
+    bool skip_cycled = w.nactive > 0, found = false;
     for (size_t b = 0; b < sys->batch; b++) {
       if (w.active[b]) record_sample(&w, res, b, false);
       if (res->residual) res->residual[b] = w.resid[b].value;
       if (res->residual_coordinate) res->residual_coordinate[b] = w.resid[b].coordinate;
-      if (worse(w.resid[b].value, res->worst.value)) res->worst = w.resid[b];
+      if (skip_cycled && w.cycled && w.cycled[b]) continue;
+      if (!found || worse(w.resid[b].value, res->worst.value)) res->worst = w.resid[b];
+      found = true;
     }
   }
   work_free(&w);

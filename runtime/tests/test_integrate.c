@@ -1,8 +1,8 @@
 // Unit tests of the integrators: the observed order of each method on a linear decay with a
 // known solution, dopri5's error control on nonlinear systems, per-sample convergence and
 // freezing, clamping, Langevin noise (the Ornstein–Uhlenbeck stationary variance and
-// reproducibility), NaN/Inf detection, callbacks that fail, and every refused argument with
-// its message. Each numerical test runs on float32 and float64 states.
+// reproducibility), iterate's stop in a cycle of period 2, NaN/Inf detection, callbacks that
+// fail, and every refused argument with its message. Each numerical test runs on float32 and float64 states.
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -1123,6 +1123,49 @@ static DamrtStatus failing_rhs(void *ctx, const void *x, void *dxdt, DamrtError 
   return decay_rhs(&f->decay, x, dxdt, err);
 }
 
+// iterate on dx/dt = -rate_b x (tau 1) is x <- (1 - rate_b) x. Rate 2 alternates between
+// x0 and -x0: stopped after step 2 (back at x0, a step of 2 |x0| / (1 + |x0|) = 1), not
+// converged. Rate 1.98 alternates too but converges (|1 - rate| = 0.98 < 0.99), rate 1 in one
+// step, and x0 = 0 at the start. With max_steps 20 the rate-1.98 sample runs out of steps and
+// is the one `worst` names; with tol = 0 nothing is stopped.
+static void test_iterate_cycle(void) {
+  enum { B = 4 };
+  static const double rate[B] = {2, 1.98, 1, 2}, x0[B] = {1, 1, 1, 0};
+  for (size_t d = 0; d < 2; d++) {
+    DamrtDtype dtype = DTYPES[d];
+    double tol = dtype == DAMRT_F32 ? DAMRT_TOL_F32 : DAMRT_TOL_F64;
+    Rates r = {dtype, B, 1, rate};
+    DamrtSystem sys = make_system(rates_rhs, &r, B, 1, dtype, TAU1);
+    size_t cases[][2] = {{10000, 1}, {20, 1}, {10000, 0}};  // max_steps, tol on
+    for (size_t c = 0; c < 3; c++) {
+      void *x = state_new(B);
+      for (size_t b = 0; b < B; b++) put(dtype, x, b, x0[b]);
+      size_t steps[B];
+      uint8_t converged[B];
+      DamrtRunResult res = {0, 0, steps, NULL, converged, {0}};
+      DamrtRunOptions opt = {.method = DAMRT_ITERATE, .dt = 1, .max_steps = cases[c][0],
+                             .tol = cases[c][1] ? tol : 0};
+      CHECK(damrt_integrate(&sys, &opt, x, &res, NULL) == DAMRT_OK);
+      if (c == 2) {
+        CHECK(res.cycled == 0 && res.unconverged == B && res.steps == 10000);
+        free(x);
+        continue;
+      }
+      CHECK(res.cycled == 1 && res.cycle.sample == 0 && res.cycle.value == 1);
+      CHECK(steps[0] == 2 && !converged[0] && get(dtype, x, 0) == 1);
+      CHECK(steps[2] == 1 && converged[2] && steps[3] == 0 && converged[3]);
+      if (c == 0) {
+        CHECK(converged[1] && steps[1] > 20 && res.unconverged == 1);
+        CHECK(res.worst.sample == 0);
+      } else {
+        CHECK(!converged[1] && steps[1] == 20 && res.unconverged == 2);
+        CHECK(res.worst.sample == 1);
+      }
+      free(x);
+    }
+  }
+}
+
 static void test_callbacks(void) {
   static const double u[2] = {1, 1}, tau[2] = {1, 1};
   for (size_t m = 0; m < 3; m++) {
@@ -1280,6 +1323,7 @@ int main(void) {
   test_model_b();
   test_float32_last_ulps();
   test_nonfinite_at_start();
+  test_iterate_cycle();
   test_callbacks();
   test_arguments();
   return check_report("runtime/integrate");

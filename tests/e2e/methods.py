@@ -6,6 +6,10 @@
            step (--max-steps 1) equals one update computed with NumPy (float64, 1e-12
            relative), and iterating from a cue with a quarter of its signs flipped reaches the
            stored pattern and converges.
+  iterate_cycle: on Model B with both layers integrated (tau_h = 0.05), x <- u falls into a
+           cycle of period 2: each sample is stopped after 7 steps, not converged, with the
+           warning that names the alternation and its remedies (also damc capacity's, and an
+           error with --strict); dopri5 converges on the same cues.
   async:   `--method async --order sequential` on sign units is the classic single-unit rule:
            the same states and sweep counts as NumPy's sweeps (the behaviour before the
            random order), and the command line's mistakes with --order and --noise.
@@ -121,6 +125,45 @@ def iterate(tmp):
                   f"iterate {precision}: converged {r['converged']}, retrieved "
                   f"{np.mean(np.sign(r['x_v']) == xi[5]):.2f}")
             print(f"{precision}: converged in {int(r['steps'])} updates, pattern retrieved")
+
+
+def iterate_cycle(tmp):
+    model = os.path.join(SRC, "examples", "model_b.dam")
+    rng = np.random.default_rng(7)
+    xi = np.sign(rng.standard_normal((10, 784)))
+    cues = xi[:3].copy()
+    cues[:, :100] *= -1
+    np.savez(f"{tmp}/w.npz", Xi=xi)
+    np.save(f"{tmp}/cues.npy", cues)
+    common = ("--weights", f"{tmp}/w.npz", "--init", f"v={tmp}/cues.npy")
+    for precision, tol in (("f64", "1e-07"), ("f32", "0.0001")):
+        code, _, err = damc("run", model, *common, "--method", "iterate", "--precision", precision,
+                            "--out", f"{tmp}/it.npz")
+        want = ("damc run: warning: 3 of 3 samples did not converge: the iteration alternates "
+                "between two states (sample 0: after step 7 the state is back within tol = "
+                f"{tol} of the one two steps before, while a step changes layer 'h', neuron 3 by "
+                "tau |dx/dt| / (1 + |x|) = 35.04347826086956); x <- u of coupled integrated layers "
+                "overshoots, so more steps will not help: eliminate the hidden layer (tau = 0 in "
+                "the model; damc explain --eliminate shows the result) or use --method dopri5\n")
+        check(code == 0 and err == want, f"iterate {precision}: exit {code}: {err}")
+        if code == 0:
+            r = np.load(f"{tmp}/it.npz")
+            check(list(r["steps"]) == [7, 7, 7] and not r["converged"].any(),
+                  f"iterate {precision}: steps {r['steps']}, converged {r['converged']}")
+    code, _, err = damc("run", model, *common, "--method", "iterate", "--strict")
+    check(code != 0 and "alternates between two states" in err and "(--strict)" in err,
+          f"--strict: exit {code}: {err}")
+    code, _, err = damc("run", model, *common, "--out", f"{tmp}/d.npz")
+    check(code == 0 and err == "" and np.load(f"{tmp}/d.npz")["converged"].all(),
+          f"dopri5: exit {code}: {err}")
+    code, _, err = damc("capacity", model, "--store", "Xi", "--K", "2", "--trials", "4",
+                        "--method", "iterate")
+    check(code == 0 and err == "damc capacity: warning: K = 2: 4 of 4 runs did not converge: the "
+          "iteration alternates between two states; eliminate the hidden layer (tau = 0 in the "
+          "model) or use --method dopri5; their last states are measured\n",
+          f"capacity: exit {code}: {err}")
+    print("iterate with two integrated layers: stopped in a cycle of period 2 after 7 steps, "
+          "reported by run and capacity")
 
 
 def async_rule(tmp):
@@ -349,7 +392,7 @@ def async_noise(tmp):
               f"fraction of +1 {frac:.4f}; T = 1e-12 equals T = 0")
 
 
-CASES = {"iterate": iterate, "async": async_rule, "async_k1": async_k1,
+CASES = {"iterate": iterate, "iterate_cycle": iterate_cycle, "async": async_rule, "async_k1": async_k1,
          "async_fast_slow": async_fast_slow, "async_lse_large_beta": async_lse_large_beta,
          "async_noise": async_noise}
 
