@@ -152,7 +152,10 @@ static int load_tensor(Loaded *l, const TensorOption *t, DamrtDtype dtype, bool 
   }
   if (!strcmp(opt, "--dim")) {
     split_pair(val, name, sizeof name, &rest);
-    return engine_set_dim(l->engine, name, strtoll(rest, NULL, 10), err) ? 0 : EXIT_USAGE;
+    if (engine_set_dim(l->engine, name, strtoll(rest, NULL, 10), err)) return 0;
+    // A size that disagrees with a weight's shape is a conflict of the inputs (exit 1), as a
+    // weight that disagrees with an earlier --dim is: the same status in either order.
+    return engine_dim_bound_by(l->engine, name) ? EXIT_MODEL : EXIT_USAGE;
   }
   if (!strcmp(opt, "--set")) {
     split_pair(val, name, sizeof name, &rest);

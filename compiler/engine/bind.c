@@ -286,6 +286,12 @@ bool engine_set_dim(Engine *e, const char *name, int64_t size, StrBuf *err) {
   return false;
 }
 
+const char *engine_dim_bound_by(const Engine *e, const char *name) {
+  for (int d = 0; d < e->net->ndims; d++)
+    if (e->net->dims[d].name && !strcmp(e->net->dims[d].name, name)) return e->dim_origin[d];
+  return NULL;
+}
+
 bool engine_set_param(Engine *e, const char *name, double value, StrBuf *err) {
   const Network *net = e->net;
   for (int i = 0; i < net->nparams; i++)

@@ -155,6 +155,9 @@ void engine_vary_dim(Engine *e, int d);
 // Gives dim `name`, which the model declares without a size, the size `size` (>= 1; from
 // `--dim NAME=SIZE`), before the weights that use it are bound (they must then agree).
 bool engine_set_dim(Engine *e, const char *name, int64_t size, StrBuf *err);
+// The weight whose shape gave dim `name` its size, or NULL (no such dim, no size yet, or a
+// size from the model or --dim).
+const char *engine_dim_bound_by(const Engine *e, const char *name);
 // Sets param `name` (from `--set`).
 bool engine_set_param(Engine *e, const char *name, double value, StrBuf *err);
 

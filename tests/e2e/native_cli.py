@@ -267,6 +267,15 @@ def bad_inputs(tmp):
     # --set of an unknown param; a state for an unknown layer: command-line mistakes (2).
     bad(["eval", model, "--weights", good, "--set", "gamma=2"], "gamma", "no param", status=2)
     bad(["eval", model, "--weights", good, "--state", f"q={v}"], "no layer 'q'", status=2)
+    # --dim against a weight's shape: a conflict of the inputs, exit 1 in either order.
+    free = os.path.join(tmp, "free.dam")
+    with open(free, "w") as f:
+        f.write("dim N;\ndim K;\nlayer v[N] { L = lagr_identity(v); }\n"
+                "layer h[K] { L = lagr_softmax(h); tau = 0; }\nsynapse Xi[K, N] : h <-> v;\n")
+    w8 = os.path.join(tmp, "w8.npz")
+    np.savez(w8, Xi=np.ones((3, 8)))
+    bad(["eval", free, "--dim", "N=16", "--weights", w8], "[3, 8]", "N = 16 from --dim")
+    bad(["eval", free, "--weights", w8, "--dim", "N=16"], "'N' is already 8 (from Xi)")
     # A state of the wrong size names both shapes.
     short = os.path.join(tmp, "short.npy")
     np.save(short, np.zeros(10))
