@@ -428,8 +428,8 @@ INLINE double exp_f64(double x) { return exp(x); }
           if (mnew > jb->m[b]) {                                                                 \
             real corr = exp_##SUF(jb->m[b] - mnew);                                              \
             jb->l[b] *= corr;                                                                    \
-            real *acc = jb->acc + b * n;                                                         \
-            for (int64_t j = 0; jb->mode == 0 && j < n; j++) acc[j] *= corr;                     \
+            real *acc = jb->mode == 0 ? jb->acc + b * n : NULL; /* an energy has no acc */       \
+            for (int64_t j = 0; acc && j < n; j++) acc[j] *= corr;                               \
             jb->m[b] = mnew;                                                                     \
           }                                                                                      \
           jb->l[b] += sum;                                                                       \
