@@ -73,12 +73,21 @@ static struct {
   void *job;
   int parts;                  // parts of the job (part 0 is the caller's)
   int pending;                // parts not finished
-  int claimed[MAX_WORKERS + 1];  // part p taken (by its worker, or by the caller)
+  unsigned long claimed[MAX_WORKERS + 1];  // the last job (generation) whose part p was taken
 } pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0,
           NULL, NULL, 0, 0, {0}};
 
-// Takes part p of the current job: true for the first of its worker and the caller.
-static int claim(int p) { return !__atomic_exchange_n(&pool.claimed[p], 1, __ATOMIC_ACQ_REL); }
+// Takes part p of job `generation`: true for the first of its worker and the caller, and never
+// for a worker that read an older job and was delayed until it ended (the caller ran its part
+// and returned, freeing the job): the part's claim already holds that job or a later one.
+static int claim(int p, unsigned long generation) {
+  unsigned long was = __atomic_load_n(&pool.claimed[p], __ATOMIC_ACQUIRE);
+  while (was < generation)
+    if (__atomic_compare_exchange_n(&pool.claimed[p], &was, generation, 0, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE))
+      return 1;
+  return 0;
+}
 
 static void part_done(void) {
   pthread_mutex_lock(&pool.lock);
@@ -102,7 +111,7 @@ static void *worker_main(void *arg) {
     void *job = pool.job;
     int mine = id < pool.parts;
     pthread_mutex_unlock(&pool.lock);
-    if (!mine || !claim(id)) continue;  // the caller ran it: it was late
+    if (!mine || !claim(id, seen)) continue;  // the caller ran it: it was late
     fn(job, id);
     part_done();
   }
@@ -148,15 +157,14 @@ static void run_parts(PartFn fn, void *job, int parts) {
   pool.job = job;
   pool.parts = remote + 1;
   pool.pending = remote;
-  for (int p = 0; p <= remote; p++) pool.claimed[p] = 0;
-  __atomic_add_fetch(&pool.generation, 1, __ATOMIC_RELEASE);
+  unsigned long generation = __atomic_add_fetch(&pool.generation, 1, __ATOMIC_RELEASE);
   pthread_cond_broadcast(&pool.wake);
   pthread_mutex_unlock(&pool.lock);
   fn(job, 0);
   // Parts whose worker has not started yet run here (with a shared counter of blocks, they
   // find little or nothing left): the caller waits only for parts that are running.
   for (int p = 1; p <= remote; p++)
-    if (claim(p)) {
+    if (claim(p, generation)) {
       fn(job, p);
       part_done();
     }
