@@ -28,11 +28,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "api/damc_internal.h"
 #include "damrt_kernel.h"
 #include "engine/engine_internal.h"
+#include "support/common.h"
 
 #define BETA 1.0f
 #define DT 0.1f
@@ -43,12 +43,6 @@ static const char *const MODEL_B =
 static const char *const MODEL_A =
     "dim N;\ndim K;\nparam n = 3;\nlayer v[N] { L = lagr_tanh(v, 1); tau = 1; }\n"
     "layer h[K] { L = lagr_repu(h, n); tau = 0; }\nsynapse Xi[K, N] : h <-> v;\n";
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int cmpd(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
@@ -222,17 +216,17 @@ static double time_median(int which, double budget) {
   // such neighbour: stop them before timing damc, as the engine does before it compiles.
   if (which < 3) damrt_blas_rest();
   call(which);  // warm-up
-  double t0 = now();
+  double t0 = clock_seconds();
   call(which);
-  double one = now() - t0;
+  double one = clock_seconds() - t0;
   int repeat = one > 0 ? (int)(budget / one) : 2000;
   if (repeat < 5) repeat = 5;
   if (repeat > 2000) repeat = 2000;
   double *ts = malloc((size_t)repeat * sizeof *ts);
   for (int r = 0; r < repeat; r++) {
-    t0 = now();
+    t0 = clock_seconds();
     call(which);
-    ts[r] = now() - t0;
+    ts[r] = clock_seconds() - t0;
   }
   qsort(ts, (size_t)repeat, sizeof *ts, cmpd);
   double med = ts[repeat / 2];

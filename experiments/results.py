@@ -27,6 +27,12 @@ def plots(data, outdir):
     import numpy as np
     os.makedirs(outdir, exist_ok=True)
     made = []
+
+    def save(fig, ax, title, name):
+        ax.set_title(title, fontsize=9)
+        fig.tight_layout(), fig.savefig(os.path.join(outdir, name), dpi=90), plt.close(fig)
+        made.append(name)
+
     # classic: overlaps against the load
     c = data["classic"]["alphas"]
     a = sorted(c, key=float)
@@ -36,9 +42,7 @@ def plots(data, outdir):
     ax.plot([float(x) for x in a], [c[x]["median"] for x in a], "o-", label="median (damc)")
     ax.axvline(0.138, ls="--", color="k", lw=0.8, label="α_c = 0.138 (AGS85)")
     ax.set_xlabel("load α = K/N"), ax.set_ylabel("final overlap"), ax.legend(fontsize=8)
-    ax.set_title("Classic network, N = 1000", fontsize=9)
-    fig.tight_layout(), fig.savefig(os.path.join(outdir, "classic.png"), dpi=90), plt.close(fig)
-    made.append("classic.png")
+    save(fig, ax, "Classic network, N = 1000", "classic.png")
     # kh16: measured against predicted
     k = data["kh16"]["rows"]
     fig, ax = plt.subplots(figsize=(5, 3.4))
@@ -49,9 +53,7 @@ def plots(data, outdir):
     lim = [1e-4, 0.5]
     ax.plot(lim, lim, "k-", lw=0.8), ax.plot(lim, [2 * x for x in lim], "k:", lw=0.8), ax.plot(lim, [x / 2 for x in lim], "k:", lw=0.8)
     ax.set_xlabel("predicted P_err"), ax.set_ylabel("measured P_err (damc; 0 drawn at 1e-4)"), ax.legend(fontsize=8)
-    ax.set_title("KH16 one-step bit errors, N = 100", fontsize=9)
-    fig.tight_layout(), fig.savefig(os.path.join(outdir, "kh16.png"), dpi=90), plt.close(fig)
-    made.append("kh16.png")
+    save(fig, ax, "KH16 one-step bit errors, N = 100", "kh16.png")
     # ags: overlaps against T
     g = data["ags"]["runs"]
     fig, ax = plt.subplots(figsize=(5, 3.4))
@@ -71,9 +73,8 @@ def plots(data, outdir):
         ax.plot([t for t, _ in pts], [v["mixed"] / v["chains"] for _, v in pts], "x", ms=5,
                 label=f"fraction still mixed, N = {n}")
     ax.axvline(0.461, ls=":", color="k", lw=0.8)
-    ax.set_xlabel("T"), ax.legend(fontsize=6), ax.set_title("AGS85: heat-bath rule, K = 3", fontsize=9)
-    fig.tight_layout(), fig.savefig(os.path.join(outdir, "ags.png"), dpi=90), plt.close(fig)
-    made.append("ags.png")
+    ax.set_xlabel("T"), ax.legend(fontsize=6)
+    save(fig, ax, "AGS85: heat-bath rule, K = 3", "ags.png")
     return made
 
 

@@ -27,13 +27,19 @@ static size_t aligned_bytes(size_t count, size_t elem) {
   return (bytes + DAMRT_ALIGNMENT - 1) / DAMRT_ALIGNMENT * DAMRT_ALIGNMENT;
 }
 
+// The machine's physical memory in bytes (SIZE_MAX when it cannot be told).
+static size_t physical_bytes(void) {
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 && (size_t)pages <= SIZE_MAX / (size_t)page
+             ? (size_t)pages * (size_t)page
+             : SIZE_MAX;
+}
+
 void *engine_try_aligned_zeros(size_t count, size_t elem) {
   size_t bytes = aligned_bytes(count, elem);
   // Linux promises more than it has: a buffer beyond the physical memory would be granted and
   // the process killed while the zeros are written. Refuse it here.
-  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-  if (bytes == SIZE_MAX || (pages > 0 && page > 0 && bytes / (size_t)page >= (size_t)pages))
-    return NULL;
+  if (bytes == SIZE_MAX || bytes >= physical_bytes()) return NULL;
   void *p = NULL;
   if (posix_memalign(&p, DAMRT_ALIGNMENT, bytes) != 0) return NULL;
   memset(p, 0, bytes);
@@ -93,9 +99,7 @@ bool engine_check_results(const EngineResults *r, size_t first, bool batched, bo
 // Whether an array's shape describes at most the machine's memory: a shape that claims more
 // (a C caller's size_t gone wrong) is refused before any of its elements is read.
 static bool shape_fits(const EngineArray *t, const char *label, StrBuf *err) {
-  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-  size_t limit = pages > 0 && page > 0 ? (size_t)pages * (size_t)page : SIZE_MAX;
-  size_t bytes = damrt_dtype_size(t->dtype);
+  size_t limit = physical_bytes(), bytes = damrt_dtype_size(t->dtype);
   bool fits = true;
   for (int i = 0; i < t->rank && fits; i++)
     fits = t->shape[i] <= limit / bytes && (bytes *= t->shape[i]) <= limit;
