@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -43,6 +44,67 @@ FILE *damrt_file_open_read(const char *path, const char *label, bool *is_regular
   *is_regular = S_ISREG(st.st_mode);
   *size = *is_regular ? (size_t)st.st_size : 0;
   return f;
+}
+
+// A part of a read shared among threads: [start, start + n) of the file's bytes from
+// `offset`, into `buf` + start.
+typedef struct {
+  int fd;
+  uint64_t offset;
+  char *buf;
+  size_t start, n;
+  size_t got;  // bytes read before the end of the file
+  int error;   // errno of a failed pread, or 0
+} ReadPart;
+
+// Reads one part by chunks, so that a thread's pages are faulted in as it goes.
+static void *read_part(void *arg) {
+  ReadPart *p = arg;
+  enum { CHUNK = 1 << 20 };
+  while (p->got < p->n) {
+    size_t want = p->n - p->got < CHUNK ? p->n - p->got : CHUNK;
+    ssize_t r = pread(p->fd, p->buf + p->start + p->got, want,
+                      (off_t)(p->offset + p->start + p->got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) p->error = errno;
+    if (r <= 0) break;
+    p->got += (size_t)r;
+  }
+  return NULL;
+}
+
+// Reads below this size, or parts smaller than half of it, are not worth a thread.
+enum { PARALLEL_READ_MIN = 16 << 20, READ_THREADS_MAX = 8 };
+
+DamrtStatus damrt_file_read_at(FILE *f, uint64_t offset, void *buf, size_t n, size_t *got,
+                               const char *label, DamrtError *err) {
+  int threads = damrt_thread_limit();
+  if (threads > READ_THREADS_MAX) threads = READ_THREADS_MAX;
+  if ((size_t)threads > n / (PARALLEL_READ_MIN / 2)) threads = (int)(n / (PARALLEL_READ_MIN / 2));
+  if (n < PARALLEL_READ_MIN || threads < 1) threads = 1;
+  ReadPart parts[READ_THREADS_MAX];
+  pthread_t tid[READ_THREADS_MAX];
+  bool started[READ_THREADS_MAX] = {false};
+  size_t each = n / (size_t)threads / 4096 * 4096;  // page-aligned parts (the last takes the rest)
+  for (int i = 0; i < threads; i++)
+    parts[i] = (ReadPart){fileno(f), offset, buf, each * (size_t)i,
+                          i == threads - 1 ? n - each * (size_t)i : each, 0, 0};
+  // Part 0 is read by this thread; a thread that cannot start leaves its part to it too.
+  for (int i = 1; i < threads; i++)
+    started[i] = pthread_create(&tid[i], NULL, read_part, &parts[i]) == 0;
+  read_part(&parts[0]);
+  for (int i = 1; i < threads; i++) {
+    if (started[i]) pthread_join(tid[i], NULL);
+    else read_part(&parts[i]);
+  }
+  // The bytes read are those up to the first part that came short.
+  *got = 0;
+  for (int i = 0; i < threads; i++) {
+    if (parts[i].error) return damrt_error_errno(err, parts[i].error, "%s: read error", label);
+    *got += parts[i].got;
+    if (parts[i].got < parts[i].n) break;
+  }
+  return DAMRT_OK;
 }
 
 // How many links are followed before giving up, as Linux's own limit.

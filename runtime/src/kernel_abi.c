@@ -3,6 +3,7 @@
 #include <math.h>
 
 #include "damrt_kernel.h"
+#include "util.h"
 
 // gemm, or gemv when the output is one column (op(A) x) or one row (x' op(B)).
 #define DEFINE_GEMM(suffix, real, gemm, gemv)                                              \
@@ -41,5 +42,6 @@ void damrt_blas_rest(void) { blas_thread_shutdown_(); }
 
 void damrt_set_threads(int n) {
   openblas_set_num_threads(n);
+  damrt_thread_limit_set(n);
   damrt_fused_set_thread_limit(n);
 }

@@ -24,26 +24,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "damrt_kernel.h"
+#include "util.h"
 
 typedef void (*BlockFn)(void **bufs, const double *params, int64_t batch, int64_t k0,
                         int64_t k1);
 
-static int thread_limit;  // damrt_set_threads; 0: the number of processors
+static int fused_limit;  // damrt_fused_set_thread_limit; 0: damrt_thread_limit
 
-void damrt_fused_set_thread_limit(int n) { thread_limit = n; }
+void damrt_fused_set_thread_limit(int n) { fused_limit = n; }
 
-static int max_threads(void) {
-  if (thread_limit > 0) return thread_limit;
-  static int processors;  // sysconf reads /sys: once
-  if (!processors) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    processors = n < 1 ? 1 : n > 64 ? 64 : (int)n;
-  }
-  return processors;
-}
+static int max_threads(void) { return fused_limit > 0 ? fused_limit : damrt_thread_limit(); }
 
 // A kernel has no way to report an error: like the compiler's allocator, stop (status 70).
 static void out_of_memory(void) {

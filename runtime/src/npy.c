@@ -9,6 +9,7 @@
 // buffer, decoding each element from the file's dtype and byte order and storing it at its
 // C-order position. When the file already holds the requested float type in the host's byte
 // order and C order, the data is read straight into the tensor instead.
+#define _POSIX_C_SOURCE 200809L  // fseeko
 #include "damrt_npy.h"
 
 #include <errno.h>
@@ -575,7 +576,13 @@ static DamrtStatus read_data(DamrtNpySource *src, const Header *h, DamrtTensor *
   uint8_t chunk[CHUNK_SIZE];
   DamrtStatus status;
   if (h->info.kind == KIND_FLOAT && itemsize == damrt_dtype_size(t->dtype) && !is_fortran) {
-    status = read_full(src, t->data, needed, &present, label, err);
+    if (src->file) {
+      status = damrt_file_read_at(src->file, h->consumed, t->data, needed, &present, label, err);
+      if (status == DAMRT_OK && fseeko(src->file, (off_t)(h->consumed + present), SEEK_SET) != 0)
+        status = damrt_error_errno(err, errno, "%s: cannot seek", label);
+    } else {
+      status = read_full(src, t->data, needed, &present, label, err);
+    }
     if (status != DAMRT_OK) return status;
     if (h->is_big_endian != npy_host_is_big_endian() && present == needed) {
       if (itemsize == 4)
@@ -704,9 +711,10 @@ static DamrtStatus memory_read(void *ctx, void *buf, size_t n, size_t *got, cons
 static FILE *open_source(const char *path, DamrtNpySource *src, char label[DAMRT_LABEL_SIZE],
                          DamrtError *err) {
   damrt_path_label(path, label);
-  *src = (DamrtNpySource){file_read, NULL, false, 0, 0};
+  *src = (DamrtNpySource){file_read, NULL, false, 0, 0, NULL};
   FILE *f = damrt_file_open_read(path, label, &src->has_size, &src->size, err);
   src->ctx = f;
+  if (src->has_size) src->file = f;  // a regular file: pread works on it
   return f;
 }
 
@@ -741,14 +749,14 @@ DamrtStatus damrt_npy_read_info(const char *path, DamrtNpyInfo *info, DamrtError
 DamrtTensor *damrt_npy_parse(const void *data, size_t size, DamrtDtype want,
                              const char *label, DamrtError *err) {
   Memory m = {data, size, 0};
-  DamrtNpySource src = {memory_read, &m, true, size, 0};
+  DamrtNpySource src = {memory_read, &m, true, size, 0, NULL};
   return damrt_npy_load(&src, want, label, err);
 }
 
 DamrtStatus damrt_npy_parse_info(const void *data, size_t size, DamrtNpyInfo *info,
                                  const char *label, DamrtError *err) {
   Memory m = {data, size, 0};
-  DamrtNpySource src = {memory_read, &m, true, size, 0};
+  DamrtNpySource src = {memory_read, &m, true, size, 0, NULL};
   Header h;
   DamrtStatus status = damrt_npy_load_header(&src, &h, label, err);
   if (status == DAMRT_OK) *info = h.info;

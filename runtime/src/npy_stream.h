@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "damrt_error.h"
@@ -22,6 +23,9 @@ typedef struct {
   bool has_size;  // whether `size` is known, which lets the reader check lengths up front
   size_t size;    // the total number of bytes the source holds
   unsigned flags; // DamrtReadFlag: checks made while converting (0 when not set)
+  // The regular file that `read` reads from its start, or NULL: data that need no
+  // conversion are then read from it with damrt_file_read_at (in parallel).
+  FILE *file;
 } DamrtNpySource;
 
 // A parsed header: what it declares, and how to decode the data after it.

@@ -296,7 +296,7 @@ static DamrtStatus open_member(DamrtNpz *npz, const char *key, zip_file_t **memb
   zip_file_t *file = zip_fopen_index(npz->zip, m->index, 0);
   if (!file) return zip_failure(err, label, zip_get_error(npz->zip));
   // The size the directory declares (libzip checks it against what inflating yields).
-  *src = (DamrtNpySource){member_read, file, false, 0, 0};
+  *src = (DamrtNpySource){member_read, file, false, 0, 0, NULL};
   zip_stat_t st;
   if (zip_stat_index(npz->zip, m->index, 0, &st) == 0 && (st.valid & ZIP_STAT_SIZE) &&
       st.size <= SIZE_MAX) {

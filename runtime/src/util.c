@@ -5,8 +5,23 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "damrt_tensor.h"
+
+static int thread_limit;  // damrt_set_threads; 0: the number of processors
+
+void damrt_thread_limit_set(int n) { thread_limit = n; }
+
+int damrt_thread_limit(void) {
+  if (thread_limit > 0) return thread_limit;
+  static int processors;  // sysconf reads /sys: once
+  if (!processors) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    processors = n < 1 ? 1 : n > 64 ? 64 : (int)n;
+  }
+  return processors;
+}
 
 bool damrt_shape_count(int rank, const size_t *shape, size_t elem_size, size_t *count) {
   // Leave room for rounding the allocation up to a whole number of alignment blocks.

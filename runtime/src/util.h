@@ -37,6 +37,11 @@ DamrtTensor *damrt_tensor_alloc(DamrtDtype dtype, int rank, const size_t *shape,
 // Writes `shape` as NumPy prints it, "()", "(3,)" or "(2, 3)", into `buf` and returns `buf`.
 const char *damrt_shape_format(char *buf, size_t cap, int rank, const size_t *shape);
 
+// How many threads damc's runtime may use: the limit set by damrt_set_threads, else the
+// number of processors online (read once), at least 1 and at most 64.
+int damrt_thread_limit(void);
+void damrt_thread_limit_set(int n);
+
 // Bytes enough for damrt_shape_format of any shape of rank <= DAMRT_MAX_RANK.
 enum { DAMRT_SHAPE_TEXT_SIZE = 96 };
 

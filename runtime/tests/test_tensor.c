@@ -1,5 +1,6 @@
 // Unit tests of the tensor and error modules: allocation, alignment, padding, conversion,
 // the shape checks and the NaN/Inf messages.
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 
@@ -129,6 +130,47 @@ static void test_nonfinite(void) {
   damrt_tensor_free(s);
 }
 
+// The search goes by blocks of 4096 elements (a vectorised test of each, then the element):
+// NaN, +Inf and -Inf on both sides of every block edge and at the ends, in both precisions,
+// the first one always reported; the largest finite values and subnormals are finite.
+static void test_nonfinite_blocks(void) {
+  DamrtError err;
+  const size_t count = 3 * 4096 + 17;
+  const size_t where[] = {0, 1, 4095, 4096, 4097, 8191, 8192, 12287, 12288, count - 1};
+  const double bad[] = {NAN, -NAN, INFINITY, -INFINITY};
+  for (int dt = 0; dt < 2; dt++) {
+    DamrtDtype dtype = dt ? DAMRT_F64 : DAMRT_F32;
+    size_t shape[1] = {count};
+    DamrtTensor *t = damrt_tensor_new(dtype, 1, shape, &err);
+    for (size_t i = 0; i < count; i++) {
+      double v = i % 3 == 0 ? (dt ? DBL_MAX : FLT_MAX) : i % 3 == 1 ? (dt ? -4e-320 : -1e-44) : 1;
+      if (dt) ((double *)t->data)[i] = v;
+      else ((float *)t->data)[i] = (float)v;
+    }
+    size_t flat = 99;
+    CHECK(!damrt_tensor_find_nonfinite(t, &flat));
+    for (size_t w = 0; w < sizeof where / sizeof *where; w++) {
+      for (size_t b = 0; b < sizeof bad / sizeof *bad; b++) {
+        size_t at = where[w];
+        double keep = dt ? ((double *)t->data)[at] : ((float *)t->data)[at];
+        if (dt) ((double *)t->data)[at] = bad[b];
+        else ((float *)t->data)[at] = (float)bad[b];
+        // A second one after it must not be the one reported.
+        size_t later = at + 5000 < count ? at + 5000 : at;
+        double keep_later = dt ? ((double *)t->data)[later] : ((float *)t->data)[later];
+        if (dt) ((double *)t->data)[later] = NAN;
+        else ((float *)t->data)[later] = NAN;
+        CHECK(damrt_tensor_find_nonfinite(t, &flat));
+        CHECK_EQ(flat, at);
+        if (dt) ((double *)t->data)[later] = keep_later, ((double *)t->data)[at] = keep;
+        else ((float *)t->data)[later] = (float)keep_later, ((float *)t->data)[at] = (float)keep;
+      }
+    }
+    CHECK(!damrt_tensor_find_nonfinite(t, &flat));
+    damrt_tensor_free(t);
+  }
+}
+
 static void test_error_module(void) {
   DamrtError err;
   CHECK_EQ(damrt_error_set(&err, DAMRT_E_IO, "%s: %d", "a", 1), DAMRT_E_IO);
@@ -150,6 +192,7 @@ int main(void) {
   test_convert();
   test_check();
   test_nonfinite();
+  test_nonfinite_blocks();
   test_error_module();
   return check_report("runtime/tensor");
 }
