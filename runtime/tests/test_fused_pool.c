@@ -1,6 +1,8 @@
 // The fused products' worker pool (src/kernel_fused.c) under many short jobs of changing
-// size: 20000 calls of damrt_kernel_fused_f64 (additive mode, u = W' z with the block map
-// the identity) on two threads, K from 1 to 64 rows and the block rows from 1 to 8, so that
+// size: 20000 calls of damrt_kernel_fused_f64 (additive mode, u = W' (z + 100)) on two to
+// five threads (more than this machine's cores: threads are descheduled in the middle of
+// their segment and the others take its blocks from the far end), K from 1 to 64 rows and
+// the block rows from 1 to 8, every row's block map called exactly once, so that
 // the number of parts and the jobs' scratch change at every call while a busy thread keeps
 // the workers from being scheduled on time. Each u is compared with the direct product
 // (exact: small integers). A worker that read a job and was delayed until the job ended
@@ -19,15 +21,19 @@
 
 enum { N = 12, KMAX = 64, CALLS = 20000 };
 
-// The block function: the map of the block's columns is the identity (a = z).
-static void identity_block(void **bufs, const double *params, int64_t batch, int64_t k0,
-                           int64_t k1) {
+static int seen[KMAX];  // how many times the block map was called for each row, this call
+
+// The block function: a = z + 100 (so that every row adds to u, and a row taken twice or
+// never changes it), counting the calls of each row.
+static void shifted_block(void **bufs, const double *params, int64_t batch, int64_t k0,
+                          int64_t k1) {
   (void)params;
   const double *z = bufs[0];
   double *a = bufs[1];
   int64_t k = (int64_t)(intptr_t)bufs[2];
+  for (int64_t r = k0; r < k1; r++) seen[r]++;
   for (int64_t b = 0; b < batch; b++)
-    for (int64_t r = k0; r < k1; r++) a[b * k + r] = z[b * k + r];
+    for (int64_t r = k0; r < k1; r++) a[b * k + r] = z[b * k + r] + 100;
 }
 
 static volatile int stop;
@@ -43,22 +49,25 @@ int main(void) {
   static double w[KMAX * N], g[N], z[KMAX], a[KMAX], u[N];
   for (int i = 0; i < KMAX * N; i++) w[i] = (double)(i % 7) - 3;
   for (int j = 0; j < N; j++) g[j] = (double)(j % 5) - 2;
-  damrt_set_threads(2);
+  damrt_set_threads(5);
   pthread_t t;
   CHECK(pthread_create(&t, NULL, busy, NULL) == 0);
   int wrong = 0;
   for (int c = 0; c < CALLS; c++) {
     int64_t k = 1 + c % KMAX, rows = 1 + c % 8;
+    int threads = 2 + c % 4;
     void *bufs[3] = {z, a, (void *)(intptr_t)k};
     memset(u, 0, sizeof u);
-    damrt_kernel_fused_f64(1, 1, N, k, rows, 2, w, g, z, a, NULL, u, (void *)identity_block,
-                           bufs, NULL);
+    memset(seen, 0, sizeof seen);
+    damrt_kernel_fused_f64(1, 1, N, k, rows, threads, w, g, z, a, NULL, u,
+                           (void *)shifted_block, bufs, NULL);
+    for (int64_t r = 0; r < k; r++) wrong += seen[r] != 1;
     for (int j = 0; j < N; j++) {
       double want = 0;
       for (int64_t r = 0; r < k; r++) {
         double zr = 0;
         for (int i = 0; i < N; i++) zr += w[r * N + i] * g[i];
-        want += zr * w[r * N + j];
+        want += (zr + 100) * w[r * N + j];
       }
       wrong += u[j] != want;
     }
@@ -66,6 +75,7 @@ int main(void) {
   stop = 1;
   pthread_join(t, NULL);
   CHECK_EQ(wrong, 0);
-  printf("fused pool: %d calls of changing size on 2 threads, every u exact\n", CALLS);
+  printf("fused pool: %d calls of changing size on 2 to 5 threads, every row once, every u "
+         "exact\n", CALLS);
   return check_report("test_runtime_fused_pool");
 }
