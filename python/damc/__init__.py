@@ -34,6 +34,25 @@ __version__ = "0.2.0"
 _PRECISIONS = {"f32": _capi.DAMC_F32, "float32": _capi.DAMC_F32,
                "f64": _capi.DAMC_F64, "float64": _capi.DAMC_F64}
 _DTYPE_CODE = {np.dtype(np.float32): _capi.DAMC_F32, np.dtype(np.float64): _capi.DAMC_F64}
+# What the C library's messages name as the means to give a weight or a param, to ask for
+# float64 and so on (damc_set_phrase; "{name}" and "{value}" are filled in): this module's.
+# A dim has no means here (None): its size comes from the weights or the model.
+_PHRASES = {
+    _capi.DAMC_PHRASE_WEIGHT: "Model.bind({name}=ARRAY)",
+    _capi.DAMC_PHRASE_WEIGHTS: "with Model.bind",
+    _capi.DAMC_PHRASE_DIM_SIZE: None,
+    _capi.DAMC_PHRASE_PARAM: "Model.bind({name}={value})",
+    _capi.DAMC_PHRASE_PARAM_VALUE: "Model.bind({name}=VALUE)",
+    _capi.DAMC_PHRASE_F64: 'precision="f64"',
+    _capi.DAMC_PHRASE_DT: "dt",
+    _capi.DAMC_PHRASE_TOL: "tol",
+    _capi.DAMC_PHRASE_MAX_STEPS: "max_steps",
+    _capi.DAMC_PHRASE_DOPRI5: 'method="dopri5"',
+    _capi.DAMC_PHRASE_ASYNC: 'method="async"',
+    _capi.DAMC_PHRASE_EVAL: "Model.eval()",
+    _capi.DAMC_PHRASE_CHECK: "Model.check()",
+    _capi.DAMC_PHRASE_EXPLAIN: "Model.explain()",
+}
 
 
 class Diagnostic(NamedTuple):
@@ -263,6 +282,9 @@ class Model:
         if not ptr:
             _raise(err)
         self._ptr = ptr
+        for phrase, text in _PHRASES.items():
+            if not lib.damc_set_phrase(ptr, phrase, text and text.encode(), ctypes.byref(err)):
+                _raise(err)
         self._compiled = None  # the precision selected last, or None before any compile
         self._bound_shapes = {}
 
