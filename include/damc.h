@@ -75,6 +75,9 @@ typedef struct {
    that contradicts the model, a NaN or infinity, or a declared symmetric weight that is not. */
 int damc_bind_weight(DamcModel *model, const char *name, const DamcArray *weight,
                      const char *origin, DamcError *err);
+/* Sets param `name` to `value`, before or after damc_compile. Fails with status 2 for a value
+   that is NaN or infinite, 1 for a name the model does not have or a value that makes a
+   layer's tau invalid. */
 int damc_set_param(DamcModel *model, const char *name, double value, DamcError *err);
 /* Gives a dim the model declares without a size the size `size` (>= 1), before binding the
    weights that use it. */

@@ -295,8 +295,11 @@ int damc_set_param(DamcModel *model, const char *name, double value, DamcError *
   StrBuf sb = {0};
   Engine *engines[2];
   int n = engines_of(model, engines);
+  // A value that is not a number is a bad argument (as damc_run's options are); a name the
+  // model lacks, or a tau the value makes invalid, is the model's.
   for (int i = 0; i < n; i++)
-    if (!engine_set_param(engines[i], name, value, &sb)) return fail(err, 1, &sb);
+    if (!engine_set_param(engines[i], name, value, &sb))
+      return fail(err, isfinite(value) ? 1 : 2, &sb);
   sb_free(&sb);
   return 1;
 }

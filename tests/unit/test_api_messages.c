@@ -86,9 +86,11 @@ static void test_calls(void) {
   CHECK_MESSAGE(&err, "b.npy: tensor 'b' has shape [3], but the model declares 'b' as [N=5] "
                       "(N = 5 from damc_set_dim)\n");
   CHECK(!damc_set_param(m, "gamma", 1, &err));
+  CHECK_EQ(err.status, 1);  // the model's: it has no such param
   CHECK_MESSAGE(&err, "damc_set_param(model, \"gamma\", 1): model 'w' has no param 'gamma' (its "
                       "params: beta)\n");
   CHECK(!damc_set_param(m, "beta", INFINITY, &err));
+  CHECK_EQ(err.status, 2);  // a bad argument
   CHECK_MESSAGE(&err, "damc_set_param(model, \"beta\", inf): the value must be a finite number\n");
   CHECK(!damc_set_param(m, "beta", NAN, &err));
   CHECK_MESSAGE(&err, "damc_set_param(model, \"beta\", nan): the value must be a finite number\n");
