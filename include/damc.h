@@ -306,8 +306,9 @@ typedef enum {
   DAMC_PHRASE_DT,          /* the run's options: DamcRunOptions.dt, .tol, .max_steps */
   DAMC_PHRASE_TOL,
   DAMC_PHRASE_MAX_STEPS,
-  DAMC_PHRASE_DOPRI5,      /* the run's methods: DAMC_DOPRI5, DAMC_ASYNC */
+  DAMC_PHRASE_DOPRI5,      /* the run's methods: DAMC_DOPRI5, DAMC_ASYNC, DAMC_EULER */
   DAMC_PHRASE_ASYNC,
+  DAMC_PHRASE_EULER,
   DAMC_PHRASE_EVAL,        /* evaluating without a run: damc_eval */
   DAMC_PHRASE_CHECK,       /* the checks of the model: damc_check */
   DAMC_PHRASE_EXPLAIN      /* the equations with a layer eliminated: damc_explain */

@@ -82,6 +82,7 @@ static const char *const api_phrases[PHRASE_COUNT] = {
     [PHRASE_MAX_STEPS] = "DamcRunOptions.max_steps",
     [PHRASE_DOPRI5] = "DAMC_DOPRI5",
     [PHRASE_ASYNC] = "DAMC_ASYNC",
+    [PHRASE_EULER] = "DAMC_EULER",
     [PHRASE_EVAL] = "damc_eval",
     [PHRASE_CHECK] = "damc_check",
     [PHRASE_EXPLAIN] = "damc_explain",
@@ -313,8 +314,9 @@ int damc_set_phrase(DamcModel *model, DamcPhrase phrase, const char *text, DamcE
       [DAMC_PHRASE_PARAM_VALUE] = PHRASE_PARAM_VALUE, [DAMC_PHRASE_F64] = PHRASE_F64,
       [DAMC_PHRASE_DT] = PHRASE_DT,                 [DAMC_PHRASE_TOL] = PHRASE_TOL,
       [DAMC_PHRASE_MAX_STEPS] = PHRASE_MAX_STEPS,   [DAMC_PHRASE_DOPRI5] = PHRASE_DOPRI5,
-      [DAMC_PHRASE_ASYNC] = PHRASE_ASYNC,           [DAMC_PHRASE_EVAL] = PHRASE_EVAL,
-      [DAMC_PHRASE_CHECK] = PHRASE_CHECK,           [DAMC_PHRASE_EXPLAIN] = PHRASE_EXPLAIN,
+      [DAMC_PHRASE_ASYNC] = PHRASE_ASYNC,           [DAMC_PHRASE_EULER] = PHRASE_EULER,
+      [DAMC_PHRASE_EVAL] = PHRASE_EVAL,             [DAMC_PHRASE_CHECK] = PHRASE_CHECK,
+      [DAMC_PHRASE_EXPLAIN] = PHRASE_EXPLAIN,
   };
   size_t n = sizeof engine_of / sizeof *engine_of;
   if ((unsigned)phrase >= n || (!text && phrase != DAMC_PHRASE_DIM_SIZE)) {
@@ -598,17 +600,28 @@ bool damc_engine_run_options(const DamcModel *model, const DamcRunOptions *d,
                 numbers[i].value, numbers[i].negative_ok ? "" : " >= 0");
       return false;
     }
-  // Options that belong to another method are refused, not ignored (as the command line does).
-  if (d->order != DAMC_ORDER_RANDOM && (d->order != DAMC_ORDER_SEQUENTIAL || d->method != DAMC_ASYNC)) {
-    sb_printf(sb, "the order of the units (%d) is an option of DAMC_ASYNC only, and is "
-              "DAMC_ORDER_RANDOM or DAMC_ORDER_SEQUENTIAL\n", (int)d->order);
+  if (d->order != DAMC_ORDER_RANDOM && d->order != DAMC_ORDER_SEQUENTIAL) {
+    sb_printf(sb, "the order of the units (%d) is DAMC_ORDER_RANDOM or DAMC_ORDER_SEQUENTIAL\n",
+              (int)d->order);
     return false;
   }
-  if (d->noise_T != 0 && (d->method != DAMC_EULER && d->method != DAMC_ASYNC)) {
-    sb_printf(sb, "noise_T = %g: noise is an option of DAMC_EULER and DAMC_ASYNC only\n",
-              d->noise_T);
-    return false;
+  // Options that belong to another method are refused, not ignored (as the command line
+  // does), and the methods named in the caller's words (a binding's keywords).
+  StrBuf euler = {0}, async = {0};
+  engine_phrase(model->engine, PHRASE_EULER, NULL, NULL, &euler);
+  engine_phrase(model->engine, PHRASE_ASYNC, NULL, NULL, &async);
+  bool ok = true;
+  if (d->order == DAMC_ORDER_SEQUENTIAL && d->method != DAMC_ASYNC) {
+    sb_printf(sb, "the order of the units is an option of %s only\n", sb_str(&async));
+    ok = false;
+  } else if (d->noise_T != 0 && (d->method != DAMC_EULER && d->method != DAMC_ASYNC)) {
+    sb_printf(sb, "noise_T = %g: noise is an option of %s and %s only\n", d->noise_T,
+              sb_str(&euler), sb_str(&async));
+    ok = false;
   }
+  sb_free(&euler);
+  sb_free(&async);
+  if (!ok) return false;
   if (!(d->noise_T >= 0) || isinf(d->noise_T)) {
     sb_printf(sb, "noise_T = %g: the temperature is a finite number >= 0\n", d->noise_T);
     return false;

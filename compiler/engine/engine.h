@@ -78,8 +78,9 @@ typedef enum {
   PHRASE_DT,           // the run's options: "--dt", "--tol", "--max-steps"
   PHRASE_TOL,
   PHRASE_MAX_STEPS,
-  PHRASE_DOPRI5,       // the run's methods: "--method dopri5", "--method async"
+  PHRASE_DOPRI5,       // the run's methods: "--method dopri5", "--method async", "--method euler"
   PHRASE_ASYNC,
+  PHRASE_EULER,
   PHRASE_EVAL,         // evaluating without a run: "damc eval"
   PHRASE_CHECK,        // the checks of the model: "damc check"
   PHRASE_EXPLAIN,      // the equations with a layer eliminated: "damc explain --eliminate"

@@ -19,6 +19,7 @@ const char *const engine_cli_phrases[PHRASE_COUNT] = {
     [PHRASE_MAX_STEPS] = "--max-steps",
     [PHRASE_DOPRI5] = "--method dopri5",
     [PHRASE_ASYNC] = "--method async",
+    [PHRASE_EULER] = "--method euler",
     [PHRASE_EVAL] = "damc eval",
     [PHRASE_CHECK] = "damc check",
     [PHRASE_EXPLAIN] = "damc explain --eliminate",

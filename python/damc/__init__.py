@@ -52,6 +52,7 @@ _PHRASES = {
     _capi.DAMC_PHRASE_MAX_STEPS: "max_steps",
     _capi.DAMC_PHRASE_DOPRI5: 'method="dopri5"',
     _capi.DAMC_PHRASE_ASYNC: 'method="async"',
+    _capi.DAMC_PHRASE_EULER: 'method="euler"',
     _capi.DAMC_PHRASE_EVAL: "Model.eval()",
     _capi.DAMC_PHRASE_CHECK: "Model.check()",
     _capi.DAMC_PHRASE_EXPLAIN: "Model.explain()",

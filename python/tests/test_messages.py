@@ -100,6 +100,17 @@ def test_runs():
         "every layer is eliminated (tau = 0): there is nothing to integrate; use Model.eval()\n")
 
 
+def test_options_of_another_method():
+    decay = damc.Model(DECAY, "decay.dam")
+    for options, text in (
+            ({"order": "sequential"}, "the order of the units is an option of method=\"async\" only"),
+            ({"method": "rk4", "noise_T": 0.5},
+             "noise_T = 0.5: noise is an option of method=\"euler\" and method=\"async\" only")):
+        with pytest.raises(ValueError) as e:
+            decay.run(init={"x": np.ones(2)}, **options)
+        assert str(e.value) == text
+
+
 def test_check_without_weights():
     report = damc.Model(W2, "w.dam").check(samples=4)
     skipped = [it for it in report.items if it.verdict == "skipped" and it.subject == "network"]

@@ -238,6 +238,18 @@ static void test_runs(void) {
   CHECK(run1(m, half, 2, &async, &err) == NULL);
   CHECK_MESSAGE(&err, "DAMC_ASYNC needs binary layers (g = sign(x), e.g. L = sum(abs(x))), but "
                       "layer 'x' is not\n");
+  // Options of another method: bad arguments.
+  DamcRunOptions other = {.method = DAMC_DOPRI5, .order = DAMC_ORDER_SEQUENTIAL};
+  CHECK(run1(m, half, 2, &other, &err) == NULL);
+  CHECK_EQ(err.status, 2);
+  CHECK_MESSAGE(&err, "the order of the units is an option of DAMC_ASYNC only\n");
+  other = (DamcRunOptions){.method = DAMC_RK4, .noise_T = 0.5};
+  CHECK(run1(m, half, 2, &other, &err) == NULL);
+  CHECK_MESSAGE(&err, "noise_T = 0.5: noise is an option of DAMC_EULER and DAMC_ASYNC only\n");
+  other = (DamcRunOptions){.method = DAMC_ASYNC, .order = (DamcOrder)7};
+  CHECK(run1(m, half, 2, &other, &err) == NULL);
+  CHECK_MESSAGE(&err, "the order of the units (7) is DAMC_ORDER_RANDOM or "
+                      "DAMC_ORDER_SEQUENTIAL\n");
   damc_model_free(m);
   m = open_text("elim.dam", "model elim;\ndim N = 2;\nlayer x[N] { L = 0.5 * sum(x^2); tau = 0; }\n");
   if (!m) return;
@@ -293,7 +305,7 @@ static void test_set_phrase(void) {
   CHECK_EQ(err.status, 2);
   CHECK_MESSAGE(&err, "damc_set_phrase: phrase 0 is from DAMC_PHRASE_WEIGHT to "
                       "DAMC_PHRASE_EXPLAIN, and its text NULL for DAMC_PHRASE_DIM_SIZE only\n");
-  CHECK(!damc_set_phrase(m, (DamcPhrase)16, "x", &err));
+  CHECK(!damc_set_phrase(m, (DamcPhrase)17, "x", &err));
   CHECK_EQ(err.status, 2);
   damc_error_clear(&err);
   CHECK(!damc_set_phrase(m, (DamcPhrase)-1, "x", &err));
