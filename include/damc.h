@@ -75,6 +75,9 @@ typedef struct {
    that contradicts the model, a NaN or infinity, or a declared symmetric weight that is not. */
 int damc_bind_weight(DamcModel *model, const char *name, const DamcArray *weight,
                      const char *origin, DamcError *err);
+/* Sets param `name` to `value`, before or after damc_compile. Fails with status 2 for a value
+   that is NaN or infinite, 1 for a name the model does not have or a value that makes a
+   layer's tau invalid. */
 int damc_set_param(DamcModel *model, const char *name, double value, DamcError *err);
 /* Gives a dim the model declares without a size the size `size` (>= 1), before binding the
    weights that use it. */
@@ -282,6 +285,39 @@ int damc_error_diagnostic(const DamcError *err, size_t i, DamcDiagnostic *diagno
    damc_eval computes both products of the dynamics. Compiled when first used. Status as
    damc_eval's. */
 DamcResults *damc_energy(DamcModel *model, const DamcBatch *batch, DamcError *err);
+
+/* The means a message names when it says how to give what is missing or to ask for what
+   would help. A model from damc_model_from_file or damc_model_from_string names the C API's
+   (shown here: "weight 'Xi' [K, N=784] is missing: give it with damc_bind_weight(model,
+   "Xi", ...)"); a binding for another language names its own, setting each phrase after
+   opening the model (the Python module: "give it with Model.bind(Xi=ARRAY)"). In a phrase,
+   "{name}" stands for the weight, dim or param and "{value}" for the size or value. */
+typedef enum {
+  DAMC_PHRASE_WEIGHT,      /* giving weight {name}: damc_bind_weight(model, "{name}", ...) */
+  DAMC_PHRASE_WEIGHTS,     /* giving every weight, after "give them": with damc_bind_weight */
+  DAMC_PHRASE_DIM,         /* the call that sized dim {name}, in its errors:
+                              damc_set_dim(model, "{name}", {value}) */
+  DAMC_PHRASE_DIM_SIZE,    /* giving dim {name} the size {value}: the same */
+  DAMC_PHRASE_DIM_ORIGIN,  /* where a size so given came from: damc_set_dim */
+  DAMC_PHRASE_PARAM,       /* the call that set param {name}, in its errors:
+                              damc_set_param(model, "{name}", {value}) */
+  DAMC_PHRASE_PARAM_VALUE, /* giving param {name} the value {value}: the same */
+  DAMC_PHRASE_F64,         /* asking for float64 kernels: damc_use_precision(model, DAMC_F64) */
+  DAMC_PHRASE_DT,          /* the run's options: DamcRunOptions.dt, .tol, .max_steps */
+  DAMC_PHRASE_TOL,
+  DAMC_PHRASE_MAX_STEPS,
+  DAMC_PHRASE_DOPRI5,      /* the run's methods: DAMC_DOPRI5, DAMC_ASYNC, DAMC_EULER */
+  DAMC_PHRASE_ASYNC,
+  DAMC_PHRASE_EULER,
+  DAMC_PHRASE_EVAL,        /* evaluating without a run: damc_eval */
+  DAMC_PHRASE_CHECK,       /* the checks of the model: damc_check */
+  DAMC_PHRASE_EXPLAIN      /* the equations with a layer eliminated: damc_explain */
+} DamcPhrase;
+/* Sets `phrase` of the model's messages to `text` (copied), for every precision compiled and
+   to come. `text` may be NULL for DAMC_PHRASE_DIM_SIZE only: the caller has no means to size
+   a dim (the message then names the model's declaration alone). Fails with status 2 for
+   another phrase or another NULL. */
+int damc_set_phrase(DamcModel *model, DamcPhrase phrase, const char *text, DamcError *err);
 
 #ifdef __cplusplus
 }

@@ -66,9 +66,37 @@ static DamcModel *open_model(Engine *e, DamcError *err) {
   return m;
 }
 
+// The C API's words in the engine's messages: its functions and values, where the command
+// line (damc_model_open) names its flags.
+static const char *const api_phrases[PHRASE_COUNT] = {
+    [PHRASE_WEIGHT] = "damc_bind_weight(model, \"{name}\", ...)",
+    [PHRASE_WEIGHTS] = "with damc_bind_weight",
+    [PHRASE_DIM] = "damc_set_dim(model, \"{name}\", {value})",
+    [PHRASE_DIM_SIZE] = "damc_set_dim(model, \"{name}\", {value})",
+    [PHRASE_DIM_ORIGIN] = "damc_set_dim",
+    [PHRASE_PARAM] = "damc_set_param(model, \"{name}\", {value})",
+    [PHRASE_PARAM_VALUE] = "damc_set_param(model, \"{name}\", {value})",
+    [PHRASE_F64] = "damc_use_precision(model, DAMC_F64)",
+    [PHRASE_DT] = "DamcRunOptions.dt",
+    [PHRASE_TOL] = "DamcRunOptions.tol",
+    [PHRASE_MAX_STEPS] = "DamcRunOptions.max_steps",
+    [PHRASE_DOPRI5] = "DAMC_DOPRI5",
+    [PHRASE_ASYNC] = "DAMC_ASYNC",
+    [PHRASE_EULER] = "DAMC_EULER",
+    [PHRASE_EVAL] = "damc_eval",
+    [PHRASE_CHECK] = "damc_check",
+    [PHRASE_EXPLAIN] = "damc_explain",
+};
+
+// An engine whose messages speak to a caller of the C API.
+static Engine *api_engine(Engine *e) {
+  for (int p = 0; p < PHRASE_COUNT; p++) engine_set_phrase(e, (EnginePhrase)p, api_phrases[p]);
+  return e;
+}
+
 DamcModel *damc_model_from_file(const char *path, DamcError *err) {
   REQUIRE(path, NULL);
-  return open_model(engine_new(path, NULL), err);
+  return open_model(api_engine(engine_new(path, NULL)), err);
 }
 
 DamcModel *damc_model_open(const char *path, FILE *echo, DamcError *err) {
@@ -79,7 +107,7 @@ DamcModel *damc_model_open(const char *path, FILE *echo, DamcError *err) {
 DamcModel *damc_model_from_string(const char *name, const char *text, DamcError *err) {
   REQUIRE(name, NULL);
   REQUIRE(text, NULL);
-  return open_model(engine_new_text(name, text, strlen(text), NULL), err);
+  return open_model(api_engine(engine_new_text(name, text, strlen(text), NULL)), err);
 }
 
 void damc_model_free(DamcModel *model) {
@@ -268,9 +296,38 @@ int damc_set_param(DamcModel *model, const char *name, double value, DamcError *
   StrBuf sb = {0};
   Engine *engines[2];
   int n = engines_of(model, engines);
+  // A value that is not a number is a bad argument (as damc_run's options are); a name the
+  // model lacks, or a tau the value makes invalid, is the model's.
   for (int i = 0; i < n; i++)
-    if (!engine_set_param(engines[i], name, value, &sb)) return fail(err, 1, &sb);
+    if (!engine_set_param(engines[i], name, value, &sb))
+      return fail(err, isfinite(value) ? 1 : 2, &sb);
   sb_free(&sb);
+  return 1;
+}
+
+int damc_set_phrase(DamcModel *model, DamcPhrase phrase, const char *text, DamcError *err) {
+  REQUIRE(model, 0);
+  static const EnginePhrase engine_of[] = {
+      [DAMC_PHRASE_WEIGHT] = PHRASE_WEIGHT,         [DAMC_PHRASE_WEIGHTS] = PHRASE_WEIGHTS,
+      [DAMC_PHRASE_DIM] = PHRASE_DIM,               [DAMC_PHRASE_DIM_SIZE] = PHRASE_DIM_SIZE,
+      [DAMC_PHRASE_DIM_ORIGIN] = PHRASE_DIM_ORIGIN, [DAMC_PHRASE_PARAM] = PHRASE_PARAM,
+      [DAMC_PHRASE_PARAM_VALUE] = PHRASE_PARAM_VALUE, [DAMC_PHRASE_F64] = PHRASE_F64,
+      [DAMC_PHRASE_DT] = PHRASE_DT,                 [DAMC_PHRASE_TOL] = PHRASE_TOL,
+      [DAMC_PHRASE_MAX_STEPS] = PHRASE_MAX_STEPS,   [DAMC_PHRASE_DOPRI5] = PHRASE_DOPRI5,
+      [DAMC_PHRASE_ASYNC] = PHRASE_ASYNC,           [DAMC_PHRASE_EULER] = PHRASE_EULER,
+      [DAMC_PHRASE_EVAL] = PHRASE_EVAL,             [DAMC_PHRASE_CHECK] = PHRASE_CHECK,
+      [DAMC_PHRASE_EXPLAIN] = PHRASE_EXPLAIN,
+  };
+  size_t n = sizeof engine_of / sizeof *engine_of;
+  if ((unsigned)phrase >= n || (!text && phrase != DAMC_PHRASE_DIM_SIZE)) {
+    StrBuf sb = {0};
+    sb_printf(&sb, "damc_set_phrase: phrase %d is from DAMC_PHRASE_WEIGHT to DAMC_PHRASE_EXPLAIN, "
+              "and its text NULL for DAMC_PHRASE_DIM_SIZE only\n", (int)phrase);
+    return fail(err, 2, &sb);
+  }
+  Engine *engines[2];
+  int count = engines_of(model, engines);
+  for (int i = 0; i < count; i++) engine_set_phrase(engines[i], engine_of[phrase], text);
   return 1;
 }
 
@@ -543,17 +600,28 @@ bool damc_engine_run_options(const DamcModel *model, const DamcRunOptions *d,
                 numbers[i].value, numbers[i].negative_ok ? "" : " >= 0");
       return false;
     }
-  // Options that belong to another method are refused, not ignored (as the command line does).
-  if (d->order != DAMC_ORDER_RANDOM && (d->order != DAMC_ORDER_SEQUENTIAL || d->method != DAMC_ASYNC)) {
-    sb_printf(sb, "the order of the units (%d) is an option of DAMC_ASYNC only, and is "
-              "DAMC_ORDER_RANDOM or DAMC_ORDER_SEQUENTIAL\n", (int)d->order);
+  if (d->order != DAMC_ORDER_RANDOM && d->order != DAMC_ORDER_SEQUENTIAL) {
+    sb_printf(sb, "the order of the units (%d) is DAMC_ORDER_RANDOM or DAMC_ORDER_SEQUENTIAL\n",
+              (int)d->order);
     return false;
   }
-  if (d->noise_T != 0 && (d->method != DAMC_EULER && d->method != DAMC_ASYNC)) {
-    sb_printf(sb, "noise_T = %g: noise is an option of DAMC_EULER and DAMC_ASYNC only\n",
-              d->noise_T);
-    return false;
+  // Options that belong to another method are refused, not ignored (as the command line
+  // does), and the methods named in the caller's words (a binding's keywords).
+  StrBuf euler = {0}, async = {0};
+  engine_phrase(model->engine, PHRASE_EULER, NULL, NULL, &euler);
+  engine_phrase(model->engine, PHRASE_ASYNC, NULL, NULL, &async);
+  bool ok = true;
+  if (d->order == DAMC_ORDER_SEQUENTIAL && d->method != DAMC_ASYNC) {
+    sb_printf(sb, "the order of the units is an option of %s only\n", sb_str(&async));
+    ok = false;
+  } else if (d->noise_T != 0 && (d->method != DAMC_EULER && d->method != DAMC_ASYNC)) {
+    sb_printf(sb, "noise_T = %g: noise is an option of %s and %s only\n", d->noise_T,
+              sb_str(&euler), sb_str(&async));
+    ok = false;
   }
+  sb_free(&euler);
+  sb_free(&async);
+  if (!ok) return false;
   if (!(d->noise_T >= 0) || isinf(d->noise_T)) {
     sb_printf(sb, "noise_T = %g: the temperature is a finite number >= 0\n", d->noise_T);
     return false;

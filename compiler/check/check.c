@@ -73,12 +73,13 @@ bool check_model(Engine *e, const int64_t *dims, const CheckOptions *opt, CheckR
   check_bounded_energy(&ne, opt->have_weights, report);
   bool ok = true;
   if (!opt->have_weights && net->nweights > 0) {
-    report_add(report, "energy-identity", "network", NULL, VERDICT_SKIPPED,
-               "needs the weights (give them as for damc eval)");
-    report_add(report, "energy-decrease", "network", NULL, VERDICT_SKIPPED,
-               "needs the weights (give them as for damc eval)");
-    report_add(report, "stability", "network", NULL, VERDICT_SKIPPED,
-               "needs the weights (give them as for damc eval)");
+    StrBuf how = {0};
+    engine_phrase(e, PHRASE_WEIGHTS, NULL, NULL, &how);
+    static const char *const skipped[] = {"energy-identity", "energy-decrease", "stability"};
+    for (int i = 0; i < 3; i++)
+      report_add(report, skipped[i], "network", NULL, VERDICT_SKIPPED,
+                 "needs the weights (give them %s)", sb_str(&how));
+    sb_free(&how);
   } else {
     if (net->has_directed) {
       report_add(report, "energy-identity", "network", NULL, VERDICT_SKIPPED,

@@ -286,8 +286,8 @@ DamrtStatus async_run(RunCtx *r, char *x, const uint8_t *clamp, const EngineArra
   for (int a = 0; a < net->nlayers; a++) {
     const LayerEq *l = &net->layers[a];
     if (!l->eliminated && !l->binary) {
-      sb_printf(err, "--method async needs binary layers (g = sign(x), e.g. L = sum(abs(x))), "
-                "but layer '%s' is not\n", l->name);
+      sb_printf(err, "%s needs binary layers (g = sign(x), e.g. L = sum(abs(x))), but layer "
+                "'%s' is not\n", e->phrases[PHRASE_ASYNC], l->name);
       return DAMRT_E_ARGUMENT;
     }
   }

@@ -58,8 +58,8 @@ DamrtTensor engine_tensor_view(const EngineArray *a) {
   return view;
 }
 
-bool engine_check_range(DamrtDtype dtype, const EngineArray *a, const char *label, StrBuf *err) {
-  if (dtype != DAMRT_F32 || a->dtype != DAMRT_F64 || !a->data) return true;
+bool engine_check_range(const Engine *e, const EngineArray *a, const char *label, StrBuf *err) {
+  if (e->dtype != DAMRT_F32 || a->dtype != DAMRT_F64 || !a->data) return true;
   DamrtTensor view = engine_tensor_view(a);
   for (size_t k = 0; k < view.count; k++) {
     double v = ((const double *)a->data)[k];
@@ -72,13 +72,14 @@ bool engine_check_range(DamrtDtype dtype, const EngineArray *a, const char *labe
     if (!isfinite(v))  // not a matter of range: no precision takes it
       sb_append(err, "]: give finite numbers\n");
     else
-      sb_printf(err, "] does not fit float32 (largest %.9g): use --precision f64\n", (double)FLT_MAX);
+      sb_printf(err, "] does not fit float32 (largest %.9g): use %s\n", (double)FLT_MAX,
+                e->phrases[PHRASE_F64]);
     return false;
   }
   return true;
 }
 
-bool engine_check_results(const EngineResults *r, size_t first, bool batched, bool f32,
+bool engine_check_results(const Engine *e, const EngineResults *r, size_t first, bool batched,
                           StrBuf *err) {
   for (size_t i = first; i < r->count; i++) {
     const DamrtTensor *t = r->items[i].tensor;
@@ -87,9 +88,11 @@ bool engine_check_results(const EngineResults *r, size_t first, bool batched, bo
       if (isfinite(v)) continue;
       size_t per = batched && t->rank > 0 ? t->count / t->shape[0] : t->count;
       sb_printf(err, "output '%s' is %s at sample %zu, index %zu: the model overflows at these "
-                "states and params%s\n", r->items[i].name,
+                "states and params", r->items[i].name,
                 isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf", batched ? k / per : 0,
-                batched ? k % per : k, f32 ? " (--precision f64 may help)" : "");
+                batched ? k % per : k);
+      if (e->dtype == DAMRT_F32) sb_printf(err, " (%s may help)", e->phrases[PHRASE_F64]);
+      sb_putc(err, '\n');
       return false;
     }
   }
@@ -144,7 +147,7 @@ bool engine_batch(const Engine *e, const EngineArrays *arrays, size_t *batch, bo
       // A state or input that is not finite is the caller's, said as such (not as an output
       // that overflows); the clamp masks are checked by the run.
       if (!shape_fits(t, label, err) || (kind != 2 && !engine_check_finite(t, label, err)) ||
-          !engine_check_range(e->dtype, t, label, err))
+          !engine_check_range(e, t, label, err))
         return false;
       if (t->rank == 2) {
         if (*batched && t->shape[0] != *batch) {
@@ -263,5 +266,5 @@ bool engine_apply(Engine *e, KernelKind kind, const EngineArrays *arrays, Engine
     engine_add_buffer_result(e, out, o->name, plan, o->buf, bufs[o->buf], batch, batched);
   }
   engine_free_buffers(plan, bufs);
-  return engine_check_results(out, first, batched, e->dtype == DAMRT_F32, err);
+  return engine_check_results(e, out, first, batched, err);
 }

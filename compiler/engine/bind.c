@@ -2,6 +2,7 @@
 // the dims that have no declared size, and every tensor is checked against the model before
 // anything is compiled.
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,7 +52,8 @@ void engine_shape_text(int rank, const size_t *shape, StrBuf *out) {
 
 void engine_dim_origin(const Engine *e, int d, size_t other, StrBuf *out) {
   if (!e->dim_origin[d] && e->dims[d] > 0 && e->net->dims[d].size <= 0) {
-    sb_printf(out, " (%s = %lld from --dim)", e->net->dims[d].name, (long long)e->dims[d]);
+    sb_printf(out, " (%s = %lld from %s)", e->net->dims[d].name, (long long)e->dims[d],
+              e->phrases[PHRASE_DIM_ORIGIN]);
     return;
   }
   int w = e->dim_origin[d] ? engine_weight_index(e, e->dim_origin[d]) : -1;
@@ -198,7 +200,7 @@ bool engine_bind_weight(Engine *e, const char *name, const EngineArray *t, const
 }
 
 // Whether weight `w` may be bound again with another size of dim `d`: a runtime dim that it
-// alone fixes (no other weight bound with it, no --dim).
+// alone fixes (no other weight bound with it, no size given by engine_set_dim).
 static bool resizable(const Engine *e, int w, int d) {
   if (!e->runtime[d] || e->dim_origin[d] != e->net->weights[w].name) return false;
   for (int v = 0; v < e->net->nweights; v++)
@@ -237,7 +239,7 @@ bool engine_rebind_weight(Engine *e, const char *name, const EngineArray *t, con
   snprintf(label, sizeof label, "%s: tensor '%s'", origin, name);
   if (!engine_check_finite(t, label, err) || (mw->symmetric && !check_symmetric(e, w, t, origin, err)))
     return false;
-  if (e->done >= STAGE_BIND && !engine_check_range(e->dtype, t, label, err)) return false;
+  if (e->done >= STAGE_BIND && !engine_check_range(e, t, label, err)) return false;
   EngineArray keep = *old;
   int64_t *sizes = xmalloc(((size_t)e->net->ndims + 1) * sizeof *sizes);
   memcpy(sizes, e->dims, (size_t)e->net->ndims * sizeof *sizes);
@@ -255,29 +257,48 @@ bool engine_rebind_weight(Engine *e, const char *name, const EngineArray *t, con
   return ok;
 }
 
+// The message of a call that sized a dim, starting with the call: "--dim K=0: ..." (after
+// `named`, a phrase of the call: PHRASE_DIM or PHRASE_DIM_SIZE).
+__attribute__((format(printf, 6, 7))) static void dim_error(const Engine *e, EnginePhrase named,
+                                                            const char *name, int64_t size,
+                                                            StrBuf *err, const char *fmt, ...) {
+  char value[32];
+  snprintf(value, sizeof value, "%lld", (long long)size);
+  StrBuf call = {0};
+  sb_printf(err, "%s: ", engine_phrase(e, named, name, value, &call));
+  sb_free(&call);
+  va_list ap;
+  va_start(ap, fmt);
+  sb_vprintf(err, fmt, ap);
+  va_end(ap);
+}
+
 bool engine_set_dim(Engine *e, const char *name, int64_t size, StrBuf *err) {
   engine_rewind(e, STAGE_DERIVE);  // the plans were built for the old sizes
   const Network *net = e->net;
   for (int d = 0; d < net->ndims; d++) {
     if (!net->dims[d].name || strcmp(net->dims[d].name, name) != 0) continue;
     if (net->dims[d].size > 0) {
-      sb_printf(err, "--dim %s: the model declares its size (%lld)\n", name, (long long)net->dims[d].size);
+      dim_error(e, PHRASE_DIM, name, size, err, "the model declares its size (%lld)\n",
+                (long long)net->dims[d].size);
       return false;
     }
     if (e->dims[d] > 0 && e->dims[d] != size) {
-      sb_printf(err, "--dim %s=%lld: '%s' is already %lld (from %s)\n", name, (long long)size, name,
-                (long long)e->dims[d], e->dim_origin[d] ? e->dim_origin[d] : "--dim");
+      dim_error(e, PHRASE_DIM_SIZE, name, size, err, "'%s' is already %lld (from %s)\n", name,
+                (long long)e->dims[d],
+                e->dim_origin[d] ? e->dim_origin[d] : e->phrases[PHRASE_DIM_ORIGIN]);
       return false;
     }
     if (size < 1 || size > 2147483647) {
-      sb_printf(err, "--dim %s=%lld: a size is an integer from 1 to 2147483647\n", name, (long long)size);
+      dim_error(e, PHRASE_DIM_SIZE, name, size, err,
+                "a size is an integer from 1 to 2147483647\n");
       return false;
     }
     e->dims[d] = size;
-    e->dim_origin[d] = NULL;  // a size given on the command line, not by a weight
+    e->dim_origin[d] = NULL;  // a size given by the caller, not by a weight
     return true;
   }
-  sb_printf(err, "--dim %s: model '%s' has no dim '%s'", name, net->name, name);
+  dim_error(e, PHRASE_DIM, name, size, err, "model '%s' has no dim '%s'", net->name, name);
   Suggestion s = suggest_begin(name);
   for (int d = 0; d < net->ndims; d++)
     if (net->dims[d].name) suggest_consider(&s, net->dims[d].name);
@@ -294,22 +315,28 @@ const char *engine_dim_bound_by(const Engine *e, const char *name) {
 
 bool engine_set_param(Engine *e, const char *name, double value, StrBuf *err) {
   const Network *net = e->net;
-  for (int i = 0; i < net->nparams; i++)
-    if (strcmp(net->params[i].name, name) == 0) {
-      if (!isfinite(value)) {
-        sb_printf(err, "--set %s: the value must be a finite number\n", name);
-        return false;
-      }
-      e->params[i] = value;
-      e->param_set[i] = true;
-      // After binding, tau is evaluated again with the new value (params are read by the
-      // kernels at every call; tau by the run).
-      return e->done < STAGE_BIND || engine_evaluate_tau(e, err);
-    }
-  sb_printf(err, "--set %s: ", name);
-  engine_unknown_name(e, NAME_PARAM, name, err);
-  sb_putc(err, '\n');
-  return false;
+  // The message starts with the call: "--set beta: ".
+  NumText v;
+  StrBuf call = {0};
+  engine_phrase(e, PHRASE_PARAM, name, number_text(value, &v), &call);
+  bool ok = false;
+  int i = 0;
+  while (i < net->nparams && strcmp(net->params[i].name, name) != 0) i++;
+  if (i == net->nparams) {
+    sb_printf(err, "%s: ", sb_str(&call));
+    engine_unknown_name(e, NAME_PARAM, name, err);
+    sb_putc(err, '\n');
+  } else if (!isfinite(value)) {
+    sb_printf(err, "%s: the value must be a finite number\n", sb_str(&call));
+  } else {
+    e->params[i] = value;
+    e->param_set[i] = true;
+    // After binding, tau is evaluated again with the new value (params are read by the
+    // kernels at every call; tau by the run).
+    ok = e->done < STAGE_BIND || engine_evaluate_tau(e, err);
+  }
+  sb_free(&call);
+  return ok;
 }
 
 int engine_warn_param_rules(Engine *e) {

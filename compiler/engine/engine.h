@@ -60,6 +60,41 @@ void engine_free(Engine *e);
 // messages in `err`, when a stage fails (the engine is then left at the stage before it).
 bool engine_compile(Engine *e, EngineStage last, StrBuf *err);
 
+// The means a message names when it says how to give what is missing or to ask for what
+// would help, in the words of the front end in use: the command line's flags (the default,
+// shown here), the C API's functions, the Python module's keywords. The front end sets its
+// phrases when it creates the engine; the text around them is the engine's, one for all.
+// In a phrase, "{name}" stands for the weight, dim or param and "{value}" for the size or
+// value the message is about.
+typedef enum {
+  PHRASE_WEIGHT,       // giving weight {name}: "--weights FILE.npz or --weight {name}=FILE.npy"
+  PHRASE_WEIGHTS,      // giving every weight, after "give them": "as for damc eval"
+  PHRASE_DIM,          // the call that sized dim {name} (with {value}), in its errors: "--dim {name}"
+  PHRASE_DIM_SIZE,     // giving dim {name} the size {value}: "--dim {name}={value}"; NULL: none
+  PHRASE_DIM_ORIGIN,   // where a size so given came from: "--dim"
+  PHRASE_PARAM,        // the call that set param {name} (to {value}), in its errors: "--set {name}"
+  PHRASE_PARAM_VALUE,  // giving param {name} the value {value}: "--set {name}={value}"
+  PHRASE_F64,          // asking for float64 kernels: "--precision f64"
+  PHRASE_DT,           // the run's options: "--dt", "--tol", "--max-steps"
+  PHRASE_TOL,
+  PHRASE_MAX_STEPS,
+  PHRASE_DOPRI5,       // the run's methods: "--method dopri5", "--method async", "--method euler"
+  PHRASE_ASYNC,
+  PHRASE_EULER,
+  PHRASE_EVAL,         // evaluating without a run: "damc eval"
+  PHRASE_CHECK,        // the checks of the model: "damc check"
+  PHRASE_EXPLAIN,      // the equations with a layer eliminated: "damc explain --eliminate"
+  PHRASE_COUNT
+} EnginePhrase;
+
+// Sets phrase `p` to `text` (copied). NULL only for PHRASE_DIM_SIZE: the front end has no
+// means to size a dim (the message then names the model's declaration alone).
+void engine_set_phrase(Engine *e, EnginePhrase p, const char *text);
+// Phrase `p` with {name} and {value} filled in, in `buf` (cleared first; the caller frees
+// it); NULL when the front end has no such means.
+const char *engine_phrase(const Engine *e, EnginePhrase p, const char *name, const char *value,
+                          StrBuf *buf);
+
 // After STAGE_BIND: warns, at the place in the model, about each Lagrangian that the params
 // as set (--set, damc_set_param) make provably non-convex or put outside a parameter rule,
 // where the defaults did not (parse already warned about those). docs/theory.md §4.2.1,
@@ -153,12 +188,13 @@ bool engine_check_weight_shape(const Engine *e, const char *name, int rank, cons
 // varies K so). Steps back to STAGE_BIND when kernels were planned with it as a number.
 void engine_vary_dim(Engine *e, int d);
 // Gives dim `name`, which the model declares without a size, the size `size` (>= 1; from
-// `--dim NAME=SIZE`), before the weights that use it are bound (they must then agree).
+// `--dim NAME=SIZE` or damc_set_dim), before the weights that use it are bound (they must
+// then agree).
 bool engine_set_dim(Engine *e, const char *name, int64_t size, StrBuf *err);
 // The weight whose shape gave dim `name` its size, or NULL (no such dim, no size yet, or a
-// size from the model or --dim).
+// size from the model or engine_set_dim).
 const char *engine_dim_bound_by(const Engine *e, const char *name);
-// Sets param `name` (from `--set`).
+// Sets param `name` (from `--set`, damc_set_param, Model.bind).
 bool engine_set_param(Engine *e, const char *name, double value, StrBuf *err);
 
 // After STAGE_PLAN: the plan of `kind`, or NULL when it was not wanted.

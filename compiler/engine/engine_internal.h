@@ -3,7 +3,8 @@
 //
 // pipeline.c runs the stages, bind.c checks and binds tensors, batch.c executes kernels on
 // batches (buffers, dtype conversion, results, eval), run.c is the glue to the integrators,
-// async.c the discrete single-unit rule, trace.c the CSV trace writer, bench.c the timing.
+// async.c the discrete single-unit rule, trace.c the CSV trace writer, bench.c the timing,
+// phrases.c the front end's words in messages.
 #ifndef DAMC_ENGINE_INTERNAL_H
 #define DAMC_ENGINE_INTERNAL_H
 
@@ -48,7 +49,13 @@ struct Engine {
   KernelFn kernels[KERNEL_KINDS];
   unsigned compile_count;  // modules generated and compiled (engine_compile_count)
   struct Prefetch *prefetch[KERNEL_KINDS];  // a kernel being compiled on another thread
+  // The front end's words in messages (EnginePhrase): used as they are by the messages that
+  // have no name or value to fill in, through engine_phrase by the others.
+  const char *phrases[PHRASE_COUNT];
 };
+
+// The command line's phrases (phrases.c), every engine's until its front end sets its own.
+extern const char *const engine_cli_phrases[PHRASE_COUNT];
 
 
 // Which layers may be given which of `arrays`, checked once for eval, run and the checks
@@ -82,11 +89,11 @@ DamrtTensor engine_tensor_view(const EngineArray *a);
 // Sets element `k` of an array of `dtype` to `v` (engine_get, engine.h, is the reverse).
 void engine_set(DamrtDtype dtype, void *base, size_t k, double v);
 // False, with "LABEL: 1e+39 at [3, 4] does not fit float32 ...", when a float64 array
-// holds a value beyond the range of `dtype`.
-bool engine_check_range(DamrtDtype dtype, const EngineArray *a, const char *label, StrBuf *err);
+// holds a value beyond the range of the kernels' dtype.
+bool engine_check_range(const Engine *e, const EngineArray *a, const char *label, StrBuf *err);
 // False, with the output, the sample and the index, when a result from `first` on holds a
 // NaN or an infinity: no non-finite value leaves the engine unreported.
-bool engine_check_results(const EngineResults *r, size_t first, bool batched, bool f32,
+bool engine_check_results(const Engine *e, const EngineResults *r, size_t first, bool batched,
                           StrBuf *err);
 // False, with the place of the first NaN or infinity, unless every element is finite.
 bool engine_check_finite(const EngineArray *t, const char *label, StrBuf *err);

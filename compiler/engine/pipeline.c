@@ -20,6 +20,7 @@ static Engine *engine_alloc(const char *path, const char *name, FILE *echo) {
   e->name = intern(e->s->names, name);
   e->dtype = DAMRT_F32;
   e->wanted[KERNEL_RHS] = true;
+  memcpy(e->phrases, engine_cli_phrases, sizeof e->phrases);
   return e;
 }
 
@@ -181,33 +182,37 @@ static bool weight_sized(const Engine *e, int w) {
 static bool stage_bind(Engine *e, StrBuf *err) {
   const Network *net = e->net;
   bool ok = true;
+  StrBuf how = {0};
   for (int w = 0; w < net->nweights; w++)
     if (!e->weights[w].data && !(e->showable && weight_sized(e, w))) {
       StrBuf want = {0};
       engine_declared_shape(e, w, &want);
-      sb_printf(err, "weight '%s' %s is missing: give it with --weights FILE.npz or --weight "
-                "%s=FILE.npy\n", net->weights[w].name, sb_str(&want), net->weights[w].name);
+      sb_printf(err, "weight '%s' %s is missing: give it with %s\n", net->weights[w].name,
+                sb_str(&want), engine_phrase(e, PHRASE_WEIGHT, net->weights[w].name, NULL, &how));
       sb_free(&want);
       ok = false;
     }
   // A dim that no tensor fixed and the model does not size (a missing weight says so
   // itself, with its shape: only then is a dim named here).
   for (int d = 0; ok && d < net->ndims; d++)
-    if (e->dims[d] < 0 && net->dims[d].name)
-      sb_printf(err, "dim '%s' has no size: no tensor fixes it; give it with --dim %s=SIZE or "
-                "in the model ('dim %s = ...;')\n", net->dims[d].name, net->dims[d].name,
-                net->dims[d].name);
+    if (e->dims[d] < 0 && net->dims[d].name) {
+      const char *name = net->dims[d].name;
+      sb_printf(err, "dim '%s' has no size: no tensor fixes it; give it ", name);
+      if (engine_phrase(e, PHRASE_DIM_SIZE, name, "SIZE", &how))
+        sb_printf(err, "with %s or ", sb_str(&how));
+      sb_printf(err, "in the model ('dim %s = ...;')\n", name);
+    }
   for (int d = 0; ok && d < net->ndims; d++) ok = e->dims[d] >= 0 || !net->dims[d].name;
   for (int i = 0; i < net->nparams; i++)
     if (!e->param_set[i]) {
-      sb_printf(err, "param '%s' has no default: give it with --set %s=VALUE\n",
-                net->params[i].name, net->params[i].name);
+      sb_printf(err, "param '%s' has no default: give it with %s\n", net->params[i].name,
+                engine_phrase(e, PHRASE_PARAM_VALUE, net->params[i].name, "VALUE", &how));
       ok = false;
     }
   for (int i = 0; i < net->nparams && e->dtype == DAMRT_F32; i++)
     if (fabs(e->params[i]) > FLT_MAX) {
-      sb_printf(err, "param '%s' = %.17g does not fit float32 (largest %.9g): use --precision "
-                "f64\n", net->params[i].name, e->params[i], (double)FLT_MAX);
+      sb_printf(err, "param '%s' = %.17g does not fit float32 (largest %.9g): use %s\n",
+                net->params[i].name, e->params[i], (double)FLT_MAX, e->phrases[PHRASE_F64]);
       ok = false;
     }
   // A number of the model (or of its derivation) beyond float32 would be inf in the kernels.
@@ -216,17 +221,19 @@ static bool stage_bind(Engine *e, StrBuf *err) {
     if (x->kind == EX_CONST && isfinite(x->value) && fabs(x->value) > FLT_MAX) {
       NumText t;
       sb_printf(err, "the model's equations hold the number %s, which does not fit float32 "
-                "(largest %.9g): use --precision f64\n", number_text(x->value, &t), (double)FLT_MAX);
+                "(largest %.9g): use %s\n", number_text(x->value, &t), (double)FLT_MAX,
+                e->phrases[PHRASE_F64]);
       ok = false;
     }
   }
+  sb_free(&how);
   if (!ok || !engine_evaluate_tau(e, err)) return false;
   for (int w = 0; w < net->nweights; w++) {
     const EngineArray *a = &e->weights[w];
     if (!a->data) continue;  // emit without it: engine_kernel refuses to run such code
     char label[300];
     snprintf(label, sizeof label, "%s: weight '%s'", e->weight_origin[w], net->weights[w].name);
-    if (!engine_check_range(e->dtype, a, label, err) || !engine_weight_to_kernels(e, w, err))
+    if (!engine_check_range(e, a, label, err) || !engine_weight_to_kernels(e, w, err))
       return false;
   }
   return true;
@@ -480,6 +487,7 @@ bool engine_weight_bound(const Engine *e, int w) { return e->weights[w].data != 
 
 Engine *engine_clone(const Engine *e, StrBuf *err) {
   Engine *c = engine_new_text(e->name, e->text, e->len, NULL);
+  for (int p = 0; p < PHRASE_COUNT; p++) engine_set_phrase(c, (EnginePhrase)p, e->phrases[p]);
   if (e->neliminate) engine_eliminate(c, e->eliminate, e->neliminate);
   c->kernel_choice = e->kernel_choice;
   bool ok = engine_compile(c, STAGE_DERIVE, err);

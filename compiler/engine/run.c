@@ -111,17 +111,21 @@ static void report_failure(const RunCtx *r, const DamrtRunResult *res, const Dam
   else if (nf->step == 0)
     sb_printf(err, "the initial state of layer '%s' is %g (sample %zu, neuron %zu)\n", layer,
               nf->value, nf->sample, neuron);
-  else
+  else {
     // inf: the state grew without bound (or overflowed the float type); NaN: a function was
     // taken outside its domain (log, sqrt of a negative number) or inf - inf.
-    sb_printf(err, "the run %s: layer '%s', sample %zu, neuron %zu is %s at step %zu (t = %s)%s\n",
+    const char *const *say = r->e->phrases;
+    sb_printf(err, "the run %s: layer '%s', sample %zu, neuron %zu is %s at step %zu (t = %s): ",
               isnan(nf->value) ? "failed" : "diverged", layer, nf->sample, neuron,
-              number_text(nf->value, &v), nf->step, number_text(nf->t, &t),
-              isnan(nf->value) ? ": a function was evaluated outside its domain (a log or a square "
-                                 "root of a negative number, or inf - inf); a smaller --dt or "
-                                 "--precision f64 may avoid it"
-                               : ": the state grew without bound (is E bounded below? damc check "
-                                 "says) or beyond the float type (--precision f64)");
+              number_text(nf->value, &v), nf->step, number_text(nf->t, &t));
+    if (isnan(nf->value))
+      sb_printf(err, "a function was evaluated outside its domain (a log or a square root of a "
+                "negative number, or inf - inf); a smaller %s or %s may avoid it\n",
+                say[PHRASE_DT], say[PHRASE_F64]);
+    else
+      sb_printf(err, "the state grew without bound (is E bounded below? %s says) or beyond the "
+                "float type (%s)\n", say[PHRASE_CHECK], say[PHRASE_F64]);
+  }
 }
 
 // The warning of a run in which some samples did not converge: how many, where the largest
@@ -133,6 +137,7 @@ static void report_unconverged(const RunCtx *r, const DamrtRunResult *res, const
   if (res->unconverged == 0 || r->opt->tol <= 0) return;
   size_t neuron;
   NumText rho, tol;
+  const char *const *say = r->e->phrases;
   if (res->cycled > 0) {
     const DamrtResidual *c = &res->cycle;
     const char *layer = layer_of(r, c->coordinate, &neuron);
@@ -141,18 +146,19 @@ static void report_unconverged(const RunCtx *r, const DamrtRunResult *res, const
               "of the one two steps before, while a step changes layer '%s', neuron %zu by "
               "tau |dx/dt| / (1 + |x|) = %s); x <- u of coupled integrated layers overshoots, "
               "so more steps will not help: eliminate the hidden layer (tau = 0 in the model; "
-              "damc explain --eliminate shows the result) or use --method dopri5",
+              "%s shows the result) or use %s",
               res->cycled, r->batch, c->sample, steps[c->sample], number_text(r->opt->tol, &tol),
-              layer, neuron, number_text(c->value, &rho));
+              layer, neuron, number_text(c->value, &rho), say[PHRASE_EXPLAIN], say[PHRASE_DOPRI5]);
   }
   if (res->unconverged == res->cycled) return;
   const DamrtResidual *w = &res->worst;
   const char *layer = layer_of(r, w->coordinate, &neuron);
   sb_printf(&out->warning, "%s%zu of %zu samples did not converge in %zu steps; the largest "
             "residual is in layer '%s' (sample %zu, neuron %zu): tau |dx/dt| / (1 + |x|) = %s "
-            "> tol = %s; raise --max-steps, or --tol (with dopri5, keep tol >= 30 rtol)",
+            "> tol = %s; raise %s, or %s (with dopri5, keep tol >= 30 rtol)",
             out->warning.len ? "\n" : "", res->unconverged - res->cycled, r->batch, res->steps,
-            layer, w->sample, neuron, number_text(w->value, &rho), number_text(r->opt->tol, &tol));
+            layer, w->sample, neuron, number_text(w->value, &rho), number_text(r->opt->tol, &tol),
+            say[PHRASE_MAX_STEPS], say[PHRASE_TOL]);
 }
 
 // The final values: x and g of every layer, E, and per sample steps and converged.
@@ -219,8 +225,8 @@ bool engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *o
   }
   bool ok = false;
   if (r.dim == 0) {
-    sb_append(err, "every layer is eliminated (tau = 0): there is nothing to integrate; use "
-                   "damc eval\n");
+    sb_printf(err, "every layer is eliminated (tau = 0): there is nothing to integrate; use %s\n",
+              e->phrases[PHRASE_EVAL]);
     goto done;
   }
   size_t elem = damrt_dtype_size(e->dtype);
@@ -270,15 +276,17 @@ bool engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *o
   size_t still = 0;
   for (size_t b = 0; opt->async && b < r.batch; b++) still += !converged[b];
   if (ok && still && opt->noise_T == 0)  // with noise, units keep changing by design
-    sb_printf(&out->warning, "%zu of %zu samples still changed in sweep %zu; raise --max-steps",
-              still, r.batch, opt->max_steps);
+    sb_printf(&out->warning, "%zu of %zu samples still changed in sweep %zu; raise %s", still,
+              r.batch, opt->max_steps, e->phrases[PHRASE_MAX_STEPS]);
   // The states stayed finite (or the run failed above), but E at some traced step did not:
   // the trace shows it, and it must not pass unremarked.
-  if (ok && r.trace_bad_E_step != SIZE_MAX)
-    sb_printf(&out->warning, "%sE is not finite at step %zu of the trace, though the states are%s",
-              out->warning.len ? "\n" : "", r.trace_bad_E_step,
-              e->dtype == DAMRT_F32 ? ": it overflows float32 there; use --precision f64" : "");
-  ok = ok && engine_check_results(out, first, r.batched, e->dtype == DAMRT_F32, err);
+  if (ok && r.trace_bad_E_step != SIZE_MAX) {
+    sb_printf(&out->warning, "%sE is not finite at step %zu of the trace, though the states are",
+              out->warning.len ? "\n" : "", r.trace_bad_E_step);
+    if (e->dtype == DAMRT_F32)
+      sb_printf(&out->warning, ": it overflows float32 there; use %s", e->phrases[PHRASE_F64]);
+  }
+  ok = ok && engine_check_results(e, out, first, r.batched, err);
   free(steps);
   free(converged);
   free(clamp);

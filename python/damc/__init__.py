@@ -18,6 +18,9 @@ while the kernels do. docs/python.md documents it all.
 import ctypes
 import itertools
 import json
+import numbers
+import operator
+import os
 import signal
 import sys
 import threading
@@ -34,6 +37,26 @@ __version__ = "0.2.0"
 _PRECISIONS = {"f32": _capi.DAMC_F32, "float32": _capi.DAMC_F32,
                "f64": _capi.DAMC_F64, "float64": _capi.DAMC_F64}
 _DTYPE_CODE = {np.dtype(np.float32): _capi.DAMC_F32, np.dtype(np.float64): _capi.DAMC_F64}
+# What the C library's messages name as the means to give a weight or a param, to ask for
+# float64 and so on (damc_set_phrase; "{name}" and "{value}" are filled in): this module's.
+# A dim has no means here (None): its size comes from the weights or the model.
+_PHRASES = {
+    _capi.DAMC_PHRASE_WEIGHT: "Model.bind({name}=ARRAY)",
+    _capi.DAMC_PHRASE_WEIGHTS: "with Model.bind",
+    _capi.DAMC_PHRASE_DIM_SIZE: None,
+    _capi.DAMC_PHRASE_PARAM: "Model.bind({name}={value})",
+    _capi.DAMC_PHRASE_PARAM_VALUE: "Model.bind({name}=VALUE)",
+    _capi.DAMC_PHRASE_F64: 'precision="f64"',
+    _capi.DAMC_PHRASE_DT: "dt",
+    _capi.DAMC_PHRASE_TOL: "tol",
+    _capi.DAMC_PHRASE_MAX_STEPS: "max_steps",
+    _capi.DAMC_PHRASE_DOPRI5: 'method="dopri5"',
+    _capi.DAMC_PHRASE_ASYNC: 'method="async"',
+    _capi.DAMC_PHRASE_EULER: 'method="euler"',
+    _capi.DAMC_PHRASE_EVAL: "Model.eval()",
+    _capi.DAMC_PHRASE_CHECK: "Model.check()",
+    _capi.DAMC_PHRASE_EXPLAIN: "Model.explain()",
+}
 
 
 class Diagnostic(NamedTuple):
@@ -77,11 +100,51 @@ def _raise(err):
     raise RuntimeError(text.rstrip("\n") or f"damc: internal error (status {status})")
 
 
-def _precision(precision):
+# Arguments follow Python's conventions: a value of the wrong type raises TypeError, a value
+# of the right type that the argument cannot take raises ValueError. An integer too large
+# for its argument is such a value (ValueError, not OverflowError: Python's documentation
+# of OverflowError keeps that for arithmetic, raised for out-of-range integers only "for
+# historical reasons"). A bool is not taken for a number: seed=True is a mistake.
+
+def _choice(value, choices, what):
+    """`value`, a str, looked up in `choices` (a dict)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} is a str, not {type(value).__name__}")
     try:
-        return _PRECISIONS[precision]
-    except (KeyError, TypeError):
-        raise ValueError(f"precision {precision!r}: give 'f32' or 'f64'") from None
+        return choices[value]
+    except KeyError:
+        raise ValueError(f"{what} {value!r}: one of {', '.join(map(repr, choices))}") from None
+
+
+def _precision(precision):
+    return _choice(precision, _PRECISIONS, "precision")
+
+
+def _real(value, what):
+    """`value`, a real number (int, float, Fraction, a NumPy integer or float), as a float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{what} is a number, not {type(value).__name__}")
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{what}: a number beyond the range of a float") from None
+
+
+def _integer(value, what, high, high_text):
+    """`value`, an integer (int or a NumPy integer) from 0 to `high`."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{what} is an integer, not {type(value).__name__}")
+    value = operator.index(value)
+    if not 0 <= value <= high:
+        raise ValueError(f"{what} is an integer from 0 to {high_text}")
+    return value
+
+
+def _name(value, what):
+    """`value`, the name of a layer, weight or param: a str."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what}: names are str, not {type(value).__name__}")
+    return value
 
 
 def _as_array(value, what, keep_f32=True):
@@ -243,26 +306,32 @@ class Model:
                              for i in range(lib.damc_param_count(self._ptr))]
         self._index = {n: a for a, n in enumerate(self._layers)}
         self._nlayers = len(self._layers)
-        self._arrays = (_capi.DamcArray * (3 * self._nlayers + 1))()
+        # Per layer: states, inputs, clamps and directions (_per_layer's blocks 0 to 3).
+        self._arrays = (_capi.DamcArray * (4 * self._nlayers + 1))()
         self._batch = _capi.DamcBatch()
 
     @classmethod
     def from_file(cls, path):
-        """The model in file `path` (a .dam file)."""
-        import os
-        path = os.fspath(path)
+        """The model in file `path` (a .dam file): a str, bytes or a path-like object."""
+        path = os.fsdecode(path)  # TypeError for anything else
+        if "\0" in path:
+            raise ValueError(f"Model.from_file: a NUL character at offset {path.index(chr(0))} "
+                             "of the path")
         return cls(None, path, _path=path)
 
     def _open(self):
         err = _capi.DamcError()
         if self._path is not None:
-            ptr = lib.damc_model_from_file(self._path.encode(), ctypes.byref(err))
+            ptr = lib.damc_model_from_file(os.fsencode(self._path), ctypes.byref(err))
         else:
             ptr = lib.damc_model_from_string(self._name.encode(), self._text.encode(),
                                              ctypes.byref(err))
         if not ptr:
             _raise(err)
         self._ptr = ptr
+        for phrase, text in _PHRASES.items():
+            if not lib.damc_set_phrase(ptr, phrase, text and text.encode(), ctypes.byref(err)):
+                _raise(err)
         self._compiled = None  # the precision selected last, or None before any compile
         self._bound_shapes = {}
 
@@ -314,8 +383,8 @@ class Model:
 
     def _layer_index(self, layer):
         try:
-            return self._index[layer]
-        except (KeyError, TypeError):
+            return self._index[_name(layer, "layer")]
+        except KeyError:
             raise ValueError(f"model has no layer {layer!r} (its layers: "
                              f"{', '.join(self._layers)})") from None
 
@@ -329,7 +398,8 @@ class Model:
 
         A float32 or float64 C-ordered array is read in place by the kernels of its dtype:
         keep it unchanged, or bind it again after changing it. Raises ModelError for a
-        tensor the model refuses (shape, NaN, symmetry), ValueError for an unknown name."""
+        tensor the model refuses (shape, NaN, symmetry), ValueError for an unknown name or a
+        param that is not finite, TypeError for a param that is not a real number."""
         if weights is not None and not isinstance(weights, dict):
             raise TypeError(f"bind: weights as a dict of name -> array (or as keywords), not "
                             f"{type(weights).__name__}")
@@ -338,16 +408,10 @@ class Model:
         err = _capi.DamcError()
         arrays = {}
         for name, value in items.items():
-            if not isinstance(name, str):
-                raise TypeError(f"bind: names are str, not {type(name).__name__}")
+            _name(name, "bind")
             if name in self._param_names and name not in self._weight_names:
-                try:
-                    if isinstance(value, (bool, str, bytes)):  # float() would take them
-                        raise TypeError
-                    v = float(value)
-                except (TypeError, ValueError):
-                    raise TypeError(f"bind: param '{name}' is a number, not "
-                                    f"{type(value).__name__}") from None
+                v = _real(value, f"bind: param '{name}'")
+                # NaN or an infinity: a ValueError, with the engine's message.
                 if not lib.damc_set_param(self._model(), name.encode(), v, ctypes.byref(err)):
                     _raise(err)
                 self._params[name] = v
@@ -424,6 +488,7 @@ class Model:
         if not values:
             return None
         for layer, value in values.items():
+            index = self._layer_index(layer)
             if value is None:
                 continue
             a = _as_array(value, f"{what} of layer '{layer}'")
@@ -431,7 +496,7 @@ class Model:
                 raise ValueError(f"{what} of layer '{layer}': shape {list(a.shape)}; give [n] "
                                  "or [B, n]")
             keep.append(a)
-            _fill(arrays[base + self._layer_index(layer)], a)
+            _fill(arrays[base + index], a)
         return ctypes.cast(ctypes.byref(arrays, base * ctypes.sizeof(_capi.DamcArray)),
                            ctypes.POINTER(_capi.DamcArray))
 
@@ -463,9 +528,9 @@ class Model:
         return out
 
     def _apply(self, fn, state, inputs, precision):
-        ptr = self._select(precision)
         keep = []
         b = self._batch_of(state, inputs, None, keep)
+        ptr = self._select(precision)
         err = _capi.DamcError()
         r = fn(ptr, ctypes.byref(b), ctypes.byref(err))
         if not r:
@@ -484,14 +549,10 @@ class Model:
         return self._apply(lib.damc_energy, state, inputs, precision)["E"]
 
     def _derivative(self, fn, state, direction, inputs, precision):
-        ptr = self._select(precision)
         keep = []
         b = self._batch_of(state, inputs, None, keep)
-        dirs = (_capi.DamcArray * (self._nlayers + 1))()
-        for layer, value in (direction or {}).items():
-            a = _as_array(value, f"direction of layer '{layer}'")
-            keep.append(a)
-            _fill(dirs[self._layer_index(layer)], a)
+        dirs = self._per_layer(direction, 3, "direction", keep)
+        ptr = self._select(precision)
         err = _capi.DamcError()
         r = fn(ptr, ctypes.byref(b), dirs, ctypes.byref(err))
         if not r:
@@ -519,35 +580,22 @@ class Model:
         command line (0 = the default). progress: True (a line on stderr) or a function
         called with a dict at most ten times a second. Ctrl-C stops the run
         (KeyboardInterrupt)."""
-        ptr = self._select(precision)
-        try:
-            m = _capi.METHODS[method]
-        except (KeyError, TypeError):
-            raise ValueError(f"method {method!r}: one of {', '.join(_capi.METHODS)}") from None
-        try:
-            o = _capi.ORDERS[order]
-        except (KeyError, TypeError):
-            raise ValueError(f"order {order!r}: 'random' or 'sequential'") from None
-        keep = []
-        b = self._batch_of(init, inputs, clamp, keep)
         opts = _capi.DamcRunOptions()
-        opts.method = m
-        for name, v in (("dt", dt), ("rtol", rtol), ("atol", atol), ("tol", tol), ("noise_T", noise_T)):
-            if isinstance(v, (bool, str, bytes)) or not isinstance(v, (int, float, np.number)):
-                raise TypeError(f"run: {name} is a number, not {type(v).__name__}")
-        for name, v in (("max_steps", max_steps), ("seed", seed)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                raise TypeError(f"run: {name} is an integer, not {type(v).__name__}")
+        opts.method = _choice(method, _capi.METHODS, "run: method")
+        opts.order = _choice(order, _capi.ORDERS, "run: order")
+        # NaN, infinities and negative values: refused by the C API (a ValueError), which
+        # says which option and why.
+        opts.dt, opts.rtol, opts.atol, opts.tol, opts.noise_T = (
+            _real(v, f"run: {name}") for name, v in (("dt", dt), ("rtol", rtol), ("atol", atol),
+                                                     ("tol", tol), ("noise_T", noise_T)))
+        # Checked here: ctypes would wrap larger integers silently.
+        opts.max_steps = _integer(max_steps, "run: max_steps", 2 ** 63 - 1, "2**63 - 1")
+        opts.seed = _integer(seed, "run: seed", 2 ** 64 - 1, "2**64 - 1")
         if not (progress is None or isinstance(progress, bool) or callable(progress)):
             raise TypeError(f"run: progress is True, False or a function, not {type(progress).__name__}")
-        opts.dt, opts.rtol, opts.atol, opts.tol = float(dt), float(rtol), float(atol), float(tol)
-        if not 0 <= int(max_steps) < 2 ** 63 or not 0 <= int(seed) < 2 ** 64:
-            raise ValueError("max_steps is an integer from 0 to 2**63 - 1, seed from 0 to 2**64 - 1 "
-                             "(ctypes would wrap larger ones silently)")
-        opts.max_steps = int(max_steps)
-        opts.noise_T = float(noise_T)
-        opts.seed = int(seed)
-        opts.order = o
+        keep = []
+        b = self._batch_of(init, inputs, clamp, keep)
+        ptr = self._select(precision)
         reporter = _Progress(progress)
         opts.progress = _RELAY
         opts.progress_user = reporter.key
@@ -575,16 +623,17 @@ class Model:
 
     def explain(self, latex=False):
         """What `damc explain` prints: the derived L, g, H, energy, currents, dynamics."""
+        if not isinstance(latex, (numbers.Integral, np.bool_)):  # an int too, as sorted's reverse
+            raise TypeError(f"explain: latex is True or False, not {type(latex).__name__}")
         return lib.damc_explain(self._model(), 1 if latex else 0).decode()
 
     def check(self, seed=0, samples=0):
         """damc check on the model as bound so far (a float64 copy; the model is not
         changed): a CheckReport."""
-        if not 0 <= int(seed) < 2 ** 64 or not 0 <= int(samples) < 2 ** 31:
-            raise ValueError("seed is an integer from 0 to 2**64 - 1 and samples one from 0 "
-                             "(the default, 20) to 2**31 - 1")
+        seed = _integer(seed, "check: seed", 2 ** 64 - 1, "2**64 - 1")
+        samples = _integer(samples, "check: samples", 2 ** 31 - 1, "2**31 - 1 (0: the default, 20)")
         err = _capi.DamcError()
-        r = lib.damc_check(self._model(), int(seed), int(samples), ctypes.byref(err))
+        r = lib.damc_check(self._model(), seed, samples, ctypes.byref(err))
         if not r:
             _raise(err)
         try:

@@ -23,6 +23,11 @@ c_void_p = ctypes.c_void_p
 DAMC_F32, DAMC_F64 = 1, 2
 METHODS = {"dopri5": 0, "rk4": 1, "euler": 2, "async": 3, "iterate": 4}
 ORDERS = {"random": 0, "sequential": 1}
+# DamcPhrase: the means the messages name (damc_set_phrase).
+(DAMC_PHRASE_WEIGHT, DAMC_PHRASE_WEIGHTS, DAMC_PHRASE_DIM, DAMC_PHRASE_DIM_SIZE,
+ DAMC_PHRASE_DIM_ORIGIN, DAMC_PHRASE_PARAM, DAMC_PHRASE_PARAM_VALUE, DAMC_PHRASE_F64,
+ DAMC_PHRASE_DT, DAMC_PHRASE_TOL, DAMC_PHRASE_MAX_STEPS, DAMC_PHRASE_DOPRI5, DAMC_PHRASE_ASYNC,
+ DAMC_PHRASE_EULER, DAMC_PHRASE_EVAL, DAMC_PHRASE_CHECK, DAMC_PHRASE_EXPLAIN) = range(17)
 
 
 class DamcError(ctypes.Structure):
@@ -82,6 +87,7 @@ _SIGNATURES = {
     "damc_rebind_weight": (c_int, [c_void_p, c_char_p, _A, c_char_p, _E]),
     "damc_set_param": (c_int, [c_void_p, c_char_p, c_double, _E]),
     "damc_set_dim": (c_int, [c_void_p, c_char_p, ctypes.c_int64, _E]),
+    "damc_set_phrase": (c_int, [c_void_p, c_int, c_char_p, _E]),
     "damc_compile": (c_int, [c_void_p, c_int, _E]),
     "damc_use_precision": (c_int, [c_void_p, c_int, _E]),
     "damc_model_compile_count": (ctypes.c_uint, [c_void_p]),

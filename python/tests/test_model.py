@@ -91,7 +91,7 @@ def test_iterate_reports_a_cycle_of_period_2():
     out = m.run(init={"v": cues}, method="iterate", precision="f64")
     assert out["warning"].startswith("3 of 3 samples did not converge: the iteration alternates "
                                      "between two states")
-    assert out["warning"].endswith("or use --method dopri5")
+    assert out["warning"].endswith('or use method="dopri5"')
     assert not out["converged"].any() and (out["steps"] < 20).all()
 
 

@@ -616,8 +616,8 @@ static void test_errors(void) {
   CHECK_EQ(err.status, 1);
   CHECK(contains(&err, "no param 'gamma'"));
   damc_error_clear(&err);
-  CHECK(!damc_set_param(m, "beta", INFINITY, &err));
-  CHECK_EQ(err.status, 1);
+  CHECK(!damc_set_param(m, "beta", INFINITY, &err));  // a bad argument
+  CHECK_EQ(err.status, 2);
   damc_error_clear(&err);
   // Eval before compile.
   double v[N] = {0};
