@@ -75,6 +75,10 @@ typedef struct {
    that contradicts the model, a NaN or infinity, or a declared symmetric weight that is not. */
 int damc_bind_weight(DamcModel *model, const char *name, const DamcArray *weight,
                      const char *origin, DamcError *err);
+/* Sets param `name` (a finite value). After damc_compile, a value that makes an expression
+   of params and sizes alone not finite (a division by 0, the log of a number that is not
+   positive, ...), or tau negative, fails (status 1) with the place in the model, as
+   damc_compile does, and is not taken: the model keeps the value it had. */
 int damc_set_param(DamcModel *model, const char *name, double value, DamcError *err);
 /* Gives a dim the model declares without a size the size `size` (>= 1), before binding the
    weights that use it. */

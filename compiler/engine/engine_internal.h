@@ -62,8 +62,10 @@ bool engine_check_layer_arrays(const Engine *e, const EngineArrays *arrays, StrB
 // kernels', else a copy converted into it (the one made before, reused when there is one).
 bool engine_weight_to_kernels(Engine *e, int w, StrBuf *err);
 
-// Evaluates each layer's tau with the params as set (bind, and a param set after it).
-bool engine_evaluate_tau(Engine *e, StrBuf *err);
+// Evaluates what the params and sizes fix, with the values bound (bind, a param set after
+// it, a weight bound again with new sizes): every expression of them alone, which must be
+// finite (front/param_domain.h: located errors), and each layer's tau.
+bool engine_evaluate_params(Engine *e, StrBuf *err);
 
 // The compiled kernel of `kind`, compiling it through the pipeline when not yet done.
 KernelFn engine_kernel(Engine *e, KernelKind kind, StrBuf *err);

@@ -114,11 +114,25 @@ def nonfinite(tmp):
     code, _, err = damc("eval", MODEL_B, "--weights", w, "--state", f"v={vbig}")
     check(code == 1 and "does not fit float32" in err and "[5]" in err,
           f"a float64 state beyond float32: exit {code}: {err}")
+    # sqrt(p) with p = -1 is NaN whatever the state: refused before the run, at its place, in
+    # both precisions.
     model = os.path.join(tmp, "sqrt.dam")
     with open(model, "w") as f:
         f.write("dim N = 3;\nparam p = 1;\nlayer v[N] { L = lagr_identity(v); }\n"
                 "energy -sqrt(p) * sum(g(v));\n")
-    code, _, err = damc("run", model, "--set", "p=-1", "--precision", "f64")
+    for precision in ("f32", "f64"):
+        code, _, err = damc("run", model, "--set", "p=-1", "--precision", precision)
+        check(code == 1 and err == f"{model}:4:9: error: square root of a negative number: the "
+              "argument is -1 with the params as set (p = -1)\n"
+              "    4 | energy -sqrt(p) * sum(g(v));\n"
+              "      |         ^~~~~~~\n", f"sqrt(p), p = -1, {precision}: exit {code}: {err}")
+    # sqrt(p g(v)) depends on the state: NaN at t = 0, named there.
+    with open(model, "w") as f:
+        f.write("dim N = 3;\nparam p = 1;\nlayer v[N] { L = lagr_identity(v); }\n"
+                "energy -sum(sqrt(p * g(v)));\n")
+    np.save(os.path.join(tmp, "ones.npy"), np.ones(3))
+    code, _, err = damc("run", model, "--set", "p=-1", "--precision", "f64", "--init",
+                        f"v={tmp}/ones.npy")
     check(code == 1 and "t = 0" in err and "layer 'v'" in err and "param" in err
           and "diverged" not in err, f"NaN at t = 0: exit {code}: {err}")
     # E = |x|^2/2 + sum(sqrt(x)) drives x below 0, where sqrt is NaN: a domain error, named as
