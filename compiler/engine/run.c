@@ -31,6 +31,14 @@ void engine_eval_rows(const RunCtx *r, const void *rows) {
   e->kernels[KERNEL_EVAL](r->eval_bufs, e->params, (int64_t)r->batch);
 }
 
+void engine_eval_states(const RunCtx *r, EngineArray *states) {
+  const Engine *e = r->e;
+  for (int a = 0; a < e->net->nlayers; a++)
+    states[a] = r->offset[a] < 0 ? (EngineArray){0}
+                                 : (EngineArray){e->dtype, 2, {r->batch, engine_layer_size(e, a)},
+                                                 r->eval_bufs[e->plans[KERNEL_EVAL]->state_buf[a]]};
+}
+
 static DamrtStatus run_rhs(void *ctx, const void *x, void *dxdt, DamrtError *err) {
   (void)err;
   RunCtx *r = ctx;
@@ -93,9 +101,10 @@ static const char *layer_of(const RunCtx *r, size_t k, size_t *neuron) {
   return net->layers[layer].name;
 }
 
-// The message of a run that failed: a non-finite value named by its layer and neuron.
+// The message of a run that failed from the states `arrays`: a non-finite value named by its
+// layer and neuron.
 static void report_failure(const RunCtx *r, const DamrtRunResult *res, const DamrtError *derr,
-                           StrBuf *err) {
+                           const EngineArrays *arrays, StrBuf *err) {
   if (!res->nonfinite.found) {
     sb_printf(err, "%s\n", derr->message);
     return;
@@ -104,24 +113,37 @@ static void report_failure(const RunCtx *r, const DamrtRunResult *res, const Dam
   size_t neuron;
   const char *layer = layer_of(r, nf->coordinate, &neuron);
   NumText t, v;
-  if (nf->step == 0 && nf->in_dxdt)
+  bool f32 = r->e->dtype == DAMRT_F32;
+  if (nf->step == 0 && nf->in_dxdt) {
     sb_printf(err, "dx/dt of layer '%s' is %g at t = 0 (sample %zu, neuron %zu) although the "
-              "initial state is finite: a param, an input or an initial value is bad there\n",
-              layer, nf->value, nf->sample, neuron);
-  else if (nf->step == 0)
+              "initial state is finite", layer, nf->value, nf->sample, neuron);
+    // A param, an input or an initial value makes it so, unless float32 alone does.
+    char name[80];
+    snprintf(name, sizeof name, "dxdt_%s", layer);
+    StrBuf hint = {0};
+    if (engine_precision_hint(r->e, KERNEL_EVAL, arrays, nf->sample, name, neuron, &hint) == F64_FINITE)
+      sb_append(err, sb_str(&hint));
+    else
+      sb_append(err, ": a param, an input or an initial value is bad there");
+    sb_putc(err, '\n');
+    sb_free(&hint);
+  } else if (nf->step == 0)
     sb_printf(err, "the initial state of layer '%s' is %g (sample %zu, neuron %zu)\n", layer,
               nf->value, nf->sample, neuron);
   else
     // inf: the state grew without bound (or overflowed the float type); NaN: a function was
     // taken outside its domain (log, sqrt of a negative number) or inf - inf.
-    sb_printf(err, "the run %s: layer '%s', sample %zu, neuron %zu is %s at step %zu (t = %s)%s\n",
+    sb_printf(err, "the run %s: layer '%s', sample %zu, neuron %zu is %s at step %zu (t = %s)%s%s\n",
               isnan(nf->value) ? "failed" : "diverged", layer, nf->sample, neuron,
               number_text(nf->value, &v), nf->step, number_text(nf->t, &t),
               isnan(nf->value) ? ": a function was evaluated outside its domain (a log or a square "
-                                 "root of a negative number, or inf - inf); a smaller --dt or "
-                                 "--precision f64 may avoid it"
+                                 "root of a negative number, or inf - inf); a smaller --dt"
                                : ": the state grew without bound (is E bounded below? damc check "
-                                 "says) or beyond the float type (--precision f64)");
+                                 "says)",
+              // float64 is no remedy for float64 kernels
+              isnan(nf->value) ? f32 ? " or --precision f64 may avoid it" : " may avoid it"
+              : f32            ? " or beyond the float type (--precision f64)"
+                               : "");
 }
 
 // The warning of a run in which some samples did not converge: how many, where the largest
@@ -197,7 +219,7 @@ bool engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *o
                 EngineResults *out, StrBuf *err) {
   const Network *net = e->net;
   RunCtx r = {e, 0, 0, false, NULL, NULL, NULL, -1, NULL, NULL, opt, NULL,
-              clock_seconds(), clock_seconds(), NAN, 0, SIZE_MAX};
+              clock_seconds(), clock_seconds(), NAN, 0, SIZE_MAX, {0}, arrays->input};
   if (!engine_batch(e, arrays, &r.batch, &r.batched, err) || !check_masks(e, arrays, err))
     return false;
   // The final values need the eval kernel: compiled on another thread meanwhile (the step
@@ -254,7 +276,7 @@ bool engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *o
     st = opt->async ? async_run(&r, x, clamp, arrays, steps, converged, err)
                     : damrt_integrate(&sys, &ro, x, &res, &derr);
   }
-  if (st != DAMRT_OK && err->len == before) report_failure(&r, &res, &derr, err);
+  if (st != DAMRT_OK && err->len == before) report_failure(&r, &res, &derr, arrays, err);
   ok = st == DAMRT_OK && attach_eval(&r, arrays, err);
   size_t first = out->count;
   if (ok) final_results(&r, x, steps, converged, out);
@@ -276,9 +298,15 @@ bool engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *o
   // the trace shows it, and it must not pass unremarked.
   if (ok && r.trace_bad_E_step != SIZE_MAX)
     sb_printf(&out->warning, "%sE is not finite at step %zu of the trace, though the states are%s",
-              out->warning.len ? "\n" : "", r.trace_bad_E_step,
-              e->dtype == DAMRT_F32 ? ": it overflows float32 there; use --precision f64" : "");
-  ok = ok && engine_check_results(out, first, r.batched, e->dtype == DAMRT_F32, err);
+              out->warning.len ? "\n" : "", r.trace_bad_E_step, sb_str(&r.trace_bad_E_hint));
+  if (ok) {  // the final values, at the final states
+    EngineArray *states = xcalloc((size_t)net->nlayers + 1, sizeof *states);
+    engine_eval_states(&r, states);
+    EngineArrays at = {states, arrays->input, NULL, NULL};
+    ok = engine_check_results(e, KERNEL_EVAL, out, first, r.batched, &at, err);
+    free(states);
+  }
+  sb_free(&r.trace_bad_E_hint);
   free(steps);
   free(converged);
   free(clamp);
