@@ -76,8 +76,10 @@ typedef struct {
 int damc_bind_weight(DamcModel *model, const char *name, const DamcArray *weight,
                      const char *origin, DamcError *err);
 /* Sets param `name` to `value`, before or after damc_compile. Fails with status 2 for a value
-   that is NaN or infinite, 1 for a name the model does not have or a value that makes a
-   layer's tau invalid. */
+   that is NaN or infinite, 1 for a name the model does not have. After damc_compile, a value
+   that makes an expression of params and sizes alone not finite (a division by 0, the log of
+   a number that is not positive, ...), or tau negative, fails (status 1) with the place in the
+   model, as damc_compile does, and is not taken: the model keeps the value it had. */
 int damc_set_param(DamcModel *model, const char *name, double value, DamcError *err);
 /* Gives a dim the model declares without a size the size `size` (>= 1), before binding the
    weights that use it. */

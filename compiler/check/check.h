@@ -9,8 +9,8 @@
 // euler, rk4 and dopri5 with the rounding allowance of §4.3, and the fixed points those
 // trajectories reach: their stability by λ_max(Bᵀ𝐖B) (§4.4.2), the spectrum of the
 // Jacobian, and the dead and flat directions there (§4.5). Everything is float64.
-#ifndef DAMC_CHECK_H
-#define DAMC_CHECK_H
+#ifndef DAMC_CHECK_CHECK_H
+#define DAMC_CHECK_CHECK_H
 
 #include <stdint.h>
 

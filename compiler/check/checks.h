@@ -33,11 +33,17 @@ typedef struct {
   double step;    // the last step's |delta|_inf / (1 + |x|_inf) (infinity before any)
   int steps;
   bool resolved;  // rho <= 1e-10 and step <= 1e-10: the point is known to working precision
+  // The dense coupling 𝐖 = du/dg Newton's method used (d x d, owned), when it is the same
+  // at every state (the currents affine in the activations: synapses, inputs, energy terms
+  // linear in each g), and so the fixed point's too; else NULL (and on the matrix-free path).
+  double *w;
 } Polished;
 
 // Newton's method from the states set in `ne` to the fixed point near them, left in `ne`:
-// with dense LU up to 1000 state coordinates, GMRES above (fixed_points.c).
+// with dense LU up to 1000 state coordinates, GMRES above (fixed_points.c). Free the result
+// with polished_free.
 Polished fixed_point_polish(NetEnv *ne);
+void polished_free(Polished *p);
 // Stability, the Jacobian's spectrum and dead units at the fixed point set in `ne` (after
 // fixed_point_polish, whose outcome is `pol`; docs/theory.md §4.4, §4.5): densely up to 1000
 // state coordinates, matrix-free above. `tau` per layer.

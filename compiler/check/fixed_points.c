@@ -97,6 +97,7 @@ static void stacked_hessian(NetEnv *ne, const Stack *st, double *hess) {
 // currents in the activations at the fixed point's g (exact for synapses: u is linear).
 static double *coupling(NetEnv *ne, const Stack *st) {
   const Network *net = ne->net;
+  ne->couplings++;
   int64_t d = st->dim;
   double *w = xcalloc((size_t)(d * d) + 1, sizeof *w);
   double *up = xcalloc((size_t)d + 1, sizeof *up), *down = xcalloc((size_t)d + 1, sizeof *down);
@@ -120,6 +121,17 @@ static double *coupling(NetEnv *ne, const Stack *st) {
   free(up);
   free(down);
   return w;
+}
+
+// Whether 𝐖 = du/dg is the same at every state: no derivative of the currents in the
+// activations depends on an activation (the gradient of sum_A d_A . u_A in each g).
+static bool coupling_constant(const Network *net) {
+  ExprPool *p = net->pool;
+  ExprId s = expr_const(p, 0);
+  for (int a = 0; a < net->nlayers; a++) s = expr_add(p, s, expr_dot(p, net->layers[a].dir, net->layers[a].u));
+  for (int b = 0; b < net->nlayers; b++)
+    if (expr_get(p, diff_grad(p, s, net->layers[b].act))->acts) return false;
+  return true;
 }
 
 // How much E changes when the dead units of layer a (`dead`: H_ii = 0 and g_i = 0,
@@ -175,7 +187,7 @@ typedef bool (*NewtonSolve)(void *user, double *rhs);
 static Polished newton(NetEnv *ne, const Stack *st, NewtonSolve solve, void *user) {
   int64_t d = st->dim;
   double *r = xcalloc((size_t)d + 1, sizeof *r);
-  Polished p = {residual(ne, st, r), INFINITY, 0, false};
+  Polished p = {residual(ne, st, r), INFINITY, 0, false, NULL};
   for (; p.steps < 64; p.steps++) {
     double xmax = 0;
     for (int a = 0; a < ne->net->nlayers; a++)
@@ -334,7 +346,8 @@ static void dense_fixed_point(NetEnv *ne, const double *tau, int index, const Po
   char subject[64];
   snprintf(subject, sizeof subject, "fixed point %d", index);
   for (int a = 0; a < n; a++) netenv_eval(ne, net->layers[a].g, ne->acts[a]);
-  double *w = coupling(ne, &st);  // 𝐖 = du/dg at the fixed point
+  // 𝐖 = du/dg at the fixed point: Newton's when the same at every state, else computed here.
+  double *own = pol->w ? NULL : coupling(ne, &st), *w = own ? own : pol->w;
   double *hess = xcalloc((size_t)(d * d) + 1, sizeof *hess);
   bool eliminated = false;
   for (int a = 0; a < n; a++) {
@@ -393,7 +406,9 @@ static void dense_fixed_point(NetEnv *ne, const double *tau, int index, const Po
                     : v == VERDICT_FAIL ? "unstable: an eigenvalue of J has a positive real part (docs/theory.md §1.5)"
                                         : "marginal: the largest real part of eig(J) is 0 to 1e-8");
   } else {
-    for (int64_t i = 0; i < d; i++)  // 𝐖 of an energy model is symmetric; take its symmetric part
+    // 𝐖 of an energy model is symmetric; take its symmetric part (in place: Newton's is not
+    // used after this).
+    for (int64_t i = 0; i < d; i++)
       for (int64_t j = 0; j < i; j++) w[i * d + j] = w[j * d + i] = 0.5 * (w[i * d + j] + w[j * d + i]);
     it = report_stability(r, subject, lambda_max_bwb(hess, w, d), 0, pol, 0);
   }
@@ -411,7 +426,7 @@ static void dense_fixed_point(NetEnv *ne, const double *tau, int index, const Po
   report_vector(it, "x*", x, (size_t)d);
   free(x);
   free(js.re);
-  free(w);
+  free(own);
   free(hess);
   free(st.offset);
 }
@@ -539,11 +554,13 @@ Polished fixed_point_polish(NetEnv *ne) {
   for (int a = 0; a < ne->net->nlayers; a++) netenv_eval(ne, ne->net->layers[a].g, ne->acts[a]);
   Polished p;
   if (st.dim <= FIXED_POINT_DENSE_MAX) {
-    // 𝐖 = du/dg at the run's state (see dense_solve).
+    // 𝐖 = du/dg at the run's state (see dense_solve), kept for the analysis of the point
+    // when it is the same there.
     double *w = coupling(ne, &st);
     DenseNewton dn = {ne, &st, w};
     p = newton(ne, &st, dense_solve, &dn);
-    free(w);
+    if (coupling_constant(ne->net)) p.w = w;
+    else free(w);
   } else {
     Ops ops = {ne, &st, xcalloc((size_t)st.dim + 1, sizeof(double)),
                xcalloc((size_t)st.dim + 1, sizeof(double)), xcalloc((size_t)st.dim + 1, sizeof(double))};
@@ -554,6 +571,11 @@ Polished fixed_point_polish(NetEnv *ne) {
   }
   free(st.offset);
   return p;
+}
+
+void polished_free(Polished *p) {
+  free(p->w);
+  p->w = NULL;
 }
 
 void check_fixed_point(NetEnv *ne, const double *tau, int index, uint64_t seed, const Polished *pol,

@@ -11,7 +11,7 @@
 void netenv_init(NetEnv *ne, const Network *net, const int64_t *dims, const double *params,
                  const double *const *weights, uint64_t seed) {
   int n = net->nlayers;
-  *ne = (NetEnv){net, NULL, NULL, NULL, NULL, NULL, NULL, {0}, {seed * 2654435761u + 1}, NULL};
+  *ne = (NetEnv){net, NULL, NULL, NULL, NULL, NULL, NULL, {0}, {seed * 2654435761u + 1}, NULL, 0};
   ne->n = xcalloc((size_t)n + 1, sizeof *ne->n);
   double ***arrays[4] = {&ne->states, &ne->acts, &ne->inputs, &ne->dirs};
   for (int k = 0; k < 4; k++) *arrays[k] = xcalloc((size_t)n + 1, sizeof(double *));

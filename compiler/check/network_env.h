@@ -22,6 +22,9 @@ typedef struct {
   // The user's inputs (per layer: [n_A] for every sample or [B, n_A], float32 or float64;
   // a layer's data NULL when not given), or NULL; borrowed.
   const EngineArray *given_input;
+  // How many dense couplings 𝐖 = du/dg were computed (fixed_points.c), each 2d evaluations
+  // of the currents for d state coordinates: what a fixed point costs, which tests count.
+  unsigned couplings;
 } NetEnv;
 
 // `weights` (per weight, float64, or NULL when none are bound) are borrowed.

@@ -2,18 +2,11 @@
 // compiled in both precisions, evaluated at the same sampled states.
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "check/checks.h"
 #include "support/common.h"
 
 static const double EPS32 = 1.1920928955078125e-07;
-
-static const DamrtTensor *find(const EngineResults *r, const char *name) {
-  for (size_t i = 0; i < r->count; i++)
-    if (!strcmp(r->items[i].name, name)) return r->items[i].tensor;
-  return NULL;
-}
 
 // The largest |a - b| / (16 eps32 (|b_i| + |b|_inf of its sample)) over a [samples, n]
 // result (the bound of §4.1.4 for g; the same form for u and dx/dt).
@@ -75,22 +68,22 @@ void check_precision(Engine *e, NetEnv *ne, int samples, CheckReport *r) {
     for (int a = 0; a < n; a++)
       for (int k = 0; k < 3; k++) {
         snprintf(name, sizeof name, "%s_%s", k == 0 ? "g" : k == 1 ? "u" : "dxdt", net->layers[a].name);
-        const DamrtTensor *t64 = find(&r64, name);
+        const DamrtTensor *t64 = engine_result(&r64, name);
         if (!t64) continue;
-        double ratio = worst_ratio(find(&r32, name), t64, (size_t)samples);
+        double ratio = worst_ratio(engine_result(&r32, name), t64, (size_t)samples);
         if (ratio > worst) {
           worst = ratio;
           snprintf(which, sizeof which, "%s", name);
         }
       }
     // E: against the size of its terms, sum_A |E_A| + |E - sum_A E_A| (what cancels in it).
-    const DamrtTensor *e64 = find(&r64, "E"), *e32 = find(&r32, "E");
+    const DamrtTensor *e64 = engine_result(&r64, "E"), *e32 = engine_result(&r32, "E");
     double worst_e = 0;
     for (int s = 0; e64 && e32 && s < samples; s++) {
       double parts = 0, sum = 0;
       for (int a = 0; a < n; a++) {
         snprintf(name, sizeof name, "E_%s", net->layers[a].name);
-        const DamrtTensor *p = find(&r64, name);
+        const DamrtTensor *p = engine_result(&r64, name);
         double v = p ? ((const double *)p->data)[s] : 0;
         parts += fabs(v);
         sum += v;

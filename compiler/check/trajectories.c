@@ -286,12 +286,14 @@ bool check_trajectories(Engine *e, NetEnv *ne, const CheckOptions *opt, CheckRep
       // to about the run's rule tau|dx/dt| <= 1e-7 (1 + |x|): 1e-6 tells attractors apart.
       same_as_before = diff <= 1e-6 * (1 + size);
     }
-    if (same_as_before) continue;
-    for (int a = 0; a < n; a++) {
-      seen[checked * n + a] = xmalloc((size_t)ne->n[a] * sizeof(double) + 1);
-      memcpy(seen[checked * n + a], ne->states[a], (size_t)ne->n[a] * sizeof(double));
+    if (!same_as_before) {
+      for (int a = 0; a < n; a++) {
+        seen[checked * n + a] = xmalloc((size_t)ne->n[a] * sizeof(double) + 1);
+        memcpy(seen[checked * n + a], ne->states[a], (size_t)ne->n[a] * sizeof(double));
+      }
+      check_fixed_point(ne, tau, checked++, opt->seed, &pol, r);
     }
-    check_fixed_point(ne, tau, checked++, opt->seed, &pol, r);
+    polished_free(&pol);
   }
   for (int i = 0; i < 4 * n; i++) free(seen[i]);
   free(seen);

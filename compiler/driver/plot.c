@@ -72,6 +72,10 @@ static void data_range(const PlotSpec *s, double *lo, double *hi) {
   if (!(*lo <= *hi)) *lo = 0, *hi = 1;
 }
 
+// Vertical spacing of the legend's entries, in character heights: pllegend makes the legend
+// this times their number high.
+static const PLFLT LEGEND_SPACING = 2.0;
+
 // The drawing itself, into the PLplot stream already begun.
 static void draw(const PlotSpec *s) {
   double xmin = s->x[0], xmax = s->x[s->n - 1];
@@ -82,8 +86,23 @@ static void draw(const PlotSpec *s) {
   double ypad = 0.04 * (ymax - ymin > 0 ? ymax - ymin : 1);
   plcol0(PLOT_BLACK);
   plschr(0, 1.1);
-  plenv(xmin - pad, xmax + pad, ymin - ypad, ymax + ypad, 0, 2);  // 2: with a grid
-  pllab(s->xlabel, s->ylabel, s->title);
+  pladv(0);
+  plvsta();  // the standard viewport: room for the labels and the title
+  // The legend goes above the axes, centred, outside them, where it cannot cover a point
+  // (inside, any corner may hold data: retrieval falls to an overlap near 0 at high load).
+  // The axes are lowered by its height, its entries one under the other: their number times
+  // the spacing, in character heights (as pllegend sizes it), and half a character height
+  // between it and the axes.
+  PLFLT vx0, vx1, vy0, vy1, def_mm, char_mm, px0, px1, py0, py1;
+  plgvpd(&vx0, &vx1, &vy0, &vy1);
+  plgchr(&def_mm, &char_mm);
+  plgspa(&px0, &px1, &py0, &py1);  // the page, in mm
+  double ch = char_mm / (py1 - py0), band = (s->nseries * LEGEND_SPACING + 0.5) * ch;
+  plvpor(vx0, vx1, vy0, vy1 - band);
+  plwind(xmin - pad, xmax + pad, ymin - ypad, ymax + ypad);
+  plbox("bcnstg", 0, 0, "bcnstvg", 0, 0);  // plenv's box, with a grid
+  pllab(s->xlabel, s->ylabel, "");
+  plmtex("t", 2.0 + band / ch, 0.5, 0.5, s->title);  // above the legend, as pllab above axes
   PLFLT *x = xcalloc(s->n, sizeof *x), *y = xcalloc(s->n, sizeof *y);
   PLFLT *lo = xcalloc(s->n, sizeof *lo), *hi = xcalloc(s->n, sizeof *hi);
   for (size_t i = 0; i < s->n; i++) x[i] = s->x[i];
@@ -104,8 +123,6 @@ static void draw(const PlotSpec *s) {
     if (p->symbol) plstring((PLINT)s->n, x, y, p->symbol);
   }
   free(x), free(y), free(lo), free(hi);
-  // The legend, inside the bottom left corner (where retrieval curves, falling with the load
-  // from high values, leave room).
   int n = s->nseries;
   PLINT *opts = xcalloc((size_t)n, sizeof *opts), *colors = xcalloc((size_t)n, sizeof *colors);
   PLINT *styles = xcalloc((size_t)n, sizeof *styles), *numbers = xcalloc((size_t)n, sizeof *numbers);
@@ -125,9 +142,9 @@ static void draw(const PlotSpec *s) {
   PLFLT lw, lh;
   plcol0(PLOT_BLACK);
   pllegend(&lw, &lh, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
-           PL_POSITION_BOTTOM | PL_POSITION_LEFT | PL_POSITION_INSIDE, 0.02, 0.02, 0.08, 0, PLOT_BLACK,
-           1, 0, 0, n, opts, 1.0, 0.9, 2.0, 0.0, colors, text, NULL, NULL, NULL, NULL, colors,
-           styles, widths, colors, scales, numbers, symbols);
+           PL_POSITION_TOP | PL_POSITION_OUTSIDE, 0, 0.5 * ch / (vy1 - band - vy0), 0.08, 0,
+           PLOT_BLACK, 1, 0, 0, n, opts, 1.0, 0.9, LEGEND_SPACING, 0.0, colors, text, NULL,
+           NULL, NULL, NULL, colors, styles, widths, colors, scales, numbers, symbols);
   free(opts), free(colors), free(styles), free(numbers), free(widths), free(scales);
   free(text), free(symbols);
 }

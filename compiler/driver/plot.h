@@ -1,7 +1,7 @@
 // Line plots written as PNG files, drawn by PLplot (its C API and its cairo driver, the
 // Debian packages libplplot-dev and plplot-driver-cairo): series of points over one x axis,
 // each joined by a line and optionally with a vertical bar per point (a spread), and a
-// legend. The file is written whole or not at all (drawn into a temporary file, then through
+// legend above the axes, where it cannot cover a point. The file is written whole or not at all (drawn into a temporary file, then through
 // output_write). Any command may use it; damc capacity draws retrieval against load with it.
 #ifndef DAMC_DRIVER_PLOT_H
 #define DAMC_DRIVER_PLOT_H

@@ -79,19 +79,19 @@ bool engine_check_range(const Engine *e, const EngineArray *a, const char *label
   return true;
 }
 
-bool engine_check_results(const Engine *e, const EngineResults *r, size_t first, bool batched,
-                          StrBuf *err) {
+bool engine_check_results(const Engine *e, KernelKind kind, const EngineResults *r,
+                          size_t first, bool batched, const EngineArrays *at, StrBuf *err) {
   for (size_t i = first; i < r->count; i++) {
     const DamrtTensor *t = r->items[i].tensor;
     for (size_t k = 0; k < t->count; k++) {
       double v = ((const double *)t->data)[k];
       if (isfinite(v)) continue;
       size_t per = batched && t->rank > 0 ? t->count / t->shape[0] : t->count;
-      sb_printf(err, "output '%s' is %s at sample %zu, index %zu: the model overflows at these "
-                "states and params", r->items[i].name,
-                isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf", batched ? k / per : 0,
-                batched ? k % per : k);
-      if (e->dtype == DAMRT_F32) sb_printf(err, " (%s may help)", e->phrases[PHRASE_F64]);
+      size_t sample = batched ? k / per : 0, index = batched ? k % per : k;
+      sb_printf(err, "output '%s' is %s at sample %zu, index %zu: the model is not finite at "
+                "these states and params", r->items[i].name,
+                isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf", sample, index);
+      engine_precision_hint(e, kind, at, sample, r->items[i].name, index, err);
       sb_putc(err, '\n');
       return false;
     }
@@ -237,6 +237,12 @@ void engine_add_buffer_result(const Engine *e, EngineResults *out, const char *n
   engine_add_result(out, name, t);
 }
 
+const DamrtTensor *engine_result(const EngineResults *r, const char *name) {
+  for (size_t i = 0; i < r->count; i++)
+    if (!strcmp(r->items[i].name, name)) return r->items[i].tensor;
+  return NULL;
+}
+
 void engine_results_free(EngineResults *r) {
   for (size_t i = 0; i < r->count; i++) damrt_tensor_free(r->items[i].tensor);
   free(r->items);
@@ -266,5 +272,5 @@ bool engine_apply(Engine *e, KernelKind kind, const EngineArrays *arrays, Engine
     engine_add_buffer_result(e, out, o->name, plan, o->buf, bufs[o->buf], batch, batched);
   }
   engine_free_buffers(plan, bufs);
-  return engine_check_results(e, out, first, batched, err);
+  return engine_check_results(e, kind, out, first, batched, arrays, err);
 }

@@ -245,8 +245,8 @@ bool engine_rebind_weight(Engine *e, const char *name, const EngineArray *t, con
   memcpy(sizes, e->dims, (size_t)e->net->ndims * sizeof *sizes);
   e->weights[w] = *t;
   for (int i = 0; i < mw->rank; i++) e->dims[mw->dims[i]] = (int64_t)t->shape[i];
-  // tau may be written with a dim's size.
-  bool ok = e->done < STAGE_BIND || (engine_evaluate_tau(e, err) && engine_weight_to_kernels(e, w, err));
+  // tau, and any expression of params and sizes, may be written with a dim's size.
+  bool ok = e->done < STAGE_BIND || (engine_evaluate_params(e, err) && engine_weight_to_kernels(e, w, err));
   if (!ok) {  // the old weight and sizes, bound again from the start
     e->weights[w] = keep;
     memcpy(e->dims, sizes, (size_t)e->net->ndims * sizeof *sizes);
@@ -329,11 +329,18 @@ bool engine_set_param(Engine *e, const char *name, double value, StrBuf *err) {
   } else if (!isfinite(value)) {
     sb_printf(err, "%s: the value must be a finite number\n", sb_str(&call));
   } else {
+    double old = e->params[i];
     e->params[i] = value;
     e->param_set[i] = true;
-    // After binding, tau is evaluated again with the new value (params are read by the
-    // kernels at every call; tau by the run).
-    ok = e->done < STAGE_BIND || engine_evaluate_tau(e, err);
+    // After binding, what the params fix is evaluated again with the new value (params are
+    // read by the kernels at every call; tau by the run).
+    ok = e->done < STAGE_BIND || engine_evaluate_params(e, err);
+    if (!ok) {  // refused: the model keeps the value it had, and tau with it
+      e->params[i] = old;
+      StrBuf again = {0};
+      engine_evaluate_params(e, &again);
+      sb_free(&again);
+    }
   }
   sb_free(&call);
   return ok;

@@ -233,6 +233,8 @@ typedef struct {
 } EngineResults;
 
 void engine_results_free(EngineResults *r);
+// The result named `name`, or NULL.
+const DamrtTensor *engine_result(const EngineResults *r, const char *name);
 
 // Evaluates E and, per layer, g, u, dxdt and E_A at the given states (an eliminated layer is
 // set to x = u). Appends the results to `out`; false with a message on error.

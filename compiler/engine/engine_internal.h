@@ -69,8 +69,10 @@ bool engine_check_layer_arrays(const Engine *e, const EngineArrays *arrays, StrB
 // kernels', else a copy converted into it (the one made before, reused when there is one).
 bool engine_weight_to_kernels(Engine *e, int w, StrBuf *err);
 
-// Evaluates each layer's tau with the params as set (bind, and a param set after it).
-bool engine_evaluate_tau(Engine *e, StrBuf *err);
+// Evaluates what the params and sizes fix, with the values bound (bind, a param set after
+// it, a weight bound again with new sizes): every expression of them alone, which must be
+// finite (front/param_domain.h: located errors), and each layer's tau.
+bool engine_evaluate_params(Engine *e, StrBuf *err);
 
 // The compiled kernel of `kind`, compiling it through the pipeline when not yet done.
 KernelFn engine_kernel(Engine *e, KernelKind kind, StrBuf *err);
@@ -92,9 +94,25 @@ void engine_set(DamrtDtype dtype, void *base, size_t k, double v);
 // holds a value beyond the range of the kernels' dtype.
 bool engine_check_range(const Engine *e, const EngineArray *a, const char *label, StrBuf *err);
 // False, with the output, the sample and the index, when a result from `first` on holds a
-// NaN or an infinity: no non-finite value leaves the engine unreported.
-bool engine_check_results(const Engine *e, const EngineResults *r, size_t first, bool batched,
-                          StrBuf *err);
+// NaN or an infinity: no non-finite value leaves the engine unreported. The results are
+// those of kernel `kind` at the arrays `at` (for float32 kernels, the sample is evaluated
+// again in float64 to say whether the precision is the cause: engine_precision_hint).
+bool engine_check_results(const Engine *e, KernelKind kind, const EngineResults *r,
+                          size_t first, bool batched, const EngineArrays *at, StrBuf *err);
+
+// ---- The same value in float64 (f64_probe.c) ----
+
+typedef enum { F64_UNKNOWN, F64_FINITE, F64_NOT_FINITE } F64Verdict;
+// For element `index` of output `name` of kernel `kind` at sample `sample` of the arrays
+// `at`, which is not finite in the kernels of `e`: whether it is finite when the model is
+// compiled again in float64 (with the same weights and params; unknown when that could not
+// be computed), and the end of a message that says so. For float32 kernels "; it overflows
+// float32 there (in float64 it is 2.5e+43): use --precision f64", ", in float64 too: the
+// precision is not the cause", or " (--precision f64 may help)" when unknown (the phrase
+// of the front end in use for float64, PHRASE_F64, instead of --precision f64); for float64
+// kernels nothing (the value is float64's: F64_NOT_FINITE).
+F64Verdict engine_precision_hint(const Engine *e, KernelKind kind, const EngineArrays *at,
+                                 size_t sample, const char *name, size_t index, StrBuf *out);
 // False, with the place of the first NaN or infinity, unless every element is finite.
 bool engine_check_finite(const EngineArray *t, const char *label, StrBuf *err);
 // `count` zeroed elements of `elem` bytes, aligned for the widest vector loads.
@@ -138,7 +156,13 @@ typedef struct {
   double first_rho;             // the largest scaled residual at the first report
   size_t first_rho_step;        // and its step
   size_t trace_bad_E_step;      // the first traced step whose E was not finite, or SIZE_MAX
+  StrBuf trace_bad_E_hint;      // and whether the precision is the cause (engine_precision_hint)
+  const EngineArray *input;     // the caller's inputs, per layer (or NULL)
 } RunCtx;
+
+// The states in the eval kernel's buffers (after engine_eval_rows), into `states` (one per
+// layer; none for an eliminated layer, whose x is its u), for a check of the values there.
+void engine_eval_states(const RunCtx *r, EngineArray *states);
 
 // Copies between the rows of the integrator's state and the per-layer buffers `layer_buf`.
 void engine_copy_rows(const RunCtx *r, const void *rows, void **bufs, const int *layer_buf,

@@ -9,6 +9,7 @@
 #include "damrt_file.h"
 #include "engine/engine_internal.h"
 #include "front/front.h"
+#include "front/param_domain.h"
 #include "support/common.h"
 #include "sym/eval.h"
 
@@ -112,35 +113,19 @@ static bool stage_derive(Engine *e, StrBuf *err) {
   return true;
 }
 
-// Marks in `used` the params (0 .. nparams-1) and dims (nparams ..) expression `id` depends on.
-static void leaves_used(const Network *net, ExprId id, bool *used) {
-  const Expr *x = expr_get(net->pool, id);
-  if (x->kind == EX_PARAM) used[x->index] = true;
-  if (x->kind == EX_DIM) used[net->nparams + x->index] = true;
-  for (uint32_t k = 0; k < x->nkids; k++) leaves_used(net, x->kids[k], used);
+// Whether every expression of params and sizes alone is finite (front/param_domain.h); its
+// errors, located, go to the echo stream, else into `err`. A sink of its own, so that a
+// model whose params are set again and again (damc_set_param) says every refusal in full.
+static bool values_defined(Engine *e, StrBuf *err) {
+  DiagSink *sink = diag_fork(e->s->diag, e->echo);
+  bool ok = param_domain_check(e->m, e->params, e->dims, sink) == 0;
+  if (!ok && !e->echo) sb_append(err, diag_text(sink));
+  diag_free(sink);
+  return ok;
 }
 
-// " (eps = 0, K = 10)": the params and dims a layer's tau depends on and their values, or "".
-static void tau_leaves_text(const Engine *e, ExprId tau, StrBuf *out) {
-  const Network *net = e->net;
-  size_t n = (size_t)net->nparams + (size_t)net->ndims;
-  bool *used = xcalloc(n + 1, sizeof *used);
-  leaves_used(net, tau, used);
-  const char *sep = " (";
-  for (size_t i = 0; i < n; i++) {
-    if (!used[i]) continue;
-    NumText v;
-    bool param = i < (size_t)net->nparams;
-    size_t d = i - (size_t)net->nparams;
-    sb_printf(out, "%s%s = %s", sep, param ? net->params[i].name : net->dims[d].name,
-              number_text(param ? e->params[i] : (double)e->dims[d], &v));
-    sep = ", ";
-  }
-  if (*sep == ',') sb_append(out, ")");
-  free(used);
-}
-
-bool engine_evaluate_tau(Engine *e, StrBuf *err) {
+bool engine_evaluate_params(Engine *e, StrBuf *err) {
+  bool defined = values_defined(e, err);
   EvalEnv env = {e->dims, e->params, NULL, NULL, NULL, NULL, NULL};
   Evaluator *ev = eval_new(e->net->pool, &env);
   bool ok = true;
@@ -150,22 +135,23 @@ bool engine_evaluate_tau(Engine *e, StrBuf *err) {
     e->tau[a] = tau;
     bool bad_zero = tau == 0 && !l->eliminated;
     if (isfinite(tau) && tau >= 0 && !bad_zero) continue;
+    ok = false;
+    if (!isfinite(tau) && !defined) continue;  // said at the operation that made it so
     // Named with the values of the params (--set) and dims it depends on: the integrators
-    // would only name a coordinate. (A constant 0 divisor was refused by damc parse.)
+    // would only name a coordinate.
     NumText t;
-    StrBuf leaves = {0};
-    tau_leaves_text(e, l->tau, &leaves);
-    sb_printf(err, "tau of layer '%s' is %s with the params as set%s; %s\n", l->name,
-              number_text(tau, &t), sb_str(&leaves),
+    StrBuf values = {0};
+    param_values_text(e->m, e->m->layers[a].tau, e->params, e->dims, &values);
+    sb_printf(err, "tau of layer '%s' is %s%s; %s\n", l->name, number_text(tau, &t),
+              sb_str(&values),
               !isfinite(tau) ? "a time constant must be finite (and positive, or 0 written in "
                                "the model to eliminate the layer)"
               : tau < 0      ? "it must not be negative"
                              : "write 'tau = 0;' in the model to eliminate the layer");
-    sb_free(&leaves);
-    ok = false;
+    sb_free(&values);
   }
   eval_free(ev);
-  return ok;
+  return ok && defined;
 }
 
 // Whether every size of weight `w` is known without it (from the model, --dim or another
@@ -227,7 +213,7 @@ static bool stage_bind(Engine *e, StrBuf *err) {
     }
   }
   sb_free(&how);
-  if (!ok || !engine_evaluate_tau(e, err)) return false;
+  if (!ok || !engine_evaluate_params(e, err)) return false;
   for (int w = 0; w < net->nweights; w++) {
     const EngineArray *a = &e->weights[w];
     if (!a->data) continue;  // emit without it: engine_kernel refuses to run such code
@@ -491,6 +477,7 @@ Engine *engine_clone(const Engine *e, StrBuf *err) {
   if (e->neliminate) engine_eliminate(c, e->eliminate, e->neliminate);
   c->kernel_choice = e->kernel_choice;
   bool ok = engine_compile(c, STAGE_DERIVE, err);
+  c->echo = e->echo;  // what binding finds is for the caller to see (the rest `e` has said)
   for (int d = 0; ok && d < e->net->ndims; d++)  // sizes given by --dim (no weight bound them)
     if (e->dims[d] > 0 && e->net->dims[d].size <= 0 && !e->dim_origin[d])
       ok = engine_set_dim(c, e->net->dims[d].name, e->dims[d], err);

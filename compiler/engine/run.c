@@ -31,6 +31,14 @@ void engine_eval_rows(const RunCtx *r, const void *rows) {
   e->kernels[KERNEL_EVAL](r->eval_bufs, e->params, (int64_t)r->batch);
 }
 
+void engine_eval_states(const RunCtx *r, EngineArray *states) {
+  const Engine *e = r->e;
+  for (int a = 0; a < e->net->nlayers; a++)
+    states[a] = r->offset[a] < 0 ? (EngineArray){0}
+                                 : (EngineArray){e->dtype, 2, {r->batch, engine_layer_size(e, a)},
+                                                 r->eval_bufs[e->plans[KERNEL_EVAL]->state_buf[a]]};
+}
+
 static DamrtStatus run_rhs(void *ctx, const void *x, void *dxdt, DamrtError *err) {
   (void)err;
   RunCtx *r = ctx;
@@ -93,9 +101,10 @@ static const char *layer_of(const RunCtx *r, size_t k, size_t *neuron) {
   return net->layers[layer].name;
 }
 
-// The message of a run that failed: a non-finite value named by its layer and neuron.
+// The message of a run that failed from the states `arrays`: a non-finite value named by its
+// layer and neuron.
 static void report_failure(const RunCtx *r, const DamrtRunResult *res, const DamrtError *derr,
-                           StrBuf *err) {
+                           const EngineArrays *arrays, StrBuf *err) {
   if (!res->nonfinite.found) {
     sb_printf(err, "%s\n", derr->message);
     return;
@@ -104,11 +113,21 @@ static void report_failure(const RunCtx *r, const DamrtRunResult *res, const Dam
   size_t neuron;
   const char *layer = layer_of(r, nf->coordinate, &neuron);
   NumText t, v;
-  if (nf->step == 0 && nf->in_dxdt)
+  bool f32 = r->e->dtype == DAMRT_F32;
+  if (nf->step == 0 && nf->in_dxdt) {
     sb_printf(err, "dx/dt of layer '%s' is %g at t = 0 (sample %zu, neuron %zu) although the "
-              "initial state is finite: a param, an input or an initial value is bad there\n",
-              layer, nf->value, nf->sample, neuron);
-  else if (nf->step == 0)
+              "initial state is finite", layer, nf->value, nf->sample, neuron);
+    // A param, an input or an initial value makes it so, unless float32 alone does.
+    char name[80];
+    snprintf(name, sizeof name, "dxdt_%s", layer);
+    StrBuf hint = {0};
+    if (engine_precision_hint(r->e, KERNEL_EVAL, arrays, nf->sample, name, neuron, &hint) == F64_FINITE)
+      sb_append(err, sb_str(&hint));
+    else
+      sb_append(err, ": a param, an input or an initial value is bad there");
+    sb_putc(err, '\n');
+    sb_free(&hint);
+  } else if (nf->step == 0)
     sb_printf(err, "the initial state of layer '%s' is %g (sample %zu, neuron %zu)\n", layer,
               nf->value, nf->sample, neuron);
   else {
@@ -118,13 +137,20 @@ static void report_failure(const RunCtx *r, const DamrtRunResult *res, const Dam
     sb_printf(err, "the run %s: layer '%s', sample %zu, neuron %zu is %s at step %zu (t = %s): ",
               isnan(nf->value) ? "failed" : "diverged", layer, nf->sample, neuron,
               number_text(nf->value, &v), nf->step, number_text(nf->t, &t));
-    if (isnan(nf->value))
+    // float64 is no remedy for float64 kernels
+    if (isnan(nf->value) && f32)
       sb_printf(err, "a function was evaluated outside its domain (a log or a square root of a "
                 "negative number, or inf - inf); a smaller %s or %s may avoid it\n",
                 say[PHRASE_DT], say[PHRASE_F64]);
-    else
+    else if (isnan(nf->value))
+      sb_printf(err, "a function was evaluated outside its domain (a log or a square root of a "
+                "negative number, or inf - inf); a smaller %s may avoid it\n", say[PHRASE_DT]);
+    else if (f32)
       sb_printf(err, "the state grew without bound (is E bounded below? %s says) or beyond the "
                 "float type (%s)\n", say[PHRASE_CHECK], say[PHRASE_F64]);
+    else
+      sb_printf(err, "the state grew without bound (is E bounded below? %s says)\n",
+                say[PHRASE_CHECK]);
   }
 }
 
@@ -203,7 +229,7 @@ bool engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *o
                 EngineResults *out, StrBuf *err) {
   const Network *net = e->net;
   RunCtx r = {e, 0, 0, false, NULL, NULL, NULL, -1, NULL, NULL, opt, NULL,
-              clock_seconds(), clock_seconds(), NAN, 0, SIZE_MAX};
+              clock_seconds(), clock_seconds(), NAN, 0, SIZE_MAX, {0}, arrays->input};
   if (!engine_batch(e, arrays, &r.batch, &r.batched, err) || !check_masks(e, arrays, err))
     return false;
   // The final values need the eval kernel: compiled on another thread meanwhile (the step
@@ -260,7 +286,7 @@ bool engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *o
     st = opt->async ? async_run(&r, x, clamp, arrays, steps, converged, err)
                     : damrt_integrate(&sys, &ro, x, &res, &derr);
   }
-  if (st != DAMRT_OK && err->len == before) report_failure(&r, &res, &derr, err);
+  if (st != DAMRT_OK && err->len == before) report_failure(&r, &res, &derr, arrays, err);
   ok = st == DAMRT_OK && attach_eval(&r, arrays, err);
   size_t first = out->count;
   if (ok) final_results(&r, x, steps, converged, out);
@@ -280,13 +306,17 @@ bool engine_run(Engine *e, const EngineArrays *arrays, const EngineRunOptions *o
               r.batch, opt->max_steps, e->phrases[PHRASE_MAX_STEPS]);
   // The states stayed finite (or the run failed above), but E at some traced step did not:
   // the trace shows it, and it must not pass unremarked.
-  if (ok && r.trace_bad_E_step != SIZE_MAX) {
-    sb_printf(&out->warning, "%sE is not finite at step %zu of the trace, though the states are",
-              out->warning.len ? "\n" : "", r.trace_bad_E_step);
-    if (e->dtype == DAMRT_F32)
-      sb_printf(&out->warning, ": it overflows float32 there; use %s", e->phrases[PHRASE_F64]);
+  if (ok && r.trace_bad_E_step != SIZE_MAX)
+    sb_printf(&out->warning, "%sE is not finite at step %zu of the trace, though the states are%s",
+              out->warning.len ? "\n" : "", r.trace_bad_E_step, sb_str(&r.trace_bad_E_hint));
+  if (ok) {  // the final values, at the final states
+    EngineArray *states = xcalloc((size_t)net->nlayers + 1, sizeof *states);
+    engine_eval_states(&r, states);
+    EngineArrays at = {states, arrays->input, NULL, NULL};
+    ok = engine_check_results(e, KERNEL_EVAL, out, first, r.batched, &at, err);
+    free(states);
   }
-  ok = ok && engine_check_results(e, out, first, r.batched, err);
+  sb_free(&r.trace_bad_E_hint);
   free(steps);
   free(converged);
   free(clamp);

@@ -2,8 +2,10 @@
 // each layer's part of it and each layer's largest |dx/dt|, so a user can plot E(t) and see
 // which layer is still moving.
 #include <math.h>
+#include <stdlib.h>
 
 #include "engine/engine_internal.h"
+#include "support/common.h"
 
 void trace_header(const RunCtx *r) {
   FILE *f = r->opt->trace;
@@ -26,7 +28,14 @@ DamrtStatus trace_step(void *ctx, size_t step, double t, const void *x, const vo
     fprintf(f, "%zu,", step);
     if (r->batched) fprintf(f, "%zu,", b);
     double energy = engine_get(e->dtype, r->eval_bufs[r->energy_buf], b);
-    if (!isfinite(energy) && r->trace_bad_E_step == SIZE_MAX) r->trace_bad_E_step = step;
+    if (!isfinite(energy) && r->trace_bad_E_step == SIZE_MAX) {
+      r->trace_bad_E_step = step;
+      EngineArray *states = xcalloc((size_t)e->net->nlayers + 1, sizeof *states);
+      engine_eval_states(r, states);
+      EngineArrays at = {states, r->input, NULL, NULL};
+      engine_precision_hint(e, KERNEL_EVAL, &at, b, "E", 0, &r->trace_bad_E_hint);
+      free(states);
+    }
     fprintf(f, "%.17g,%.17g", t, energy);
     for (int a = 0; a < e->net->nlayers; a++) {
       fprintf(f, ",%.17g", engine_get(e->dtype, r->eval_bufs[r->part_buf[a]], b));

@@ -39,6 +39,13 @@ DiagSink *diag_new(FILE *echo) {
   return s;
 }
 
+DiagSink *diag_fork(const DiagSink *sink, FILE *echo) {
+  DiagSink *s = diag_new(echo);
+  for (size_t i = 0; i < sink->nfiles; i++)
+    diag_add_source(s, sink->files[i].name, sink->files[i].text, sink->files[i].len);
+  return s;
+}
+
 void diag_free(DiagSink *sink) {
   if (!sink) return;
   for (size_t i = 0; i < sink->nfiles; i++) {

@@ -44,6 +44,10 @@ typedef struct DiagSink DiagSink;
 
 // `echo` may be NULL: then messages are only collected (see diag_text).
 DiagSink *diag_new(FILE *echo);
+// A new sink for the sources of `sink` (the same file indices, so that its spans render),
+// with messages and limits of its own: a check made again and again on one model (a param
+// set anew) reports in full each time, whatever was reported before.
+DiagSink *diag_fork(const DiagSink *sink, FILE *echo);
 void diag_free(DiagSink *sink);
 
 // Registers a copy of `text` under `name`; returns its file index for Spans. Inputs over

@@ -51,8 +51,9 @@ def test_what_float64_would_hold():
         "3.40282347e+38): use precision=\"f64\"\n")
     decay = damc.Model(DECAY, "decay.dam")
     assert message(lambda: decay.eval(state={"x": np.array([1e20, 1])})) == (
-        "output 'E_x' is +Inf at sample 0, index 0: the model overflows at these states and "
-        "params (precision=\"f64\" may help)\n")
+        "output 'E_x' is +Inf at sample 0, index 0: the model is not finite at these states "
+        "and params; it overflows float32 there (in float64 it is 5e+39): use "
+        "precision=\"f64\"\n")
 
 
 def test_runs():

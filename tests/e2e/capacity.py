@@ -19,8 +19,11 @@
                     v <- Xi' softmax(beta Xi v) to 1e-9, the cosine overlaps agree; noise:S
                     adds N(0, S^2) and mask:P zeroes exactly round(P N) units;
   json_plot:        the JSON has one record per K with every field; --plot writes a PNG of
-                    900 x 600 (read from its IHDR chunk), atomically (no temporary file left);
-                    a plot that cannot be written fails with exit 1 and writes nothing;
+                    900 x 600 (read from its IHDR chunk), atomically (no temporary file left),
+                    with its legend above the axes, where it cannot cover a point: the three
+                    series' colours (its text and lines) above the frame's top edge, where no
+                    data is drawn; a plot that cannot be written fails with exit 1 and writes
+                    nothing;
   errors:           command-line mistakes exit 2 with the option named, model and tensor
                     problems exit 1, and a failing run is never reported as a success.
 
@@ -229,6 +232,23 @@ def png_size(path):
     return struct.unpack(">II", body[:8])
 
 
+def legend_above_axes(path):
+    """The top row of the axes' frame (the first row with a dark run of 60% of the width: the
+    legend's box and the title are narrower) and, above it, the number of pixels of each
+    series' colour (plot.c's colour map; within 40 of it, for antialiasing)."""
+    from PIL import Image  # python3-pil comes with python3-matplotlib (scripts/deps.sh)
+    rgb = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    dark = rgb.max(axis=2) < 100
+    top = 0
+    for y in range(dark.shape[0]):
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], dark[y].astype(np.int8), [0]))))
+        if (edges[1::2] - edges[::2]).max(initial=0) >= 0.6 * dark.shape[1]:
+            top = y
+            break
+    colours = {"blue": (31, 119, 180), "red": (214, 39, 40), "green": (44, 160, 44)}
+    return top, {k: int((np.abs(rgb[:top] - c).max(axis=2) < 40).sum()) for k, c in colours.items()}
+
+
 def json_plot(tmp):
     model = write(tmp, "relu3.dam", ROWS % "sum(relu(h)^3)")
     out = os.path.join(tmp, "plots")
@@ -250,6 +270,10 @@ def json_plot(tmp):
     size = png_size(png) if os.path.exists(png) else None
     check(size == (900, 600), f"--plot: PNG of {size}, wanted (900, 600)")
     check(os.listdir(out) == ["cap.png"], f"--plot left {os.listdir(out)}")
+    if size:
+        top, above = legend_above_axes(png)
+        check(top > 100 and all(n >= 100 for n in above.values()),
+              f"--plot: the legend is not above the axes (frame top {top}, colours above it {above})")
     # The table: a header line, the column names, one row per K.
     code, text, err, _ = damc(model, "--store", "Xi", "--dim", "N=64", "--K", "16,32", "--trials", 3, "--method", "async")
     lines = text.splitlines()

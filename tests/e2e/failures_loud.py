@@ -114,13 +114,58 @@ def nonfinite(tmp):
     code, _, err = damc("eval", MODEL_B, "--weights", w, "--state", f"v={vbig}")
     check(code == 1 and "does not fit float32" in err and "[5]" in err,
           f"a float64 state beyond float32: exit {code}: {err}")
+    # sqrt(p) with p = -1 is NaN whatever the state: refused before the run, at its place, in
+    # both precisions.
     model = os.path.join(tmp, "sqrt.dam")
     with open(model, "w") as f:
         f.write("dim N = 3;\nparam p = 1;\nlayer v[N] { L = lagr_identity(v); }\n"
                 "energy -sqrt(p) * sum(g(v));\n")
-    code, _, err = damc("run", model, "--set", "p=-1", "--precision", "f64")
+    for precision in ("f32", "f64"):
+        code, _, err = damc("run", model, "--set", "p=-1", "--precision", precision)
+        check(code == 1 and err == f"{model}:4:9: error: square root of a negative number: the "
+              "argument is -1 with the params as set (p = -1)\n"
+              "    4 | energy -sqrt(p) * sum(g(v));\n"
+              "      |         ^~~~~~~\n", f"sqrt(p), p = -1, {precision}: exit {code}: {err}")
+    # sqrt(p g(v)) depends on the state: NaN at t = 0, named there.
+    with open(model, "w") as f:
+        f.write("dim N = 3;\nparam p = 1;\nlayer v[N] { L = lagr_identity(v); }\n"
+                "energy -sum(sqrt(p * g(v)));\n")
+    np.save(os.path.join(tmp, "ones.npy"), np.ones(3))
+    code, _, err = damc("run", model, "--set", "p=-1", "--precision", "f64", "--init",
+                        f"v={tmp}/ones.npy")
     check(code == 1 and "t = 0" in err and "layer 'v'" in err and "param" in err
           and "diverged" not in err, f"NaN at t = 0: exit {code}: {err}")
+    # Whether float64 would give a finite value is found out, not guessed: g = v^3 at
+    # v = 2^43 is 2^129, beyond float32 and exact in float64 (so is u = g^3 at t = 0);
+    # log(c + v) with c = -5 is NaN in both precisions, and then the precision is not blamed.
+    cube, big = os.path.join(tmp, "cube.dam"), os.path.join(tmp, "big.npy")
+    with open(cube, "w") as f:
+        f.write("layer v[2] { L = sum(v^4) / 4; }\n")
+    np.save(big, np.array([2.0**43, 1.0]))
+    code, _, err = damc("eval", cube, "--state", f"v={big}")
+    check(code == 1 and err == "damc eval: error: output 'g_v' is +Inf at sample 0, index 0: the "
+          "model is not finite at these states and params; it overflows float32 there (in float64 "
+          "it is 6.80564733841877e+38): use --precision f64\n", f"v^3 in f32: exit {code}: {err}")
+    code, _, err = damc("eval", cube, "--state", f"v={big}", "--precision", "f64")
+    check(code == 0, f"v^3 in f64: exit {code}: {err}")
+    with open(cube, "w") as f:
+        f.write("layer v[2] { L = lagr_identity(v); }\nenergy -sum(g(v)^4) / 4;\n")
+    code, _, err = damc("run", cube, "--init", f"v={big}")
+    check(code == 1 and err == "damc run: error: dx/dt of layer 'v' is inf at t = 0 (sample 0, "
+          "neuron 0) although the initial state is finite; it overflows float32 there (in float64 "
+          "it is 6.80564733841877e+38): use --precision f64\n", f"u = g^3 at t = 0: exit {code}: {err}")
+    logm, ones = os.path.join(tmp, "log.dam"), os.path.join(tmp, "ones2.npy")
+    with open(logm, "w") as f:
+        f.write("param c = 1;\nlayer v[2] { L = 0.5 * sum(v^2) - sum(log(c + v)); }\n")
+    np.save(ones, np.ones(2))
+    nan = "output 'E_v' is NaN at sample 0, index 0: the model is not finite at these states and params"
+    for precision, end in (("f32", ", in float64 too: the precision is not the cause"), ("f64", "")):
+        code, _, err = damc("eval", logm, "--set", "c=-5", "--state", f"v={ones}", "--precision", precision)
+        check(code == 1 and err == f"damc eval: error: {nan}{end}\n", f"log(-4), {precision}: exit {code}: {err}")
+    code, _, err = damc("run", logm, "--set", "c=-5", "--init", f"v={ones}")
+    check(code == 1 and err == "damc run: error: output 'E' is NaN at sample 0, index 0: the model "
+          "is not finite at these states and params, in float64 too: the precision is not the "
+          "cause\n", f"log(c + x) at the end of a run: exit {code}: {err}")
     # E = |x|^2/2 + sum(sqrt(x)) drives x below 0, where sqrt is NaN: a domain error, named as
     # such (not "diverged"), with the layer, neuron and step.
     sq = os.path.join(tmp, "sqrt_domain.dam")
@@ -145,8 +190,9 @@ def nonfinite(tmp):
     x0 = os.path.join(tmp, "x0.npy")
     np.save(x0, np.array([1e20, 1.0]))
     code, _, err = damc("run", decay, "--init", f"x={x0}", "--trace", os.path.join(tmp, "tr.csv"))
-    check(code == 0 and "E is not finite at step 0 of the trace" in err and "--precision f64" in err,
-          f"E overflowing float32 in the trace: exit {code}: {err}")
+    check(code == 0 and "damc run: warning: E is not finite at step 0 of the trace, though the "
+          "states are; it overflows float32 there (in float64 it is 5.0000002" in err
+          and "): use --precision f64\n" in err, f"E overflowing float32 in the trace: exit {code}: {err}")
 
 
 def outputs(tmp):

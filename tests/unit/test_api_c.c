@@ -951,6 +951,64 @@ static void test_compile_retry(void) {
   damc_model_free(m);
 }
 
+// A param that makes an expression undefined (x / c with c = 0) is refused, at the divisor,
+// by damc_compile and by damc_set_param after it, every time (the message is never dropped
+// as one said before), and a refused value is not taken: the model goes on with the one it
+// had.
+static void test_param_domain(void) {
+  static const char *const refused =
+      "pd.dam:3:35: error: division by zero: the divisor is 0 with the params as set (c = 0)\n"
+      "    3 | layer v[4] { L = 0.5 * sum(v^2) / c; }\n"
+      "      |                                   ^\n";
+  DamcError err = {0};
+  DamcModel *m = damc_model_from_string(
+      "pd.dam", "model pd;\nparam c = 1.0;\nlayer v[4] { L = 0.5 * sum(v^2) / c; }\n", &err);
+  CHECK(m != NULL);
+  if (!m) return;
+  CHECK(damc_set_param(m, "c", 0, &err));  // nothing is evaluated before the compile
+  CHECK(!damc_compile(m, DAMC_F64, &err));
+  CHECK_EQ(err.status, 1);
+  CHECK(err.message && !strcmp(err.message, refused));
+  damc_error_clear(&err);
+  CHECK(damc_set_param(m, "c", 2, &err));
+  CHECK(damc_compile(m, DAMC_F64, &err));
+  for (int i = 0; i < 25; i++) {  // more than the front end's 20 errors
+    CHECK(!damc_set_param(m, "c", 0, &err));
+    CHECK_EQ(err.status, 1);
+    CHECK(err.message && !strcmp(err.message, refused));
+    damc_error_clear(&err);
+  }
+  double v[4] = {1, 2, 3, 4}, want[4] = {0.5, 1, 1.5, 2};  // g = v / c with c = 2
+  DamcArray states[1] = {{1, {4}, v, DAMC_F64}};
+  DamcBatch b = {states, NULL, NULL};
+  DamcResults *r = damc_eval(m, &b, &err);
+  CHECK(r != NULL);
+  if (r) check_vec(r, "g_v", want, 4, F64_TOL, NULL);
+  damc_results_free(r);
+  damc_model_free(m);
+}
+
+// A value that is not finite only at some states is found at run time, and float32 is blamed
+// only when float64 gives a finite value: g = v^3 at v = 2^43 is 2^129, beyond float32 and
+// exact in float64.
+static void test_precision_blamed(void) {
+  DamcError err = {0};
+  DamcModel *m = damc_model_from_string("cube.dam", "layer v[2] { L = sum(v^4) / 4; }\n", &err);
+  CHECK(m && damc_compile(m, DAMC_F32, &err));
+  if (!m) return;
+  double big[2] = {8796093022208.0, 1};  // 2^43
+  DamcArray cube[1] = {{1, {2}, big, DAMC_F64}};
+  DamcBatch b = {cube, NULL, NULL};
+  CHECK(damc_eval(m, &b, &err) == NULL);
+  CHECK_EQ(err.status, 1);
+  CHECK(err.message && !strcmp(err.message, "output 'g_v' is +Inf at sample 0, index 0: the "
+                               "model is not finite at these states and params; it overflows "
+                               "float32 there (in float64 it is 6.80564733841877e+38): use "
+                               "damc_use_precision(model, DAMC_F64)\n"));
+  damc_error_clear(&err);
+  damc_model_free(m);
+}
+
 // A current of the weights alone (u_v = W' b) is the same for every sample of a batch:
 // E = |v|^2 / 2 - (W' b) . v and u_v = W' b for each of 3 samples (float64).
 static void test_weight_current_batch(void) {
@@ -1371,6 +1429,8 @@ int main(int argc, char **argv) {
   test_w1_oracle();
   test_check_api();
   test_compile_retry();
+  test_param_domain();
+  test_precision_blamed();
   test_reuse_and_records();
   test_set_kernels();
   test_null_and_huge();

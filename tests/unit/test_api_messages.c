@@ -141,8 +141,9 @@ static void test_float64(void) {
   DamcArray states[1] = {{1, {2}, x, DAMC_F64}};
   DamcBatch b = {states, NULL, NULL};
   CHECK(damc_eval(m, &b, &err) == NULL);
-  CHECK_MESSAGE(&err, "output 'E_x' is +Inf at sample 0, index 0: the model overflows at these "
-                      "states and params (damc_use_precision(model, DAMC_F64) may help)\n");
+  CHECK_MESSAGE(&err, "output 'E_x' is +Inf at sample 0, index 0: the model is not finite at "
+                      "these states and params; it overflows float32 there (in float64 it is "
+                      "5e+39): use damc_use_precision(model, DAMC_F64)\n");
   // Finite states whose E overflows float32 in the trace: a warning (tol < 0: nothing
   // converges, and no other warning says so).
   FILE *trace = tmpfile();
@@ -151,7 +152,8 @@ static void test_float64(void) {
   CHECK(r != NULL);
   if (r)
     CHECK_STREQ(damc_results_warning(r), "E is not finite at step 0 of the trace, though the "
-                                         "states are: it overflows float32 there; use "
+                                         "states are; it overflows float32 there (in float64 it "
+                                         "is 5.0000002004087754e+39): use "
                                          "damc_use_precision(model, DAMC_F64)");
   damc_results_free(r);
   if (trace) fclose(trace);
