@@ -175,51 +175,18 @@ static void run_parts(PartFn fn, void *job, int parts) {
   pthread_mutex_unlock(&pool_user);
 }
 
-// The blocks of a product are shared out in contiguous segments, one per thread, which each
-// thread works through from one end, ascending and descending in turns from one call to the
-// next: the rows a core read last in a call are the first it reads in the next, while they are
-// still in its L2 (a W of 784 x 1000 floats is 3.1 MB; two cores have 1 MB of L2 each: the
-// step at batch 1 takes 25 us instead of 28). A thread done with its own segment takes blocks
-// from the far end of the others', so that a busy core's share is not waited for.
-typedef struct {
-  uint64_t range;  // the blocks not taken yet, [lo, hi): lo | hi << 32
-  char pad[56];    // a segment per cache line: the threads' claims do not contend
-} Segment;
-
+// The blocks of a product are shared out in contiguous segments, one per thread, the same at
+// every call with the same sizes and threads: the sums are then made in an order that nothing
+// else decides, and a run gives the same bits every time (blocks taken from a shared counter,
+// or from a busy thread's segment, made the last bits vary from run to run). Each thread works
+// through its segment ascending and descending in turns from one call to the next: the rows a
+// core read last in a call are the first it reads in the next, while they are still in its L2
+// (a W of 784 x 1000 floats is 3.1 MB; two cores have 1 MB of L2 each: the step at batch 1
+// takes 25 us instead of 28).
 static unsigned long fused_calls;  // odd calls descend
 
-// Splits the blocks of `rows` rows of [0, k) into `T` segments; `*rows` is raised if needed so
-// that the number of blocks fits 32 bits (never for a W that fits in memory). Returns this
-// call's direction.
-static bool share_blocks(Segment *seg, int T, int64_t *rows, int64_t k) {
-  int64_t blocks = (k + *rows - 1) / *rows;
-  for (int t = 0; t < T; t++)
-    seg[t].range = (uint64_t)(blocks * t / T) | (uint64_t)(blocks * (t + 1) / T) << 32;
+static bool next_call_ascends(void) {
   return (__atomic_fetch_add(&fused_calls, 1, __ATOMIC_RELAXED) & 1) == 0;
-}
-
-// Takes one block of segment `s`, from its low end or its high end: false when it is empty.
-static bool take_block(Segment *s, bool low, int64_t *block) {
-  uint64_t was = __atomic_load_n(&s->range, __ATOMIC_RELAXED);
-  for (;;) {
-    uint64_t lo = was & 0xffffffffu, hi = was >> 32;
-    if (lo >= hi) return false;
-    uint64_t now = low ? (lo + 1) | hi << 32 : lo | (hi - 1) << 32;
-    if (__atomic_compare_exchange_n(&s->range, &was, now, true, __ATOMIC_RELAXED,
-                                    __ATOMIC_RELAXED)) {
-      *block = (int64_t)(low ? lo : hi - 1);
-      return true;
-    }
-  }
-}
-
-// The next block for thread t of T: from its own segment in this call's direction, then from
-// the far end of the others'; false when none is left.
-static bool next_block(Segment *seg, int t, int T, bool ascending, int64_t *block) {
-  if (take_block(&seg[t], ascending, block)) return true;
-  for (int i = 1; i < T; i++)
-    if (take_block(&seg[(t + i) % T], !ascending, block)) return true;
-  return false;
 }
 
 // The rows of a group at batch 1: about 16 KiB of W (at least 8 rows, a multiple of 4, at most a
@@ -446,7 +413,6 @@ INLINE double exp_f64(double x) { return exp(x); }
   typedef struct {                                                                               \
     int32_t mode;                                                                                \
     int64_t batch, n, k, rows;                                                                   \
-    Segment *seg; /* the blocks not taken yet, a segment per thread */                           \
     const real *w, *g;                                                                           \
     real *z, *a;                                                                                 \
     BlockFn blk;                                                                                 \
@@ -509,10 +475,12 @@ INLINE double exp_f64(double x) { return exp(x); }
     /* One sample: a block by groups of rows, each group read again by the second product        \
        while it is still in L1 (a block is in L2 only). */                                       \
     const int64_t group = B == 1 ? row_group(n, sizeof(real), jb->rows) : jb->rows;              \
-    int64_t block;                                                                               \
-    while (next_block(jb->seg, jb->part, jb->parts, jb->ascending, &block)) {                    \
-      int64_t k0 = block * jb->rows, end = K - k0 < jb->rows ? K : k0 + jb->rows;                \
-      for (int64_t r0 = k0; r0 < end; r0 += group) block_##SUF(jb, r0, end - r0 < group ? end - r0 : group); \
+    const int64_t blocks = (K + jb->rows - 1) / jb->rows;                                        \
+    const int64_t first = blocks * jb->part / jb->parts, end = blocks * (jb->part + 1) / jb->parts; \
+    for (int64_t i = first; i < end; i++) { /* this thread's segment, in this call's direction */ \
+      int64_t k0 = (jb->ascending ? i : first + end - 1 - i) * jb->rows;                         \
+      int64_t last = K - k0 < jb->rows ? K : k0 + jb->rows;                                      \
+      for (int64_t r0 = k0; r0 < last; r0 += group) block_##SUF(jb, r0, last - r0 < group ? last - r0 : group); \
     }                                                                                            \
   }                                                                                              \
   /* The same result by two products over the whole batch around a row-wise softmax. */        \
@@ -565,16 +533,14 @@ INLINE double exp_f64(double x) { return exp(x); }
     int T = threads < 1 ? 1 : threads;                                                           \
     if (T > max_threads()) T = max_threads();                                                    \
     if (T > k / rows) T = (int)(k / rows) < 1 ? 1 : (int)(k / rows);                             \
-    if (rows < (k + UINT32_MAX - 1) / UINT32_MAX) rows = (k + UINT32_MAX - 1) / UINT32_MAX; /* see share_blocks */ \
     size_t per = (size_t)(batch * n + 2 * batch + batch * rows);                                 \
     real *scratch = malloc(sizeof(real) * per * (size_t)T);                                      \
     if (!scratch) out_of_memory();                                                               \
     Job_##SUF jobs[64];                                                                          \
-    Segment seg[64];                                                                             \
-    bool ascending = share_blocks(seg, T, &rows, k);                                             \
+    bool ascending = next_call_ascends();                                                        \
     for (int t = 0; t < T; t++) {                                                                \
       real *s = scratch + per * (size_t)t;                                                       \
-      Job_##SUF jb = {mode, batch, n, k, rows, seg, w, g, z, a, (BlockFn)blk, bufs, params,      \
+      Job_##SUF jb = {mode, batch, n, k, rows, w, g, z, a, (BlockFn)blk, bufs, params,           \
                       s, s + batch * n, s + batch * n + batch, s + batch * n + 2 * batch,        \
                       t, T, ascending};                                                          \
       if (t == 0) jb.acc = u; /* the first thread accumulates in place */                        \

@@ -1,8 +1,8 @@
 // The fused products' worker pool (src/kernel_fused.c) under many short jobs of changing
 // size: 20000 calls of damrt_kernel_fused_f64 (additive mode, u = W' (z + 100)) on two to
 // five threads (more than this machine's cores: threads are descheduled in the middle of
-// their segment and the others take its blocks from the far end), K from 1 to 64 rows and
-// the block rows from 1 to 8, every row's block map called exactly once, so that
+// their segment: the caller waits for it), K from 1 to 64 rows and the block rows from 1 to 8,
+// every row's block map called exactly once, so that
 // the number of parts and the jobs' scratch change at every call while a busy thread keeps
 // the workers from being scheduled on time. Each u is compared with the direct product
 // (exact: small integers). A worker that read a job and was delayed until the job ended
@@ -36,6 +36,17 @@ static void shifted_block(void **bufs, const double *params, int64_t batch, int6
     for (int64_t r = k0; r < k1; r++) a[b * k + r] = z[b * k + r] + 100;
 }
 
+// The block map a = z, for the softmax product of `repeatable`.
+static void copy_block(void **bufs, const double *params, int64_t batch, int64_t k0,
+                       int64_t k1) {
+  (void)params;
+  const double *z = bufs[0];
+  double *a = bufs[1];
+  int64_t k = (int64_t)(intptr_t)bufs[2];
+  for (int64_t b = 0; b < batch; b++)
+    for (int64_t r = k0; r < k1; r++) a[b * k + r] = z[b * k + r];
+}
+
 static volatile int stop;
 
 static void *busy(void *arg) {
@@ -43,6 +54,29 @@ static void *busy(void *arg) {
   volatile unsigned long x = 0;
   while (!stop) x++;
   return NULL;
+}
+
+// The same softmax product (random W and g, K = 3001, three threads) called six times: the
+// calls of the same parity (each thread goes through its segment ascending, then descending)
+// give the same bits, whatever the threads' timing (a busy thread runs meanwhile).
+static int repeatable(void) {
+  enum { RN = 50, RK = 3001, CALLS_EACH = 6 };
+  static double w[RK * RN], g[RN], z[RK], a[RK], u[CALLS_EACH][RN], lse[CALLS_EACH];
+  uint64_t x = 88172645463325252u;
+  for (int i = 0; i < RK * RN + RN; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    double v = (double)(x >> 11) / 9007199254740992.0 - 0.5;
+    if (i < RK * RN) w[i] = v;
+    else g[i - RK * RN] = 4 * v;
+  }
+  void *bufs[3] = {z, a, (void *)(intptr_t)RK};
+  for (int c = 0; c < CALLS_EACH; c++)
+    damrt_kernel_fused_f64(0, 1, RN, RK, 8, 3, w, g, z, a, &lse[c], u[c], (void *)copy_block,
+                           bufs, NULL);
+  int differ = 0;
+  for (int c = 2; c < CALLS_EACH; c++)
+    differ += memcmp(u[c], u[c - 2], sizeof u[c]) != 0 || lse[c] != lse[c - 2];
+  return differ;
 }
 
 int main(void) {
@@ -72,10 +106,13 @@ int main(void) {
       wrong += u[j] != want;
     }
   }
+  int differ = repeatable();
   stop = 1;
   pthread_join(t, NULL);
   CHECK_EQ(wrong, 0);
+  CHECK_EQ(differ, 0);
   printf("fused pool: %d calls of changing size on 2 to 5 threads, every row once, every u "
-         "exact\n", CALLS);
+         "exact; a softmax product on 3 threads the same bits at every call of a parity\n",
+         CALLS);
   return check_report("test_runtime_fused_pool");
 }
