@@ -113,22 +113,17 @@ static bool stage_derive(Engine *e, StrBuf *err) {
   return true;
 }
 
-// Whether every expression of params and sizes alone is finite (front/param_domain.h); its
-// errors, located, go to the echo stream, else into `err`. A sink of its own, so that a
-// model whose params are set again and again (damc_set_param) says every refusal in full.
-static bool values_defined(Engine *e, StrBuf *err) {
-  DiagSink *sink = diag_fork(e->s->diag, e->echo);
-  bool ok = param_domain_check(e->m, e->params, e->dims, sink) == 0;
-  if (!ok && !e->echo) sb_append(err, diag_text(sink));
-  diag_free(sink);
-  return ok;
-}
-
+// Every expression of params and sizes alone must be finite (front/param_domain.h), and tau
+// positive (or 0 written to eliminate a layer). The errors are located at the model's text:
+// on the echo stream, else into `err`; through a sink of their own, so that a model whose
+// params are set again and again (damc_set_param) says every refusal in full.
 bool engine_evaluate_params(Engine *e, StrBuf *err) {
-  bool defined = values_defined(e, err);
+  DiagSink *sink = diag_fork(e->s->diag, e->echo);
+  bool defined = param_domain_check(e->m, e->params, e->dims, sink) == 0;
   EvalEnv env = {e->dims, e->params, NULL, NULL, NULL, NULL, NULL};
   Evaluator *ev = eval_new(e->net->pool, &env);
-  bool ok = true;
+  bool ok = defined;
+  diag_defer(sink);  // in source order
   for (int a = 0; a < e->net->nlayers; a++) {
     const LayerEq *l = &e->net->layers[a];
     double tau = eval_scalar(ev, l->tau);
@@ -137,21 +132,25 @@ bool engine_evaluate_params(Engine *e, StrBuf *err) {
     if (isfinite(tau) && tau >= 0 && !bad_zero) continue;
     ok = false;
     if (!isfinite(tau) && !defined) continue;  // said at the operation that made it so
-    // Named with the values of the params (--set) and dims it depends on: the integrators
-    // would only name a coordinate.
+    // Named with the values of the params and dims it depends on: the integrators would only
+    // name a coordinate. Located at tau as written, else at the layer.
+    const AstExpr *written = e->m->layers[a].tau;
     NumText t;
     StrBuf values = {0};
-    param_values_text(e->m, e->m->layers[a].tau, e->params, e->dims, &values);
-    sb_printf(err, "tau of layer '%s' is %s%s; %s\n", l->name, number_text(tau, &t),
-              sb_str(&values),
-              !isfinite(tau) ? "a time constant must be finite (and positive, or 0 written in "
-                               "the model to eliminate the layer)"
-              : tau < 0      ? "it must not be negative"
-                             : "write 'tau = 0;' in the model to eliminate the layer");
+    if (written) param_values_text(e->m, written, e->params, e->dims, &values);
+    diag_error(sink, written ? written->span : e->m->layers[a].span, "tau of layer '%s' is %s%s; %s", l->name,
+               number_text(tau, &t), sb_str(&values),
+               !isfinite(tau) ? "a time constant must be finite (and positive, or 0 written in "
+                                "the model to eliminate the layer)"
+               : tau < 0      ? "it must not be negative"
+                              : "write 'tau = 0;' in the model to eliminate the layer");
     sb_free(&values);
   }
+  diag_flush(sink);
   eval_free(ev);
-  return ok && defined;
+  if (!ok && !e->echo) sb_append(err, diag_text(sink));
+  diag_free(sink);
+  return ok;
 }
 
 // Whether every size of weight `w` is known without it (from the model, --dim or another

@@ -126,3 +126,15 @@ def test_a_param_that_is_not_finite():
         with pytest.raises(ValueError) as e:
             m.bind(beta=value)
         assert str(e.value) == f"Model.bind(beta={text}): the value must be a finite number"
+
+
+def test_a_tau_the_params_make_negative():
+    # Located at tau as written, and refused: the model keeps the value it had.
+    m = damc.Model("param c = 1.0;\nlayer v[4] { L = 0.5 * sum(v^2); tau = 1 / c; }\n", "tau.dam")
+    before = m.run(init={"v": np.ones(4)}, max_steps=3)["x_v"]
+    with pytest.raises(damc.ModelError) as e:
+        m.bind(c=-2)
+    assert e.value.diagnostics == [damc.Diagnostic(
+        "tau.dam", 2, 40, "error",
+        "tau of layer 'v' is -0.5 with the params as set (c = -2); it must not be negative")]
+    assert np.array_equal(m.run(init={"v": np.ones(4)}, max_steps=3)["x_v"], before)

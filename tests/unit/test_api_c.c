@@ -986,6 +986,22 @@ static void test_param_domain(void) {
   if (r) check_vec(r, "g_v", want, 4, F64_TOL, NULL);
   damc_results_free(r);
   damc_model_free(m);
+
+  // A tau that the params make negative: located too, and refused without being taken.
+  m = damc_model_from_string("tau.dam", "param c = 1.0;\nlayer v[4] { L = 0.5 * sum(v^2); tau = 1 / c; }\n",
+                             &err);
+  CHECK(m && damc_compile(m, DAMC_F64, &err));
+  if (!m) return;
+  CHECK(!damc_set_param(m, "c", -2, &err));
+  CHECK_EQ(err.status, 1);
+  CHECK(err.message && !strcmp(err.message,
+                               "tau.dam:2:40: error: tau of layer 'v' is -0.5 with the params as "
+                               "set (c = -2); it must not be negative\n"
+                               "    2 | layer v[4] { L = 0.5 * sum(v^2); tau = 1 / c; }\n"
+                               "      |                                        ^~~~~\n"));
+  damc_error_clear(&err);
+  CHECK(damc_eval(m, &b, &err) != NULL || err.status == 0);
+  damc_model_free(m);
 }
 
 // A value that is not finite only at some states is found at run time, and float32 is blamed
