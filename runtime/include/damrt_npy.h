@@ -69,10 +69,11 @@ DamrtTensor *damrt_npy_read(const char *path, DamrtDtype want, DamrtError *err);
 // What a reader checks while it converts, beyond the format (damrt_npy_read_flags,
 // damrt_npz_read_flags).
 typedef enum {
-  // Float data read as float32 must fit it: a float64 value beyond float32's range (an
-  // infinity too) or a NaN is refused with DAMRT_E_VALUE, the message naming its index, e.g.
-  // "'w.npy': 1e+39 at [3, 4] does not fit float32 (largest 3.40282347e+38)", instead of
-  // becoming an infinity. The data is converted as it is read: no float64 copy is made.
+  // Float data read as float32 must fit it: a float64 value beyond float32's range, an
+  // infinity or a NaN is refused with DAMRT_E_VALUE, the message naming its index, e.g.
+  // "'w.npy': 1e+39 at [3, 4] does not fit float32 (largest 3.40282347e+38)" or "'w.npy' has
+  // -Inf at [0, 2]", instead of becoming an infinity. The data is converted as it is read: no
+  // float64 copy is made.
   DAMRT_READ_F32_RANGE = 1u << 0,
 } DamrtReadFlag;
 

@@ -497,9 +497,10 @@ static DamrtStatus out_of_range(const DamrtTensor *t, size_t at, double v, const
   for (int i = 0; i < t->rank; i++)
     len += (size_t)snprintf(where + len, sizeof where - len, "%s%zu", i ? ", " : "", index[i]);
   snprintf(where + len, sizeof where - len, "]");
-  if (isnan(v))
-    return damrt_error_set(err, DAMRT_E_VALUE, "%s: NaN at %s is NaN: give finite numbers",
-                           label, where);
+  // An infinity or a NaN is no number in any precision: said as the finiteness check says it.
+  if (!isfinite(v))
+    return damrt_error_set(err, DAMRT_E_VALUE, "%s has %s at %s", label,
+                           isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf", where);
   return damrt_error_set(err, DAMRT_E_VALUE, "%s: %.17g at %s does not fit float32 (largest "
                          "%.9g)", label, v, where, (double)FLT_MAX);
 }

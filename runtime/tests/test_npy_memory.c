@@ -170,7 +170,9 @@ static void range_check(const char dir[4096]) {
       DamrtError err = {0};
       DamrtTensor *t = damrt_npy_read_flags(path, DAMRT_F32, DAMRT_READ_F32_RANGE, &err);
       CHECK(!t && err.code == DAMRT_E_VALUE && strstr(err.message, "at [1, 2]") &&
-                strstr(err.message, isnan(bads[b]) ? "NaN" : "does not fit float32"),
+                strstr(err.message, isnan(bads[b])    ? "' has NaN at"
+                                   : isinf(bads[b]) ? "' has -Inf at"
+                                                    : "does not fit float32"),
             "bad value %g (fortran %d): %s", bads[b], fortran, t ? "read" : err.message);
       damrt_tensor_free(t);
       err = (DamrtError){0};

@@ -114,6 +114,12 @@ def nonfinite(tmp):
     code, _, err = damc("eval", MODEL_B, "--weights", w, "--state", f"v={vbig}")
     check(code == 1 and "does not fit float32" in err and "[5]" in err,
           f"a float64 state beyond float32: exit {code}: {err}")
+    # An infinity is no number in float64 either: said as such, without advice on the precision.
+    v[5] = -np.inf
+    np.save(vbig, v)
+    code, _, err = damc("eval", MODEL_B, "--weights", w, "--state", f"v={vbig}")
+    check(code == 1 and f"'{vbig}' has -Inf at [5]" in err and "precision" not in err,
+          f"a float64 state with -Inf: exit {code}: {err}")
     # sqrt(p) with p = -1 is NaN whatever the state: refused before the run, at its place, in
     # both precisions.
     model = os.path.join(tmp, "sqrt.dam")
