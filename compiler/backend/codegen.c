@@ -234,6 +234,15 @@ static void close_batch(Cg *cg, IrbLoop *loop, bool batched) {
   if (batched) irb_loop_end(cg->irb, loop, NULL);
 }
 
+// The value a map step stores at (b, i): its node computed, or, for a copy
+// (plan_step_copies), read from the node's buffer (broadcast when that is not batched).
+static LLVMValueRef map_value(Cg *cg, const PlanStep *s, LLVMValueRef v_b, LLVMValueRef v_i) {
+  int from = plan_step_copies(cg->plan, s);
+  if (from < 0) return compute(cg, s->node, v_b, v_i);
+  return load_buffer(cg, from, cg->plan->bufs[from].batched ? v_b : NULL,
+                     plan_size_many(cg->plan, cg->plan->bufs[from].numel) ? v_i : NULL);
+}
+
 static void emit_map(Cg *cg, const PlanStep *s) {
   const PlanBuf *out = &cg->plan->bufs[s->out];
   IrbLoop lb, li;
@@ -245,7 +254,7 @@ static void emit_map(Cg *cg, const PlanStep *s) {
     v_i = li.i;
   }
   new_body(cg);
-  LLVMValueRef v = compute(cg, s->node, v_b, v_i);
+  LLVMValueRef v = map_value(cg, s, v_b, v_i);
   irb_store(cg->irb, cg->v_buf[s->out], buffer_index(cg, out, v_b, v_i), v);
   if (many) irb_loop_end(cg->irb, &li, NULL);
   close_batch(cg, &lb, out->batched);
@@ -359,7 +368,7 @@ static LLVMValueRef emit_block_fn(Cg *cg, int at, const char *kernel) {
     irb_loop_begin(irb, &li, LLVMBuildSub(irb->b, v_k1, v_k0, ""), "i");
     LLVMValueRef v_i = LLVMBuildNUWAdd(irb->b, v_k0, li.i, "");
     new_body(cg);
-    LLVMValueRef v = compute(cg, s->node, v_b, v_i);
+    LLVMValueRef v = map_value(cg, s, v_b, v_i);
     irb_store(irb, cg->v_buf[s->out], buffer_index(cg, out, v_b, v_i), v);
     irb_loop_end(irb, &li, NULL);
     close_batch(cg, &lb, true);

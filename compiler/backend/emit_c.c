@@ -320,7 +320,10 @@ static void emit_map(Ec *ec, const PlanStep *s) {
   ec->gen = ++ec->last_gen;
   StrBuf target = {0}, expr = {0};
   element(ec, s->out, &target);
-  compute(ec, s->node, &expr);
+  // A copy (plan_step_copies) reads the node's buffer, broadcast when it is not batched.
+  int from = plan_step_copies(ec->plan, s);
+  if (from >= 0) element(ec, from, &expr);
+  else compute(ec, s->node, &expr);
   line(&ec->body, ec->depth + 1, "%s = %s;", sb_str(&target), sb_str(&expr));
   sb_free(&target);
   sb_free(&expr);

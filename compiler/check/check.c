@@ -42,7 +42,17 @@ bool check_run(const Engine *e, uint64_t seed, int samples, const EngineArrays *
   bool have_weights = true;
   for (int w = 0; w < net->nweights; w++) have_weights &= engine_weight_bound(c, w);
   engine_target(c, DAMRT_F64, false);
-  bool ok = !have_weights || engine_compile(c, STAGE_JIT, err);
+  // Every kernel the checks run (the step kernel, always wanted, and eval), compiled before
+  // any check: one that does not compile is an error of damc check, never a check's verdict.
+  bool ok = !have_weights || engine_compile(c, STAGE_BIND, err);
+  if (ok && have_weights) {
+    engine_want(c, KERNEL_EVAL);
+    StrBuf why = {0};
+    if (!(ok = engine_compile(c, STAGE_JIT, &why)))
+      sb_printf(err, "the float64 kernels did not compile, so the checks that run them cannot be "
+                "computed: %s", sb_str(&why));
+    sb_free(&why);
+  }
   int64_t *dims = xcalloc((size_t)net->ndims + 1, sizeof *dims);
   for (int d = 0; d < net->ndims; d++) {
     dims[d] = engine_dims(c)[d];
@@ -87,10 +97,12 @@ bool check_model(Engine *e, const int64_t *dims, const CheckOptions *opt, CheckR
       check_residual_lyapunov(&ne, opt->samples, report);
     } else
       check_energy_identity(&ne, opt->samples, report);
-    check_precision(e, &ne, opt->samples, report);
+    ok = check_precision(e, &ne, opt->samples, report, err);
     bool any_state = false;
     for (int a = 0; a < net->nlayers; a++) any_state |= !net->layers[a].eliminated;
-    if (any_state) {
+    if (!ok) {
+      // The float32 kernels did not compile (err says why): nothing more is checked.
+    } else if (any_state) {
       ok = check_trajectories(e, &ne, opt, report, err);
     } else {
       // Every layer follows its input at every instant: there are no dynamics to check.

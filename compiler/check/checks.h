@@ -14,8 +14,10 @@ void check_bounded_energy(NetEnv *ne, bool have_weights, CheckReport *r);
 void check_energy_identity(NetEnv *ne, int samples, CheckReport *r);
 // A model with a directed synapse has no energy (docs/theory.md §1.5): one item each.
 void check_has_energy(const Network *net, CheckReport *r);
-// The float32 kernels against the float64 ones of `e` at `samples` states (§4.1.4).
-void check_precision(Engine *e, NetEnv *ne, int samples, CheckReport *r);
+// The float32 kernels against the float64 ones of `e` at `samples` states (§4.1.4). False,
+// with the message in `err`, when the float32 kernels do not compile although the model
+// binds in float32 (the check cannot be computed: an error, not a verdict).
+bool check_precision(Engine *e, NetEnv *ne, int samples, CheckReport *r, StrBuf *err);
 // For a model without energy (a directed synapse): the residual Lyapunov function of
 // docs/theory.md §4.4.5 at `samples` random states.
 void check_residual_lyapunov(NetEnv *ne, int samples, CheckReport *r);

@@ -26,13 +26,16 @@ static double worst_ratio(const DamrtTensor *a, const DamrtTensor *b, size_t sam
   return worst;
 }
 
-void check_precision(Engine *e, NetEnv *ne, int samples, CheckReport *r) {
+bool check_precision(Engine *e, NetEnv *ne, int samples, CheckReport *r, StrBuf *fatal) {
   const Network *net = ne->net;
   StrBuf err = {0};
+  // Bound in float32 first: a number of the model that float32 cannot hold is the model's
+  // (the check is skipped, with the reason); the kernels, which compiled in float64, must
+  // then compile (else the check cannot be computed: an error, never a verdict).
   Engine *f32 = engine_clone(e, &err);
   if (f32) {
     engine_target(f32, DAMRT_F32, false);
-    if (!engine_compile(f32, STAGE_JIT, &err)) {
+    if (!engine_compile(f32, STAGE_BIND, &err)) {
       engine_free(f32);
       f32 = NULL;
     }
@@ -41,7 +44,14 @@ void check_precision(Engine *e, NetEnv *ne, int samples, CheckReport *r) {
     report_add(r, "float32", "network", NULL, VERDICT_SKIPPED, "the float32 kernels did not compile: %s",
                sb_str(&err));
     sb_free(&err);
-    return;
+    return true;
+  }
+  engine_want(f32, KERNEL_EVAL);
+  if (!engine_compile(f32, STAGE_JIT, &err)) {
+    sb_printf(fatal, "the float32 kernels of the float32 check did not compile: %s", sb_str(&err));
+    engine_free(f32);
+    sb_free(&err);
+    return false;
   }
   int n = net->nlayers;
   double **data = xcalloc((size_t)n + 1, sizeof *data);
@@ -111,4 +121,5 @@ void check_precision(Engine *e, NetEnv *ne, int samples, CheckReport *r) {
   free(states);
   engine_free(f32);
   sb_free(&err);
+  return true;
 }

@@ -256,8 +256,21 @@ static bool need(Lowering *lw, ExprId e) {
   return true;
 }
 
+// Whether earlier steps may read `e` where it is (its leaf, or inline) without a buffer of
+// its own: a constant, param or dim, or a scalar of params and constants alone.
+static bool always_inline(Lowering *lw, ExprId e) {
+  const Expr *x = node(lw, e);
+  return x->nkids == 0 || (x->shape.rank == 0 && !is_batched(lw, e));
+}
+
 // Computes output `name` := `expr` into a batched buffer of its own (or, when the value
-// already lives in a buffer, names that buffer).
+// already lives in a batched buffer, names that buffer).
+//
+// An output whose value is already readable where it is (a leaf: a weight, a param, a
+// constant, an input or a state; a value computed once per call into a buffer; a scalar of
+// the params) is copied (broadcast over the batch) into its output buffer by a map step,
+// and its readers keep reading it where it is: the output buffer is written only at that
+// step, and a step before it may read the value (dx/dt = -x + b before u = b in eval).
 static bool assign(Lowering *lw, const KernelEq *eq) {
   const char *name = eq->name;
   ExprId expr = eq->expr;
@@ -269,7 +282,14 @@ static bool assign(Lowering *lw, const KernelEq *eq) {
   bool once = x->kind == EX_MATMUL && !is_batched(lw, expr);
   if (buf < 0 || (!plan->bufs[buf].batched && !once)) {
     bool ok = true;
-    if (x->kind == EX_MATMUL) {
+    if (buf >= 0 || always_inline(lw, expr)) {
+      // A copy: the step's node keeps its place (plan.h, PS_MAP); a reduction of the weights
+      // (sum(b)) gets a buffer of its own first.
+      if (!need(lw, expr)) return false;
+      buf = add_buf(lw, PB_OUTPUT, expr, true, plan->noutputs, name);
+      add_step(lw, (PlanStep){.kind = PS_MAP, .node = expr, .out = buf, .a = -1, .b = -1,
+                              .batched = true, .w = -1, .g = -1, .z = -1, .act = -1, .lse = -1});
+    } else if (x->kind == EX_MATMUL) {
       buf = add_buf(lw, PB_OUTPUT, expr, !once, plan->noutputs, name);
       plan->node_buf[expr] = buf;
       ok = schedule_matmul(lw, expr, buf);
@@ -327,6 +347,11 @@ static bool inline_reads(const Plan *plan, ExprId e, bool root, bool *reads) {
 
 // Every buffer step `s` reads, marked in `reads`; whether it is elementwise at one index.
 static bool step_reads(const Plan *plan, const PlanStep *s, bool *reads) {
+  int copied = plan_step_copies(plan, s);
+  if (copied >= 0) {
+    reads[copied] = true;
+    return true;
+  }
   if (s->kind == PS_MAP || s->kind == PS_REDUCE) return inline_reads(plan, s->node, true, reads);
   if (s->kind == PS_FUSED) reads[s->w] = reads[s->g] = true;
   else reads[s->a] = reads[s->b] = true;
@@ -705,6 +730,12 @@ void plan_free(Plan *plan) {
   free(plan->input_buf);
   free(plan->weight_buf);
   free(plan);
+}
+
+int plan_step_copies(const Plan *plan, const PlanStep *s) {
+  if (s->kind != PS_MAP) return -1;
+  int buf = plan->node_buf[s->node];
+  return buf >= 0 && buf != s->out ? buf : -1;
 }
 
 int plan_output_buf(const Plan *plan, OutputWhat what, int layer) {

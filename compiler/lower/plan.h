@@ -161,6 +161,13 @@ PlanSize plan_shape_numel(const ExprShape *shape);
 // Whether a dim is a kernel argument in `plan`.
 bool plan_dim_runtime(const Plan *plan, int dim);
 
+// The buffer that PS_MAP step `s` copies (broadcast over the batch when it is not batched)
+// into its output, or -1: a step whose node lives in another buffer than the step's own
+// (an output that is a weight, u = b, or a value computed once per call) reads the node
+// from there; every other map computes its node. A node that is a leaf without a buffer (a
+// constant, a param) or a scalar of the params alone is computed, as inline.
+int plan_step_copies(const Plan *plan, const PlanStep *s);
+
 // The buffer of output `what` of layer `layer` (-1 for E); -1 when the plan has none.
 int plan_output_buf(const Plan *plan, OutputWhat what, int layer);
 

@@ -22,6 +22,10 @@ the terms that cancel in them (sum |x g| + |L| per layer, plus the coupling term
 energy_scale), not to |E|: float64 within 1e-12, float32 within 8 eps32 of it. Finally the
 command line: a name not ending in .c, and an unwritable place, leave no file behind.
 
+Case leaf_currents: tests/e2e/models/leaf_currents.dam, whose currents are bare leaves (u_v = a
+weight, x_h = u_h = a weight, u_w = a param), emitted (--c and --obj, both precisions) and
+compared with the closed forms, not with the JIT.
+
 The program of `damc check --emit-c OUT.c` (cases check_*): it is compiled with -Werror (the
 flags above) and linked with no LLVM, and run beside `damc check --json` on the same weights
 and the same initial states (--init):
@@ -627,7 +631,71 @@ def check_errors(tmp):
           f"--emit-c without weights: exit {p.returncode}, {p.stderr.strip()}")
 
 
-CHECK_CASES = {"check_examples": check_examples, "check_nonconvex": check_nonconvex,
+# ---- Currents that are a bare leaf ----
+
+def leaf_currents(tmp):
+    """tests/e2e/models/leaf_currents.dam: u_v = a (a weight alone), x_h = u_h = b (an
+    eliminated layer), u_w = c (a param), each output a copy of the leaf broadcast over the
+    batch. The C kernels (--c) and the object (--obj), float64 and float32, for a batch and for
+    one sample, against the closed forms of the model's comment: data exact in float32
+    (multiples of 1/8), so float64 within 1e-12 and float32 within 16 eps32 (|v| + max|v|)."""
+    model = os.path.join(SRC, "tests", "e2e", "models", "leaf_currents.dam")
+    rng = np.random.default_rng(5)
+    n, c = 4, 0.75
+    a, b = rng.integers(-8, 8, n) / 4, rng.integers(-8, 8, n) / 4
+    xv, xw = rng.integers(-8, 8, (BATCH, n)) / 8, rng.integers(-8, 8, (BATCH, n)) / 8
+    wfile = os.path.join(tmp, "w.npz")
+    np.savez(wfile, a=a, b=b)
+    want = {"g_v": xv, "u_v": np.broadcast_to(a, xv.shape), "dxdt_v": a - xv,
+            "x_h": np.broadcast_to(b, xv.shape), "g_h": np.broadcast_to(b, xv.shape),
+            "u_h": np.broadcast_to(b, xv.shape), "g_w": xw, "u_w": np.full(xw.shape, c),
+            "dxdt_w": c - xw, "E_v": (xv * xv).sum(1) / 2, "E_h": np.full(BATCH, b @ b / 2),
+            "E_w": (xw * xw).sum(1) / 2,
+            "E": -(xv @ a) - b @ b - c * xw.sum(1) + ((xv * xv).sum(1) + b @ b + (xw * xw).sum(1)) / 2}
+    for precision in ("f64", "f32"):
+        f64 = precision == "f64"
+        d = os.path.join(tmp, precision)
+        os.makedirs(d)
+        ok = True
+        for opt, path in (("--c", "k.c"), ("--obj", "k.o")):
+            p = run([DAMC, "emit", model, "--weights", wfile, "--precision", precision, opt,
+                     os.path.join(d, path)])
+            ok = check(p.returncode == 0, f"leaf_currents {precision}: emit {opt}: exit "
+                       f"{p.returncode}: {p.stderr}") and ok
+        if not ok:
+            continue
+        xv.tofile(os.path.join(d, "x_v.bin"))
+        xw.tofile(os.path.join(d, "x_w.bin"))
+        a.tofile(os.path.join(d, "a.bin"))
+        b.tofile(os.path.join(d, "b.bin"))
+        open(os.path.join(d, "driver.c"), "w").write(DRIVER)
+        steps = [[CC, *CFLAGS, "-c", "k.c", "-o", "k_c.o", "-I", os.path.join(SRC, "runtime", "include")],
+                 [CC, *CFLAGS, "-c", "driver.c", "-I", "."],
+                 [CC, *SANITIZE, "driver.o", "k.o", "-o", "from_obj", *libs()],
+                 [CC, *SANITIZE, "driver.o", "k_c.o", "-o", "from_c", *libs()]]
+        for cmd in steps:
+            p = run(cmd, cwd=d)
+            ok = check(p.returncode == 0, f"leaf_currents {precision}: {' '.join(cmd)}:\n{p.stderr}") and ok
+        if not ok:
+            continue
+        for exe, batch in (("from_c", BATCH), ("from_obj", BATCH), ("from_c", 1)):
+            p = run([os.path.join(d, exe), d, str(batch), f"c={c}"])
+            what = f"leaf_currents {precision} {exe} batch {batch}"
+            if not check(p.returncode == 0, f"{what}: {p.stderr}"):
+                continue
+            got = parse_outputs(p.stdout)
+            names = {name for kernel, name in got if kernel == "eval"}
+            check(names == set(want), f"{what}: eval outputs {sorted(names)}, want {sorted(want)}")
+            for key, w in want.items():
+                if ("eval", key) in got:
+                    compare(f"{what} eval {key}", got[("eval", key)], w[:batch], f64)
+            for key in ("dxdt_v", "dxdt_w", "x_h"):
+                if check(("rhs", key) in got, f"{what}: rhs has no {key}"):
+                    compare(f"{what} rhs {key}", got[("rhs", key)], want[key][:batch], f64)
+        print(f"leaf_currents      {precision}: compiled, linked and compared with the closed forms")
+
+
+CHECK_CASES = {"leaf_currents": leaf_currents, "check_examples": check_examples, "check_nonconvex": check_nonconvex,
                "check_dead_units": check_dead_units, "check_errors": check_errors}
 
 

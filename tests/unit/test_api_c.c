@@ -1193,6 +1193,107 @@ static void test_w1_oracle(void) {
 // damc_check through the C API: the saddle x = 2 tanh(y), y = 2 tanh(x) (docs/theory.md
 // §4.4.2) seen from sampled starts: every item has a verdict, the report is JSON, and the
 // model itself stays usable (the checks run on a copy).
+// Currents that are a bare leaf: with the energy -dot(b, g(v)) (or -dot(b + 0, g(v)), or
+// -dot(b, g(v) / c * c), which simplify to it) and L = |v|^2 / 2, u_v = b, a weight alone:
+// the eval kernel's output u_v is a copy of the weight, broadcast over the batch, and dx/dt
+// = b - x reads the weight, not u_v. Closed forms: g_v = x, u_v = b, dxdt_v = b - x, E_v =
+// |x|^2 / 2, E = -b . x + |x|^2 / 2, H d = d, J d = -d; the fixed point x = b with E =
+// -|b|^2 / 2; damc check passes. float64 and float32 kernels, each of three spellings.
+static void test_leaf_currents(void) {
+  static const char *const energies[] = {"-dot(b, g(v))", "-dot(b + 0, g(v))",
+                                         "-dot(b, g(v) / c * c)"};
+  enum { M = 5, B = 2 };
+  static const double bias[M] = {1, -2, 3, 0.5, -0.25};
+  static const double x0[B * M] = {0.5, 0.25, -1, 2, 0, 1, 2, 3, -4, 0.125};
+  static const double dir[B * M] = {1, 0, -1, 0.5, 2, -3, 1, 0.25, 0, 1};
+  for (size_t k = 0; k < sizeof energies / sizeof energies[0]; k++)
+    for (int prec = 0; prec < 2; prec++) {
+      DamcPrecision precision = prec ? DAMC_F32 : DAMC_F64;
+      double tol = prec ? F32_TOL : F64_TOL, *worst = prec ? &worst_f32 : &worst_f64;
+      char text[512];
+      snprintf(text, sizeof text,
+               "dim N;\nparam c = 3;\nlayer v[N] { L = lagr_identity(v); tau = 1.0; }\n"
+               "weight b[N];\nenergy %s;\n", energies[k]);
+      DamcError err = {0};
+      DamcModel *m = damc_model_from_string("bias.dam", text, &err);
+      DamcArray wb = {1, {M}, bias, DAMC_F64};
+      bool ok = m && damc_bind_weight(m, "b", &wb, NULL, &err) && damc_compile(m, precision, &err);
+      CHECK(ok);
+      if (!ok) {
+        fprintf(stderr, "leaf currents, energy %s: %s", energies[k], err.message ? err.message : "");
+        damc_error_clear(&err);
+        damc_model_free(m);
+        continue;
+      }
+      DamcArray states[2] = {{2, {B, M}, x0, DAMC_F64}, {0, {0}, NULL, 0}};
+      DamcArray dirs[2] = {{2, {B, M}, dir, DAMC_F64}, {0, {0}, NULL, 0}};
+      DamcBatch batch = {states, NULL, NULL};
+      double u[B * M], dxdt[B * M], part[B], e[B], minus_d[B * M];
+      for (int s = 0; s < B; s++) {
+        part[s] = e[s] = 0;
+        for (int i = 0; i < M; i++) {
+          double x = x0[s * M + i];
+          u[s * M + i] = bias[i];
+          dxdt[s * M + i] = bias[i] - x;
+          minus_d[s * M + i] = -dir[s * M + i];
+          part[s] += x * x / 2;
+          e[s] += x * x / 2 - bias[i] * x;
+        }
+      }
+      DamcResults *r = damc_eval(m, &batch, &err);
+      CHECK(r != NULL);
+      if (r) {
+        check_vec(r, "g_v", x0, B * M, tol, worst);
+        check_vec(r, "u_v", u, B * M, tol, worst);
+        check_vec(r, "dxdt_v", dxdt, B * M, tol, worst);
+        check_vec(r, "E_v", part, B, tol, worst);
+        check_vec(r, "E", e, B, tol, worst);
+      }
+      damc_results_free(r);
+      DamcResults *hv = damc_hvp(m, &batch, dirs, &err), *jv = damc_jvp(m, &batch, dirs, &err);
+      CHECK(hv != NULL && jv != NULL);
+      if (hv) check_vec(hv, "hvp_v", dir, B * M, tol, worst);
+      if (jv) check_vec(jv, "jvp_v", minus_d, B * M, tol, worst);
+      damc_results_free(hv);
+      damc_results_free(jv);
+      // The fixed point: every tau |dx/dt| <= tol (1 + |x|) with tol 1e-7 (float64) or 1e-4
+      // (float32), so |x - b| <= 4 tol (|b| <= 3) at most; 1e-5 and 1e-3 bound it.
+      r = damc_run(m, &batch, NULL, &err);
+      CHECK(r != NULL);
+      if (r) {
+        double fixed_tol = prec ? 1e-3 : 1e-5, want_e = 0;
+        double xb[B * M];
+        for (int i = 0; i < M; i++) want_e -= bias[i] * bias[i] / 2;
+        for (int s = 0; s < B; s++) {
+          for (int i = 0; i < M; i++) xb[s * M + i] = bias[i];
+          CHECK(result1(r, "converged", (size_t)s) == 1);
+          CHECK(fabs(result1(r, "E", (size_t)s) - want_e) <= fixed_tol * fabs(want_e));
+        }
+        check_vec(r, "x_v", xb, B * M, fixed_tol, NULL);
+      } else {
+        fprintf(stderr, "leaf currents, run: %s", err.message ? err.message : "");
+      }
+      damc_results_free(r);
+      damc_error_clear(&err);
+      // damc check on the model: every item computed, none failed.
+      if (prec == 0) {
+        DamcCheckReport *rep = damc_check(m, 3, 8, &err);
+        CHECK(rep != NULL);
+        if (!rep) fprintf(stderr, "leaf currents, check: %s", err.message ? err.message : "");
+        for (size_t i = 0; rep && i < damc_check_count(rep); i++) {
+          DamcCheckItem it;
+          damc_check_item(rep, i, &it);
+          if (!strcmp(it.verdict, "fail")) fprintf(stderr, "leaf currents: %s %s: %s\n", it.check, it.subject, it.reason);
+          CHECK(strcmp(it.verdict, "fail") != 0);
+        }
+        CHECK(rep && !strcmp(damc_check_verdict(rep), "pass"));
+        damc_check_free(rep);
+        damc_error_clear(&err);
+      }
+      damc_model_free(m);
+    }
+}
+
 static void test_check_api(void) {
   DamcError err = {0};
   DamcModel *m = damc_model_from_string(
@@ -1444,6 +1545,7 @@ int main(int argc, char **argv) {
   test_derivative_kernels();
   test_w1_oracle();
   test_check_api();
+  test_leaf_currents();
   test_compile_retry();
   test_param_domain();
   test_precision_blamed();
