@@ -29,11 +29,16 @@ void damc_error_clear(DamcError *err) {
   err->status = 0;
 }
 
-// Moves the text of `sb` into `err` with `status`; returns 0 (the failure value).
+// Moves the text of `sb` into `err` with `status`; returns 0 (the failure value). A failure
+// is never reported without words: an empty text (a bug: some path failed without saying
+// why) becomes a message that says so.
 static int fail(DamcError *err, int status, StrBuf *sb) {
   if (err) {
     damc_error_clear(err);
     err->status = status;
+    if (sb->len == 0)
+      sb_append(sb, "internal error: the call failed without a reason (a bug in damc; please "
+                    "report it)\n");
     err->message = xstrdup(sb_str(sb));
   }
   sb_free(sb);
