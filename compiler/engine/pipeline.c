@@ -513,6 +513,7 @@ Engine *engine_clone(const Engine *e, StrBuf *err) {
   return NULL;
 }
 const DiagSink *engine_diagnostics(const Engine *e) { return e->s->diag; }
+FILE *engine_echo(const Engine *e) { return e->echo; }
 
 unsigned engine_compile_count(const Engine *e) { return e->compile_count; }
 
