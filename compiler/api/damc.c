@@ -40,6 +40,16 @@ static int fail(DamcError *err, int status, StrBuf *sb) {
   return 0;
 }
 
+// fail for an operation of engine `e`. A failure is never reported without words: an empty
+// text (a bug: some path failed without saying why) becomes a message that says so, unless
+// the engine said it on its echo stream (damc_model_open with one: the command line).
+static int fail_in(const Engine *e, DamcError *err, int status, StrBuf *sb) {
+  if (sb->len == 0 && !(e && engine_echo(e)))
+    sb_append(sb, "internal error: the call failed without a reason (a bug in damc; please "
+                  "report it)\n");
+  return fail(err, status, sb);
+}
+
 // An argument the caller must give (a model, a name, a path, a text) that is NULL: status 2
 // and a message naming the function and the argument, never a crash.
 #define REQUIRE(arg, failed)                                        \
@@ -188,7 +198,7 @@ int damc_bind_weight(DamcModel *model, const char *name, const DamcArray *weight
   }
   EngineArray w = damc_engine_array(weight);
   if (!engine_bind_weight(model->engine, name, &w, origin ? origin : "damc_bind_weight", &sb))
-    return fail(err, 1, &sb);
+    return fail_in(model->engine, err, 1, &sb);
   sb_free(&sb);
   return 1;
 }
@@ -203,7 +213,7 @@ int damc_set_dim(DamcModel *model, const char *name, int64_t size, DamcError *er
     sb_append(&sb, "damc_set_dim: the model is already compiled\n");
     return fail(err, 2, &sb);
   }
-  if (!engine_set_dim(model->engine, name, size, &sb)) return fail(err, 1, &sb);
+  if (!engine_set_dim(model->engine, name, size, &sb)) return fail_in(model->engine, err, 1, &sb);
   sb_free(&sb);
   return 1;
 }
@@ -226,7 +236,7 @@ int damc_compile_to(DamcModel *model, DamcPrecision precision, bool showable, En
   }
   model->dtype = precision == DAMC_F32 ? DAMRT_F32 : DAMRT_F64;
   engine_target(model->engine, model->dtype, showable);
-  if (!engine_compile(model->engine, last, &sb)) return fail(err, 1, &sb);
+  if (!engine_compile(model->engine, last, &sb)) return fail_in(model->engine, err, 1, &sb);
   model->compiled = true;
   model->engines[precision] = model->engine;
   sb_free(&sb);
@@ -260,11 +270,11 @@ int damc_use_precision(DamcModel *model, DamcPrecision precision, DamcError *err
     // A copy of the model with the same weights (read in place) and params, compiled for
     // the other precision; the kernels compiled before are kept.
     Engine *e = engine_clone(model->engine, &sb);
-    if (!e) return fail(err, 1, &sb);
+    if (!e) return fail_in(model->engine, err, 1, &sb);
     engine_target(e, precision == DAMC_F32 ? DAMRT_F32 : DAMRT_F64, false);
     if (!engine_compile(e, STAGE_JIT, &sb)) {
       engine_free(e);
-      return fail(err, 1, &sb);
+      return fail_in(model->engine, err, 1, &sb);
     }
     model->engines[precision] = e;
   }
@@ -346,7 +356,7 @@ int damc_rebind_weight(DamcModel *model, const char *name, const DamcArray *weig
   EngineArray w = damc_engine_array(weight);
   for (int i = 0; i < n; i++)
     if (!engine_rebind_weight(engines[i], name, &w, origin ? origin : "damc_rebind_weight", &sb))
-      return fail(err, 1, &sb);
+      return fail_in(engines[i], err, 1, &sb);
   sb_free(&sb);
   return 1;
 }
@@ -490,11 +500,12 @@ static void free_views(Views *v) {
 }
 
 // The results, or NULL with `status` (1: the model, a tensor or the run; 2: a bad argument).
-static DamcResults *finish(DamcResults *r, int status, DamcError *err, StrBuf *sb) {
+static DamcResults *finish(const DamcModel *model, DamcResults *r, int status, DamcError *err,
+                           StrBuf *sb) {
   if (status) {
     engine_results_free(&r->list);
     free(r);
-    fail(err, status, sb);
+    fail_in(model->engine, err, status, sb);
     return NULL;
   }
   sb_free(sb);
@@ -512,7 +523,7 @@ static DamcResults *apply(DamcModel *model, KernelKind kind, const DamcBatch *ba
                : !engine_apply(model->engine, kind, &v.arrays, &r->list, &sb) ? 1
                                                                                    : 0;
   free_views(&v);
-  return finish(r, status, err, &sb);
+  return finish(model, r, status, err, &sb);
 }
 
 DamcResults *damc_eval(DamcModel *model, const DamcBatch *batch, DamcError *err) {
@@ -552,7 +563,7 @@ static DamcResults *derivative(DamcModel *model, KernelKind kind, const DamcBatc
   int status = !ok ? 2 : !engine_apply(model->engine, kind, &v.arrays, &r->list, &sb) ? 1 : 0;
   free_views(&v);
   free(dirs);
-  return finish(r, status, err, &sb);
+  return finish(model, r, status, err, &sb);
 }
 
 DamcResults *damc_hvp(DamcModel *model, const DamcBatch *batch, const DamcArray *directions,
@@ -638,12 +649,12 @@ DamcResults *damc_run(DamcModel *model, const DamcBatch *batch, const DamcRunOpt
   StrBuf sb = {0};
   Views v;
   DamcResults *r = xcalloc(1, sizeof *r);
-  if (!damc_engine_run_options(model, &d, &o, &sb)) return finish(r, 2, err, &sb);
+  if (!damc_engine_run_options(model, &d, &o, &sb)) return finish(model, r, 2, err, &sb);
   int status = !to_views(model, batch, &v, &sb)                            ? 2
                : !engine_run(model->engine, &v.arrays, &o, &r->list, &sb) ? 1
                                                                           : 0;
   free_views(&v);
-  return finish(r, status, err, &sb);
+  return finish(model, r, status, err, &sb);
 }
 
 struct DamcCheckReport {
@@ -658,7 +669,7 @@ DamcCheckReport *damc_check(DamcModel *model, uint64_t seed, int samples, DamcEr
   DamcCheckReport *r = xcalloc(1, sizeof *r);
   if (!check_run(model->engine, seed, samples > 0 ? samples : 20, NULL, &r->report, &sb)) {
     damc_check_free(r);
-    fail(err, 1, &sb);
+    fail_in(model->engine, err, 1, &sb);
     return NULL;
   }
   sb_free(&sb);

@@ -145,6 +145,9 @@ bool engine_weight_bound(const Engine *e, int w);
 // in place from `e`'s arrays, which must outlive it) and params bound: the same model in
 // another precision (damc check's float32 comparison). NULL with the message on failure.
 Engine *engine_clone(const Engine *e, StrBuf *err);
+// The stream located diagnostics go to as they are found (engine_new's `echo`), or NULL:
+// then every message is in the `err` of the call that failed.
+FILE *engine_echo(const Engine *e);
 // The diagnostics of the model's source (to turn spans into FILE:LINE:COL).
 const DiagSink *engine_diagnostics(const Engine *e);
 // The number of neurons of layer `a` (0 while its dim is unbound).

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -308,6 +309,46 @@ static void fill_slots(void *dl) {
   for (size_t i = 0; slots && i < NRUNTIME; i++) slots[i] = (void *)runtime_symbols[i].addr;
 }
 
+// Whether the object `dl` was mapped from the file open as `fd`: its dynamic section lies
+// in a mapping of that file (device and inode, /proc/self/maps). dlopen returns an object
+// already loaded when the name matches one it has been known by, and glibc remembers every
+// name an object was opened under (a second dlopen of the same file adds its name) for as
+// long as it stays loaded: "/proc/self/fd/N" may name another entry's code by then. Such
+// code is never used as this entry's.
+static bool mapped_from(void *dl, int fd) {
+  struct link_map *lm = NULL;
+  struct stat st;
+  if (dlinfo(dl, RTLD_DI_LINKMAP, &lm) != 0 || !lm || !lm->l_ld || fstat(fd, &st) != 0)
+    return false;
+  uintptr_t at = (uintptr_t)lm->l_ld;
+  FILE *f = fopen("/proc/self/maps", "re");
+  if (!f) return false;
+  bool same = false, found = false;
+  char line[4096];
+  while (!found && fgets(line, sizeof line, f)) {
+    unsigned long long lo, hi, off, ino;
+    unsigned maj, mnr;
+    if (sscanf(line, "%llx-%llx %*s %llx %x:%x %llu", &lo, &hi, &off, &maj, &mnr, &ino) != 6)
+      continue;
+    if (at < lo || at >= hi) continue;
+    found = true;
+    same = ino == (unsigned long long)st.st_ino && maj == major(st.st_dev) &&
+           mnr == minor(st.st_dev);
+  }
+  fclose(f);
+  return same;
+}
+
+// Whether `dl` defines the kernel of every plan (what the key says the entry holds).
+static bool has_kernels(void *dl, const Plan *const *plans, int n, StrBuf *why) {
+  for (int i = 0; i < n; i++)
+    if (!dlsym(dl, kernel_name(plans[i]->kind))) {
+      sb_printf(why, "the entry has no '%s'", kernel_name(plans[i]->kind));
+      return false;
+    }
+  return true;
+}
+
 // The entry at `path` if it is valid and holds `key`; NULL otherwise (`*invalid` set when a
 // file was there but was not a valid entry for this key). The descriptor it was validated
 // and loaded through stays open in `*fd_out` while the code is loaded: glibc knows loaded
@@ -337,6 +378,12 @@ static void *entry_load(const char *path, const StrBuf *key, bool *invalid, int 
   char fdpath[64];
   snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", fd);
   dl = dlopen(fdpath, RTLD_NOW | RTLD_LOCAL);  // the inode just validated
+  if (dl && !mapped_from(dl, fd)) {  // another object known by that name (mapped_from)
+    dlclose(dl);
+    dl = NULL;
+    *invalid = false;  // the entry is fine: it cannot be loaded under this name now
+    goto done;
+  }
   if (dl) {
     fill_slots(dl);
     *invalid = false;
@@ -496,17 +543,80 @@ out:
 
 // ---- Code ----
 
+// An entry loaded in this process. Each entry is loaded once however many engines use it
+// (two engines of one model, damc check's copy): a second dlopen of the same file would give
+// the loaded object a second name, "/proc/self/fd/M", that outlives descriptor M and would
+// later name another entry opened as M (mapped_from).
+typedef struct Loaded {
+  struct Loaded *next;
+  StrBuf key;
+  void *dl;
+  int fd;  // the entry's descriptor (entry_load), open while it is loaded
+  unsigned refs;
+} Loaded;
+
+static pthread_mutex_t loaded_lock = PTHREAD_MUTEX_INITIALIZER;
+static Loaded *loaded;
+
+// The entry at `path` holding `key` and every plan's kernel: the one loaded already, else
+// loaded now. NULL when there is none (`*invalid`: a file there that is not such an entry;
+// `why`: the reason when it is one that cannot be used).
+static Loaded *entry_acquire(const char *path, const StrBuf *key, const Plan *const *plans,
+                             int n, bool *invalid, StrBuf *why) {
+  *invalid = false;
+  pthread_mutex_lock(&loaded_lock);
+  Loaded *l = loaded;
+  while (l && !(l->key.len == key->len && memcmp(l->key.data, key->data, key->len) == 0))
+    l = l->next;
+  if (l) {
+    l->refs++;
+  } else {
+    int fd = -1;
+    void *dl = entry_load(path, key, invalid, &fd);
+    if (dl && !has_kernels(dl, plans, n, why)) {  // a key that does not decide the contents
+      dlclose(dl);
+      close(fd);
+      dl = NULL;
+      *invalid = true;
+    }
+    if (dl) {
+      l = xcalloc(1, sizeof *l);
+      sb_appendn(&l->key, key->data, key->len);
+      l->dl = dl;
+      l->fd = fd;
+      l->refs = 1;
+      l->next = loaded;
+      loaded = l;
+    }
+  }
+  pthread_mutex_unlock(&loaded_lock);
+  return l;
+}
+
+static void entry_release(Loaded *l) {
+  if (!l) return;
+  pthread_mutex_lock(&loaded_lock);
+  if (--l->refs == 0) {
+    Loaded **p = &loaded;
+    while (*p != l) p = &(*p)->next;
+    *p = l->next;
+    dlclose(l->dl);
+    close(l->fd);
+    sb_free(&l->key);
+    free(l);
+  }
+  pthread_mutex_unlock(&loaded_lock);
+}
+
 struct Code {
   DamcKernels *jit;  // compiled by the JIT, or
-  void *dl;          // loaded from the cache
-  int fd;            // the entry's descriptor (entry_load), or -1
+  Loaded *entry;     // loaded from the cache
 };
 
 Code *code_get(const Plan *const *plans, int n, const CodeRequest *req, bool *compiled,
                StrBuf *err) {
   *compiled = false;
   Code *c = xcalloc(1, sizeof *c);
-  c->fd = -1;
   bool cached = !req->showable && kcache_enabled();
   StrBuf key = {0}, path = {0};
   if (cached) {
@@ -514,7 +624,10 @@ Code *code_get(const Plan *const *plans, int n, const CodeRequest *req, bool *co
     uint64_t h = hash64(FNV_OFFSET, key.data, key.len);
     sb_printf(&path, "%s/kernels-%016llx.so", kcache_dir(), (unsigned long long)h);
     bool invalid;
-    if ((c->dl = entry_load(sb_str(&path), &key, &invalid, &c->fd))) {
+    StrBuf why = {0};
+    c->entry = entry_acquire(sb_str(&path), &key, plans, n, &invalid, &why);
+    sb_free(&why);
+    if (c->entry) {
       count(&stats.hits);
       goto done;
     }
@@ -534,9 +647,14 @@ Code *code_get(const Plan *const *plans, int n, const CodeRequest *req, bool *co
     if (ok && entry_store(kcache_dir(), sb_str(&path), &obj, &key, &why)) {
       count(&stats.stored);
       bool invalid;
-      c->dl = entry_load(sb_str(&path), &key, &invalid, &c->fd);  // what the next process will load
-      const char *dlerr = c->dl ? NULL : dlerror();
-      if (!c->dl) sb_printf(&why, "cannot load %s: %s", sb_str(&path), dlerr ? dlerr : "invalid");
+      StrBuf reason = {0};
+      // What the next process will load.
+      c->entry = entry_acquire(sb_str(&path), &key, plans, n, &invalid, &reason);
+      const char *dlerr = c->entry || reason.len ? NULL : dlerror();
+      if (!c->entry)
+        sb_printf(&why, "cannot load %s: %s", sb_str(&path),
+                  reason.len ? sb_str(&reason) : dlerr ? dlerr : "invalid");
+      sb_free(&reason);
     }
     if (why.len) {
       pthread_mutex_lock(&lock);
@@ -548,7 +666,7 @@ Code *code_get(const Plan *const *plans, int n, const CodeRequest *req, bool *co
     sb_free(&host);
     sb_free(&why);
     if (!ok) goto fail;
-    if (c->dl) goto done;
+    if (c->entry) goto done;
     // Not stored or not loadable here: compiled again with the JIT below.
   }
   t0 = clock_seconds();
@@ -570,7 +688,7 @@ fail:
 
 void *code_lookup(Code *c, const char *name, StrBuf *err) {
   if (c->jit) return backend->lookup(c->jit, name, err);
-  void *f = dlsym(c->dl, name);
+  void *f = dlsym(c->entry->dl, name);
   if (!f) sb_printf(err, "the cached kernels have no '%s'\n", name);
   return f;
 }
@@ -578,8 +696,7 @@ void *code_lookup(Code *c, const char *name, StrBuf *err) {
 void code_free(Code *c) {
   if (!c) return;
   if (c->jit) backend->free(c->jit);
-  if (c->dl) dlclose(c->dl);
-  if (c->fd >= 0) close(c->fd);
+  entry_release(c->entry);
   free(c);
 }
 

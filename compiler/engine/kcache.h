@@ -19,7 +19,9 @@
 // a reader validates the trailer, the checksum and the whole key before dlopen'ing the
 // descriptor it validated (/proc/self/fd/N: the same inode, whatever renames happen), and
 // treats anything else (truncated, garbled, another key in the same name) as a miss, which
-// rebuilds and replaces the entry. When an entry cannot be written or loaded (no `cc`, a
+// rebuilds and replaces the entry. An entry is loaded once per process and shared by every
+// Code that uses it; the loaded object must be mapped from the inode validated and define
+// every kernel the key names, else the entry is a miss too. When an entry cannot be written or loaded (no `cc`, a
 // read-only or noexec directory) the kernels are compiled with the JIT as without a cache.
 //
 // The cache is off when DAMC_NO_CACHE is set (to anything but "" or "0") or after

@@ -283,12 +283,28 @@ static bool stage_codegen(Engine *e, StrBuf *err) {
   return true;
 }
 
+// Drops the module of kernel `kind` (from every kind it holds) when one of them could not be
+// found in it, and steps the engine back to the plan stage: nothing is kept that claims a
+// kernel it lacks, and the next engine_compile generates the module again.
+static void drop_module(Engine *e, KernelKind kind) {
+  Code *m = e->modules[kind];
+  for (int k = 0; k < KERNEL_KINDS; k++)
+    if (e->modules[k] == m) {
+      e->modules[k] = NULL;
+      e->kernels[k] = NULL;
+    }
+  code_free(m);
+  if (e->done > STAGE_PLAN) e->done = STAGE_PLAN;
+}
+
 // jit: the kernels' addresses (the machine code was made or loaded by codegen).
 static bool stage_jit(Engine *e, StrBuf *err) {
   for (int k = 0; k < KERNEL_KINDS; k++) {
     if (!e->modules[k] || e->kernels[k]) continue;
-    if (!(e->kernels[k] = (KernelFn)code_lookup(e->modules[k], kernel_name((KernelKind)k), err)))
+    if (!(e->kernels[k] = (KernelFn)code_lookup(e->modules[k], kernel_name((KernelKind)k), err))) {
+      drop_module(e, (KernelKind)k);
       return false;
+    }
   }
   return true;
 }
@@ -377,6 +393,7 @@ static bool prefetch_finish(Engine *e, KernelKind kind, StrBuf *err) {
     e->modules[kind] = p->code;
     if (p->compiled) e->compile_count++;
     ok = (e->kernels[kind] = (KernelFn)code_lookup(p->code, kernel_name(kind), err)) != NULL;
+    if (!ok) drop_module(e, kind);  // compiled again at the next engine_compile
   } else {
     sb_append(err, sb_str(&p->err));
   }
@@ -451,7 +468,13 @@ KernelFn engine_kernel(Engine *e, KernelKind kind, StrBuf *err) {
     }
   if (e->prefetch[kind] && !prefetch_finish(e, kind, err)) return NULL;
   engine_want(e, kind);
-  return engine_compile(e, STAGE_JIT, err) ? e->kernels[kind] : NULL;
+  if (!engine_compile(e, STAGE_JIT, err)) return NULL;
+  if (!e->kernels[kind]) {  // a bug: the pipeline is done but holds no such kernel
+    sb_printf(err, "internal error: the %s kernel was not compiled (a bug in damc; please "
+              "report it)\n", kernel_name(kind));
+    engine_rewind(e, STAGE_BIND);  // the next call plans and compiles again
+  }
+  return e->kernels[kind];
 }
 
 // ---- What the stages produced ----
@@ -489,6 +512,7 @@ Engine *engine_clone(const Engine *e, StrBuf *err) {
   return NULL;
 }
 const DiagSink *engine_diagnostics(const Engine *e) { return e->s->diag; }
+FILE *engine_echo(const Engine *e) { return e->echo; }
 
 unsigned engine_compile_count(const Engine *e) { return e->compile_count; }
 
