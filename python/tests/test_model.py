@@ -379,3 +379,24 @@ def test_arrays_for_layers_that_cannot_take_them():
         m.eval(state={"v": xi[0], "h": h})
     with pytest.raises(damc.ModelError, match=eliminated % "clamp"):
         m.run(init={"v": xi[0]}, clamp={"h": h})
+
+
+def test_a_current_that_is_a_weight_alone():
+    # u_v = b (tests/e2e/models/bias_only.dam): dx/dt = b - x, the fixed point x = b with
+    # E = -|b|^2 / 2; the current is a copy of the weight into u's buffer.
+    text = ("dim N;\nlayer v[N] { L = lagr_identity(v); tau = 1.0; }\nweight b[N];\n"
+            "energy -dot(b, g(v));\n")
+    b = np.array([0.5, -1.25, 2.0])
+    x = np.array([[1.0, 2.0, -3.0], [0.0, 0.5, 0.25]])
+    # The run stops at tol (the stop rule's relative change): float32 cannot reach 1e-7.
+    for precision, tol, stop in (("f64", 1e-12, 1e-7), ("f32", 1e-6, 1e-4)):
+        m = damc.Model(text, "bias_only.dam")
+        m.bind(b=b)
+        out = m.eval(state={"v": x}, precision=precision)
+        assert np.allclose(out["u_v"], np.broadcast_to(b, x.shape), rtol=tol, atol=tol)
+        assert np.allclose(out["dxdt_v"], b - x, rtol=tol, atol=tol)
+        assert np.allclose(out["E"], -x @ b + (x * x).sum(axis=1) / 2, rtol=tol, atol=tol)
+        run = m.run(init={"v": x}, tol=stop, precision=precision)
+        assert run["converged"].all()
+        assert np.allclose(run["x_v"], np.broadcast_to(b, x.shape), rtol=0, atol=100 * stop)
+        assert np.allclose(run["E"], -(b @ b) / 2, rtol=100 * stop)
