@@ -272,8 +272,8 @@ void print_help(void) {
          "               command's options\n"
          "  --version    print the version\n\n"
          "Options take their value as the next argument or after '=' (--out=o.npz).\n"
-         "TENSORS: --weights FILE.npz, --weight NAME=FILE.npy, --set PARAM=VALUE (each\n"
-         "repeatable).\n\n"
+         "TENSORS: --weights FILE.npz, --weight NAME=FILE.npy, --set PARAM=VALUE,\n"
+         "--dim NAME=SIZE (each repeatable).\n\n"
          "exit status: 0 success, 1 the model or a tensor is wrong, 2 the command line is\n"
          "wrong, 3 'check --strict' found a failure, 70 internal error.\n");
 }

@@ -181,10 +181,12 @@ static void report_unconverged(const RunCtx *r, const DamrtRunResult *res, const
   const char *layer = layer_of(r, w->coordinate, &neuron);
   sb_printf(&out->warning, "%s%zu of %zu samples did not converge in %zu steps; the largest "
             "residual is in layer '%s' (sample %zu, neuron %zu): tau |dx/dt| / (1 + |x|) = %s "
-            "> tol = %s; raise %s, or %s (with dopri5, keep tol >= 30 rtol)",
+            "> tol = %s; raise %s, or %s%s",
             out->warning.len ? "\n" : "", res->unconverged - res->cycled, r->batch, res->steps,
             layer, w->sample, neuron, number_text(w->value, &rho), number_text(r->opt->tol, &tol),
-            say[PHRASE_MAX_STEPS], say[PHRASE_TOL]);
+            say[PHRASE_MAX_STEPS], say[PHRASE_TOL],
+            // dopri5's own error (rtol) sets how small a change it can resolve
+            r->opt->method == DAMRT_DOPRI5 ? " (with dopri5, keep tol >= 30 rtol)" : "");
 }
 
 // The final values: x and g of every layer, E, and per sample steps and converged.

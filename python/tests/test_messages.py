@@ -85,7 +85,7 @@ def test_runs():
     assert out["warning"] == (
         "1 of 1 samples did not converge in 1 steps; the largest residual is in layer 'x' "
         "(sample 0, neuron 0): tau |dx/dt| / (1 + |x|) = 0.47368419797796957 > tol = 0.0001; "
-        "raise max_steps, or tol (with dopri5, keep tol >= 30 rtol)")
+        "raise max_steps, or tol")
     assert message(lambda: decay.run(init={"x": np.ones(2)}, method="async")) == (
         "method=\"async\" needs binary layers (g = sign(x), e.g. L = sum(abs(x))), but layer "
         "'x' is not\n")
