@@ -81,6 +81,12 @@ int damc_bind_weight(DamcModel *model, const char *name, const DamcArray *weight
    a number that is not positive, ...), or tau negative, fails (status 1) with the place in the
    model, as damc_compile does, and is not taken: the model keeps the value it had. */
 int damc_set_param(DamcModel *model, const char *name, double value, DamcError *err);
+/* The warnings about the params as set, from the last damc_compile and every damc_set_param
+   after it: a Lagrangian that they make provably not convex (E need not decrease), a prelude
+   Lagrangian's argument outside its rule, where the defaults were fine (docs/theory.md
+   §4.2.1); located as the model's diagnostics, with source excerpts, one per line group. ""
+   when there are none (and before damc_compile). Valid until the next call on the model. */
+const char *damc_model_warnings(const DamcModel *model);
 /* Gives a dim the model declares without a size the size `size` (>= 1), before binding the
    weights that use it. */
 int damc_set_dim(DamcModel *model, const char *name, int64_t size, DamcError *err);

@@ -16,6 +16,7 @@ struct DamcModel {
   DamrtDtype dtype;
   bool compiled;
   char *explain[2];     // damc_explain's texts (plain, LaTeX), made when first asked for
+  char *warnings;       // damc_model_warnings: of the last compile or set param, or NULL
 };
 
 struct DamcResults {
@@ -129,6 +130,7 @@ void damc_model_free(DamcModel *model) {
   engine_free(model->engines[DAMC_F64]);
   free(model->explain[0]);
   free(model->explain[1]);
+  free(model->warnings);
   free(model);
 }
 
@@ -218,8 +220,24 @@ int damc_set_dim(DamcModel *model, const char *name, int64_t size, DamcError *er
   return 1;
 }
 
+// The warnings of the params as set, from the engine in use (compiled).
+static void take_warnings(DamcModel *model) {
+  StrBuf sb = {0};
+  engine_warn_param_rules(model->engine, &sb);
+  free(model->warnings);
+  model->warnings = xstrdup(sb_str(&sb));
+  sb_free(&sb);
+}
+
+const char *damc_model_warnings(const DamcModel *model) {
+  return model && model->warnings ? model->warnings : "";
+}
+
+// (The command line compiles with damc_compile_to and says the warnings itself, on stderr.)
 int damc_compile(DamcModel *model, DamcPrecision precision, DamcError *err) {
-  return damc_compile_to(model, precision, false, STAGE_JIT, err);
+  if (!damc_compile_to(model, precision, false, STAGE_JIT, err)) return 0;
+  take_warnings(model);
+  return 1;
 }
 
 int damc_compile_to(DamcModel *model, DamcPrecision precision, bool showable, EngineStage last,
@@ -311,6 +329,7 @@ int damc_set_param(DamcModel *model, const char *name, double value, DamcError *
   for (int i = 0; i < n; i++)
     if (!engine_set_param(engines[i], name, value, &sb))
       return fail(err, isfinite(value) ? 1 : 2, &sb);
+  if (model->compiled) take_warnings(model);
   sb_free(&sb);
   return 1;
 }

@@ -648,7 +648,7 @@ int cmd_capacity(int argc, char **argv) {
     } else {
       ok = engine_bind_weight(e, store, &wa, "capacity", &err) &&
            engine_compile(e, STAGE_JIT, &err);
-      if (ok && compiles++ == 0 && !o.quiet) engine_warn_param_rules(e);
+      if (ok && compiles++ == 0 && !o.quiet) engine_warn_param_rules(e, NULL);
     }
     if (ok || compiles == 0) {  // a failed rebind leaves the engine on the old one
       free(weight);

@@ -228,7 +228,7 @@ int load_model(const Options *o, Loaded *l, EngineStage last) {
   damc_error_clear(&derr);
   // check reports the param rules itself, as items.
   if (!status && last >= STAGE_BIND && strcmp(o->command, "check") != 0)
-    engine_warn_param_rules(l->engine);
+    engine_warn_param_rules(l->engine, NULL);
   l->compile_seconds = clock_seconds() - t_compile;
   l->ready_seconds = clock_seconds() - t_start;
   l->ready_stats = kcache_stats();

@@ -346,32 +346,36 @@ bool engine_set_param(Engine *e, const char *name, double value, StrBuf *err) {
   return ok;
 }
 
-int engine_warn_param_rules(Engine *e) {
+int engine_warn_param_rules(Engine *e, StrBuf *out) {
   const Model *m = e->m;
   // With every param at its default, parse has said all there is: no analysis at start-up.
   bool changed = false;
   for (int i = 0; i < e->net->nparams; i++)
     changed |= !e->net->params[i].has_default || e->params[i] != e->net->params[i].value;
   if (!changed) return 0;
+  // A sink of its own: said on the echo stream (the command line), and the text for `out`.
+  DiagSink *sink = diag_fork(e->s->diag, e->echo);
   int warned = 0;
   for (int a = 0; a < m->nlayers; a++) {
     ConvexityResult set, dflt;
-    convexity_analyze(m, a, e->params, e->dims, e->s->diag, &set);
-    convexity_analyze(m, a, NULL, e->dims, e->s->diag, &dflt);
+    convexity_analyze(m, a, e->params, e->dims, sink, &set);
+    convexity_analyze(m, a, NULL, e->dims, sink, &dflt);
     if (set.verdict == NONCONVEX_PROVEN && dflt.verdict != NONCONVEX_PROVEN) {
-      diag_warning(e->s->diag, set.span, "with the params as set, the Lagrangian of layer '%s' "
-                   "is not convex (%s): E need not decrease; 'damc check' tells more",
-                   m->layers[a].name, set.reason);
+      diag_warning(sink, set.span, "with the params as set, the Lagrangian of layer '%s' is not "
+                   "convex (%s): E need not decrease; '%s' tells more", m->layers[a].name,
+                   set.reason, e->phrases[PHRASE_CHECK]);
       warned++;
     }
     for (int i = 0; i < set.nissues; i++) {
       bool known = false;
       for (int k = 0; k < dflt.nissues && !known; k++) known = !strcmp(dflt.issues[k].text, set.issues[i].text);
       if (known) continue;
-      diag_warning(e->s->diag, set.issues[i].span, "%s", set.issues[i].text);
+      diag_warning(sink, set.issues[i].span, "%s", set.issues[i].text);
       warned++;
     }
   }
+  if (out) sb_append(out, diag_text(sink));
+  diag_free(sink);
   return warned;
 }
 

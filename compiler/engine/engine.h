@@ -98,8 +98,10 @@ const char *engine_phrase(const Engine *e, EnginePhrase p, const char *name, con
 // After STAGE_BIND: warns, at the place in the model, about each Lagrangian that the params
 // as set (--set, damc_set_param) make provably non-convex or put outside a parameter rule,
 // where the defaults did not (parse already warned about those). docs/theory.md §4.2.1,
-// §4.2.5. Returns the number of warnings.
-int engine_warn_param_rules(Engine *e);
+// §4.2.5. The warnings go to the engine's echo stream (the command line's stderr) and, when
+// `out` is not NULL, their text (with the source excerpts) is appended to it. Returns the
+// number of warnings.
+int engine_warn_param_rules(Engine *e, StrBuf *out);
 
 // Before STAGE_DERIVE: layers to eliminate besides those with tau = 0 (indices).
 void engine_eliminate(Engine *e, const int *layers, int n);

@@ -24,6 +24,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -31,7 +32,7 @@ import numpy as np
 from . import _capi
 from ._capi import lib
 
-__all__ = ["Model", "ModelError", "Diagnostic", "CheckReport", "CheckItem", "__version__"]
+__all__ = ["Model", "ModelError", "ModelWarning", "Diagnostic", "CheckReport", "CheckItem", "__version__"]
 __version__ = "0.2.0"
 
 _PRECISIONS = {"f32": _capi.DAMC_F32, "float32": _capi.DAMC_F32,
@@ -78,6 +79,13 @@ class ModelError(Exception):
         super().__init__(message.rstrip("\n"))
         self.message = message
         self.diagnostics = list(diagnostics)
+
+
+class ModelWarning(UserWarning):
+    """The params as set make a Lagrangian provably not convex (E need not decrease) or put a
+    prelude Lagrangian's argument outside its rule, where the defaults did not: raised with
+    Python's warnings module when the model is compiled and when bind sets a param after,
+    the text located in the model as a ModelError's (damc_model_warnings)."""
 
 
 def _raise(err):
@@ -333,6 +341,7 @@ class Model:
             if not lib.damc_set_phrase(ptr, phrase, text and text.encode(), ctypes.byref(err)):
                 _raise(err)
         self._compiled = None  # the precision selected last, or None before any compile
+        self._warned = ""  # the warnings about the params as set last raised
         self._bound_shapes = {}
 
     def __del__(self):
@@ -354,6 +363,13 @@ class Model:
         if not self._ptr:
             raise ValueError("the model is closed")
         return self._ptr
+
+    def _warn_params(self):
+        """Raises ModelWarning when the warnings about the params as set changed to a text."""
+        text = (lib.damc_model_warnings(self._ptr) or b"").decode("utf-8", "replace")
+        if text and text != self._warned:
+            warnings.warn(text.rstrip("\n"), ModelWarning, stacklevel=3)
+        self._warned = text
 
     # ---- What the model declares ----
 
@@ -415,6 +431,8 @@ class Model:
                 if not lib.damc_set_param(self._model(), name.encode(), v, ctypes.byref(err)):
                     _raise(err)
                 self._params[name] = v
+                if self._compiled is not None:
+                    self._warn_params()
             elif name in self._weight_names:
                 arrays[name] = _as_array(value, f"weight '{name}'")
             else:
@@ -462,9 +480,12 @@ class Model:
         p = _precision(precision)
         if self._compiled != p:
             err = _capi.DamcError()
+            first = self._compiled is None
             if not lib.damc_use_precision(self._model(), p, ctypes.byref(err)):
                 _raise(err)
             self._compiled = p
+            if first:
+                self._warn_params()
         return self._ptr
 
     def compile(self, precision="f32"):

@@ -86,6 +86,7 @@ _SIGNATURES = {
     "damc_bind_weight": (c_int, [c_void_p, c_char_p, _A, c_char_p, _E]),
     "damc_rebind_weight": (c_int, [c_void_p, c_char_p, _A, c_char_p, _E]),
     "damc_set_param": (c_int, [c_void_p, c_char_p, c_double, _E]),
+    "damc_model_warnings": (c_char_p, [c_void_p]),
     "damc_set_dim": (c_int, [c_void_p, c_char_p, ctypes.c_int64, _E]),
     "damc_set_phrase": (c_int, [c_void_p, c_int, c_char_p, _E]),
     "damc_compile": (c_int, [c_void_p, c_int, _E]),

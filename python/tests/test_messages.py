@@ -3,6 +3,8 @@ the engine that says how to give what is missing or to ask for what would help n
 method or a keyword of the module, never a flag of the command line. Each text is checked
 whole; tests/golden/diag/means_*.dam give the command line's texts of the same messages and
 tests/unit/test_api_messages.c the C API's."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -138,3 +140,23 @@ def test_a_tau_the_params_make_negative():
         "tau.dam", 2, 40, "error",
         "tau of layer 'v' is -0.5 with the params as set (c = -2); it must not be negative")]
     assert np.array_equal(m.run(init={"v": np.ones(4)}, max_steps=3)["x_v"], before)
+
+
+def test_params_that_make_a_lagrangian_not_convex_warn():
+    # damc.ModelWarning (Python's warnings) when the model is compiled and when bind sets a
+    # param after, once per change of the text; none with params that keep it convex.
+    m = damc.Model("param c = 1.0;\nlayer v[3] { L = sum(v^2) / (2 * c); }\n", "nc.dam")
+    m.bind(c=-1)
+    with pytest.warns(damc.ModelWarning) as record:
+        m.eval(state={"v": np.ones(3)})
+    assert [str(w.message) for w in record] == [
+        "nc.dam:2:18: warning: with the params as set, the Lagrangian of layer 'v' is not convex "
+        "(a negative multiple of a convex term): E need not decrease; 'Model.check()' tells "
+        "more\n    2 | layer v[3] { L = sum(v^2) / (2 * c); }\n"
+        "      |                  ^~~~~~~~~~~~~~~~~~"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m.eval(state={"v": np.ones(3)})  # said once
+        m.bind(c=2)
+    with pytest.warns(damc.ModelWarning):
+        m.bind(c=-3)

@@ -262,6 +262,32 @@ static void test_runs(void) {
   damc_model_free(m);
 }
 
+// The params as set make the Lagrangian not convex: damc_model_warnings says so after the
+// compile and after every damc_set_param, located, naming damc_check; "" when they do not.
+static void test_param_warnings(void) {
+  static const char *const nonconvex =
+      "nc.dam:2:18: warning: with the params as set, the Lagrangian of layer 'v' is not convex "
+      "(a negative multiple of a convex term): E need not decrease; 'damc_check' tells more\n"
+      "    2 | layer v[3] { L = sum(v^2) / (2 * c); }\n"
+      "      |                  ^~~~~~~~~~~~~~~~~~\n";
+  DamcError err = {0};
+  DamcModel *m = open_text("nc.dam", "param c = 1.0;\nlayer v[3] { L = sum(v^2) / (2 * c); }\n");
+  if (!m) return;
+  CHECK_STREQ(damc_model_warnings(m), "");
+  CHECK(damc_set_param(m, "c", -1, &err));
+  CHECK_STREQ(damc_model_warnings(m), "");  // said at the compile
+  CHECK(damc_compile(m, DAMC_F64, &err));
+  CHECK_STREQ(damc_model_warnings(m), nonconvex);
+  CHECK(damc_set_param(m, "c", 2, &err));
+  CHECK_STREQ(damc_model_warnings(m), "");
+  CHECK(damc_set_param(m, "c", -3, &err));
+  CHECK_STREQ(damc_model_warnings(m), nonconvex);
+  CHECK(damc_use_precision(m, DAMC_F32, &err));
+  CHECK_STREQ(damc_model_warnings(m), nonconvex);
+  damc_model_free(m);
+  CHECK_STREQ(damc_model_warnings(NULL), "");
+}
+
 // damc check without the weights: the checks that need them say how to give them.
 static void test_check(void) {
   DamcError err = {0};
@@ -337,6 +363,7 @@ int main(void) {
   test_calls();
   test_float64();
   test_runs();
+  test_param_warnings();
   test_check();
   test_set_phrase();
   return check_report("test_api_messages");
