@@ -2,7 +2,8 @@
 // model file; a model that passes is printed, derived (g, H, Λ, E, u, the reduced model)
 // and scheduled into both kernels' plans with every unbound dim given the size 3. Crashes,
 // sanitizer reports and hangs are the findings, and so is a valid model that the lowering
-// cannot schedule (every model the language accepts must compile): it aborts. The
+// cannot schedule (every model the language accepts must compile): it aborts. The params'
+// expressions are also evaluated as at bind (front/param_domain.h), twice. The
 // diagnostics themselves are not checked here (the golden tests do that).
 #include <stddef.h>
 #include <stdint.h>
@@ -12,6 +13,7 @@
 #include "derive/network.h"
 #include "front/ast_dump.h"
 #include "front/front.h"
+#include "front/param_domain.h"
 #include "lower/plan.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -24,6 +26,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     StrBuf out = {0};
     ast_dump_model(&out, m);
     sb_free(&out);
+    // The params' expressions evaluated as at bind: with the defaults (0.5 without one), then
+    // every param 0 (divisions by zero, logs of 0), every dim 3 where the model leaves it open.
+    double *params = calloc((size_t)m->nparams + 1, sizeof *params);
+    int64_t *sizes = calloc((size_t)m->ndims + 1, sizeof *sizes);
+    for (int d = 0; d < m->ndims; d++) sizes[d] = m->dims[d].value > 0 ? m->dims[d].value : 3;
+    for (int pass = 0; pass < 2; pass++) {
+      for (int i = 0; i < m->nparams; i++)
+        params[i] = pass ? 0 : m->params[i].has_default ? m->params[i].value : 0.5;
+      DiagSink *sink = diag_fork(s->diag, NULL);
+      param_domain_check(m, params, sizes, sink);
+      diag_free(sink);
+    }
+    free(params);
+    free(sizes);
   }
   if (net) {
     int64_t *dims = calloc((size_t)net->ndims + 1, sizeof *dims);
