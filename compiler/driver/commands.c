@@ -32,12 +32,16 @@ static const OptionSpec explain_options[] = {
                              "reduced model; repeatable"},
     {NULL, NULL, NULL}};
 
+// The most threads of the BLAS and fused products and of reading a big weight.
+#define THREADS_OPTION {"--threads", "N", "threads of the products and of reading big weights"}
+
 static const OptionSpec eval_options[] = {
     TENSORS,
     CACHE_OPTIONS,
     {"--state", "A=FILE.npy", "the state of layer A: [n] or [B, n] (default zeros)"},
     {"--input", "A=FILE.npy", "the external input of layer A"},
     {"--kernels", "blas|fused|auto", "the products around an eliminated layer: two gemm calls, one fused pass over the weight, or chosen by size (default auto)"},
+    THREADS_OPTION,
     {"--out", "OUT.npz", "write E, g_A, u_A, dxdt_A, E_A (default: a summary)"},
     {NULL, NULL, NULL}};
 
@@ -62,7 +66,7 @@ static const OptionSpec run_options[] = {
     {"--noise", "T", "temperature T: Langevin noise (euler), heat-bath rule (async)"},
     {"--seed", "S", "the seed of the noise and of async's order (default 0)"},
     {"--kernels", "blas|fused|auto", "the products around an eliminated layer: two gemm calls, one fused pass over the weight, or chosen by size (default auto)"},
-    {"--threads", "N", "threads of the products and of reading big weights"},
+    THREADS_OPTION,
     {"--out", "OUT.npz", "write x_A, g_A, E, steps, converged (default: a summary)"},
     {"--trace", "TRACE.csv", "one row per step: step,t,E, per layer E_A,max|dxdt_A| (-: stdout)"},
     {"--progress", NULL, "show progress on stderr (default: when stderr is a terminal)"},
@@ -86,6 +90,7 @@ static const OptionSpec bench_options[] = {
     {"--kernels", "blas|fused|auto", "the products around an eliminated layer: two gemm calls, one fused pass over the weight, or chosen by size (default auto)"},
     {"--batch", "B", "samples per call (default 1)"},
     {"--repeat", "R", "calls timed (default 20; the median is reported)"},
+    THREADS_OPTION,
     {NULL, NULL, NULL}};
 
 static const OptionSpec check_options[] = {
@@ -94,6 +99,7 @@ static const OptionSpec check_options[] = {
     {"--input", "A=FILE.npy", "the external input of layer A"},
     {"--samples", "N", "states sampled for the energy identity and trajectories (default 20)"},
     {"--seed", "S", "the seed of every sample (default 0)"},
+    THREADS_OPTION,
     {"--strict", NULL, "exit 3 on any failure or warning"},
     {"--json", NULL, "the report as JSON, with every number"},
     {"--details", NULL, "every item in full with its numbers (default: one line an item)"},
@@ -122,7 +128,7 @@ static const OptionSpec capacity_options[] = {
     {"--order", "random|sequential", "async: the order of the units in a sweep"},
     {"--noise", "T", "temperature T: Langevin noise (euler), heat-bath rule (async)"},
     {"--seed", "S", "the seed of the patterns, cues, noise and async's order (default 0)"},
-    {"--threads", "N", "threads of the products and of reading big weights"},
+    THREADS_OPTION,
     {"--json", NULL, "the results as JSON, per K with every trial's overlap"},
     {"--plot", "OUT.png", "a plot of the overlap and the fraction retrieved against the load"},
     {"--save", "OUT.npz", "every K's patterns, cue indices, cues and final states"},

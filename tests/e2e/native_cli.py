@@ -390,6 +390,9 @@ def command_line():
         (("run", model, "--max-steps", "1.5"), 2), (("eval", model, "--set", "beta"), 2),
         (("run", model, "--max-steps", "0"), 2), (("run", model, "--threads", "0"), 2),
         (("run", model, "--threads", "9007199254740992"), 1),  # taken (at most 1024), then no weight
+        (("eval", model, "--threads", "0"), 2), (("bench", model, "--threads", "0"), 2),
+        (("check", model, "--threads", "0"), 2), (("check", model, "--threads", "1"), 0),
+        (("eval", model, "--threads", "2"), 1),  # taken, then no weight
         (("eval", model, "--precision", "f16"), 2), (("check", model), 0),
         (("check", model, "--emit-c", "x.txt"), 2),
     ]
