@@ -471,7 +471,9 @@ class Model:
         for name, a in arrays.items():
             _fill(arr, a)
             fn = lib.damc_rebind_weight if name in self._bound_shapes else lib.damc_bind_weight
-            if not fn(ptr, name.encode(), ctypes.byref(arr), name.encode(), ctypes.byref(err)):
+            # Messages name the array by the call that gave it: "Model.bind(b=...): weight 'b'".
+            origin = f"Model.bind({name}=...)".encode()
+            if not fn(ptr, name.encode(), ctypes.byref(arr), origin, ctypes.byref(err)):
                 _raise(err)
             self._weights[name] = a
             self._bound_shapes[name] = a.shape

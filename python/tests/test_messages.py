@@ -40,8 +40,8 @@ def test_what_float64_would_hold():
     m = damc.Model(W2, "w.dam")
     m.bind(b=np.array([1e39, 0]))
     assert message(m.eval) == (
-        "b: weight 'b': 9.9999999999999994e+38 at [0] does not fit float32 (largest "
-        "3.40282347e+38): use precision=\"f64\"\n")
+        "Model.bind(b=...): weight 'b': 9.9999999999999994e+38 at [0] does not fit float32 "
+        "(largest 3.40282347e+38): use precision=\"f64\"\n")
     m.bind(b=np.ones(2), beta=1e39)
     assert message(m.eval) == (
         "param 'beta' = 9.9999999999999994e+38 does not fit float32 (largest 3.40282347e+38): "
