@@ -30,7 +30,8 @@ void damrt_set_threads(int n);
 // lse_b = log sum_k exp(a_bk) and u_b = W' softmax(a_b), with the streaming (online) max and
 // sum; mode 1 (additive): u_b = W' a_b, lse unused; mode 2 (an energy's log-sum-exp): lse_b
 // alone, u unused (may be NULL); mode 3 (an energy's sum): lse_b = sum_k a_bk alone. At most
-// `threads` threads (each takes blocks in turn), never more than damrt_set_threads allows.
+// `threads` threads (each a fixed segment of the blocks, so that the result does not depend
+// on their timing), never more than damrt_set_threads allows.
 void damrt_kernel_fused_f64(int32_t mode, int64_t batch, int64_t n, int64_t k, int64_t rows,
                             int32_t threads, const double *w, const double *g, double *z,
                             double *a, double *lse, double *u, void *blk, void **bufs,
@@ -39,8 +40,8 @@ void damrt_kernel_fused_f32(int32_t mode, int64_t batch, int64_t n, int64_t k, i
                             int32_t threads, const float *w, const float *g, float *z,
                             float *a, float *lse, float *u, void *blk, void **bufs,
                             const double *params);
-// The thread limit of the fused products alone (damrt_set_threads sets it too); 0: the
-// number of processors.
+// A thread limit of the fused products alone, instead of damrt_set_threads' (bench/fused_step
+// times them on one thread beside BLAS's threads); 0: damrt_set_threads' limit.
 void damrt_fused_set_thread_limit(int n);
 
 // Stops OpenBLAS's worker threads (they are started again by the next threaded BLAS call), so

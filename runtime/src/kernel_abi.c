@@ -42,6 +42,5 @@ void damrt_blas_rest(void) { blas_thread_shutdown_(); }
 
 void damrt_set_threads(int n) {
   openblas_set_num_threads(n);
-  damrt_thread_limit_set(n);
-  damrt_fused_set_thread_limit(n);
+  damrt_thread_limit_set(n);  // the fused products' limit too, unless they have their own
 }

@@ -83,7 +83,7 @@ static int claim(int p, unsigned long generation) {
 
 static void part_done(void) {
   pthread_mutex_lock(&pool.lock);
-  if (__atomic_sub_fetch(&pool.pending, 1, __ATOMIC_ACQ_REL) == 0) pthread_cond_signal(&pool.done);
+  if (--pool.pending == 0) pthread_cond_signal(&pool.done);
   pthread_mutex_unlock(&pool.lock);
 }
 
@@ -148,7 +148,7 @@ static void run_parts(PartFn fn, void *job, int parts) {
   pool.fn = fn;
   pool.job = job;
   pool.parts = remote + 1;
-  __atomic_store_n(&pool.pending, remote, __ATOMIC_RELEASE);
+  pool.pending = remote;
   unsigned long generation = __atomic_add_fetch(&pool.generation, 1, __ATOMIC_RELEASE);
   pthread_cond_broadcast(&pool.wake);
   pthread_mutex_unlock(&pool.lock);
@@ -161,16 +161,8 @@ static void run_parts(PartFn fn, void *job, int parts) {
       part_done();
     }
   for (int p = remote + 1; p < parts; p++) fn(job, p);
-  // The workers' parts are most often about to end: poll before sleeping, as a wake-up from
-  // the condition variable takes several microseconds, as long as a small product.
-  double until = seconds() + SPIN_SECONDS;
-  for (int spin = 1; __atomic_load_n(&pool.pending, __ATOMIC_ACQUIRE) > 0; spin++) {
-    __builtin_ia32_pause();
-    if (spin % 256 == 0 && seconds() > until) break;
-  }
   pthread_mutex_lock(&pool.lock);
-  while (__atomic_load_n(&pool.pending, __ATOMIC_ACQUIRE) > 0)
-    pthread_cond_wait(&pool.done, &pool.lock);
+  while (pool.pending > 0) pthread_cond_wait(&pool.done, &pool.lock);
   pthread_mutex_unlock(&pool.lock);
   pthread_mutex_unlock(&pool_user);
 }
