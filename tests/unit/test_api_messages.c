@@ -160,35 +160,40 @@ static void test_float64(void) {
   damc_model_free(m);
 }
 
+// Model `text` compiled for float32 and run from the state `x` (n values) with `o`: the run
+// fails with the message `want`, whole.
+static void failed_run(const char *name, const char *text, const double *x, size_t n,
+                       const DamcRunOptions *o, const char *want) {
+  DamcError err = {0};
+  DamcModel *m = open_text(name, text);
+  if (!m) return;
+  CHECK(damc_compile(m, DAMC_F32, &err));
+  CHECK(run1(m, x, n, o, &err) == NULL);
+  CHECK_MESSAGE(&err, want);
+  damc_model_free(m);
+}
+
 // The runs: a domain error, a divergence, a cycle, steps cut short, a rule that does not
 // apply, nothing to integrate.
 static void test_runs(void) {
   DamcError err = {0};
   // E = |x|^2/2 + sum(sqrt(x)) drives x below 0.
-  DamcModel *m = open_text("sqrt.dam", "model sq;\ndim N = 2;\nlayer x[N] { L = 0.5 * sum(x^2); }\n"
-                                       "energy sum(sqrt(g(x)));\n");
-  if (!m) return;
-  CHECK(damc_compile(m, DAMC_F32, &err));
-  double half[2] = {0.5, 0.5};
+  double half[2] = {0.5, 0.5}, one[1] = {1};
   DamcRunOptions euler = {.method = DAMC_EULER, .dt = 0.1};
-  CHECK(run1(m, half, 2, &euler, &err) == NULL);
-  CHECK_MESSAGE(&err, "the run failed: layer 'x', sample 0, neuron 0 is nan at step 5 (t = 0.5): "
-                      "a function was evaluated outside its domain (a log or a square root of a "
-                      "negative number, or inf - inf); a smaller DamcRunOptions.dt or "
-                      "damc_use_precision(model, DAMC_F64) may avoid it\n");
-  damc_model_free(m);
+  failed_run("sqrt.dam", "model sq;\ndim N = 2;\nlayer x[N] { L = 0.5 * sum(x^2); }\n"
+             "energy sum(sqrt(g(x)));\n", half, 2, &euler,
+             "the run failed: layer 'x', sample 0, neuron 0 is nan at step 5 (t = 0.5): a "
+             "function was evaluated outside its domain (a log or a square root of a negative "
+             "number, or inf - inf); a smaller DamcRunOptions.dt or damc_use_precision(model, "
+             "DAMC_F64) may avoid it\n");
   // E = -x^2/2: x doubles every step of dt = 1, past float32 at step 128.
-  m = open_text("div.dam", "model div;\ndim N = 1;\nlayer x[N] { L = 0.5 * sum(x^2); }\n"
-                           "energy -sum(g(x)^2);\n");
-  if (!m) return;
-  CHECK(damc_compile(m, DAMC_F32, &err));
-  double one[1] = {1};
   euler.dt = 1;
-  CHECK(run1(m, one, 1, &euler, &err) == NULL);
-  CHECK_MESSAGE(&err, "the run diverged: layer 'x', sample 0, neuron 0 is inf at step 128 (t = "
-                      "128): the state grew without bound (is E bounded below? damc_check says) or "
-                      "beyond the float type (damc_use_precision(model, DAMC_F64))\n");
-  damc_model_free(m);
+  failed_run("div.dam", "model div;\ndim N = 1;\nlayer x[N] { L = 0.5 * sum(x^2); }\n"
+             "energy -sum(g(x)^2);\n", one, 1, &euler,
+             "the run diverged: layer 'x', sample 0, neuron 0 is inf at step 128 (t = 128): the "
+             "state grew without bound (is E bounded below? damc_check says) or beyond the float "
+             "type (damc_use_precision(model, DAMC_F64))\n");
+  DamcModel *m;
   // x <- u with u_v = -h, u_h = -v: (1, 0), (0, -1), (1, 0), ...
   m = open_text("cycle.dam", "model cycle;\ndim N = 1;\nlayer v[N] { L = 0.5 * sum(v^2); }\n"
                              "layer h[N] { L = 0.5 * sum(h^2); }\nsynapse W[N, N] : h <-> v;\n");
